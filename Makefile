@@ -1,0 +1,44 @@
+# The platform's entry points. `make demo` and `make test` work on a fresh machine with Python.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+VENV := .venv
+BIN := $(VENV)/bin
+# Use the machine's interpreter; never let uv download a Python build.
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON_PREFERENCE := only-system
+UV := $(PYTHON) -m uv
+
+.PHONY: help install system-deps lint typecheck test test-fast demo
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml uv.lock service/pyproject.toml
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)" \
+		|| $(PYTHON) -m pip install --quiet --user "uv==$(UV_VERSION)"
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+install: $(VENV)/.installed ## Install the locked Python packages into .venv
+
+system-deps: ## Install the Debian packages the tests drive (promtool, amtool, nginx...)
+	@scripts/install-system-deps.sh
+
+lint: install ## ruff (lint and format check) and hadolint
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install ## mypy
+	$(BIN)/mypy
+
+test: install system-deps lint typecheck ## Install everything and run every test, ruff and mypy
+	$(BIN)/pytest
+
+test-fast: install ## pytest without the end-to-end run
+	$(BIN)/pytest -m "not e2e"
+
+demo: install ## Start the analyzer offline, replay sample alerts, print the analyses
+	$(BIN)/python scripts/demo.py
