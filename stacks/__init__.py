@@ -1,0 +1,1 @@
+"""The AIOps platform's infrastructure: typed config, one module per target, shared components."""
