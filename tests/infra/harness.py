@@ -10,6 +10,7 @@ secret envelope, which is how tests prove secrecy). Stack outputs are resolved i
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,8 @@ def _computed_outputs(type_: str, name: str, inputs: dict[str, Any]) -> dict[str
         project = inputs.get("project") or FAKE_GCP_PROJECT
         secret_id = inputs.get("secretId", name)
         return {"name": f"projects/{project}/secrets/{secret_id}", "secretId": secret_id}
+    if type_ == "gcp:secretmanager/secretVersion:SecretVersion":
+        return {"version": "1", "name": f"{inputs.get('secret')}/versions/1"}
     if type_ == "docker-build:index:Image":
         tags = inputs.get("tags") or [f"{name}:mock"]
         repo = str(tags[0]).rsplit(":", 1)[0]
@@ -126,16 +129,37 @@ def _computed_outputs(type_: str, name: str, inputs: dict[str, Any]) -> dict[str
     return {}
 
 
+def _urn_name(urn: str) -> str:
+    return urn.rsplit("::", 1)[-1]
+
+
+def _urn_is_stack(urn: str) -> bool:
+    return urn.split("::")[2].endswith("pulumi:pulumi:Stack")
+
+
 class RecordingMocks(pulumi.runtime.Mocks):
     def __init__(self) -> None:
         self.resources: list[RecordedResource] = []
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        # The registration request being answered on this thread (see RecordingMonitor).
+        self.pending = threading.local()
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         inputs = dict(args.inputs)
         outputs = {**inputs, **_computed_outputs(args.typ, args.name, inputs)}
+        request = getattr(self.pending, "request", None)
+        parent = request.parent if request is not None and request.parent else None
         self.resources.append(
-            RecordedResource(type=args.typ, name=args.name, inputs=inputs, outputs=outputs)
+            RecordedResource(
+                type=args.typ,
+                name=args.name,
+                inputs=inputs,
+                outputs=outputs,
+                parent=None if parent is None or _urn_is_stack(parent) else _urn_name(parent),
+                depends_on=sorted(
+                    {_urn_name(urn) for urn in (request.dependencies if request else [])}
+                ),
+            )
         )
         return f"{args.name}-id", outputs
 
@@ -153,6 +177,23 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if args.token == "gcp:organizations/getProject:getProject":
             return {"projectId": FAKE_GCP_PROJECT, "number": "123456789012", "name": "acme"}
         return {}
+
+
+class RecordingMonitor(pulumi.runtime.mocks.MockMonitor):
+    """Hands each registration request to the mocks, which record its dependencies (explicit
+    `depends_on` plus those of its Output inputs, as logical names): MockResourceArgs does not
+    carry them. Registrations run on a thread pool, hence the thread-local handoff."""
+
+    def __init__(self, mocks: RecordingMocks) -> None:
+        super().__init__(mocks)
+        self.recording = mocks
+
+    def RegisterResource(self, request: Any) -> Any:
+        self.recording.pending.request = request
+        try:
+            return super().RegisterResource(request)
+        finally:
+            self.recording.pending.request = None
 
 
 def stack_file_config(stack: str) -> dict[str, str]:
@@ -184,7 +225,9 @@ def run_stack(
     # A fresh root stack and config per run: both would otherwise leak between stacks.
     pulumi.runtime.settings.ROOT.set(None)
     mocks = RecordingMocks()
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
+    pulumi.runtime.set_mocks(
+        mocks, project=PROJECT, stack=stack, preview=False, monitor=RecordingMonitor(mocks)
+    )
     config = stack_file_config(stack)
     if stack_uses_gcp(config):
         config.setdefault("gcp:project", FAKE_GCP_PROJECT)
