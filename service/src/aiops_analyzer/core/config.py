@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     )
     workers: int = Field(4, ge=1, le=64, description="Concurrent analysis jobs.")
     job_max_attempts: int = Field(3, ge=1, description="Attempts before a job is failed.")
+    job_timeout_seconds: float = Field(
+        300.0, gt=0, description="Longest one analysis job may run (evidence, engine, notify)."
+    )
     analyze_resolved: bool = Field(
         False, description="Also run an engine on resolved alerts (default: record only)."
     )
@@ -71,7 +74,9 @@ class Settings(BaseSettings):
         6000, ge=500, description="Token budget of one prompt; evidence is trimmed to fit."
     )
     llm_daily_token_budget: int = Field(
-        2_000_000, ge=0, description="Tokens per UTC day; past it the rules engine answers. 0 = off."
+        2_000_000,
+        ge=0,
+        description="Tokens per UTC day; past it the rules engine answers. 0 = off.",
     )
     llm_price_input_per_mtok: float = Field(
         0.15, ge=0, description="USD per million prompt tokens, for the cost estimate."
@@ -138,4 +143,5 @@ class Settings(BaseSettings):
 
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    # Every field has a default or comes from the environment; mypy cannot see that here.
+    return Settings()  # type: ignore[call-arg]

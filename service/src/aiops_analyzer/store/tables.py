@@ -1,0 +1,78 @@
+"""Table definitions (SQLAlchemy Core). Migrations in ``migrations/`` create exactly these."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# One row per webhook request Alertmanager made.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("received_at", DateTime, nullable=False),
+    Column("receiver", String(255), nullable=False, default=""),
+    Column("status", String(16), nullable=False),
+    Column("group_key", Text, nullable=False, default=""),
+    Column("alerts", Integer, nullable=False),
+    Column("new_alerts", Integer, nullable=False),
+    Column("duplicate_alerts", Integer, nullable=False),
+    Column("truncated_alerts", Integer, nullable=False, default=0),
+)
+
+# One row per alert state (fingerprint, status, startsAt): the alert, its job and its outcome.
+analyses = Table(
+    "analyses",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("fingerprint", String(128), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("starts_at", DateTime, nullable=False),
+    Column("ends_at", DateTime, nullable=True),
+    Column("alertname", String(255), nullable=False, default=""),
+    Column("labels", JSON, nullable=False),
+    Column("annotations", JSON, nullable=False),
+    Column("generator_url", Text, nullable=False, default=""),
+    Column("received_at", DateTime, nullable=False),
+    Column("delivery_id", Integer, ForeignKey("deliveries.id"), nullable=False),
+    Column("deliveries", Integer, nullable=False, default=1),
+    Column("last_received_at", DateTime, nullable=False),
+    Column("truncated_alerts", Integer, nullable=False, default=0),
+    # Job state: pending -> running -> done | failed (running again after a retry or restart).
+    Column("state", String(16), nullable=False, default="pending"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("claimed_at", DateTime, nullable=True),
+    Column("available_at", DateTime, nullable=False),
+    Column("finished_at", DateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    # Outcome.
+    Column("engine", String(16), nullable=True),
+    Column("outcome", String(16), nullable=True),
+    Column("prompt_tokens", Integer, nullable=False, default=0),
+    Column("completion_tokens", Integer, nullable=False, default=0),
+    Column("result", JSON, nullable=True),
+    Column("evidence", JSON, nullable=True),
+    Column("notifications", JSON, nullable=True),
+    # Resolution record (status resolved): the firing analysis it closes and how long it lasted.
+    Column("firing_analysis_id", Integer, ForeignKey("analyses.id"), nullable=True),
+    Column("duration_seconds", Float, nullable=True),
+    UniqueConstraint("fingerprint", "status", "starts_at", name="uq_analyses_alert_state"),
+    Index("ix_analyses_state_available", "state", "available_at"),
+    Index("ix_analyses_alertname", "alertname"),
+    Index("ix_analyses_received_at", "received_at"),
+    Index("ix_analyses_finished_at", "finished_at"),
+)
