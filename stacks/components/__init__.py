@@ -1,0 +1,1 @@
+"""Building blocks the targets compose: plain functions that register standard resources."""

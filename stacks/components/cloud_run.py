@@ -1,0 +1,127 @@
+"""The analyzer as a Cloud Run v2 service, and who may invoke it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp as gcp
+
+from stacks.components.secret_env import SecretEnv
+from stacks.gcp_config import GcpConfig
+
+CONTAINER_PORT = 8080
+HEALTH_PATH = "/healthz"
+INVOKER_ROLE = "roles/run.invoker"
+run = gcp.cloudrunv2
+
+
+@dataclass(frozen=True)
+class AnalyzerService:
+    service: gcp.cloudrunv2.Service
+    invoker: gcp.cloudrunv2.ServiceIamMember | None
+
+
+def _container(
+    image: pulumi.Input[str],
+    plain_env: dict[str, str],
+    secret_envs: list[SecretEnv],
+    settings: GcpConfig,
+) -> run.ServiceTemplateContainerArgs:
+    envs = [run.ServiceTemplateContainerEnvArgs(name=k, value=v) for k, v in plain_env.items()]
+    envs += [
+        run.ServiceTemplateContainerEnvArgs(
+            name=item.env_var,
+            value_source=run.ServiceTemplateContainerEnvValueSourceArgs(
+                # Pinned to the version this update wrote: changing a secret rolls out a new
+                # revision instead of surprising the next cold start.
+                secret_key_ref=run.ServiceTemplateContainerEnvValueSourceSecretKeyRefArgs(
+                    secret=item.secret.secret_id,
+                    version=item.version.version,
+                ),
+            ),
+        )
+        for item in secret_envs
+    ]
+    return run.ServiceTemplateContainerArgs(
+        name="analyzer",
+        image=image,
+        # Cloud Run sets PORT from this; PORT itself is reserved and must not be in envs.
+        ports=run.ServiceTemplateContainerPortsArgs(container_port=CONTAINER_PORT),
+        envs=envs,
+        resources=run.ServiceTemplateContainerResourcesArgs(
+            limits={"cpu": settings.cpu, "memory": settings.memory},
+            # False = CPU stays allocated after the 202 answer, so the background workers
+            # finish the analysis; True would throttle them between requests.
+            cpu_idle=not settings.cpu_always_allocated,
+            startup_cpu_boost=True,
+        ),
+        # Up to 60 s to come up (migrations, imports), probing every 2 s.
+        startup_probe=run.ServiceTemplateContainerStartupProbeArgs(
+            http_get=run.ServiceTemplateContainerStartupProbeHttpGetArgs(
+                path=HEALTH_PATH, port=CONTAINER_PORT
+            ),
+            period_seconds=2,
+            timeout_seconds=2,
+            failure_threshold=30,
+        ),
+        liveness_probe=run.ServiceTemplateContainerLivenessProbeArgs(
+            http_get=run.ServiceTemplateContainerLivenessProbeHttpGetArgs(
+                path=HEALTH_PATH, port=CONTAINER_PORT
+            ),
+            period_seconds=30,
+            timeout_seconds=5,
+            failure_threshold=3,
+        ),
+    )
+
+
+def analyzer_service(
+    prefix: str,
+    *,
+    region: str,
+    image: pulumi.Input[str],
+    service_account_email: pulumi.Input[str],
+    plain_env: dict[str, str],
+    secret_envs: list[SecretEnv],
+    settings: GcpConfig,
+    labels: dict[str, str],
+    api: gcp.projects.Service,
+) -> AnalyzerService:
+    name = f"{prefix}-analyzer"
+    # The first revision reads every secret at start: without these bindings (and the
+    # versions) in place it fails with a permission error, so wait for them explicitly.
+    secret_dependencies: list[pulumi.Resource] = []
+    for item in secret_envs:
+        secret_dependencies += [item.version, item.accessor]
+    service = run.Service(
+        name,
+        name=name,
+        location=region,
+        ingress=settings.ingress,
+        deletion_protection=settings.deletion_protection,
+        labels=labels,
+        template=run.ServiceTemplateArgs(
+            service_account=service_account_email,
+            containers=[_container(image, plain_env, secret_envs, settings)],
+            max_instance_request_concurrency=settings.concurrency,
+            timeout=f"{settings.timeout_seconds}s",
+            scaling=run.ServiceTemplateScalingArgs(
+                min_instance_count=settings.min_instances,
+                max_instance_count=settings.max_instances,
+            ),
+            labels=labels,
+        ),
+        opts=pulumi.ResourceOptions(depends_on=[api, *secret_dependencies]),
+    )
+    invoker = None
+    if settings.public_invoker:
+        # Alertmanager cannot mint Google ID tokens; the app's bearer token guards the webhook.
+        invoker = run.ServiceIamMember(
+            f"{name}-public-invoker",
+            name=service.name,
+            location=region,
+            role=INVOKER_ROLE,
+            member="allUsers",
+        )
+    return AnalyzerService(service=service, invoker=invoker)

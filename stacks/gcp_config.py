@@ -1,0 +1,167 @@
+"""Typed configuration of the `gcp` target (the `aiops:` keys of Pulumi.yaml's gcp section).
+
+Mocks do not apply the schema's defaults, so they are repeated here; a test keeps both in
+agreement. Every error names the key to fix.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+import pulumi
+
+from stacks.config import PROJECT, ConfigError
+
+# Friendly ingress names (as `gcloud run deploy --ingress` spells them) -> Cloud Run v2 enum.
+INGRESS = {
+    "all": "INGRESS_TRAFFIC_ALL",
+    "internal": "INGRESS_TRAFFIC_INTERNAL_ONLY",
+    "internal-and-cloud-load-balancing": "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER",
+}
+
+# The longest suffix appended to the prefix in a length-limited cloud name: the service
+# account id "<prefix>-run" must fit GCP's 6..30 characters.
+_ACCOUNT_SUFFIX = "-run"
+_ACCOUNT_ID_MAX = 30
+_NAME_PREFIX = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
+_MEMORY = re.compile(r"^[1-9][0-9]*(Mi|Gi)$")
+
+# The gcp provider's own fallbacks when gcp:project / gcp:region are not in the stack config.
+_PROJECT_ENV = ("GOOGLE_PROJECT", "GOOGLE_CLOUD_PROJECT", "GCLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT")
+_REGION_ENV = ("GOOGLE_REGION", "GCLOUD_REGION", "CLOUDSDK_COMPUTE_REGION")
+
+
+def _first_env(names: tuple[str, ...]) -> str:
+    return next((os.environ[n] for n in names if os.environ.get(n)), "")
+
+
+@dataclass(frozen=True)
+class GcpLocation:
+    """Where the stack deploys: the gcp provider's project and region."""
+
+    project: str
+    region: str
+
+    @classmethod
+    def load(cls, config: pulumi.Config | None = None) -> GcpLocation:
+        config = config or pulumi.Config("gcp")
+        project = config.get("project") or _first_env(_PROJECT_ENV)
+        region = config.get("region") or _first_env(_REGION_ENV)
+        if not project:
+            raise ConfigError(
+                "gcp:project is not set: run `pulumi config set gcp:project <PROJECT_ID>` "
+                f"(or export {_PROJECT_ENV[0]})"
+            )
+        if not region:
+            raise ConfigError(
+                "gcp:region is not set: run `pulumi config set gcp:region europe-west1` "
+                f"(or export {_REGION_ENV[0]})"
+            )
+        return cls(project=project, region=region)
+
+
+def _int(config: pulumi.Config, key: str, default: int, low: int, high: int) -> int:
+    value = config.get_int(key)
+    value = default if value is None else value
+    if not low <= value <= high:
+        raise ConfigError(f"{PROJECT}:{key} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _bool(config: pulumi.Config, key: str, default: bool) -> bool:
+    value = config.get_bool(key)
+    return default if value is None else value
+
+
+def default_name_prefix(stack: str) -> str:
+    """`aiops-<stack>` with the stack name folded to the characters GCP names allow."""
+    folded = re.sub(r"[^a-z0-9]+", "-", stack.lower()).strip("-")
+    return f"aiops-{folded}" if folded else "aiops"
+
+
+@dataclass(frozen=True)
+class GcpConfig:
+    """Sizing and behaviour of the gcp target; one instance per stack."""
+
+    name_prefix: str
+    registry_keep_count: int
+    registry_untagged_days: int
+    ingress: str
+    min_instances: int
+    max_instances: int
+    concurrency: int
+    cpu: str
+    memory: str
+    cpu_always_allocated: bool
+    timeout_seconds: int
+    deletion_protection: bool
+    public_invoker: bool
+    prometheus_url: str
+    loki_url: str
+
+    @classmethod
+    def load(cls, stack: str, config: pulumi.Config | None = None) -> GcpConfig:
+        config = config or pulumi.Config(PROJECT)
+        prefix = config.get("gcpNamePrefix") or default_name_prefix(stack)
+        longest = len(prefix) + len(_ACCOUNT_SUFFIX)
+        if not _NAME_PREFIX.match(prefix) or not 6 <= longest <= _ACCOUNT_ID_MAX:
+            raise ConfigError(
+                f"{PROJECT}:gcpNamePrefix {prefix!r} must be lowercase letters, digits and '-', "
+                f"start with a letter and be 2-{_ACCOUNT_ID_MAX - len(_ACCOUNT_SUFFIX)} characters "
+                "(it prefixes every cloud name; set it when the stack name is too long)"
+            )
+
+        ingress = config.get("cloudRunIngress") or "all"
+        if ingress not in INGRESS:
+            raise ConfigError(
+                f"{PROJECT}:cloudRunIngress must be one of {', '.join(INGRESS)}, got {ingress!r}"
+            )
+
+        min_instances = _int(config, "cloudRunMinInstances", 0, 0, 100)
+        max_instances = _int(config, "cloudRunMaxInstances", 1, 1, 100)
+        if max_instances < min_instances:
+            raise ConfigError(
+                f"{PROJECT}:cloudRunMaxInstances ({max_instances}) must be at least "
+                f"{PROJECT}:cloudRunMinInstances ({min_instances})"
+            )
+
+        cpu_always_allocated = _bool(config, "cloudRunCpuAlwaysAllocated", True)
+        cpu = config.get("cloudRunCpu") or "1"
+        try:
+            cpu_amount = float(cpu)
+        except ValueError:
+            cpu_amount = 0.0
+        if not 0 < cpu_amount <= 8:
+            raise ConfigError(f"{PROJECT}:cloudRunCpu must be a number of vCPUs, got {cpu!r}")
+        if cpu_always_allocated and cpu_amount < 1:
+            # Cloud Run only allows fractional CPUs when CPU is throttled between requests.
+            raise ConfigError(
+                f"{PROJECT}:cloudRunCpu {cpu!r} needs {PROJECT}:cloudRunCpuAlwaysAllocated false; "
+                "always-allocated CPU requires at least 1 vCPU"
+            )
+
+        memory = config.get("cloudRunMemory") or "512Mi"
+        if not _MEMORY.match(memory):
+            raise ConfigError(
+                f"{PROJECT}:cloudRunMemory must look like 512Mi or 1Gi, got {memory!r}"
+            )
+
+        return cls(
+            name_prefix=prefix,
+            registry_keep_count=_int(config, "registryKeepCount", 5, 1, 100),
+            registry_untagged_days=_int(config, "registryUntaggedDays", 7, 1, 365),
+            ingress=INGRESS[ingress],
+            min_instances=min_instances,
+            max_instances=max_instances,
+            concurrency=_int(config, "cloudRunConcurrency", 80, 1, 1000),
+            cpu=cpu,
+            memory=memory,
+            cpu_always_allocated=cpu_always_allocated,
+            timeout_seconds=_int(config, "cloudRunTimeoutSeconds", 60, 1, 3600),
+            deletion_protection=_bool(config, "cloudRunDeletionProtection", True),
+            public_invoker=_bool(config, "publicInvoker", True),
+            prometheus_url=config.get("cloudRunPrometheusUrl") or "",
+            loki_url=config.get("cloudRunLokiUrl") or "",
+        )
