@@ -1,0 +1,95 @@
+"""Engine selection: the LLM when configured and within budget, else the offline rules.
+
+``analyze`` never raises. It records why the rules engine answered instead of the LLM in
+``fallback_reason``:
+
+- ``daily_token_budget_exhausted``  tokens_used_today reached ``llm_daily_token_budget``
+- ``llm_invalid_output``            every attempt returned unparsable or schema-invalid JSON
+- ``llm_error: <kind>``             timeout, rate_limited, connection_error,
+                                    server_error (HTTP 5xx), auth_error, bad_request, ...
+
+Tokens spent on failed LLM attempts stay on the result (and in its cost) so that the
+daily budget and the cost metric stay honest.
+"""
+
+from __future__ import annotations
+
+import time
+
+from aiops_analyzer.core.config import Settings
+from aiops_analyzer.engines.cost import cost_usd
+from aiops_analyzer.engines.llm import LLMEngine, LLMFailure
+from aiops_analyzer.engines.rules import RulesEngine
+from aiops_analyzer.schemas import Alert, AnalysisResult, EvidenceItem
+from aiops_analyzer.scrub import scrubber_for
+
+__all__ = ["LLMEngine", "LLMFailure", "RulesEngine", "analyze"]
+
+BUDGET_EXHAUSTED = "daily_token_budget_exhausted"
+INVALID_OUTPUT = "llm_invalid_output"
+
+
+async def analyze(
+    alert: Alert,
+    evidence: list[EvidenceItem],
+    settings: Settings,
+    *,
+    tokens_used_today: int = 0,
+    llm: LLMEngine | None = None,
+) -> AnalysisResult:
+    """Analyse one alert. Pass ``llm`` to reuse one client (and its connections) across jobs."""
+    started = time.perf_counter()
+    result = await _choose(alert, evidence, settings, tokens_used_today, llm)
+    return result.model_copy(update={"latency_ms": (time.perf_counter() - started) * 1000})
+
+
+async def _choose(
+    alert: Alert,
+    evidence: list[EvidenceItem],
+    settings: Settings,
+    tokens_used_today: int,
+    llm: LLMEngine | None,
+) -> AnalysisResult:
+    if not settings.llm_enabled:
+        return _rules(alert, evidence, settings, reason=None)
+    budget = settings.llm_daily_token_budget
+    if budget and tokens_used_today >= budget:
+        return _rules(alert, evidence, settings, reason=BUDGET_EXHAUSTED)
+    engine = llm
+    try:
+        engine = engine or LLMEngine(settings)
+        return await engine.analyze(alert, evidence)
+    except LLMFailure as failure:
+        reason = INVALID_OUTPUT if failure.invalid_output else f"llm_error: {failure.reason}"
+        result = _rules(alert, evidence, settings, reason=reason)
+        spent = (failure.prompt_tokens, failure.completion_tokens)
+        return result.model_copy(
+            update={
+                "prompt_tokens": spent[0],
+                "completion_tokens": spent[1],
+                "cost_usd": cost_usd(*spent, settings),
+            }
+        )
+    except Exception as exc:  # a bug or an SDK surprise must not lose the analysis
+        return _rules(
+            alert, evidence, settings, reason=f"llm_error: unexpected {type(exc).__name__}"
+        )
+    finally:
+        if llm is None and engine is not None:
+            await engine.aclose()
+
+
+def _rules(
+    alert: Alert, evidence: list[EvidenceItem], settings: Settings, *, reason: str | None
+) -> AnalysisResult:
+    try:
+        result = RulesEngine(scrubber_for(settings.scrub_extra_patterns)).analyze(alert, evidence)
+    except Exception as exc:  # last line of defence: an honest "don't know"
+        result = AnalysisResult(
+            summary=f"{alert.alertname or 'Alert'}: automatic analysis failed "
+            f"({type(exc).__name__}); see the alert and its source.",
+            severity="warning",
+            inconclusive=True,
+            engine="rules",
+        )
+    return result.model_copy(update={"fallback_reason": reason}) if reason else result

@@ -1,0 +1,497 @@
+"""The offline rules engine: deterministic, no network, no key.
+
+It classifies an alert by what it *measures* -- the metric names and matchers of its PromQL
+expression (generatorURL's g0.expr) -- and only then by its name and labels, so a rule it has
+never seen still lands in a sensible family (target down, crash loop, disk, memory, ...). The
+analysis cites the evidence items it used and says ``inconclusive`` when it could neither
+classify the alert nor find any evidence.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from aiops_analyzer.evidence.expression import alert_expression, metric_names
+from aiops_analyzer.schemas import (
+    Alert,
+    AnalysisResult,
+    EvidenceItem,
+    ProbableCause,
+    Severity,
+)
+from aiops_analyzer.scrub import Scrubber, default_scrubber
+
+SEVERITY_WORDS: dict[str, Severity] = {
+    "critical": "critical",
+    "crit": "critical",
+    "page": "critical",
+    "high": "critical",
+    "error": "critical",
+    "emergency": "critical",
+    "fatal": "critical",
+    "p1": "critical",
+    "warning": "warning",
+    "warn": "warning",
+    "medium": "warning",
+    "p2": "warning",
+    "p3": "warning",
+    "info": "info",
+    "informational": "info",
+    "low": "info",
+    "notice": "info",
+    "none": "none",
+}
+
+
+@dataclass(frozen=True)
+class Family:
+    """One root-cause family and the signals that point to it."""
+
+    category: str
+    title: str
+    severity: Severity
+    causes: tuple[str, ...]
+    remediation: tuple[str, ...]
+    metric: str = ""  # regex over the metric names in the expression
+    expr: str = ""  # regex over the raw expression (matchers, functions)
+    name: str = ""  # regex over the alert name and summary annotation
+    container_steps: tuple[str, ...] = field(default_factory=tuple)
+    host_steps: tuple[str, ...] = field(default_factory=tuple)
+
+
+# Order breaks ties: a more specific family comes before a more general one.
+FAMILIES: tuple[Family, ...] = (
+    Family(
+        "heartbeat",
+        "an always-firing heartbeat (the alerting pipeline works)",
+        "none",
+        ("This alert fires on purpose to prove that rule evaluation and delivery work.",),
+        ("No action needed; alert on its absence (dead man's switch) instead.",),
+        expr=r"^\s*vector\s*\(\s*1\s*\)\s*$",
+        name=r"watchdog|dead ?man'?s ?switch|heartbeat",
+    ),
+    Family(
+        "oom_killed",
+        "processes killed for running out of memory",
+        "critical",
+        (
+            "The kernel's OOM killer stopped a process that exceeded its memory limit.",
+            "A memory leak or a traffic spike grew the working set past the limit.",
+        ),
+        (
+            "Compare the memory working set with the limit before the kill.",
+            "Raise the memory limit if the growth is legitimate, else find the leak "
+            "(heap profile, recent deploys).",
+        ),
+        metric=r"oom",
+        expr=r"OOMKilled",
+        name=r"oom|outofmemory",
+        container_steps=("Confirm with `docker inspect --format '{{.State.OOMKilled}}' NAME`.",),
+        host_steps=("Check `journalctl -k | grep -i 'killed process'` on the host.",),
+    ),
+    Family(
+        "container_crash",
+        "a container restarting or disappearing",
+        "critical",
+        (
+            "The container's process exits and is restarted (crash loop) or it was removed.",
+            "A bad deploy or configuration makes the process fail at start-up.",
+        ),
+        (
+            "Read the container's last logs before each restart for the exit reason.",
+            "Roll back the latest image or configuration change if the crash started with it.",
+        ),
+        metric=r"restart|container_start_time_seconds|container_last_seen",
+        expr=r"CrashLoopBackOff|changes\s*\(\s*container_start_time",
+        name=r"restart|crash|flapping|container.*(down|gone|missing|killed)",
+        container_steps=(
+            "`docker ps -a --filter name=NAME` and `docker logs --tail 200 NAME`.",
+            "`docker inspect --format '{{.State.ExitCode}} {{.RestartCount}}' NAME`.",
+        ),
+    ),
+    Family(
+        "certificate_expiry",
+        "a TLS certificate close to expiry",
+        "warning",
+        ("A certificate is about to expire and automatic renewal did not run or failed.",),
+        (
+            "Check the certificate's notAfter date and the renewal job's logs.",
+            "Renew and reload the server holding the certificate.",
+        ),
+        metric=r"ssl|cert|x509|tls",
+        name=r"cert|ssl|tls",
+    ),
+    Family(
+        "target_down",
+        "a scrape target or service that is down",
+        "critical",
+        (
+            "The process behind the target stopped or crashed.",
+            "The target is running but unreachable (network, port, DNS, or a failing exporter).",
+        ),
+        (
+            "Open Prometheus' Status > Targets page for the scrape error of this target.",
+            "Check that the process is running and listens on the scraped port.",
+            "Look at recent deploys or configuration changes of the service.",
+        ),
+        metric=r"^up$|_up$|^probe_success$",
+        expr=r"\babsent(?:_over_time)?\s*\(",
+        name=r"down|unreachable|absent|missing|unavailable|dead\b",
+        container_steps=(
+            "`docker ps -a --filter name=NAME`; if it exited: `docker logs --tail 200 NAME`, "
+            "then `docker start NAME`.",
+        ),
+        host_steps=("`systemctl status SERVICE` and `journalctl -u SERVICE -n 200` on the host.",),
+    ),
+    Family(
+        "error_rate",
+        "an elevated rate of errors",
+        "warning",
+        (
+            "Requests fail with server errors (5xx): a dependency, a bad deploy or overload.",
+            "An upstream the service depends on fails or times out.",
+        ),
+        (
+            "Break the errors down by route, status code and instance to find where they start.",
+            "Check the service's error logs around the alert start and its dependencies' health.",
+            "Roll back if the errors began with a deploy.",
+        ),
+        metric=r"errors?(?:_total)?$|failures?(?:_total)?$|failed(?:_total)?$|exceptions?",
+        expr=r"=~?\s*\"5(?:\.\.|xx|\d\d|\[)|\b5xx\b|status(?:_code)?=~?\"5|code=~?\"5",
+        name=r"error|5xx|fail",
+    ),
+    Family(
+        "latency",
+        "slow responses (high latency)",
+        "warning",
+        (
+            "The service or one of its dependencies is saturated and requests queue up.",
+            "A slow downstream call (database, external API) dominates response time.",
+        ),
+        (
+            "Compare latency per route and instance; check CPU, memory and connection pools.",
+            "Look for slow dependency calls and recent changes in traffic or code.",
+        ),
+        metric=r"duration|latency|_bucket$|response_time|_seconds_(?:sum|count)$",
+        name=r"latency|slow|duration|response ?time",
+    ),
+    Family(
+        "disk_space",
+        "a filesystem running out of space",
+        "warning",
+        (
+            "Logs, data or temporary files fill the filesystem.",
+            "The volume is too small for the current data growth.",
+        ),
+        (
+            "Find what grew: `df -h` and `du -xh --max-depth=2 MOUNT | sort -h | tail`.",
+            "Clean or rotate logs and old data, or grow the volume.",
+        ),
+        metric=r"filesystem|disk|volume|_fs_|inode",
+        name=r"disk|filesystem|volume|storage|inode|space",
+        container_steps=("`docker system df` to see images, volumes and logs using space.",),
+    ),
+    Family(
+        "memory_pressure",
+        "high memory usage",
+        "warning",
+        (
+            "The working set approaches the memory limit (leak, cache growth or more load).",
+            "Too little memory is available to the host or container for its workload.",
+        ),
+        (
+            "Compare memory working set and limit over the last hours to tell a leak (steady "
+            "growth) from load (follows traffic).",
+            "Raise the limit or scale out if the usage is legitimate; restart buys time only.",
+        ),
+        metric=r"memory|mem_|heap|swap|MemAvailable",
+        name=r"memory|\bmem|heap|swap",
+        container_steps=("`docker stats --no-stream NAME` for current memory use and limit.",),
+        host_steps=("`free -m` and `ps aux --sort=-rss | head` on the host.",),
+    ),
+    Family(
+        "host_load",
+        "a host overloaded (load above its CPU count)",
+        "warning",
+        ("More runnable processes than CPUs: CPU-bound work or processes blocked on I/O.",),
+        (
+            "Find the busy processes: `top` / `pidstat 5` and `iostat -x 5` for I/O wait.",
+            "Move or throttle batch work, or add CPU capacity.",
+        ),
+        metric=r"node_load|load1|load5|load15",
+        name=r"load",
+    ),
+    Family(
+        "cpu_saturation",
+        "high CPU usage",
+        "warning",
+        ("The workload uses its CPU allowance fully (load increase, hot loop, or throttling).",),
+        (
+            "Compare CPU usage with traffic: scale out if it follows load, profile if not.",
+            "Check CPU throttling against the CPU limit.",
+        ),
+        metric=r"cpu",
+        name=r"cpu|throttl",
+        container_steps=("`docker stats --no-stream NAME` for current CPU use.",),
+        host_steps=("`top -o %CPU` on the host for the busiest processes.",),
+    ),
+    Family(
+        "workload_unavailable",
+        "a workload with fewer ready replicas than desired",
+        "warning",
+        ("Pods fail to start or become ready (image, config, resources or scheduling).",),
+        ("`kubectl describe` the workload and its pods for events; check readiness probes.",),
+        metric=r"^kube_(?:deployment|statefulset|daemonset|replicaset|pod|job|horizontal)",
+        name=r"replica|pod|deployment|statefulset|daemonset|job ?failed",
+    ),
+    Family(
+        "network",
+        "network errors or saturation",
+        "warning",
+        ("Packet loss, interface errors or connection tracking exhaustion.",),
+        ("Check interface errors/drops and conntrack usage on the affected host.",),
+        metric=r"network|_net_|tcp|conntrack|netstat",
+        name=r"network|packet|conntrack|\bnet\b",
+    ),
+    Family(
+        "traffic_anomaly",
+        "an unusual request rate",
+        "warning",
+        (
+            "Traffic dropped (clients cannot reach the service, upstream routing changed) "
+            "or spiked (load, retries, abuse).",
+        ),
+        (
+            "Compare the request rate with the usual pattern and with upstream (load balancer) "
+            "metrics.",
+            "Check that the service is reachable from its clients.",
+        ),
+        metric=r"requests?(?:_total)?$|connections|http_",
+        name=r"traffic|requests|rps|qps",
+    ),
+)
+
+UNKNOWN = Family(
+    "unknown",
+    "a condition the rules engine does not recognise",
+    "warning",
+    ("The rule's condition is true; the rules engine has no specific explanation for it.",),
+    (
+        "Open the alert's source (generatorURL) to see the expression and its current value.",
+        "Read the runbook and check recent deploys and configuration changes.",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Classification:
+    family: Family
+    matched_by: str  # "expression" | "name" | "none"
+
+
+def classify(alert: Alert) -> Classification:
+    """The best-matching family: signals from the expression weigh more than names."""
+    expr = alert_expression(alert)
+    metrics = metric_names(expr) if expr else []
+    name_text = " ".join(
+        [_split_camel(alert.alertname), alert.annotations.get("summary", "")]
+    ).lower()
+    best: tuple[int, int, Family, str] | None = None
+    for order, family in enumerate(FAMILIES):
+        score = 0
+        how = "name"
+        if family.expr and expr and re.search(family.expr, expr, re.IGNORECASE):
+            score += 4
+            how = "expression"
+        if family.metric and any(re.search(family.metric, m, re.IGNORECASE) for m in metrics):
+            score += 3
+            how = "expression"
+        if family.name and re.search(family.name, name_text):
+            score += 1
+        if score and (best is None or score > best[0]):
+            best = (score, order, family, how)
+    if best is None:
+        return Classification(UNKNOWN, "none")
+    return Classification(best[2], best[3])
+
+
+def _split_camel(name: str) -> str:
+    """KubePodCrashLooping -> Kube Pod Crash Looping, so name regexes see words."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name).replace("_", " ")
+
+
+def scope(alert: Alert) -> str:
+    """What kind of thing the alert is about: container, host, nginx, kubernetes, service."""
+    expr = alert_expression(alert)
+    metrics = metric_names(expr) if expr else []
+    labels = alert.labels
+    if any(m.startswith("kube_") for m in metrics) or "pod" in labels or "namespace" in labels:
+        return "kubernetes"
+    if (
+        any(m.startswith("container_") for m in metrics)
+        or "container" in labels
+        or "name" in labels
+    ):
+        return "container"
+    if any(m.startswith("nginx_") for m in metrics) or "nginx" in labels.get("job", ""):
+        return "nginx"
+    if any(m.startswith("node_") for m in metrics):
+        return "host"
+    return "service"
+
+
+def target(alert: Alert) -> str:
+    labels = alert.labels
+    for key in ("name", "container", "pod", "service", "compose_service", "instance"):
+        if labels.get(key):
+            where = f"{key} {labels[key]}"
+            if key == "instance" and labels.get("job"):
+                where += f" (job {labels['job']})"
+            return where
+    if labels.get("job"):
+        return f"job {labels['job']}"
+    return "an unnamed target"
+
+
+def severity_of(alert: Alert, family: Family) -> Severity:
+    raw = alert.labels.get("severity", "").strip().lower()
+    return SEVERITY_WORDS.get(raw, family.severity)
+
+
+class RulesEngine:
+    """Deterministic analysis from the alert and the evidence; never calls the network."""
+
+    def __init__(self, scrubber: Scrubber | None = None) -> None:
+        # Summaries quote labels and annotations, which may carry secrets.
+        self.scrubber = scrubber or default_scrubber
+
+    def analyze(self, alert: Alert, evidence: list[EvidenceItem]) -> AnalysisResult:
+        found = classify(alert)
+        family = found.family
+        severity = severity_of(alert, family)
+        where = scope(alert)
+        ok = [item for item in evidence if item.status == "ok"]
+        measured = [i for i in ok if i.source in ("prometheus", "loki")]
+        prom_ids = [i.id for i in ok if i.source == "prometheus"]
+        error_logs = [i for i in ok if i.source == "loki" and "error-like" in i.text]
+        runbook_items = [i for i in ok if i.source == "runbook"]
+
+        causes = self._causes(family, found, ok, prom_ids, error_logs)
+        remediation = self._remediation(alert, family, where, runbook_items)
+        summary = self._summary(alert, family, severity, where, evidence)
+        scrub = self.scrubber.scrub
+        return AnalysisResult(
+            summary=scrub(summary),
+            severity=severity,
+            probable_causes=[c.model_copy(update={"cause": scrub(c.cause)}) for c in causes],
+            remediation=[scrub(step) for step in remediation],
+            runbook_urls=runbook_links(alert, evidence),
+            inconclusive=family is UNKNOWN and not measured,
+            category=family.category,
+            engine="rules",
+        )
+
+    def _causes(
+        self,
+        family: Family,
+        found: Classification,
+        ok: list[EvidenceItem],
+        prom_ids: list[str],
+        error_logs: list[EvidenceItem],
+    ) -> list[ProbableCause]:
+        base = {"expression": 0.6, "name": 0.45, "none": 0.2}[found.matched_by]
+        support = 0.1 * bool(prom_ids) + 0.1 * bool(error_logs)
+        cited = prom_ids + [i.id for i in error_logs]
+        main = family.causes[0]
+        observed = _first_series(ok)
+        if observed:
+            main += f" Observed: {observed}"
+        causes = [
+            ProbableCause(
+                cause=main, confidence=round(min(0.9, base + support), 2), evidence_ids=cited
+            )
+        ]
+        if error_logs:
+            line = _first_log_line(error_logs[0])
+            causes.append(
+                ProbableCause(
+                    cause=f"The affected workload logged errors around the alert: {line}",
+                    confidence=0.5,
+                    evidence_ids=[error_logs[0].id],
+                )
+            )
+        for extra in family.causes[1:]:
+            causes.append(
+                ProbableCause(
+                    cause=extra, confidence=round(max(0.1, base - 0.3), 2), evidence_ids=[]
+                )
+            )
+        return causes
+
+    def _remediation(
+        self, alert: Alert, family: Family, where: str, runbook_items: list[EvidenceItem]
+    ) -> list[str]:
+        steps: list[str] = []
+        name = alert.labels.get("name") or alert.labels.get("container") or "NAME"
+        if where == "container":
+            steps += [s.replace("NAME", name) for s in family.container_steps]
+        elif where == "host":
+            steps += list(family.host_steps)
+        elif where == "nginx":
+            steps.append(
+                "Check nginx: `nginx -t`, its error log, and that stub_status answers "
+                "(the exporter reports nginx_up == 0 when it cannot)."
+            )
+        steps += list(family.remediation)
+        if runbook_items:
+            steps.append(f"Follow the runbook ({runbook_items[0].query}).")
+        return steps
+
+    def _summary(
+        self,
+        alert: Alert,
+        family: Family,
+        severity: Severity,
+        where: str,
+        evidence: list[EvidenceItem],
+    ) -> str:
+        name = alert.alertname or "An alert"
+        state = "resolved" if alert.status == "resolved" else "firing"
+        text = f"{name} ({severity}, {state}) on {where} {target(alert)}: {family.title}."
+        stated = alert.annotations.get("summary") or alert.annotations.get("description")
+        if stated:
+            text += f" The alert says: {stated.strip()[:300]}"
+        missing = [i.source for i in evidence if i.status == "unavailable"]
+        if missing:
+            text += f" Unavailable evidence: {', '.join(sorted(set(missing)))}."
+        return text
+
+
+def _first_series(items: list[EvidenceItem]) -> str:
+    """The first series line of the alert's own expression (prom-1), if it has data."""
+    for item in items:
+        if item.source == "prometheus":
+            lines = item.text.splitlines()
+            if len(lines) > 1:
+                return lines[1].lstrip("- ")[:240]
+            return ""
+    return ""
+
+
+def _first_log_line(item: EvidenceItem) -> str:
+    lines = item.text.splitlines()
+    return (lines[1] if len(lines) > 1 else item.text)[:240]
+
+
+def runbook_links(alert: Alert, evidence: list[EvidenceItem]) -> list[str]:
+    """The runbook_url annotation and every runbook found as evidence, without duplicates."""
+    runbook_items = [i for i in evidence if i.source == "runbook" and i.status == "ok"]
+    urls: list[str] = []
+    annotated = alert.annotations.get("runbook_url", "").strip()
+    if annotated:
+        urls.append(annotated)
+    for item in runbook_items:
+        if item.query and item.query not in urls:
+            urls.append(item.query)
+    return urls

@@ -1,0 +1,70 @@
+"""Evidence for one alert: Prometheus series, Loki log lines and the runbook.
+
+``gather_evidence`` never raises: each source runs concurrently with its own timeout, and a
+source that is unconfigured, unreachable or broken becomes an item with status
+"unavailable" and a detail saying why. Every returned item is already scrubbed and capped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+
+import httpx
+
+from aiops_analyzer.core.config import Settings
+from aiops_analyzer.evidence import loki, prometheus, runbooks
+from aiops_analyzer.evidence.common import (
+    MAX_ITEM_CHARS,
+    MAX_RUNBOOK_CHARS,
+    Source,
+    describe_error,
+    finish,
+    unavailable,
+)
+from aiops_analyzer.evidence.expression import alert_expression, metric_names
+from aiops_analyzer.schemas import Alert, EvidenceItem
+from aiops_analyzer.scrub import Scrubber, scrubber_for
+
+__all__ = ["alert_expression", "gather_evidence", "metric_names"]
+
+
+async def gather_evidence(
+    alert: Alert,
+    settings: Settings,
+    *,
+    http: httpx.AsyncClient | None = None,
+    scrubber: Scrubber | None = None,
+) -> list[EvidenceItem]:
+    """Collect every source concurrently; the result is ordered prometheus, loki, runbook."""
+    scrubber = scrubber or scrubber_for(settings.scrub_extra_patterns)
+    own_client = http is None
+    client = http or httpx.AsyncClient(timeout=settings.evidence_timeout_seconds)
+    try:
+        prom, logs = await asyncio.gather(
+            _guard("prom-1", "prometheus", prometheus.collect(alert, settings, client)),
+            _guard("loki-1", "loki", loki.collect(alert, settings, client)),
+        )
+    finally:
+        if own_client:
+            await client.aclose()
+    try:
+        books = runbooks.collect(alert, settings)
+    except Exception as exc:  # a broken runbook must not cost the other evidence
+        books = [unavailable("runbook-1", "runbook", alert.alertname, describe_error(exc))]
+    items = [*prom, *logs, *books]
+    return [
+        finish(item, scrubber, MAX_RUNBOOK_CHARS if item.source == "runbook" else MAX_ITEM_CHARS)
+        for item in items
+    ]
+
+
+async def _guard(
+    item_id: str, source: Source, work: Awaitable[list[EvidenceItem]]
+) -> list[EvidenceItem]:
+    """Turn any failure of a source into one 'unavailable' item."""
+    try:
+        return await work
+    except Exception as exc:
+        detail = f"{source} evidence failed: {describe_error(exc)}"
+        return [unavailable(item_id, source, "", detail)]

@@ -1,0 +1,94 @@
+"""What an alert measures: its PromQL expression and the metric names in it.
+
+Prometheus puts the rule's expression in the alert's generatorURL (``/graph?g0.expr=...``).
+Both the evidence collector and the rules engine read it, so an alert nobody has written a
+special case for can still be understood by what it measures.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs, urlsplit
+
+from aiops_analyzer.schemas import Alert
+
+# Annotations some teams use to carry the query when generatorURL is missing.
+_EXPR_ANNOTATIONS = ("expr", "query", "promql")
+
+# PromQL words that look like identifiers but are not metric names.
+_PROMQL_WORDS = frozenset(
+    [
+        "sum",
+        "min",
+        "max",
+        "avg",
+        "group",
+        "stddev",
+        "stdvar",
+        "count",
+        "count_values",
+        "bottomk",
+        "topk",
+        "quantile",
+        "limitk",
+        "limit_ratio",
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "bool",
+        "and",
+        "or",
+        "unless",
+        "offset",
+        "inf",
+        "nan",
+    ]
+)
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
+_MATCHERS = re.compile(r"\{[^}]*\}")
+_GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
+_RANGE = re.compile(r"\[[^\]]*\]")
+_IDENT = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+
+
+def alert_expression(alert: Alert) -> str:
+    """The alert rule's PromQL expression, or "" when the alert does not carry one."""
+    if alert.generator_url:
+        try:
+            query = parse_qs(urlsplit(alert.generator_url).query)
+        except ValueError:
+            query = {}
+        values = query.get("g0.expr")
+        if values and values[0].strip():
+            return values[0].strip()
+    for key in _EXPR_ANNOTATIONS:
+        value = alert.annotations.get(key, "").strip()
+        if value:
+            return value
+    return ""
+
+
+def metric_names(expr: str) -> list[str]:
+    """Metric names used in a PromQL expression, in order of first appearance."""
+    text = _STRING.sub(" ", expr)
+    text = _MATCHERS.sub(" ", text)
+    text = _GROUPING.sub(" ", text)
+    text = _RANGE.sub(" ", text)
+    names: list[str] = []
+    for match in _IDENT.finditer(text):
+        word = match.group(0)
+        rest = text[match.end() :].lstrip()
+        if rest.startswith("("):  # a function call such as rate(
+            continue
+        if word.lower() in _PROMQL_WORDS or word in names:
+            continue
+        # Durations and numbers are not identifiers (e.g. "5m" never starts with a letter
+        # here, but "e" of 1e3 could); skip single letters that follow a digit.
+        if match.start() > 0 and text[match.start() - 1].isdigit():
+            continue
+        names.append(word)
+    return names

@@ -1,0 +1,150 @@
+"""Notifications: Slack, Discord, a generic JSON webhook and Grafana annotations.
+
+Each channel is optional and configured by its URL. Channels are notified concurrently, each
+with its own retries (``delivery.post_json``); the result has one outcome per configured
+channel. Nothing here raises: a failing channel is an outcome with ``ok=False``, never a lost
+analysis or a blocked neighbour. Alert labels and annotations are scrubbed before they leave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from aiops_analyzer.core.config import Settings
+from aiops_analyzer.notify import discord, grafana, slack, webhook
+from aiops_analyzer.notify.delivery import post_json
+from aiops_analyzer.schemas import Alert, AnalysisResult, NotificationOutcome
+from aiops_analyzer.scrub import scrubber_for
+
+__all__ = ["configured_channels", "notify_analysis", "notify_resolution"]
+
+
+@dataclass(frozen=True)
+class Channel:
+    name: str
+    url: str
+    module: Any  # slack, discord, webhook or grafana: analysis_message / resolution_message
+    headers: dict[str, str] | None = None
+
+
+def configured_channels(settings: Settings) -> list[Channel]:
+    channels: list[Channel] = []
+    if settings.slack_webhook_url and settings.slack_webhook_url.get_secret_value():
+        channels.append(Channel("slack", settings.slack_webhook_url.get_secret_value(), slack))
+    if settings.discord_webhook_url and settings.discord_webhook_url.get_secret_value():
+        channels.append(
+            Channel("discord", settings.discord_webhook_url.get_secret_value(), discord)
+        )
+    if settings.notify_webhook_url and settings.notify_webhook_url.get_secret_value():
+        channels.append(Channel("webhook", settings.notify_webhook_url.get_secret_value(), webhook))
+    if settings.grafana_url:
+        headers = {}
+        if settings.grafana_api_token:
+            headers["Authorization"] = f"Bearer {settings.grafana_api_token.get_secret_value()}"
+        url = settings.grafana_url.rstrip("/") + "/api/annotations"
+        channels.append(Channel("grafana", url, grafana, headers))
+    return channels
+
+
+def _scrubbed(alert: Alert, settings: Settings) -> Alert:
+    scrubber = scrubber_for(settings.scrub_extra_patterns)
+    return alert.model_copy(
+        update={
+            "labels": scrubber.scrub_mapping(dict(alert.labels)),
+            "annotations": scrubber.scrub_mapping(dict(alert.annotations)),
+            "generator_url": scrubber.scrub(alert.generator_url),
+        }
+    )
+
+
+async def _send_all(
+    settings: Settings,
+    http: httpx.AsyncClient | None,
+    build: Callable[[Channel], dict[str, Any]],
+    backoff_seconds: float,
+) -> list[NotificationOutcome]:
+    channels = configured_channels(settings)
+    if not channels:
+        return []
+    own_client = http is None
+    client = http or httpx.AsyncClient(timeout=settings.notify_timeout_seconds)
+    try:
+        return list(
+            await asyncio.gather(
+                *(_send(client, channel, build, settings, backoff_seconds) for channel in channels)
+            )
+        )
+    finally:
+        if own_client:
+            await client.aclose()
+
+
+async def _send(
+    client: httpx.AsyncClient,
+    channel: Channel,
+    build: Callable[[Channel], dict[str, Any]],
+    settings: Settings,
+    backoff_seconds: float,
+) -> NotificationOutcome:
+    try:
+        payload = build(channel)
+        return await post_json(
+            client,
+            channel.name,
+            channel.url,
+            payload,
+            headers=channel.headers,
+            max_attempts=settings.notify_max_attempts,
+            request_timeout=settings.notify_timeout_seconds,
+            backoff_seconds=backoff_seconds,
+        )
+    except Exception as exc:  # a formatting bug in one channel must not touch the others
+        return NotificationOutcome(
+            channel=channel.name, ok=False, attempts=0, error=f"unexpected {type(exc).__name__}"
+        )
+
+
+async def notify_analysis(
+    alert: Alert,
+    result: AnalysisResult,
+    settings: Settings,
+    *,
+    analysis_id: int,
+    http: httpx.AsyncClient | None = None,
+    backoff_seconds: float = 0.5,
+) -> list[NotificationOutcome]:
+    """One message per configured channel for a new analysis."""
+    clean = _scrubbed(alert, settings)
+    return await _send_all(
+        settings,
+        http,
+        lambda channel: channel.module.analysis_message(clean, result, analysis_id),
+        backoff_seconds,
+    )
+
+
+async def notify_resolution(
+    alert: Alert,
+    firing: AnalysisResult | None,
+    duration_seconds: float | None,
+    settings: Settings,
+    *,
+    analysis_id: int,
+    http: httpx.AsyncClient | None = None,
+    backoff_seconds: float = 0.5,
+) -> list[NotificationOutcome]:
+    """The follow-up when the alert resolves, with how long it fired."""
+    clean = _scrubbed(alert, settings)
+    return await _send_all(
+        settings,
+        http,
+        lambda channel: channel.module.resolution_message(
+            clean, firing, duration_seconds, analysis_id
+        ),
+        backoff_seconds,
+    )

@@ -1,0 +1,76 @@
+"""Discord webhook messages with one embed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiops_analyzer.notify.format import (
+    RESOLVED_COLOR,
+    RESOLVED_ICON,
+    SEVERITY_COLOR,
+    cause_lines,
+    clip,
+    engine_note,
+    human_duration,
+    is_link,
+    title,
+    where,
+)
+from aiops_analyzer.schemas import Alert, AnalysisResult
+
+# Discord limits: title 256, description 4096, field value 1024 characters.
+USERNAME = "AIOps analyzer"
+# Alert text must never ping anyone (@everyone, roles, users).
+NO_MENTIONS: dict[str, list[str]] = {"parse": []}
+
+
+def _field(name: str, value: str) -> dict[str, Any]:
+    return {"name": name, "value": clip(value, 1024), "inline": False}
+
+
+def analysis_message(alert: Alert, result: AnalysisResult, analysis_id: int) -> dict[str, Any]:
+    fields = [
+        {"name": "Severity", "value": result.severity, "inline": True},
+        {"name": "Category", "value": clip(result.category, 100), "inline": True},
+        {"name": "Target", "value": clip(where(alert), 200), "inline": True},
+    ]
+    causes = cause_lines(result)
+    if causes:
+        fields.append(_field("Probable causes", "\n".join(f"• {c}" for c in causes)))
+    if result.remediation:
+        fields.append(
+            _field(
+                "Remediation", "\n".join(f"{n}. {s}" for n, s in enumerate(result.remediation, 1))
+            )
+        )
+    links = [f"[Source]({alert.generator_url})"] if is_link(alert.generator_url) else []
+    links += [f"[Runbook]({u})" if is_link(u) else f"Runbook: `{u}`" for u in result.runbook_urls]
+    if links:
+        fields.append(_field("Links", " · ".join(links)))
+    embed = {
+        "title": clip(f"{title(alert, result)} ({alert.status})", 256),
+        "description": clip(result.summary, 4096),
+        "color": SEVERITY_COLOR.get(result.severity, SEVERITY_COLOR["none"]),
+        "fields": fields,
+        "footer": {"text": clip(f"analysis #{analysis_id} · {engine_note(result)}", 2048)},
+        "timestamp": alert.starts_at.isoformat(),
+    }
+    return {"username": USERNAME, "allowed_mentions": NO_MENTIONS, "embeds": [embed]}
+
+
+def resolution_message(
+    alert: Alert, firing: AnalysisResult | None, duration_seconds: float | None, analysis_id: int
+) -> dict[str, Any]:
+    name = alert.alertname or "Alert"
+    description = f"{name} on {where(alert)} resolved after {human_duration(duration_seconds)}."
+    if firing is not None:
+        description += f"\nFiring analysis ({firing.category}): {firing.summary}"
+    embed: dict[str, Any] = {
+        "title": clip(f"{RESOLVED_ICON} RESOLVED {name}", 256),
+        "description": clip(description, 4096),
+        "color": RESOLVED_COLOR,
+        "footer": {"text": f"analysis #{analysis_id}"},
+    }
+    if alert.ends_at is not None:
+        embed["timestamp"] = alert.ends_at.isoformat()
+    return {"username": USERNAME, "allowed_mentions": NO_MENTIONS, "embeds": [embed]}

@@ -1,0 +1,95 @@
+"""Slack incoming webhook messages in Block Kit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiops_analyzer.notify.format import (
+    RESOLVED_ICON,
+    cause_lines,
+    clip,
+    engine_note,
+    human_duration,
+    is_link,
+    title,
+    where,
+)
+from aiops_analyzer.schemas import Alert, AnalysisResult
+
+# Block Kit limits: header text 150 characters, section text 3000.
+HEADER_LIMIT = 150
+SECTION_LIMIT = 3000
+
+
+def _escape(text: str) -> str:
+    """mrkdwn control characters; also stops alert text from forging <links|...>."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, SECTION_LIMIT)}}
+
+
+def _links(alert: Alert, result: AnalysisResult, analysis_id: int) -> str:
+    parts = []
+    if is_link(alert.generator_url):
+        parts.append(f"<{alert.generator_url}|Source>")
+    for url in result.runbook_urls:
+        parts.append(f"<{url}|Runbook>" if is_link(url) else f"Runbook: `{_escape(url)}`")
+    parts.append(f"analysis #{analysis_id}")
+    parts.append(_escape(engine_note(result)))
+    return " · ".join(parts)
+
+
+def analysis_message(alert: Alert, result: AnalysisResult, analysis_id: int) -> dict[str, Any]:
+    heading = clip(f"{title(alert, result)} ({alert.status})", HEADER_LIMIT)
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": heading, "emoji": True}},
+        {
+            "type": "section",
+            "fields": [
+                {"type": "mrkdwn", "text": f"*Severity*\n{result.severity}"},
+                {"type": "mrkdwn", "text": f"*Category*\n{_escape(result.category)}"},
+                {"type": "mrkdwn", "text": f"*Target*\n{_escape(clip(where(alert), 500))}"},
+                {"type": "mrkdwn", "text": f"*Started*\n{alert.starts_at.isoformat()}"},
+            ],
+        },
+        _section(f"*Summary*\n{_escape(result.summary)}"),
+    ]
+    causes = cause_lines(result)
+    if causes:
+        blocks.append(
+            _section("*Probable causes*\n" + "\n".join(f"• {_escape(c)}" for c in causes))
+        )
+    if result.remediation:
+        steps = "\n".join(f"{n}. {_escape(s)}" for n, s in enumerate(result.remediation, 1))
+        blocks.append(_section(f"*Remediation*\n{steps}"))
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": _links(alert, result, analysis_id)}],
+        }
+    )
+    return {"text": clip(f"{heading}: {result.summary}", SECTION_LIMIT), "blocks": blocks}
+
+
+def resolution_message(
+    alert: Alert, firing: AnalysisResult | None, duration_seconds: float | None, analysis_id: int
+) -> dict[str, Any]:
+    name = alert.alertname or "Alert"
+    heading = clip(f"{RESOLVED_ICON} RESOLVED {name}", HEADER_LIMIT)
+    lasted = human_duration(duration_seconds)
+    text = f"*{_escape(name)}* on {_escape(where(alert))} resolved after {lasted}."
+    if firing is not None:
+        text += f"\n*Firing analysis* ({firing.category}): {_escape(firing.summary)}"
+    return {
+        "text": clip(f"{heading} after {human_duration(duration_seconds)}", SECTION_LIMIT),
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": heading, "emoji": True}},
+            _section(text),
+            {
+                "type": "context",
+                "elements": [{"type": "mrkdwn", "text": f"analysis #{analysis_id}"}],
+            },
+        ],
+    }
