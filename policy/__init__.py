@@ -1,0 +1,1 @@
+"""The CrossGuard policy pack of the platform (run with `pulumi preview --policy-pack policy`)."""
