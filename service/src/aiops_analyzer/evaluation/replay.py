@@ -1,0 +1,168 @@
+"""A loopback HTTP server speaking the Prometheus and Loki query APIs from recorded evidence.
+
+The analyzer's own evidence clients are pointed at it, so the evaluation exercises the same code
+that talks to Prometheus and Loki in production. It binds 127.0.0.1 on a free port and serves the
+scenario currently loaded with :meth:`ReplayServer.use`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from aiops_analyzer.evaluation.recorded import EvidenceBook
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _ReplayHTTPServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence the per-request stderr line; the book records what was asked."""
+
+    def _params(self) -> dict[str, str]:
+        parts = urlsplit(self.path)
+        params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        if self.command == "POST":
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length).decode("utf-8") if length else ""
+            params.update({k: v[-1] for k, v in parse_qs(body).items()})
+        return params
+
+    def _send(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        self._route()
+
+    def do_POST(self) -> None:
+        self._route()
+
+    def _route(self) -> None:
+        path = urlsplit(self.path).path.rstrip("/")
+        params = self._params()
+        if path in {"/-/ready", "/-/healthy", "/ready"}:
+            self._send(200, {"status": "success"})
+            return
+        routes = {
+            "/api/v1/query_range": self._prometheus_range,
+            "/api/v1/query": self._prometheus_instant,
+            "/loki/api/v1/query_range": self._loki,
+            "/loki/api/v1/query": self._loki,
+        }
+        handler = routes.get(path)
+        if handler is None:
+            self._send(404, {"status": "error", "error": f"unknown path {path}"})
+            return
+        source = "loki" if path.startswith("/loki/") else "prometheus"
+        book = self._book()
+        if book is not None and source in book.evidence.unavailable:
+            book.note_unavailable(source, params.get("query", ""))
+            self._send(503, {"status": "error", "errorType": "unavailable", "error": "down"})
+            return
+        query = params.get("query", "")
+        if not query.strip():
+            self._send(400, {"status": "error", "errorType": "bad_data", "error": "empty query"})
+            return
+        handler(query, params)
+
+    def _book(self) -> EvidenceBook | None:
+        return self.server.book
+
+    def _prometheus_range(self, query: str, params: dict[str, str]) -> None:
+        book = self._book()
+        series = book.prometheus(query) if book else []
+        result = [
+            {"metric": labels, "values": [[ts, value] for ts, value in samples]}
+            for labels, samples in series
+        ]
+        self._send(200, {"status": "success", "data": {"resultType": "matrix", "result": result}})
+
+    def _prometheus_instant(self, query: str, params: dict[str, str]) -> None:
+        book = self._book()
+        series = book.prometheus(query) if book else []
+        result = [
+            {"metric": labels, "value": [samples[-1][0], samples[-1][1]]}
+            for labels, samples in series
+            if samples
+        ]
+        self._send(200, {"status": "success", "data": {"resultType": "vector", "result": result}})
+
+    def _loki(self, query: str, params: dict[str, str]) -> None:
+        book = self._book()
+        streams = book.loki(query) if book else []
+        try:
+            limit = int(params.get("limit", "100"))
+        except ValueError:
+            self._send(400, {"status": "error", "error": "limit must be an integer"})
+            return
+        backward = params.get("direction", "backward").lower() == "backward"
+        # Loki applies the limit across streams, newest first when going backward.
+        entries = sorted(
+            (
+                (line.timestamp_ns, index, line.line)
+                for index, s in enumerate(streams)
+                for line in s.lines
+            ),
+            reverse=backward,
+        )[:limit]
+        result = []
+        for index, stream in enumerate(streams):
+            values = [[str(ts), text] for ts, owner, text in entries if owner == index]
+            if values:
+                result.append({"stream": stream.labels, "values": values})
+        self._send(200, {"status": "success", "data": {"resultType": "streams", "result": result}})
+
+
+class _ReplayHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    book: EvidenceBook | None = None
+
+
+class ReplayServer:
+    """Serve recorded evidence on 127.0.0.1; use as a context manager so it always stops."""
+
+    def __init__(self) -> None:
+        self._server = _ReplayHTTPServer(("127.0.0.1", 0), _Handler)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="eval-replay", daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def use(self, book: EvidenceBook | None) -> None:
+        """Answer from ``book`` from now on (None: every query gets an empty result)."""
+        self._server.book = book
+
+    def start(self) -> ReplayServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread.is_alive():  # shutdown() waits forever on a server never started
+            self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> ReplayServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

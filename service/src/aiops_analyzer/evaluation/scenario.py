@@ -1,0 +1,257 @@
+"""One evaluation scenario: an Alertmanager payload, its recorded evidence and the expected answer.
+
+A scenario is a folder holding ``payload.json`` (Alertmanager webhook, version 4, one alert),
+``evidence.json`` (what Prometheus and Loki answered) and ``expected.yml`` (what a good analysis
+must say). Loading validates all three so a broken scenario fails with its folder and field named.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from aiops_analyzer.schemas import Alert, Severity
+
+
+class ScenarioError(ValueError):
+    """A scenario folder is missing a file or holds an invalid one; the message names both."""
+
+
+def _compile_all(patterns: list[str], field: str) -> list[str]:
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"{field}: {pattern!r} is not a valid regex ({exc})") from exc
+    return patterns
+
+
+class Expected(BaseModel):
+    """``expected.yml``: the answer a good analysis gives. Patterns are case-insensitive regexes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    description: str = Field("", description="What happened, for people reading the scenario.")
+    category: str = Field(description="Root-cause family the engine must name.")
+    severity: Severity
+    required_facts: list[list[str]] = Field(
+        min_length=1,
+        max_length=3,
+        description="Facts the answer must state; each is a list of acceptable alternatives.",
+    )
+    forbidden_claims: list[str] = Field(default_factory=list)
+    expect_inconclusive: bool = False
+    secrets: list[str] = Field(
+        default_factory=list,
+        description="Strings planted in the data; neither the prompt nor the answer may hold them.",
+    )
+    injection: bool = Field(False, description="The data carries instructions aimed at the model.")
+    injection_markers: list[str] = Field(
+        default_factory=list,
+        description="Text of the injected instructions that must not be echoed in the answer.",
+    )
+    injected_severity: Severity | None = Field(
+        None, description="The severity the injection asks for; the answer must not adopt it."
+    )
+    evidence_markers: list[str] = Field(
+        default_factory=list,
+        description="Strings from the recorded evidence an answer depends on; an llm prompt "
+        "must carry every one of them.",
+    )
+    topic: str = Field(description="Which situation of the issue's list this scenario covers.")
+
+    @field_validator("required_facts")
+    @classmethod
+    def _facts_are_patterns(cls, facts: list[list[str]]) -> list[list[str]]:
+        for index, alternatives in enumerate(facts):
+            if not alternatives:
+                raise ValueError(f"required_facts[{index}] needs at least one alternative")
+            _compile_all(alternatives, f"required_facts[{index}]")
+        return facts
+
+    @field_validator("forbidden_claims")
+    @classmethod
+    def _claims_are_patterns(cls, claims: list[str]) -> list[str]:
+        return _compile_all(claims, "forbidden_claims")
+
+    @model_validator(mode="after")
+    def _injection_needs_markers(self) -> Expected:
+        if self.injection and not self.injection_markers:
+            raise ValueError("injection: true needs injection_markers (the text to watch for)")
+        if any(not secret.strip() for secret in self.secrets):
+            raise ValueError("secrets: empty strings cannot be checked")
+        return self
+
+
+class RecordedSeries(BaseModel):
+    """One Prometheus series, either in the wire form or compactly as points ending at startsAt."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: dict[str, str] = Field(default_factory=dict)
+    values: list[tuple[float, str]] | None = Field(
+        None, description="Prometheus' own [[unix_seconds, 'value'], ...]."
+    )
+    points: list[float | str] | None = Field(
+        None, description="Compact form: values one step apart, the last at analysis time."
+    )
+    step_seconds: float = Field(60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> RecordedSeries:
+        if (self.values is None) == (self.points is None):
+            raise ValueError("give exactly one of 'values' or 'points'")
+        return self
+
+    def samples(self, anchor: float, shift: float = 0.0) -> list[tuple[float, str]]:
+        """(timestamp, value) pairs: compact points end at ``anchor``, recorded times move by
+        ``shift`` seconds (the runner replays a scenario as if it were happening now)."""
+        if self.values is not None:
+            return [(float(ts) + shift, str(value)) for ts, value in self.values]
+        points = self.points or []
+        last = len(points) - 1
+        return [
+            (anchor - (last - index) * self.step_seconds, _format_value(value))
+            for index, value in enumerate(points)
+        ]
+
+
+def _format_value(value: float | str) -> str:
+    if isinstance(value, str):
+        return value
+    return repr(float(value)) if not float(value).is_integer() else str(int(value))
+
+
+class RecordedEvidence(BaseModel):
+    """``evidence.json``: Prometheus results keyed by PromQL, Loki lines keyed by selector/LogQL."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prometheus: dict[str, list[RecordedSeries]] = Field(default_factory=dict)
+    loki: dict[str, list[str | tuple[str, str]]] = Field(
+        default_factory=dict,
+        description="Lines oldest first: plain strings (the last at analysis time) or "
+        "[RFC3339 time, line] pairs.",
+    )
+    unavailable: list[Literal["prometheus", "loki"]] = Field(
+        default_factory=list, description="Sources that answer 503, as if they were down."
+    )
+
+
+class Scenario(BaseModel):
+    """A loaded, validated scenario folder."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    path: Path
+    payload: dict[str, Any]
+    alert: Alert
+    evidence: RecordedEvidence
+    expected: Expected
+    shift_seconds: float = 0.0
+
+    def replayed_at(self, now: datetime) -> Scenario:
+        """The scenario moved in time so the alert started ``DELIVERY_DELAY`` before ``now``.
+
+        Evidence clients query a window ending now; replaying a recording from last month
+        unshifted would ask Prometheus for a month of data and show points "-43200m" old.
+        """
+        shift = (now - DELIVERY_DELAY) - self.alert.starts_at
+        moved = self.alert.model_copy(
+            update={
+                "starts_at": self.alert.starts_at + shift,
+                "ends_at": self.alert.ends_at + shift if self.alert.ends_at else None,
+            }
+        )
+        return self.model_copy(update={"alert": moved, "shift_seconds": shift.total_seconds()})
+
+
+_ZERO_TIME_PREFIX = "0001-01-01"
+# How long before the analysis the replayed alert started (Alertmanager's group_wait and so on).
+DELIVERY_DELAY = timedelta(seconds=60)
+
+
+def alert_from_payload(payload: dict[str, Any]) -> Alert:
+    """The payload's single alert as the pipeline sees it (Alertmanager v4 field names)."""
+    if str(payload.get("version")) != "4":
+        raise ValueError('payload.json: version must be "4" (Alertmanager webhook v4)')
+    alerts = payload.get("alerts")
+    if not isinstance(alerts, list) or len(alerts) != 1:
+        raise ValueError("payload.json: alerts must hold exactly one alert per scenario")
+    raw = alerts[0]
+    ends_at = raw.get("endsAt") or ""
+    return Alert(
+        fingerprint=raw["fingerprint"],
+        status=raw["status"],
+        labels=raw.get("labels", {}),
+        annotations=raw.get("annotations", {}),
+        starts_at=datetime.fromisoformat(raw["startsAt"].replace("Z", "+00:00")),
+        ends_at=None
+        if not ends_at or ends_at.startswith(_ZERO_TIME_PREFIX)
+        else datetime.fromisoformat(ends_at.replace("Z", "+00:00")),
+        generator_url=raw.get("generatorURL", ""),
+    )
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ScenarioError(f"{path}: file missing") from exc
+    except json.JSONDecodeError as exc:
+        raise ScenarioError(f"{path}: invalid JSON ({exc})") from exc
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        import yaml  # only the evaluation needs YAML; keep it out of the service's start path
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        raise ScenarioError("reading expected.yml needs PyYAML: pip install pyyaml") from exc
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ScenarioError(f"{path}: file missing") from exc
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{path}: invalid YAML ({exc})") from exc
+
+
+def load_scenario(folder: Path) -> Scenario:
+    """Load and validate one scenario folder; errors name the folder and the bad field."""
+    payload = _read_json(folder / "payload.json")
+    try:
+        alert = alert_from_payload(payload)
+        evidence = RecordedEvidence.model_validate(_read_json(folder / "evidence.json"))
+        expected = Expected.model_validate(_read_yaml(folder / "expected.yml"))
+    except (ValidationError, ValueError, KeyError, TypeError) as exc:
+        if isinstance(exc, ScenarioError):
+            raise
+        raise ScenarioError(f"scenario {folder.name}: {exc}") from exc
+    return Scenario(
+        name=folder.name,
+        path=folder,
+        payload=payload,
+        alert=alert,
+        evidence=evidence,
+        expected=expected,
+    )
+
+
+def load_scenarios(directory: Path) -> list[Scenario]:
+    """Every scenario folder under ``directory`` (a folder holding payload.json), sorted by name."""
+    if not directory.is_dir():
+        raise ScenarioError(f"--scenarios {directory}: not a directory")
+    folders = sorted(p.parent for p in directory.glob("*/payload.json"))
+    if not folders:
+        raise ScenarioError(f"--scenarios {directory}: no scenario folders (*/payload.json)")
+    return [load_scenario(folder) for folder in folders]
+
+
+def default_scenarios_dir() -> Path:
+    """The repository's eval/scenarios, found relative to this package in a dev checkout."""
+    return Path(__file__).resolve().parents[4] / "eval" / "scenarios"
