@@ -1,0 +1,303 @@
+"""Evidence against loopback servers that speak Prometheus' and Loki's query APIs."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from aiops_analyzer.core.config import Settings
+from aiops_analyzer.evidence import gather_evidence
+from aiops_analyzer.schemas import Alert, EvidenceItem
+
+from tests.service.loopback import LoopbackServer, Recorded, Reply, always
+
+STARTS = datetime.now(UTC) - timedelta(minutes=5)
+
+
+def settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {"auth_disabled": True, "evidence_timeout_seconds": 2.0}
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def alert(labels: dict[str, str], expr: str = "", **fields: Any) -> Alert:
+    url = f"http://prometheus:9090/graph?g0.expr={quote(expr)}&g0.tab=1" if expr else ""
+    return Alert(
+        fingerprint="f00dfeed12345678",
+        status="firing",
+        labels=labels,
+        starts_at=STARTS,
+        generator_url=url,
+        **fields,
+    )
+
+
+def matrix(*series: tuple[dict[str, str], list[float]]) -> dict[str, Any]:
+    now = time.time()
+    result = []
+    for labels, values in series:
+        points = [[now - 60 * (len(values) - i), str(v)] for i, v in enumerate(values)]
+        result.append({"metric": labels, "values": points})
+    return {"status": "success", "data": {"resultType": "matrix", "result": result}}
+
+
+def by_id(items: list[EvidenceItem]) -> dict[str, EvidenceItem]:
+    return {item.id: item for item in items}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_range_query_of_the_alerts_own_expression() -> None:
+    expr = 'up{job="nginx"} == 0'
+    reply = matrix(({"job": "nginx", "instance": "nginx:80"}, [1, 1, 1, 0, 0, 0]))
+    with LoopbackServer(always(Reply(body=reply))) as prom:
+        s = settings(prometheus_url=prom.url, evidence_window_minutes=30)
+        items = await gather_evidence(alert({"alertname": "TargetDown"}, expr), s)
+    first = prom.requests[0]
+    assert first.path == "/api/v1/query_range"
+    assert first.param("query") == expr
+    start, end = float(first.param("start")), float(first.param("end"))
+    # The window opens one evidence window before startsAt and ends now.
+    assert start == pytest.approx((STARTS - timedelta(minutes=30)).timestamp(), abs=1)
+    assert end == pytest.approx(time.time(), abs=30)
+    assert 0 < float(first.param("step")) <= (end - start) / 10
+    prom1 = by_id(items)["prom-1"]
+    assert prom1.status == "ok"
+    assert prom1.query == expr
+    assert "last=0 min=0 max=1 trend=falling" in prom1.text
+    assert "instance=nginx:80" in prom1.text
+
+
+def _answer_by_query(request: Recorded) -> Reply:
+    query = request.param("query")
+    return Reply(body=matrix(({"q": query[:30]}, [0.5, 0.7, 0.9])))
+
+
+@pytest.mark.parametrize(
+    ("labels", "expr", "expected"),
+    [
+        (
+            {"alertname": "ContainerMemoryHigh", "name": "billing"},
+            "container_memory_working_set_bytes / container_spec_memory_limit_bytes > 0.9",
+            [
+                'rate(container_cpu_usage_seconds_total{name="billing"}[5m])',
+                'container_spec_memory_limit_bytes{name="billing"}',
+                'changes(container_start_time_seconds{name="billing"}[15m])',
+                'container_last_seen{name="billing"}',
+            ],
+        ),
+        (
+            {"alertname": "HostDiskFull", "instance": "node:9100"},
+            "node_filesystem_avail_bytes / node_filesystem_size_bytes < 0.1",
+            [
+                'node_load1{instance="node:9100"}',
+                'node_memory_MemAvailable_bytes{instance="node:9100"}',
+                'node_filesystem_avail_bytes{instance="node:9100",fstype!~',
+            ],
+        ),
+        (
+            {"alertname": "NginxDown", "instance": "nginx-exporter:9113", "job": "nginx"},
+            "nginx_up == 0",
+            [
+                'nginx_up{instance="nginx-exporter:9113"}',
+                'rate(nginx_http_requests_total{instance="nginx-exporter:9113"}[5m])',
+            ],
+        ),
+    ],
+)
+async def test_family_specific_queries(
+    labels: dict[str, str], expr: str, expected: list[str]
+) -> None:
+    with LoopbackServer(_answer_by_query) as prom:
+        items = await gather_evidence(alert(labels, expr), settings(prometheus_url=prom.url))
+    queries = [r.param("query") for r in prom.requests]
+    assert queries[0] == expr
+    for fragment in expected:
+        assert any(fragment in q for q in queries), f"{fragment} not queried: {queries}"
+    prom_items = [i for i in items if i.source == "prometheus"]
+    assert [i.id for i in prom_items] == [f"prom-{n}" for n in range(1, len(prom_items) + 1)]
+    assert all(i.status == "ok" for i in prom_items)
+
+
+async def test_label_values_cannot_break_out_of_the_selector() -> None:
+    labels = {"alertname": "X", "name": 'web"} or vector(1) #'}
+    with LoopbackServer(_answer_by_query) as prom:
+        await gather_evidence(
+            alert(labels, "container_last_seen > 0"), settings(prometheus_url=prom.url)
+        )
+    assert any('name="web\\"} or vector(1) #"' in r.param("query") for r in prom.requests)
+
+
+async def test_unconfigured_and_unreachable_sources_are_unavailable() -> None:
+    a = alert({"alertname": "NginxDown", "job": "nginx"}, "nginx_up == 0")
+    items = by_id(await gather_evidence(a, settings()))
+    assert items["prom-1"].status == "unavailable"
+    assert "AIOPS_PROMETHEUS_URL" in items["prom-1"].detail
+    assert items["loki-1"].status == "unavailable"
+    assert "AIOPS_LOKI_URL" in items["loki-1"].detail
+
+    closed = f"http://127.0.0.1:{free_port()}"
+    items = by_id(await gather_evidence(a, settings(prometheus_url=closed, loki_url=closed)))
+    assert items["prom-1"].status == "unavailable"
+    assert "unreachable" in items["prom-1"].detail
+    assert items["loki-1"].status == "unavailable"
+
+
+async def test_slow_source_times_out_without_holding_the_others() -> None:
+    hang = 20.0
+    a = alert({"alertname": "NginxDown", "job": "nginx"}, "nginx_up == 0")
+    loki_reply = {"status": "success", "data": {"resultType": "streams", "result": []}}
+    with (
+        LoopbackServer(always(Reply(body=matrix(), delay=hang))) as prom,
+        LoopbackServer(always(Reply(body=loki_reply))) as loki,
+    ):
+        started = time.perf_counter()
+        items = by_id(
+            await gather_evidence(
+                a,
+                settings(prometheus_url=prom.url, loki_url=loki.url, evidence_timeout_seconds=0.3),
+            )
+        )
+        elapsed = time.perf_counter() - started
+    assert items["prom-1"].status == "unavailable"
+    assert "timed out" in items["prom-1"].detail
+    assert items["loki-1"].status == "empty"
+    assert elapsed < hang / 4  # the source timeout, not the server, ended the wait
+
+
+async def test_prometheus_errors_and_empty_results() -> None:
+    bad = {"status": "error", "errorType": "bad_data", "error": "parse error at char 4"}
+    a = alert({"alertname": "X"}, "rate(foo[5m]) > 1")
+    with LoopbackServer(always(Reply(400, bad))) as prom:
+        items = by_id(await gather_evidence(a, settings(prometheus_url=prom.url)))
+    assert items["prom-1"].status == "unavailable"
+    assert "parse error at char 4" in items["prom-1"].detail
+
+    with LoopbackServer(always(Reply(body=matrix()))) as prom:
+        items = by_id(await gather_evidence(a, settings(prometheus_url=prom.url)))
+    assert items["prom-1"].status == "empty"
+
+    with LoopbackServer(always(Reply(200, "<html>proxy error</html>"))) as prom:
+        items = by_id(await gather_evidence(a, settings(prometheus_url=prom.url)))
+    assert items["prom-1"].status == "unavailable"
+
+
+def loki_streams(lines: list[tuple[float, str]], labels: dict[str, str]) -> dict[str, Any]:
+    values = [[str(int(ts * 1e9)), line] for ts, line in lines]
+    return {
+        "status": "success",
+        "data": {"resultType": "streams", "result": [{"stream": labels, "values": values}]},
+    }
+
+
+async def test_loki_lines_of_the_container_errors_first() -> None:
+    base = STARTS.timestamp()
+    lines = [(base - 100 + i, f"GET /health 200 request {i}") for i in range(40)]
+    lines += [
+        (base - 30, "ERROR upstream connect failed: connection refused"),
+        (base - 10, "panic: runtime error: invalid memory address"),
+        (base - 5, f"retrying with password=hunter2 token {'ghp_' + 'a' * 36}"),
+    ]
+    reply = loki_streams(lines, {"container": "billing"})
+    with LoopbackServer(always(Reply(body=reply))) as loki:
+        s = settings(loki_url=loki.url, loki_max_lines=5)
+        items = by_id(await gather_evidence(alert({"alertname": "X", "name": "billing"}), s))
+    request = loki.requests[0]
+    assert request.path == "/loki/api/v1/query_range"
+    assert request.param("query") == '{container="billing"}'
+    assert request.param("direction") == "backward"
+    start_ns, end_ns = int(request.param("start")), int(request.param("end"))
+    assert start_ns < STARTS.timestamp() * 1e9 < end_ns
+    errors, context = items["loki-1"], items["loki-2"]
+    assert errors.text.splitlines()[1].endswith("panic: runtime error: invalid memory address")
+    assert "connection refused" in errors.text
+    assert "GET /health" not in errors.text
+    # At most loki_max_lines lines in total, the newest context lines fill what is left.
+    shown = len(errors.text.splitlines()) - 1 + len(context.text.splitlines()) - 1
+    assert shown == 5
+    assert "request 39" in context.text
+    assert "hunter2" not in errors.text + context.text
+    assert "ghp_" not in errors.text + context.text
+
+
+@pytest.mark.parametrize(
+    ("labels", "selector"),
+    [
+        ({"container": "api"}, '{container="api"}'),
+        ({"compose_service": "worker"}, '{compose_service="worker"}'),
+        ({"service_name": "checkout"}, '{service_name="checkout"}'),
+        ({"job": "node"}, '{job="node"}'),
+    ],
+)
+async def test_loki_selector_from_labels(labels: dict[str, str], selector: str) -> None:
+    reply = loki_streams([(STARTS.timestamp(), "started")], {})
+    with LoopbackServer(always(Reply(body=reply))) as loki:
+        items = by_id(
+            await gather_evidence(alert({"alertname": "X", **labels}), settings(loki_url=loki.url))
+        )
+    assert loki.requests[0].param("query") == selector
+    assert items["loki-1"].status == "ok"
+
+
+async def test_loki_without_a_selecting_label_asks_nothing() -> None:
+    with LoopbackServer(always(Reply(body={}))) as loki:
+        items = by_id(await gather_evidence(alert({"alertname": "X"}), settings(loki_url=loki.url)))
+    assert loki.requests == []
+    assert items["loki-1"].status == "empty"
+    assert "label" in items["loki-1"].detail
+
+
+def test_runbook_lookup_order_and_fallbacks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configured = tmp_path / "configured"
+    from_env = tmp_path / "env"
+    configured.mkdir()
+    from_env.mkdir()
+    (configured / "DiskFull.md").write_text(
+        "# DiskFull\n## Mitigation\nrm old logs; api_key=abc123secret\n"
+    )
+    (from_env / "DiskFull.md").write_text("# env version\n")
+    (from_env / "OnlyInEnv.md").write_text("# OnlyInEnv\n## Meaning\nfrom env\n")
+    monkeypatch.setenv("AIOPS_RUNBOOKS_DIR", str(from_env))
+    s = settings(runbooks_dir=configured)
+
+    def runbook(a: Alert) -> EvidenceItem:
+        return by_id(asyncio.run(gather_evidence(a, s)))["runbook-1"]
+
+    item = runbook(alert({"alertname": "DiskFull"}))
+    assert item.status == "ok"
+    assert item.text.startswith("# DiskFull")
+    assert "abc123secret" not in item.text
+    assert runbook(alert({"alertname": "OnlyInEnv"})).text.startswith("# OnlyInEnv")
+
+    link = "https://runbooks.example.com/unknown"
+    item = runbook(alert({"alertname": "Unknown"}, annotations={"runbook_url": link}))
+    assert item.status == "ok"
+    assert item.query == link
+    assert "not fetched" in item.text
+
+    item = runbook(alert({"alertname": "../configured/DiskFull"}))
+    assert item.status == "empty"
+
+
+def test_bundled_runbooks_found_from_a_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
+    repo_runbooks = Path(__file__).resolve().parents[2] / "monitoring" / "runbooks"
+    books = sorted(repo_runbooks.glob("*.md")) if repo_runbooks.is_dir() else []
+    if not books:
+        pytest.skip("no bundled runbooks in monitoring/runbooks yet")
+    monkeypatch.delenv("AIOPS_RUNBOOKS_DIR", raising=False)
+    name = books[0].stem
+    items = by_id(asyncio.run(gather_evidence(alert({"alertname": name}), settings())))
+    assert items["runbook-1"].status == "ok"
+    assert items["runbook-1"].query == f"monitoring/runbooks/{name}.md"
