@@ -1,0 +1,237 @@
+"""Loki, its LogQL alert rules and Alloy: no validator runs here, so check their structure.
+
+Loki's and Alloy's binaries are not installable on this machine. The configs are parsed and
+checked for the keys each tool requires, and the LogQL rules as far as promtool can read
+them: their stream selectors are PromQL selectors, and with the log pipelines removed their
+metric expressions are PromQL.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.monitoring.files import (
+    LOKI_RULES,
+    MONITORING,
+    RUNBOOK_BASE_URL,
+    AlertRule,
+    alert_rules,
+    load_yaml,
+)
+from tests.support.tools import require_tool
+
+LOKI_CONFIG = MONITORING / "loki" / "config.yml"
+ALLOY_CONFIG = MONITORING / "alloy" / "config.alloy"
+
+# Stream labels Alloy attaches (see config.alloy); a LogQL selector on anything else is empty.
+ALLOY_STREAM_LABELS = {"container", "service", "stack", "level"}
+
+# Top-level blocks of Loki 3's configuration file that this config may use.
+LOKI_TOP_LEVEL = {
+    "auth_enabled",
+    "server",
+    "common",
+    "schema_config",
+    "storage_config",
+    "limits_config",
+    "compactor",
+    "ruler",
+    "query_range",
+    "frontend",
+    "ingester",
+    "pattern_ingester",
+    "analytics",
+}
+
+
+def test_loki_is_a_single_binary_with_tsdb_v13_on_the_filesystem() -> None:
+    config = load_yaml(LOKI_CONFIG)
+    assert set(config) <= LOKI_TOP_LEVEL, sorted(set(config) - LOKI_TOP_LEVEL)
+    assert config["auth_enabled"] is False
+    assert config["server"]["http_listen_port"] == 3100
+    assert config["common"]["replication_factor"] == 1
+    assert config["common"]["ring"]["kvstore"]["store"] == "inmemory"
+    (schema,) = config["schema_config"]["configs"]
+    assert (schema["store"], schema["schema"], schema["object_store"]) == (
+        "tsdb",
+        "v13",
+        "filesystem",
+    )
+    assert schema["index"]["period"] == "24h"  # TSDB requires 24h index periods
+
+
+def test_loki_retention_runs_in_the_compactor() -> None:
+    config = load_yaml(LOKI_CONFIG)
+    compactor = config["compactor"]
+    assert compactor["retention_enabled"] is True
+    # Loki 3 refuses to start with retention but without a delete request store.
+    assert compactor["delete_request_store"] == "filesystem"
+    assert re.fullmatch(r"\d+h", config["limits_config"]["retention_period"])
+    # Removed in Loki 3.0; their presence stops the process at start.
+    text = LOKI_CONFIG.read_text(encoding="utf-8")
+    for removed in ("shared_store", "boltdb_shipper", "enforce_metric_name"):
+        assert removed not in text
+
+
+def test_loki_ruler_reads_the_rules_and_alerts_through_alertmanager() -> None:
+    ruler = load_yaml(LOKI_CONFIG)["ruler"]
+    assert ruler["storage"] == {"type": "local", "local": {"directory": "/etc/loki/rules"}}
+    assert ruler["alertmanager_url"] == "http://alertmanager:9093"
+    assert ruler["enable_api"] is True
+    # Without auth Loki's tenant is "fake": the rule files must sit in that directory.
+    assert LOKI_RULES and all(path.parent.name == "fake" for path in LOKI_RULES)
+
+
+def test_log_alert_rules_have_the_prometheus_rule_structure() -> None:
+    rules = alert_rules(LOKI_RULES)
+    assert len(rules) >= 2
+    for rule in rules:
+        assert rule.severity in {"critical", "warning", "info"}, rule.name
+        assert set(rule.annotations) >= {"summary", "description", "runbook_url"}, rule.name
+        assert rule.annotations["runbook_url"] == f"{RUNBOOK_BASE_URL}{rule.name}.md"
+        assert rule.for_, f"{rule.name}: a log burst needs a for: to not flap"
+
+
+# A stream selector, its log pipeline (everything up to the range) and the range.
+LOG_RANGE = re.compile(r"(\{[^{}]*\})([^\[\]]*?)(\[\d+[smhd]\])")
+PIPELINE_STAGE = re.compile(
+    "|".join(
+        [
+            r"json|logfmt",  # parsers
+            r'__error__\s*=\s*""',  # drop the lines a parser failed on
+            r'[a-z_][a-z0-9_]*\s*(==|!=|>=|<=|>|<|=~|!~|=)\s*("[^"]*"|[0-9.]+)',  # label filter
+        ]
+    )
+)
+LINE_FILTER = re.compile(r"""(\|=|!=|\|~|!~)\s*"[^"]*"$""")
+
+
+def logql_parts(expr: str) -> tuple[list[str], list[list[str]], str]:
+    """Stream selectors, the stages of each pipeline, and the expression without pipelines."""
+    selectors, pipelines = [], []
+    for selector, pipeline, _ in LOG_RANGE.findall(expr):
+        selectors.append(selector)
+        stages = [stage.strip() for stage in pipeline.split("|")[1:]] if pipeline.strip() else []
+        pipelines.append(stages)
+    return selectors, pipelines, LOG_RANGE.sub(r"\1\3", expr)
+
+
+@pytest.mark.parametrize("rule", alert_rules(LOKI_RULES), ids=lambda r: r.name)
+def test_logql_pipelines_use_known_stages_and_alloy_labels(rule: AlertRule) -> None:
+    selectors, pipelines, _ = logql_parts(rule.expr)
+    assert selectors, f"{rule.name}: no log range found"
+    for selector in selectors:
+        labels = set(re.findall(r"([a-z_]+)\s*(?:=~|!~|!=|=)", selector))
+        assert labels and labels <= ALLOY_STREAM_LABELS, f"{rule.name}: {selector}"
+    for stages in pipelines:
+        for stage in stages:
+            assert PIPELINE_STAGE.fullmatch(stage) or LINE_FILTER.match(stage), (
+                f"{rule.name}: unknown LogQL stage {stage!r}"
+            )
+
+
+def test_logql_selectors_and_metric_structure_parse_with_promtool(tmp_path: Path) -> None:
+    promtool = require_tool("promtool", "Debian package prometheus")
+    checks = []
+    for rule in alert_rules(LOKI_RULES):
+        selectors, _, metric_expr = logql_parts(rule.expr)
+        # LogQL stream selectors use PromQL's matcher syntax; a selector alone needs a name.
+        checks += [f"count_over_time(logs{selector}[5m])" for selector in selectors]
+        checks.append(re.sub(r"\{", "logs{", metric_expr))
+    groups = {
+        "groups": [
+            {
+                "name": "logql-structure",
+                "rules": [{"record": f"logql:check:{i}", "expr": e} for i, e in enumerate(checks)],
+            }
+        ]
+    }
+    path = tmp_path / "logql.yml"
+    path.write_text(yaml.safe_dump(groups), encoding="utf-8")
+    result = subprocess.run(
+        [promtool, "check", "rules", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr + "\n" + "\n".join(checks)
+
+
+# --- Alloy -------------------------------------------------------------------------------
+
+
+def alloy_source() -> str:
+    """The config without comments, strings kept (a "//" in a URL is not a comment)."""
+    text = ALLOY_CONFIG.read_text(encoding="utf-8")
+    return re.sub(r'("(?:[^"\\]|\\.)*")|//[^\n]*', lambda m: m.group(1) or "", text)
+
+
+def alloy_components(source: str) -> dict[str, str]:
+    """Top-level components as {"kind.label": body}; raises on unbalanced braces."""
+    components: dict[str, str] = {}
+    position = 0
+    header = re.compile(r'\s*([a-z_]+(?:\.[a-z_]+)+)\s+"([a-z0-9_]+)"\s*\{')
+    while position < len(source.rstrip()):
+        match = header.match(source, position)
+        assert match, f"unexpected Alloy syntax at: {source[position : position + 60]!r}"
+        depth, index, in_string = 1, match.end(), False
+        while depth:
+            assert index < len(source), f"unbalanced braces in {match.group(1)}"
+            char = source[index]
+            if char == '"' and source[index - 1] != "\\":
+                in_string = not in_string
+            elif not in_string:
+                depth += {"{": 1, "}": -1}.get(char, 0)
+            index += 1
+        components[f"{match.group(1)}.{match.group(2)}"] = source[match.end() : index - 1]
+        position = index
+    return components
+
+
+def test_alloy_pipeline_discovers_labels_processes_and_writes_to_loki() -> None:
+    source = alloy_source()
+    components = alloy_components(source)
+    kinds = {name.rsplit(".", 1)[0] for name in components}
+    assert kinds == {
+        "discovery.docker",
+        "discovery.relabel",
+        "loki.source.docker",
+        "loki.process",
+        "loki.write",
+    }
+    # Every reference to another component's export names a declared component.
+    references = re.findall(r"\b((?:discovery|loki)\.[a-z_]+\.[a-z0-9_]+)\.[a-z_]+\b", source)
+    assert references
+    for reference in references:
+        assert reference in components, f"{reference} is not declared"
+
+
+def test_alloy_labels_container_service_stack_and_level() -> None:
+    components = alloy_components(alloy_source())
+    (relabel,) = [body for name, body in components.items() if name.startswith("discovery.relabel")]
+    rules = dict(
+        re.findall(r'source_labels\s*=\s*\["([^"]+)"\][^}]*?target_label\s*=\s*"([^"]+)"', relabel)
+    )
+    assert rules == {
+        "__meta_docker_container_name": "container",
+        "__meta_docker_container_label_com_docker_compose_service": "service",
+        "__meta_docker_container_label_com_aiops_stack": "stack",
+    }
+    assert 'regex         = "/(.*)"' in relabel  # the leading slash of Docker's names goes
+    (process,) = [body for name, body in components.items() if name.startswith("loki.process")]
+    assert "stage.json" in process
+    assert re.search(r"stage\.labels\s*\{\s*values\s*=\s*\{\s*level\s*=", process)
+    assert (
+        set(re.findall(r"target_label\s*=\s*\"([a-z_]+)\"", relabel)) | {"level"}
+        == ALLOY_STREAM_LABELS
+    )
+
+
+def test_alloy_writes_to_the_loki_push_endpoint() -> None:
+    components = alloy_components(alloy_source())
+    (write,) = [body for name, body in components.items() if name.startswith("loki.write")]
+    assert re.findall(r'url\s*=\s*"([^"]+)"', write) == ["http://loki:3100/loki/api/v1/push"]
+    (source,) = [b for n, b in components.items() if n.startswith("loki.source.docker")]
+    assert 'host             = "unix:///var/run/docker.sock"' in source
