@@ -1,0 +1,124 @@
+"""The analyzer built from this repository's source and run next to the monitoring stack."""
+
+from __future__ import annotations
+
+import os
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_docker_build as docker_build
+
+from stacks.components.docker_service import (
+    LocalContext,
+    ServiceSpec,
+    container,
+    data_volume,
+    healthcheck,
+)
+from stacks.config import AnalyzerConfig
+from stacks.monitoring_files import REPO_ROOT
+
+CONTAINER_PORT = 8080
+# Where the image keeps its SQLite store; the named volume is mounted here so analyses
+# survive a container replacement (the image must create it for its non-root user).
+DATA_DIR = "/app/data"
+DOCKERFILE = "service/Dockerfile"
+IMAGE_DIGEST_LABEL = "com.aiops.image-digest"
+
+
+def _build_path(relative: str) -> str:
+    """A path relative to the working directory (the project root under the Pulumi CLI), so
+    the stored inputs do not depend on where the repository is checked out."""
+    return os.path.relpath(REPO_ROOT / relative) if relative else os.path.relpath(REPO_ROOT)
+
+
+def analyzer_env(
+    analyzer: AnalyzerConfig, webhook_token: pulumi.Output[str]
+) -> pulumi.Output[list[str]]:
+    """The container's environment; secret as a whole because it carries the token."""
+    plain = {
+        "AIOPS_HOST": "0.0.0.0",
+        "PORT": str(CONTAINER_PORT),
+        "AIOPS_DATA_DIR": DATA_DIR,
+        "AIOPS_ENGINE": analyzer.engine,
+        "AIOPS_LLM_MODEL": analyzer.llm_model,
+        "AIOPS_LOG_LEVEL": analyzer.log_level,
+        "AIOPS_PROMETHEUS_URL": "http://prometheus:9090",
+        "AIOPS_LOKI_URL": "http://loki:3100",
+    }
+    if analyzer.llm_base_url:
+        plain["AIOPS_LLM_BASE_URL"] = analyzer.llm_base_url
+    secrets: dict[str, pulumi.Output[str]] = {"AIOPS_WEBHOOK_TOKEN": webhook_token}
+    optional = {
+        "AIOPS_OPENAI_API_KEY": analyzer.openai_api_key,
+        "AIOPS_SLACK_WEBHOOK_URL": analyzer.slack_webhook_url,
+        "AIOPS_DISCORD_WEBHOOK_URL": analyzer.discord_webhook_url,
+        "AIOPS_NOTIFY_WEBHOOK_URL": analyzer.notify_webhook_url,
+    }
+    secrets.update({name: value for name, value in optional.items() if value is not None})
+    names = list(secrets)
+    return pulumi.Output.secret(
+        pulumi.Output.all(*secrets.values()).apply(
+            lambda values: (
+                [f"{k}={v}" for k, v in plain.items()]
+                + [f"{name}={value}" for name, value in zip(names, values, strict=True)]
+            )
+        )
+    )
+
+
+class AnalyzerService(pulumi.ComponentResource):
+    """Image built from service/ (loaded into the local engine, never pushed), its data
+    volume and its container, reachable as analyzer:8080 on the stack's network."""
+
+    def __init__(
+        self,
+        name: str,
+        context: LocalContext,
+        analyzer: AnalyzerConfig,
+        webhook_token: pulumi.Output[str],
+        host_port: int,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("aiops:local:AnalyzerService", name, None, opts)
+        tag = f"aiops-analyzer:{context.stack}"
+        self.image = docker_build.Image(
+            "analyzer-image",
+            context=docker_build.BuildContextArgs(location=_build_path("")),
+            dockerfile=docker_build.DockerfileArgs(location=_build_path(DOCKERFILE)),
+            tags=[tag],
+            push=False,
+            # Export to the local Docker engine so a container can run it by tag.
+            load=True,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.volume = data_volume(context, "analyzer", self)
+        self.container = container(
+            context,
+            ServiceSpec(
+                name="analyzer",
+                # Depend on the build; the tag is what the local engine knows the image by.
+                image=self.image.ref.apply(lambda _: tag),
+                envs=analyzer_env(analyzer, webhook_token),
+                ports=[(CONTAINER_PORT, host_port)],
+                volumes=[
+                    docker.ContainerVolumeArgs(
+                        volume_name=self.volume.name, container_path=DATA_DIR
+                    )
+                ],
+                healthcheck=healthcheck(
+                    [
+                        "CMD",
+                        "python",
+                        "-c",
+                        "import urllib.request; "
+                        f"urllib.request.urlopen('http://127.0.0.1:{CONTAINER_PORT}/healthz', "
+                        "timeout=4)",
+                    ]
+                ),
+                # A rebuilt image keeps its tag; the digest label makes the container follow it.
+                extra_labels={IMAGE_DIGEST_LABEL: self.image.digest},
+            ),
+            parent=self,
+        )
+        self.register_outputs({"image": tag, "container": self.container.name})

@@ -1,0 +1,92 @@
+"""Logs: Loki stores them, Alloy ships every container's output to it."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_docker as docker
+
+from stacks import monitoring_files as files
+from stacks.components.docker_service import (
+    LocalContext,
+    ServiceSpec,
+    container,
+    data_volume,
+    healthcheck,
+    pinned_image,
+    public_url,
+)
+from stacks.local_config import PublishedPorts
+
+# Alloy's image has bash but neither curl nor wget: ask its readiness endpoint over
+# bash's /dev/tcp and accept only an HTTP 200 status line.
+ALLOY_READY_CHECK = (
+    "exec 3<>/dev/tcp/127.0.0.1/12345 && "
+    "printf 'GET /-/ready HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && "
+    "head -n 1 <&3 | grep -q ' 200 '"
+)
+
+
+class LoggingStack(pulumi.ComponentResource):
+    """Loki (single binary, filesystem storage, ruler sending to Alertmanager) and Alloy
+    reading the Docker engine's container logs."""
+
+    def __init__(
+        self,
+        name: str,
+        context: LocalContext,
+        ports: PublishedPorts,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("aiops:local:LoggingStack", name, None, opts)
+
+        loki_image = pinned_image(context, "loki", self)
+        self.loki_volume = data_volume(context, "loki", self)
+        self.loki = container(
+            context,
+            ServiceSpec(
+                name="loki",
+                image=loki_image.image_id,
+                command=["-config.file=/etc/loki/config.yml"],
+                files=files.loki_files(),
+                ports=[(3100, ports.loki)],
+                volumes=[
+                    docker.ContainerVolumeArgs(
+                        volume_name=self.loki_volume.name, container_path="/loki"
+                    )
+                ],
+                # No healthcheck: the Loki 3 image is distroless (no shell, wget or curl).
+                # Prometheus scrapes loki:3100 and TargetDown covers it.
+            ),
+            parent=self,
+        )
+
+        alloy_image = pinned_image(context, "alloy", self)
+        self.alloy = container(
+            context,
+            ServiceSpec(
+                name="alloy",
+                image=alloy_image.image_id,
+                command=[
+                    "run",
+                    "--server.http.listen-addr=0.0.0.0:12345",
+                    "--storage.path=/var/lib/alloy/data",
+                    "/etc/alloy/config.alloy",
+                ],
+                files=files.alloy_files(),
+                ports=[(12345, ports.alloy)],
+                # discovery.docker and loki.source.docker read the engine's API.
+                volumes=[
+                    docker.ContainerVolumeArgs(
+                        host_path="/var/run/docker.sock",
+                        container_path="/var/run/docker.sock",
+                        read_only=True,
+                    )
+                ],
+                healthcheck=healthcheck(["CMD", "bash", "-c", ALLOY_READY_CHECK]),
+            ),
+            parent=self,
+            # Loki before Alloy: logs shipped at start are not dropped into a missing endpoint.
+            depends_on=[self.loki],
+        )
+        self.loki_url = public_url(context.bind_address, ports.loki)
+        self.register_outputs({"lokiUrl": self.loki_url})

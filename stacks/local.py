@@ -1,0 +1,86 @@
+"""The `local` target: the whole platform as containers on the local Docker engine.
+
+One network (every container reachable by its service name), generated secrets, the
+analyzer built from source, the monitoring/ files uploaded as they are, every published port
+bound to `aiops:bindAddress` (127.0.0.1 unless configured).
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_random as random
+
+from stacks import monitoring_files as files
+from stacks.components.analyzer_service import AnalyzerService
+from stacks.components.docker_service import STACK_LABEL, LocalContext, public_url, secret
+from stacks.components.logging_stack import LoggingStack
+from stacks.components.monitoring import GRAFANA_ADMIN_USER, AlertDelivery, MonitoringStack
+from stacks.components.sample_workload import SampleWorkload
+from stacks.config import AnalyzerConfig
+from stacks.local_config import WEBHOOK_PATH, LocalConfig
+
+
+def _generated_secret(name: str, length: int) -> pulumi.Output[str]:
+    # Letters and digits only: the value goes into env vars, a file and an HTTP header as is.
+    password = random.RandomPassword(name, length=length, special=False)
+    # Marked secret here too: the provider's own secret marking is not applied under mocks.
+    return secret(password.result)
+
+
+def deploy_local(analyzer: AnalyzerConfig) -> None:
+    local = LocalConfig.load()
+    stack = pulumi.get_stack()
+    network = docker.Network(
+        "network",
+        name=f"aiops-{stack}",
+        labels=[docker.NetworkLabelArgs(label=STACK_LABEL, value=stack)],
+    )
+    context = LocalContext(
+        stack=stack,
+        network=network,
+        bind_address=local.bind_address,
+        images=files.load_images(local.image_overrides),
+    )
+    grafana_password = _generated_secret("grafana-admin-password", 24)
+
+    analyzer_service: AnalyzerService | None = None
+    if local.external_analyzer_url is not None and local.external_webhook_token is not None:
+        # Alerts go to an analyzer elsewhere (e.g. the gcp stack's Cloud Run service).
+        webhook_token = secret(local.external_webhook_token)
+        analyzer_url = local.external_analyzer_url
+    else:
+        webhook_token = _generated_secret("webhook-token", 48)
+        analyzer_service = AnalyzerService(
+            "analyzer-service", context, analyzer, webhook_token, local.ports.analyzer
+        )
+        analyzer_url = public_url(local.bind_address, local.ports.analyzer)
+    webhook_url = f"{analyzer_url}{WEBHOOK_PATH}"
+
+    logging_stack = LoggingStack("logging-stack", context, local.ports)
+    monitoring = MonitoringStack(
+        "monitoring-stack",
+        context,
+        local.ports,
+        AlertDelivery(
+            webhook_url=webhook_url if analyzer_service is None else None,
+            token=webhook_token,
+            analyzer=analyzer_service.container if analyzer_service else None,
+        ),
+        grafana_password,
+        enable_cadvisor=local.enable_cadvisor,
+        scrape_analyzer=analyzer_service is not None,
+        grafana_depends_on=[logging_stack.loki],
+    )
+    workload = SampleWorkload("sample-workload", context, local.ports)
+
+    pulumi.export("grafanaUrl", monitoring.grafana_url)
+    pulumi.export("grafanaAdminUser", GRAFANA_ADMIN_USER)
+    pulumi.export("grafanaAdminPassword", grafana_password)
+    pulumi.export("prometheusUrl", monitoring.prometheus_url)
+    pulumi.export("alertmanagerUrl", monitoring.alertmanager_url)
+    pulumi.export("lokiUrl", logging_stack.loki_url)
+    pulumi.export("nginxUrl", workload.nginx_url)
+    pulumi.export("analyzerUrl", analyzer_url)
+    pulumi.export("webhookUrl", webhook_url)
+    pulumi.export("webhookToken", webhook_token)

@@ -1,0 +1,181 @@
+"""Typed configuration of the `local` target (Docker), read from `pulumi.Config("aiops")`.
+
+Every key is also declared in `Pulumi.yaml` (type, description, default); mocks do not apply
+those defaults, so they live here too and tests/infra/test_config_schema.py keeps both equal.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import pulumi
+
+from stacks.config import PROJECT, ConfigError
+
+WEBHOOK_PATH = "/webhook/alertmanager"
+
+# Host ports the platform's user interfaces are published on: (config key, default).
+PORT_KEYS: dict[str, tuple[str, int]] = {
+    "grafana": ("grafanaPort", 3000),
+    "prometheus": ("prometheusPort", 9090),
+    "alertmanager": ("alertmanagerPort", 9093),
+    "analyzer": ("analyzerPort", 8080),
+    "loki": ("lokiPort", 3100),
+    "alloy": ("alloyPort", 12345),
+    "nginx": ("nginxPort", 8000),
+}
+
+
+def is_pinned(ref: str) -> bool:
+    """True for an image reference with a digest or an explicit tag other than `latest`."""
+    if "@sha256:" in ref:
+        return True
+    last_segment = ref.rsplit("/", 1)[-1]
+    if ":" not in last_segment:
+        return False
+    tag = last_segment.rsplit(":", 1)[1]
+    return bool(tag) and tag != "latest"
+
+
+def _int(config: pulumi.Config, key: str, default: int) -> int:
+    try:
+        value = config.get_int(key)
+    except pulumi.ConfigTypeError as error:
+        raise ConfigError(f"{PROJECT}:{key} must be an integer, got {error.value!r}") from error
+    return default if value is None else value
+
+
+def _bool(config: pulumi.Config, key: str, default: bool) -> bool:
+    try:
+        value = config.get_bool(key)
+    except pulumi.ConfigTypeError as error:
+        raise ConfigError(f"{PROJECT}:{key} must be true or false, got {error.value!r}") from error
+    return default if value is None else value
+
+
+def _string_list(config: pulumi.Config, key: str) -> list[str]:
+    try:
+        value: Any = config.get_object(key)
+    except pulumi.ConfigTypeError as error:
+        raise ConfigError(f"{PROJECT}:{key} must be a list of strings") from error
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ConfigError(f"{PROJECT}:{key} must be a list of strings, got {value!r}")
+    return value
+
+
+def _bind_address(config: pulumi.Config) -> str:
+    value = config.get("bindAddress") or "127.0.0.1"
+    try:
+        ipaddress.ip_address(value)
+    except ValueError as error:
+        raise ConfigError(
+            f"{PROJECT}:bindAddress must be an IP address such as 127.0.0.1, got {value!r}"
+        ) from error
+    return value
+
+
+def _external_analyzer_url(config: pulumi.Config) -> str | None:
+    """The external analyzer's base URL; a full webhook URL is accepted and trimmed."""
+    value = (config.get("externalAnalyzerUrl") or "").strip()
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(
+            f"{PROJECT}:externalAnalyzerUrl must be an http(s) URL such as the gcp stack's "
+            f"analyzerUrl output, got {value!r}"
+        )
+    value = value.rstrip("/")
+    if value.endswith(WEBHOOK_PATH):
+        value = value[: -len(WEBHOOK_PATH)]
+    return value
+
+
+def _image_overrides(config: pulumi.Config) -> dict[str, str]:
+    overrides: dict[str, str] = {}
+    for item in _string_list(config, "imageOverrides"):
+        name, sep, ref = item.partition("=")
+        if not sep or not name.strip() or not ref.strip():
+            raise ConfigError(
+                f"{PROJECT}:imageOverrides entries look like name=repo:tag, got {item!r}"
+            )
+        ref = ref.strip()
+        if not is_pinned(ref):
+            raise ConfigError(
+                f"{PROJECT}:imageOverrides: {ref!r} for {name.strip()!r} must carry a tag other "
+                "than latest or a sha256 digest"
+            )
+        overrides[name.strip()] = ref
+    return overrides
+
+
+@dataclass(frozen=True)
+class PublishedPorts:
+    """Host ports of the user-facing services (published on `bindAddress` only)."""
+
+    grafana: int
+    prometheus: int
+    alertmanager: int
+    analyzer: int
+    loki: int
+    alloy: int
+    nginx: int
+
+    @classmethod
+    def load(cls, config: pulumi.Config | None = None) -> PublishedPorts:
+        config = config or pulumi.Config(PROJECT)
+        ports: dict[str, int] = {}
+        owner: dict[int, str] = {}
+        for service, (key, default) in PORT_KEYS.items():
+            port = _int(config, key, default)
+            if not 1 <= port <= 65535:
+                raise ConfigError(f"{PROJECT}:{key} must be a port between 1 and 65535, got {port}")
+            if port in owner:
+                raise ConfigError(
+                    f"{PROJECT}:{key} and {PROJECT}:{owner[port]} both use host port {port}"
+                )
+            owner[port] = key
+            ports[service] = port
+        return cls(**ports)
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    """Settings of the `local` target."""
+
+    bind_address: str
+    enable_cadvisor: bool
+    external_analyzer_url: str | None
+    external_webhook_token: pulumi.Output[str] | None
+    image_overrides: dict[str, str]
+    ports: PublishedPorts
+
+    @property
+    def uses_external_analyzer(self) -> bool:
+        return self.external_analyzer_url is not None
+
+    @classmethod
+    def load(cls, config: pulumi.Config | None = None) -> LocalConfig:
+        config = config or pulumi.Config(PROJECT)
+        external_url = _external_analyzer_url(config)
+        # Read unconditionally so a token set without a URL is still a declared, typed key.
+        token = config.get_secret("externalWebhookToken")
+        has_token = bool(config.get("externalWebhookToken"))
+        if external_url and not has_token:
+            raise ConfigError(
+                f"{PROJECT}:externalWebhookToken is required when {PROJECT}:externalAnalyzerUrl "
+                "is set (the external analyzer's bearer token; set it with --secret)"
+            )
+        return cls(
+            bind_address=_bind_address(config),
+            enable_cadvisor=_bool(config, "enableCadvisor", True),
+            external_analyzer_url=external_url,
+            external_webhook_token=token if (external_url and has_token) else None,
+            image_overrides=_image_overrides(config),
+            ports=PublishedPorts.load(config),
+        )

@@ -1,0 +1,272 @@
+"""The `local` stack under Pulumi mocks: what `pulumi up --stack local` would create."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+import yaml
+
+from stacks.local_config import is_pinned
+from tests.infra.harness import StackRun, contains_secret, is_secret, run_stack, unwrap
+from tests.infra.local_expectations import (
+    CONTAINER,
+    CONTAINERS,
+    EXPECTED_INVENTORY,
+    MONITORING,
+    REMOTE_IMAGE,
+    TOKEN_FILE,
+    WITHOUT_HEALTHCHECK,
+    containers,
+    env_map,
+    expected_uploads,
+    uploadable_files,
+    uploads_of,
+)
+
+
+@pytest.fixture(scope="module")
+def run() -> StackRun:
+    return run_stack("local")
+
+
+def test_inventory_is_exactly_the_expected_resources(run: StackRun) -> None:
+    assert run.inventory() == EXPECTED_INVENTORY
+
+
+def test_resource_names_are_unique(run: StackRun) -> None:
+    counts = Counter(r.name for r in run.resources)
+    assert [name for name, n in counts.items() if n > 1] == []
+
+
+def test_components_own_their_resources(run: StackRun) -> None:
+    parents = {r.name: r.parent for r in run.resources}
+    assert parents["prometheus"] == "monitoring-stack"
+    assert parents["cadvisor-image"] == "monitoring-stack"
+    assert parents["loki-data"] == "logging-stack"
+    assert parents["analyzer-image"] == "analyzer-service"
+    assert parents["nginx-exporter"] == "sample-workload"
+    # Shared by several components, so created at the top.
+    assert parents["network"] is None
+    assert parents["webhook-token"] is None
+
+
+def test_every_pulled_image_is_pinned_from_images_yml(run: StackRun) -> None:
+    pinned = yaml.safe_load((MONITORING / "images.yml").read_text())
+    pulled = {r.name.removesuffix("-image"): r for r in run.of_type(REMOTE_IMAGE)}
+    assert {key: r.plain("name") for key, r in pulled.items()} == pinned
+    for resource in pulled.values():
+        assert is_pinned(resource.plain("name")), resource.plain("name")
+        assert resource.plain("keepLocally") is True
+
+
+def test_every_container_runs_a_pulled_image_or_the_built_analyzer(run: StackRun) -> None:
+    pulled_ids = {r.outputs["imageId"] for r in run.of_type(REMOTE_IMAGE)}
+    for name, resource in containers(run).items():
+        image = resource.plain("image")
+        if name == "analyzer":
+            assert image == "aiops-analyzer:local"
+        else:
+            assert image in pulled_ids, name
+            assert image == run.named(f"{name}-image").outputs["imageId"]
+
+
+def test_analyzer_image_is_built_from_the_repository_and_not_pushed(run: StackRun) -> None:
+    build = run.named("analyzer-image")
+    assert build.plain("push") is False
+    assert build.plain("load") is True
+    assert build.plain("tags") == ["aiops-analyzer:local"]
+    assert build.plain("context")["location"] == "."
+    assert build.plain("dockerfile")["location"] == "service/Dockerfile"
+    # The container follows a rebuilt image: its digest is a (replacing) label.
+    labels = {item["label"]: item["value"] for item in run.named("analyzer").plain("labels")}
+    assert labels["com.aiops.image-digest"] == build.outputs["digest"]
+
+
+def test_every_upload_is_its_file_in_monitoring(run: StackRun) -> None:
+    found = containers(run)
+    for name, expected in expected_uploads().items():
+        uploaded = uploads_of(found[name])
+        uploaded.pop(TOKEN_FILE, None)
+        assert set(uploaded) == set(expected), name
+        for target, source in expected.items():
+            assert unwrap(uploaded[target]) == source.read_text(), f"{name}:{target}"
+
+
+def test_every_configuration_file_of_monitoring_is_uploaded(run: StackRun) -> None:
+    uploaded_sources = {
+        source for files in expected_uploads().values() for source in files.values()
+    }
+    assert uploadable_files() - uploaded_sources == set()
+    # And the containers the map names really receive them (checked file by file above).
+    assert set(expected_uploads()) <= set(containers(run))
+
+
+def test_config_files_exist_for_every_required_upload() -> None:
+    for files in expected_uploads().values():
+        for source in files.values():
+            assert source.is_file(), source
+
+
+def test_published_ports_bind_to_loopback_by_default(run: StackRun) -> None:
+    published = {
+        name: [(p["internal"], p["external"], p["ip"]) for p in r.plain("ports") or []]
+        for name, r in containers(run).items()
+    }
+    assert {name: ports for name, ports in published.items() if ports} == {
+        "grafana": [(3000, 3000, "127.0.0.1")],
+        "prometheus": [(9090, 9090, "127.0.0.1")],
+        "alertmanager": [(9093, 9093, "127.0.0.1")],
+        "analyzer": [(8080, 8080, "127.0.0.1")],
+        "loki": [(3100, 3100, "127.0.0.1")],
+        "alloy": [(12345, 12345, "127.0.0.1")],
+        "nginx": [(80, 8000, "127.0.0.1")],
+    }
+
+
+def test_every_container_is_on_the_network_with_its_alias(run: StackRun) -> None:
+    network_name = run.named("network").plain("name")
+    assert network_name == "aiops-local"
+    for name, resource in containers(run).items():
+        assert resource.plain("networksAdvanced") == [{"name": network_name, "aliases": [name]}]
+        assert resource.plain("name") == f"aiops-local-{name}"
+        assert "network" in resource.depends_on
+
+
+def test_containers_restart_carry_stack_labels_and_bounded_logs(run: StackRun) -> None:
+    for name, resource in containers(run).items():
+        assert resource.plain("restart") == "unless-stopped", name
+        labels = {item["label"]: item["value"] for item in resource.plain("labels")}
+        assert labels["com.aiops.stack"] == "local", name
+        assert labels["com.aiops.service"] == name
+        assert resource.plain("logDriver") == "json-file"
+        assert resource.plain("logOpts") == {"max-size": "10m", "max-file": "3"}
+
+
+def test_healthchecks_exist_where_the_image_can_run_one(run: StackRun) -> None:
+    found = containers(run)
+    checked = {name for name, r in found.items() if r.plain("healthcheck")}
+    assert checked == set(CONTAINERS) - WITHOUT_HEALTHCHECK
+    for name in checked:
+        check = found[name].plain("healthcheck")
+        assert check["tests"][0] == "CMD", name
+        assert check["interval"] and check["timeout"] and check["retries"] > 0
+    # Each probes its own service's port, not some other container.
+    probes = {name: " ".join(found[name].plain("healthcheck")["tests"]) for name in checked}
+    assert ":9090/-/ready" in probes["prometheus"]
+    assert ":9093/-/ready" in probes["alertmanager"]
+    assert ":3000/api/health" in probes["grafana"]
+    assert ":8080/healthz" in probes["analyzer"]
+    assert "/dev/tcp/127.0.0.1/12345" in probes["alloy"]
+
+
+def test_volumes_persist_the_stateful_services(run: StackRun) -> None:
+    mounts = {
+        name: {v.get("volumeName"): v["containerPath"] for v in r.plain("volumes") or []}
+        for name, r in containers(run).items()
+    }
+    assert mounts["prometheus"]["aiops-local-prometheus-data"] == "/prometheus"
+    assert mounts["alertmanager"]["aiops-local-alertmanager-data"] == "/alertmanager"
+    assert mounts["grafana"]["aiops-local-grafana-data"] == "/var/lib/grafana"
+    assert mounts["loki"]["aiops-local-loki-data"] == "/loki"
+    assert mounts["analyzer"]["aiops-local-analyzer-data"] == "/app/data"
+    assert env_map(run.named("analyzer"))["AIOPS_DATA_DIR"] == "/app/data"
+
+
+def test_start_order_dependencies(run: StackRun) -> None:
+    assert "analyzer" in run.named("alertmanager").depends_on
+    assert "alertmanager" in run.named("prometheus").depends_on
+    assert "loki" in run.named("alloy").depends_on
+    assert "nginx" in run.named("nginx-exporter").depends_on
+    assert {"prometheus", "loki", "alertmanager"} <= set(run.named("grafana").depends_on)
+
+
+def test_alertmanager_token_equals_the_analyzers_and_both_are_secret(run: StackRun) -> None:
+    alertmanager = run.named("alertmanager")
+    analyzer = run.named("analyzer")
+    token_upload = uploads_of(alertmanager)[TOKEN_FILE]
+    # The whole uploads list or the single content: either way wrapped, never plain.
+    assert contains_secret(alertmanager.inputs["uploads"])
+    assert is_secret(analyzer.inputs["envs"])
+    token = unwrap(token_upload)
+    assert len(token) >= 32
+    assert env_map(analyzer)["AIOPS_WEBHOOK_TOKEN"] == token
+    assert run.named("webhook-token").outputs["result"] == token
+
+
+def test_grafana_admin_password_reaches_grafana_as_a_secret(run: StackRun) -> None:
+    grafana = run.named("grafana")
+    assert is_secret(grafana.inputs["envs"])
+    env = env_map(grafana)
+    assert env["GF_SECURITY_ADMIN_PASSWORD"] == run.outputs["grafanaAdminPassword"].value
+    assert env["GF_SECURITY_ADMIN_USER"] == "admin"
+    assert env["GF_SERVER_ROOT_URL"] == "http://localhost:3000"
+
+
+def test_analyzer_environment_wires_evidence_sources_and_engine(run: StackRun) -> None:
+    env = env_map(run.named("analyzer"))
+    assert env["AIOPS_PROMETHEUS_URL"] == "http://prometheus:9090"
+    assert env["AIOPS_LOKI_URL"] == "http://loki:3100"
+    assert env["AIOPS_ENGINE"] == "auto"
+    assert env["AIOPS_LLM_MODEL"] == "gpt-4o-mini"
+    assert env["PORT"] == "8080"
+    # Unset optional secrets are absent, not empty strings.
+    assert "AIOPS_OPENAI_API_KEY" not in env
+    assert "AIOPS_SLACK_WEBHOOK_URL" not in env
+
+
+def test_no_plain_input_carries_a_generated_secret(run: StackRun) -> None:
+    secrets = {
+        run.named("webhook-token").outputs["result"],
+        run.named("grafana-admin-password").outputs["result"],
+    }
+    for resource in run.resources:
+        if resource.type.startswith("random:"):
+            continue
+        for key, value in resource.inputs.items():
+            if contains_secret(value):
+                continue
+            text = repr(value)
+            assert not any(secret in text for secret in secrets), f"{resource.name}.{key}"
+
+
+def test_outputs_and_their_secretness(run: StackRun) -> None:
+    plain = {name: out.value for name, out in run.outputs.items() if not out.secret}
+    assert plain == {
+        "grafanaUrl": "http://localhost:3000",
+        "grafanaAdminUser": "admin",
+        "prometheusUrl": "http://localhost:9090",
+        "alertmanagerUrl": "http://localhost:9093",
+        "lokiUrl": "http://localhost:3100",
+        "nginxUrl": "http://localhost:8000",
+        "analyzerUrl": "http://localhost:8080",
+        "webhookUrl": "http://localhost:8080/webhook/alertmanager",
+    }
+    secret = {name for name, out in run.outputs.items() if out.secret}
+    assert secret == {"grafanaAdminPassword", "webhookToken"}
+    assert run.outputs["webhookToken"].value == run.named("webhook-token").outputs["result"]
+
+
+def test_every_resource_type_is_a_docker_random_or_component_type(run: StackRun) -> None:
+    prefixes = ("docker:", "docker-build:", "random:", "aiops:local:")
+    assert [r.type for r in run.resources if not r.type.startswith(prefixes)] == []
+    assert len(run.of_type(CONTAINER)) == len(CONTAINERS)
+
+
+def test_optional_secrets_reach_the_analyzer_as_secrets() -> None:
+    run = run_stack(
+        "local",
+        overrides={"aiops:analyzerEngine": "llm", "aiops:llmBaseUrl": "http://127.0.0.1:11434/v1"},
+        secrets={
+            "aiops:openaiApiKey": "sk-test-key",
+            "aiops:slackWebhookUrl": "http://127.0.0.1:9/slack",
+        },
+    )
+    analyzer = run.named("analyzer")
+    assert is_secret(analyzer.inputs["envs"])
+    env = env_map(analyzer)
+    assert env["AIOPS_OPENAI_API_KEY"] == "sk-test-key"
+    assert env["AIOPS_SLACK_WEBHOOK_URL"] == "http://127.0.0.1:9/slack"
+    assert env["AIOPS_ENGINE"] == "llm"
+    assert env["AIOPS_LLM_BASE_URL"] == "http://127.0.0.1:11434/v1"
+    assert "sk-test-key" not in repr({k: v for k, v in run.outputs.items() if not v.secret})
