@@ -42,3 +42,16 @@ test-fast: install ## pytest without the end-to-end run
 
 demo: install ## Start the analyzer offline, replay sample alerts, print the analyses
 	$(BIN)/python scripts/demo.py
+
+# ---- Pulumi: deploy a stack (STACK=local by default; STACK=gcp for Cloud Run) ---------------
+STACK ?= local
+.PHONY: up preview down
+
+up: install ## Deploy the stack with Pulumi (STACK=local; logs in to a local backend if none)
+	@STACK=$(STACK) scripts/pulumi-stack.sh up
+
+preview: install ## Show what `make up` would change (STACK=local)
+	@STACK=$(STACK) scripts/pulumi-stack.sh preview
+
+down: install ## Destroy the stack's resources (STACK=local; named volumes go too)
+	@STACK=$(STACK) scripts/pulumi-stack.sh down

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# `make up|preview|down`: run one Pulumi operation on one stack (STACK, default local).
+#   1. The Pulumi CLI must be on PATH (https://www.pulumi.com/docs/iac/download-install/).
+#   2. No backend configured (PULUMI_BACKEND_URL unset and `pulumi whoami` fails): log in to the
+#      local file backend (`pulumi login --local`, state in ~/.pulumi) -- nothing leaves the
+#      machine. Set PULUMI_BACKEND_URL (https://api.pulumi.com, gs://bucket...) to use another.
+#   3. Select the stack, creating it on first use (its settings come from Pulumi.<stack>.yaml).
+#   4. Run the operation; PULUMI_ARGS adds flags (e.g. PULUMI_ARGS=--yes).
+set -euo pipefail
+
+operation="${1:-}"
+stack="${STACK:-local}"
+case "$operation" in
+  up) command=(up) ;;
+  preview) command=(preview) ;;
+  down) command=(destroy) ;;
+  *)
+    echo "usage: $0 up|preview|down  (STACK=<name>, default local)" >&2
+    exit 2
+    ;;
+esac
+
+if ! command -v pulumi >/dev/null 2>&1; then
+  echo "pulumi-stack: the Pulumi CLI is not on PATH; install it from" \
+    "https://www.pulumi.com/docs/iac/download-install/ and retry" >&2
+  exit 127
+fi
+
+if [ -z "${PULUMI_BACKEND_URL:-}" ] && ! pulumi whoami >/dev/null 2>&1; then
+  echo "pulumi-stack: no Pulumi backend configured; using the local file backend (pulumi login --local)"
+  pulumi login --local
+fi
+
+pulumi stack select --create "$stack"
+# shellcheck disable=SC2086 # PULUMI_ARGS is a list of flags on purpose
+exec pulumi "${command[@]}" --stack "$stack" ${PULUMI_ARGS:-}

@@ -1,0 +1,180 @@
+"""`make up`, `make preview` and `make down` drive the Pulumi CLI in the documented order.
+
+The real Makefile and scripts/pulumi-stack.sh run in a scratch copy of the repository layout;
+stand-in `pulumi` and `python` executables on PATH record their arguments to one log, so the
+order of install, login, stack selection and the operation is what the test reads back.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.infra.harness import REPO_ROOT
+from tests.support.tools import require_tool
+
+PULUMI_STUB = """#!/bin/bash
+echo "pulumi $*" >> "$CALL_LOG"
+if [ "$1" = whoami ]; then
+  [ "${STUB_LOGGED_IN:-0}" = 1 ] && { echo someone; exit 0; }
+  echo "error: not logged in" >&2
+  exit 1
+fi
+exit 0
+"""
+# `make install` runs `$(PYTHON) -m uv sync ...`: record it and create what uv would.
+PYTHON_STUB = """#!/bin/bash
+echo "python $*" >> "$CALL_LOG"
+mkdir -p .venv
+exit 0
+"""
+
+
+def _write_executable(path: Path, text: str) -> None:
+    path.write_text(text)
+    path.chmod(0o755)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """The files the targets use, copied into a scratch directory (nothing else is needed)."""
+    root = tmp_path / "repo"
+    (root / "scripts").mkdir(parents=True)
+    (root / "service").mkdir()
+    shutil.copy(REPO_ROOT / "Makefile", root / "Makefile")
+    shutil.copy(REPO_ROOT / "scripts/pulumi-stack.sh", root / "scripts/pulumi-stack.sh")
+    for name in ("pyproject.toml", "uv.lock", "service/pyproject.toml"):
+        (root / name).write_text("")
+    return root
+
+
+@pytest.fixture
+def bin_dir(tmp_path: Path) -> Path:
+    """PATH for the run: the stand-ins plus the few system tools the recipes call."""
+    directory = tmp_path / "bin"
+    directory.mkdir()
+    for tool in ("bash", "touch", "mkdir"):
+        found = shutil.which(tool)
+        assert found, tool
+        (directory / tool).symlink_to(found)
+    _write_executable(directory / "python-stub", PYTHON_STUB)
+    return directory
+
+
+def run_make(
+    project: Path,
+    bin_dir: Path,
+    target: str,
+    *,
+    with_pulumi: bool = True,
+    logged_in: bool = False,
+    extra_env: dict[str, str] | None = None,
+    make_args: tuple[str, ...] = (),
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    make = require_tool("make")
+    if with_pulumi:
+        _write_executable(bin_dir / "pulumi", PULUMI_STUB)
+    log = project / "calls.log"
+    log.write_text("")
+    env = {
+        "PATH": str(bin_dir),
+        "HOME": str(project),
+        "CALL_LOG": str(log),
+        "STUB_LOGGED_IN": "1" if logged_in else "0",
+        **(extra_env or {}),
+    }
+    result = subprocess.run(
+        [make, "--no-print-directory", target, f"PYTHON={bin_dir / 'python-stub'}", *make_args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return result, log.read_text().splitlines()
+
+
+def pulumi_calls(calls: list[str]) -> list[str]:
+    return [call for call in calls if call.startswith("pulumi ")]
+
+
+def test_up_installs_logs_in_locally_selects_the_stack_then_deploys(
+    project: Path, bin_dir: Path
+) -> None:
+    result, calls = run_make(project, bin_dir, "up")
+    assert result.returncode == 0, result.stderr
+    first_pulumi = calls.index(pulumi_calls(calls)[0])
+    install = [i for i, call in enumerate(calls) if call.startswith("python") and "sync" in call]
+    assert install and install[0] < first_pulumi, calls
+    assert pulumi_calls(calls) == [
+        "pulumi whoami",
+        "pulumi login --local",
+        "pulumi stack select --create local",
+        "pulumi up --stack local",
+    ]
+
+
+def test_a_configured_backend_is_used_as_is(project: Path, bin_dir: Path) -> None:
+    _, by_env = run_make(project, bin_dir, "up", extra_env={"PULUMI_BACKEND_URL": "gs://bucket"})
+    assert "pulumi login --local" not in by_env
+    assert pulumi_calls(by_env)[-2:] == [
+        "pulumi stack select --create local",
+        "pulumi up --stack local",
+    ]
+    _, logged_in = run_make(project, bin_dir, "up", logged_in=True)
+    assert pulumi_calls(logged_in) == [
+        "pulumi whoami",
+        "pulumi stack select --create local",
+        "pulumi up --stack local",
+    ]
+
+
+@pytest.mark.parametrize(("target", "operation"), [("preview", "preview"), ("down", "destroy")])
+def test_preview_and_down(project: Path, bin_dir: Path, target: str, operation: str) -> None:
+    result, calls = run_make(project, bin_dir, target, logged_in=True)
+    assert result.returncode == 0, result.stderr
+    assert pulumi_calls(calls)[-2:] == [
+        "pulumi stack select --create local",
+        f"pulumi {operation} --stack local",
+    ]
+
+
+def test_stack_variable_selects_another_stack(project: Path, bin_dir: Path) -> None:
+    _, from_make = run_make(project, bin_dir, "up", logged_in=True, make_args=("STACK=gcp",))
+    assert pulumi_calls(from_make)[-2:] == [
+        "pulumi stack select --create gcp",
+        "pulumi up --stack gcp",
+    ]
+    _, from_env = run_make(project, bin_dir, "down", logged_in=True, extra_env={"STACK": "dev"})
+    assert pulumi_calls(from_env)[-1] == "pulumi destroy --stack dev"
+
+
+def test_extra_pulumi_flags_are_passed_through(project: Path, bin_dir: Path) -> None:
+    _, calls = run_make(
+        project, bin_dir, "up", logged_in=True, extra_env={"PULUMI_ARGS": "--yes --skip-preview"}
+    )
+    assert pulumi_calls(calls)[-1] == "pulumi up --stack local --yes --skip-preview"
+
+
+def test_missing_cli_fails_with_a_message_naming_it(project: Path, bin_dir: Path) -> None:
+    result, calls = run_make(project, bin_dir, "up", with_pulumi=False)
+    assert result.returncode != 0
+    assert "Pulumi CLI is not on PATH" in result.stderr
+    assert pulumi_calls(calls) == []
+
+
+def test_script_rejects_an_unknown_operation(project: Path) -> None:
+    result = subprocess.run(
+        ["/bin/bash", "scripts/pulumi-stack.sh", "deploy"],
+        cwd=project,
+        env={"PATH": os.environ.get("PATH", "")},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "usage" in result.stderr
