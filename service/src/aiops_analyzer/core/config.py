@@ -108,7 +108,9 @@ class Settings(BaseSettings):
     notify_max_attempts: int = Field(4, ge=1, le=10, description="Attempts per channel.")
 
     # --- Logging ---------------------------------------------------------------------------
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Least severe level logged (DEBUG, INFO, WARNING, ERROR)."
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod

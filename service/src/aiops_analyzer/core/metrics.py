@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 from aiops_analyzer.schemas import AnalysisResult, NotificationOutcome
+
+# The *_created series double every counter's output and no dashboard uses them.
+disable_created_metrics()
 
 
 class Metrics:
@@ -87,6 +90,21 @@ class Metrics:
             "aiops_workers_alive", "Analysis worker tasks running.", registry=r
         )
 
+        self._zero_known_series()
+
+    def _zero_known_series(self) -> None:
+        """Expose the expected series at 0 from the start, so rate() and alerts see them."""
+        for status in ("firing", "resolved"):
+            self.alerts_received.labels(status)
+        for engine in ("llm", "rules"):
+            self.analysis_duration.labels(engine)
+            for outcome in ("ok", "inconclusive", "fallback", "failed"):
+                self.analyses.labels(engine, outcome)
+        for outcome in ("ok", "error", "invalid", "timeout", "rate_limited"):
+            self.llm_requests.labels(outcome)
+        for kind in ("prompt", "completion"):
+            self.llm_tokens.labels(kind)
+
     def track_queue_depth(self, count: Callable[[], int]) -> None:
         """Read the queue depth from the store at scrape time (NaN if the store fails)."""
 
@@ -134,8 +152,11 @@ _NOT_ASKED = {BUDGET_REASON, "no_api_key", "llm_disabled"}
 
 
 def _reason_label(reason: str) -> str:
-    """Keep the label's cardinality bounded: 'llm_error: timeout' -> 'llm_error'."""
-    return reason.split(":", 1)[0].strip()[:40] or "unknown"
+    """A bounded label: 'llm_error: timeout' -> 'timeout', 'llm_error: unexpected X' ->
+    'unexpected'; reasons without a colon are kept ('daily_token_budget_exhausted')."""
+    kind = reason.split(":", 1)[1] if ":" in reason else reason
+    words = kind.strip().split()
+    return words[0][:40] if words else "unknown"
 
 
 def _llm_failure_outcome(reason: str) -> str:

@@ -1,0 +1,71 @@
+"""Request dependencies: the app's settings, store, metrics and workers, and bearer auth."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from aiops_analyzer.core.config import Settings
+from aiops_analyzer.core.metrics import Metrics
+from aiops_analyzer.store import Store
+from aiops_analyzer.worker import WorkerPool
+
+_bearer = HTTPBearer(auto_error=False, description="The analyzer's AIOPS_WEBHOOK_TOKEN.")
+
+
+def get_app_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def get_metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+def get_workers(request: Request) -> WorkerPool:
+    workers: WorkerPool = request.app.state.workers
+    return workers
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+StoreDep = Annotated[Store, Depends(get_store)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+WorkersDep = Annotated[WorkerPool, Depends(get_workers)]
+
+
+def token_matches(presented: str, expected: str) -> bool:
+    """Constant-time comparison, so response timing reveals nothing about the token."""
+    return hmac.compare_digest(presented.encode("utf-8"), expected.encode("utf-8"))
+
+
+def require_token(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    if settings.auth_disabled:
+        return
+    expected = settings.webhook_token.get_secret_value() if settings.webhook_token else ""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail="missing bearer token (Authorization: Bearer <AIOPS_WEBHOOK_TOKEN>)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if not expected or not token_matches(credentials.credentials, expected):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail="invalid bearer token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+Authenticated = Depends(require_token)

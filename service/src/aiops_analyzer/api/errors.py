@@ -1,0 +1,69 @@
+"""Error responses: every failure answers JSON with a message, never a traceback."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+logger = logging.getLogger(__name__)
+
+_MAX_LISTED_ERRORS = 5
+
+
+def _location(loc: Sequence[Any]) -> str:
+    # FastAPI prefixes "body"/"query"/"path"; keep it for query and path, it helps the caller.
+    return ".".join(str(part) for part in loc) or "body"
+
+
+def describe_errors(errors: Sequence[Any]) -> tuple[str, list[dict[str, str]]]:
+    """One readable line naming each invalid field, plus a compact list for programs."""
+    compact = [
+        {"field": _location(e.get("loc", ())), "message": str(e.get("msg", ""))} for e in errors
+    ]
+    listed = "; ".join(f"{e['field']}: {e['message']}" for e in compact[:_MAX_LISTED_ERRORS])
+    more = len(compact) - _MAX_LISTED_ERRORS
+    if more > 0:
+        listed += f"; and {more} more"
+    return listed, compact
+
+
+def validation_response(exc: ValidationError | RequestValidationError, prefix: str) -> JSONResponse:
+    errors = (
+        exc.errors(include_url=False, include_context=False, include_input=False)
+        if isinstance(exc, ValidationError)
+        else exc.errors()
+    )
+    message, compact = describe_errors(errors)
+    return JSONResponse(
+        status_code=422, content={"detail": f"{prefix}{message}", "errors": compact}
+    )
+
+
+async def _request_validation(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return validation_response(exc, "invalid request: ")
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    error_id = uuid.uuid4().hex[:12]
+    logger.error(
+        "unhandled error",
+        exc_info=exc,
+        extra={"event": "unhandled_error", "error_id": error_id, "path": request.url.path},
+    )
+    return JSONResponse(
+        status_code=500,
+        content={"detail": "internal error; the service log has the details", "error_id": error_id},
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _request_validation)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,66 @@
+"""GET /analyses and GET /analyses/{id}: what the workers concluded, newest first."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import anyio
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
+
+from aiops_analyzer.api.deps import StoreDep, require_token
+from aiops_analyzer.api.models import AnalysisOut, AnalysisPage, JobState, analysis_from_row
+
+# Analyses quote alert labels and logs: the same token as the webhook protects them.
+router = APIRouter(tags=["analyses"], dependencies=[Depends(require_token)])
+
+# SQLite integers are 64-bit; larger values would fail in the driver, not as a clean 4xx.
+_MAX_ID = 2**62
+
+
+@router.get("/analyses", response_model=AnalysisPage)
+async def list_analyses(
+    store: StoreDep,
+    status_: Annotated[
+        Literal["firing", "resolved"] | None, Query(alias="status", description="Alert status.")
+    ] = None,
+    state: Annotated[JobState | None, Query(description="Job state.")] = None,
+    alertname: Annotated[str | None, Query(max_length=255)] = None,
+    since: Annotated[
+        datetime | None, Query(description="Only alerts received at or after (ISO 8601).")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=_MAX_ID)] = 0,
+) -> AnalysisPage:
+    rows, total = await anyio.to_thread.run_sync(
+        lambda: store.list(
+            status=status_,
+            state=state,
+            alertname=alertname,
+            since=since,
+            limit=limit,
+            offset=offset,
+        )
+    )
+    next_offset = offset + len(rows) if offset + len(rows) < total else None
+    return AnalysisPage(
+        items=[analysis_from_row(row) for row in rows],
+        total=total,
+        limit=limit,
+        offset=offset,
+        next_offset=next_offset,
+    )
+
+
+@router.get(
+    "/analyses/{analysis_id}",
+    response_model=AnalysisOut,
+    responses={404: {"description": "No analysis with this id."}},
+)
+async def get_analysis(
+    store: StoreDep, analysis_id: Annotated[int, Path(ge=1, le=_MAX_ID)]
+) -> AnalysisOut:
+    row = await anyio.to_thread.run_sync(store.get, analysis_id)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"analysis {analysis_id} not found")
+    return analysis_from_row(row)

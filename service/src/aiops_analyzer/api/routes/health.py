@@ -1,0 +1,50 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+import anyio
+from fastapi import APIRouter, Response, status
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from aiops_analyzer.api.deps import MetricsDep, SettingsDep, StoreDep, WorkersDep
+
+router = APIRouter(tags=["health"])
+
+READY_STORE_TIMEOUT_SECONDS = 2.0
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """Liveness: the process answers. Cheap on purpose; checks nothing else."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"description": "Store unreachable or workers down."}})
+async def readyz(store: StoreDep, workers: WorkersDep, settings: SettingsDep) -> JSONResponse:
+    """Readiness: the store answers and every worker task is alive."""
+    store_ok = False
+    detail = ""
+    try:
+        with anyio.fail_after(READY_STORE_TIMEOUT_SECONDS):
+            store_ok = await anyio.to_thread.run_sync(store.ping, abandon_on_cancel=True)
+    except TimeoutError:
+        detail = "store did not answer in time"
+    except Exception as exc:
+        detail = f"store unreachable: {type(exc).__name__}"
+    alive = workers.alive
+    ready = store_ok and alive == settings.workers
+    body = {
+        "status": "ready" if ready else "not ready",
+        "store": "ok" if store_ok else detail or "unreachable",
+        "workers_alive": alive,
+        "workers_expected": settings.workers,
+    }
+    code = status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE
+    return JSONResponse(status_code=code, content=body)
+
+
+@router.get("/metrics", response_class=Response)
+def metrics_endpoint(metrics: MetricsDep) -> Response:
+    """Prometheus text format (sync: the queue depth gauge reads the store)."""
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,172 @@
+"""POST /webhook/alertmanager: validate, store every alert, answer 202 at once.
+
+Nothing slow happens here: evidence and engines run in the workers. The body is read by hand
+so the size limit holds while reading (a huge body is refused before it is in memory) and so
+each failure gets its own status: 401, 413, 415, 422.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, ValidationError
+
+from aiops_analyzer.api.deps import MetricsDep, SettingsDep, StoreDep, WorkersDep, require_token
+from aiops_analyzer.api.errors import validation_response
+from aiops_analyzer.api.payload import AlertmanagerPayload
+from aiops_analyzer.scrub import Scrubber
+from aiops_analyzer.store import AlertRecord
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(tags=["webhook"])
+
+WEBHOOK_PATH = "/webhook/alertmanager"
+
+
+class WebhookAccepted(BaseModel):
+    delivery_id: int
+    analysis_ids: list[int] = Field(description="One per alert, in the payload's order.")
+    new: int = Field(description="Alerts stored for the first time (queued for analysis).")
+    duplicates: int = Field(description="Alerts already stored under the same key.")
+    truncated_alerts: int = Field(description="Alerts Alertmanager left out of this delivery.")
+
+
+def _is_json(content_type: str) -> bool:
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE, detail=f"body exceeds the limit of {limit} bytes"
+        )
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise HTTPException(
+                status.HTTP_413_CONTENT_TOO_LARGE, detail=f"body exceeds the limit of {limit} bytes"
+            )
+    return bytes(body)
+
+
+def _scrubbed(record: AlertRecord, scrubber: Scrubber) -> AlertRecord:
+    """Secrets in labels or annotations never reach the store."""
+    return AlertRecord(
+        fingerprint=record.fingerprint,
+        status=record.status,
+        starts_at=record.starts_at,
+        ends_at=record.ends_at,
+        labels=scrubber.scrub_mapping(record.labels),
+        annotations=scrubber.scrub_mapping(record.annotations),
+        generator_url=scrubber.scrub(record.generator_url),
+    )
+
+
+@router.post(
+    WEBHOOK_PATH,
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=WebhookAccepted,
+    dependencies=[Depends(require_token)],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/AlertmanagerPayload"}}
+            },
+        }
+    },
+    responses={
+        401: {"description": "Missing or wrong bearer token."},
+        413: {"description": "Body over AIOPS_MAX_BODY_BYTES."},
+        415: {"description": "Content type is not JSON."},
+        422: {"description": "Invalid payload; the message names the field."},
+    },
+)
+async def receive_alerts(
+    request: Request,
+    settings: SettingsDep,
+    store: StoreDep,
+    metrics: MetricsDep,
+    workers: WorkersDep,
+) -> Any:
+    """Store each alert of an Alertmanager (version 4) delivery and queue its analysis."""
+    content_type = request.headers.get("content-type", "")
+    if not _is_json(content_type):
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            detail=f"content type must be application/json, got {content_type[:100]!r}",
+        )
+    body = await _read_limited(request, settings.max_body_bytes)
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        return JSONResponse(
+            status_code=422,
+            content={
+                "detail": f"body is not valid JSON: {str(exc)[:200]}",
+                "errors": [{"field": "body", "message": "invalid JSON"}],
+            },
+        )
+    try:
+        payload = AlertmanagerPayload.model_validate(document)
+    except ValidationError as exc:
+        return validation_response(exc, "invalid Alertmanager payload: ")
+    except RecursionError:
+        return JSONResponse(status_code=422, content={"detail": "body is nested too deeply"})
+
+    scrubber: Scrubber = request.app.state.scrubber
+    records = [_scrubbed(alert.to_record(), scrubber) for alert in payload.alerts]
+    result = await anyio.to_thread.run_sync(
+        lambda: store.ingest(
+            receiver=payload.receiver,
+            status=payload.status,
+            group_key=payload.group_key,
+            truncated_alerts=payload.truncated_alerts,
+            alerts=records,
+        )
+    )
+    if result.new_ids:
+        workers.wake()
+
+    for record in records:
+        metrics.alerts_received.labels(record.status).inc()
+    if result.duplicates:
+        metrics.alerts_duplicate.inc(result.duplicates)
+    if payload.truncated_alerts:
+        metrics.alerts_truncated.inc(payload.truncated_alerts)
+        logger.warning(
+            "alertmanager truncated a delivery",
+            extra={
+                "event": "delivery_truncated",
+                "delivery_id": result.delivery_id,
+                "truncated_alerts": payload.truncated_alerts,
+            },
+        )
+    logger.info(
+        "delivery stored",
+        extra={
+            "event": "delivery_stored",
+            "delivery_id": result.delivery_id,
+            "alerts": len(records),
+            "new": len(result.new_ids),
+            "duplicates": result.duplicates,
+        },
+    )
+    return WebhookAccepted(
+        delivery_id=result.delivery_id,
+        analysis_ids=result.analysis_ids,
+        new=len(result.new_ids),
+        duplicates=result.duplicates,
+        truncated_alerts=payload.truncated_alerts,
+    )

@@ -1,0 +1,196 @@
+"""``aiops-analyzer``: serve the webhook, analyze a payload file, or run the evaluation."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from aiops_analyzer.core.config import Settings
+
+logger = logging.getLogger("aiops_analyzer")
+
+
+def settings_error_lines(exc: ValidationError) -> list[str]:
+    """One line per problem, naming the environment variable."""
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+        message = str(error.get("msg", "")).removeprefix("Value error, ")
+        loc = error.get("loc", ())
+        if loc:
+            variable = "AIOPS_" + str(loc[0]).upper()
+            if variable.removeprefix("AIOPS_") in message.upper():
+                lines.append(message)
+            else:
+                lines.append(f"{variable}: {message}")
+        else:
+            lines.append(message)
+    return lines
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, or exit 2 with one line per invalid variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        for line in settings_error_lines(exc):
+            print(f"aiops-analyzer: configuration error: {line}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from aiops_analyzer.core.logging import configure_logging
+    from aiops_analyzer.main import create_app
+
+    overrides: dict[str, Any] = {}
+    if args.host:
+        overrides["host"] = args.host
+    if args.port:
+        overrides["port"] = args.port
+    settings = load_settings(**overrides)
+    configure_logging(settings)
+    if settings.auth_disabled:
+        logger.warning(
+            "AIOPS_AUTH_DISABLED=true: the webhook and /analyses accept requests without a token"
+            " (local development only)",
+            extra={"event": "auth_disabled"},
+        )
+    logger.info(
+        "starting",
+        extra={
+            "event": "starting",
+            "host": settings.host,
+            "port": settings.port,
+            "workers": settings.workers,
+            "engine": "llm" if settings.llm_enabled else "rules",
+        },
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=args.access_log,
+        proxy_headers=True,
+        forwarded_allow_ips="*" if args.behind_proxy else None,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+async def _analyze_alerts(document: Any, settings: Settings) -> list[dict[str, Any]]:
+    from aiops_analyzer import engines, evidence
+    from aiops_analyzer.api.payload import AlertmanagerPayload
+    from aiops_analyzer.schemas import Alert
+    from aiops_analyzer.scrub import Scrubber
+
+    payload = AlertmanagerPayload.model_validate(document)
+    scrubber = Scrubber(settings.scrub_extra_patterns)
+    analyses = []
+    for item in payload.alerts:
+        record = item.to_record()
+        alert = Alert(
+            fingerprint=record.fingerprint,
+            status=item.status,
+            labels=scrubber.scrub_mapping(record.labels),
+            annotations=scrubber.scrub_mapping(record.annotations),
+            starts_at=record.starts_at,
+            ends_at=record.ends_at,
+            generator_url=record.generator_url,
+        )
+        items = await evidence.gather_evidence(alert, settings)
+        result = await engines.analyze(alert, items, settings)
+        analyses.append(
+            {
+                "alert": alert.model_dump(mode="json"),
+                "analysis": result.model_dump(mode="json"),
+                "evidence": [e.model_dump(mode="json") for e in items],
+            }
+        )
+    return analyses
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from aiops_analyzer.api.errors import describe_errors
+
+    path = Path(args.payload)
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        print(f"aiops-analyzer: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"aiops-analyzer: {path} is not valid JSON: {exc}", file=sys.stderr)
+        return 2
+    # No server: the webhook token is not needed to analyze a file.
+    settings = load_settings(auth_disabled=True)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    try:
+        analyses = asyncio.run(_analyze_alerts(document, settings))
+    except ValidationError as exc:
+        message, _ = describe_errors(
+            exc.errors(include_url=False, include_input=False, include_context=False)
+        )
+        print(f"aiops-analyzer: {path} is not an Alertmanager payload: {message}", file=sys.stderr)
+        return 2
+    json.dump(analyses, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+def _eval(rest: list[str]) -> int:
+    # Imported only when asked for: the service itself never needs the evaluation code.
+    from aiops_analyzer.evaluation.cli import main as eval_main
+
+    return eval_main(rest)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aiops-analyzer",
+        description="Alertmanager webhook receiver that explains alerts with evidence.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="Run the HTTP service (webhook, API, workers).")
+    serve.add_argument("--host", help="Bind address (default AIOPS_HOST, 127.0.0.1).")
+    serve.add_argument("--port", type=int, help="Port (default AIOPS_PORT or PORT, 8080).")
+    serve.add_argument(
+        "--access-log", action="store_true", help="Log every HTTP request (JSON lines)."
+    )
+    serve.add_argument(
+        "--behind-proxy",
+        action="store_true",
+        help="Trust X-Forwarded-* headers from any address (Cloud Run, a reverse proxy).",
+    )
+    analyze = commands.add_parser(
+        "analyze", help="Analyze the alerts of a webhook payload file and print JSON (no store)."
+    )
+    analyze.add_argument("payload", help="An Alertmanager webhook payload (JSON file).")
+    commands.add_parser(
+        "eval",
+        help="Run the evaluation scenarios (see `aiops-analyzer eval --help`).",
+        add_help=False,
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "eval":
+        return _eval(argv[1:])
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    return _analyze(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,228 @@
+"""The analysis workers: asyncio tasks that claim jobs from the store and run the pipeline.
+
+A job is claimed atomically (pending -> running, attempts + 1), so two workers never take the
+same one. The engine's answer is stored before notifying: a job interrupted after that point is
+resumed without asking the engine (and so the LLM) again. Jobs left running by a killed process
+are put back to pending at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+import httpx
+
+from aiops_analyzer import engines, evidence, notify
+from aiops_analyzer.core.config import Settings
+from aiops_analyzer.core.metrics import Metrics
+from aiops_analyzer.schemas import Alert, AnalysisResult, EvidenceItem
+from aiops_analyzer.store import Job, Store
+
+logger = logging.getLogger(__name__)
+
+# How often an idle worker looks at the store even without a wake-up (other processes, retries).
+IDLE_POLL_SECONDS = 1.0
+# A failed attempt is retried after RETRY_BASE_SECONDS * 2**(attempt - 1), at most 60 s.
+RETRY_BASE_SECONDS = 2.0
+MAX_RETRY_DELAY_SECONDS = 60.0
+
+
+def outcome_of(result: AnalysisResult) -> str:
+    if result.fallback_reason:
+        return "fallback"
+    return "inconclusive" if result.inconclusive else "ok"
+
+
+class WorkerPool:
+    def __init__(self, settings: Settings, store: Store, metrics: Metrics) -> None:
+        self.settings = settings
+        self.store = store
+        self.metrics = metrics
+        self._wakeup = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._http: httpx.AsyncClient | None = None
+        self._llm: engines.LLMEngine | None = None
+        self._running_jobs = 0
+
+    # --- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        requeued, failed = await anyio.to_thread.run_sync(
+            self.store.requeue_interrupted, self.settings.job_max_attempts
+        )
+        if requeued or failed:
+            logger.warning(
+                "resuming interrupted jobs",
+                extra={"event": "jobs_resumed", "requeued": requeued, "failed": failed},
+            )
+        self._http = httpx.AsyncClient(follow_redirects=False)
+        # One LLM client for every job, so connections to the server are reused.
+        self._llm = None
+        if self.settings.llm_enabled:
+            try:
+                self._llm = engines.LLMEngine(self.settings)
+            except Exception:
+                # analyze() builds its own per call and falls back to rules with the reason.
+                logger.exception("llm client not created", extra={"event": "llm_client_error"})
+        self._tasks = [
+            asyncio.create_task(self._run(n), name=f"aiops-worker-{n}")
+            for n in range(self.settings.workers)
+        ]
+        self.metrics.workers_alive.set_function(lambda: float(self.alive))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+        if self._llm is not None:
+            await self._llm.aclose()
+            self._llm = None
+
+    @property
+    def alive(self) -> int:
+        return sum(1 for task in self._tasks if not task.done())
+
+    @property
+    def busy(self) -> int:
+        return self._running_jobs
+
+    def wake(self) -> None:
+        """New jobs were stored: let idle workers look now rather than at their next poll."""
+        self._wakeup.set()
+
+    # --- the loop --------------------------------------------------------------------------
+    async def _run(self, number: int) -> None:
+        while True:
+            try:
+                self._wakeup.clear()
+                job = await anyio.to_thread.run_sync(self._claim)
+                if job is None:
+                    await self._idle()
+                    continue
+                self._running_jobs += 1
+                try:
+                    await self._process(job)
+                finally:
+                    self._running_jobs -= 1
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A store error (disk full, locked too long): keep the worker alive and retry.
+                logger.exception("worker loop error", extra={"event": "worker_error"})
+                await asyncio.sleep(IDLE_POLL_SECONDS)
+
+    def _claim(self) -> Job | None:
+        return self.store.claim_next(lease_seconds=self.settings.job_timeout_seconds * 2 + 60)
+
+    async def _idle(self) -> None:
+        due_in = await anyio.to_thread.run_sync(self.store.next_due_in)
+        timeout = IDLE_POLL_SECONDS if due_in is None else min(IDLE_POLL_SECONDS, due_in)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wakeup.wait(), timeout=max(timeout, 0.01))
+
+    async def _process(self, job: Job) -> None:
+        log = {"analysis_id": job.id, "alertname": job.alert.alertname, "attempt": job.attempts}
+        logger.info("job started", extra={"event": "job_started", **log})
+        try:
+            async with asyncio.timeout(self.settings.job_timeout_seconds):
+                if job.alert.status == "firing":
+                    outcome = await self._analyze_firing(job)
+                else:
+                    outcome = await self._record_resolution(job)
+        except asyncio.CancelledError:
+            # Shutting down: the job stays running and is resumed at the next start.
+            raise
+        except Exception as exc:
+            final = job.attempts >= self.settings.job_max_attempts
+            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            retry_in = (
+                None
+                if final
+                else min(RETRY_BASE_SECONDS * 2 ** (job.attempts - 1), MAX_RETRY_DELAY_SECONDS)
+            )
+            await anyio.to_thread.run_sync(
+                lambda: self.store.fail_attempt(job.id, error=error, retry_in=retry_in)
+            )
+            if final:
+                self.metrics.analyses.labels(self._engine_label(), "failed").inc()
+            logger.warning(
+                "job failed" if final else "job attempt failed; will retry",
+                exc_info=True,
+                extra={"event": "job_failed", "final": final, "error": error, **log},
+            )
+            return
+        logger.info("job done", extra={"event": "job_done", "outcome": outcome, **log})
+
+    def _engine_label(self) -> str:
+        return "llm" if self.settings.llm_enabled else "rules"
+
+    async def _run_engine(self, job: Job) -> tuple[AnalysisResult, list[EvidenceItem]]:
+        started = time.perf_counter()
+        items = await evidence.gather_evidence(job.alert, self.settings, http=self._http)
+        tokens_today = await anyio.to_thread.run_sync(self.store.tokens_used_today)
+        result = await engines.analyze(
+            job.alert, items, self.settings, tokens_used_today=tokens_today, llm=self._llm
+        )
+        await anyio.to_thread.run_sync(lambda: self.store.save_result(job.id, result, items))
+        self.metrics.record_analysis(result, time.perf_counter() - started)
+        return result, items
+
+    async def _analyze_firing(self, job: Job) -> str:
+        result = job.result
+        if result is None:
+            result, _ = await self._run_engine(job)
+        outcomes = await notify.notify_analysis(
+            job.alert, result, self.settings, analysis_id=job.id, http=self._http
+        )
+        self.metrics.record_notifications(outcomes)
+        outcome = outcome_of(result)
+        await anyio.to_thread.run_sync(
+            lambda: self.store.finish(job.id, outcome=outcome, notifications=outcomes)
+        )
+        return outcome
+
+    async def _record_resolution(self, job: Job) -> str:
+        alert = job.alert
+        firing = await anyio.to_thread.run_sync(
+            self.store.find_firing, alert.fingerprint, alert.starts_at
+        )
+        duration = _duration_seconds(alert)
+        firing_id = firing["id"] if firing else None
+        await anyio.to_thread.run_sync(
+            lambda: self.store.save_resolution(job.id, firing_id, duration)
+        )
+        if self.settings.analyze_resolved and job.result is None:
+            await self._run_engine(job)
+        firing_result = _stored_result(firing)
+        outcomes = await notify.notify_resolution(
+            alert, firing_result, duration, self.settings, analysis_id=job.id, http=self._http
+        )
+        self.metrics.record_notifications(outcomes)
+        await anyio.to_thread.run_sync(
+            lambda: self.store.finish(job.id, outcome="resolved", notifications=outcomes)
+        )
+        return "resolved"
+
+
+def _duration_seconds(alert: Alert) -> float:
+    """How long the alert fired: endsAt (or now, when Alertmanager sent none) minus startsAt."""
+    end = alert.ends_at or datetime.now(UTC)
+    return max(0.0, (end - alert.starts_at).total_seconds())
+
+
+def _stored_result(row: dict[str, Any] | None) -> AnalysisResult | None:
+    if not row or not row.get("result"):
+        return None
+    try:
+        return AnalysisResult.model_validate(row["result"])
+    except ValueError:
+        return None

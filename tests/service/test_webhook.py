@@ -1,0 +1,238 @@
+"""POST /webhook/alertmanager through the app: every status code and the stored outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.service.apptools import AUTH, WEBHOOK, make_settings, payload, running_app, sample
+
+
+def metric_value(text: str, name: str) -> float:
+    """The sample ``name`` (with its labels, as exposed) in Prometheus text format; 0 if absent."""
+    for line in text.splitlines():
+        key, _, value = line.rpartition(" ")
+        if key == name:
+            return float(value)
+    return 0.0
+
+
+async def test_accepts_alertmanager_payload_and_returns_analysis_ids(tmp_path: Path) -> None:
+    async with running_app(make_settings(tmp_path), start_workers=False) as (app, client):
+        body = sample("01-nginx-down-firing.json")
+        response = await client.post(WEBHOOK, json=body, headers=AUTH)
+        assert response.status_code == 202, response.text
+        accepted = response.json()
+        assert accepted["new"] == 1 and accepted["duplicates"] == 0
+        [analysis_id] = accepted["analysis_ids"]
+        stored = app.state.store.get(analysis_id)
+        assert stored["fingerprint"] == "5f0ba2c8d7e41a93"
+        assert stored["alertname"] == "NginxDown"
+        assert stored["state"] == "pending"
+        assert stored["ends_at"] is None  # Alertmanager's zero time means "no end yet".
+
+
+async def test_one_analysis_id_per_alert_in_payload_order(tmp_path: Path) -> None:
+    async with running_app(make_settings(tmp_path), start_workers=False) as (_, client):
+        response = await client.post(WEBHOOK, json=payload(count=10), headers=AUTH)
+        assert response.status_code == 202
+        ids = response.json()["analysis_ids"]
+        assert len(ids) == 10 and len(set(ids)) == 10 and ids == sorted(ids)
+
+
+async def test_unknown_fields_are_accepted(tmp_path: Path) -> None:
+    body = payload()
+    body["notification_reason"] = "repeat_interval"
+    body["someFutureField"] = {"nested": [1, 2]}
+    body["alerts"][0]["silencedBy"] = []
+    async with running_app(make_settings(tmp_path), start_workers=False) as (_, client):
+        response = await client.post(WEBHOOK, json=body, headers=AUTH)
+        assert response.status_code == 202, response.text
+
+
+async def test_resend_is_a_duplicate_not_a_second_analysis(tmp_path: Path) -> None:
+    async with running_app(make_settings(tmp_path), start_workers=False) as (app, client):
+        first = (await client.post(WEBHOOK, json=payload(), headers=AUTH)).json()
+        again = (await client.post(WEBHOOK, json=payload(), headers=AUTH)).json()
+        assert again["analysis_ids"] == first["analysis_ids"]
+        assert again["new"] == 0 and again["duplicates"] == 1
+        assert app.state.store.get(first["analysis_ids"][0])["deliveries"] == 2
+        # Another status or another startsAt is another alert state.
+        resolved = (
+            await client.post(WEBHOOK, json=payload(status="resolved"), headers=AUTH)
+        ).json()
+        refired = (
+            await client.post(WEBHOOK, json=payload(starts_at="2026-11-28T11:00:00Z"), headers=AUTH)
+        ).json()
+        assert resolved["new"] == 1 and refired["new"] == 1
+        metrics = (await client.get("/metrics")).text
+        assert metric_value(metrics, "aiops_alerts_duplicate_total") == 1
+        assert metric_value(metrics, 'aiops_alerts_received_total{status="firing"}') == 3
+        assert metric_value(metrics, 'aiops_alerts_received_total{status="resolved"}') == 1
+
+
+async def test_same_instant_in_another_offset_is_the_same_key(tmp_path: Path) -> None:
+    async with running_app(make_settings(tmp_path), start_workers=False) as (_, client):
+        utc = (await client.post(WEBHOOK, json=payload(), headers=AUTH)).json()
+        paris = payload(starts_at="2026-11-28T11:00:00+01:00")
+        other = (await client.post(WEBHOOK, json=paris, headers=AUTH)).json()
+        assert other["analysis_ids"] == utc["analysis_ids"] and other["duplicates"] == 1
+
+
+async def test_truncated_alerts_are_recorded_and_surfaced(tmp_path: Path) -> None:
+    async with running_app(make_settings(tmp_path), start_workers=False) as (app, client):
+        response = await client.post(WEBHOOK, json=payload(truncated=7), headers=AUTH)
+        assert response.json()["truncated_alerts"] == 7
+        [analysis_id] = response.json()["analysis_ids"]
+        delivery = app.state.store.delivery(response.json()["delivery_id"])
+        assert delivery["truncated_alerts"] == 7
+        detail = (await client.get(f"/analyses/{analysis_id}", headers=AUTH)).json()
+        assert detail["truncated_alerts"] == 7
+        metrics = (await client.get("/metrics")).text
+        assert metric_value(metrics, "aiops_alerts_truncated_total") == 7
+
+
+async def test_secrets_in_labels_and_annotations_are_not_stored(tmp_path: Path) -> None:
+    body = sample("02-container-crashloop-firing.json")
+    body["alerts"][0]["labels"]["api_key"] = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789"
+    async with running_app(make_settings(tmp_path), start_workers=False) as (app, client):
+        response = await client.post(WEBHOOK, json=body, headers=AUTH)
+        stored = app.state.store.get(response.json()["analysis_ids"][0])
+        text = json.dumps(stored, default=str)
+        assert "s3cr3t-pass" not in text
+        assert "abcdefghijklmnopqrstuvwxyz0123456789" not in text
+        assert stored["labels"]["name"] == "checkout-api"  # Ordinary values stay readable.
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        ({}, "missing bearer token"),
+        ({"Authorization": "Bearer wrong-token"}, "invalid bearer token"),
+        ({"Authorization": "Basic dXNlcjpwYXNz"}, "missing bearer token"),
+        ({"Authorization": "Bearer "}, "missing bearer token"),
+    ],
+)
+async def test_401_without_the_right_token(
+    tmp_path: Path, headers: dict[str, str], reason: str
+) -> None:
+    async with running_app(make_settings(tmp_path), start_workers=False) as (app, client):
+        response = await client.post(WEBHOOK, json=payload(), headers=headers)
+        assert response.status_code == 401
+        assert reason in response.json()["detail"]
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert app.state.store.count_active() == 0  # Nothing stored.
+
+
+async def test_auth_disabled_accepts_without_token(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, webhook_token=None, auth_disabled=True)
+    async with running_app(settings, start_workers=False) as (_, client):
+        assert (await client.post(WEBHOOK, json=payload())).status_code == 202
+
+
+async def test_413_when_the_body_exceeds_the_limit(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, max_body_bytes=4096)
+    async with running_app(settings, start_workers=False) as (app, client):
+        big = payload(description="x" * 5000)
+        response = await client.post(WEBHOOK, json=big, headers=AUTH)
+        assert response.status_code == 413
+        assert "4096" in response.json()["detail"]
+        assert app.state.store.count_active() == 0
+
+
+async def test_413_is_enforced_while_streaming_without_content_length(tmp_path: Path) -> None:
+    """A chunked body has no Content-Length: the limit must hold while reading it."""
+    chunks_sent = 0
+
+    async def endless() -> object:
+        nonlocal chunks_sent
+        while chunks_sent < 10_000:  # Far more than the limit; stops early if the server stops.
+            chunks_sent += 1
+            yield b"[" * 1024
+
+    settings = make_settings(tmp_path, max_body_bytes=8192)
+    async with running_app(settings, start_workers=False) as (_, client):
+        response = await client.post(
+            WEBHOOK,
+            content=endless(),  # type: ignore[arg-type]
+            headers={**AUTH, "Content-Type": "application/json"},
+        )
+        assert response.status_code == 413
+        assert chunks_sent < 100  # Refused near the limit, not after reading everything.
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "", "application/xml"]
+)
+async def test_415_for_non_json_content_types(tmp_path: Path, content_type: str) -> None:
+    async with running_app(make_settings(tmp_path), start_workers=False) as (_, client):
+        headers = {**AUTH, "Content-Type": content_type}
+        response = await client.post(WEBHOOK, content=json.dumps(payload()), headers=headers)
+        assert response.status_code == 415
+        assert "application/json" in response.json()["detail"]
+
+
+async def test_json_with_charset_parameter_is_accepted(tmp_path: Path) -> None:
+    async with running_app(make_settings(tmp_path), start_workers=False) as (_, client):
+        headers = {**AUTH, "Content-Type": "application/json; charset=utf-8"}
+        response = await client.post(WEBHOOK, content=json.dumps(payload()), headers=headers)
+        assert response.status_code == 202
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda b: b["alerts"][0].pop("startsAt"), "alerts.0.startsAt"),
+        (lambda b: b["alerts"][0].update(status="burning"), "alerts.0.status"),
+        (lambda b: b["alerts"][0].update(startsAt="yesterday"), "alerts.0.startsAt"),
+        (lambda b: b["alerts"][0]["labels"].update(severity=3), "alerts.0.labels.severity"),
+        (lambda b: b.update(alerts=[]), "alerts"),
+        (lambda b: b.pop("status"), "status"),
+        (lambda b: b.update(truncatedAlerts=-1), "truncatedAlerts"),
+    ],
+)
+async def test_422_names_the_invalid_field(tmp_path: Path, mutate: object, field: str) -> None:
+    body = payload()
+    mutate(body)  # type: ignore[operator]
+    async with running_app(make_settings(tmp_path), start_workers=False) as (_, client):
+        response = await client.post(WEBHOOK, json=body, headers=AUTH)
+        assert response.status_code == 422
+        assert field in response.json()["detail"]
+        assert field in [error["field"] for error in response.json()["errors"]]
+
+
+@pytest.mark.parametrize(
+    "body", [b"{", b"not json", b"\xff\xfe\x00", b"[" * 50_000, b"", b"[]", b"null", b'"text"']
+)
+async def test_422_for_bodies_that_are_not_a_payload(tmp_path: Path, body: bytes) -> None:
+    async with running_app(make_settings(tmp_path), start_workers=False) as (_, client):
+        headers = {**AUTH, "Content-Type": "application/json"}
+        response = await client.post(WEBHOOK, content=body, headers=headers)
+        assert response.status_code == 422
+        assert response.json()["detail"]
+
+
+async def test_every_answer_is_counted_by_code(tmp_path: Path) -> None:
+    async with running_app(make_settings(tmp_path), start_workers=False) as (_, client):
+        await client.post(WEBHOOK, json=payload(), headers=AUTH)
+        await client.post(WEBHOOK, json=payload())
+        await client.post(WEBHOOK, content=b"x", headers={**AUTH, "Content-Type": "text/plain"})
+        await client.post(WEBHOOK, json={}, headers=AUTH)
+        metrics = (await client.get("/metrics")).text
+        for code in ("202", "401", "415", "422"):
+            assert metric_value(metrics, f'aiops_webhook_requests_total{{code="{code}"}}') == 1
+
+
+async def test_concurrent_identical_deliveries_store_one_alert(tmp_path: Path) -> None:
+    async with running_app(make_settings(tmp_path), start_workers=False) as (app, client):
+        responses = await asyncio.gather(
+            *(client.post(WEBHOOK, json=payload(), headers=AUTH) for _ in range(50))
+        )
+        assert {r.status_code for r in responses} == {202}
+        ids = {r.json()["analysis_ids"][0] for r in responses}
+        assert len(ids) == 1
+        assert sum(r.json()["new"] for r in responses) == 1
+        assert app.state.store.get(ids.pop())["deliveries"] == 50
