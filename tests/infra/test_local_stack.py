@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import pytest
 import yaml
 
+from stacks.components.analyzer_service import DATA_DIR
 from stacks.local_config import is_pinned
-from tests.infra.harness import StackRun, contains_secret, is_secret, run_stack, unwrap
+from tests.infra.harness import REPO_ROOT, StackRun, contains_secret, is_secret, run_stack, unwrap
 from tests.infra.local_expectations import (
     CONTAINER,
     CONTAINERS,
@@ -270,3 +272,11 @@ def test_optional_secrets_reach_the_analyzer_as_secrets() -> None:
     assert env["AIOPS_ENGINE"] == "llm"
     assert env["AIOPS_LLM_BASE_URL"] == "http://127.0.0.1:11434/v1"
     assert "sk-test-key" not in repr({k: v for k, v in run.outputs.items() if not v.secret})
+
+
+def test_the_analyzer_image_prepares_the_data_volume_mount_point() -> None:
+    """A named volume mounted where the image has no directory is created root-owned, and the
+    image's non-root user could not write its store; the Dockerfile must create it."""
+    dockerfile = (REPO_ROOT / "service/Dockerfile").read_text()
+    assert re.search(rf"^RUN .*mkdir -p {DATA_DIR}\b.*chown \S+ {DATA_DIR}\b", dockerfile, re.M)
+    assert re.search(r"^USER \S+", dockerfile, re.M)
