@@ -27,6 +27,7 @@ _ACCOUNT_SUFFIX = "-run"
 _ACCOUNT_ID_MAX = 30
 _NAME_PREFIX = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
 _MEMORY = re.compile(r"^[1-9][0-9]*(Mi|Gi)$")
+_WHOLE_CPUS = (1.0, 2.0, 4.0, 6.0, 8.0)
 
 # The gcp provider's own fallbacks when gcp:project / gcp:region are not in the stack config.
 _PROJECT_ENV = ("GOOGLE_PROJECT", "GOOGLE_CLOUD_PROJECT", "GCLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT")
@@ -73,6 +74,25 @@ def _int(config: pulumi.Config, key: str, default: int, low: int, high: int) -> 
 def _bool(config: pulumi.Config, key: str, default: bool) -> bool:
     value = config.get_bool(key)
     return default if value is None else value
+
+
+def _cpu(cpu: str, always_allocated: bool, concurrency: int) -> str:
+    """Cloud Run's vCPU rules: whole 1, 2, 4, 6 or 8, or a fraction (0.08-1) that only runs
+    throttled between requests and one request at a time."""
+    try:
+        amount = float(cpu)
+    except ValueError:
+        amount = 0.0
+    if amount not in _WHOLE_CPUS and not 0.08 <= amount < 1:
+        raise ConfigError(
+            f"{PROJECT}:cloudRunCpu must be 1, 2, 4, 6, 8 or a fraction from 0.08, got {cpu!r}"
+        )
+    if amount < 1 and (always_allocated or concurrency != 1):
+        raise ConfigError(
+            f"{PROJECT}:cloudRunCpu {cpu!r} below 1 vCPU needs "
+            f"{PROJECT}:cloudRunCpuAlwaysAllocated false and {PROJECT}:cloudRunConcurrency 1"
+        )
+    return cpu
 
 
 def default_name_prefix(stack: str) -> str:
@@ -127,20 +147,9 @@ class GcpConfig:
                 f"{PROJECT}:cloudRunMinInstances ({min_instances})"
             )
 
+        concurrency = _int(config, "cloudRunConcurrency", 80, 1, 1000)
         cpu_always_allocated = _bool(config, "cloudRunCpuAlwaysAllocated", True)
-        cpu = config.get("cloudRunCpu") or "1"
-        try:
-            cpu_amount = float(cpu)
-        except ValueError:
-            cpu_amount = 0.0
-        if not 0 < cpu_amount <= 8:
-            raise ConfigError(f"{PROJECT}:cloudRunCpu must be a number of vCPUs, got {cpu!r}")
-        if cpu_always_allocated and cpu_amount < 1:
-            # Cloud Run only allows fractional CPUs when CPU is throttled between requests.
-            raise ConfigError(
-                f"{PROJECT}:cloudRunCpu {cpu!r} needs {PROJECT}:cloudRunCpuAlwaysAllocated false; "
-                "always-allocated CPU requires at least 1 vCPU"
-            )
+        cpu = _cpu(config.get("cloudRunCpu") or "1", cpu_always_allocated, concurrency)
 
         memory = config.get("cloudRunMemory") or "512Mi"
         if not _MEMORY.match(memory):
@@ -155,7 +164,7 @@ class GcpConfig:
             ingress=INGRESS[ingress],
             min_instances=min_instances,
             max_instances=max_instances,
-            concurrency=_int(config, "cloudRunConcurrency", 80, 1, 1000),
+            concurrency=concurrency,
             cpu=cpu,
             memory=memory,
             cpu_always_allocated=cpu_always_allocated,

@@ -94,7 +94,16 @@ def test_project_and_region_fall_back_to_the_provider_environment(
         ({"aiops:cloudRunMaxInstances": 0}, "aiops:cloudRunMaxInstances"),
         ({"aiops:cloudRunConcurrency": 0}, "aiops:cloudRunConcurrency"),
         ({"aiops:cloudRunCpu": "lots"}, "aiops:cloudRunCpu"),
-        ({"aiops:cloudRunCpu": "0.5"}, "aiops:cloudRunCpuAlwaysAllocated"),
+        ({"aiops:cloudRunCpu": "3"}, "aiops:cloudRunCpu"),
+        ({"aiops:cloudRunCpu": "0.01"}, "aiops:cloudRunCpu"),
+        (
+            {"aiops:cloudRunCpu": "0.5", "aiops:cloudRunConcurrency": 1},
+            "aiops:cloudRunCpuAlwaysAllocated",
+        ),
+        (
+            {"aiops:cloudRunCpu": "0.5", "aiops:cloudRunCpuAlwaysAllocated": False},
+            "aiops:cloudRunConcurrency",
+        ),
         ({"aiops:cloudRunMemory": "1GB"}, "aiops:cloudRunMemory"),
         ({"aiops:cloudRunTimeoutSeconds": 7200}, "aiops:cloudRunTimeoutSeconds"),
         ({"aiops:registryKeepCount": 0}, "aiops:registryKeepCount"),
@@ -125,7 +134,12 @@ def test_a_long_stack_name_asks_for_a_prefix() -> None:
 
 def test_fractional_cpu_is_allowed_when_cpu_is_throttled() -> None:
     run = run_stack(
-        "dev", overrides={"aiops:cloudRunCpu": "0.5", "aiops:cloudRunCpuAlwaysAllocated": False}
+        "dev",
+        overrides={
+            "aiops:cloudRunCpu": "0.5",
+            "aiops:cloudRunCpuAlwaysAllocated": False,
+            "aiops:cloudRunConcurrency": 1,
+        },
     )
     (service,) = run.of_type("gcp:cloudrunv2/service:Service")
     resources = service.plain("template")["containers"][0]["resources"]
