@@ -5,7 +5,7 @@
 # tests that need a missing tool then skip naming it (or fail under CI=true).
 set -euo pipefail
 
-PACKAGES=(prometheus prometheus-alertmanager prometheus-node-exporter prometheus-nginx-exporter nginx)
+PACKAGES=(prometheus prometheus-alertmanager prometheus-node-exporter prometheus-nginx-exporter nginx shellcheck)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
