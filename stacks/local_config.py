@@ -88,7 +88,7 @@ def _external_analyzer_url(config: pulumi.Config) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(
             f"{PROJECT}:externalAnalyzerUrl must be an http(s) URL such as the gcp stack's "
-            f"analyzerUrl output, got {value!r}"
+            f"serviceUrl output, got {value!r}"
         )
     value = value.rstrip("/")
     if value.endswith(WEBHOOK_PATH):
