@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,3 +99,17 @@ def aiops_metric_names(expr: str) -> set[str]:
                 name = name.removesuffix(suffix)
         names.add(name)
     return names
+
+
+def promtool_check_expressions(
+    promtool: str, directory: Path, exprs: list[str]
+) -> subprocess.CompletedProcess[str]:
+    """`promtool check rules` on the expressions written as recording rules of one group."""
+    rules = [{"record": f"check:expr:{i}", "expr": expr} for i, expr in enumerate(exprs)]
+    path = directory / "expressions.yml"
+    path.write_text(
+        yaml.safe_dump({"groups": [{"name": "check", "rules": rules}]}), encoding="utf-8"
+    )
+    return subprocess.run(
+        [promtool, "check", "rules", str(path)], capture_output=True, text=True, check=False
+    )

@@ -9,12 +9,11 @@ metric expressions are PromQL.
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
+from tests.monitoring import logql
 from tests.monitoring.files import (
     LOKI_RULES,
     MONITORING,
@@ -22,14 +21,12 @@ from tests.monitoring.files import (
     AlertRule,
     alert_rules,
     load_yaml,
+    promtool_check_expressions,
 )
 from tests.support.tools import require_tool
 
 LOKI_CONFIG = MONITORING / "loki" / "config.yml"
 ALLOY_CONFIG = MONITORING / "alloy" / "config.alloy"
-
-# Stream labels Alloy attaches (see config.alloy); a LogQL selector on anything else is empty.
-ALLOY_STREAM_LABELS = {"container", "service", "stack", "level"}
 
 # Top-level blocks of Loki 3's configuration file that this config may use.
 LOKI_TOP_LEVEL = {
@@ -97,66 +94,17 @@ def test_log_alert_rules_have_the_prometheus_rule_structure() -> None:
         assert rule.for_, f"{rule.name}: a log burst needs a for: to not flap"
 
 
-# A stream selector, its log pipeline (everything up to the range) and the range.
-LOG_RANGE = re.compile(r"(\{[^{}]*\})([^\[\]]*?)(\[\d+[smhd]\])")
-PIPELINE_STAGE = re.compile(
-    "|".join(
-        [
-            r"json|logfmt",  # parsers
-            r'__error__\s*=\s*""',  # drop the lines a parser failed on
-            r'[a-z_][a-z0-9_]*\s*(==|!=|>=|<=|>|<|=~|!~|=)\s*("[^"]*"|[0-9.]+)',  # label filter
-        ]
-    )
-)
-LINE_FILTER = re.compile(r"""(\|=|!=|\|~|!~)\s*"[^"]*"$""")
-
-
-def logql_parts(expr: str) -> tuple[list[str], list[list[str]], str]:
-    """Stream selectors, the stages of each pipeline, and the expression without pipelines."""
-    selectors, pipelines = [], []
-    for selector, pipeline, _ in LOG_RANGE.findall(expr):
-        selectors.append(selector)
-        stages = [stage.strip() for stage in pipeline.split("|")[1:]] if pipeline.strip() else []
-        pipelines.append(stages)
-    return selectors, pipelines, LOG_RANGE.sub(r"\1\3", expr)
-
-
 @pytest.mark.parametrize("rule", alert_rules(LOKI_RULES), ids=lambda r: r.name)
 def test_logql_pipelines_use_known_stages_and_alloy_labels(rule: AlertRule) -> None:
-    selectors, pipelines, _ = logql_parts(rule.expr)
-    assert selectors, f"{rule.name}: no log range found"
-    for selector in selectors:
-        labels = set(re.findall(r"([a-z_]+)\s*(?:=~|!~|!=|=)", selector))
-        assert labels and labels <= ALLOY_STREAM_LABELS, f"{rule.name}: {selector}"
-    for stages in pipelines:
-        for stage in stages:
-            assert PIPELINE_STAGE.fullmatch(stage) or LINE_FILTER.match(stage), (
-                f"{rule.name}: unknown LogQL stage {stage!r}"
-            )
+    query = logql.parse(rule.expr)
+    assert logql.problems(query) == [], rule.name
 
 
 def test_logql_selectors_and_metric_structure_parse_with_promtool(tmp_path: Path) -> None:
     promtool = require_tool("promtool", "Debian package prometheus")
-    checks = []
-    for rule in alert_rules(LOKI_RULES):
-        selectors, _, metric_expr = logql_parts(rule.expr)
-        # LogQL stream selectors use PromQL's matcher syntax; a selector alone needs a name.
-        checks += [f"count_over_time(logs{selector}[5m])" for selector in selectors]
-        checks.append(re.sub(r"\{", "logs{", metric_expr))
-    groups = {
-        "groups": [
-            {
-                "name": "logql-structure",
-                "rules": [{"record": f"logql:check:{i}", "expr": e} for i, e in enumerate(checks)],
-            }
-        ]
-    }
-    path = tmp_path / "logql.yml"
-    path.write_text(yaml.safe_dump(groups), encoding="utf-8")
-    result = subprocess.run(
-        [promtool, "check", "rules", str(path)], capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stdout + result.stderr + "\n" + "\n".join(checks)
+    shapes = [logql.parse(rule.expr).promql_shape for rule in alert_rules(LOKI_RULES)]
+    result = promtool_check_expressions(promtool, tmp_path, shapes)
+    assert result.returncode == 0, result.stdout + result.stderr + "\n".join(shapes)
 
 
 # --- Alloy -------------------------------------------------------------------------------
@@ -225,7 +173,7 @@ def test_alloy_labels_container_service_stack_and_level() -> None:
     assert re.search(r"stage\.labels\s*\{\s*values\s*=\s*\{\s*level\s*=", process)
     assert (
         set(re.findall(r"target_label\s*=\s*\"([a-z_]+)\"", relabel)) | {"level"}
-        == ALLOY_STREAM_LABELS
+        == logql.ALLOY_STREAM_LABELS
     )
 
 
