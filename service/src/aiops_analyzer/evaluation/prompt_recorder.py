@@ -84,7 +84,7 @@ class PromptRecorder:
     def __init__(self, upstream: str | None = None, *, timeout: float = 60.0) -> None:
         self._server = _RecorderHTTPServer(upstream or DEFAULT_UPSTREAM, timeout)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="eval-prompt-recorder", daemon=True
+            target=self._serve, name="eval-prompt-recorder", daemon=True
         )
 
     @property
@@ -111,6 +111,10 @@ class PromptRecorder:
             except (ValueError, AttributeError):
                 texts.append(body)
         return texts
+
+    def _serve(self) -> None:
+        # A short poll interval makes shutdown() return quickly.
+        self._server.serve_forever(poll_interval=0.05)
 
     def start(self) -> PromptRecorder:
         self._thread.start()

@@ -133,9 +133,7 @@ class ReplayServer:
 
     def __init__(self) -> None:
         self._server = _ReplayHTTPServer(("127.0.0.1", 0), _Handler)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="eval-replay", daemon=True
-        )
+        self._thread = threading.Thread(target=self._serve, name="eval-replay", daemon=True)
 
     @property
     def url(self) -> str:
@@ -145,6 +143,10 @@ class ReplayServer:
     def use(self, book: EvidenceBook | None) -> None:
         """Answer from ``book`` from now on (None: every query gets an empty result)."""
         self._server.book = book
+
+    def _serve(self) -> None:
+        # A short poll interval makes shutdown() return quickly.
+        self._server.serve_forever(poll_interval=0.05)
 
     def start(self) -> ReplayServer:
         self._thread.start()

@@ -221,17 +221,32 @@ def _read_yaml(path: Path) -> Any:
         raise ScenarioError(f"{path}: invalid YAML ({exc})") from exc
 
 
+def _describe(exc: ValidationError) -> str:
+    """One line per problem: the field's path and what is wrong with it."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or '(top level)'}: {error['msg']}"
+        for error in exc.errors()
+    )
+
+
 def load_scenario(folder: Path) -> Scenario:
-    """Load and validate one scenario folder; errors name the folder and the bad field."""
+    """Load and validate one scenario folder; errors name the folder, file and bad field."""
+    where = f"scenario {folder.name}"
     payload = _read_json(folder / "payload.json")
     try:
         alert = alert_from_payload(payload)
+    except ValidationError as exc:
+        raise ScenarioError(f"{where}: payload.json: {_describe(exc)}") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ScenarioError(f"{where}: payload.json: {exc!s}") from exc
+    try:
         evidence = RecordedEvidence.model_validate(_read_json(folder / "evidence.json"))
+    except ValidationError as exc:
+        raise ScenarioError(f"{where}: evidence.json: {_describe(exc)}") from exc
+    try:
         expected = Expected.model_validate(_read_yaml(folder / "expected.yml"))
-    except (ValidationError, ValueError, KeyError, TypeError) as exc:
-        if isinstance(exc, ScenarioError):
-            raise
-        raise ScenarioError(f"scenario {folder.name}: {exc}") from exc
+    except ValidationError as exc:
+        raise ScenarioError(f"{where}: expected.yml: {_describe(exc)}") from exc
     return Scenario(
         name=folder.name,
         path=folder,

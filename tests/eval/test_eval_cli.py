@@ -1,0 +1,106 @@
+"""`aiops-analyzer eval` options, exit codes and error messages."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from aiops_analyzer.evaluation.cli import main
+from aiops_analyzer.evaluation.scenario import Scenario
+
+from tests.eval.fake_model import FakeModel
+
+# One scenario the rules engine passes and one it fails (see eval/RESULTS.md).
+MIXED = ("crash-loop-missing-setting", "flapping-cpu-threshold")
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No key or URL from the developer's shell or .env reaches these runs."""
+    for name in ("AIOPS_OPENAI_API_KEY", "OPENAI_API_KEY", "AIOPS_LLM_BASE_URL", "AIOPS_ENGINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def subset(scenarios: list[Scenario], tmp_path: Path, names: tuple[str, ...]) -> Path:
+    folder = tmp_path / "scenarios"
+    for scenario in scenarios:
+        if scenario.name in names:
+            shutil.copytree(scenario.path, folder / scenario.name)
+    return folder
+
+
+def test_a_rules_run_writes_the_report_and_prints_the_summary(
+    scenarios: list[Scenario], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = subset(scenarios, tmp_path, MIXED)
+    assert main(["--scenarios", str(folder)]) == 0
+    report = (tmp_path / "eval" / "reports" / "latest.md").read_text()
+    assert "| rules | **50.0%** | 1/2 |" in report
+    assert "| flapping-cpu-threshold | cpu_saturation | cpu_saturation | 0/1 |" in report
+    assert "| rules | **50.0%** |" in capsys.readouterr().out
+
+
+def test_fail_under_sets_the_exit_code(
+    scenarios: list[Scenario], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = subset(scenarios, tmp_path, MIXED)
+    report = tmp_path / "r.md"
+    assert main(["--scenarios", str(folder), "--report", str(report), "--fail-under", "0.5"]) == 0
+    assert main(["--scenarios", str(folder), "--report", str(report), "--fail-under", "0.6"]) == 1
+    assert "rules: pass rate 50.0% is below --fail-under 60.0%" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--engine", "llm"], "--engine llm needs AIOPS_OPENAI_API_KEY"),
+        (["--judge"], "--judge needs AIOPS_OPENAI_API_KEY"),
+        (["--scenarios", "/nonexistent/dir"], "--scenarios /nonexistent/dir: not a directory"),
+        (["--repeat", "0"], "argument --repeat: must be at least 1"),
+        (["--fail-under", "80"], "argument --fail-under: 80 is outside 0..1"),
+        (["--engine", "gpt"], "argument --engine: invalid choice: 'gpt'"),
+    ],
+)
+def test_bad_usage_exits_2_naming_the_problem(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    assert "--fail-under" in capsys.readouterr().out
+
+
+def test_llm_and_rules_in_one_report_without_leaking_secrets(
+    scenarios: list[Scenario], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = tuple(s.name for s in scenarios if s.expected.secrets)[:1] + MIXED[:1]
+    folder = subset(scenarios, tmp_path, names)
+    report = tmp_path / "both.md"
+    with FakeModel(scenarios) as model:
+        monkeypatch.setenv("AIOPS_OPENAI_API_KEY", "test-key")
+        monkeypatch.setenv("AIOPS_LLM_BASE_URL", model.url)
+        code = main(
+            [
+                "--scenarios",
+                str(folder),
+                "--engine",
+                "rules",
+                "--engine",
+                "llm",
+                "--judge",
+                "--report",
+                str(report),
+            ]
+        )
+    assert code == 0
+    text = report.read_text()
+    assert "| rules | **" in text and "| llm (gpt-4o-mini) | **100.0%** | 2/2 |" in text
+    assert "### Judge" in text
+    for scenario in scenarios:
+        for secret in scenario.expected.secrets:
+            assert secret not in text
