@@ -50,11 +50,6 @@ class ConfigFile:
     target: str
     content: str
 
-    @property
-    def derived(self) -> bool:
-        """True when the content differs from the file on disk (see the module docstring)."""
-        return self.content != self.source.read_text(encoding="utf-8")
-
 
 def _relative(path: Path) -> str:
     return str(path.relative_to(REPO_ROOT))

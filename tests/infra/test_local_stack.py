@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import yaml
@@ -280,3 +281,67 @@ def test_the_analyzer_image_prepares_the_data_volume_mount_point() -> None:
     dockerfile = (REPO_ROOT / "service/Dockerfile").read_text()
     assert re.search(rf"^RUN .*mkdir -p {DATA_DIR}\b.*chown \S+ {DATA_DIR}\b", dockerfile, re.M)
     assert re.search(r"^USER \S+", dockerfile, re.M)
+
+
+# Ports each service listens on inside the stack's network (the contract's alias:port list).
+SERVICE_PORTS = {
+    "prometheus": {9090},
+    "alertmanager": {9093},
+    "grafana": {3000},
+    "loki": {3100},
+    "alloy": {12345},
+    "nginx": {80, 8081},
+    "nginx-exporter": {9113},
+    "node-exporter": {9100},
+    "cadvisor": {8080},
+    "analyzer": {8080},
+}
+# http://<host>[:port] with a dot-free host: an address on the stack's network.
+IN_STACK_URL = re.compile(r"https?://([a-z][a-z0-9-]*)(?::(\d+))?(?=[/\"'\s]|$)")
+
+
+def references(run: StackRun) -> set[tuple[str, str, int]]:
+    """(container, host, port) for every in-stack address the uploaded files and the
+    containers' commands and environments name."""
+    found: set[tuple[str, str, int]] = set()
+    for name, resource in containers(run).items():
+        texts = [str(unwrap(content)) for content in uploads_of(resource).values()]
+        texts += [str(item) for item in resource.plain("command") or []]
+        texts += [str(item) for item in resource.plain("envs") or []]
+        for text in texts:
+            for host, port in IN_STACK_URL.findall(text):
+                found.add((name, host, int(port) if port else 80))
+        for path, content in uploads_of(resource).items():
+            if path == "/etc/prometheus/prometheus.yml":
+                for job in yaml.safe_load(str(unwrap(content)))["scrape_configs"]:
+                    for static in job.get("static_configs", []):
+                        for target in static["targets"]:
+                            host, _, port = target.partition(":")
+                            found.add((name, host, int(port)))
+    return found
+
+
+def test_every_in_stack_address_is_a_container_alias_and_port(run: StackRun) -> None:
+    found = references(run)
+    hosts = {host for _, host, _ in found}
+    # The wiring really is scanned: Grafana's datasources, Prometheus's targets, Alertmanager's
+    # webhook, the exporter's scrape URI, the analyzer's evidence sources.
+    assert {"prometheus", "loki", "alertmanager", "analyzer", "nginx", "cadvisor"} <= hosts
+    wrong = {
+        (name, host, port)
+        for name, host, port in found
+        if host not in ("localhost",) and port not in SERVICE_PORTS.get(host, set())
+    }
+    assert wrong == set()
+
+
+def test_grafana_loads_dashboards_from_where_they_are_uploaded(run: StackRun) -> None:
+    uploads = uploads_of(run.named("grafana"))
+    dashboards = {Path(p).parent.as_posix() for p in uploads if p.endswith(".json")}
+    providers = [
+        yaml.safe_load(str(unwrap(content)))
+        for path, content in uploads.items()
+        if path.startswith("/etc/grafana/provisioning/dashboards/")
+    ]
+    paths = {p["options"]["path"] for doc in providers for p in doc.get("providers", [])}
+    assert dashboards <= paths
