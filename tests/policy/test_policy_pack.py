@@ -119,6 +119,9 @@ def pack() -> Iterator[analyzer_pb2_grpc.AnalyzerStub]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=10)
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
 
 
 def analyze(
