@@ -1,0 +1,54 @@
+"""`aiops-analyzer analyze` and `eval` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.service.apptools import SAMPLES, analyzer_env, free_port
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = analyzer_env(cwd, free_port())
+    del env["AIOPS_WEBHOOK_TOKEN"]  # analyze needs no token: it runs no server.
+    return subprocess.run(
+        [sys.executable, "-m", "aiops_analyzer.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+    )
+
+
+def test_analyze_prints_each_alerts_analysis_as_json(tmp_path: Path) -> None:
+    result = run_cli("analyze", str(SAMPLES / "02-container-crashloop-firing.json"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    [item] = json.loads(result.stdout)
+    assert item["alert"]["labels"]["name"] == "checkout-api"
+    assert item["analysis"]["engine"] == "rules" and item["analysis"]["summary"]
+    assert {e["source"] for e in item["evidence"]} >= {"prometheus", "loki"}
+    assert "s3cr3t-pass" not in result.stdout  # The password in the annotation is masked.
+    assert not (tmp_path / "analyzer.db").exists()  # No store involved.
+
+
+def test_analyze_reports_a_missing_file(tmp_path: Path) -> None:
+    result = run_cli("analyze", str(tmp_path / "nope.json"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "cannot read" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_analyze_names_the_invalid_field(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"status": "firing", "alerts": [{"status": "firing"}]}))
+    result = run_cli("analyze", str(bad), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "alerts.0.startsAt" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_eval_is_delegated_to_the_evaluation_cli(tmp_path: Path) -> None:
+    result = run_cli("eval", "--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "usage:" in result.stdout.lower()
