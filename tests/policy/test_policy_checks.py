@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pulumi
+import pulumi_policy.policy as sdk
 import pytest
 from pulumi_policy import Secret
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
@@ -358,3 +360,20 @@ def test_a_secret_around_the_whole_env_list_counts_for_every_entry() -> None:
     run = cloud_run(envs=envelope([{"name": "AIOPS_LLM_MODEL", "value": "gpt-4o-mini"}]))
     [message] = check_no_plain_secret_env(CLOUD_RUN_SERVICE, "analyzer", run)
     assert "Pulumi secret" in message
+
+
+def test_decoding_keeps_secrets_and_still_decodes_assets() -> None:
+    # policy.policies replaced pulumi-policy's decoder when it was imported above.
+    asset_sig = "c44067f5952c0a294b673a41bacd8c17"  # the engine's asset signature
+    decoded = sdk.deserialize_properties(
+        {
+            "envs": [envelope("AIOPS_WEBHOOK_TOKEN=t"), "PORT=8080"],
+            "content": {SIG_KEY: asset_sig, "text": "hello"},
+        }
+    )
+    assert isinstance(decoded["envs"][0], Secret) and decoded["envs"][0].value.endswith("=t")
+    assert decoded["envs"][1] == "PORT=8080"
+    assert isinstance(decoded["content"], pulumi.StringAsset)
+    # The remediation path keeps pulumi-policy's own behaviour (its secret-preserving proxy).
+    proxied = sdk.deserialize_properties({"k": envelope("v")}, True)
+    assert proxied["k"] == "v"
