@@ -1,0 +1,44 @@
+"""monitoring/images.yml: the one place the stack's image versions are pinned (a contract)."""
+
+from __future__ import annotations
+
+import re
+
+from tests.monitoring.files import MONITORING, load_yaml
+
+IMAGES = MONITORING / "images.yml"
+EXPECTED_KEYS = {
+    "prometheus",
+    "alertmanager",
+    "grafana",
+    "loki",
+    "alloy",
+    "nginx",
+    "nginx-exporter",
+    "node-exporter",
+    "cadvisor",
+}
+# repository[:port]/path:tag, the tag a full version (x.y.z with an optional v and suffix).
+IMAGE_REF = re.compile(r"(?P<repo>[a-z0-9][a-z0-9._/-]*(:\d+)?[a-z0-9/._-]*):(?P<tag>[^:@/]+)")
+VERSION_TAG = re.compile(r"v?\d+\.\d+\.\d+(-[a-z0-9.]+)?")
+
+
+def test_images_file_is_a_flat_map_of_the_stacks_services() -> None:
+    images = load_yaml(IMAGES)
+    assert isinstance(images, dict)
+    assert set(images) == EXPECTED_KEYS
+    assert all(isinstance(value, str) for value in images.values())
+
+
+def test_every_image_is_pinned_to_a_full_version_never_latest() -> None:
+    for service, ref in load_yaml(IMAGES).items():
+        match = IMAGE_REF.fullmatch(ref)
+        assert match, f"{service}: {ref!r} is not repository:tag"
+        tag = match.group("tag")
+        assert tag != "latest" and "latest" not in tag, f"{service}: {ref}"
+        assert VERSION_TAG.fullmatch(tag), f"{service}: tag {tag!r} is not a full version"
+
+
+def test_cadvisor_comes_from_its_current_registry() -> None:
+    # cAdvisor moved from gcr.io/cadvisor to ghcr.io/google at v0.53.
+    assert load_yaml(IMAGES)["cadvisor"].startswith("ghcr.io/google/cadvisor:")
