@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -104,3 +106,22 @@ def test_llm_and_rules_in_one_report_without_leaking_secrets(
     for scenario in scenarios:
         for secret in scenario.expected.secrets:
             assert secret not in text
+
+
+def test_the_installed_command_runs_one_scenario_folder(
+    scenarios: list[Scenario], tmp_path: Path
+) -> None:
+    """`aiops-analyzer eval` (the package's entry point) hands over to this CLI."""
+    command = Path(sys.executable).parent / "aiops-analyzer"
+    if not command.exists():
+        pytest.skip("the aiops-analyzer entry point is not installed in this environment")
+    report = tmp_path / "one.md"
+    done = subprocess.run(
+        [str(command), "eval", "--scenarios", str(scenarios[0].path), "--report", str(report)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"| {scenarios[0].name} |" in report.read_text()

@@ -258,9 +258,12 @@ def load_scenario(folder: Path) -> Scenario:
 
 
 def load_scenarios(directory: Path) -> list[Scenario]:
-    """Every scenario folder under ``directory`` (a folder holding payload.json), sorted by name."""
+    """Every scenario folder under ``directory``, sorted by name; or ``directory`` itself when
+    it is one scenario's folder."""
     if not directory.is_dir():
         raise ScenarioError(f"--scenarios {directory}: not a directory")
+    if (directory / "payload.json").is_file():
+        return [load_scenario(directory)]
     folders = sorted(p.parent for p in directory.glob("*/payload.json"))
     if not folders:
         raise ScenarioError(f"--scenarios {directory}: no scenario folders (*/payload.json)")
