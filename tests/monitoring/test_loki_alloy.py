@@ -165,6 +165,7 @@ def test_alloy_labels_container_service_stack_and_level() -> None:
     assert rules == {
         "__meta_docker_container_name": "container",
         "__meta_docker_container_label_com_docker_compose_service": "service",
+        "__meta_docker_container_label_com_aiops_service": "service",
         "__meta_docker_container_label_com_aiops_stack": "stack",
     }
     assert 'regex         = "/(.*)"' in relabel  # the leading slash of Docker's names goes
