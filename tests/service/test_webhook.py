@@ -192,6 +192,11 @@ async def test_json_with_charset_parameter_is_accepted(tmp_path: Path) -> None:
         (lambda b: b.update(alerts=[]), "alerts"),
         (lambda b: b.pop("status"), "status"),
         (lambda b: b.update(truncatedAlerts=-1), "truncatedAlerts"),
+        # Valid ISO 8601, but before year 1 once converted to UTC.
+        (
+            lambda b: b["alerts"][0].update(startsAt="0001-01-01T00:00:00+01:00"),
+            "alerts.0.startsAt",
+        ),
     ],
 )
 async def test_422_names_the_invalid_field(tmp_path: Path, mutate: object, field: str) -> None:
@@ -205,7 +210,19 @@ async def test_422_names_the_invalid_field(tmp_path: Path, mutate: object, field
 
 
 @pytest.mark.parametrize(
-    "body", [b"{", b"not json", b"\xff\xfe\x00", b"[" * 50_000, b"", b"[]", b"null", b'"text"']
+    "body",
+    [
+        # A complete payload but for a lone surrogate, which no UTF-8 store can hold.
+        json.dumps(payload(fingerprint="\ud800")).encode(),
+        b"{",
+        b"not json",
+        b"\xff\xfe\x00",
+        b"[" * 50_000,
+        b"",
+        b"[]",
+        b"null",
+        b'"text"',
+    ],
 )
 async def test_422_for_bodies_that_are_not_a_payload(tmp_path: Path, body: bytes) -> None:
     async with running_app(make_settings(tmp_path), start_workers=False) as (_, client):

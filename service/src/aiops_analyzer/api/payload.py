@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from aiops_analyzer.store import AlertRecord
 
@@ -33,6 +33,19 @@ class AlertmanagerAlert(BaseModel):
         max_length=128,
         description="Alertmanager's fingerprint; derived from the labels when a sender omits it.",
     )
+
+    @field_validator("starts_at", "ends_at")
+    @classmethod
+    def _in_utc(cls, value: datetime | None) -> datetime | None:
+        """Store instants in UTC; an offset that pushes one past year 1 or 9999 is invalid."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("timestamp out of range once converted to UTC") from None
 
     def effective_fingerprint(self) -> str:
         if self.fingerprint:

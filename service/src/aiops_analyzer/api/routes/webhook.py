@@ -60,6 +60,15 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
+def _encodable(document: Any) -> bool:
+    """JSON may escape lone surrogates (\\ud800), which no UTF-8 store can hold."""
+    try:
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _scrubbed(record: AlertRecord, scrubber: Scrubber) -> AlertRecord:
     """Secrets in labels or annotations never reach the store."""
     return AlertRecord(
@@ -117,6 +126,11 @@ async def receive_alerts(
                 "detail": f"body is not valid JSON: {str(exc)[:200]}",
                 "errors": [{"field": "body", "message": "invalid JSON"}],
             },
+        )
+    if (b"\\ud" in body or b"\\uD" in body) and not _encodable(document):
+        return JSONResponse(
+            status_code=422,
+            content={"detail": "body contains an invalid Unicode escape (a lone surrogate)"},
         )
     try:
         payload = AlertmanagerPayload.model_validate(document)
