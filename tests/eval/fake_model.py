@@ -38,6 +38,7 @@ class FakeModel:
         self.violations: list[str] = []
         self.answered: list[str] = []
         self.judged = 0
+        self.authorizations: set[str] = set()
         self._lock = threading.Lock()
         fake = self
 
@@ -49,6 +50,7 @@ class FakeModel:
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                fake.authorizations.add(self.headers.get("Authorization", ""))
                 data = json.dumps(fake.complete(body)).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")

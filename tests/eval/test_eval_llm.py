@@ -27,6 +27,7 @@ async def test_the_llm_path_is_scored_end_to_end(scenarios: list[Scenario]) -> N
     with FakeModel(scenarios) as model:
         report = await run_engine(scenarios, engine="llm", base=llm_settings(model))
     assert model.violations == []
+    assert model.authorizations == {"Bearer test-key"}  # the recorder forwards the key
     assert sorted(model.answered) == sorted(s.name for s in scenarios)
     failures = {r.scenario: r.failed_checks or r.error for r in report.runs if not r.passed}
     assert failures == {}

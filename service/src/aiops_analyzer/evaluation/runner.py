@@ -181,7 +181,9 @@ async def _run_one(
         evidence, result = await _analyze_once(scenario, settings)
     except Exception as exc:  # the contract says never raise; a breach is scored, not fatal
         seconds = time.perf_counter() - started
-        error = f"{type(exc).__name__}: {exc}"
+        error = f"{type(exc).__name__}: {exc}"[:300]
+        for secret in scenario.expected.secrets:  # the report must not carry them either
+            error = error.replace(secret, "[SECRET]")
         return RunRecord(scenario.name, category, attempt, seconds, error=error)
     seconds = time.perf_counter() - started
     prompts = recorder.prompt_texts() + recorder.bodies()
