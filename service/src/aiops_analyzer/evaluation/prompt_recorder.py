@@ -65,6 +65,9 @@ def _error_body(exc: Exception) -> bytes:
 
 class _RecorderHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    # The evidence client opens several connections at once; the default backlog of 5
+    # overflows and a dropped SYN costs a 1 s retransmit.
+    request_queue_size = 128
 
     def __init__(self, upstream: str, timeout: float) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)

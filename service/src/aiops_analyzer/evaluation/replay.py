@@ -125,6 +125,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _ReplayHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    # The evidence client opens several connections at once; the default backlog of 5
+    # overflows and a dropped SYN costs a 1 s retransmit.
+    request_queue_size = 128
     book: EvidenceBook | None = None
 
 
