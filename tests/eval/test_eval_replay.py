@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import httpx
@@ -14,6 +15,8 @@ from aiops_analyzer.evaluation.recorded import (
 )
 from aiops_analyzer.evaluation.replay import ReplayServer
 from aiops_analyzer.evaluation.scenario import RecordedEvidence
+from hypothesis import given
+from hypothesis import strategies as st
 
 ANCHOR = 1_800_000_000.0
 
@@ -161,3 +164,20 @@ def test_a_source_declared_down_answers_503() -> None:
         metrics = client.get("/api/v1/query_range", params={"query": "up == 0"})
     assert logs.status_code == 503
     assert metrics.status_code == 200 and metrics.json()["data"]["result"]
+
+
+@given(
+    words=st.lists(st.sampled_from(["sum", "by", "(job)", "rate(x[5m])", ">", "0.5"]), min_size=1),
+    label=st.text(alphabet="ab c", min_size=1, max_size=6),
+    gaps=st.lists(st.sampled_from(["", " ", "  ", "\n", "\t"]), min_size=8, max_size=8),
+)
+def test_normalising_ignores_any_whitespace_outside_strings_only(
+    words: list[str], label: str, gaps: list[str]
+) -> None:
+    literal = json.dumps(label)
+    tight = "".join(words) + "{l=" + literal + "}"
+    spaced = gaps[0].join(words) + gaps[1] + "{" + gaps[2] + "l" + gaps[3] + "=" + literal + "}"
+    assert normalise_query(spaced) == normalise_query(tight)
+    assert normalise_query(normalise_query(spaced)) == normalise_query(spaced)
+    # Whitespace inside the string literal is part of the value and survives.
+    assert literal in normalise_query(spaced)
