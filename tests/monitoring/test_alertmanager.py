@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ import pytest
 import yaml
 
 from tests.monitoring.files import MONITORING, load_yaml
+from tests.monitoring.loopback import free_port, running, wait_until
 from tests.support.tools import require_tool
 
 CONFIG = MONITORING / "alertmanager" / "alertmanager.yml"
@@ -104,12 +104,6 @@ def test_route_check_rejects_a_wrong_receiver() -> None:
     assert result.returncode != 0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def alertmanager(tmp_path: Path) -> Iterator[str]:
     """A real Alertmanager on 127.0.0.1 running a copy of the config.
@@ -126,42 +120,19 @@ def alertmanager(tmp_path: Path) -> Iterator[str]:
     config.write_text(text, encoding="utf-8")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = (tmp_path / "alertmanager.log").open("w")
-    process = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            f"--web.external-url={url}",
-            "--cluster.listen-address=",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                pytest.fail(
-                    "Alertmanager did not start:\n" + (tmp_path / "alertmanager.log").read_text()
-                )
-            time.sleep(0.2)
+    args = [
+        binary,
+        f"--config.file={config}",
+        f"--storage.path={tmp_path / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        f"--web.external-url={url}",
+        "--cluster.listen-address=",
+    ]
+    log = tmp_path / "alertmanager.log"
+    with running(args, log) as process:
+        ready = lambda: httpx.get(f"{url}/-/ready", timeout=1).status_code == 200  # noqa: E731
+        wait_until(ready, process, log, "Alertmanager")
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 def alert(**labels: str) -> dict:
