@@ -30,7 +30,11 @@ def free_port() -> int:
 
 @contextmanager
 def running(
-    args: list[str], log: Path, *, stdout: Path | None = None
+    args: list[str],
+    log: Path,
+    *,
+    stdout: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[subprocess.Popen]:
     """Run `args` until the block ends (also on failure); stderr (and stdout) go to files.
 
@@ -38,7 +42,7 @@ def running(
     would leave a worker serving.
     """
     with log.open("w") as err, (stdout or log).open("a") as out:
-        process = subprocess.Popen(args, stdout=out, stderr=err)
+        process = subprocess.Popen(args, stdout=out, stderr=err, env=env)
         try:
             yield process
         finally:
