@@ -102,16 +102,22 @@ def test_rendered_alertmanager_config_passes_amtool(tmp_path: Path) -> None:
 
 
 def test_rule_rewrite_keeps_expressions_labels_and_annotations(tmp_path: Path) -> None:
-    written = configs.write_project_rules(tmp_path, TIMINGS)
+    written = configs.write_project_rules(tmp_path, TIMINGS, fast_alerts={"NginxDown"})
     sources = sorted(configs.PROJECT_RULES_DIR.glob("*.y*ml"))
     assert len(written) == len(sources) > 0
+    seen_fast = False
     for source, target in zip(sources, written, strict=True):
         before = yaml.safe_load(source.read_text())
         after = yaml.safe_load(target.read_text())
         assert _without(after, {"for", "interval"}) == _without(before, {"for", "interval"})
-        for group in after["groups"]:
-            for rule in group["rules"]:
-                assert rule.get("for", TIMINGS.rule_for) in (TIMINGS.rule_for, "0s")
+        for group_before, group_after in zip(before["groups"], after["groups"], strict=True):
+            for old, new in zip(group_before["rules"], group_after["rules"], strict=True):
+                if new.get("alert") == "NginxDown":
+                    seen_fast = True
+                    assert new["for"] == TIMINGS.rule_for
+                else:  # alerts not under test keep their `for:` and stay quiet
+                    assert new.get("for") == old.get("for")
+    assert seen_fast, "the project's rules have no NginxDown alert"
 
 
 def test_rule_rewrite_shortens_only_nonzero_durations() -> None:
@@ -134,6 +140,8 @@ def test_rule_rewrite_shortens_only_nonzero_durations() -> None:
     assert rules["interval"] == TIMINGS.evaluation_interval
     assert rules["rules"][0]["for"] == TIMINGS.rule_for
     assert "for" not in rules["rules"][1] and "for" not in rules["rules"][2]
+    only_instant = configs.rewrite_rule_group_file(document, TIMINGS, fast_alerts={"Instant"})
+    assert only_instant["groups"][0]["rules"][0]["for"] == "15m"
 
 
 def test_rendered_prometheus_config_passes_promtool(tmp_path: Path) -> None:

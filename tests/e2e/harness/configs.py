@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,14 +49,26 @@ DEFAULT_TIMINGS = Timings()
 # ----------------------------------------------------------------------------- Prometheus
 
 
-def rewrite_rule_group_file(document: dict[str, Any], timings: Timings) -> dict[str, Any]:
-    """One rule file with every non-zero ``for:`` and group ``interval`` set to the short ones."""
+def rewrite_rule_group_file(
+    document: dict[str, Any], timings: Timings, fast_alerts: Collection[str] | None = None
+) -> dict[str, Any]:
+    """One rule file with group ``interval`` set to the short one, and the ``for:`` of the
+    alerts named in ``fast_alerts`` (all alerts when None) shortened to ``timings.rule_for``.
+
+    The other alerts keep their ``for:`` (minutes to hours), so they cannot fire during a run
+    that lasts seconds: shortening all of them would turn, say, a 15-minute CPU alert into
+    noise that flaps with the load of the machine running the test.
+    """
     rewritten = copy.deepcopy(document)
     for group in rewritten.get("groups") or []:
         if "interval" in group:
             group["interval"] = timings.evaluation_interval
         for rule in group.get("rules") or []:
-            if "alert" in rule and rule.get("for") not in (None, "0", "0s", "0m"):
+            if "alert" not in rule or (
+                fast_alerts is not None and rule["alert"] not in fast_alerts
+            ):
+                continue
+            if rule.get("for") not in (None, "0", "0s", "0m"):
                 rule["for"] = timings.rule_for
             if rule.get("keep_firing_for"):
                 rule["keep_firing_for"] = "0s"
@@ -63,17 +76,19 @@ def rewrite_rule_group_file(document: dict[str, Any], timings: Timings) -> dict[
 
 
 def write_project_rules(
-    dest: Path, timings: Timings, rules_dir: Path = PROJECT_RULES_DIR
+    dest: Path,
+    timings: Timings,
+    fast_alerts: Collection[str] | None = None,
+    rules_dir: Path = PROJECT_RULES_DIR,
 ) -> list[Path]:
-    """Copy the project's rule files into ``dest`` with shortened timings; return their paths."""
+    """Copy the project's rule files into ``dest``, rewritten as above; return their paths."""
     dest.mkdir(parents=True, exist_ok=True)
     written = []
     for source in sorted(rules_dir.glob("*.yml")) + sorted(rules_dir.glob("*.yaml")):
         document = yaml.safe_load(source.read_text()) or {}
         target = dest / f"project-{source.name}"
-        target.write_text(
-            yaml.safe_dump(rewrite_rule_group_file(document, timings), sort_keys=False)
-        )
+        rewritten = rewrite_rule_group_file(document, timings, fast_alerts)
+        target.write_text(yaml.safe_dump(rewritten, sort_keys=False))
         written.append(target)
     return written
 

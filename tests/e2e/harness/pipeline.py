@@ -11,9 +11,9 @@ import secrets
 import shutil
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import yaml
 
 from tests.e2e.harness import configs
 from tests.e2e.harness.analyzer_api import metric_sum
-from tests.e2e.harness.processes import ManagedProcess, free_port, wait_until
+from tests.e2e.harness.processes import ManagedProcess, free_ports, wait_until
 from tests.e2e.harness.stand_ins import (
     CompletionBuilder,
     LokiStandIn,
@@ -65,15 +65,19 @@ class Tools:
     alertmanager: str
 
 
-@dataclass
+@dataclass(frozen=True)
 class Ports:
-    nginx_web: int = field(default_factory=free_port)
-    nginx_status: int = field(default_factory=free_port)
-    nginx_exporter: int = field(default_factory=free_port)
-    node_exporter: int = field(default_factory=free_port)
-    prometheus: int = field(default_factory=free_port)
-    alertmanager: int = field(default_factory=free_port)
-    analyzer: int = field(default_factory=free_port)
+    nginx_web: int
+    nginx_status: int
+    nginx_exporter: int
+    node_exporter: int
+    prometheus: int
+    alertmanager: int
+    analyzer: int
+
+    @classmethod
+    def allocate(cls) -> Ports:
+        return cls(*free_ports(len(fields(cls))))
 
 
 def _addr(port: int) -> str:
@@ -92,6 +96,7 @@ class Pipeline:
         root: Path,
         tools: Tools,
         *,
+        fast_alerts: Collection[str] | None = None,
         extra_rule_files: Mapping[str, dict[str, Any]] | None = None,
         extra_runbooks: Mapping[str, str] | None = None,
         openai_builder: CompletionBuilder | None = None,
@@ -101,7 +106,7 @@ class Pipeline:
         self.root = root
         self.tools = tools
         self.timings = timings
-        self.ports = Ports()
+        self.fast_alerts = fast_alerts
         self.logs = root / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.webhook_token = "e2e-webhook-" + secrets.token_urlsafe(18)
@@ -120,6 +125,8 @@ class Pipeline:
         self.analyzer_stand_in = analyzer_stand_in
         if analyzer_stand_in is not None:
             self._stand_in(analyzer_stand_in)
+        # After the stand-ins have bound theirs, so no daemon is handed one of their ports.
+        self.ports = Ports.allocate()
 
         self._write_runbooks(extra_runbooks or {})
         self._write_configs(extra_rule_files or {})
@@ -229,7 +236,7 @@ class Pipeline:
 
     def _write_configs(self, extra_rule_files: Mapping[str, dict[str, Any]]) -> None:
         rules_dir = self.root / "rules"
-        rule_files = configs.write_project_rules(rules_dir, self.timings)
+        rule_files = configs.write_project_rules(rules_dir, self.timings, self.fast_alerts)
         for name, document in extra_rule_files.items():
             path = rules_dir / f"e2e-{name}.yml"
             rewritten = configs.rewrite_rule_group_file(document, self.timings)
@@ -287,6 +294,9 @@ class Pipeline:
             AIOPS_RUNBOOKS_DIR=str(self.runbooks_dir),
             AIOPS_ENGINE="rules",
             AIOPS_LOG_LEVEL="INFO",
+            # The rules' `for:` shrank from minutes to 1 s, so the look-back shrinks too: over
+            # 30 minutes the range query's step (30 s) would skip a condition only seconds old.
+            AIOPS_EVIDENCE_WINDOW_MINUTES="1",
             # Short notification backoff so a retry fits in the run.
             AIOPS_NOTIFY_TIMEOUT_SECONDS="3",
             PYTHONUNBUFFERED="1",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -20,11 +21,40 @@ STOP_GRACE_SECONDS = 5.0
 LOG_TAIL_BYTES = 6000
 
 
-def free_port() -> int:
-    """A port nothing listens on right now (the OS picks it; the race window is tiny)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+_PR_SET_PDEATHSIG = 1
+# Looked up once here: the forked child (other threads exist) should only make the call.
+_prctl: Callable[..., int] | None
+try:
+    _prctl = ctypes.CDLL(None).prctl
+except (OSError, AttributeError):  # not Linux
+    _prctl = None
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if pytest itself is killed, so no daemon outlives the run.
+
+    A safety net only; teardown stops every daemon by PID.
+    """
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports nothing listens on right now.
+
+    The OS picks them while all are held open, so they differ from each other and from every
+    port already bound (the stand-ins bind theirs first); the daemon binds it moments later.
+    """
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def wait_until(
@@ -94,6 +124,7 @@ class ManagedProcess:
                 stdin=subprocess.DEVNULL,
                 env=self.env,
                 cwd=self.cwd,
+                preexec_fn=_die_with_parent,
             )
         return self
 
