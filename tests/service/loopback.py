@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -43,6 +44,7 @@ class Recorded:
     query: dict[str, list[str]]
     headers: dict[str, str]  # lower-case names
     body: bytes
+    at: float  # time.monotonic() on arrival, to compare gaps between requests
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -104,9 +106,10 @@ class LoopbackServer:
 
     def stop(self) -> None:
         self._stopping.set()
-        self._server.shutdown()
+        if self._thread.is_alive():  # shutdown() would wait forever on a server never started
+            self._server.shutdown()
+            self._thread.join(timeout=5)
         self._server.server_close()
-        self._thread.join(timeout=5)
 
     def paths(self) -> list[str]:
         with self._lock:
@@ -135,6 +138,7 @@ class LoopbackServer:
                     query=parse_qs(parts.query),
                     headers={k.lower(): v for k, v in self.headers.items()},
                     body=body,
+                    at=time.monotonic(),
                 )
                 server._record(request)
                 reply = server.handler(request)

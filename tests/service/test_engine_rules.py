@@ -1,0 +1,202 @@
+"""The offline rules engine: classification by expression, metric family and labels."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+import pytest
+from aiops_analyzer.engines.rules import RulesEngine, classify
+from aiops_analyzer.schemas import Alert, EvidenceItem
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+STARTS = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)
+
+
+def alert(name: str, expr: str = "", labels: dict[str, str] | None = None, **kw: object) -> Alert:
+    url = f"http://prom:9090/graph?g0.expr={quote(expr)}&g0.tab=1" if expr else ""
+    return Alert(
+        fingerprint="0123456789abcdef",
+        status="firing",
+        labels={"alertname": name, **(labels or {})},
+        starts_at=STARTS,
+        generator_url=url,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+# Deliberately meaningless alert names: the expression alone must decide.
+@pytest.mark.parametrize(
+    ("expr", "category"),
+    [
+        ('up{job="api"} == 0', "target_down"),
+        ("nginx_up == 0", "target_down"),
+        ('absent(up{job="billing"})', "target_down"),
+        ("probe_success == 0", "target_down"),
+        ('changes(container_start_time_seconds{name="web"}[15m]) > 2', "container_crash"),
+        ("time() - container_last_seen > 60", "container_crash"),
+        ("increase(kube_pod_container_status_restarts_total[10m]) > 3", "container_crash"),
+        ("increase(container_oom_events_total[5m]) > 0", "oom_killed"),
+        (
+            "container_memory_working_set_bytes / container_spec_memory_limit_bytes > 0.9",
+            "memory_pressure",
+        ),
+        ("node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes < 0.1", "memory_pressure"),
+        ("sum by (name) (rate(container_cpu_usage_seconds_total[5m])) > 0.9", "cpu_saturation"),
+        ("node_filesystem_avail_bytes / node_filesystem_size_bytes < 0.1", "disk_space"),
+        (
+            'node_load1 / count without (cpu, mode) (node_cpu_seconds_total{mode="idle"}) > 2',
+            "host_load",
+        ),
+        (
+            'sum(rate(http_requests_total{status=~"5.."}[5m])) / sum(rate(http_requests_total[5m]))'
+            " > 0.05",
+            "error_rate",
+        ),
+        (
+            "histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket[5m])))"
+            " > 0.5",
+            "latency",
+        ),
+        ("probe_ssl_earliest_cert_expiry - time() < 86400 * 7", "certificate_expiry"),
+        (
+            "kube_deployment_status_replicas_available < kube_deployment_spec_replicas",
+            "workload_unavailable",
+        ),
+        ("rate(nginx_http_requests_total[5m]) < 0.1", "traffic_anomaly"),
+        ("vector(1)", "heartbeat"),
+    ],
+)
+def test_unseen_rules_are_classified_by_their_expression(expr: str, category: str) -> None:
+    found = classify(alert("Rule0042", expr))
+    assert found.family.category == category
+    assert found.matched_by == "expression"
+
+
+def test_expression_outweighs_a_misleading_name() -> None:
+    assert classify(alert("HighLatency", "up == 0")).family.category == "target_down"
+
+
+@pytest.mark.parametrize(
+    ("name", "category"),
+    [
+        ("DiskAlmostFull", "disk_space"),
+        ("PodCrashLooping", "container_crash"),
+        ("ServiceDown", "target_down"),
+        ("Watchdog", "heartbeat"),
+    ],
+)
+def test_without_an_expression_the_name_decides(name: str, category: str) -> None:
+    found = classify(alert(name))
+    assert found.family.category == category
+    assert found.matched_by == "name"
+
+
+def test_severity_from_label_or_inferred() -> None:
+    engine = RulesEngine()
+    assert engine.analyze(alert("X", "up == 0", {"severity": "page"}), []).severity == "critical"
+    assert engine.analyze(alert("X", "up == 0", {"severity": "info"}), []).severity == "info"
+    assert engine.analyze(alert("X", "up == 0"), []).severity == "critical"
+    assert engine.analyze(alert("X", "node_load1 > 4"), []).severity == "warning"
+    assert engine.analyze(alert("Watchdog", "vector(1)"), []).severity == "none"
+
+
+def ok(item_id: str, source: str, text: str, query: str = "") -> EvidenceItem:
+    return EvidenceItem(id=item_id, source=source, text=text, query=query)  # type: ignore[arg-type]
+
+
+def test_cites_only_evidence_it_used_and_quotes_it() -> None:
+    evidence = [
+        ok(
+            "prom-1",
+            "prometheus",
+            "alert expression: 1 series over 35m\n- {job=api} last=0 min=0 "
+            "max=1 trend=falling points: -30m=1, now=0",
+        ),
+        EvidenceItem(id="prom-2", source="prometheus", status="unavailable", detail="timed out"),
+        ok(
+            "loki-1",
+            "loki",
+            "2 error-like log lines (newest first):\n01:00:03 FATAL: bind: "
+            "address already in use\n01:00:01 error",
+        ),
+        ok("runbook-1", "runbook", "# TargetDown", query="monitoring/runbooks/ApiDown.md"),
+    ]
+    a = alert(
+        "ApiDown",
+        'up{job="api"} == 0',
+        {"job": "api", "instance": "api:8080"},
+        annotations={"runbook_url": "https://runbooks.example.com/api-down"},
+    )
+    result = RulesEngine().analyze(a, evidence)
+    assert result.category == "target_down"
+    assert result.engine == "rules"
+    assert not result.inconclusive
+    main = result.probable_causes[0]
+    assert main.evidence_ids == ["prom-1", "loki-1"]
+    assert "last=0 min=0 max=1 trend=falling" in main.cause
+    cited = {i for c in result.probable_causes for i in c.evidence_ids}
+    assert "prom-2" not in cited
+    log_cause = result.probable_causes[1]
+    assert "address already in use" in log_cause.cause
+    assert log_cause.evidence_ids == ["loki-1"]
+    assert result.runbook_urls == [
+        "https://runbooks.example.com/api-down",
+        "monitoring/runbooks/ApiDown.md",
+    ]
+    assert any("monitoring/runbooks/ApiDown.md" in step for step in result.remediation)
+    assert main.confidence > result.probable_causes[-1].confidence
+
+
+def test_container_remediation_names_the_container() -> None:
+    a = alert("Whatever", "changes(container_start_time_seconds[15m]) > 2", {"name": "billing"})
+    result = RulesEngine().analyze(a, [])
+    assert result.category == "container_crash"
+    assert any("docker logs --tail 200 billing" in step for step in result.remediation)
+    assert "container name billing" in result.summary
+
+
+def test_inconclusive_only_when_unclassified_and_without_evidence() -> None:
+    unknown = alert("Xyzzy", "foo_bar_baz > 3")
+    missing = [EvidenceItem(id="prom-1", source="prometheus", status="unavailable", detail="x")]
+    result = RulesEngine().analyze(unknown, missing)
+    assert result.category == "unknown"
+    assert result.inconclusive
+    assert "Unavailable evidence: prometheus" in result.summary
+
+    with_data = [ok("prom-1", "prometheus", "alert expression: 1 series\n- {} last=4")]
+    assert not RulesEngine().analyze(unknown, with_data).inconclusive
+    assert not RulesEngine().analyze(alert("Xyzzy", "up == 0"), missing).inconclusive
+
+
+def test_secrets_in_annotations_do_not_reach_the_summary() -> None:
+    a = alert("DbDown", "up == 0", annotations={"summary": "db down, dsn postgres://u:pw123@db/x"})
+    result = RulesEngine().analyze(a, [])
+    assert "pw123" not in result.summary
+    assert "[REDACTED:url_password]" in result.summary
+
+
+def test_deterministic() -> None:
+    a = alert("X", "node_filesystem_avail_bytes < 1e9", {"instance": "n1:9100"})
+    assert RulesEngine().analyze(a, []) == RulesEngine().analyze(a, [])
+
+
+text = st.text(max_size=80)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    labels=st.dictionaries(st.text(min_size=1, max_size=20), text, max_size=6),
+    annotations=st.dictionaries(st.text(min_size=1, max_size=20), text, max_size=4),
+    expr=st.one_of(text, st.sampled_from(["up == 0", "(((", '{a="', "rate(x[5m]"])),
+)
+def test_any_alert_gets_a_valid_analysis(
+    labels: dict[str, str], annotations: dict[str, str], expr: str
+) -> None:
+    a = alert("Fuzz", expr, labels, annotations=annotations)
+    result = RulesEngine().analyze(a, [])
+    assert result.summary
+    assert result.probable_causes
+    assert result.remediation
+    assert all(0 <= c.confidence <= 1 for c in result.probable_causes)
