@@ -42,7 +42,7 @@ class EvidenceItem(BaseModel):
     query: str = ""
     text: str = ""
     status: Literal["ok", "empty", "unavailable"] = "ok"
-    detail: str = Field("", description="Why a source is unavailable, or other notes.")
+    detail: str = Field(default="", description="Why a source is unavailable, or other notes.")
 
 
 class ProbableCause(BaseModel):
@@ -60,7 +60,7 @@ class AnalysisResult(BaseModel):
     remediation: list[str] = Field(default_factory=list)
     runbook_urls: list[str] = Field(default_factory=list)
     inconclusive: bool = False
-    category: str = Field("unknown", description="Root-cause family, e.g. container_crash.")
+    category: str = Field(default="unknown", description="Root-cause family, e.g. container_crash.")
     engine: EngineName
     model: str | None = None
     prompt_tokens: int = 0
@@ -68,7 +68,7 @@ class AnalysisResult(BaseModel):
     cost_usd: float = 0.0
     latency_ms: float = 0.0
     fallback_reason: str | None = Field(
-        None, description="Why the llm engine was not used or failed, when rules answered."
+        default=None, description="Why the llm engine was not used or failed, when rules answered."
     )
 
 
