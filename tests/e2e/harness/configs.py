@@ -93,14 +93,6 @@ def write_project_rules(
     return written
 
 
-def project_alert_names(rules_dir: Path = PROJECT_RULES_DIR) -> set[str]:
-    names: set[str] = set()
-    for source in sorted(rules_dir.glob("*.y*ml")):
-        for group in (yaml.safe_load(source.read_text()) or {}).get("groups") or []:
-            names.update(r["alert"] for r in group.get("rules") or [] if "alert" in r)
-    return names
-
-
 # Contract host:port of each local-stack service -> the role this run gives it.
 CONTRACT_TARGETS = {
     "nginx-exporter:9113": "nginx_exporter",
@@ -203,22 +195,6 @@ _OUTBOUND_CONFIGS = (
 )
 
 
-_MINIMAL_ALERTMANAGER: dict[str, Any] = {
-    "route": {
-        "receiver": ANALYZER_RECEIVER,
-        "group_by": ["alertname"],
-        "routes": [{"matchers": ['alertname="Watchdog"'], "receiver": "watchdog"}],
-    },
-    "receivers": [
-        {
-            "name": ANALYZER_RECEIVER,
-            "webhook_configs": [{"url": "http://analyzer:8080" + WEBHOOK_PATH}],
-        },
-        {"name": "watchdog", "webhook_configs": [{"url": "http://deadmanswitch.invalid/ping"}]},
-    ],
-}
-
-
 def _rewrite_route(route: dict[str, Any], timings: Timings) -> None:
     for key in _TIMING_KEYS:
         if key in route or route.get("_root"):
@@ -246,10 +222,7 @@ def render_alertmanager_config(
     The analyzer's webhook gets ``analyzer_url`` + the webhook path and the credentials file;
     every other receiver's traffic goes to ``sink_url`` (a recorder), so nothing leaves 127.0.0.1.
     """
-    if project_config.exists():
-        config = copy.deepcopy(yaml.safe_load(project_config.read_text()) or {})
-    else:  # only while the monitoring content is being written: the shape it is asked to have
-        config = copy.deepcopy(_MINIMAL_ALERTMANAGER)
+    config = copy.deepcopy(yaml.safe_load(project_config.read_text()) or {})
     route = config.setdefault("route", {})
     route["_root"] = True  # the root route always gets explicit timings
     _rewrite_route(route, timings)
@@ -272,20 +245,6 @@ def render_alertmanager_config(
         if had_outbound and not receiver.get("webhook_configs"):
             receiver["webhook_configs"] = [{"url": f"{sink_url.rstrip('/')}/{name}"}]
     return config
-
-
-def receiver_for(config: dict[str, Any], alertname: str) -> str:
-    """The receiver the routing tree picks for an alert with just this alertname (first match)."""
-    route = config["route"]
-    receiver = route["receiver"]
-    for child in route.get("routes") or []:
-        matchers = [str(m) for m in child.get("matchers") or []]
-        match = child.get("match") or {}
-        if match.get("alertname") == alertname or any(
-            re.fullmatch(rf'alertname\s*=\s*"?{re.escape(alertname)}"?', m) for m in matchers
-        ):
-            return str(child.get("receiver", receiver))
-    return str(receiver)
 
 
 # ----------------------------------------------------------------------------- nginx

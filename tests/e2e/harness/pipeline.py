@@ -100,7 +100,6 @@ class Pipeline:
         extra_rule_files: Mapping[str, dict[str, Any]] | None = None,
         extra_runbooks: Mapping[str, str] | None = None,
         openai_builder: CompletionBuilder | None = None,
-        analyzer_stand_in: WebhookSink | None = None,
         timings: configs.Timings = configs.DEFAULT_TIMINGS,
     ) -> None:
         self.root = root
@@ -121,10 +120,6 @@ class Pipeline:
         self.openai = self._stand_in(
             OpenAIStandIn(openai_builder or (lambda _: "{}"), api_key=self.openai_api_key)
         )
-        # Until the real analyzer exists a recorder can take its place (harness checks only).
-        self.analyzer_stand_in = analyzer_stand_in
-        if analyzer_stand_in is not None:
-            self._stand_in(analyzer_stand_in)
         # After the stand-ins have bound theirs, so no daemon is handed one of their ports.
         self.ports = Ports.allocate()
 
@@ -169,14 +164,12 @@ class Pipeline:
                 "--cluster.listen-address=",
             ],
         )
-        self.analyzer: ManagedProcess | None = None
-        if analyzer_stand_in is None:
-            self.analyzer = self._process(
-                "analyzer",
-                [str(ANALYZER_BIN), "serve", "--host", "127.0.0.1"],
-                env=self.analyzer_env(),
-                cwd=self.root / "analyzer-cwd",
-            )
+        self.analyzer = self._process(
+            "analyzer",
+            [str(ANALYZER_BIN), "serve", "--host", "127.0.0.1"],
+            env=self.analyzer_env(),
+            cwd=self.root / "analyzer-cwd",
+        )
 
     # ------------------------------------------------------------------ addresses
 
@@ -190,8 +183,6 @@ class Pipeline:
 
     @property
     def analyzer_url(self) -> str:
-        if self.analyzer_stand_in is not None:
-            return self.analyzer_stand_in.url
         return f"http://{_addr(self.ports.analyzer)}"
 
     # ------------------------------------------------------------------ setup
@@ -249,7 +240,7 @@ class Pipeline:
                 "node_exporter": _addr(self.ports.node_exporter),
                 "prometheus": _addr(self.ports.prometheus),
                 "alertmanager": _addr(self.ports.alertmanager),
-                "analyzer": self.analyzer_url.removeprefix("http://"),
+                "analyzer": _addr(self.ports.analyzer),
             },
             rule_files=rule_files,
             alertmanager=_addr(self.ports.alertmanager),
@@ -311,19 +302,22 @@ class Pipeline:
         try:
             self.start_nginx()
             # The nginx exporter gives up at start when nginx does not answer: nginx goes first.
-            for process in (self.nginx_exporter, self.node_exporter, self.alertmanager):
+            # The analyzer first: it takes the longest to start and Alertmanager calls it.
+            for process in (
+                self.analyzer,
+                self.nginx_exporter,
+                self.node_exporter,
+                self.alertmanager,
+                self.prometheus,
+            ):
                 process.start()
-            if self.analyzer is not None:
-                self.analyzer.start()
-            self.prometheus.start()
             wait_until(
                 lambda: _get(f"http://{_addr(self.ports.node_exporter)}/metrics").is_success,
                 timeout=STARTUP_TIMEOUT,
                 what="node exporter",
             )
             wait_until(self._alertmanager_ready, timeout=STARTUP_TIMEOUT, what="alertmanager")
-            if self.analyzer is not None:
-                self.wait_analyzer_ready()
+            self.wait_analyzer_ready()
             # Prometheus drops alerts until it has discovered Alertmanager: wait for that.
             wait_until(
                 self._prometheus_sees_alertmanager,
@@ -383,14 +377,12 @@ class Pipeline:
     # ------------------------------------------------------------------ analyzer
 
     def restart_analyzer(self, **env_overrides: str) -> None:
-        assert self.analyzer is not None
         self.analyzer.stop()
         self.analyzer.env = self.analyzer_env(**env_overrides)
         self.analyzer.start()
         self.wait_analyzer_ready()
 
     def wait_analyzer_ready(self) -> None:
-        assert self.analyzer is not None
         process = self.analyzer
 
         def ready() -> bool:

@@ -135,17 +135,9 @@ class SlackStandIn(RecordingServer):
 
 
 class WebhookSink(RecordingServer):
-    """Any JSON webhook receiver (the Watchdog's dead man's switch, a throwaway analyzer)."""
+    """Where Alertmanager receivers other than the analyzer's deliver (a dead man's switch...)."""
 
     name = "webhook-sink"
-
-    def alertnames(self) -> set[str]:
-        names: set[str] = set()
-        for r in self.recorded(lambda r: r.method == "POST"):
-            payload = r.json() or {}
-            for alert in payload.get("alerts", []):
-                names.add(alert.get("labels", {}).get("alertname", ""))
-        return names
 
 
 class SwitchboardExporter(RecordingServer):
