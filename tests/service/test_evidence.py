@@ -235,6 +235,7 @@ async def test_loki_lines_of_the_container_errors_first() -> None:
     [
         ({"container": "api"}, '{container="api"}'),
         ({"compose_service": "worker"}, '{compose_service="worker"}'),
+        ({"service": "analyzer", "job": "x"}, '{service="analyzer"}'),
         ({"service_name": "checkout"}, '{service_name="checkout"}'),
         ({"job": "node"}, '{job="node"}'),
     ],

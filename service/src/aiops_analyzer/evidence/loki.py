@@ -1,6 +1,6 @@
 """Loki evidence: the latest log lines of the affected container or job, errors first.
 
-The stream selector comes from the alert's labels (container/name, compose_service,
+The stream selector comes from the alert's labels (container/name, compose_service, service,
 service_name, job), the window is the alert window, and at most ``loki_max_lines`` lines are
 kept: lines that look like errors (error|fail|panic|fatal|exception) become ``loki-1``, the
 most recent other lines ``loki-2``.
@@ -30,6 +30,7 @@ _SELECTOR_LABELS = (
     ("name", "container"),  # cAdvisor calls the Docker container "name"
     ("compose_service", "compose_service"),
     ("container_label_com_docker_compose_service", "compose_service"),
+    ("service", "service"),  # the local stack's Alloy sets `service` on every stream
     ("service_name", "service_name"),
     ("job", "job"),
 )
