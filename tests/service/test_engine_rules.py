@@ -66,6 +66,10 @@ def alert(name: str, expr: str = "", labels: dict[str, str] | None = None, **kw:
         ),
         ("rate(nginx_http_requests_total[5m]) < 0.1", "traffic_anomaly"),
         ("vector(1)", "heartbeat"),
+        ('sum(rate(webhook_requests_total{code=~"[45].."}[5m])) > 0', "error_rate"),
+        ('rate(llm_requests_total{outcome!="ok"}[10m]) > 0', "error_rate"),
+        ("max(work_queue_depth) > 50", "queue_backlog"),
+        ("max(workers_alive) < 1", "target_down"),
     ],
 )
 def test_unseen_rules_are_classified_by_their_expression(expr: str, category: str) -> None:

@@ -135,7 +135,7 @@ FAMILIES: tuple[Family, ...] = (
             "Check that the process is running and listens on the scraped port.",
             "Look at recent deploys or configuration changes of the service.",
         ),
-        metric=r"^up$|_up$|^probe_success$",
+        metric=r"^up$|_up$|^probe_success$|_alive$|_healthy$",
         expr=r"\babsent(?:_over_time)?\s*\(",
         name=r"down|unreachable|absent|missing|unavailable|dead\b",
         container_steps=(
@@ -149,7 +149,8 @@ FAMILIES: tuple[Family, ...] = (
         "an elevated rate of errors",
         "warning",
         (
-            "Requests fail with server errors (5xx): a dependency, a bad deploy or overload.",
+            "Requests or operations fail (5xx, failed outcomes): a dependency, a bad deploy "
+            "or overload.",
             "An upstream the service depends on fails or times out.",
         ),
         (
@@ -158,8 +159,10 @@ FAMILIES: tuple[Family, ...] = (
             "Roll back if the errors began with a deploy.",
         ),
         metric=r"errors?(?:_total)?$|failures?(?:_total)?$|failed(?:_total)?$|exceptions?",
-        expr=r"=~?\s*\"5(?:\.\.|xx|\d\d|\[)|\b5xx\b|status(?:_code)?=~?\"5|code=~?\"5",
-        name=r"error|5xx|fail",
+        # 5xx/4xx matchers on a status label, or an outcome/result label that is not "ok".
+        expr=r"\b(?:code|status|status_code|response_code)\s*=~?\s*\"\[?[45]|\b5xx\b"
+        r"|\b(?:outcome|result|status)\s*(?:!=\s*\"(?:ok|success)\"|=~?\s*\"(?:error|fail))",
+        name=r"error|5xx|fail|fallback",
     ),
     Family(
         "latency",
@@ -244,6 +247,21 @@ FAMILIES: tuple[Family, ...] = (
         ("`kubectl describe` the workload and its pods for events; check readiness probes.",),
         metric=r"^kube_(?:deployment|statefulset|daemonset|replicaset|pod|job|horizontal)",
         name=r"replica|pod|deployment|statefulset|daemonset|job ?failed",
+    ),
+    Family(
+        "queue_backlog",
+        "a growing backlog of queued work",
+        "warning",
+        (
+            "Consumers process work more slowly than it arrives (too few workers, a slow "
+            "dependency, or a burst of input).",
+        ),
+        (
+            "Check that the consumers are alive and how fast they complete work.",
+            "Look for a slow dependency behind each job; add workers if input simply grew.",
+        ),
+        metric=r"queue|backlog|_lag|pending|inflight|in_flight",
+        name=r"backlog|queue|\blag\b",
     ),
     Family(
         "network",
