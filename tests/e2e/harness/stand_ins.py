@@ -153,6 +153,11 @@ class SwitchboardExporter(RecordingServer):
         self.switches: dict[str, int] = {}
         super().__init__()
 
+    def summary(self) -> str:
+        with self._lock:
+            switches = dict(self.switches)
+        return f"{self.name} at {self.url}: {len(self.requests)} scrape(s), switches {switches}"
+
     def set(self, name: str, on: bool) -> None:
         with self._lock:
             self.switches[name] = 1 if on else 0
