@@ -225,12 +225,15 @@ def test_nginx_outage_is_analysed_notified_and_resolved(
     assert any(e["source"] == "loki" and e["status"] == "ok" for e in firing["evidence"])
     # The Slack stand-in got it, and the analyzer recorded that it did.
     assert any(n["channel"] == "slack" and n["ok"] for n in firing["notifications"])
-    assert isinstance(slack.json(), dict) and result["summary"]
+    # ...with the analysis itself: its summary and the evidence ids its causes cite.
+    posted = json.dumps(slack.json(), ensure_ascii=False)
+    assert result["summary"][:60] in slack.json()["text"]
+    assert all(evidence_id in posted for evidence_id in cited)
 
     restarted_at = time.time()
     pipeline.start_nginx()
     resolved = _one(analyzer, NGINX_ALERT, "resolved", since=restarted_at)
-    resolution_message = _slack_message_for(pipeline, NGINX_ALERT, after=restarted_at)
+    resolution_message = _slack_message_for(pipeline, NGINX_ALERT, "resolved", after=restarted_at)
     latencies.record(
         "nginx restarted -> resolution received",
         (parse_time(resolved["received_at"]) or 0.0) - restarted_at,
