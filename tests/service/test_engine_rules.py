@@ -161,17 +161,42 @@ def test_container_remediation_names_the_container() -> None:
     assert "container name billing" in result.summary
 
 
-def test_inconclusive_only_when_unclassified_and_without_evidence() -> None:
-    unknown = alert("Xyzzy", "foo_bar_baz > 3")
-    missing = [EvidenceItem(id="prom-1", source="prometheus", status="unavailable", detail="x")]
-    result = RulesEngine().analyze(unknown, missing)
+def test_inconclusive_when_nothing_supports_a_cause() -> None:
+    not_set = [
+        EvidenceItem(
+            id="prom-1",
+            source="prometheus",
+            status="unavailable",
+            detail="AIOPS_PROMETHEUS_URL is not set",
+        )
+    ]
+    unreachable = [
+        EvidenceItem(id="prom-1", source="prometheus", status="unavailable", detail="timed out"),
+        EvidenceItem(id="loki-1", source="loki", status="empty", query='{container="db"}'),
+    ]
+    with_data = [
+        ok(
+            "prom-1",
+            "prometheus",
+            "alert expression: 1 series over 35m\n- {} last=4 min=1 max=4 trend=rising",
+        )
+    ]
+    unknown, down = alert("Xyzzy", "foo_bar_baz > 3"), alert("Xyzzy", "up == 0")
+
+    # Unclassifiable and no evidence: nothing to go on.
+    result = RulesEngine().analyze(unknown, not_set)
     assert result.category == "unknown"
     assert result.inconclusive
     assert "Unavailable evidence: prometheus" in result.summary
-
-    with_data = [ok("prom-1", "prometheus", "alert expression: 1 series\n- {} last=4")]
+    # Offline (sources not configured): the expression alone still supports a family.
+    assert not RulesEngine().analyze(down, not_set).inconclusive
+    # Sources asked and silent: any root cause would be a guess.
+    result = RulesEngine().analyze(down, unreachable)
+    assert result.inconclusive
+    assert "Inconclusive: no metric or log evidence" in result.summary
+    assert result.probable_causes[0].confidence <= 0.3
+    # Data present: conclusive, even for an unknown family.
     assert not RulesEngine().analyze(unknown, with_data).inconclusive
-    assert not RulesEngine().analyze(alert("Xyzzy", "up == 0"), missing).inconclusive
 
 
 def test_secrets_in_annotations_do_not_reach_the_summary() -> None:
@@ -204,3 +229,111 @@ def test_any_alert_gets_a_valid_analysis(
     assert result.probable_causes
     assert result.remediation
     assert all(0 <= c.confidence <= 1 for c in result.probable_causes)
+
+
+def summary_item(item_id: str, title: str, line: str) -> EvidenceItem:
+    return ok(item_id, "prometheus", f"{title}: 1 series over 35m\n- {line} points: now=1")
+
+
+def logs(item_id: str, heading: str, *lines: str) -> EvidenceItem:
+    body = "\n".join(f"01:00:{n:02d} {line}" for n, line in enumerate(lines))
+    return ok(item_id, "loki", f"{heading}\n{body}")
+
+
+def test_flapping_condition_is_called_out_with_a_tuning_step() -> None:
+    evidence = [
+        summary_item(
+            "prom-1",
+            "alert expression",
+            "{name=svc} last=91.2 min=90.8 max=92.4 trend=oscillating runs=15",
+        )
+    ]
+    result = RulesEngine().analyze(
+        alert("CpuHot", "container_cpu_usage_seconds_total > 90"), evidence
+    )
+    flap = [c for c in result.probable_causes if "intermittently" in c.cause]
+    assert flap and flap[0].evidence_ids == ["prom-1"]
+    assert "15 separate stretches" in flap[0].cause
+    assert result.remediation[0].startswith("Tune the rule")
+
+
+def test_memory_sawtooth_turns_restarts_into_an_oom_kill() -> None:
+    evidence = [
+        summary_item("prom-1", "alert expression", "{name=api} last=3 min=3 max=3 trend=flat"),
+        summary_item(
+            "prom-3",
+            "container memory working set / limit",
+            "{name=api} last=0.8 min=0.35 max=0.99 trend=flat drops=3",
+        ),
+    ]
+    a = alert(
+        "ContainerRestarting", "changes(container_start_time_seconds[15m]) >= 3", {"name": "api"}
+    )
+    result = RulesEngine().analyze(a, evidence)
+    assert result.category == "oom_killed"
+    oom = [c for c in result.probable_causes if "99% of the container's memory limit" in c.cause]
+    assert oom and oom[0].evidence_ids == ["prom-3"]
+    # The same restarts without the memory pattern stay a crash loop.
+    calm = summary_item(
+        "prom-3",
+        "container memory working set / limit",
+        "{name=api} last=0.2 min=0.2 max=0.2 trend=flat",
+    )
+    assert RulesEngine().analyze(a, [evidence[0], calm]).category == "container_crash"
+
+
+def test_oom_in_logs_and_clean_shutdown_in_logs() -> None:
+    down = alert("ContainerDown", "time() - container_last_seen > 60", {"name": "etl"})
+    killed = logs("loki-2", "2 most recent other log lines:", "worker exited code=137 (OOMKilled)")
+    assert RulesEngine().analyze(down, [killed]).category == "oom_killed"
+
+    stopped = logs(
+        "loki-2",
+        "3 most recent other log lines:",
+        'level=info msg="shutdown complete"',
+        'level=info msg="received signal" signal=terminated',
+    )
+    result = RulesEngine().analyze(down, [stopped])
+    assert result.category == "container_crash"
+    clean = [c for c in result.probable_causes if "termination signal" in c.cause]
+    assert clean and clean[0].evidence_ids == ["loki-2"]
+    assert "not a crash" in clean[0].cause
+
+
+def test_distinct_error_lines_are_quoted() -> None:
+    errors = logs(
+        "loki-1",
+        "4 error-like log lines (newest first):",
+        'level=info msg="process exiting after panic"',
+        'level=error msg="unhandled exception" err="index out of range [3]"',
+        'level=info msg="process exiting after panic"',
+        "level=error msg=db timeout",
+    )
+    a = alert("GwRestarts", "changes(container_start_time_seconds[15m]) > 2", {"name": "gw"})
+    cause = next(
+        c for c in RulesEngine().analyze(a, [errors]).probable_causes if "logged errors" in c.cause
+    )
+    assert cause.cause.count("process exiting after panic") == 1
+    assert "index out of range [3]" in cause.cause
+    assert "db timeout" in cause.cause
+
+
+def test_busiest_program_named_for_a_resource_alert() -> None:
+    host_logs = logs(
+        "loki-2",
+        "4 most recent other log lines:",
+        "CRON[20211]: (batch) CMD (/opt/jobs/rebuild-search-index --full)",
+        "rebuild-search-index[20214]: full rebuild started",
+        "rebuild-search-index[20214]: progress 1200000/9000000",
+        "systemd[1]: Started session-412.scope",
+    )
+    a = alert(
+        "HostCpuHigh", 'rate(node_cpu_seconds_total{mode="idle"}[5m]) < 0.1', {"instance": "h:9100"}
+    )
+    result = RulesEngine().analyze(a, [host_logs])
+    assert result.category == "cpu_saturation"
+    busy = next(c for c in result.probable_causes if "dominated by" in c.cause)
+    assert busy.cause.startswith(
+        "The logs in the window are dominated by rebuild-search-index (2 lines)"
+    )
+    assert busy.evidence_ids == ["loki-2"]

@@ -13,6 +13,7 @@ from urllib.parse import quote
 import pytest
 from aiops_analyzer.core.config import Settings
 from aiops_analyzer.evidence import gather_evidence
+from aiops_analyzer.evidence.series import describe, parse_summary, render
 from aiops_analyzer.schemas import Alert, EvidenceItem
 
 from tests.service.loopback import LoopbackServer, Recorded, Reply, always
@@ -302,3 +303,38 @@ def test_bundled_runbooks_found_from_a_checkout(monkeypatch: pytest.MonkeyPatch)
     items = by_id(asyncio.run(gather_evidence(alert({"alertname": name}), settings())))
     assert items["runbook-1"].status == "ok"
     assert items["runbook-1"].query == f"monitoring/runbooks/{name}.md"
+
+
+def _points(values: list[float], step: float = 60.0) -> list[tuple[float, float]]:
+    return [(1_000_000 + i * step, v) for i, v in enumerate(values)]
+
+
+@pytest.mark.parametrize(
+    ("values", "trend", "drops", "runs"),
+    [
+        ([1, 1, 1, 0, 0, 0], "falling", 1, 1),
+        ([0.1 * i for i in range(30)], "rising", 0, 1),
+        ([0.5] * 30, "flat", 0, 1),
+        ([0.88, 0.91, 0.89, 0.92, 0.88, 0.91, 0.9, 0.93, 0.88, 0.91], "oscillating", 0, 1),
+        ([0.6, 0.8, 0.99, 0.35, 0.6, 0.8, 0.99, 0.35, 0.6, 0.8, 0.99], "flat", 2, 1),
+        ([float("nan"), 91, float("nan"), 92, float("nan"), 90, float("nan")], "flat", 0, 3),
+    ],
+    ids=["step-down", "ramp", "flat", "hovering", "sawtooth", "intermittent"],
+)
+def test_series_shape(values: list[float], trend: str, drops: int, runs: int) -> None:
+    stats = describe("{}", _points(values), 60.0)
+    assert (stats.trend, stats.drops, stats.runs) == (trend, drops, runs)
+
+
+def test_missing_steps_split_runs() -> None:
+    points = [(0.0, 1.0), (60.0, 1.0), (600.0, 1.0), (660.0, 1.0), (1500.0, 1.0)]
+    assert describe("{}", points, 60.0).runs == 3
+
+
+def test_summary_line_reads_back() -> None:
+    stats = describe("{name=api}", _points([0.6, 0.8, 0.99, 0.35, 0.6, 0.8, 0.99]), 60.0)
+    text = "container memory working set / limit: 1 series over 35m\n" + render(stats, "now=0.99")
+    title, series = parse_summary(text)
+    assert title == "container memory working set / limit"
+    assert series == [stats]
+    assert parse_summary("no summary here") == ("", [])

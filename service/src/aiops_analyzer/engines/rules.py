@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from aiops_analyzer.engines import findings
 from aiops_analyzer.evidence.expression import alert_expression, metric_names
 from aiops_analyzer.schemas import (
     Alert,
@@ -290,6 +291,10 @@ FAMILIES: tuple[Family, ...] = (
     ),
 )
 
+FAMILY_BY_CATEGORY = {family.category: family for family in FAMILIES}
+# Families about a resource running out: the busiest program in the logs is worth naming.
+RESOURCE_FAMILIES = frozenset({"cpu_saturation", "host_load", "memory_pressure", "disk_space"})
+
 UNKNOWN = Family(
     "unknown",
     "a condition the rules engine does not recognise",
@@ -386,18 +391,28 @@ class RulesEngine:
 
     def analyze(self, alert: Alert, evidence: list[EvidenceItem]) -> AnalysisResult:
         found = classify(alert)
-        family = found.family
-        severity = severity_of(alert, family)
-        where = scope(alert)
         ok = [item for item in evidence if item.status == "ok"]
-        measured = [i for i in ok if i.source in ("prometheus", "loki")]
-        prom_ids = [i.id for i in ok if i.source == "prometheus"]
-        error_logs = [i for i in ok if i.source == "loki" and "error-like" in i.text]
+        prom = [i for i in ok if i.source == "prometheus"]
+        logs = [i for i in ok if i.source == "loki"]
         runbook_items = [i for i in ok if i.source == "runbook"]
 
-        causes = self._causes(family, found, ok, prom_ids, error_logs)
-        remediation = self._remediation(alert, family, where, runbook_items)
-        summary = self._summary(alert, family, severity, where, evidence)
+        oom = findings.memory_at_limit(prom) or findings.oom_in_logs(logs)
+        family = found.family
+        if oom and family.category in ("container_crash", "target_down"):
+            family = FAMILY_BY_CATEGORY["oom_killed"]  # the evidence says why it restarts
+        inconclusive = not (prom or logs) and (family is UNKNOWN or _sources_were_asked(evidence))
+        severity = severity_of(alert, family)
+        where = scope(alert)
+        flapping = findings.intermittent_condition(prom)
+
+        extra = [flapping, oom, findings.error_messages(logs)]
+        if family.category in ("container_crash", "target_down") and not extra[2]:
+            extra.append(findings.clean_shutdown(logs))
+        if family.category in RESOURCE_FAMILIES:
+            extra.append(findings.busy_programs(logs))
+        causes = self._causes(family, found, prom, logs, [f for f in extra if f], inconclusive)
+        remediation = self._remediation(alert, family, where, runbook_items, flapping)
+        summary = self._summary(alert, family, severity, where, evidence, inconclusive)
         scrub = self.scrubber.scrub
         return AnalysisResult(
             summary=scrub(summary),
@@ -405,7 +420,7 @@ class RulesEngine:
             probable_causes=[c.model_copy(update={"cause": scrub(c.cause)}) for c in causes],
             remediation=[scrub(step) for step in remediation],
             runbook_urls=runbook_links(alert, evidence),
-            inconclusive=family is UNKNOWN and not measured,
+            inconclusive=inconclusive,
             category=family.category,
             engine="rules",
         )
@@ -414,43 +429,57 @@ class RulesEngine:
         self,
         family: Family,
         found: Classification,
-        ok: list[EvidenceItem],
-        prom_ids: list[str],
-        error_logs: list[EvidenceItem],
+        prom: list[EvidenceItem],
+        logs: list[EvidenceItem],
+        extra: list[findings.Finding],
+        inconclusive: bool,
     ) -> list[ProbableCause]:
         base = {"expression": 0.6, "name": 0.45, "none": 0.2}[found.matched_by]
-        support = 0.1 * bool(prom_ids) + 0.1 * bool(error_logs)
-        cited = prom_ids + [i.id for i in error_logs]
+        if inconclusive:
+            base = min(base, 0.3)
+        error_ids = [i.id for i in logs if "error-like" in i.text.splitlines()[0]]
+        support = 0.1 * bool(prom) + 0.1 * bool(error_ids)
         main = family.causes[0]
-        observed = _first_series(ok)
+        observed = findings.first_series_line(prom)
         if observed:
-            main += f" Observed: {observed}"
+            main += f" Observed: {observed}."
         causes = [
             ProbableCause(
-                cause=main, confidence=round(min(0.9, base + support), 2), evidence_ids=cited
+                cause=main,
+                confidence=round(min(0.9, base + support), 2),
+                evidence_ids=[i.id for i in prom] + error_ids,
             )
         ]
-        if error_logs:
-            line = _first_log_line(error_logs[0])
+        for finding in extra:
             causes.append(
                 ProbableCause(
-                    cause=f"The affected workload logged errors around the alert: {line}",
-                    confidence=0.5,
-                    evidence_ids=[error_logs[0].id],
+                    cause=finding.cause,
+                    confidence=finding.confidence,
+                    evidence_ids=list(finding.evidence_ids),
                 )
             )
-        for extra in family.causes[1:]:
+        for other in family.causes[1:]:
             causes.append(
                 ProbableCause(
-                    cause=extra, confidence=round(max(0.1, base - 0.3), 2), evidence_ids=[]
+                    cause=other, confidence=round(max(0.1, base - 0.3), 2), evidence_ids=[]
                 )
             )
         return causes
 
     def _remediation(
-        self, alert: Alert, family: Family, where: str, runbook_items: list[EvidenceItem]
+        self,
+        alert: Alert,
+        family: Family,
+        where: str,
+        runbook_items: list[EvidenceItem],
+        flapping: findings.Finding | None,
     ) -> list[str]:
         steps: list[str] = []
+        if flapping:
+            steps.append(
+                "Tune the rule before chasing an incident: raise `for:` or move the threshold "
+                "away from the value's normal range so it stops flapping."
+            )
         name = alert.labels.get("name") or alert.labels.get("container") or "NAME"
         if where == "container":
             steps += [s.replace("NAME", name) for s in family.container_steps]
@@ -473,6 +502,7 @@ class RulesEngine:
         severity: Severity,
         where: str,
         evidence: list[EvidenceItem],
+        inconclusive: bool,
     ) -> str:
         name = alert.alertname or "An alert"
         state = "resolved" if alert.status == "resolved" else "firing"
@@ -483,23 +513,28 @@ class RulesEngine:
         missing = [i.source for i in evidence if i.status == "unavailable"]
         if missing:
             text += f" Unavailable evidence: {', '.join(sorted(set(missing)))}."
+        if inconclusive:
+            text += (
+                " Inconclusive: no metric or log evidence supports a root cause; "
+                "check the target directly."
+            )
         return text
 
 
-def _first_series(items: list[EvidenceItem]) -> str:
-    """The first series line of the alert's own expression (prom-1), if it has data."""
-    for item in items:
-        if item.source == "prometheus":
-            lines = item.text.splitlines()
-            if len(lines) > 1:
-                return lines[1].lstrip("- ")[:240]
-            return ""
-    return ""
+def _sources_were_asked(evidence: list[EvidenceItem]) -> bool:
+    """True when Prometheus or Loki was configured and queried (and had nothing to say).
 
-
-def _first_log_line(item: EvidenceItem) -> str:
-    lines = item.text.splitlines()
-    return (lines[1] if len(lines) > 1 else item.text)[:240]
+    Without configured sources (the offline demo) the expression alone is all there is to
+    go on; with configured sources that came back empty, any root cause would be a guess.
+    """
+    for item in evidence:
+        if item.source not in ("prometheus", "loki"):
+            continue
+        if item.status == "unavailable" and "is not set" not in item.detail:
+            return True
+        if item.status == "empty" and item.query:
+            return True
+    return False
 
 
 def runbook_links(alert: Alert, evidence: list[EvidenceItem]) -> list[str]:

@@ -19,7 +19,8 @@ from aiops_analyzer.core.config import Settings
 from aiops_analyzer.evidence.common import alert_window, describe_error, unavailable
 from aiops_analyzer.schemas import Alert, EvidenceItem
 
-ERROR_LINE = re.compile(r"(?i)error|fail|panic|fatal|exception|\b(?:crit|emerg|alert)\b")
+# Syslog levels crit/emerg count; the word "alert" does not (too common in ordinary lines).
+ERROR_LINE = re.compile(r"(?i)error|fail|panic|fatal|exception|\b(?:crit|emerg)\b")
 MAX_LINE_CHARS = 300
 # Fetch more than we keep so that error lines further back can still be found.
 FETCH_FACTOR = 5

@@ -1,8 +1,9 @@
 """Prometheus evidence: the alert's own expression over time, plus family-specific context.
 
 Each query is a range query (``/api/v1/query_range``) over the alert window, summarised per
-series as labels, min/max/last, a trend word and a few points, so an engine sees the shape of
-the problem in a few hundred characters. Queries run concurrently, each with its own timeout.
+series as labels, min/max/last, its shape and a few points (``series.py``), so an engine sees
+the shape of the problem in a few hundred characters. Queries run concurrently, each with
+its own timeout.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import httpx
 from aiops_analyzer.core.config import Settings
 from aiops_analyzer.evidence.common import Window, alert_window, describe_error, unavailable
 from aiops_analyzer.evidence.expression import alert_expression, metric_names
+from aiops_analyzer.evidence.series import describe, fmt, render
 from aiops_analyzer.schemas import Alert, EvidenceItem
 
 MAX_SERIES = 5
@@ -230,27 +232,6 @@ def _number(raw: Any) -> float | None:
         return None
 
 
-def _fmt(value: float) -> str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return f"{value:.4g}"
-
-
-def _trend(values: list[float]) -> str:
-    finite = [v for v in values if math.isfinite(v)]
-    if len(finite) < 2:
-        return "single point"
-    third = max(1, len(finite) // 3)
-    first = sum(finite[:third]) / third
-    last = sum(finite[-third:]) / third
-    scale = max(abs(first), abs(last), 1e-9)
-    if abs(last - first) / scale < 0.1:
-        return "flat"
-    return "rising" if last > first else "falling"
-
-
 def _labels(metric: dict[str, Any]) -> str:
     parts = [f"{k}={str(v)[:60]}" for k, v in sorted(metric.items())][:6]
     return "{" + ", ".join(parts) + "}"
@@ -264,7 +245,7 @@ def _ago(seconds: float) -> str:
 
 
 def summarise(title: str, result: list[Any], window: Window) -> str:
-    """Per series: labels, min/max/last, trend and a few evenly spaced points."""
+    """Per series: labels, min/max/last, shape and a few evenly spaced points."""
     series: list[tuple[dict[str, Any], list[tuple[float, float]]]] = []
     for entry in result:
         if not isinstance(entry, dict):
@@ -276,24 +257,20 @@ def summarise(title: str, result: list[Any], window: Window) -> str:
                 if ts is not None and value is not None:
                     points.append((ts, value))
         if points:
-            series.append((entry.get("metric") or {}, points))
+            series.append((entry.get("metric") or {}, sorted(points)))
     # Most extreme last value first: that is usually the series that fired.
     series.sort(key=lambda s: (-_sort_key(s[1][-1][1]), _labels(s[0])))
     end_ts = window.end.timestamp()
+    step = _step_seconds(window)
     lines = [f"{title}: {len(series)} series over {window.seconds / 60:.0f}m"]
     for metric, points in series[:MAX_SERIES]:
-        values = [v for _, v in points]
-        finite = [v for v in values if math.isfinite(v)] or values
         if len(points) <= POINTS_SHOWN:
             shown = points
         else:
-            step = math.ceil(len(points) / (POINTS_SHOWN - 1))
-            shown = [*points[:-1:step][: POINTS_SHOWN - 1], points[-1]]
-        sample = ", ".join(f"{_ago(end_ts - ts)}={_fmt(v)}" for ts, v in shown)
-        lines.append(
-            f"- {_labels(metric)} last={_fmt(values[-1])} min={_fmt(min(finite))} "
-            f"max={_fmt(max(finite))} trend={_trend(values)} points: {sample}"
-        )
+            stride = math.ceil(len(points) / (POINTS_SHOWN - 1))
+            shown = [*points[:-1:stride][: POINTS_SHOWN - 1], points[-1]]
+        sample = ", ".join(f"{_ago(end_ts - ts)}={fmt(v)}" for ts, v in shown)
+        lines.append(render(describe(_labels(metric), points, step), sample))
     if len(series) > MAX_SERIES:
         lines.append(f"(+{len(series) - MAX_SERIES} more series not shown)")
     return "\n".join(lines)
