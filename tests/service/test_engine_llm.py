@@ -201,6 +201,25 @@ async def test_invalid_output_is_retried_then_falls_back(
     assert result.cost_usd > 0
 
 
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply(200, "<html>bad gateway page</html>"),
+        Reply(200, {"unexpected": True}),
+        Reply(200, b"{not json", {"Content-Type": "application/json"}),
+    ],
+    ids=["html", "not-a-completion", "broken-json-body"],
+)
+async def test_a_body_that_is_no_completion_is_invalid_output(
+    fast_engines: list[LLMEngine], reply: Reply
+) -> None:
+    with LoopbackServer(always(reply)) as server:
+        result = await run(server, fast_engines, llm_max_retries=1)
+    assert len(chat_requests(server)) == 2
+    assert result.engine == "rules"
+    assert result.fallback_reason == "llm_invalid_output"
+
+
 async def test_a_fenced_json_reply_is_accepted(fast_engines: list[LLMEngine]) -> None:
     fenced = "```json\n" + json.dumps(GOOD) + "\n```"
     with LoopbackServer(always(Reply(body=completion(fenced)))) as server:

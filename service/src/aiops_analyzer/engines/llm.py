@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 import openai
+from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from aiops_analyzer.core.config import Settings
@@ -264,9 +265,11 @@ class LLMEngine:
             if exc.status_code >= 500:
                 raise _Retryable(f"server_error (HTTP {exc.status_code})") from exc
             raise LLMFailure(f"http_error (HTTP {exc.status_code})") from exc
-        except openai.OpenAIError as exc:  # e.g. a body the SDK cannot decode
-            raise _Retryable(f"invalid response: {type(exc).__name__}", invalid=True) from exc
+        except (openai.OpenAIError, ValueError) as exc:  # a body the SDK cannot decode
+            raise _Retryable("invalid_output: response body is not JSON", invalid=True) from exc
 
+        if not isinstance(completion, ChatCompletion):  # e.g. an HTML page with status 200
+            raise _Retryable("invalid_output: response is not a chat completion", invalid=True)
         content = completion.choices[0].message.content if completion.choices else None
         usage = completion.usage
         if usage is not None:
