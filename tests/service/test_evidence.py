@@ -231,6 +231,23 @@ async def test_loki_lines_of_the_container_errors_first() -> None:
     assert "ghp_" not in errors.text + context.text
 
 
+async def test_loki_window_stays_around_an_old_start() -> None:
+    old_start = datetime.now(UTC) - timedelta(hours=5)
+    reply = loki_streams([(old_start.timestamp(), "started")], {})
+    old = Alert(
+        fingerprint="f00dfeed12345678",
+        status="firing",
+        labels={"alertname": "X", "job": "api"},
+        starts_at=old_start,
+    )
+    with LoopbackServer(always(Reply(body=reply))) as loki:
+        await gather_evidence(old, settings(loki_url=loki.url, evidence_window_minutes=30))
+    start_ns, end_ns = int(loki.requests[0].param("start")), int(loki.requests[0].param("end"))
+    starts_ns = old_start.timestamp() * 1e9
+    # As far after startsAt as before it, not up to now (five hours later).
+    assert (end_ns - starts_ns) / (starts_ns - start_ns) == pytest.approx(1.0, rel=0.01)
+
+
 @pytest.mark.parametrize(
     ("labels", "selector"),
     [

@@ -1,16 +1,16 @@
 """Loki evidence: the latest log lines of the affected container or job, errors first.
 
 The stream selector comes from the alert's labels (container/name, compose_service, service,
-service_name, job), the window is the alert window, and at most ``loki_max_lines`` lines are
-kept: lines that look like errors (error|fail|panic|fatal|exception) become ``loki-1``, the
-most recent other lines ``loki-2``.
+service_name, job), the window runs from one evidence window before startsAt to one after
+(or now), and at most ``loki_max_lines`` lines are kept: lines that look like errors
+(error|fail|panic|fatal|exception) become ``loki-1``, the newest other lines the next item.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -65,11 +65,14 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
             )
         ]
     window = alert_window(alert, settings)
+    # Logs *around* startsAt: an alert analysed hours later (a backlog, a long outage) must
+    # not get only the newest lines, which say nothing about how it began.
+    end = min(window.end, window.start + 2 * timedelta(minutes=settings.evidence_window_minutes))
     limit = settings.loki_max_lines * FETCH_FACTOR
     params = {
         "query": selector,
         "start": str(int(window.start.timestamp() * 1e9)),
-        "end": str(int(window.end.timestamp() * 1e9)),
+        "end": str(int(end.timestamp() * 1e9)),
         "limit": str(limit),
         "direction": "backward",
     }
