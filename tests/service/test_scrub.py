@@ -4,6 +4,7 @@ ordinary identifiers, URLs and fingerprints stay exactly as they were."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from aiops_analyzer.scrub import Scrubber, default_scrubber, scrubber_for
@@ -71,6 +72,7 @@ CASES = [
     ("log", '{"user": "alice", "password": "c0rrect \\"horse\\" battery"}', "c0rrect", "secret"),
     ("log", "GET /callback?code=1&client_secret=s3kr1t-v4lue&state=x", "s3kr1t-v4lue", "secret"),
     ("log", "redis: api_key: 9f8e7d6c5b4a", "9f8e7d6c5b4a", "secret"),
+    ("log", "export DB_PASSWORD=$uperS3cret!", "$uperS3cret!", "secret"),
 ]
 
 
@@ -99,6 +101,13 @@ NEGATIVES = [
     "container web-7d9f8b6c4-x2kzq restarted 3 times; exit code 137 (OOMKilled)",
     "Skipping task: skiing-table sk-10 reserved",  # "sk-" too short to be a key
     "load average: 3.52, 2.97, 2.10",
+    # Placeholders and references in runbooks and shell snippets are not secrets.
+    '-H "Authorization: Bearer $OPENAI_API_KEY"',
+    "curl -H 'Authorization: Bearer <token>' http://localhost:8080/analyses",
+    "password=${DB_PASSWORD}",
+    "token: {{ .Values.webhookToken }}",
+    "Which alerts used the most tokens: `curl -s localhost:8080/analyses`",
+    "usage prompt_tokens=412 completion_tokens=88 max_tokens: 1024",
 ]
 
 
@@ -142,6 +151,14 @@ def test_invalid_extra_pattern_names_the_setting() -> None:
 def test_scrubbing_is_idempotent() -> None:
     once = default_scrubber.scrub(f"password=hunter2 {OPENAI_KEY} {JWT}")
     assert default_scrubber.scrub(once) == once
+
+
+def test_bundled_runbooks_pass_unchanged() -> None:
+    runbooks = Path(__file__).resolve().parents[2] / "monitoring" / "runbooks"
+    books = sorted(runbooks.glob("*.md"))
+    assert books, "monitoring/runbooks holds the bundled runbooks"
+    changed = [b.name for b in books if default_scrubber.scrub(b.read_text()) != b.read_text()]
+    assert changed == []
 
 
 def test_shared_scrubber_per_pattern_list() -> None:

@@ -25,6 +25,12 @@ _SENSITIVE_NAMES = (
 _SECRET_KEY = re.compile(rf"(?i)(?:{_SENSITIVE_NAMES})")
 
 
+# Values that are references or placeholders, not secrets: already masked, $VAR / ${VAR},
+# <token>, {{ .Template }}. Documentation and shell snippets are full of them. A value like
+# $uperS3cret (not an upper-case variable name) is still masked.
+_NOT_A_VALUE = r"(?!\[REDACTED|(?-i:\$\{?[A-Z_][A-Z0-9_]*(?![a-z0-9]))|<[\w .-]+>|\{\{)"
+
+
 def _marker(kind: str) -> str:
     return REDACTED.format(kind=kind)
 
@@ -48,6 +54,9 @@ def _keep_prefix(kind: str) -> Callable[[re.Match[str]], str]:
 
 
 def _generic_pair(m: re.Match[str]) -> str:
+    key = m.group(1).strip(" \"':=")
+    if _looks_harmless(key):
+        return m.group(0)
     return m.group(1) + _marker("secret")
 
 
@@ -84,13 +93,14 @@ _RULES: tuple[_Rule, ...] = (
         "authorization",
         re.compile(
             r"(?i)(\bauthorization[\"']?\s*[:=]\s*[\"']?(?:bearer|basic|token|apikey)?\s*)"
-            r"(?!\[REDACTED)[^\s\"',;]{6,}"
+            + _NOT_A_VALUE
+            + r"(?!(?:bearer|basic|token|apikey)\b)[^\s\"',;]{6,}"
         ),
         _keep_prefix("authorization"),
     ),
     _Rule(
         "bearer_token",
-        re.compile(r"(?i)(\bbearer\s+)(?!\[REDACTED)[A-Za-z0-9._~+/=-]{8,}"),
+        re.compile(r"(?i)(\bbearer\s+)" + _NOT_A_VALUE + r"[A-Za-z0-9._~+/=-]{8,}"),
         _keep_prefix("bearer_token"),
     ),
     _Rule("openai_key", re.compile(r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}")),
@@ -122,7 +132,8 @@ _RULES: tuple[_Rule, ...] = (
         "secret",
         re.compile(
             rf"(?i)(\"[\w.-]*(?:{_SENSITIVE_NAMES})[\w.-]*\"\s*:\s*\")"
-            r"(?!\[REDACTED)(?:[^\"\\]|\\.)+(?=\")"
+            + _NOT_A_VALUE
+            + r"(?:[^\"\\]|\\.)+(?=\")"
         ),
         _generic_pair,
     ),
@@ -131,7 +142,8 @@ _RULES: tuple[_Rule, ...] = (
         "secret",
         re.compile(
             rf"(?i)(\b[\w.-]*(?:{_SENSITIVE_NAMES})[\w.-]*[\"']?\s*[=:]\s*[\"']?)"
-            r"(?!\[REDACTED)(?![\"'{\[])[^\s\"'&,;}\]]+"
+            + _NOT_A_VALUE
+            + r"(?![\"'{\[`])[^\s\"'&,;}\]]+"
         ),
         _generic_pair,
     ),
@@ -172,8 +184,8 @@ class Scrubber:
 
 
 def _looks_harmless(key: str) -> bool:
-    # Keys that merely mention tokens as a quantity (e.g. "max_tokens") are not secrets.
-    return bool(re.search(r"(?i)tokens?_?(?:count|used|total|limit)|max_?tokens", key))
+    # Keys that count tokens ("max_tokens", "prompt_tokens", "tokens:") are not secrets.
+    return bool(re.search(r"(?i)tokens?_?(?:count|used|total|limit)|tokens$", key))
 
 
 default_scrubber = Scrubber()
