@@ -13,6 +13,7 @@ interrupts any reply that is still sleeping.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -159,3 +160,14 @@ class LoopbackServer:
             do_PUT = _handle
 
         return _Handler
+
+
+def clear_analyzer_environment(monkeypatch: Any) -> None:
+    """Drop AIOPS_* and OPENAI_API_KEY from the environment for one test.
+
+    Settings read the environment; a developer's exported key or Prometheus URL must not
+    turn an offline test into one that calls out (or change what it asserts).
+    """
+    for name in list(os.environ):
+        if name.startswith("AIOPS_") or name == "OPENAI_API_KEY":
+            monkeypatch.delenv(name)

@@ -20,7 +20,20 @@ from aiops_analyzer.engines.llm import LLMEngine
 from aiops_analyzer.engines.prompt import BEGIN, END
 from aiops_analyzer.schemas import Alert, EvidenceItem
 
-from tests.service.loopback import LoopbackServer, Recorded, Reply, always, sequence
+from tests.service.loopback import (
+    LoopbackServer,
+    Recorded,
+    Reply,
+    always,
+    clear_analyzer_environment,
+    sequence,
+)
+
+
+@pytest.fixture(autouse=True)
+def _no_settings_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
+    clear_analyzer_environment(monkeypatch)
+
 
 API_KEY = "sk-test-" + "k3y0nlyf0rth1sl00pbacks3rv3r"
 PLANTED = "ghp_" + "Pl4nt3dS3cr3tT0k3nTh4tMustN0tL34k1234"
@@ -334,6 +347,13 @@ async def test_keyless_local_server_like_ollama(fast_engines: list[LLMEngine]) -
     request = chat_requests(server)[0]
     assert request.json()["model"] == "llama3.1:8b"
     assert API_KEY not in request.headers["authorization"]
+
+
+async def test_llm_without_key_or_url_never_calls_out() -> None:
+    s = make_settings(None, openai_api_key=None, llm_base_url=None)
+    result = await analyze(ALERT, EVIDENCE, s)
+    assert result.engine == "rules"
+    assert result.fallback_reason == "no_api_key"
 
 
 async def test_analyze_creates_and_closes_its_own_client() -> None:

@@ -16,7 +16,19 @@ from aiops_analyzer.evidence import gather_evidence
 from aiops_analyzer.evidence.series import describe, parse_summary, render
 from aiops_analyzer.schemas import Alert, EvidenceItem
 
-from tests.service.loopback import LoopbackServer, Recorded, Reply, always
+from tests.service.loopback import (
+    LoopbackServer,
+    Recorded,
+    Reply,
+    always,
+    clear_analyzer_environment,
+)
+
+
+@pytest.fixture(autouse=True)
+def _no_settings_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
+    clear_analyzer_environment(monkeypatch)
+
 
 STARTS = datetime.now(UTC) - timedelta(minutes=5)
 

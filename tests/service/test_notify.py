@@ -10,7 +10,20 @@ from aiops_analyzer.core.config import Settings
 from aiops_analyzer.notify import notify_analysis, notify_resolution
 from aiops_analyzer.schemas import Alert, AnalysisResult, ProbableCause
 
-from tests.service.loopback import LoopbackServer, Recorded, Reply, always, sequence
+from tests.service.loopback import (
+    LoopbackServer,
+    Recorded,
+    Reply,
+    always,
+    clear_analyzer_environment,
+    sequence,
+)
+
+
+@pytest.fixture(autouse=True)
+def _no_settings_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
+    clear_analyzer_environment(monkeypatch)
+
 
 GRAFANA_TOKEN = "glsa_" + "T3stS3rv1c3Acc0untT0k3n_0123abcd"
 LABEL_SECRET = "s3cr3t-" + "value-in-a-label"

@@ -3,6 +3,7 @@
 ``analyze`` never raises. It records why the rules engine answered instead of the LLM in
 ``fallback_reason``:
 
+- ``no_api_key``                    engine=llm with neither a key nor AIOPS_LLM_BASE_URL
 - ``daily_token_budget_exhausted``  tokens_used_today reached ``llm_daily_token_budget``
 - ``llm_invalid_output``            every attempt returned unparsable or schema-invalid JSON
 - ``llm_error: <kind>``             timeout, rate_limited, connection_error,
@@ -27,6 +28,7 @@ __all__ = ["LLMEngine", "LLMFailure", "RulesEngine", "analyze"]
 
 BUDGET_EXHAUSTED = "daily_token_budget_exhausted"
 INVALID_OUTPUT = "llm_invalid_output"
+NO_API_KEY = "no_api_key"
 
 
 async def analyze(
@@ -52,6 +54,11 @@ async def _choose(
 ) -> AnalysisResult:
     if not settings.llm_enabled:
         return _rules(alert, evidence, settings, reason=None)
+    has_key = bool(settings.openai_api_key and settings.openai_api_key.get_secret_value())
+    if not has_key and not settings.llm_base_url:
+        # engine=llm without a key can only mean a keyless local server; with no URL either,
+        # a call would go to the public API with a placeholder key and fail there.
+        return _rules(alert, evidence, settings, reason=NO_API_KEY)
     budget = settings.llm_daily_token_budget
     if budget and tokens_used_today >= budget:
         return _rules(alert, evidence, settings, reason=BUDGET_EXHAUSTED)
