@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 
 import pytest
 from aiops_analyzer.core.config import Settings
 from aiops_analyzer.notify import notify_analysis, notify_resolution
+from aiops_analyzer.notify.delivery import MAX_RETRY_AFTER_SECONDS, retry_after_seconds
 from aiops_analyzer.schemas import Alert, AnalysisResult, ProbableCause
 
 from tests.service.loopback import (
@@ -272,3 +274,24 @@ async def test_no_client_error_is_retried(status: int) -> None:
         outcomes = await send(server)
     assert outcomes["webhook"].attempts == 1
     assert not outcomes["webhook"].ok
+
+
+def test_retry_after_in_seconds_or_as_an_http_date() -> None:
+    assert retry_after_seconds("2") == 2.0
+    assert retry_after_seconds("100000") == MAX_RETRY_AFTER_SECONDS
+    soon = format_datetime(datetime.now(UTC) + timedelta(seconds=10), usegmt=True)
+    assert 0 < (retry_after_seconds(soon) or 0) <= 10
+    assert retry_after_seconds("soon-ish") is None
+    assert retry_after_seconds(None) is None
+
+
+async def test_alert_text_cannot_forge_slack_links_or_mentions() -> None:
+    sneaky = RESULT.model_copy(update={"summary": "click <https://evil.example|here> <!channel>"})
+    with LoopbackServer(route()) as server:
+        await notify_analysis(
+            ALERT, sneaky, make_settings(server), analysis_id=1, backoff_seconds=0.01
+        )
+    body = requests_to(server, "slack")[0].body.decode()
+    assert "<!channel>" not in body
+    assert "<https://evil.example|here>" not in body
+    assert "&lt;!channel&gt;" in body

@@ -70,7 +70,9 @@ def analysis_message(alert: Alert, result: AnalysisResult, analysis_id: int) -> 
             "elements": [{"type": "mrkdwn", "text": _links(alert, result, analysis_id)}],
         }
     )
-    return {"text": clip(f"{heading}: {result.summary}", SECTION_LIMIT), "blocks": blocks}
+    # The top-level text (notifications, old clients) is mrkdwn too: escape it as well.
+    fallback = _escape(f"{heading}: {result.summary}")
+    return {"text": clip(fallback, SECTION_LIMIT), "blocks": blocks}
 
 
 def resolution_message(
@@ -83,7 +85,7 @@ def resolution_message(
     if firing is not None:
         text += f"\n*Firing analysis* ({firing.category}): {_escape(firing.summary)}"
     return {
-        "text": clip(f"{heading} after {human_duration(duration_seconds)}", SECTION_LIMIT),
+        "text": clip(_escape(f"{heading} after {human_duration(duration_seconds)}"), SECTION_LIMIT),
         "blocks": [
             {"type": "header", "text": {"type": "plain_text", "text": heading, "emoji": True}},
             _section(text),
