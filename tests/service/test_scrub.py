@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from aiops_analyzer.scrub import Scrubber, default_scrubber, scrubber_for
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 # Assembled at run time so that no scanner mistakes the test data for leaked credentials.
 OPENAI_KEY = "sk-proj-" + "Q7hZk2LmN9pRtV4wXy6BcDfGhJkLmNpQrStUvWx"
@@ -164,3 +166,17 @@ def test_bundled_runbooks_pass_unchanged() -> None:
 def test_shared_scrubber_per_pattern_list() -> None:
     assert scrubber_for(["x+"]) is scrubber_for(["x+"])
     assert scrubber_for(["x+"]) is not scrubber_for(["y+"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    before=st.text(max_size=60),
+    after=st.text(max_size=60),
+    secret=st.sampled_from([OPENAI_KEY, GITHUB, SLACK_TOKEN, JWT, GCP_KEY, DISCORD_HOOK]),
+)
+def test_a_planted_secret_never_survives_any_surrounding_text(
+    before: str, after: str, secret: str
+) -> None:
+    cleaned = default_scrubber.scrub(f"{before} {secret} {after}")
+    assert secret not in cleaned
+    assert default_scrubber.scrub(cleaned) == cleaned
