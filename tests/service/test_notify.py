@@ -295,3 +295,16 @@ async def test_alert_text_cannot_forge_slack_links_or_mentions() -> None:
     assert "<!channel>" not in body
     assert "<https://evil.example|here>" not in body
     assert "&lt;!channel&gt;" in body
+
+
+async def test_alert_text_cannot_forge_discord_links() -> None:
+    sneaky = RESULT.model_copy(update={"summary": "see [the fix](https://evil.example)"})
+    with LoopbackServer(route()) as server:
+        await notify_analysis(
+            ALERT, sneaky, make_settings(server), analysis_id=1, backoff_seconds=0.01
+        )
+    embed = requests_to(server, "discord")[0].json()["embeds"][0]
+    assert embed["description"] == "see \\[the fix\\](https://evil.example)"
+    # The analyzer's own links stay links.
+    links = next(f["value"] for f in embed["fields"] if f["name"] == "Links")
+    assert "[Runbook](https://runbooks.example.com/nginx-down)" in links

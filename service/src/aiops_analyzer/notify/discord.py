@@ -24,6 +24,11 @@ USERNAME = "AIOps analyzer"
 NO_MENTIONS: dict[str, list[str]] = {"parse": []}
 
 
+def _text(value: str) -> str:
+    """Alert-derived text must not render as a masked link [label](url) in an embed."""
+    return value.replace("[", "\\[").replace("]", "\\]")
+
+
 def _field(name: str, value: str) -> dict[str, Any]:
     return {"name": name, "value": clip(value, 1024), "inline": False}
 
@@ -32,15 +37,16 @@ def analysis_message(alert: Alert, result: AnalysisResult, analysis_id: int) -> 
     fields = [
         {"name": "Severity", "value": result.severity, "inline": True},
         {"name": "Category", "value": clip(result.category, 100), "inline": True},
-        {"name": "Target", "value": clip(where(alert), 200), "inline": True},
+        {"name": "Target", "value": clip(_text(where(alert)), 200), "inline": True},
     ]
     causes = cause_lines(result)
     if causes:
-        fields.append(_field("Probable causes", "\n".join(f"• {c}" for c in causes)))
+        fields.append(_field("Probable causes", "\n".join(f"• {_text(c)}" for c in causes)))
     if result.remediation:
         fields.append(
             _field(
-                "Remediation", "\n".join(f"{n}. {s}" for n, s in enumerate(result.remediation, 1))
+                "Remediation",
+                "\n".join(f"{n}. {_text(s)}" for n, s in enumerate(result.remediation, 1)),
             )
         )
     links = [f"[Source]({alert.generator_url})"] if is_link(alert.generator_url) else []
@@ -49,7 +55,7 @@ def analysis_message(alert: Alert, result: AnalysisResult, analysis_id: int) -> 
         fields.append(_field("Links", " · ".join(links)))
     embed = {
         "title": clip(f"{title(alert, result)} ({alert.status})", 256),
-        "description": clip(result.summary, 4096),
+        "description": clip(_text(result.summary), 4096),
         "color": SEVERITY_COLOR.get(result.severity, SEVERITY_COLOR["none"]),
         "fields": fields,
         "footer": {"text": clip(f"analysis #{analysis_id} · {engine_note(result)}", 2048)},
@@ -62,9 +68,10 @@ def resolution_message(
     alert: Alert, firing: AnalysisResult | None, duration_seconds: float | None, analysis_id: int
 ) -> dict[str, Any]:
     name = alert.alertname or "Alert"
-    description = f"{name} on {where(alert)} resolved after {human_duration(duration_seconds)}."
+    lasted = human_duration(duration_seconds)
+    description = f"{_text(name)} on {_text(where(alert))} resolved after {lasted}."
     if firing is not None:
-        description += f"\nFiring analysis ({firing.category}): {firing.summary}"
+        description += f"\nFiring analysis ({firing.category}): {_text(firing.summary)}"
     embed: dict[str, Any] = {
         "title": clip(f"{RESOLVED_ICON} RESOLVED {name}", 256),
         "description": clip(description, 4096),
