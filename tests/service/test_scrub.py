@@ -4,6 +4,7 @@ ordinary identifiers, URLs and fingerprints stay exactly as they were."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -180,3 +181,20 @@ def test_a_planted_secret_never_survives_any_surrounding_text(
     cleaned = default_scrubber.scrub(f"{before} {secret} {after}")
     assert secret not in cleaned
     assert default_scrubber.scrub(cleaned) == cleaned
+
+
+def _median_seconds(text: str, runs: int = 3) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        default_scrubber.scrub(text)
+        times.append(time.perf_counter() - started)
+    return sorted(times)[runs // 2]
+
+
+@pytest.mark.parametrize("unit", ["a.", "x-", "token.", "a:", "http://a"])
+def test_cost_grows_linearly_on_pathological_lines(unit: str) -> None:
+    # Eight times the text: a linear scrubber takes about 8x as long, a quadratic one 64x.
+    small = _median_seconds(unit * 1_000)
+    large = _median_seconds(unit * 8_000)
+    assert large / small < 24

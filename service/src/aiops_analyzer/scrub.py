@@ -4,6 +4,9 @@ Alert labels, annotations, log lines and runbooks are written by many people and
 any of them may carry a credential. Each match is replaced by ``[REDACTED:<kind>]`` so a
 reader still sees *that* something was there and what it was, never the value.
 
+Every repetition that can start at many positions is bounded ({0,40} and the like), so a
+pathological line (10 KB of "a.a.a.") costs milliseconds, not seconds.
+
 Patterns are ordered: specific formats (PEM keys, JWTs, vendor keys, webhook URLs) run before
 the generic ``key=value`` pairs, so the kind in the marker is the most precise one.
 """
@@ -85,7 +88,10 @@ _RULES: tuple[_Rule, ...] = (
     # scheme://user:password@host -> keep the user, mask the password.
     _Rule(
         "url_password",
-        re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@\"']+:)(?!\[REDACTED)[^/\s@\"']+(?=@)"),
+        re.compile(
+            r"(\b[a-zA-Z][a-zA-Z0-9+.-]{0,30}://[^/\s:@\"']{1,256}:)"
+            r"(?!\[REDACTED)[^/\s@\"']{1,256}(?=@)"
+        ),
         _keep_prefix("url_password"),
     ),
     # HTTP Authorization headers (Bearer, Basic, token...) and bare "Bearer <token>".
@@ -131,17 +137,19 @@ _RULES: tuple[_Rule, ...] = (
     _Rule(
         "secret",
         re.compile(
-            rf"(?i)(\"[\w.-]*(?:{_SENSITIVE_NAMES})[\w.-]*\"\s*:\s*\")"
+            rf"(?i)(\"[\w.-]{{0,40}}?(?:{_SENSITIVE_NAMES})[\w.-]{{0,40}}\"\s*:\s*\")"
             + _NOT_A_VALUE
             + r"(?:[^\"\\]|\\.)+(?=\")"
         ),
         _generic_pair,
     ),
-    # password=..., secret: ..., api_key=... (query strings, env dumps, log fields).
+    # password=..., secret: ..., api_key=... (query strings, env dumps, log fields). The
+    # match starts at the sensitive word (db_password= matches from "password="): scanning
+    # back to the key's start from every word boundary would be quadratic on long lines.
     _Rule(
         "secret",
         re.compile(
-            rf"(?i)(\b[\w.-]*(?:{_SENSITIVE_NAMES})[\w.-]*[\"']?\s*[=:]\s*[\"']?)"
+            rf"(?i)((?:{_SENSITIVE_NAMES})[\w.-]{{0,40}}[\"']?\s*[=:]\s*[\"']?)"
             + _NOT_A_VALUE
             + r"(?![\"'{\[`])[^\s\"'&,;}\]]+"
         ),
