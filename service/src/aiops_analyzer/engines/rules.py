@@ -291,6 +291,7 @@ FAMILIES: tuple[Family, ...] = (
     ),
 )
 
+MAX_METRICS = 50
 FAMILY_BY_CATEGORY = {family.category: family for family in FAMILIES}
 # Families about a resource running out: the busiest program in the logs is worth naming.
 RESOURCE_FAMILIES = frozenset({"cpu_saturation", "host_load", "memory_pressure", "disk_space"})
@@ -316,7 +317,8 @@ class Classification:
 def classify(alert: Alert) -> Classification:
     """The best-matching family: signals from the expression weigh more than names."""
     expr = alert_expression(alert)
-    metrics = metric_names(expr) if expr else []
+    # Real rules use a handful of metrics; a giant generated expression must stay cheap.
+    metrics = metric_names(expr)[:MAX_METRICS] if expr else []
     name_text = " ".join(
         [_split_camel(alert.alertname), alert.annotations.get("summary", "")]
     ).lower()

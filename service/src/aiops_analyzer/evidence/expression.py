@@ -53,6 +53,7 @@ _MATCHERS = re.compile(r"\{[^}]*\}")
 _GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
 _RANGE = re.compile(r"\[[^\]]*\]")
 _IDENT = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_CALL = re.compile(r"\s*\(")
 
 
 def alert_expression(alert: Alert) -> str:
@@ -79,16 +80,17 @@ def metric_names(expr: str) -> list[str]:
     text = _GROUPING.sub(" ", text)
     text = _RANGE.sub(" ", text)
     names: list[str] = []
+    seen: set[str] = set()
     for match in _IDENT.finditer(text):
         word = match.group(0)
-        rest = text[match.end() :].lstrip()
-        if rest.startswith("("):  # a function call such as rate(
+        if _CALL.match(text, match.end()):  # a function call such as rate(
             continue
-        if word.lower() in _PROMQL_WORDS or word in names:
+        if word.lower() in _PROMQL_WORDS or word in seen:
             continue
         # Durations and numbers are not identifiers (e.g. "5m" never starts with a letter
         # here, but "e" of 1e3 could); skip single letters that follow a digit.
         if match.start() > 0 and text[match.start() - 1].isdigit():
             continue
         names.append(word)
+        seen.add(word)
     return names
