@@ -292,6 +292,7 @@ FAMILIES: tuple[Family, ...] = (
 )
 
 MAX_METRICS = 50
+MAX_LABEL_CHARS = 100
 FAMILY_BY_CATEGORY = {family.category: family for family in FAMILIES}
 # Families about a resource running out: the busiest program in the logs is worth naming.
 RESOURCE_FAMILIES = frozenset({"cpu_saturation", "host_load", "memory_pressure", "disk_space"})
@@ -366,16 +367,21 @@ def scope(alert: Alert) -> str:
     return "service"
 
 
+def _label(alert: Alert, key: str) -> str:
+    """A label value short enough to quote in a sentence."""
+    value = alert.labels.get(key, "")
+    return value if len(value) <= MAX_LABEL_CHARS else value[: MAX_LABEL_CHARS - 3] + "..."
+
+
 def target(alert: Alert) -> str:
-    labels = alert.labels
     for key in ("name", "container", "pod", "service", "compose_service", "instance"):
-        if labels.get(key):
-            where = f"{key} {labels[key]}"
-            if key == "instance" and labels.get("job"):
-                where += f" (job {labels['job']})"
+        if alert.labels.get(key):
+            where = f"{key} {_label(alert, key)}"
+            if key == "instance" and alert.labels.get("job"):
+                where += f" (job {_label(alert, 'job')})"
             return where
-    if labels.get("job"):
-        return f"job {labels['job']}"
+    if alert.labels.get("job"):
+        return f"job {_label(alert, 'job')}"
     return "an unnamed target"
 
 
@@ -482,7 +488,7 @@ class RulesEngine:
                 "Tune the rule before chasing an incident: raise `for:` or move the threshold "
                 "away from the value's normal range so it stops flapping."
             )
-        name = alert.labels.get("name") or alert.labels.get("container") or "NAME"
+        name = _label(alert, "name") or _label(alert, "container") or "NAME"
         if where == "container":
             steps += [s.replace("NAME", name) for s in family.container_steps]
         elif where == "host":
@@ -506,7 +512,7 @@ class RulesEngine:
         evidence: list[EvidenceItem],
         inconclusive: bool,
     ) -> str:
-        name = alert.alertname or "An alert"
+        name = _label(alert, "alertname") or "An alert"
         state = "resolved" if alert.status == "resolved" else "firing"
         text = f"{name} ({severity}, {state}) on {where} {target(alert)}: {family.title}."
         stated = alert.annotations.get("summary") or alert.annotations.get("description")
