@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from aiops_analyzer import worker
+from aiops_analyzer.core.metrics import Metrics
 from aiops_analyzer.store import Store
 
 from tests.service.apptools import AUTH, WEBHOOK, make_settings, payload, running_app, sample
@@ -244,3 +245,21 @@ async def test_jobs_left_running_by_a_dead_process_are_resumed(tmp_path: Path) -
         analyses = [await wait_finished(client, analysis_id) for analysis_id in ids]
     assert [a["job"]["state"] for a in analyses] == ["done"] * 3
     assert sorted(a["job"]["attempts"] for a in analyses) == [1, 2, 2]
+
+
+async def test_stop_is_prompt_even_when_a_wake_up_races_it(tmp_path: Path) -> None:
+    """A wake-up landing together with the shutdown's cancellation must not keep a worker
+    alive (asyncio.wait_for on Python 3.11 can swallow such a cancellation)."""
+    settings = make_settings(tmp_path, workers=4)
+    store = Store(settings.effective_database_url)
+    store.migrate()
+    for _ in range(20):
+        pool = worker.WorkerPool(settings, store, Metrics())
+        await pool.start()
+        await asyncio.sleep(0.02)  # The workers are idle, waiting for a wake-up.
+        tasks = list(pool._tasks)
+        pool.wake(4)
+        async with asyncio.timeout(5):
+            await pool.stop()
+        assert all(task.done() for task in tasks)
+    store.dispose()

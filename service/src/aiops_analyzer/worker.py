@@ -31,6 +31,8 @@ IDLE_POLL_SECONDS = 1.0
 # A failed attempt is retried after RETRY_BASE_SECONDS * 2**(attempt - 1), at most 60 s.
 RETRY_BASE_SECONDS = 2.0
 MAX_RETRY_DELAY_SECONDS = 60.0
+# Longest wait for the worker tasks at shutdown.
+STOP_TIMEOUT_SECONDS = 10.0
 
 
 def outcome_of(result: AnalysisResult) -> str:
@@ -44,11 +46,14 @@ class WorkerPool:
         self.settings = settings
         self.store = store
         self.metrics = metrics
-        self._wakeup = asyncio.Event()
+        # One token per new job wakes one idle worker (an Event would wake them all, and each
+        # would then race for the same job through the store).
+        self._wakeups = asyncio.Semaphore(0)
         self._tasks: list[asyncio.Task[None]] = []
         self._http: httpx.AsyncClient | None = None
         self._llm: engines.LLMEngine | None = None
         self._running_jobs = 0
+        self._stopping = False
 
     # --- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -76,9 +81,16 @@ class WorkerPool:
         self.metrics.workers_alive.set_function(lambda: float(self.alive))
 
     async def stop(self) -> None:
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        pending: set[asyncio.Task[None]] = set()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT_SECONDS)
+        if pending:
+            # A job stuck in a thread (a hung store call): its job stays running and is
+            # resumed at the next start. Do not hang the shutdown on it.
+            logger.warning("workers did not stop in time", extra={"event": "workers_stop_timeout"})
         self._tasks = []
         if self._http is not None:
             await self._http.aclose()
@@ -95,15 +107,17 @@ class WorkerPool:
     def busy(self) -> int:
         return self._running_jobs
 
-    def wake(self) -> None:
+    def wake(self, jobs: int = 1) -> None:
         """New jobs were stored: let idle workers look now rather than at their next poll."""
-        self._wakeup.set()
+        for _ in range(min(jobs, self.settings.workers)):
+            if self._wakeups._value >= self.settings.workers:  # Enough tokens already.
+                break
+            self._wakeups.release()
 
     # --- the loop --------------------------------------------------------------------------
     async def _run(self, number: int) -> None:
-        while True:
+        while not self._stopping:
             try:
-                self._wakeup.clear()
                 job = await anyio.to_thread.run_sync(self._claim)
                 if job is None:
                     await self._idle()
@@ -124,10 +138,12 @@ class WorkerPool:
         return self.store.claim_next(lease_seconds=self.settings.job_timeout_seconds * 2 + 60)
 
     async def _idle(self) -> None:
-        due_in = await anyio.to_thread.run_sync(self.store.next_due_in)
-        timeout = IDLE_POLL_SECONDS if due_in is None else min(IDLE_POLL_SECONDS, due_in)
+        # The poll also picks up retries that became due and jobs stored by another process.
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+        # races with the semaphore's wake-up, and the worker would then never stop.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wakeup.wait(), timeout=max(timeout, 0.01))
+            async with asyncio.timeout(IDLE_POLL_SECONDS):
+                await self._wakeups.acquire()
 
     async def _process(self, job: Job) -> None:
         log = {"analysis_id": job.id, "alertname": job.alert.alertname, "attempt": job.attempts}
@@ -165,28 +181,45 @@ class WorkerPool:
     def _engine_label(self) -> str:
         return "llm" if self.settings.llm_enabled else "rules"
 
-    async def _run_engine(self, job: Job) -> tuple[AnalysisResult, list[EvidenceItem]]:
+    async def _run_engine(
+        self, job: Job, *, store_now: bool
+    ) -> tuple[AnalysisResult, list[EvidenceItem]]:
         started = time.perf_counter()
         items = await evidence.gather_evidence(job.alert, self.settings, http=self._http)
-        tokens_today = await anyio.to_thread.run_sync(self.store.tokens_used_today)
+        tokens_today = 0
+        if self.settings.llm_enabled and self.settings.llm_daily_token_budget:
+            tokens_today = await anyio.to_thread.run_sync(self.store.tokens_used_today)
         result = await engines.analyze(
             job.alert, items, self.settings, tokens_used_today=tokens_today, llm=self._llm
         )
-        await anyio.to_thread.run_sync(lambda: self.store.save_result(job.id, result, items))
+        if store_now:
+            await anyio.to_thread.run_sync(lambda: self.store.save_result(job.id, result, items))
         self.metrics.record_analysis(result, time.perf_counter() - started)
         return result, items
 
     async def _analyze_firing(self, job: Job) -> str:
+        # With notifications to send, the result is stored first: a job interrupted while
+        # notifying resumes without asking the engine again. Without, one write does both.
+        has_channels = bool(notify.configured_channels(self.settings))
         result = job.result
+        fresh: tuple[AnalysisResult, list[EvidenceItem]] | None = None
         if result is None:
-            result, _ = await self._run_engine(job)
+            fresh = await self._run_engine(job, store_now=has_channels)
+            result = fresh[0]
         outcomes = await notify.notify_analysis(
             job.alert, result, self.settings, analysis_id=job.id, http=self._http
         )
         self.metrics.record_notifications(outcomes)
         outcome = outcome_of(result)
+        unsaved = fresh if fresh is not None and not has_channels else None
         await anyio.to_thread.run_sync(
-            lambda: self.store.finish(job.id, outcome=outcome, notifications=outcomes)
+            lambda: self.store.finish(
+                job.id,
+                outcome=outcome,
+                notifications=outcomes,
+                result=unsaved[0] if unsaved else None,
+                evidence=unsaved[1] if unsaved else None,
+            )
         )
         return outcome
 
@@ -201,7 +234,7 @@ class WorkerPool:
             lambda: self.store.save_resolution(job.id, firing_id, duration)
         )
         if self.settings.analyze_resolved and job.result is None:
-            await self._run_engine(job)
+            await self._run_engine(job, store_now=True)
         firing_result = _stored_result(firing)
         outcomes = await notify.notify_resolution(
             alert, firing_result, duration, self.settings, analysis_id=job.id, http=self._http

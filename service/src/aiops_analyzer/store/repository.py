@@ -7,12 +7,14 @@ the existing row and only bumps its delivery counter.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import Connection, bindparam, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from aiops_analyzer.schemas import Alert, AnalysisResult, EvidenceItem, NotificationOutcome
@@ -76,6 +78,19 @@ class Store:
         # Writes take SQLite's lock at BEGIN; reads never block on it (WAL).
         self._writer = create_store_engine(url, immediate=True)
         self._reader = create_store_engine(url, immediate=False) if is_sqlite(url) else self._writer
+        # SQLite has one writer at a time. Queueing this process's writers on a lock hands the
+        # turn over at once, where SQLite's busy handler would sleep in growing steps.
+        self._write_lock = threading.Lock() if is_sqlite(url) else None
+        self._prepare_statements()
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        if self._write_lock is None:
+            with self._writer.begin() as conn:
+                yield conn
+            return
+        with self._write_lock, self._writer.begin() as conn:
+            yield conn
 
     # --- lifecycle -------------------------------------------------------------------------
     def migrate(self) -> str:
@@ -93,9 +108,55 @@ class Store:
             return connection.execute(text("SELECT 1")).scalar() == 1
 
     # --- ingest ----------------------------------------------------------------------------
-    def _insert(self) -> Any:
-        dialect = postgresql if self._writer.dialect.name == "postgresql" else sqlite
-        return dialect.insert(analyses)
+    def _prepare_statements(self) -> None:
+        """Build the hot statements once: constructing SQLAlchemy statements per call costs
+        more than SQLite takes to run them."""
+        postgres = self._writer.dialect.name == "postgresql"
+        insert = postgresql.insert if postgres else sqlite.insert
+        greatest = func.greatest if postgres else func.max
+        c = analyses.c
+        self._insert_alert = (
+            insert(analyses)
+            .on_conflict_do_nothing(index_elements=["fingerprint", "status", "starts_at"])
+            .returning(c.id)
+        )
+        self._find_alert = select(c.id).where(
+            c.fingerprint == bindparam("b_fingerprint"),
+            c.status == bindparam("b_status"),
+            c.starts_at == bindparam("b_starts_at"),
+        )
+        self._bump_alert = (
+            update(analyses)
+            .where(c.id == bindparam("b_id"))
+            .values(
+                deliveries=c.deliveries + 1,
+                last_received_at=bindparam("b_now"),
+                truncated_alerts=greatest(c.truncated_alerts, bindparam("b_truncated")),
+            )
+        )
+        self._count_delivery = (
+            update(deliveries)
+            .where(deliveries.c.id == bindparam("b_id"))
+            .values(new_alerts=bindparam("b_new"), duplicate_alerts=bindparam("b_duplicates"))
+        )
+        self._next_pending = (
+            select(c.id)
+            .where(c.state == "pending", c.available_at <= bindparam("b_now"))
+            .order_by(c.available_at, c.id)
+            .limit(1)
+        )
+        self._next_stale = (
+            select(c.id)
+            .where(c.state == "running", c.claimed_at < bindparam("b_stale"))
+            .order_by(c.id)
+            .limit(1)
+        )
+        self._claim = (
+            update(analyses)
+            .where(c.id == bindparam("b_id"))
+            .values(state="running", claimed_at=bindparam("b_now"), attempts=c.attempts + 1)
+            .returning(*c)
+        )
 
     def ingest(
         self,
@@ -108,18 +169,19 @@ class Store:
     ) -> IngestResult:
         """Store one delivery and its alerts in one transaction; return the analysis ids."""
         now = utcnow()
-        with self._writer.begin() as conn:
+        with self._write() as conn:
             inserted = conn.execute(
-                deliveries.insert().values(
-                    received_at=now,
-                    receiver=receiver,
-                    status=status,
-                    group_key=group_key,
-                    alerts=len(alerts),
-                    new_alerts=0,
-                    duplicate_alerts=0,
-                    truncated_alerts=truncated_alerts,
-                )
+                deliveries.insert(),
+                {
+                    "received_at": now,
+                    "receiver": receiver,
+                    "status": status,
+                    "group_key": group_key,
+                    "alerts": len(alerts),
+                    "new_alerts": 0,
+                    "duplicate_alerts": 0,
+                    "truncated_alerts": truncated_alerts,
+                },
             ).inserted_primary_key
             assert inserted is not None
             delivery_id = int(inserted[0])
@@ -131,63 +193,47 @@ class Store:
                     result.analysis_ids.append(seen[key])
                     result.duplicates += 1
                     continue
-                statement = (
-                    self._insert()
-                    .values(
-                        fingerprint=alert.fingerprint,
-                        status=alert.status,
-                        starts_at=key[2],
-                        ends_at=to_naive_utc(alert.ends_at) if alert.ends_at else None,
-                        alertname=alert.labels.get("alertname", "")[:255],
-                        labels=alert.labels,
-                        annotations=alert.annotations,
-                        generator_url=alert.generator_url,
-                        received_at=now,
-                        delivery_id=delivery_id,
-                        deliveries=1,
-                        last_received_at=now,
-                        truncated_alerts=truncated_alerts,
-                        state="pending",
-                        attempts=0,
-                        available_at=now,
-                        prompt_tokens=0,
-                        completion_tokens=0,
-                    )
-                    .on_conflict_do_nothing(index_elements=["fingerprint", "status", "starts_at"])
-                    .returning(analyses.c.id)
-                )
-                new_id = conn.execute(statement).scalar()
+                row = {
+                    "fingerprint": alert.fingerprint,
+                    "status": alert.status,
+                    "starts_at": key[2],
+                    "ends_at": to_naive_utc(alert.ends_at) if alert.ends_at else None,
+                    "alertname": alert.labels.get("alertname", "")[:255],
+                    "labels": alert.labels,
+                    "annotations": alert.annotations,
+                    "generator_url": alert.generator_url,
+                    "received_at": now,
+                    "delivery_id": delivery_id,
+                    "deliveries": 1,
+                    "last_received_at": now,
+                    "truncated_alerts": truncated_alerts,
+                    "state": "pending",
+                    "attempts": 0,
+                    "available_at": now,
+                    "prompt_tokens": 0,
+                    "completion_tokens": 0,
+                }
+                new_id = conn.execute(self._insert_alert, row).scalar()
                 if new_id is not None:
                     analysis_id = int(new_id)
                     result.new_ids.append(analysis_id)
                 else:
-                    analysis_id = int(
-                        conn.execute(
-                            select(analyses.c.id).where(
-                                analyses.c.fingerprint == key[0],
-                                analyses.c.status == key[1],
-                                analyses.c.starts_at == key[2],
-                            )
-                        ).scalar_one()
-                    )
+                    found = {"b_fingerprint": key[0], "b_status": key[1], "b_starts_at": key[2]}
+                    analysis_id = int(conn.execute(self._find_alert, found).scalar_one())
                     conn.execute(
-                        update(analyses)
-                        .where(analyses.c.id == analysis_id)
-                        .values(
-                            deliveries=analyses.c.deliveries + 1,
-                            last_received_at=now,
-                            truncated_alerts=func.max(analyses.c.truncated_alerts, truncated_alerts)
-                            if self._writer.dialect.name == "sqlite"
-                            else func.greatest(analyses.c.truncated_alerts, truncated_alerts),
-                        )
+                        self._bump_alert,
+                        {"b_id": analysis_id, "b_now": now, "b_truncated": truncated_alerts},
                     )
                     result.duplicates += 1
                 seen[key] = analysis_id
                 result.analysis_ids.append(analysis_id)
             conn.execute(
-                update(deliveries)
-                .where(deliveries.c.id == delivery_id)
-                .values(new_alerts=len(result.new_ids), duplicate_alerts=result.duplicates)
+                self._count_delivery,
+                {
+                    "b_id": delivery_id,
+                    "b_new": len(result.new_ids),
+                    "b_duplicates": result.duplicates,
+                },
             )
         return result
 
@@ -197,7 +243,7 @@ class Store:
         have used every attempt, so a job that kills the process cannot loop forever).
         Returns (requeued, failed)."""
         now = utcnow()
-        with self._writer.begin() as conn:
+        with self._write() as conn:
             failed = conn.execute(
                 update(analyses)
                 .where(analyses.c.state == "running", analyses.c.attempts >= max_attempts)
@@ -219,32 +265,27 @@ class Store:
         """Atomically move the oldest due pending job (or one whose lease expired) to running."""
         now = utcnow()
         stale = now - timedelta(seconds=lease_seconds)
-        with self._writer.begin() as conn:
-            row = conn.execute(
-                select(analyses.c.id)
-                .where(
-                    or_(
-                        and_(analyses.c.state == "pending", analyses.c.available_at <= now),
-                        and_(analyses.c.state == "running", analyses.c.claimed_at < stale),
-                    )
-                )
-                .order_by(analyses.c.available_at, analyses.c.id)
-                .limit(1)
-            ).first()
-            if row is None:
+        # Idle workers ask often: answer "nothing to do" from a read, without the write lock.
+        with self._reader.connect() as reader:
+            due = reader.execute(self._next_pending, {"b_now": now}).scalar()
+            if due is None:
+                due = reader.execute(self._next_stale, {"b_stale": stale}).scalar()
+        if due is None:
+            return None
+        with self._write() as conn:
+            # Two indexed lookups rather than one OR, which SQLite would answer with a scan.
+            job_id = conn.execute(self._next_pending, {"b_now": now}).scalar()
+            if job_id is None:
+                job_id = conn.execute(self._next_stale, {"b_stale": stale}).scalar()
+            if job_id is None:
                 return None
-            claimed = conn.execute(
-                update(analyses)
-                .where(analyses.c.id == row.id)
-                .values(state="running", claimed_at=now, attempts=analyses.c.attempts + 1)
-                .returning(*analyses.c)
-            ).one()
+            claimed = conn.execute(self._claim, {"b_id": job_id, "b_now": now}).one()
         return _job_from_row(claimed._mapping)
 
-    def save_result(
-        self, job_id: int, result: AnalysisResult | None, evidence: list[EvidenceItem]
-    ) -> None:
-        """Store the engine's answer before notifying, so a retry never asks the engine twice."""
+    @staticmethod
+    def _result_values(
+        result: AnalysisResult | None, evidence: list[EvidenceItem]
+    ) -> dict[str, Any]:
         values: dict[str, Any] = {"evidence": [item.model_dump(mode="json") for item in evidence]}
         if result is not None:
             values.update(
@@ -253,13 +294,20 @@ class Store:
                 prompt_tokens=result.prompt_tokens,
                 completion_tokens=result.completion_tokens,
             )
-        with self._writer.begin() as conn:
+        return values
+
+    def save_result(
+        self, job_id: int, result: AnalysisResult | None, evidence: list[EvidenceItem]
+    ) -> None:
+        """Store the engine's answer before notifying, so a retry never asks the engine twice."""
+        values = self._result_values(result, evidence)
+        with self._write() as conn:
             conn.execute(update(analyses).where(analyses.c.id == job_id).values(**values))
 
     def save_resolution(
         self, job_id: int, firing_analysis_id: int | None, duration_seconds: float | None
     ) -> None:
-        with self._writer.begin() as conn:
+        with self._write() as conn:
             conn.execute(
                 update(analyses)
                 .where(analyses.c.id == job_id)
@@ -267,20 +315,26 @@ class Store:
             )
 
     def finish(
-        self, job_id: int, *, outcome: str, notifications: list[NotificationOutcome]
+        self,
+        job_id: int,
+        *,
+        outcome: str,
+        notifications: list[NotificationOutcome],
+        result: AnalysisResult | None = None,
+        evidence: list[EvidenceItem] | None = None,
     ) -> None:
-        with self._writer.begin() as conn:
-            conn.execute(
-                update(analyses)
-                .where(analyses.c.id == job_id)
-                .values(
-                    state="done",
-                    outcome=outcome,
-                    finished_at=utcnow(),
-                    last_error=None,
-                    notifications=[n.model_dump(mode="json") for n in notifications],
-                )
-            )
+        """Mark the job done; with ``result``, store it in the same transaction."""
+        values: dict[str, Any] = {
+            "state": "done",
+            "outcome": outcome,
+            "finished_at": utcnow(),
+            "last_error": None,
+            "notifications": [n.model_dump(mode="json") for n in notifications],
+        }
+        if result is not None:
+            values.update(self._result_values(result, evidence or []))
+        with self._write() as conn:
+            conn.execute(update(analyses).where(analyses.c.id == job_id).values(**values))
 
     def fail_attempt(self, job_id: int, *, error: str, retry_in: float | None) -> None:
         """Record a failed attempt: back to pending after ``retry_in`` seconds, or failed."""
@@ -290,7 +344,7 @@ class Store:
             values.update(state="failed", outcome="failed", finished_at=now)
         else:
             values.update(state="pending", available_at=now + timedelta(seconds=retry_in))
-        with self._writer.begin() as conn:
+        with self._write() as conn:
             conn.execute(update(analyses).where(analyses.c.id == job_id).values(**values))
 
     def next_due_in(self) -> float | None:
@@ -324,7 +378,7 @@ class Store:
         return counts
 
     def tokens_used_today(self) -> int:
-        """Prompt plus completion tokens of analyses stored since 00:00 UTC."""
+        """Prompt plus completion tokens of analyses finished since 00:00 UTC."""
         midnight = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
         with self._reader.connect() as conn:
             total = conn.execute(
@@ -333,7 +387,7 @@ class Store:
                         func.sum(analyses.c.prompt_tokens + analyses.c.completion_tokens), 0
                     )
                 ).where(
-                    or_(analyses.c.finished_at >= midnight, analyses.c.state == "running"),
+                    analyses.c.finished_at >= midnight,
                     analyses.c.prompt_tokens + analyses.c.completion_tokens > 0,
                 )
             ).scalar_one()

@@ -151,7 +151,7 @@ async def receive_alerts(
         )
     )
     if result.new_ids:
-        workers.wake()
+        workers.wake(len(result.new_ids))
 
     for record in records:
         metrics.alerts_received.labels(record.status).inc()
