@@ -7,7 +7,6 @@ each failure gets its own status: 401, 413, 415, 422.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -60,15 +59,6 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def _encodable(document: Any) -> bool:
-    """JSON may escape lone surrogates (\\ud800), which no UTF-8 store can hold."""
-    try:
-        json.dumps(document, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _scrubbed(record: AlertRecord, scrubber: Scrubber) -> AlertRecord:
     """Secrets in labels or annotations never reach the store."""
     return AlertRecord(
@@ -118,26 +108,20 @@ async def receive_alerts(
         )
     body = await _read_limited(request, settings.max_body_bytes)
     try:
-        document = json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        return JSONResponse(
-            status_code=422,
-            content={
-                "detail": f"body is not valid JSON: {str(exc)[:200]}",
-                "errors": [{"field": "body", "message": "invalid JSON"}],
-            },
-        )
-    if (b"\\ud" in body or b"\\uD" in body) and not _encodable(document):
-        return JSONResponse(
-            status_code=422,
-            content={"detail": "body contains an invalid Unicode escape (a lone surrogate)"},
-        )
-    try:
-        payload = AlertmanagerPayload.model_validate(document)
+        # Parsed and validated in one pass by pydantic's JSON parser, which also refuses
+        # lone surrogate escapes (no UTF-8 store can hold them) and absurd nesting.
+        payload = AlertmanagerPayload.model_validate_json(body)
     except ValidationError as exc:
+        syntax = [e for e in exc.errors(include_url=False) if e["type"] == "json_invalid"]
+        if syntax:
+            return JSONResponse(
+                status_code=422,
+                content={
+                    "detail": f"body is not valid JSON: {str(syntax[0]['msg'])[:200]}",
+                    "errors": [{"field": "body", "message": "invalid JSON"}],
+                },
+            )
         return validation_response(exc, "invalid Alertmanager payload: ")
-    except RecursionError:
-        return JSONResponse(status_code=422, content={"detail": "body is nested too deeply"})
 
     scrubber: Scrubber = request.app.state.scrubber
     records = [_scrubbed(alert.to_record(), scrubber) for alert in payload.alerts]
