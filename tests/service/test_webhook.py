@@ -253,3 +253,22 @@ async def test_concurrent_identical_deliveries_store_one_alert(tmp_path: Path) -
         assert len(ids) == 1
         assert sum(r.json()["new"] for r in responses) == 1
         assert app.state.store.get(ids.pop())["deliveries"] == 50
+
+
+async def test_an_internal_bug_answers_json_500_without_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Stand-in for a bug (no client input reaches one): the store raising unexpectedly.
+    async with running_app(make_settings(tmp_path), start_workers=False) as (app, client):
+
+        def broken_ingest(**_: object) -> None:
+            raise RuntimeError("secret internals: /var/lib/analyzer.db is corrupt")
+
+        monkeypatch.setattr(app.state.store, "ingest", broken_ingest)
+        response = await client.post(WEBHOOK, json=payload(), headers=AUTH)
+        assert response.status_code == 500
+        body = response.json()
+        assert body["error_id"] and "internal error" in body["detail"]
+        assert "Traceback" not in response.text and "corrupt" not in response.text
+        metrics = (await client.get("/metrics")).text
+        assert metric_value(metrics, 'aiops_webhook_requests_total{code="500"}') == 1
