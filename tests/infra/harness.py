@@ -9,6 +9,7 @@ secret envelope, which is how tests prove secrecy). Stack outputs are resolved i
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from dataclasses import dataclass, field
@@ -222,6 +223,7 @@ def run_stack(
     """
     from stacks.program import deploy
 
+    _ensure_event_loop()
     # A fresh root stack and config per run: both would otherwise leak between stacks.
     pulumi.runtime.settings.ROOT.set(None)
     mocks = RecordingMocks()
@@ -257,6 +259,16 @@ def run_stack(
 
     program()
     return StackRun(stack=stack, resources=list(mocks.resources), outputs=resolved)
+
+
+def _ensure_event_loop() -> None:
+    """Give Pulumi's synchronous runner a loop: async tests that ran before leave none behind."""
+    try:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        loop = None
+    if loop is None or loop.is_closed():
+        asyncio.set_event_loop(asyncio.new_event_loop())
 
 
 def stack_uses_gcp(config: dict[str, str]) -> bool:
