@@ -263,3 +263,21 @@ async def test_stop_is_prompt_even_when_a_wake_up_races_it(tmp_path: Path) -> No
             await pool.stop()
         assert all(task.done() for task in tasks)
     store.dispose()
+
+
+async def test_a_resolution_waits_for_its_firing_analysis_to_quote_it(tmp_path: Path) -> None:
+    """Firing and resolved arrive together; two workers take both at once. The resolution
+    waits until the firing analysis is stored, so its notification can quote it."""
+    slow_llm = LoopbackServer(always(Reply(body=completion(json.dumps(GOOD)), delay=1.0)))
+    with slow_llm as llm, LoopbackServer(always(Reply(200, {"ok": True}))) as receiver:
+        settings = llm_settings(tmp_path, llm, workers=2, notify_webhook_url=f"{receiver.url}/hook")
+        async with running_app(settings) as (_, client):
+            [firing_id] = await post(client, payload())
+            [resolved_id] = await post(client, payload(status="resolved"))
+            resolved = await wait_finished(client, resolved_id)
+            firing = await wait_finished(client, firing_id)
+    assert resolved["resolution"]["firing_analysis_id"] == firing_id
+    assert resolved["job"]["attempts"] == 1  # Waiting did not use up attempts.
+    assert resolved["job"]["finished_at"] >= firing["job"]["finished_at"]
+    resolution = next(r.json() for r in receiver.requests if r.json()["event"] == "resolution")
+    assert resolution["firing_analysis"]["summary"] == GOOD["summary"]

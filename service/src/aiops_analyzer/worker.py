@@ -31,6 +31,10 @@ IDLE_POLL_SECONDS = 1.0
 # A failed attempt is retried after RETRY_BASE_SECONDS * 2**(attempt - 1), at most 60 s.
 RETRY_BASE_SECONDS = 2.0
 MAX_RETRY_DELAY_SECONDS = 60.0
+# A resolution waits (re-queued every second, this long at most) for its firing analysis to
+# finish, so its notification can quote the analysis.
+RESOLUTION_WAIT_SECONDS = 120.0
+RESOLUTION_RECHECK_SECONDS = 1.0
 # Longest wait for the worker tasks at shutdown.
 STOP_TIMEOUT_SECONDS = 10.0
 
@@ -176,6 +180,9 @@ class WorkerPool:
                 extra={"event": "job_failed", "final": final, "error": error, **log},
             )
             return
+        if outcome == "deferred":
+            logger.debug("resolution waits for its firing analysis", extra=log)
+            return
         logger.info("job done", extra={"event": "job_done", "outcome": outcome, **log})
 
     def _engine_label(self) -> str:
@@ -228,6 +235,15 @@ class WorkerPool:
         firing = await anyio.to_thread.run_sync(
             self.store.find_firing, alert.fingerprint, alert.starts_at
         )
+        if (
+            firing
+            and firing["state"] in {"pending", "running"}
+            and _waited(job) < (RESOLUTION_WAIT_SECONDS)
+        ):
+            await anyio.to_thread.run_sync(
+                lambda: self.store.defer(job.id, seconds=RESOLUTION_RECHECK_SECONDS)
+            )
+            return "deferred"
         duration = _duration_seconds(alert)
         firing_id = firing["id"] if firing else None
         await anyio.to_thread.run_sync(
@@ -244,6 +260,11 @@ class WorkerPool:
             lambda: self.store.finish(job.id, outcome="resolved", notifications=outcomes)
         )
         return "resolved"
+
+
+def _waited(job: Job) -> float:
+    """Seconds since the job's alert was first received."""
+    return (datetime.now(UTC).replace(tzinfo=None) - job.received_at).total_seconds()
 
 
 def _duration_seconds(alert: Alert) -> float:

@@ -70,6 +70,7 @@ class Job:
     attempts: int
     result: AnalysisResult | None
     evidence: list[EvidenceItem] | None
+    received_at: datetime
 
 
 class Store:
@@ -336,6 +337,20 @@ class Store:
         with self._write() as conn:
             conn.execute(update(analyses).where(analyses.c.id == job_id).values(**values))
 
+    def defer(self, job_id: int, *, seconds: float) -> None:
+        """Put a claimed job back for later without counting the attempt."""
+        with self._write() as conn:
+            conn.execute(
+                update(analyses)
+                .where(analyses.c.id == job_id)
+                .values(
+                    state="pending",
+                    claimed_at=None,
+                    attempts=analyses.c.attempts - 1,
+                    available_at=utcnow() + timedelta(seconds=seconds),
+                )
+            )
+
     def fail_attempt(self, job_id: int, *, error: str, retry_in: float | None) -> None:
         """Record a failed attempt: back to pending after ``retry_in`` seconds, or failed."""
         now = utcnow()
@@ -471,5 +486,10 @@ def _job_from_row(row: Any) -> Job:
         else None
     )
     return Job(
-        id=row["id"], alert=alert, attempts=row["attempts"], result=result, evidence=evidence
+        id=row["id"],
+        alert=alert,
+        attempts=row["attempts"],
+        result=result,
+        evidence=evidence,
+        received_at=row["received_at"],
     )
