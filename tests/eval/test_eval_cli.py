@@ -13,8 +13,10 @@ from aiops_analyzer.evaluation.scenario import Scenario
 
 from tests.eval.fake_model import FakeModel
 
-# One scenario the rules engine passes and one it fails (see eval/RESULTS.md).
-MIXED = ("crash-loop-missing-setting", "flapping-cpu-threshold")
+# A scenario the rules engine passes, and a copy of it whose expectation no engine can meet
+# (a category that does not exist), so the mix is 1 of 2 whatever the engine learns next.
+PASSING = "crash-loop-missing-setting"
+IMPOSSIBLE = "impossible-expectation"
 
 
 @pytest.fixture(autouse=True)
@@ -25,29 +27,34 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
 
 
-def subset(scenarios: list[Scenario], tmp_path: Path, names: tuple[str, ...]) -> Path:
+def mixed(scenarios: list[Scenario], tmp_path: Path) -> Path:
     folder = tmp_path / "scenarios"
-    for scenario in scenarios:
-        if scenario.name in names:
-            shutil.copytree(scenario.path, folder / scenario.name)
+    source = next(scenario for scenario in scenarios if scenario.name == PASSING)
+    shutil.copytree(source.path, folder / PASSING)
+    shutil.copytree(source.path, folder / IMPOSSIBLE)
+    expected = folder / IMPOSSIBLE / "expected.yml"
+    text = expected.read_text()
+    assert "category: container_crash" in text
+    expected.write_text(text.replace("category: container_crash", "category: no_such_category"))
     return folder
 
 
 def test_a_rules_run_writes_the_report_and_prints_the_summary(
     scenarios: list[Scenario], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    folder = subset(scenarios, tmp_path, MIXED)
+    folder = mixed(scenarios, tmp_path)
     assert main(["--scenarios", str(folder)]) == 0
     report = (tmp_path / "eval" / "reports" / "latest.md").read_text()
     assert "| rules | **50.0%** | 1/2 |" in report
-    assert "| flapping-cpu-threshold | cpu_saturation | cpu_saturation | 0/1 |" in report
+    assert f"| {IMPOSSIBLE} | no_such_category | container_crash | 0/1 |" in report
+    assert f"| {PASSING} | container_crash | container_crash | 1/1 |" in report
     assert "| rules | **50.0%** |" in capsys.readouterr().out
 
 
 def test_fail_under_sets_the_exit_code(
     scenarios: list[Scenario], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    folder = subset(scenarios, tmp_path, MIXED)
+    folder = mixed(scenarios, tmp_path)
     report = tmp_path / "r.md"
     assert main(["--scenarios", str(folder), "--report", str(report), "--fail-under", "0.5"]) == 0
     assert main(["--scenarios", str(folder), "--report", str(report), "--fail-under", "0.6"]) == 1
@@ -80,8 +87,11 @@ def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
 def test_llm_and_rules_in_one_report_without_leaking_secrets(
     scenarios: list[Scenario], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    names = tuple(s.name for s in scenarios if s.expected.secrets)[:1] + MIXED[:1]
-    folder = subset(scenarios, tmp_path, names)
+    folder = tmp_path / "scenarios"
+    names = (*tuple(s.name for s in scenarios if s.expected.secrets)[:1], PASSING)
+    for scenario in scenarios:
+        if scenario.name in names:
+            shutil.copytree(scenario.path, folder / scenario.name)
     report = tmp_path / "both.md"
     with FakeModel(scenarios) as model:
         monkeypatch.setenv("AIOPS_OPENAI_API_KEY", "test-key")
