@@ -5,7 +5,9 @@
 #      local file backend (`pulumi login --local`, state in ~/.pulumi) -- nothing leaves the
 #      machine. Set PULUMI_BACKEND_URL (https://api.pulumi.com, gs://bucket...) to use another.
 #   3. Select the stack, creating it on first use (its settings come from Pulumi.<stack>.yaml).
-#   4. Run the operation; PULUMI_ARGS adds flags (e.g. PULUMI_ARGS=--yes).
+#   4. Run the operation; PULUMI_ARGS adds flags (e.g. PULUMI_ARGS=--yes). `up` and `preview`
+#      run the mandatory policy pack in policy/ (POLICY_PACK=<dir> picks another, POLICY_PACK=
+#      empty runs none), so the guardrails hold for `make` users as they do in CI.
 set -euo pipefail
 
 operation="${1:-}"
@@ -31,6 +33,13 @@ if [ -z "${PULUMI_BACKEND_URL:-}" ] && ! pulumi whoami >/dev/null 2>&1; then
   pulumi login --local
 fi
 
+policy_pack="${POLICY_PACK-policy}"
+if [ "$operation" != "down" ] && [ -n "$policy_pack" ]; then
+  command+=(--stack "$stack" --policy-pack "$policy_pack")
+else
+  command+=(--stack "$stack")
+fi
+
 pulumi stack select --create "$stack"
 # shellcheck disable=SC2086 # PULUMI_ARGS is a list of flags on purpose
-exec pulumi "${command[@]}" --stack "$stack" ${PULUMI_ARGS:-}
+exec pulumi "${command[@]}" ${PULUMI_ARGS:-}

@@ -114,7 +114,7 @@ def test_up_installs_logs_in_locally_selects_the_stack_then_deploys(
         "pulumi whoami",
         "pulumi login --local",
         "pulumi stack select --create local",
-        "pulumi up --stack local",
+        "pulumi up --stack local --policy-pack policy",
     ]
 
 
@@ -123,13 +123,13 @@ def test_a_configured_backend_is_used_as_is(project: Path, bin_dir: Path) -> Non
     assert "pulumi login --local" not in by_env
     assert pulumi_calls(by_env)[-2:] == [
         "pulumi stack select --create local",
-        "pulumi up --stack local",
+        "pulumi up --stack local --policy-pack policy",
     ]
     _, logged_in = run_make(project, bin_dir, "up", logged_in=True)
     assert pulumi_calls(logged_in) == [
         "pulumi whoami",
         "pulumi stack select --create local",
-        "pulumi up --stack local",
+        "pulumi up --stack local --policy-pack policy",
     ]
 
 
@@ -137,9 +137,10 @@ def test_a_configured_backend_is_used_as_is(project: Path, bin_dir: Path) -> Non
 def test_preview_and_down(project: Path, bin_dir: Path, target: str, operation: str) -> None:
     result, calls = run_make(project, bin_dir, target, logged_in=True)
     assert result.returncode == 0, result.stderr
+    policy = " --policy-pack policy" if operation == "preview" else ""
     assert pulumi_calls(calls)[-2:] == [
         "pulumi stack select --create local",
-        f"pulumi {operation} --stack local",
+        f"pulumi {operation} --stack local{policy}",
     ]
 
 
@@ -147,7 +148,7 @@ def test_stack_variable_selects_another_stack(project: Path, bin_dir: Path) -> N
     _, from_make = run_make(project, bin_dir, "up", logged_in=True, make_args=("STACK=gcp",))
     assert pulumi_calls(from_make)[-2:] == [
         "pulumi stack select --create gcp",
-        "pulumi up --stack gcp",
+        "pulumi up --stack gcp --policy-pack policy",
     ]
     _, from_env = run_make(project, bin_dir, "down", logged_in=True, extra_env={"STACK": "dev"})
     assert pulumi_calls(from_env)[-1] == "pulumi destroy --stack dev"
@@ -157,7 +158,18 @@ def test_extra_pulumi_flags_are_passed_through(project: Path, bin_dir: Path) -> 
     _, calls = run_make(
         project, bin_dir, "up", logged_in=True, extra_env={"PULUMI_ARGS": "--yes --skip-preview"}
     )
-    assert pulumi_calls(calls)[-1] == "pulumi up --stack local --yes --skip-preview"
+    assert pulumi_calls(calls)[-1] == (
+        "pulumi up --stack local --policy-pack policy --yes --skip-preview"
+    )
+
+
+def test_the_policy_pack_can_be_replaced_or_switched_off(project: Path, bin_dir: Path) -> None:
+    _, other = run_make(
+        project, bin_dir, "preview", logged_in=True, extra_env={"POLICY_PACK": "../my-pack"}
+    )
+    assert pulumi_calls(other)[-1] == "pulumi preview --stack local --policy-pack ../my-pack"
+    _, none = run_make(project, bin_dir, "up", logged_in=True, extra_env={"POLICY_PACK": ""})
+    assert pulumi_calls(none)[-1] == "pulumi up --stack local"
 
 
 def test_missing_cli_fails_with_a_message_naming_it(project: Path, bin_dir: Path) -> None:
