@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -80,15 +81,61 @@ async def test_range_query_of_the_alerts_own_expression() -> None:
     assert first.path == "/api/v1/query_range"
     assert first.param("query") == expr
     start, end = float(first.param("start")), float(first.param("end"))
-    # The window opens one evidence window before startsAt and ends now.
-    assert start == pytest.approx((STARTS - timedelta(minutes=30)).timestamp(), abs=1)
+    step = float(first.param("step"))
+    # The window opens one evidence window before startsAt (moved back by less than a step,
+    # so that it spans whole steps and `end` is evaluated) and ends now.
+    opens = (STARTS - timedelta(minutes=30)).timestamp()
+    assert opens - step < start <= opens
+    assert round((end - start) * 1000) % round(step * 1000) == 0
     assert end == pytest.approx(time.time(), abs=30)
-    assert 0 < float(first.param("step")) <= (end - start) / 10
+    assert 0 < step <= (end - start) / 10
     prom1 = by_id(items)["prom-1"]
     assert prom1.status == "ok"
     assert prom1.query == expr
     assert "last=0 min=0 max=1 trend=falling" in prom1.text
     assert "instance=nginx:80" in prom1.text
+
+
+def true_since(onset: float) -> Callable[[Recorded], Reply]:
+    """A Prometheus whose alert expression holds from ``onset`` on, evaluated the way
+    query_range does: at start, start + step, ... while <= end (integer milliseconds)."""
+
+    def handle(request: Recorded) -> Reply:
+        start_ms = round(float(request.param("start")) * 1000)
+        end_ms = round(float(request.param("end")) * 1000)
+        step_ms = round(float(request.param("step")) * 1000)
+        points = [
+            [ts / 1000, "1"] for ts in range(start_ms, end_ms + 1, step_ms) if ts / 1000 >= onset
+        ]
+        result = [{"metric": {"job": "nginx-exporter"}, "values": points}] if points else []
+        return Reply(body={"status": "success", "data": {"resultType": "matrix", "result": result}})
+
+    return handle
+
+
+@pytest.mark.parametrize("extra_seconds", [0.0, 17.0, 29.5, 59.0])
+async def test_a_condition_true_only_in_the_last_step_is_not_reported_as_no_data(
+    extra_seconds: float,
+) -> None:
+    # A startsAt that leaves the window a fraction of a step too long: the last evaluation
+    # of an unaligned range query then falls before the onset below, seconds before now.
+    now = time.time()
+    starts = datetime.fromtimestamp(now, UTC) - timedelta(minutes=5, seconds=extra_seconds)
+    a = Alert(
+        fingerprint="f00dfeed12345678",
+        status="firing",
+        labels={"alertname": "NginxDown"},
+        starts_at=starts,
+        generator_url="http://prometheus:9090/graph?g0.expr=nginx_up+%3D%3D+0&g0.tab=1",
+    )
+    with LoopbackServer(true_since(now - 1)) as prom:
+        items = await gather_evidence(a, settings(prometheus_url=prom.url))
+    request = prom.requests[0]
+    end, step = float(request.param("end")), float(request.param("step"))
+    assert end >= now and step > 1  # the onset is less than one step before the end
+    prom1 = by_id(items)["prom-1"]
+    assert prom1.status == "ok", prom1.detail
+    assert "last=1" in prom1.text
 
 
 def _answer_by_query(request: Recorded) -> Reply:

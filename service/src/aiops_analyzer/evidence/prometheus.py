@@ -173,6 +173,26 @@ def _step_seconds(window: Window) -> int:
     return max(1, math.ceil(window.seconds / TARGET_POINTS))
 
 
+def range_params(window: Window) -> dict[str, str]:
+    """start/end/step with ``end - start`` a whole number of steps.
+
+    Prometheus evaluates a range query at start, start + step, ... up to end, so with an
+    unaligned start the last point falls up to one step before ``end`` and a condition that
+    became true in that last step would read as "no data". Moving start back (by less than a
+    step) makes ``end`` itself, normally now, the last evaluation. Integer milliseconds, as
+    Prometheus parses them, so no float rounding can drop the last step.
+    """
+    step = _step_seconds(window)
+    end_ms = math.floor(window.end.timestamp() * 1000)
+    steps = math.ceil(window.seconds / step)
+    start_ms = end_ms - steps * step * 1000
+    return {"start": _seconds(start_ms), "end": _seconds(end_ms), "step": str(step)}
+
+
+def _seconds(ms: int) -> str:
+    return f"{ms // 1000}.{ms % 1000:03d}"
+
+
 async def _run(
     item_id: str,
     query: NamedQuery,
@@ -181,12 +201,7 @@ async def _run(
     seconds: float,
     http: httpx.AsyncClient,
 ) -> EvidenceItem:
-    params = {
-        "query": query.promql,
-        "start": f"{window.start.timestamp():.3f}",
-        "end": f"{window.end.timestamp():.3f}",
-        "step": str(_step_seconds(window)),
-    }
+    params = {"query": query.promql, **range_params(window)}
     try:
         async with asyncio.timeout(seconds):
             response = await http.get(f"{base}/api/v1/query_range", params=params, timeout=seconds)
