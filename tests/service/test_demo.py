@@ -29,5 +29,7 @@ def test_demo_replays_the_samples_and_prints_the_analyses() -> None:
     for heading in ("Summary:", "Probable causes:", "Evidence:", "Remediation:", "Runbooks:"):
         assert heading in out
     assert "Engine: rules" in out  # Offline: no key, no network.
+    # Offline the bundled runbook is the only evidence read, and the causes cite it.
+    assert "evidence: runbook-1" in out and "no evidence cited" not in out
     assert "s3cr3t-pass" not in out  # The sample's password is masked before it is stored.
     assert "(0 failed)" in out and "stopped" in out

@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 import pytest
 from aiops_analyzer.engines.rules import RulesEngine, classify
+from aiops_analyzer.evidence.runbooks import LINK_ONLY_DETAIL
 from aiops_analyzer.schemas import Alert, EvidenceItem
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -160,6 +161,43 @@ def test_cites_only_evidence_it_used_and_quotes_it() -> None:
     ]
     assert any("monitoring/runbooks/ApiDown.md" in step for step in result.remediation)
     assert main.confidence > result.probable_causes[-1].confidence
+
+
+def test_with_only_the_runbook_the_causes_cite_it() -> None:
+    unavailable = [
+        EvidenceItem(id="prom-1", source="prometheus", status="unavailable", detail="not set"),
+        EvidenceItem(id="loki-1", source="loki", status="unavailable", detail="not set"),
+    ]
+    runbook = ok("runbook-1", "runbook", "# NginxDown\n## Meaning", "monitoring/runbooks/N.md")
+    a = alert("NginxDown", "nginx_up == 0", {"instance": "nginx-exporter:9113"})
+
+    result = RulesEngine().analyze(a, [*unavailable, runbook])
+    family_causes = result.probable_causes
+    assert len(family_causes) >= 2
+    assert all(c.evidence_ids == ["runbook-1"] for c in family_causes)
+    # The runbook backs no number: it adds no confidence.
+    without = RulesEngine().analyze(a, unavailable)
+    assert [c.confidence for c in result.probable_causes] == [
+        c.confidence for c in without.probable_causes
+    ]
+    assert all(c.evidence_ids == [] for c in without.probable_causes)
+
+    # Metrics and logs stay what the main cause cites when there are any.
+    metric = ok("prom-1", "prometheus", "alert expression: 1 series over 35m\n- {} last=0")
+    with_metric = RulesEngine().analyze(a, [metric, unavailable[1], runbook])
+    assert with_metric.probable_causes[0].evidence_ids == ["prom-1"]
+
+    # A runbook_url that was only recorded, never read, is no evidence for anything.
+    link = EvidenceItem(
+        id="runbook-1",
+        source="runbook",
+        query="https://runbooks.example.com/nginx",
+        text="Runbook link from the alert's runbook_url annotation (not fetched)",
+        detail=LINK_ONLY_DETAIL,
+    )
+    linked = RulesEngine().analyze(a, [*unavailable, link])
+    assert all(c.evidence_ids == [] for c in linked.probable_causes)
+    assert "https://runbooks.example.com/nginx" in linked.runbook_urls
 
 
 def test_container_remediation_names_the_container() -> None:

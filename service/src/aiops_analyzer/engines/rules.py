@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from aiops_analyzer.engines import findings
 from aiops_analyzer.evidence.expression import alert_expression, metric_names
+from aiops_analyzer.evidence.runbooks import LINK_ONLY_DETAIL
 from aiops_analyzer.schemas import (
     Alert,
     AnalysisResult,
@@ -418,7 +419,10 @@ class RulesEngine:
             extra.append(findings.clean_shutdown(logs))
         if family.category in RESOURCE_FAMILIES:
             extra.append(findings.busy_programs(logs))
-        causes = self._causes(family, found, prom, logs, [f for f in extra if f], inconclusive)
+        read_runbooks = [i.id for i in runbook_items if i.detail != LINK_ONLY_DETAIL]
+        causes = self._causes(
+            family, found, prom, logs, [f for f in extra if f], inconclusive, read_runbooks
+        )
         remediation = self._remediation(alert, family, where, runbook_items, flapping)
         summary = self._summary(alert, family, severity, where, evidence, inconclusive)
         scrub = self.scrubber.scrub
@@ -441,7 +445,14 @@ class RulesEngine:
         logs: list[EvidenceItem],
         extra: list[findings.Finding],
         inconclusive: bool,
+        runbook_ids: list[str],
     ) -> list[ProbableCause]:
+        """The family's causes, then what the evidence found.
+
+        A cause cites the metrics and error logs that support it. The family's causes fall back
+        to the alert's runbook (read, not just linked): it states what the alert means and how
+        to tell these causes apart, which is more than "no evidence". It adds no confidence.
+        """
         base = {"expression": 0.6, "name": 0.45, "none": 0.2}[found.matched_by]
         if inconclusive:
             base = min(base, 0.3)
@@ -455,7 +466,7 @@ class RulesEngine:
             ProbableCause(
                 cause=main,
                 confidence=round(min(0.9, base + support), 2),
-                evidence_ids=[i.id for i in prom] + error_ids,
+                evidence_ids=([i.id for i in prom] + error_ids) or list(runbook_ids),
             )
         ]
         for finding in extra:
@@ -469,7 +480,9 @@ class RulesEngine:
         for other in family.causes[1:]:
             causes.append(
                 ProbableCause(
-                    cause=other, confidence=round(max(0.1, base - 0.3), 2), evidence_ids=[]
+                    cause=other,
+                    confidence=round(max(0.1, base - 0.3), 2),
+                    evidence_ids=list(runbook_ids),
                 )
             )
         return causes

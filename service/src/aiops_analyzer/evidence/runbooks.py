@@ -19,6 +19,8 @@ from aiops_analyzer.schemas import Alert, EvidenceItem
 
 # Alert names become file names: anything else could walk out of the directory.
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
+# The detail of an item that only records the runbook_url link: nothing was read.
+LINK_ONLY_DETAIL = "no bundled runbook file; link recorded only"
 
 
 def runbook_dirs(settings: Settings) -> list[Path]:
@@ -93,7 +95,7 @@ def collect(alert: Alert, settings: Settings) -> list[EvidenceItem]:
                 source="runbook",
                 query=url,
                 text=f"Runbook link from the alert's runbook_url annotation (not fetched): {url}",
-                detail="no bundled runbook file; link recorded only",
+                detail=LINK_ONLY_DETAIL,
             )
         ]
     searched = ", ".join(map(str, runbook_dirs(settings))) or "any runbook directory"
