@@ -29,7 +29,7 @@ async def test_accepts_alertmanager_payload_and_returns_analysis_ids(tmp_path: P
         assert accepted["new"] == 1 and accepted["duplicates"] == 0
         [analysis_id] = accepted["analysis_ids"]
         stored = app.state.store.get(analysis_id)
-        assert stored["fingerprint"] == "5f0ba2c8d7e41a93"
+        assert stored["fingerprint"] == body["alerts"][0]["fingerprint"]
         assert stored["alertname"] == "NginxDown"
         assert stored["state"] == "pending"
         assert stored["ends_at"] is None  # Alertmanager's zero time means "no end yet".
