@@ -118,15 +118,59 @@ def server() -> Iterator[ReplayServer]:
 
 def test_prometheus_range_and_instant_queries_over_http(server: ReplayServer) -> None:
     query = 'sum by (name) (rate(container_cpu_usage_seconds_total{name="svc-1"}[5m]))'
+    window = {"query": query, "start": str(ANCHOR - 60), "end": str(ANCHOR + 15), "step": "15s"}
     with httpx.Client(base_url=server.url) as client:
-        matrix = client.get("/api/v1/query_range", params={"query": query, "step": "30"}).json()
-        vector = client.post("/api/v1/query", data={"query": query}).json()
+        matrix = client.get("/api/v1/query_range", params=window).json()
+        vector = client.post("/api/v1/query", data={"query": query, "time": str(ANCHOR + 1)})
     assert matrix["data"]["resultType"] == "matrix"
-    assert matrix["data"]["result"][0]["values"][-1] == [ANCHOR, "0.4"]
-    assert vector["data"] == {
+    # Every step of the grid, each holding the latest sample at or before it.
+    assert matrix["data"]["result"][0]["values"] == [
+        [ANCHOR - 60, "0.1"],
+        [ANCHOR - 45, "0.1"],
+        [ANCHOR - 30, "0.2"],
+        [ANCHOR - 15, "0.2"],
+        [ANCHOR, "0.4"],
+        [ANCHOR + 15, "0.4"],
+    ]
+    assert vector.json()["data"] == {
         "resultType": "vector",
-        "result": [{"metric": {"name": "svc-1"}, "value": [ANCHOR, "0.4"]}],
+        "result": [{"metric": {"name": "svc-1"}, "value": [ANCHOR + 1, "0.4"]}],
     }
+
+
+def test_series_without_a_sample_in_lookback_are_left_out(server: ReplayServer) -> None:
+    query = 'sum by (name) (rate(container_cpu_usage_seconds_total{name="svc-1"}[5m]))'
+    later = str(ANCHOR + 301)
+    with httpx.Client(base_url=server.url) as client:
+        matrix = client.get(
+            "/api/v1/query_range", params={"query": query, "start": later, "end": later, "step": 1}
+        )
+        vector = client.get("/api/v1/query", params={"query": query, "time": later})
+    assert matrix.json()["data"]["result"] == []
+    assert vector.json()["data"]["result"] == []
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        ({"end": "10", "step": "5"}, '"start"'),
+        ({"start": "yesterday", "end": "10", "step": "5"}, '"start"'),
+        ({"start": "10", "end": "5", "step": "5"}, '"end"'),
+        ({"start": "0", "end": "10", "step": "0"}, '"step"'),
+        ({"start": "0", "end": "10", "step": "fast"}, '"step"'),
+        ({"start": "0", "end": "1000000", "step": "1"}, "resolution"),
+    ],
+)
+def test_bad_range_parameters_get_400_naming_them(
+    server: ReplayServer, params: dict[str, str], named: str
+) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        response = client.get("/api/v1/query_range", params={"query": "up == 0", **params})
+        instant = client.get("/api/v1/query", params={"query": "up == 0", "time": "soon"})
+    assert response.status_code == 400
+    assert response.json()["errorType"] == "bad_data"
+    assert named in response.json()["error"]
+    assert instant.status_code == 400 and '"time"' in instant.json()["error"]
 
 
 def test_loki_query_range_honours_limit_and_direction(server: ReplayServer) -> None:
@@ -161,7 +205,10 @@ def test_a_source_declared_down_answers_503() -> None:
     with ReplayServer() as replay, httpx.Client(base_url=replay.url) as client:
         replay.use(EvidenceBook(down, ANCHOR))
         logs = client.get("/loki/api/v1/query_range", params={"query": '{container="svc-1"}'})
-        metrics = client.get("/api/v1/query_range", params={"query": "up == 0"})
+        metrics = client.get(
+            "/api/v1/query_range",
+            params={"query": "up == 0", "start": "1000", "end": "1060", "step": "60"},
+        )
     assert logs.status_code == 503
     assert metrics.status_code == 200 and metrics.json()["data"]["result"]
 

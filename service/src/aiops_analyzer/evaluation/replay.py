@@ -9,12 +9,21 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from aiops_analyzer.evaluation.recorded import EvidenceBook
+from aiops_analyzer.evaluation.sampling import (
+    QueryParamError,
+    evaluation_times,
+    parse_step,
+    parse_time,
+    resample,
+    value_at,
+)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -71,30 +80,48 @@ class _Handler(BaseHTTPRequestHandler):
             return
         query = params.get("query", "")
         if not query.strip():
-            self._send(400, {"status": "error", "errorType": "bad_data", "error": "empty query"})
+            self._bad_data("empty query")
             return
         handler(query, params)
 
     def _book(self) -> EvidenceBook | None:
         return self.server.book
 
+    def _bad_data(self, error: str) -> None:
+        self._send(400, {"status": "error", "errorType": "bad_data", "error": error})
+
     def _prometheus_range(self, query: str, params: dict[str, str]) -> None:
+        # Answered at start, start + step, ... end with 5-minute lookback, as Prometheus does:
+        # the recorded points alone would leave gaps wherever the step is finer than theirs.
+        try:
+            start = parse_time("start", params.get("start", ""))
+            end = parse_time("end", params.get("end", ""))
+            times = evaluation_times(start, end, parse_step(params.get("step", "")))
+        except QueryParamError as exc:
+            self._bad_data(str(exc))
+            return
         book = self._book()
         series = book.prometheus(query) if book else []
-        result = [
-            {"metric": labels, "values": [[ts, value] for ts, value in samples]}
-            for labels, samples in series
-        ]
+        result = []
+        for labels, samples in series:
+            points = resample(samples, times)
+            if points:  # Prometheus leaves out a series with no point in the range
+                result.append({"metric": labels, "values": [[ts, v] for ts, v in points]})
         self._send(200, {"status": "success", "data": {"resultType": "matrix", "result": result}})
 
     def _prometheus_instant(self, query: str, params: dict[str, str]) -> None:
+        try:
+            at = parse_time("time", params["time"]) if "time" in params else time.time()
+        except QueryParamError as exc:
+            self._bad_data(str(exc))
+            return
         book = self._book()
         series = book.prometheus(query) if book else []
-        result = [
-            {"metric": labels, "value": [samples[-1][0], samples[-1][1]]}
-            for labels, samples in series
-            if samples
-        ]
+        result = []
+        for labels, samples in series:
+            value = value_at(samples, at)
+            if value is not None:
+                result.append({"metric": labels, "value": [at, value]})
         self._send(200, {"status": "success", "data": {"resultType": "vector", "result": result}})
 
     def _loki(self, query: str, params: dict[str, str]) -> None:
