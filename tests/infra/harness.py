@@ -223,7 +223,7 @@ def run_stack(
     """
     from stacks.program import deploy
 
-    _ensure_event_loop()
+    ensure_event_loop()
     # A fresh root stack and config per run: both would otherwise leak between stacks.
     pulumi.runtime.settings.ROOT.set(None)
     mocks = RecordingMocks()
@@ -261,7 +261,7 @@ def run_stack(
     return StackRun(stack=stack, resources=list(mocks.resources), outputs=resolved)
 
 
-def _ensure_event_loop() -> None:
+def ensure_event_loop() -> None:
     """Give Pulumi's synchronous runner a loop: async tests that ran before leave none behind."""
     try:
         loop = asyncio.get_event_loop_policy().get_event_loop()
