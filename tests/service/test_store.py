@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aiops_analyzer.schemas import AnalysisResult
-from aiops_analyzer.store import AlertRecord, Store
+from aiops_analyzer.schemas import AnalysisResult, NotificationOutcome
+from aiops_analyzer.store import AlertRecord, Store, migrate
 from aiops_analyzer.store.migrate import head_revision
 from aiops_analyzer.store.tables import metadata
 from alembic.autogenerate import compare_metadata
@@ -58,6 +59,51 @@ def test_migrated_schema_matches_the_table_definitions(tmp_path: Path) -> None:
     with store._writer.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), metadata)
     assert diff == []
+
+
+def test_upgrading_a_first_revision_database_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "analyzer.db"
+    old = Store(f"sqlite:///{path}")
+    assert migrate.upgrade(old._writer, "0001") == "0001"
+    ids = ingest(old, record(fingerprint="a"), record(fingerprint="b"))
+    old.dispose()
+    # The first revision's worker finished one of them with a result.
+    db = sqlite3.connect(path)
+    result = json.dumps({"summary": "s", "severity": "warning", "engine": "rules"})
+    with db:
+        db.execute(
+            "UPDATE analyses SET state='done', outcome='ok', result=?, finished_at=? WHERE id=?",
+            (result, "2026-11-28 10:01:00.000000", ids[0]),
+        )
+    before = db.execute("SELECT * FROM analyses ORDER BY id").fetchall()
+    db.close()
+
+    store = Store(f"sqlite:///{path}")
+    assert store.schema_revision() == "0001"
+    assert store.migrate() == head_revision() != "0001"
+    db = sqlite3.connect(path)
+    names = [row[1] for row in db.execute("PRAGMA table_info(analyses)")]
+    after = db.execute("SELECT * FROM analyses ORDER BY id").fetchall()
+    db.close()
+    # Every row and value is still there; the new times are unknown, not guessed.
+    assert [row[: len(before[0])] for row in after] == before
+    assert [dict(zip(names, row, strict=True))["analyzed_at"] for row in after] == [None, None]
+    with store._writer.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), metadata) == []
+    done = store.get(ids[0])
+    assert done is not None and done["result"]["summary"] == "s"
+    assert done["analyzed_at"] is None and done["notified_at"] is None
+    # And the upgraded store records the new times.
+    job = store.claim_next(lease_seconds=600)
+    assert job is not None and job.id == ids[1]
+    store.save_result(job.id, AnalysisResult(summary="t", severity="info", engine="rules"), [])
+    store.finish(
+        job.id,
+        outcome="ok",
+        notifications=[NotificationOutcome(channel="webhook", ok=True, attempts=1)],
+    )
+    row = store.get(job.id)
+    assert row is not None and row["analyzed_at"] <= row["notified_at"] == row["finished_at"]
 
 
 def test_ingest_is_idempotent_on_fingerprint_status_and_starts_at(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +127,45 @@ async def test_notifications_are_sent_and_their_outcome_recorded(tmp_path: Path)
     sent = 'aiops_notifications_total{channel="webhook",outcome="sent"}'
     failed = 'aiops_notifications_total{channel="discord",outcome="failed"}'
     assert metric_value(metrics, sent) == 2 and metric_value(metrics, failed) == 2
+
+
+def at(value: str | None) -> datetime:
+    assert value is not None
+    return datetime.fromisoformat(value)
+
+
+async def test_the_api_tells_when_the_result_was_stored_and_notified(tmp_path: Path) -> None:
+    with (
+        LoopbackServer(always(Reply(200, {"ok": True}))) as receiver,
+        LoopbackServer(always(Reply(500, "down"))) as broken,
+    ):
+        notified = make_settings(tmp_path / "a", notify_webhook_url=f"{receiver.url}/hook")
+        async with running_app(notified) as (_, client):
+            [firing_id] = await post(client, payload())
+            firing = await wait_finished(client, firing_id)
+            [listed] = (await client.get("/analyses", headers=AUTH)).json()["items"]
+        failing = make_settings(
+            tmp_path / "b", notify_webhook_url=f"{broken.url}/hook", notify_max_attempts=1
+        )
+        async with running_app(failing) as (_, client):
+            [failed_id] = await post(client, payload())
+            unsent = await wait_finished(client, failed_id)
+        async with running_app(make_settings(tmp_path / "c")) as (_, client):
+            [quiet_id] = await post(client, payload())
+            quiet = await wait_finished(client, quiet_id)
+            [resolved_id] = await post(client, payload(status="resolved"))
+            resolved = await wait_finished(client, resolved_id)
+    # Stored before the notification went out, which ended when the job finished.
+    received, analyzed = at(firing["received_at"]), at(firing["analyzed_at"])
+    assert received <= analyzed <= at(firing["notified_at"]) == at(firing["job"]["finished_at"])
+    assert receiver.requests and listed["analyzed_at"] == firing["analyzed_at"]
+    assert listed["notified_at"] == firing["notified_at"]
+    # Every channel failed: stored, but nobody was notified.
+    assert unsent["notifications"][0]["ok"] is False
+    assert unsent["analyzed_at"] and unsent["notified_at"] is None
+    # No channel configured: stored, nothing to notify; a resolution has no result.
+    assert quiet["analyzed_at"] and quiet["notified_at"] is None
+    assert resolved["result"] is None and resolved["analyzed_at"] is None
 
 
 async def test_fifty_concurrent_resends_make_one_analysis_and_one_llm_call(

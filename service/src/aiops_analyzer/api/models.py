@@ -46,6 +46,17 @@ class AnalysisOut(BaseModel):
     result: AnalysisResult | None = None
     evidence: list[EvidenceItem] = Field(default_factory=list)
     notifications: list[NotificationOutcome] = Field(default_factory=list)
+    analyzed_at: datetime | None = Field(
+        None,
+        description="When the engine's result was stored (before any notification); None "
+        "without a result (pending, failed, a resolution not analysed) or when stored by a "
+        "version before this field.",
+    )
+    notified_at: datetime | None = Field(
+        None,
+        description="When the notifications finished with at least one channel accepting "
+        "(retries included); None when no channel is configured or every channel failed.",
+    )
     resolution: Resolution | None = Field(None, description="Only on resolved alerts.")
     resolved_by: int | None = Field(None, description="Id of the resolution, on firing alerts.")
 
@@ -91,6 +102,8 @@ def analysis_from_row(row: dict[str, Any]) -> AnalysisOut:
         result=AnalysisResult.model_validate(row["result"]) if row["result"] else None,
         evidence=[EvidenceItem.model_validate(item) for item in row["evidence"] or []],
         notifications=[NotificationOutcome.model_validate(n) for n in row["notifications"] or []],
+        analyzed_at=_utc(row["analyzed_at"]),
+        notified_at=_utc(row["notified_at"]),
         resolution=resolution,
         resolved_by=row.get("resolved_by"),
     )

@@ -30,12 +30,13 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
-def upgrade(engine: Engine) -> str:
-    """Bring the schema to the newest revision; returns it. Safe to run on every start."""
+def upgrade(engine: Engine, revision: str = "head") -> str:
+    """Bring the schema to ``revision`` (the newest by default); returns the revision reached.
+    Safe to run on every start."""
     config = _config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
-    revision = current_revision(engine)
-    assert revision is not None
-    return revision
+        command.upgrade(config, revision)
+    reached = current_revision(engine)
+    assert reached is not None
+    return reached

@@ -294,6 +294,7 @@ class Store:
                 engine=result.engine,
                 prompt_tokens=result.prompt_tokens,
                 completion_tokens=result.completion_tokens,
+                analyzed_at=utcnow(),
             )
         return values
 
@@ -324,13 +325,19 @@ class Store:
         result: AnalysisResult | None = None,
         evidence: list[EvidenceItem] | None = None,
     ) -> None:
-        """Mark the job done; with ``result``, store it in the same transaction."""
+        """Mark the job done; with ``result``, store it in the same transaction.
+
+        ``notified_at`` is set when at least one channel accepted the notification: the
+        notifier has returned by now, so this is when the last channel finished.
+        """
+        now = utcnow()
         values: dict[str, Any] = {
             "state": "done",
             "outcome": outcome,
-            "finished_at": utcnow(),
+            "finished_at": now,
             "last_error": None,
             "notifications": [n.model_dump(mode="json") for n in notifications],
+            "notified_at": now if any(n.ok for n in notifications) else None,
         }
         if result is not None:
             values.update(self._result_values(result, evidence or []))

@@ -67,6 +67,10 @@ analyses = Table(
     Column("result", JSON, nullable=True),
     Column("evidence", JSON, nullable=True),
     Column("notifications", JSON, nullable=True),
+    # When the engine's result was stored, and when a notification about it was accepted by
+    # at least one channel (revision 0002; None on rows stored before it).
+    Column("analyzed_at", DateTime, nullable=True),
+    Column("notified_at", DateTime, nullable=True),
     # Resolution record (status resolved): the firing analysis it closes and how long it lasted.
     Column("firing_analysis_id", Integer, ForeignKey("analyses.id"), nullable=True),
     Column("duration_seconds", Float, nullable=True),
