@@ -1,7 +1,9 @@
 """What the local stack must register, stated independently of the program's own helpers.
 
 The upload map is derived from the monitoring/ tree here (not from stacks/monitoring_files.py),
-so a file the program forgets, or uploads to the wrong path, is caught.
+so a file the program forgets, or uploads to the wrong path, is caught. Only the list of
+pulled images is the program's: tests/monitoring/test_images.py holds it to images.yml, and
+each of its containers is still looked for by name here.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from stacks.monitoring_files import IMAGE_KEYS
 from tests.infra.harness import REPO_ROOT, RecordedResource, StackRun, unwrap
 
 MONITORING = REPO_ROOT / "monitoring"
@@ -20,17 +23,7 @@ BUILD_IMAGE = "docker-build:index:Image"
 PASSWORD = "random:index/randomPassword:RandomPassword"
 TOKEN_FILE = "/etc/alertmanager/secrets/webhook-token"
 
-PULLED = (
-    "prometheus",
-    "alertmanager",
-    "grafana",
-    "loki",
-    "alloy",
-    "nginx",
-    "nginx-exporter",
-    "node-exporter",
-    "cadvisor",
-)
+PULLED = IMAGE_KEYS
 CONTAINERS = (*PULLED, "analyzer")
 VOLUMES = ("prometheus", "grafana", "loki", "alertmanager", "analyzer")
 # Images built FROM scratch or distroless: no shell or HTTP client to run a check with.
