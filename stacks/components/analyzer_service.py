@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 import pulumi
-import pulumi_docker as docker
 import pulumi_docker_build as docker_build
 
 from stacks.components.docker_service import (
@@ -14,6 +13,7 @@ from stacks.components.docker_service import (
     container,
     data_volume,
     healthcheck,
+    mounted,
 )
 from stacks.config import AnalyzerConfig
 from stacks.monitoring_files import REPO_ROOT
@@ -101,11 +101,7 @@ class AnalyzerService(pulumi.ComponentResource):
                 image=self.image.ref.apply(lambda _: tag),
                 envs=analyzer_env(analyzer, webhook_token),
                 ports=[(CONTAINER_PORT, host_port)],
-                volumes=[
-                    docker.ContainerVolumeArgs(
-                        volume_name=self.volume.name, container_path=DATA_DIR
-                    )
-                ],
+                volumes=[mounted(self.volume, DATA_DIR)],
                 healthcheck=healthcheck(
                     [
                         "CMD",

@@ -82,6 +82,18 @@ def pinned_image(context: LocalContext, key: str, parent: pulumi.Resource) -> do
     )
 
 
+def mounted(volume: docker.Volume, container_path: str) -> docker.ContainerVolumeArgs:
+    """A named data volume (see `data_volume`) mounted read-write at `container_path`."""
+    return docker.ContainerVolumeArgs(volume_name=volume.name, container_path=container_path)
+
+
+def host_read_only(host_path: str, container_path: str) -> docker.ContainerVolumeArgs:
+    """A path of the host the container may read but never change."""
+    return docker.ContainerVolumeArgs(
+        host_path=host_path, container_path=container_path, read_only=True
+    )
+
+
 def data_volume(context: LocalContext, service: str, parent: pulumi.Resource) -> docker.Volume:
     return docker.Volume(
         f"{service}-data",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pulumi
-import pulumi_docker as docker
 
 from stacks import monitoring_files as files
 from stacks.components.docker_service import (
@@ -12,6 +11,8 @@ from stacks.components.docker_service import (
     container,
     data_volume,
     healthcheck,
+    host_read_only,
+    mounted,
     pinned_image,
     public_url,
 )
@@ -49,11 +50,7 @@ class LoggingStack(pulumi.ComponentResource):
                 command=["-config.file=/etc/loki/config.yml"],
                 files=files.loki_files(),
                 ports=[(3100, ports.loki)],
-                volumes=[
-                    docker.ContainerVolumeArgs(
-                        volume_name=self.loki_volume.name, container_path="/loki"
-                    )
-                ],
+                volumes=[mounted(self.loki_volume, "/loki")],
                 # No healthcheck: the Loki 3 image is distroless (no shell, wget or curl).
                 # Prometheus scrapes loki:3100 and TargetDown covers it.
             ),
@@ -75,13 +72,7 @@ class LoggingStack(pulumi.ComponentResource):
                 files=files.alloy_files(),
                 ports=[(12345, ports.alloy)],
                 # discovery.docker and loki.source.docker read the engine's API.
-                volumes=[
-                    docker.ContainerVolumeArgs(
-                        host_path="/var/run/docker.sock",
-                        container_path="/var/run/docker.sock",
-                        read_only=True,
-                    )
-                ],
+                volumes=[host_read_only("/var/run/docker.sock", "/var/run/docker.sock")],
                 healthcheck=healthcheck(["CMD", "bash", "-c", ALLOY_READY_CHECK]),
             ),
             parent=self,

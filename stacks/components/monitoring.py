@@ -14,7 +14,9 @@ from stacks.components.docker_service import (
     ServiceSpec,
     container,
     data_volume,
+    host_read_only,
     http_check,
+    mounted,
     pinned_image,
     public_url,
     secret,
@@ -31,12 +33,6 @@ class AlertDelivery:
     webhook_url: str | None  # None: the in-stack analyzer, as alertmanager.yml says
     token: pulumi.Output[str]
     analyzer: pulumi.Resource | None  # started before Alertmanager when in the stack
-
-
-def _read_only(host_path: str, container_path: str) -> docker.ContainerVolumeArgs:
-    return docker.ContainerVolumeArgs(
-        host_path=host_path, container_path=container_path, read_only=True
-    )
 
 
 class MonitoringStack(pulumi.ComponentResource):
@@ -67,7 +63,7 @@ class MonitoringStack(pulumi.ComponentResource):
                 image=node_image.image_id,
                 # The host's filesystems are read through /host; its processes through pid host.
                 command=["--path.rootfs=/host", "--no-collector.systemd"],
-                volumes=[_read_only("/", "/host")],
+                volumes=[host_read_only("/", "/host")],
                 pid_mode="host",
                 healthcheck=http_check("http://127.0.0.1:9100/metrics"),
             ),
@@ -86,11 +82,11 @@ class MonitoringStack(pulumi.ComponentResource):
                     # What cAdvisor reads to see every container of the engine (Linux hosts;
                     # Docker Desktop on macOS lacks /var/lib/docker -- turn the switch off).
                     volumes=[
-                        _read_only("/", "/rootfs"),
-                        _read_only("/var/run", "/var/run"),
-                        _read_only("/sys", "/sys"),
-                        _read_only("/var/lib/docker", "/var/lib/docker"),
-                        _read_only("/dev/disk", "/dev/disk"),
+                        host_read_only("/", "/rootfs"),
+                        host_read_only("/var/run", "/var/run"),
+                        host_read_only("/sys", "/sys"),
+                        host_read_only("/var/lib/docker", "/var/lib/docker"),
+                        host_read_only("/dev/disk", "/dev/disk"),
                     ],
                     devices=[docker.ContainerDeviceArgs(host_path="/dev/kmsg")],
                     privileged=True,
@@ -123,11 +119,7 @@ class MonitoringStack(pulumi.ComponentResource):
                     )
                 ],
                 ports=[(9093, ports.alertmanager)],
-                volumes=[
-                    docker.ContainerVolumeArgs(
-                        volume_name=self.alertmanager_volume.name, container_path="/alertmanager"
-                    )
-                ],
+                volumes=[mounted(self.alertmanager_volume, "/alertmanager")],
                 healthcheck=http_check("http://127.0.0.1:9093/-/ready"),
             ),
             parent=self,
@@ -155,11 +147,7 @@ class MonitoringStack(pulumi.ComponentResource):
                 ],
                 files=[files.prometheus_config(frozenset(dropped)), *files.prometheus_rules()],
                 ports=[(9090, ports.prometheus)],
-                volumes=[
-                    docker.ContainerVolumeArgs(
-                        volume_name=self.prometheus_volume.name, container_path="/prometheus"
-                    )
-                ],
+                volumes=[mounted(self.prometheus_volume, "/prometheus")],
                 healthcheck=http_check("http://127.0.0.1:9090/-/ready"),
             ),
             parent=self,
@@ -186,11 +174,7 @@ class MonitoringStack(pulumi.ComponentResource):
                 ),
                 files=files.grafana_files(),
                 ports=[(3000, ports.grafana)],
-                volumes=[
-                    docker.ContainerVolumeArgs(
-                        volume_name=self.grafana_volume.name, container_path="/var/lib/grafana"
-                    )
-                ],
+                volumes=[mounted(self.grafana_volume, "/var/lib/grafana")],
                 healthcheck=http_check("http://127.0.0.1:3000/api/health", tool="curl"),
             ),
             parent=self,
