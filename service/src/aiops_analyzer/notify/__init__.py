@@ -63,11 +63,18 @@ def _scrubbed(alert: Alert, settings: Settings) -> Alert:
 
 
 async def _send_all(
+    alert: Alert,
     settings: Settings,
     http: httpx.AsyncClient | None,
-    build: Callable[[Channel], dict[str, Any]],
+    build: Callable[[Any, Alert], dict[str, Any]],
     backoff_seconds: float,
 ) -> list[NotificationOutcome]:
+    """Send `build(channel module, scrubbed alert)` to every configured channel."""
+    clean = _scrubbed(alert, settings)
+
+    def body(channel: Channel) -> dict[str, Any]:
+        return build(channel.module, clean)
+
     channels = configured_channels(settings)
     if not channels:
         return []
@@ -76,7 +83,7 @@ async def _send_all(
     try:
         return list(
             await asyncio.gather(
-                *(_send(client, channel, build, settings, backoff_seconds) for channel in channels)
+                *(_send(client, channel, body, settings, backoff_seconds) for channel in channels)
             )
         )
     finally:
@@ -119,11 +126,11 @@ async def notify_analysis(
     backoff_seconds: float = 0.5,
 ) -> list[NotificationOutcome]:
     """One message per configured channel for a new analysis."""
-    clean = _scrubbed(alert, settings)
     return await _send_all(
+        alert,
         settings,
         http,
-        lambda channel: channel.module.analysis_message(clean, result, analysis_id),
+        lambda module, clean: module.analysis_message(clean, result, analysis_id),
         backoff_seconds,
     )
 
@@ -139,11 +146,11 @@ async def notify_resolution(
     backoff_seconds: float = 0.5,
 ) -> list[NotificationOutcome]:
     """The follow-up when the alert resolves, with how long it fired."""
-    clean = _scrubbed(alert, settings)
     return await _send_all(
+        alert,
         settings,
         http,
-        lambda channel: channel.module.resolution_message(
+        lambda module, clean: module.resolution_message(
             clean, firing, duration_seconds, analysis_id
         ),
         backoff_seconds,
