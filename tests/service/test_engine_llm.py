@@ -28,6 +28,7 @@ from tests.service.loopback import (
     clear_analyzer_environment,
     sequence,
 )
+from tests.support.openai_fake import chat_completion
 
 
 @pytest.fixture(autouse=True)
@@ -82,28 +83,8 @@ GOOD = {
 }
 
 
-def completion(
-    content: str, prompt_tokens: int = 420, completion_tokens: int = 80
-) -> dict[str, Any]:
-    return {
-        "id": "chatcmpl-test",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": "gpt-4o-mini",
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": content},
-                "finish_reason": "stop",
-            }
-        ],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
-    }
-
+# test_process and test_worker import it from here with GOOD.
+completion = chat_completion
 
 GOOD_REPLY = Reply(body=completion(json.dumps(GOOD)))
 

@@ -15,6 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.support.openai_fake import chat_completion
+
 
 @dataclass(frozen=True)
 class RecordedRequest:
@@ -241,28 +243,14 @@ class OpenAIStandIn(RecordingServer):
         content = self.build_content(body)
         prompt_tokens = sum(len(str(m.get("content", ""))) // 4 for m in body.get("messages", []))
         completion_tokens = max(1, len(content) // 4)
-        return Reply(
-            200,
-            {
-                "id": f"chatcmpl-e2e-{len(self.requests)}",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": body.get("model", "gpt-4o-mini"),
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": content},
-                        "finish_reason": "stop",
-                        "logprobs": None,
-                    }
-                ],
-                "usage": {
-                    "prompt_tokens": prompt_tokens,
-                    "completion_tokens": completion_tokens,
-                    "total_tokens": prompt_tokens + completion_tokens,
-                },
-            },
+        reply = chat_completion(
+            content,
+            prompt_tokens,
+            completion_tokens,
+            model=body.get("model", "gpt-4o-mini"),
+            completion_id=f"chatcmpl-e2e-{len(self.requests)}",
         )
+        return Reply(200, reply)
 
     def prompts(self) -> list[str]:
         """Every completion request's messages joined into one text, in arrival order."""
