@@ -17,16 +17,12 @@ import json
 import os
 import platform
 import secrets
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +31,15 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
+# scripts/analyzer_process.py starts and stops the servers, as it does for `make demo`.
+sys.path.insert(0, str(REPO / "scripts"))
+from analyzer_process import (  # noqa: E402 -- importable once scripts/ is on the path
+    ANALYZER_COMMAND,
+    analyzer_env,
+    clean_env,
+    free_port,
+    running,
+)
 
 
 # --- payloads ------------------------------------------------------------------------------
@@ -158,77 +163,22 @@ def run_load(url: str, token: str, tag: str, **options: Any) -> dict[str, Any]:
 
 
 # --- servers -------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Server:
-    name: str
-    proc: subprocess.Popen[bytes]
-    url: str
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("AIOPS_") and k not in {"OPENAI_API_KEY", "PORT"}
-    }
-    env.update(extra)
-    return env
-
-
-@contextmanager
-def server(name: str, command: list[str], env: dict[str, str], port: int, log: Path) -> Any:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited at start; see {log}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{name} not ready within 30 s; see {log}")
-            time.sleep(0.1)
-        yield Server(name, proc, url)
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait()
-
-
 def analyzer_server(data_dir: Path, token: str, workers: int) -> Any:
     port = free_port()
-    env = clean_env(
-        AIOPS_WEBHOOK_TOKEN=token,
-        AIOPS_HOST="127.0.0.1",
-        AIOPS_PORT=str(port),
-        AIOPS_DATA_DIR=str(data_dir),
-        AIOPS_ENGINE="rules",
+    env = analyzer_env(
+        data_dir,
+        port,
+        token,
         AIOPS_WORKERS=str(workers),
         AIOPS_LOG_LEVEL="WARNING",  # Like the bare app: no per-request log lines.
     )
-    command = [sys.executable, "-m", "aiops_analyzer.cli", "serve"]
-    return server("analyzer", command, env, port, data_dir / "analyzer.log")
+    return running("analyzer", ANALYZER_COMMAND, env, port, data_dir / "analyzer.log")
 
 
 def bare_server(data_dir: Path) -> Any:
     port = free_port()
     command = [sys.executable, str(HERE / "bare_app.py"), "--port", str(port)]
-    return server("bare", command, clean_env(), port, data_dir / "bare.log")
+    return running("bare", command, clean_env(), port, data_dir / "bare.log")
 
 
 # --- measurements --------------------------------------------------------------------------

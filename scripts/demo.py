@@ -9,11 +9,7 @@ process by its PID.
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -22,53 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from analyzer_process import ANALYZER_COMMAND, analyzer_env, free_port, running
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "service" / "samples"
 WAIT_SECONDS = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_analyzer(data_dir: Path, port: int, token: str) -> subprocess.Popen[bytes]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("AIOPS_") and k not in {"OPENAI_API_KEY", "PORT"}
-    }
-    env.update(
-        AIOPS_WEBHOOK_TOKEN=token,
-        AIOPS_HOST="127.0.0.1",
-        AIOPS_PORT=str(port),
-        AIOPS_DATA_DIR=str(data_dir),
-        AIOPS_ENGINE="rules",  # Offline: no API key, no network.
-    )
-    log = (data_dir / "analyzer.log").open("wb")
-    return subprocess.Popen(
-        [sys.executable, "-m", "aiops_analyzer.cli", "serve"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=data_dir,
-    )
-
-
-def wait_ready(client: httpx.Client, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("the analyzer exited during start")
-        try:
-            if client.get("/readyz").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("the analyzer did not become ready within 30 s")
 
 
 def post(client: httpx.Client, name: str, body: dict[str, Any], note: str = "") -> list[int]:
@@ -158,6 +112,33 @@ def show(analysis: dict[str, Any]) -> None:
             print(f"    {url}")
 
 
+def replay(client: httpx.Client, firing: list[Path], resolved: list[Path]) -> int:
+    print("demo: replaying Alertmanager payloads through POST /webhook/alertmanager")
+    ids: list[int] = []
+    for path in firing:
+        ids += post(client, path.name, json.loads(path.read_text()))
+    # An Alertmanager HA pair delivers every notification twice.
+    ids += post(
+        client,
+        firing[0].name,
+        json.loads(firing[0].read_text()),
+        note=" again (HA pair resend)",
+    )
+    analyses = wait_done(client, ids)
+    for path in resolved:
+        resolved_ids = post(client, path.name, json.loads(path.read_text()))
+        analyses += wait_done(client, resolved_ids)
+    for analysis in analyses:
+        show(analysis)
+    failed = [a["id"] for a in analyses if a["job"]["state"] != "done"]
+    print(
+        f"\ndemo: {len(analyses)} analyses from {len(ids) + len(resolved)} "
+        f"deliveries ({len(failed)} failed). Run `aiops-analyzer serve` yourself "
+        "and open /docs to explore the API."
+    )
+    return 1 if failed else 0
+
+
 def main() -> int:
     samples = sorted(SAMPLES.glob("*.json"))
     if not samples:
@@ -169,50 +150,29 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="aiops-demo-") as tmp:
         data_dir = Path(tmp)
         port = free_port()
-        proc = start_analyzer(data_dir, port, token)
-        print(f"demo: analyzer started (pid {proc.pid}) on http://127.0.0.1:{port}, store {tmp}")
+        log = data_dir / "analyzer.log"
         try:
-            headers = {"Authorization": f"Bearer {token}"}
-            base_url = f"http://127.0.0.1:{port}"
-            with httpx.Client(base_url=base_url, headers=headers, timeout=10) as client:
-                wait_ready(client, proc)
-                print("demo: replaying Alertmanager payloads through POST /webhook/alertmanager")
-                ids: list[int] = []
-                for path in firing:
-                    ids += post(client, path.name, json.loads(path.read_text()))
-                # An Alertmanager HA pair delivers every notification twice.
-                ids += post(
-                    client,
-                    firing[0].name,
-                    json.loads(firing[0].read_text()),
-                    note=" again (HA pair resend)",
-                )
-                analyses = wait_done(client, ids)
-                for path in resolved:
-                    resolved_ids = post(client, path.name, json.loads(path.read_text()))
-                    analyses += wait_done(client, resolved_ids)
-                for analysis in analyses:
-                    show(analysis)
-                failed = [a["id"] for a in analyses if a["job"]["state"] != "done"]
+            with running(
+                "the analyzer",
+                ANALYZER_COMMAND,
+                analyzer_env(data_dir, port, token),
+                port,
+                log,
+                ready_path="/readyz",
+                cwd=data_dir,
+            ) as analyzer:
                 print(
-                    f"\ndemo: {len(analyses)} analyses from {len(ids) + len(resolved)} "
-                    f"deliveries ({len(failed)} failed). Run `aiops-analyzer serve` yourself "
-                    "and open /docs to explore the API."
+                    f"demo: analyzer ready (pid {analyzer.proc.pid}) on {analyzer.url}, store {tmp}"
                 )
-                return 1 if failed else 0
+                headers = {"Authorization": f"Bearer {token}"}
+                with httpx.Client(base_url=analyzer.url, headers=headers, timeout=10) as client:
+                    return replay(client, firing, resolved)
         except (RuntimeError, httpx.HTTPError) as exc:
             print(f"demo: {exc}", file=sys.stderr)
-            print((data_dir / "analyzer.log").read_text(errors="replace")[-4000:], file=sys.stderr)
+            print(log.read_text(errors="replace")[-4000:], file=sys.stderr)
             return 1
         finally:
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    os.kill(proc.pid, signal.SIGKILL)
-                    proc.wait()
-            print(f"demo: analyzer (pid {proc.pid}) stopped")
+            print("demo: analyzer stopped")
 
 
 if __name__ == "__main__":
