@@ -15,7 +15,8 @@ from stacks.components.alertmanager_receiver import WEBHOOK_PATH, webhook_config
 from stacks.components.artifact_image import build_and_push
 from stacks.components.cloud_run import analyzer_service
 from stacks.components.gcp_apis import enable_apis
-from stacks.components.secret_env import SecretEnv, as_secret, secret_env
+from stacks.components.secret_env import SecretEnv, secret_env
+from stacks.components.secret_output import as_secret
 from stacks.config import AnalyzerConfig
 from stacks.gcp_config import GcpConfig, GcpLocation
 

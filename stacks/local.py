@@ -13,10 +13,11 @@ import pulumi_random as random
 
 from stacks import monitoring_files as files
 from stacks.components.analyzer_service import AnalyzerService
-from stacks.components.docker_service import STACK_LABEL, LocalContext, public_url, secret
+from stacks.components.docker_service import STACK_LABEL, LocalContext, public_url
 from stacks.components.logging_stack import LoggingStack
 from stacks.components.monitoring import GRAFANA_ADMIN_USER, AlertDelivery, MonitoringStack
 from stacks.components.sample_workload import SampleWorkload
+from stacks.components.secret_output import as_secret
 from stacks.config import AnalyzerConfig
 from stacks.local_config import WEBHOOK_PATH, LocalConfig
 
@@ -25,7 +26,7 @@ def _generated_secret(name: str, length: int) -> pulumi.Output[str]:
     # Letters and digits only: the value goes into env vars, a file and an HTTP header as is.
     password = random.RandomPassword(name, length=length, special=False)
     # Marked secret here too: the provider's own secret marking is not applied under mocks.
-    return secret(password.result)
+    return as_secret(password.result)
 
 
 def deploy_local(analyzer: AnalyzerConfig) -> None:
@@ -47,7 +48,7 @@ def deploy_local(analyzer: AnalyzerConfig) -> None:
     analyzer_service: AnalyzerService | None = None
     if local.external_analyzer_url is not None and local.external_webhook_token is not None:
         # Alerts go to an analyzer elsewhere (e.g. the gcp stack's Cloud Run service).
-        webhook_token = secret(local.external_webhook_token)
+        webhook_token = as_secret(local.external_webhook_token)
         analyzer_url = local.external_analyzer_url
     else:
         webhook_token = _generated_secret("webhook-token", 48)

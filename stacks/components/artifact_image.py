@@ -8,7 +8,7 @@ import pulumi
 import pulumi_docker_build as docker_build
 import pulumi_gcp as gcp
 
-from stacks.components.secret_env import as_secret
+from stacks.components.secret_output import as_secret
 
 # The image is built with the repository root as context so the Dockerfile can copy
 # monitoring/runbooks (contract). Pulumi runs the program from the project directory, and

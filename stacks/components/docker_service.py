@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 import pulumi
 import pulumi_docker as docker
@@ -14,14 +13,6 @@ from stacks.monitoring_files import ConfigFile
 
 STACK_LABEL = "com.aiops.stack"  # Alloy relabels container logs on it (contract)
 SERVICE_LABEL = "com.aiops.service"
-
-T = TypeVar("T")
-
-
-def secret(value: pulumi.Output[T]) -> pulumi.Output[T]:
-    """`pulumi.Output.secret` with a type mypy can follow (it cannot solve `Input[T]`)."""
-    marked: pulumi.Output[T] = pulumi.Output.secret(value)
-    return marked
 
 
 @dataclass(frozen=True)

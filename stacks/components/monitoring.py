@@ -19,8 +19,8 @@ from stacks.components.docker_service import (
     mounted,
     pinned_image,
     public_url,
-    secret,
 )
+from stacks.components.secret_output import as_secret
 from stacks.local_config import PublishedPorts
 
 GRAFANA_ADMIN_USER = "admin"
@@ -115,7 +115,7 @@ class MonitoringStack(pulumi.ComponentResource):
                 files=[files.alertmanager_config(delivery.webhook_url)],
                 extra_uploads=[
                     docker.ContainerUploadArgs(
-                        file=files.WEBHOOK_TOKEN_PATH, content=secret(delivery.token)
+                        file=files.WEBHOOK_TOKEN_PATH, content=as_secret(delivery.token)
                     )
                 ],
                 ports=[(9093, ports.alertmanager)],
@@ -169,7 +169,7 @@ class MonitoringStack(pulumi.ComponentResource):
             ServiceSpec(
                 name="grafana",
                 image=grafana_image.image_id,
-                envs=secret(grafana_admin_password).apply(
+                envs=as_secret(grafana_admin_password).apply(
                     lambda password: [*plain_env, f"GF_SECURITY_ADMIN_PASSWORD={password}"]
                 ),
                 files=files.grafana_files(),

@@ -8,18 +8,13 @@ secret -- nothing project-wide.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import pulumi
 import pulumi_gcp as gcp
 
+from stacks.components.secret_output import as_secret
+
 ACCESSOR_ROLE = "roles/secretmanager.secretAccessor"
-
-
-def as_secret(value: pulumi.Input[str]) -> pulumi.Output[str]:
-    """`pulumi.Output.secret` with a type mypy can follow (it cannot solve `Input[U]`)."""
-    secret: pulumi.Output[Any] = pulumi.Output.secret(value)
-    return secret
 
 
 @dataclass(frozen=True)
