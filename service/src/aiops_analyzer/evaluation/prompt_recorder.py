@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 
 import httpx
+
+from aiops_analyzer.evaluation.background_server import BackgroundHTTPServer
 
 DEFAULT_UPSTREAM = "https://api.openai.com/v1"
 # Request headers worth forwarding; hop-by-hop and length headers are rebuilt by httpx.
@@ -81,19 +82,15 @@ class _RecorderHTTPServer(ThreadingHTTPServer):
             self.requests.append((path, body))
 
 
-class PromptRecorder:
+class PromptRecorder(BackgroundHTTPServer):
     """Start with ``with PromptRecorder(upstream) as rec:``; point the engine at ``rec.url``."""
 
-    def __init__(self, upstream: str | None = None, *, timeout: float = 60.0) -> None:
-        self._server = _RecorderHTTPServer(upstream or DEFAULT_UPSTREAM, timeout)
-        self._thread = threading.Thread(
-            target=self._serve, name="eval-prompt-recorder", daemon=True
-        )
+    _server: _RecorderHTTPServer
 
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+    def __init__(self, upstream: str | None = None, *, timeout: float = 60.0) -> None:
+        super().__init__(
+            _RecorderHTTPServer(upstream or DEFAULT_UPSTREAM, timeout), name="eval-prompt-recorder"
+        )
 
     def clear(self) -> None:
         with self._server.lock:
@@ -115,31 +112,8 @@ class PromptRecorder:
                 texts.append(body)
         return texts
 
-    def _serve(self) -> None:
-        # A short poll interval makes shutdown() return quickly.
-        self._server.serve_forever(poll_interval=0.05)
-
-    def start(self) -> PromptRecorder:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._server.shutdown()
-        self._server.server_close()
+    def _release(self) -> None:
         self._server.client.close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> PromptRecorder:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _content_text(content: object) -> str:

@@ -8,13 +8,12 @@ scenario currently loaded with :meth:`ReplayServer.use`.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from aiops_analyzer.evaluation.background_server import BackgroundHTTPServer
 from aiops_analyzer.evaluation.recorded import EvidenceBook
 from aiops_analyzer.evaluation.sampling import (
     QueryParamError,
@@ -158,43 +157,14 @@ class _ReplayHTTPServer(ThreadingHTTPServer):
     book: EvidenceBook | None = None
 
 
-class ReplayServer:
+class ReplayServer(BackgroundHTTPServer):
     """Serve recorded evidence on 127.0.0.1; use as a context manager so it always stops."""
 
-    def __init__(self) -> None:
-        self._server = _ReplayHTTPServer(("127.0.0.1", 0), _Handler)
-        self._thread = threading.Thread(target=self._serve, name="eval-replay", daemon=True)
+    _server: _ReplayHTTPServer
 
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+    def __init__(self) -> None:
+        super().__init__(_ReplayHTTPServer(("127.0.0.1", 0), _Handler), name="eval-replay")
 
     def use(self, book: EvidenceBook | None) -> None:
         """Answer from ``book`` from now on (None: every query gets an empty result)."""
         self._server.book = book
-
-    def _serve(self) -> None:
-        # A short poll interval makes shutdown() return quickly.
-        self._server.serve_forever(poll_interval=0.05)
-
-    def start(self) -> ReplayServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._thread.is_alive():  # shutdown() waits forever on a server never started
-            self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> ReplayServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
