@@ -27,7 +27,7 @@ install: $(VENV)/.installed ## Install the locked Python packages into .venv
 system-deps: ## Install the Debian packages the tests drive (promtool, amtool, nginx...)
 	@scripts/install-system-deps.sh
 
-lint: install ## ruff (lint and format check) and hadolint
+lint: install ## ruff (lint and format check); hadolint and actionlint run as tests
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
