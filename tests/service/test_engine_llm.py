@@ -25,16 +25,9 @@ from tests.service.loopback import (
     Recorded,
     Reply,
     always,
-    clear_analyzer_environment,
     sequence,
 )
 from tests.support.openai_fake import chat_completion
-
-
-@pytest.fixture(autouse=True)
-def _no_settings_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
-    clear_analyzer_environment(monkeypatch)
-
 
 API_KEY = "sk-test-" + "k3y0nlyf0rth1sl00pbacks3rv3r"
 PLANTED = "ghp_" + "Pl4nt3dS3cr3tT0k3nTh4tMustN0tL34k1234"

@@ -13,14 +13,6 @@ from aiops_analyzer.schemas import Alert, EvidenceItem
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.service.loopback import clear_analyzer_environment
-
-
-@pytest.fixture(autouse=True)
-def _no_settings_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
-    clear_analyzer_environment(monkeypatch)
-
-
 STARTS = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)
 
 

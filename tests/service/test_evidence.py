@@ -22,14 +22,7 @@ from tests.service.loopback import (
     Recorded,
     Reply,
     always,
-    clear_analyzer_environment,
 )
-
-
-@pytest.fixture(autouse=True)
-def _no_settings_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
-    clear_analyzer_environment(monkeypatch)
-
 
 STARTS = datetime.now(UTC) - timedelta(minutes=5)
 

@@ -17,15 +17,8 @@ from tests.service.loopback import (
     Recorded,
     Reply,
     always,
-    clear_analyzer_environment,
     sequence,
 )
-
-
-@pytest.fixture(autouse=True)
-def _no_settings_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
-    clear_analyzer_environment(monkeypatch)
-
 
 GRAFANA_TOKEN = "glsa_" + "T3stS3rv1c3Acc0untT0k3n_0123abcd"
 LABEL_SECRET = "s3cr3t-" + "value-in-a-label"
