@@ -12,7 +12,7 @@ from pydantic.fields import FieldInfo
 
 from tests.service.apptools import REPO
 
-DOC = REPO / "README.md"
+DOC = REPO / "docs" / "analyzer" / "configuration.md"
 TABLE_START = "<!-- settings-table:start (generated from Settings; tests check it) -->"
 TABLE_END = "<!-- settings-table:end -->"
 
