@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import pulumi
+import pulumi.runtime
 
 PROJECT = "aiops"
 TARGETS = ("local", "gcp")
@@ -27,10 +28,34 @@ def _choice(config: pulumi.Config, key: str, allowed: tuple[str, ...], default: 
     return value
 
 
-def _optional_secret(config: pulumi.Config, key: str) -> pulumi.Output[str] | None:
-    """A secret setting, or None when unset or empty (so nothing empty is stored as a secret)."""
+# The optional secret settings, with what each one is. They are deliberately NOT declared in
+# Pulumi.yaml's `config:` schema: since Pulumi 3.202 the engine refuses a declared `secret: true`
+# key with a default on every stack that does not set it encrypted (pulumi/pulumi#21865), and a
+# declared key without a default is required. Undeclared keys are optional, so the plain-text
+# guard the schema gave moves here: `optional_secret` refuses a value not set with --secret.
+SECRET_KEYS: dict[str, str] = {
+    "openaiApiKey": "OpenAI API key; without it the rules engine answers.",
+    "slackWebhookUrl": "Slack incoming-webhook URL for analyses.",
+    "discordWebhookUrl": "Discord webhook URL for analyses.",
+    "notifyWebhookUrl": "Generic JSON webhook URL for analyses.",
+    "externalWebhookToken": "Bearer token of the external analyzer (local target, with "
+    "externalAnalyzerUrl).",
+}
+
+
+def optional_secret(config: pulumi.Config, key: str) -> pulumi.Output[str] | None:
+    """A secret setting, or None when unset or empty (so nothing empty is stored as a secret).
+
+    A value stored in plain text in `Pulumi.<stack>.yaml` is refused, naming the key.
+    """
     if not config.get(key):
         return None
+    full_key = f"{config.name}:{key}"
+    if not pulumi.runtime.is_config_secret(full_key):
+        raise ConfigError(
+            f"{full_key} is stored in plain text; remove it and set it encrypted with "
+            f"`pulumi config set --secret {full_key} VALUE`"
+        )
     return config.require_secret(key)
 
 
@@ -55,10 +80,10 @@ class AnalyzerConfig:
             llm_model=config.get("llmModel") or "gpt-4o-mini",
             llm_base_url=config.get("llmBaseUrl") or "",
             log_level=_choice(config, "logLevel", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
-            openai_api_key=_optional_secret(config, "openaiApiKey"),
-            slack_webhook_url=_optional_secret(config, "slackWebhookUrl"),
-            discord_webhook_url=_optional_secret(config, "discordWebhookUrl"),
-            notify_webhook_url=_optional_secret(config, "notifyWebhookUrl"),
+            openai_api_key=optional_secret(config, "openaiApiKey"),
+            slack_webhook_url=optional_secret(config, "slackWebhookUrl"),
+            discord_webhook_url=optional_secret(config, "discordWebhookUrl"),
+            notify_webhook_url=optional_secret(config, "notifyWebhookUrl"),
         )
 
 

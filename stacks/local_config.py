@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import pulumi
 
-from stacks.config import PROJECT, ConfigError
+from stacks.config import PROJECT, ConfigError, optional_secret
 
 WEBHOOK_PATH = "/webhook/alertmanager"
 
@@ -164,9 +164,8 @@ class LocalConfig:
         config = config or pulumi.Config(PROJECT)
         external_url = _external_analyzer_url(config)
         # Read unconditionally so a token set without a URL is still a declared, typed key.
-        token = config.get_secret("externalWebhookToken")
-        has_token = bool(config.get("externalWebhookToken"))
-        if external_url and not has_token:
+        token = optional_secret(config, "externalWebhookToken")
+        if external_url and token is None:
             raise ConfigError(
                 f"{PROJECT}:externalWebhookToken is required when {PROJECT}:externalAnalyzerUrl "
                 "is set (the external analyzer's bearer token; set it with --secret)"
@@ -175,7 +174,7 @@ class LocalConfig:
             bind_address=_bind_address(config),
             enable_cadvisor=_bool(config, "enableCadvisor", True),
             external_analyzer_url=external_url,
-            external_webhook_token=token if (external_url and has_token) else None,
+            external_webhook_token=token if external_url else None,
             image_overrides=_image_overrides(config),
             ports=PublishedPorts.load(config),
         )

@@ -6,7 +6,10 @@ the stacks package (shared, local, gcp and whatever comes next), loads it while 
 which `pulumi.Config` getter reads which `aiops:` key, and checks:
 - every key read is declared, every declared key is read;
 - the declared type matches the getter (get -> string, get_int -> integer, get_bool ->
-  boolean, get_object -> array) and `secret: true` matches a secret getter;
+  boolean, get_object -> array);
+- the optional secrets (stacks.config.SECRET_KEYS) are read as secrets and are NOT declared:
+  the engine refuses a declared secret with a default unless every stack sets it (see
+  stacks/config.py); a plain-text value of one is refused by the program instead;
 - loading with nothing set equals loading with every key set to its schema default, i.e. the
   code's fallbacks are the schema's defaults.
 """
@@ -28,7 +31,7 @@ import pytest
 import yaml
 
 import stacks
-from stacks.config import PROJECT, load_target
+from stacks.config import PROJECT, SECRET_KEYS, ConfigError, load_target
 from tests.infra.harness import FAKE_GCP_PROJECT, REPO_ROOT
 
 GETTER_TYPES = {
@@ -123,8 +126,8 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> Iterator[ConfigSpy]:
     yield recorder
 
 
-def load_all(config: dict[str, str]) -> dict[str, Any]:
-    pulumi.runtime.set_all_config({**PROVIDER_CONFIG, **config})
+def load_all(config: dict[str, str], secret_keys: list[str] | None = None) -> dict[str, Any]:
+    pulumi.runtime.set_all_config({**PROVIDER_CONFIG, **config}, secret_keys=secret_keys or [])
     try:
         return {name: normalise(load()) for name, load in loaders()}
     finally:
@@ -174,21 +177,34 @@ def test_keys_types_and_secrecy_agree(spy: ConfigSpy) -> None:
     # Again with every default set, then with the secrets filled in: loaders may read a key
     # (or read it as a secret) only once it, or another key, has a value.
     load_all(defaults)
-    load_all(
-        {
-            **defaults,
-            **{f"{PROJECT}:{k}": "sample-secret" for k, s in declared.items() if s.get("secret")},
-        }
-    )
+    secrets = {f"{PROJECT}:{k}": "sample-secret" for k in SECRET_KEYS}
+    # The external token is read only with the URL it belongs to.
+    secrets[f"{PROJECT}:externalAnalyzerUrl"] = "https://analyzer.example.com"
+    load_all({**defaults, **secrets}, secret_keys=[f"{PROJECT}:{k}" for k in SECRET_KEYS])
     reads = dict(spy.reads)
 
-    assert sorted(set(reads) - set(declared)) == [], "read by the code but not in Pulumi.yaml"
-    assert sorted(set(declared) - set(reads)) == [], "in Pulumi.yaml but read by no loader"
+    assert sorted(set(SECRET_KEYS) & set(declared)) == [], "secrets must stay undeclared"
+    known = set(declared) | set(SECRET_KEYS)
+    assert sorted(set(reads) - known) == [], "read by the code but not in Pulumi.yaml"
+    assert sorted(known - set(reads)) == [], "in Pulumi.yaml/SECRET_KEYS but read by no loader"
     for key, getters in reads.items():
+        reads_secret = any("secret" in getter for getter in getters)
+        assert reads_secret == (key in SECRET_KEYS), f"{PROJECT}:{key} secrecy"
+        if key in SECRET_KEYS:
+            continue
         types = {GETTER_TYPES[g] for g in getters if g not in ("get", "require")} or {"string"}
         assert types == {declared[key]["type"]}, f"{PROJECT}:{key} read via {sorted(getters)}"
-        reads_secret = any("secret" in getter for getter in getters)
-        assert reads_secret == bool(declared[key].get("secret")), f"{PROJECT}:{key} secrecy"
+
+
+@pytest.mark.parametrize("key", sorted(SECRET_KEYS))
+def test_a_secret_set_in_plain_text_is_refused_naming_the_key(key: str) -> None:
+    plain = {f"{PROJECT}:{key}": "sk-plain-text-value"}
+    if key == "externalWebhookToken":  # read only with the URL it belongs to
+        plain[f"{PROJECT}:externalAnalyzerUrl"] = "https://analyzer.example.com"
+    with pytest.raises(ConfigError, match=f"{PROJECT}:{key} is stored in plain text"):
+        load_all(plain)
+    # The same value set encrypted loads.
+    load_all(plain, secret_keys=[f"{PROJECT}:{key}"])
 
 
 def test_code_defaults_equal_schema_defaults() -> None:
@@ -217,6 +233,6 @@ def test_stack_files_hold_no_secrets_and_only_declared_keys() -> None:
             namespace, _, name = key.partition(":")
             if namespace != PROJECT:
                 continue
-            assert name in declared, f"{path.name}: {key} is not declared in Pulumi.yaml"
-            if declared[name].get("secret"):
+            assert name in declared or name in SECRET_KEYS, f"{path.name}: {key} undeclared"
+            if name in SECRET_KEYS:
                 assert isinstance(value, dict) and "secure" in value, f"{path.name}: {key} plain"
