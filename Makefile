@@ -9,17 +9,25 @@ BIN := $(VENV)/bin
 # Use the machine's interpreter; never let uv download a Python build.
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON_PREFERENCE := only-system
-UV := $(PYTHON) -m uv
+# uv from PATH, else `$(PYTHON) -m uv`, else a private copy (works on PEP 668 interpreters).
+ENSURE_UV := PYTHON="$(PYTHON)" UV_VERSION=$(UV_VERSION) scripts/ensure-uv.sh
 
 .PHONY: help install system-deps lint typecheck test test-fast demo
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: pyproject.toml uv.lock service/pyproject.toml
-	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)" \
-		|| $(PYTHON) -m pip install --quiet --user "uv==$(UV_VERSION)"
-	$(UV) sync --frozen --python $(PYTHON)
+$(VENV)/.installed: pyproject.toml uv.lock service/pyproject.toml service/uv.lock
+	@echo "make: installing the locked packages into $(VENV) (uv.lock)"
+	@uv="$$($(ENSURE_UV))" && $$uv sync --quiet --frozen --python "$(PYTHON)"
+	@touch $@ $(VENV)/.analyzer
+
+# The demo needs only the analyzer: its own lock, installed into the same .venv without
+# removing anything a full install put there.
+$(VENV)/.analyzer: service/pyproject.toml service/uv.lock
+	@echo "make: installing the analyzer into $(VENV) (service/uv.lock)"
+	@uv="$$($(ENSURE_UV))" && UV_PROJECT_ENVIRONMENT="$(CURDIR)/$(VENV)" \
+		$$uv sync --quiet --frozen --inexact --no-dev --project service --python "$(PYTHON)"
 	@touch $@
 
 install: $(VENV)/.installed ## Install the locked Python packages into .venv
@@ -40,8 +48,8 @@ test: install system-deps lint typecheck ## Install everything and run every tes
 test-fast: install ## pytest without the end-to-end run
 	$(BIN)/pytest -m "not e2e"
 
-demo: install ## Start the analyzer offline, replay sample alerts, print the analyses
-	$(BIN)/python scripts/demo.py
+demo: $(VENV)/.analyzer ## Start the analyzer offline, replay recorded alerts, print the analyses
+	@$(BIN)/python scripts/demo.py
 
 # ---- Pulumi: deploy a stack (STACK=local by default; STACK=gcp for Cloud Run) ---------------
 STACK ?= local

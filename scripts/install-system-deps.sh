@@ -5,7 +5,8 @@
 # tests that need a missing tool then skip naming it (or fail under CI=true).
 set -euo pipefail
 
-PACKAGES=(prometheus prometheus-alertmanager prometheus-node-exporter prometheus-nginx-exporter nginx shellcheck)
+# python3-venv: `make demo`/`make install` bootstrap uv with the system python3 (PEP 668).
+PACKAGES=(python3-venv prometheus prometheus-alertmanager prometheus-node-exporter prometheus-nginx-exporter nginx shellcheck)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

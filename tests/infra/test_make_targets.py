@@ -26,7 +26,8 @@ if [ "$1" = whoami ]; then
 fi
 exit 0
 """
-# `make install` runs `$(PYTHON) -m uv sync ...`: record it and create what uv would.
+# `make install` runs `$(PYTHON) -m uv sync ...` (scripts/ensure-uv.sh finds uv importable
+# there): record it and create what uv would.
 PYTHON_STUB = """#!/bin/bash
 echo "python $*" >> "$CALL_LOG"
 mkdir -p .venv
@@ -46,8 +47,9 @@ def project(tmp_path: Path) -> Path:
     (root / "scripts").mkdir(parents=True)
     (root / "service").mkdir()
     shutil.copy(REPO_ROOT / "Makefile", root / "Makefile")
-    shutil.copy(REPO_ROOT / "scripts/pulumi-stack.sh", root / "scripts/pulumi-stack.sh")
-    for name in ("pyproject.toml", "uv.lock", "service/pyproject.toml"):
+    for script in ("pulumi-stack.sh", "ensure-uv.sh"):
+        shutil.copy(REPO_ROOT / "scripts" / script, root / "scripts" / script)
+    for name in ("pyproject.toml", "uv.lock", "service/pyproject.toml", "service/uv.lock"):
         (root / name).write_text("")
     return root
 
