@@ -18,6 +18,7 @@ from aiops_analyzer.core.config import Settings, get_settings
 from aiops_analyzer.core.metrics import Metrics
 from aiops_analyzer.scrub import Scrubber
 from aiops_analyzer.store import Store
+from aiops_analyzer.web import routes as web
 from aiops_analyzer.worker import WorkerPool
 
 VERSION = "0.1.0"
@@ -86,6 +87,8 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
     app.include_router(webhook.router)
     app.include_router(analyses.router)
     app.include_router(health.router)
+    app.include_router(web.router)
+    app.mount(web.STATIC_PATH, web.static, name="static")
     app.add_middleware(WebhookStatusCounter, metrics=metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -34,6 +34,15 @@ class Alert(BaseModel):
         return self.labels.get("alertname", "")
 
 
+class SeriesPoints(BaseModel):
+    """One series of a Prometheus evidence item, downsampled, for the page's chart."""
+
+    labels: str
+    points: list[tuple[float, float]] = Field(
+        default_factory=list, description="(unix seconds, value); non-finite values left out."
+    )
+
+
 class EvidenceItem(BaseModel):
     """A compact piece of evidence an engine may cite by ``id`` (e.g. ``prom-1``, ``loki-1``)."""
 
@@ -43,6 +52,12 @@ class EvidenceItem(BaseModel):
     text: str = ""
     status: Literal["ok", "empty", "unavailable"] = "ok"
     detail: str = Field(default="", description="Why a source is unavailable, or other notes.")
+    series: list[SeriesPoints] = Field(
+        default_factory=list, description="Prometheus items: the series drawn on the page."
+    )
+    threshold: float | None = Field(
+        default=None, description="The alert expression's threshold, when it compares to one."
+    )
 
 
 class ProbableCause(BaseModel):

@@ -59,6 +59,11 @@ class AnalysisOut(BaseModel):
     )
     resolution: Resolution | None = Field(None, description="Only on resolved alerts.")
     resolved_by: int | None = Field(None, description="Id of the resolution, on firing alerts.")
+    page_url: str | None = Field(
+        None,
+        description="Signed, expiring link to this analysis's web page (opens without the "
+        "token); None when AIOPS_PUBLIC_URL is not set.",
+    )
 
 
 class AnalysisPage(BaseModel):
@@ -73,7 +78,7 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
-def analysis_from_row(row: dict[str, Any]) -> AnalysisOut:
+def analysis_from_row(row: dict[str, Any], page_url: str | None = None) -> AnalysisOut:
     resolution = None
     if row["status"] == "resolved":
         resolution = Resolution(
@@ -106,4 +111,5 @@ def analysis_from_row(row: dict[str, Any]) -> AnalysisOut:
         notified_at=_utc(row["notified_at"]),
         resolution=resolution,
         resolved_by=row.get("resolved_by"),
+        page_url=page_url,
     )

@@ -41,6 +41,34 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(1024 * 1024, ge=1024, description="Largest accepted body.")
 
+    # --- Web pages -------------------------------------------------------------------------
+    public_url: str | None = Field(
+        None,
+        description="Base URL users reach the analyzer at (e.g. https://aiops.example.com); "
+        "notifications and the API's page_url link to analysis pages under it. Unset: no links.",
+    )
+    page_signing_key: SecretStr | None = Field(
+        None,
+        description="Key that signs page links (HMAC). Default: derived from the webhook "
+        "token, so rotating the token also invalidates every link.",
+    )
+    page_signing_previous_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="Earlier signing keys still accepted for links (JSON list), for a rotation "
+        "without breaking links already sent.",
+    )
+    page_link_ttl_hours: float = Field(
+        168.0, gt=0, le=24 * 366, description="How long a page link opens without the token."
+    )
+    ui_session_hours: float = Field(
+        12.0, gt=0, le=24 * 31, description="How long a login to the list page lasts."
+    )
+    grafana_public_url: str | None = Field(
+        None,
+        description="Grafana as users' browsers reach it, for links from pages to Explore and "
+        "dashboards. Default: AIOPS_GRAFANA_URL.",
+    )
+
     # --- Store and workers ---------------------------------------------------------------
     data_dir: Path = Field(Path("./data"), description="Where the SQLite store lives.")
     database_url: str | None = Field(
@@ -127,6 +155,15 @@ class Settings(BaseSettings):
                 "(set AIOPS_AUTH_DISABLED=true to run without auth, for local development only)"
             )
         return self
+
+    @field_validator("public_url", "grafana_public_url")
+    @classmethod
+    def _http_base(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
 
     @property
     def effective_database_url(self) -> str:

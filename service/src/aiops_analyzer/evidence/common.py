@@ -65,6 +65,10 @@ def finish(item: EvidenceItem, scrubber: Scrubber, limit: int = MAX_ITEM_CHARS) 
             "query": cap(scrubber.scrub(item.query), 1000),
             "text": cap(scrubber.scrub(item.text), limit),
             "detail": cap(scrubber.scrub(item.detail), 500),
+            "series": [
+                s.model_copy(update={"labels": cap(scrubber.scrub(s.labels), 500)})
+                for s in item.series
+            ],
         }
     )
 

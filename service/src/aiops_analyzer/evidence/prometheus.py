@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,10 +20,11 @@ from aiops_analyzer.core.config import Settings
 from aiops_analyzer.evidence.common import Window, alert_window, describe_error, unavailable
 from aiops_analyzer.evidence.expression import alert_expression, metric_names
 from aiops_analyzer.evidence.series import describe, fmt, render
-from aiops_analyzer.schemas import Alert, EvidenceItem
+from aiops_analyzer.schemas import Alert, EvidenceItem, SeriesPoints
 
 MAX_SERIES = 5
 POINTS_SHOWN = 5
+CHART_POINTS = 120
 TARGET_POINTS = 60  # about one point a minute over the default 30-minute window
 MAX_FAMILY_QUERIES = 5
 
@@ -233,6 +235,8 @@ async def _run(
         source="prometheus",
         query=query.promql,
         text=summarise(query.title, result, window),
+        series=chart_series(result),
+        threshold=threshold_of(query.promql) if query.title == "alert expression" else None,
     )
 
 
@@ -261,20 +265,7 @@ def _ago(seconds: float) -> str:
 
 def summarise(title: str, result: list[Any], window: Window) -> str:
     """Per series: labels, min/max/last, shape and a few evenly spaced points."""
-    series: list[tuple[dict[str, Any], list[tuple[float, float]]]] = []
-    for entry in result:
-        if not isinstance(entry, dict):
-            continue
-        points: list[tuple[float, float]] = []
-        for pair in entry.get("values") or ([entry["value"]] if "value" in entry else []):
-            if isinstance(pair, list | tuple) and len(pair) == 2:
-                ts, value = _number(pair[0]), _number(pair[1])
-                if ts is not None and value is not None:
-                    points.append((ts, value))
-        if points:
-            series.append((entry.get("metric") or {}, sorted(points)))
-    # Most extreme last value first: that is usually the series that fired.
-    series.sort(key=lambda s: (-_sort_key(s[1][-1][1]), _labels(s[0])))
+    series = _parsed(result)
     end_ts = window.end.timestamp()
     step = _step_seconds(window)
     lines = [f"{title}: {len(series)} series over {window.seconds / 60:.0f}m"]
@@ -289,6 +280,43 @@ def summarise(title: str, result: list[Any], window: Window) -> str:
     if len(series) > MAX_SERIES:
         lines.append(f"(+{len(series) - MAX_SERIES} more series not shown)")
     return "\n".join(lines)
+
+
+def _parsed(result: list[Any]) -> list[tuple[dict[str, Any], list[tuple[float, float]]]]:
+    series: list[tuple[dict[str, Any], list[tuple[float, float]]]] = []
+    for entry in result:
+        if not isinstance(entry, dict):
+            continue
+        points: list[tuple[float, float]] = []
+        for pair in entry.get("values") or ([entry["value"]] if "value" in entry else []):
+            if isinstance(pair, list | tuple) and len(pair) == 2:
+                ts, value = _number(pair[0]), _number(pair[1])
+                if ts is not None and value is not None:
+                    points.append((ts, value))
+        if points:
+            series.append((entry.get("metric") or {}, sorted(points)))
+    # Most extreme last value first: that is usually the series that fired.
+    series.sort(key=lambda s: (-_sort_key(s[1][-1][1]), _labels(s[0])))
+    return series
+
+
+def chart_series(result: list[Any]) -> list[SeriesPoints]:
+    """The first series with at most CHART_POINTS finite points each, for the page's chart."""
+    out = []
+    for metric, points in _parsed(result)[:MAX_SERIES]:
+        finite = [(ts, v) for ts, v in points if math.isfinite(v)]
+        stride = max(1, math.ceil(len(finite) / CHART_POINTS))
+        out.append(SeriesPoints(labels=_labels(metric), points=finite[::stride]))
+    return out
+
+
+# A top-level comparison with a number at the end: `expr > 0.9`, `up == 0`, `x >= bool 5`.
+_THRESHOLD = re.compile(r"(?:[<>]=?|[=!]=)\s*(?:bool\s+)?(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)\s*$")
+
+
+def threshold_of(promql: str) -> float | None:
+    match = _THRESHOLD.search(promql.strip())
+    return float(match[1]) if match else None
 
 
 def _sort_key(value: float) -> float:

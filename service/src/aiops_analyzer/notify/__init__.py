@@ -20,6 +20,7 @@ from aiops_analyzer.notify import discord, grafana, slack, webhook
 from aiops_analyzer.notify.delivery import post_json
 from aiops_analyzer.schemas import Alert, AnalysisResult, NotificationOutcome
 from aiops_analyzer.scrub import scrubber_for
+from aiops_analyzer.web.links import page_url
 
 __all__ = ["configured_channels", "notify_analysis", "notify_resolution"]
 
@@ -125,12 +126,13 @@ async def notify_analysis(
     http: httpx.AsyncClient | None = None,
     backoff_seconds: float = 0.5,
 ) -> list[NotificationOutcome]:
-    """One message per configured channel for a new analysis."""
+    """One message per configured channel for a new analysis, linking to its page."""
+    link = page_url(settings, analysis_id)
     return await _send_all(
         alert,
         settings,
         http,
-        lambda module, clean: module.analysis_message(clean, result, analysis_id),
+        lambda module, clean: module.analysis_message(clean, result, analysis_id, link),
         backoff_seconds,
     )
 
@@ -145,13 +147,14 @@ async def notify_resolution(
     http: httpx.AsyncClient | None = None,
     backoff_seconds: float = 0.5,
 ) -> list[NotificationOutcome]:
-    """The follow-up when the alert resolves, with how long it fired."""
+    """The follow-up when the alert resolves, with how long it fired and its page."""
+    link = page_url(settings, analysis_id)
     return await _send_all(
         alert,
         settings,
         http,
         lambda module, clean: module.resolution_message(
-            clean, firing, duration_seconds, analysis_id
+            clean, firing, duration_seconds, analysis_id, link
         ),
         backoff_seconds,
     )

@@ -33,7 +33,9 @@ def _field(name: str, value: str) -> dict[str, Any]:
     return {"name": name, "value": clip(value, 1024), "inline": False}
 
 
-def analysis_message(alert: Alert, result: AnalysisResult, analysis_id: int) -> dict[str, Any]:
+def analysis_message(
+    alert: Alert, result: AnalysisResult, analysis_id: int, page_url: str | None = None
+) -> dict[str, Any]:
     fields = [
         {"name": "Severity", "value": result.severity, "inline": True},
         {"name": "Category", "value": clip(result.category, 100), "inline": True},
@@ -49,11 +51,12 @@ def analysis_message(alert: Alert, result: AnalysisResult, analysis_id: int) -> 
                 "\n".join(f"{n}. {_text(s)}" for n, s in enumerate(result.remediation, 1)),
             )
         )
-    links = [f"[Source]({alert.generator_url})"] if is_link(alert.generator_url) else []
+    links = [f"[Open the analysis]({page_url})"] if page_url else []
+    links += [f"[Source]({alert.generator_url})"] if is_link(alert.generator_url) else []
     links += [f"[Runbook]({u})" if is_link(u) else f"Runbook: `{u}`" for u in result.runbook_urls]
     if links:
         fields.append(_field("Links", " · ".join(links)))
-    embed = {
+    embed: dict[str, Any] = {
         "title": clip(f"{title(alert, result)} ({alert.status})", 256),
         "description": clip(_text(result.summary), 4096),
         "color": SEVERITY_COLOR.get(result.severity, SEVERITY_COLOR["none"]),
@@ -61,11 +64,17 @@ def analysis_message(alert: Alert, result: AnalysisResult, analysis_id: int) -> 
         "footer": {"text": clip(f"analysis #{analysis_id} · {engine_note(result)}", 2048)},
         "timestamp": alert.starts_at.isoformat(),
     }
+    if page_url:
+        embed["url"] = page_url  # the title becomes the link
     return {"username": USERNAME, "allowed_mentions": NO_MENTIONS, "embeds": [embed]}
 
 
 def resolution_message(
-    alert: Alert, firing: AnalysisResult | None, duration_seconds: float | None, analysis_id: int
+    alert: Alert,
+    firing: AnalysisResult | None,
+    duration_seconds: float | None,
+    analysis_id: int,
+    page_url: str | None = None,
 ) -> dict[str, Any]:
     name = alert.alertname or "Alert"
     lasted = human_duration(duration_seconds)
@@ -80,4 +89,6 @@ def resolution_message(
     }
     if alert.ends_at is not None:
         embed["timestamp"] = alert.ends_at.isoformat()
+    if page_url:
+        embed["url"] = page_url
     return {"username": USERNAME, "allowed_mentions": NO_MENTIONS, "embeds": [embed]}

@@ -3,6 +3,7 @@ dashboard's timeline at startsAt, and on resolution a region from startsAt to en
 
 from __future__ import annotations
 
+import html
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +20,16 @@ def _tags(alert: Alert, severity: str) -> list[str]:
     return [clip(t, 50) for t in tags if t]
 
 
-def analysis_message(alert: Alert, result: AnalysisResult, analysis_id: int) -> dict[str, Any]:
+def _page_anchor(url: str | None) -> str:
+    """Grafana renders annotation text as (sanitised) HTML: the page as a real link."""
+    if not url:
+        return ""
+    return f'\n<a href="{html.escape(url, quote=True)}">Open the analysis</a>'
+
+
+def analysis_message(
+    alert: Alert, result: AnalysisResult, analysis_id: int, page_url: str | None = None
+) -> dict[str, Any]:
     text = f"{alert.alertname}: {result.summary}"
     if result.probable_causes:
         text += f"\nMost likely: {result.probable_causes[0].cause}"
@@ -27,19 +37,23 @@ def analysis_message(alert: Alert, result: AnalysisResult, analysis_id: int) -> 
     return {
         "time": _ms(alert.starts_at),
         "tags": _tags(alert, result.severity),
-        "text": clip(text, 4000),
+        "text": clip(text, 4000 - len(_page_anchor(page_url))) + _page_anchor(page_url),
     }
 
 
 def resolution_message(
-    alert: Alert, firing: AnalysisResult | None, duration_seconds: float | None, analysis_id: int
+    alert: Alert,
+    firing: AnalysisResult | None,
+    duration_seconds: float | None,
+    analysis_id: int,
+    page_url: str | None = None,
 ) -> dict[str, Any]:
     severity = firing.severity if firing else alert.labels.get("severity", "none")
     body: dict[str, Any] = {
         "time": _ms(alert.starts_at),
         "tags": [*_tags(alert, severity), "resolved"],
         "text": f"{alert.alertname} resolved after {human_duration(duration_seconds)} "
-        f"(analysis #{analysis_id})",
+        f"(analysis #{analysis_id})" + _page_anchor(page_url),
     }
     if alert.ends_at is not None and alert.ends_at > alert.starts_at:
         body["timeEnd"] = _ms(alert.ends_at)

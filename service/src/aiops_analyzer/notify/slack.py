@@ -19,6 +19,7 @@ from aiops_analyzer.schemas import Alert, AnalysisResult
 # Block Kit limits: header text 150 characters, section text 3000.
 HEADER_LIMIT = 150
 SECTION_LIMIT = 3000
+PAGE_LINK_TEXT = "Open the analysis: charts, logs, evidence"
 
 
 def _escape(text: str) -> str:
@@ -28,6 +29,11 @@ def _escape(text: str) -> str:
 
 def _section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, SECTION_LIMIT)}}
+
+
+def _page_link(url: str) -> dict[str, Any]:
+    """The analysis page, as the message's most visible link (phones open it in one tap)."""
+    return _section(f"*<{_escape(url)}|{PAGE_LINK_TEXT}>*")
 
 
 def _links(alert: Alert, result: AnalysisResult, analysis_id: int) -> str:
@@ -41,7 +47,9 @@ def _links(alert: Alert, result: AnalysisResult, analysis_id: int) -> str:
     return " · ".join(parts)
 
 
-def analysis_message(alert: Alert, result: AnalysisResult, analysis_id: int) -> dict[str, Any]:
+def analysis_message(
+    alert: Alert, result: AnalysisResult, analysis_id: int, page_url: str | None = None
+) -> dict[str, Any]:
     heading = clip(f"{title(alert, result)} ({alert.status})", HEADER_LIMIT)
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": heading, "emoji": True}},
@@ -56,6 +64,8 @@ def analysis_message(alert: Alert, result: AnalysisResult, analysis_id: int) -> 
         },
         _section(f"*Summary*\n{_escape(result.summary)}"),
     ]
+    if page_url:
+        blocks.append(_page_link(page_url))
     causes = cause_lines(result)
     if causes:
         blocks.append(
@@ -76,7 +86,11 @@ def analysis_message(alert: Alert, result: AnalysisResult, analysis_id: int) -> 
 
 
 def resolution_message(
-    alert: Alert, firing: AnalysisResult | None, duration_seconds: float | None, analysis_id: int
+    alert: Alert,
+    firing: AnalysisResult | None,
+    duration_seconds: float | None,
+    analysis_id: int,
+    page_url: str | None = None,
 ) -> dict[str, Any]:
     name = alert.alertname or "Alert"
     heading = clip(f"{RESOLVED_ICON} RESOLVED {name}", HEADER_LIMIT)
@@ -89,6 +103,7 @@ def resolution_message(
         "blocks": [
             {"type": "header", "text": {"type": "plain_text", "text": heading, "emoji": True}},
             _section(text),
+            *([_page_link(page_url)] if page_url else []),
             {
                 "type": "context",
                 "elements": [{"type": "mrkdwn", "text": f"analysis #{analysis_id}"}],

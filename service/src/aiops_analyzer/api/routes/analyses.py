@@ -8,8 +8,9 @@ from typing import Annotated, Literal
 import anyio
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 
-from aiops_analyzer.api.deps import StoreDep, require_token
+from aiops_analyzer.api.deps import SettingsDep, StoreDep, require_token
 from aiops_analyzer.api.models import AnalysisOut, AnalysisPage, JobState, analysis_from_row
+from aiops_analyzer.web.links import page_url
 
 # Analyses quote alert labels and logs: the same token as the webhook protects them.
 router = APIRouter(tags=["analyses"], dependencies=[Depends(require_token)])
@@ -21,6 +22,7 @@ _MAX_ID = 2**62
 @router.get("/analyses", response_model=AnalysisPage)
 async def list_analyses(
     store: StoreDep,
+    settings: SettingsDep,
     status_: Annotated[
         Literal["firing", "resolved"] | None, Query(alias="status", description="Alert status.")
     ] = None,
@@ -44,7 +46,7 @@ async def list_analyses(
     )
     next_offset = offset + len(rows) if offset + len(rows) < total else None
     return AnalysisPage(
-        items=[analysis_from_row(row) for row in rows],
+        items=[analysis_from_row(row, page_url(settings, row["id"])) for row in rows],
         total=total,
         limit=limit,
         offset=offset,
@@ -58,9 +60,9 @@ async def list_analyses(
     responses={404: {"description": "No analysis with this id."}},
 )
 async def get_analysis(
-    store: StoreDep, analysis_id: Annotated[int, Path(ge=1, le=_MAX_ID)]
+    store: StoreDep, settings: SettingsDep, analysis_id: Annotated[int, Path(ge=1, le=_MAX_ID)]
 ) -> AnalysisOut:
     row = await anyio.to_thread.run_sync(store.get, analysis_id)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"analysis {analysis_id} not found")
-    return analysis_from_row(row)
+    return analysis_from_row(row, page_url(settings, analysis_id))
