@@ -5,9 +5,12 @@ from __future__ import annotations
 import math
 import re
 import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
 
 import pytest
-from aiops_analyzer.evidence.prometheus import chart_series, threshold_of
+from aiops_analyzer.evidence.common import Window
+from aiops_analyzer.evidence.expression import threshold
+from aiops_analyzer.evidence.prometheus import typed_series
 from aiops_analyzer.web.charts import HEIGHT, LEFT, TOP, WIDTH, Chart, Series, render_svg
 
 NS = {"svg": "http://www.w3.org/2000/svg"}
@@ -69,14 +72,16 @@ def test_flat_series_still_gets_a_value_range() -> None:
     ],
 )
 def test_threshold_is_read_from_a_trailing_comparison(expr: str, expected: float | None) -> None:
-    assert threshold_of(expr) == expected
+    found = threshold(expr)
+    assert (found[1] if found else None) == expected
 
 
 def test_chart_series_keeps_few_finite_points_with_timestamps() -> None:
     values = [[1000 + n, "NaN" if n == 3 else str(n)] for n in range(1000)]
     result = [{"metric": {"job": "a"}, "values": values}, {"metric": {"job": "b"}, "values": []}]
-    [series] = chart_series(result)
-    assert series.labels == "{job=a}"
+    window = Window(datetime.fromtimestamp(1000, UTC), datetime.fromtimestamp(2000, UTC))
+    [series] = typed_series(result, window, {})
+    assert series.labels == {"job": "a"}
     assert 100 <= len(series.points) <= 120
     assert all(math.isfinite(v) for _, v in series.points)
     assert series.points[0] == (1000.0, 0.0)

@@ -34,17 +34,77 @@ class Alert(BaseModel):
         return self.labels.get("alertname", "")
 
 
-class SeriesPoints(BaseModel):
-    """One series of a Prometheus evidence item, downsampled, for the page's chart."""
+Trend = Literal["rising", "falling", "flat", "oscillating", "single point"]
+Novelty = Literal["new", "surging", "steady"]
 
-    labels: str
-    points: list[tuple[float, float]] = Field(
-        default_factory=list, description="(unix seconds, value); non-finite values left out."
+
+class ChangePoint(BaseModel):
+    """Where a series' level shifted most: the mean before and after that moment."""
+
+    at: float = Field(description="Unix seconds of the first point of the new level.")
+    before: float
+    after: float
+
+
+class Threshold(BaseModel):
+    """The alert expression's final comparison, e.g. ``> 90``: what the chart draws as a line."""
+
+    op: Literal[">", ">=", "<", "<=", "==", "!="]
+    value: float
+
+
+class SeriesStats(BaseModel):
+    """One time series of a query, reduced to the numbers an engine reasons from.
+
+    ``points`` are (unix seconds, value), downsampled to at most 120 and finite only (a gap in
+    the timestamps is a gap in the data). ``baseline`` is the median of the first half of the
+    window, ``current`` the last value; ``limit`` and ``saturation`` (current / limit) are set
+    when the series has a known ceiling (a container's memory limit).
+    """
+
+    labels: dict[str, str] = Field(default_factory=dict)
+    matches_alert: bool = Field(
+        default=False,
+        description="Every label this series shares with the alert has the alert's value.",
+    )
+    points: list[tuple[float, float]] = Field(default_factory=list)
+    current: float | None = None
+    baseline: float | None = None
+    peak: float | None = None
+    minimum: float | None = None
+    trend: Trend = "flat"
+    slope_per_hour: float = 0.0
+    change_point: ChangePoint | None = None
+    drops: int = Field(default=0, description="Sharp falls of more than half the range (restarts).")
+    runs: int = Field(default=1, description="Separate stretches with data (a flapping condition).")
+    last_seen: float | None = Field(default=None, description="Unix seconds of the last point.")
+    limit: float | None = None
+    saturation: float | None = None
+
+
+class LogTemplate(BaseModel):
+    """A mined log template, ranked by how new or surging it is before the alert started."""
+
+    template: str
+    example: str = Field(description="One real line of the template (scrubbed, capped).")
+    count: int = Field(description="Lines in the recent window (just before startsAt).")
+    baseline_count: int = Field(default=0, description="Lines in the baseline window before that.")
+    novelty: Novelty
+    score: float
+    first_seen: float = Field(description="Unix seconds of the template's first recent line.")
+    last_seen: float
+    level: str = ""
+    tags: list[str] = Field(
+        default_factory=list, description="Families the line speaks of: oom, firewall, dns..."
     )
 
 
 class EvidenceItem(BaseModel):
-    """A compact piece of evidence an engine may cite by ``id`` (e.g. ``prom-1``, ``loki-1``)."""
+    """A piece of evidence an engine may cite by ``id`` (e.g. ``prom-1``, ``loki-1``).
+
+    The typed fields (``series``, ``templates``, ``threshold``) are what engines reason from;
+    ``text`` is the same content rendered for the LLM prompt and for people.
+    """
 
     id: str
     source: Literal["prometheus", "loki", "runbook"]
@@ -52,12 +112,17 @@ class EvidenceItem(BaseModel):
     text: str = ""
     status: Literal["ok", "empty", "unavailable"] = "ok"
     detail: str = Field(default="", description="Why a source is unavailable, or other notes.")
-    series: list[SeriesPoints] = Field(
-        default_factory=list, description="Prometheus items: the series drawn on the page."
+    kind: str = Field(
+        default="",
+        description="What the item measures, e.g. alert_expression, container_memory_ratio, "
+        "host_swap, log_templates.",
     )
-    threshold: float | None = Field(
-        default=None, description="The alert expression's threshold, when it compares to one."
-    )
+    title: str = ""
+    series: list[SeriesStats] = Field(default_factory=list)
+    threshold: Threshold | None = None
+    templates: list[LogTemplate] = Field(default_factory=list)
+    window_start: float | None = Field(default=None, description="Unix seconds the query began.")
+    window_end: float | None = Field(default=None, description="Unix seconds the query ended.")
 
 
 class ProbableCause(BaseModel):

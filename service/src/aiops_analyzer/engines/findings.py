@@ -1,34 +1,23 @@
-"""What the evidence says, read for the rules engine: numbers from the metric summaries and
-telling lines from the logs.
+"""What the typed evidence says, read for the rules engine.
 
-Each reader looks for one well-known pattern and returns a ``Finding`` that quotes what it saw
-and names the evidence item, so the rules engine can cite it. Nothing here guesses beyond the
-text: no match, no finding.
+Each reader looks at the typed statistics of one kind of series (``SeriesStats``) or at the
+ranked log templates (``LogTemplate``) and returns a ``Finding`` that states what it saw, with
+the numbers, and names the evidence items, so the rules engine can cite them. Nothing here
+guesses beyond the evidence: no match, no finding.
 """
 
 from __future__ import annotations
 
 import re
-from collections import Counter
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from aiops_analyzer.evidence.series import SeriesStats, fmt, parse_summary
-from aiops_analyzer.schemas import EvidenceItem
+from aiops_analyzer.evidence.series import fmt, label_text
+from aiops_analyzer.schemas import EvidenceItem, LogTemplate, SeriesStats
 
-MEMORY_LIMIT_TITLE = "container memory working set / limit"
-OOM_LINE = re.compile(
-    r"(?i)OOMKilled|out of memory|\boom[-_ ]?kill|killed process"
-    r"|exit(?:ed)? (?:code|status)[= ]?137"
-)
-SIGNAL_LINE = re.compile(
-    r"(?i)\bSIG(?:TERM|INT|QUIT|KILL)\b|received signal|signal[=: ]+(?:terminated|interrupt)"
-    r"|shutting down|shutdown complete|graceful(?:ly)? (?:shutdown|stop)"
-)
-# syslog style "program[pid]:" -- who is busy on a host
-PROGRAM = re.compile(r"(?:^|\s)([A-Za-z][\w.-]{2,40})\[\d+\]:")
-QUIET_PROGRAMS = frozenset({"systemd", "kernel", "sshd", "cron", "CRON", "rsyslogd"})
-TIMESTAMP = re.compile(r"^\d\d:\d\d:\d\d ")
 MAX_QUOTED = 160
+# A container series that stops this many steps (or more) before the window ends: it vanished.
+GONE_AFTER_SECONDS = 150.0
 
 
 @dataclass(frozen=True)
@@ -36,130 +25,370 @@ class Finding:
     cause: str
     confidence: float
     evidence_ids: tuple[str, ...]
-
-
-def log_lines(item: EvidenceItem) -> list[str]:
-    """The log lines of a Loki item, without the heading and the HH:MM:SS prefix."""
-    return [TIMESTAMP.sub("", line) for line in item.text.splitlines()[1:] if line.strip()]
+    # A root-cause family the evidence points to, when it overrides the alert's own.
+    family: str = ""
 
 
 def _clip(line: str) -> str:
-    line = line.strip()
+    line = " ".join(line.split())
     return line if len(line) <= MAX_QUOTED else line[: MAX_QUOTED - 3] + "..."
 
 
-def series_of(item: EvidenceItem) -> tuple[str, list[SeriesStats]]:
-    return parse_summary(item.text) if item.source == "prometheus" else ("", [])
+def _clock(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%H:%M:%S UTC")
 
 
+def of_kind(items: list[EvidenceItem], kind: str) -> list[EvidenceItem]:
+    return [i for i in items if i.kind == kind and i.status == "ok"]
+
+
+def own_series(items: list[EvidenceItem], kind: str) -> tuple[EvidenceItem, SeriesStats] | None:
+    """The first series of a kind that belongs to the alert (items put those first)."""
+    for item in of_kind(items, kind):
+        for series in item.series:
+            if series.matches_alert:
+                return item, series
+        if item.series:
+            return item, item.series[0]
+    return None
+
+
+def templates(logs: list[EvidenceItem]) -> list[tuple[EvidenceItem, LogTemplate]]:
+    return [(item, t) for item in of_kind(logs, "log_templates") for t in item.templates]
+
+
+def tagged(logs: list[EvidenceItem], *tags: str) -> tuple[EvidenceItem, LogTemplate] | None:
+    """The best-ranked template carrying one of ``tags``."""
+    for item, template in templates(logs):
+        if any(tag in template.tags for tag in tags):
+            return item, template
+    return None
+
+
+# --- metrics ---------------------------------------------------------------------------------
 def intermittent_condition(prom: list[EvidenceItem]) -> Finding | None:
-    """The alert expression (prom-1) held in several separate stretches: a flapping alert."""
-    for item in prom:
-        if item.id != "prom-1":
+    """The alert expression held in several separate stretches: a flapping alert."""
+    found = own_series(prom, "alert_expression")
+    if found and found[1].runs >= 3:
+        item, series = found
+        return Finding(
+            "The alert condition held only intermittently "
+            f"({series.runs} separate stretches in the window): the value hovers around the "
+            "threshold, so the alert flaps. This points to rule tuning (threshold or `for:`) "
+            "rather than a sustained outage.",
+            0.6,
+            (item.id,),
+        )
+    return None
+
+
+def vanished(series: SeriesStats, window_end: float) -> bool:
+    return series.last_seen is not None and window_end - series.last_seen > GONE_AFTER_SECONDS
+
+
+def memory_at_limit(prom: list[EvidenceItem], window_end: float) -> Finding | None:
+    """Memory at the limit, then a sharp fall or the container gone: the kernel OOM-killed it."""
+    found = own_series(prom, "container_memory_ratio")
+    if not found:
+        return None
+    item, s = found
+    peak = s.peak or 0.0
+    if peak < 0.9:
+        return None
+    if s.drops >= 1:
+        return Finding(
+            f"Memory reached {peak:.0%} of the container's memory limit and fell sharply "
+            f"{s.drops} time(s): the kernel most likely OOM-killed the process at the limit "
+            "and it restarted.",
+            0.75,
+            (item.id,),
+            "oom_killed",
+        )
+    if vanished(s, window_end) and (s.current or 0.0) >= 0.9:
+        return Finding(
+            f"The container's memory working set was at {s.current:.1%} of its limit when its "
+            f"metrics stopped ({_clock(s.last_seen or 0.0)}): it vanished at the limit, the "
+            "signature of an OOM kill.",
+            0.75,
+            (item.id,),
+            "oom_killed",
+        )
+    return None
+
+
+def oom_counters(prom: list[EvidenceItem]) -> Finding | None:
+    for kind, what in (
+        ("container_oom_events", "the container's OOM event counter"),
+        ("host_oom_kills", "the host's OOM kill counter"),
+    ):
+        found = own_series(prom, kind)
+        if found is None:
             continue
-        _, series = series_of(item)
-        runs = max((s.runs for s in series), default=1)
-        if runs >= 3:
+        item, s = found
+        if s.peak is not None and s.minimum is not None and s.peak > s.minimum:
             return Finding(
-                "The alert condition held only intermittently "
-                f"({runs} separate stretches in the window): the value hovers around the "
-                "threshold, so the alert flaps. This points to rule tuning (threshold or `for:`) "
-                "rather than a sustained outage.",
-                0.6,
+                f"{what[0].upper() + what[1:]} rose from {fmt(s.minimum)} to {fmt(s.peak)} in "
+                "the window: the kernel killed a process for running out of memory.",
+                0.8,
                 (item.id,),
+                "oom_killed",
             )
     return None
 
 
-def memory_at_limit(prom: list[EvidenceItem]) -> Finding | None:
-    """Memory working set climbing to the limit and then falling sharply: OOM kills."""
-    for item in prom:
-        title, series = series_of(item)
-        if title != MEMORY_LIMIT_TITLE:
+def page_cache(prom: list[EvidenceItem]) -> Finding | None:
+    """Most of the memory charged to the container is page cache, which the kernel reclaims."""
+    cache = own_series(prom, "container_memory_cache")
+    rss = own_series(prom, "container_memory_rss")
+    if not cache or not rss:
+        return None
+    (c_item, c), (r_item, r) = cache, rss
+    if c.current is None or r.current is None or c.current <= 0:
+        return None
+    share = c.current / (c.current + r.current) if (c.current + r.current) else 0.0
+    limit = c.limit or r.limit
+    rss_of_limit = r.current / limit if limit else None
+    if share < 0.5 or (rss_of_limit is not None and rss_of_limit > 0.7):
+        return None
+    of_limit = f" (RSS is only {rss_of_limit:.0%} of the limit)" if rss_of_limit else ""
+    return Finding(
+        f"Page cache, not the process, fills the memory: cache {_bytes(c.current)} is "
+        f"{share:.0%} of the charged memory against RSS {_bytes(r.current)}{of_limit}. "
+        "The kernel reclaims page cache under pressure, so this is file I/O caching, not a "
+        "leak: do not raise the memory limit for it.",
+        0.7,
+        (c_item.id, r_item.id),
+    )
+
+
+def memory_behind_cpu(prom: list[EvidenceItem]) -> Finding | None:
+    """A host short of memory and swapping: reclaim and swap stalls show up as CPU time."""
+    available = own_series(prom, "host_memory_available")
+    if not available or available[1].current is None or available[1].current > 0.05:
+        return None
+    cited = [available[0].id]
+    signs = [f"MemAvailable is {available[1].current:.1%} of RAM"]
+    for kind, label, floor in (
+        ("host_swap_in", "pages swapped in at {v}/s", 1.0),
+        ("host_memory_pressure", "tasks stalled on memory {p} of the time", 0.05),
+        ("host_swap_used", "swap {p} used", 0.5),
+    ):
+        found = own_series(prom, kind)
+        if found and found[1].current is not None and (found[1].peak or 0.0) >= floor:
+            cited.append(found[0].id)
+            value = found[1].peak or 0.0
+            signs.append(label.format(v=fmt(value), p=f"{value:.0%}"))
+    if len(signs) < 2:
+        return None
+    return Finding(
+        "The host is out of memory, not CPU: "
+        + ", ".join(signs)
+        + ". Page reclaim and swapping burn CPU and stall processes, so the CPU alert is a "
+        "symptom of memory exhaustion.",
+        0.75,
+        tuple(cited),
+        "memory_pressure",
+    )
+
+
+def restarts(prom: list[EvidenceItem]) -> tuple[EvidenceItem, SeriesStats] | None:
+    return own_series(prom, "container_restarts")
+
+
+def no_restarts(prom: list[EvidenceItem]) -> Finding | None:
+    """The restart counter stayed at zero: not a crash loop, whatever the alert's name."""
+    found = restarts(prom)
+    if found and (found[1].peak or 0.0) == 0:
+        return Finding(
+            "The container did not restart in the window (restart count 0): this is not a "
+            "crash loop.",
+            0.5,
+            (found[0].id,),
+        )
+    return None
+
+
+def metric_shift(prom: list[EvidenceItem]) -> Finding | None:
+    """A level shift in the alert's own series: when the condition began, from what level."""
+    found = own_series(prom, "alert_expression") or own_series(
+        [i for i in prom if i.source == "loki"], "alert_expression"
+    )
+    if not found or found[1].change_point is None:
+        return None
+    item, s = found
+    cp = s.change_point
+    assert cp is not None
+    return Finding(
+        f"The alert's value {label_text(s.labels)} shifted from {fmt(cp.before)} to "
+        f"{fmt(cp.after)} at {_clock(cp.at)}: look for what changed then (a deploy, a "
+        "configuration change, a failing dependency).",
+        0.5,
+        (item.id,),
+    )
+
+
+def _bytes(value: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+# --- logs ------------------------------------------------------------------------------------
+# What a tagged template means, as a cause sentence; {line} is the quoted example.
+LOG_CAUSES: dict[str, tuple[str, float, str]] = {
+    "oom": ("The logs report an out-of-memory kill: {line}", 0.75, "oom_killed"),
+    "firewall": (
+        "A firewall drops the traffic: {line}. The service may be up but its port is "
+        "blocked; check the firewall rules (ufw/iptables/nftables) changed around {when}.",
+        0.75,
+        "",
+    ),
+    "dns": (
+        "Name resolution fails: {line}. Check the resolver (/etc/resolv.conf, the DNS "
+        "server) and the record of the name being looked up.",
+        0.7,
+        "",
+    ),
+    "tls": (
+        "TLS fails: {line}. Check the certificate's validity dates, chain and the host name it "
+        "is issued for.",
+        0.7,
+        "",
+    ),
+    "listen": (
+        "The process's listen address changed or could not be bound: {line}. A service that "
+        "listens on 127.0.0.1 or a port in use is unreachable from outside.",
+        0.65,
+        "",
+    ),
+    "reboot": (
+        "The host rebooted or was going down: {line} (at {when}).",
+        0.7,
+        "",
+    ),
+    "disk": ("The logs report a full disk: {line}", 0.7, ""),
+    "lock": (
+        "Work waits on locks: {line}. Lock contention stalls requests; find the long-running "
+        "transaction or job holding the lock.",
+        0.65,
+        "",
+    ),
+    "config": ("The process fails on its configuration: {line}", 0.65, ""),
+    "clock": ("The clock is off: {line}. Check time synchronisation (NTP/chrony).", 0.6, ""),
+    "gc": ("Garbage collection stalls the process: {line}", 0.6, ""),
+    "swap": ("The system is swapping: {line}", 0.55, ""),
+    "queue": ("Work backs up: {line}", 0.5, ""),
+    "network": ("Connections to a dependency fail: {line}", 0.55, ""),
+    "crash": ("The process crashed: {line}", 0.6, ""),
+    "shutdown": (
+        "The process received a termination signal and shut down in an orderly way "
+        "(stopped by an operator, a deploy or the orchestrator), not a crash: {line}",
+        0.6,
+        "",
+    ),
+}
+# Tags that explain a cause on their own; "error" alone is only a symptom.
+CAUSE_TAGS = tuple(LOG_CAUSES)
+
+
+def log_causes(logs: list[EvidenceItem], limit: int = 3) -> list[Finding]:
+    """Cause sentences from the best-ranked tagged templates, one per tag, new ones first."""
+    out: list[Finding] = []
+    used: set[str] = set()
+    for item, template in templates(logs):
+        tag = next((t for t in CAUSE_TAGS if t in template.tags and t not in used), None)
+        if tag is None:
             continue
-        for s in series:
-            if s.max >= 0.9 and s.drops >= 1:
-                return Finding(
-                    f"Memory reached {s.max:.0%} of the container's memory limit and fell "
-                    f"sharply {s.drops} time(s): the kernel most likely OOM-killed the process "
-                    "at the limit and it restarted.",
-                    0.7,
-                    (item.id,),
+        if (
+            tag in ("shutdown", "network", "crash")
+            and template.novelty == "steady"
+            and (template.baseline_count > template.count)
+        ):
+            continue  # an old habit of the logs, not news
+        sentence, confidence, family = LOG_CAUSES[tag]
+        novelty = {"new": " (new in the window)", "surging": " (surging)"}.get(template.novelty, "")
+        out.append(
+            Finding(
+                sentence.format(
+                    line=f"'{_clip(template.example)}'", when=_clock(template.first_seen)
                 )
-    return None
-
-
-def oom_in_logs(logs: list[EvidenceItem]) -> Finding | None:
-    for item in logs:
-        for line in log_lines(item):
-            if OOM_LINE.search(line):
-                return Finding(
-                    f"The logs report an out-of-memory kill: {_clip(line)}", 0.7, (item.id,)
-                )
-    return None
-
-
-def clean_shutdown(logs: list[EvidenceItem]) -> Finding | None:
-    """A termination signal and an orderly shutdown in the logs: stopped, not crashed."""
-    for item in logs:
-        for line in log_lines(item):
-            if SIGNAL_LINE.search(line):
-                return Finding(
-                    "The process received a termination signal and shut down in an orderly "
-                    f"way (stopped by an operator, a deploy or the orchestrator), not a crash: "
-                    f"{_clip(line)}",
-                    0.6,
-                    (item.id,),
-                )
-    return None
-
-
-def error_messages(logs: list[EvidenceItem], limit: int = 3) -> Finding | None:
-    """Up to ``limit`` distinct error lines, newest first."""
-    for item in logs:
-        if "error-like" not in item.text.splitlines()[0]:
-            continue
-        distinct = list(dict.fromkeys(_clip(line) for line in log_lines(item)))[:limit]
-        if distinct:
-            quoted = "; ".join(f"'{line}'" for line in distinct)
-            return Finding(
-                f"The affected workload logged errors around the alert: {quoted}",
-                0.5,
+                + f" Seen {template.count}x{novelty} from {_clock(template.first_seen)}.",
+                confidence,
                 (item.id,),
+                family,
             )
-    return None
+        )
+        used.add(tag)
+        if len(out) >= limit:
+            break
+    return out
+
+
+def error_messages(
+    logs: list[EvidenceItem], limit: int = 3, *, skip: tuple[Finding, ...] = ()
+) -> Finding | None:
+    """Up to ``limit`` error-level or error-worded templates, best-ranked first, that no
+    finding in ``skip`` quotes already."""
+    quoted: list[str] = []
+    cited: list[str] = []
+    said = " ".join(f.cause for f in skip)
+    for item, template in templates(logs):
+        if _clip(template.example) in said:
+            continue
+        if "error" in template.tags or template.level in ("error", "crit", "fatal", "emerg"):
+            quoted.append(f"'{_clip(template.example)}'")
+            cited.append(item.id)
+        if len(quoted) >= limit:
+            break
+    if not quoted:
+        return None
+    return Finding(
+        f"The affected workload logged errors around the alert: {'; '.join(quoted)}",
+        0.5,
+        tuple(dict.fromkeys(cited)),
+    )
 
 
 def busy_programs(logs: list[EvidenceItem]) -> Finding | None:
-    """Which programs fill a host's logs in the window (the likely consumer of a resource)."""
-    counts: Counter[str] = Counter()
+    """Which program fills a host's logs in the window (the likely consumer of a resource)."""
+    counts: dict[str, int] = {}
     cited: list[str] = []
-    for item in logs:
-        names = [m.group(1) for line in log_lines(item) for m in PROGRAM.finditer(line)]
-        names = [n for n in names if n not in QUIET_PROGRAMS]
-        if names:
-            counts.update(names)
+    for item, template in templates(logs):
+        name = _program(template.example)
+        if name:
+            counts[name] = counts.get(name, 0) + template.count
             cited.append(item.id)
     if not counts:
         return None
-    top, lines = counts.most_common(1)[0]
+    ranked = sorted(counts.items(), key=lambda kv: -kv[1])
+    top, lines = ranked[0]
     if lines < 2:
         return None
-    others = ", ".join(f"{n} ({c})" for n, c in counts.most_common(3)[1:])
+    others = ", ".join(f"{n} ({c})" for n, c in ranked[1:3])
     text = f"The logs in the window are dominated by {top} ({lines} lines)"
     text += f", then {others}" if others else ""
-    return Finding(text + f"; {top} is the likely consumer.", 0.45, tuple(cited))
+    return Finding(text + f"; {top} is the likely consumer.", 0.45, tuple(dict.fromkeys(cited)))
+
+
+_QUIET_PROGRAMS = frozenset({"systemd", "kernel", "sshd", "cron", "CRON", "rsyslogd"})
+
+
+def _program(line: str) -> str:
+    match = re.search(r"(?:^|\s)([A-Za-z][\w.-]{2,40})\[\d+\]:", line)
+    if not match or match.group(1) in _QUIET_PROGRAMS:
+        return ""
+    return match.group(1)
 
 
 def first_series_line(prom: list[EvidenceItem]) -> str:
-    """The first series of the alert's own expression, compactly, for quoting."""
-    for item in prom:
-        if item.id == "prom-1":
-            _, series = series_of(item)
-            if series:
-                s = series[0]
-                return (
-                    f"{s.labels} last={fmt(s.last)} min={fmt(s.min)} max={fmt(s.max)} "
-                    f"trend={s.trend}"
-                )
-    return ""
+    """The alert's own series of its expression, compactly, for quoting."""
+    found = own_series(prom, "alert_expression")
+    if not found:
+        return ""
+    s = found[1]
+    return (
+        f"{label_text(s.labels)} current={fmt(s.current)} min={fmt(s.minimum)} "
+        f"max={fmt(s.peak)} trend={s.trend}"
+    )

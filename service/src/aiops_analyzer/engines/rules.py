@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import UTC
 
 from aiops_analyzer.engines import findings
-from aiops_analyzer.evidence.expression import alert_expression, metric_names
+from aiops_analyzer.evidence.expression import alert_expression, is_logql, metric_names
 from aiops_analyzer.evidence.runbooks import LINK_ONLY_DETAIL
+from aiops_analyzer.evidence.target import scope
 from aiops_analyzer.schemas import (
     Alert,
     AnalysisResult,
     EvidenceItem,
     ProbableCause,
+    SeriesStats,
     Severity,
 )
 from aiops_analyzer.scrub import Scrubber, default_scrubber
@@ -320,7 +323,7 @@ def classify(alert: Alert) -> Classification:
     """The best-matching family: signals from the expression weigh more than names."""
     expr = alert_expression(alert)
     # Real rules use a handful of metrics; a giant generated expression must stay cheap.
-    metrics = metric_names(expr)[:MAX_METRICS] if expr else []
+    metrics = metric_names(expr)[:MAX_METRICS] if expr and not is_logql(expr) else []
     name_text = " ".join(
         [_split_camel(alert.alertname), alert.annotations.get("summary", "")]
     ).lower()
@@ -346,26 +349,6 @@ def classify(alert: Alert) -> Classification:
 def _split_camel(name: str) -> str:
     """KubePodCrashLooping -> Kube Pod Crash Looping, so name regexes see words."""
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name).replace("_", " ")
-
-
-def scope(alert: Alert) -> str:
-    """What kind of thing the alert is about: container, host, nginx, kubernetes, service."""
-    expr = alert_expression(alert)
-    metrics = metric_names(expr) if expr else []
-    labels = alert.labels
-    if any(m.startswith("kube_") for m in metrics) or "pod" in labels or "namespace" in labels:
-        return "kubernetes"
-    if (
-        any(m.startswith("container_") for m in metrics)
-        or "container" in labels
-        or "name" in labels
-    ):
-        return "container"
-    if any(m.startswith("nginx_") for m in metrics) or "nginx" in labels.get("job", ""):
-        return "nginx"
-    if any(m.startswith("node_") for m in metrics):
-        return "host"
-    return "service"
 
 
 def _label(alert: Alert, key: str) -> str:
@@ -401,30 +384,55 @@ class RulesEngine:
     def analyze(self, alert: Alert, evidence: list[EvidenceItem]) -> AnalysisResult:
         found = classify(alert)
         ok = [item for item in evidence if item.status == "ok"]
-        prom = [i for i in ok if i.source == "prometheus"]
-        logs = [i for i in ok if i.source == "loki"]
+        # Metrics: Prometheus' items and a Loki ruler alert's own LogQL series.
+        prom = [i for i in ok if i.source == "prometheus" or i.kind == "alert_expression"]
+        logs = [i for i in ok if i.source == "loki" and i.kind != "alert_expression"]
         runbook_items = [i for i in ok if i.source == "runbook"]
+        window_end = max((i.window_end or 0.0 for i in prom), default=0.0)
 
-        oom = findings.memory_at_limit(prom) or findings.oom_in_logs(logs)
         family = found.family
-        if oom and family.category in ("container_crash", "target_down"):
-            family = FAMILY_BY_CATEGORY["oom_killed"]  # the evidence says why it restarts
-        inconclusive = not (prom or logs) and (family is UNKNOWN or _sources_were_asked(evidence))
-        severity = severity_of(alert, family)
-        where = scope(alert)
+        oom = (
+            findings.oom_counters(prom)
+            or findings.memory_at_limit(prom, window_end)
+            or _first(findings.log_causes(logs), "oom_killed")
+        )
+        if oom and family.category in ("container_crash", "target_down", "unknown"):
+            family = FAMILY_BY_CATEGORY["oom_killed"]  # the evidence says why it stopped
+        memory = findings.memory_behind_cpu(prom)
+        if memory and family.category in ("cpu_saturation", "host_load"):
+            family = FAMILY_BY_CATEGORY["memory_pressure"]  # CPU time spent reclaiming memory
+        log_found = [
+            f for f in findings.log_causes(logs) if f is not oom and f.family != "oom_killed"
+        ]
+        if family.category == "oom_killed" and not oom:
+            oom = _first(findings.log_causes(logs), "oom_killed")
         flapping = findings.intermittent_condition(prom)
-
-        extra = [flapping, oom, findings.error_messages(logs)]
-        if family.category in ("container_crash", "target_down") and not extra[2]:
-            extra.append(findings.clean_shutdown(logs))
+        extra: list[findings.Finding | None] = [flapping, oom, memory]
+        extra += [findings.page_cache(prom), findings.metric_shift(prom)]
+        extra += log_found
+        extra.append(findings.error_messages(logs, skip=tuple(log_found)))
+        if family.category in ("container_crash", "oom_killed"):
+            extra.append(findings.no_restarts(prom) if not oom else None)
         if family.category in RESOURCE_FAMILIES:
             extra.append(findings.busy_programs(logs))
+        supported = [f for f in extra if f]
+        no_data = not (prom or logs) and (family is UNKNOWN or _sources_were_asked(evidence))
+        # An alert the engine cannot place and evidence that explains nothing: say so.
+        inconclusive = no_data or (family is UNKNOWN and not supported)
+        resolved = _resolution(alert, prom, logs, supported)
+        severity = severity_of(alert, family)
+        if resolved is not None and not resolved.persists:
+            severity = "info"
+        where = scope(alert)
         read_runbooks = [i.id for i in runbook_items if i.detail != LINK_ONLY_DETAIL]
+        restarted = findings.restarts(prom)
         causes = self._causes(
-            family, found, prom, logs, [f for f in extra if f], inconclusive, read_runbooks
+            family, found, prom, logs, supported, inconclusive, read_runbooks, restarted
         )
         remediation = self._remediation(alert, family, where, runbook_items, flapping)
         summary = self._summary(alert, family, severity, where, evidence, inconclusive)
+        if resolved is not None:
+            summary += " " + resolved.sentence
         scrub = self.scrubber.scrub
         return AnalysisResult(
             summary=scrub(summary),
@@ -446,19 +454,24 @@ class RulesEngine:
         extra: list[findings.Finding],
         inconclusive: bool,
         runbook_ids: list[str],
+        restarted: tuple[EvidenceItem, SeriesStats] | None,
     ) -> list[ProbableCause]:
-        """The family's causes, then what the evidence found.
+        """What the evidence found first, then the family's causes, best supported first.
 
-        A cause cites the metrics and error logs that support it. The family's causes fall back
-        to the alert's runbook (read, not just linked): it states what the alert means and how
-        to tell these causes apart, which is more than "no evidence". It adds no confidence.
+        A family cause cites the alert's own series and the ranked logs that support it. The
+        family's other causes fall back to the alert's runbook (read, not just linked): it
+        states what the alert means and how to tell these causes apart. It adds no confidence.
         """
         base = {"expression": 0.6, "name": 0.45, "none": 0.2}[found.matched_by]
         if inconclusive:
             base = min(base, 0.3)
-        error_ids = [i.id for i in logs if "error-like" in i.text.splitlines()[0]]
-        support = 0.1 * bool(prom) + 0.1 * bool(error_ids)
+        log_ids = [i.id for i in logs if i.kind == "log_templates" and i.templates]
+        own = [i.id for i in prom if i.kind == "alert_expression"] or [i.id for i in prom[:1]]
+        support = 0.1 * bool(prom) + 0.1 * bool(log_ids)
         main = family.causes[0]
+        if family.category == "container_crash" and restarted and (restarted[1].peak or 0) == 0:
+            # Never a "crash loop" the restart counter does not show.
+            main = "The container stopped or was removed and did not restart."
         observed = findings.first_series_line(prom)
         if observed:
             main += f" Observed: {observed}."
@@ -466,7 +479,7 @@ class RulesEngine:
             ProbableCause(
                 cause=main,
                 confidence=round(min(0.9, base + support), 2),
-                evidence_ids=([i.id for i in prom] + error_ids) or list(runbook_ids),
+                evidence_ids=(own + log_ids) or list(runbook_ids),
             )
         ]
         for finding in extra:
@@ -485,6 +498,7 @@ class RulesEngine:
                     evidence_ids=list(runbook_ids),
                 )
             )
+        causes.sort(key=lambda c: -c.confidence)
         return causes
 
     def _remediation(
@@ -540,6 +554,52 @@ class RulesEngine:
                 "check the target directly."
             )
         return text
+
+
+def _first(found: list[findings.Finding], family: str) -> findings.Finding | None:
+    return next((f for f in found if f.family == family), None)
+
+
+@dataclass(frozen=True)
+class Resolution:
+    persists: bool
+    sentence: str
+
+
+def _resolution(
+    alert: Alert,
+    prom: list[EvidenceItem],
+    logs: list[EvidenceItem],
+    supported: list[findings.Finding],
+) -> Resolution | None:
+    """For a resolved alert: when it recovered, and whether its cause is still there.
+
+    The cause persists when the alert's own condition holds again after endsAt (its series
+    has points then) or when a cause the logs name keeps being logged after endsAt.
+    """
+    if alert.status != "resolved" or alert.ends_at is None:
+        return None
+    ends = alert.ends_at if alert.ends_at.tzinfo else alert.ends_at.replace(tzinfo=UTC)
+    starts = alert.starts_at if alert.starts_at.tzinfo else alert.starts_at.replace(tzinfo=UTC)
+    minutes = max(0.0, (ends - starts).total_seconds() / 60)
+    end_ts = ends.timestamp()
+    after: list[str] = []
+    own = findings.own_series(prom, "alert_expression")
+    if own and any(ts > end_ts + 60 for ts, _ in own[1].points):
+        after.append(f"its condition holds again after the resolution ({own[0].id})")
+    cited = {i for f in supported for i in f.evidence_ids}
+    for item, template in findings.templates(logs):
+        if item.id in cited and template.last_seen > end_ts + 60 and template.tags:
+            after.append(f"'{template.example[:120]}' is still logged after it ({item.id})")
+            break
+    when = f"Resolved at {ends.strftime('%H:%M:%S UTC')} after {minutes:.0f} min"
+    if after:
+        return Resolution(True, f"{when}, but the cause is still there: {'; '.join(after)}.")
+    return Resolution(
+        False,
+        f"{when}; it has recovered and nothing in the evidence shows the cause still "
+        "present, so this is informational unless it recurs.",
+    )
 
 
 def _sources_were_asked(evidence: list[EvidenceItem]) -> bool:

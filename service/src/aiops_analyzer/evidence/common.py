@@ -30,19 +30,23 @@ class Window:
 
 
 def alert_window(alert: Alert, settings: Settings, now: datetime | None = None) -> Window:
-    """[startsAt - window, min(now, endsAt or now)], never empty or inverted.
+    """[startsAt - window, min(now, endsAt or now)], never empty or inverted; for a resolved
+    alert up to a third of a window past endsAt (still no later than now).
 
     Alertmanager sends a firing alert's endsAt in the future (its resolve timeout) and some
     senders use the zero time "0001-01-01": both mean "still going", i.e. now.
     """
     now = now or datetime.now(UTC)
     starts = _aware(alert.starts_at)
-    start = starts - timedelta(minutes=settings.evidence_window_minutes)
+    span = timedelta(minutes=settings.evidence_window_minutes)
+    start = starts - span
     end = now
     if alert.ends_at is not None:
         ends = _aware(alert.ends_at)
         if starts <= ends < now:
-            end = ends
+            # A resolved alert: look a little past its end, to tell whether the cause is
+            # still there; a firing one that ended (as Alertmanager says): stop at the end.
+            end = min(now, ends + span / 3) if alert.status == "resolved" else ends
     if end <= start:  # a startsAt in the future (clock skew): still look back one window
         start = end - timedelta(minutes=settings.evidence_window_minutes)
     return Window(start=start, end=end)
@@ -59,15 +63,28 @@ def cap(text: str, limit: int = MAX_ITEM_CHARS) -> str:
 
 
 def finish(item: EvidenceItem, scrubber: Scrubber, limit: int = MAX_ITEM_CHARS) -> EvidenceItem:
-    """Scrub and cap every free-text field of an item (the last step of every source)."""
+    """Scrub and cap every free-text field of an item (the last step of every source).
+
+    The typed fields are scrubbed too: label values and log lines reach the store, the web
+    page and the prompt as much as the text does.
+    """
     return item.model_copy(
         update={
             "query": cap(scrubber.scrub(item.query), 1000),
             "text": cap(scrubber.scrub(item.text), limit),
             "detail": cap(scrubber.scrub(item.detail), 500),
             "series": [
-                s.model_copy(update={"labels": cap(scrubber.scrub(s.labels), 500)})
+                s.model_copy(update={"labels": scrubber.scrub_mapping(dict(s.labels))})
                 for s in item.series
+            ],
+            "templates": [
+                t.model_copy(
+                    update={
+                        "template": scrubber.scrub(t.template),
+                        "example": scrubber.scrub(t.example),
+                    }
+                )
+                for t in item.templates
             ],
         }
     )

@@ -94,3 +94,34 @@ def metric_names(expr: str) -> list[str]:
         names.append(word)
         seen.add(word)
     return names
+
+
+# A stream selector right after "(" or at the start, followed by a line filter, a parser
+# stage or a range: LogQL, which only Loki can run (a Loki ruler alert). PromQL always names
+# a metric before "{" (or matches __name__ inside it).
+_LOGQL = re.compile(
+    r"(?:^|\()\s*\{[^{}]*\}\s*(?:\|[=~]|![=~]|\|\s*[a-z_]+|\[)",
+)
+_SELECTOR = re.compile(r"\{[^{}]*\}")
+_THRESHOLD = re.compile(
+    r"(?P<op>>=|<=|==|!=|>|<)\s*(?:bool\s+)?(?P<value>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$"
+)
+
+
+def is_logql(expr: str) -> bool:
+    """True when the expression is LogQL (a Loki ruler alert), which Prometheus cannot run."""
+    return bool(expr) and bool(_LOGQL.search(_STRING.sub('""', expr)))
+
+
+def logql_selector(expr: str) -> str | None:
+    """The first stream selector of a LogQL expression, e.g. ``{compose_service="edge"}``."""
+    match = _SELECTOR.search(expr)
+    return match.group(0) if match else None
+
+
+def threshold(expr: str) -> tuple[str, float] | None:
+    """The final comparison of an alert expression (``... > 90`` -> (">", 90.0)), if any."""
+    match = _THRESHOLD.search(expr.strip())
+    if not match:
+        return None
+    return match["op"], float(match["value"])

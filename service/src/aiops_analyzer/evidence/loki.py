@@ -1,29 +1,39 @@
-"""Loki evidence: the latest log lines of the affected container or job, errors first.
+"""Loki evidence: the target's log lines mined into templates and ranked (``logrank``).
 
-The stream selector comes from the alert's labels (container/name, compose_service, service,
-service_name, job), the window runs from one evidence window before startsAt to one after
-(or now), and at most ``loki_max_lines`` lines are kept: lines that look like errors
-(error|fail|panic|fatal|exception) become ``loki-1``, the newest other lines the next item.
+Streams are selected by the alert's subject labels (container/name, compose_service, service,
+service_name, job); for a host, also by its host name or instance, where the host's system and
+kernel lines live; for a Loki ruler alert, by its LogQL's own selector. Two windows are read:
+the *recent* one from shortly before startsAt to one evidence window after it (or now), and
+the *baseline* before it, at most ``MAX_FETCH_LINES`` lines each, newest first. The items:
+
+- ``loki-1`` (kind ``log_templates``): templates new or surging before the alert, best first;
+- ``loki-2`` (kind ``log_lines``): the newest recent lines, at most ``loki_max_lines``;
+- ``loki-expr`` (kind ``alert_expression``): a Loki ruler alert's LogQL, run by Loki.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
 from aiops_analyzer.core.config import Settings
-from aiops_analyzer.evidence.common import alert_window, describe_error, unavailable
-from aiops_analyzer.schemas import Alert, EvidenceItem
+from aiops_analyzer.evidence.common import Window, alert_window, describe_error, unavailable
+from aiops_analyzer.evidence.expression import alert_expression, is_logql, logql_selector
+from aiops_analyzer.evidence.logrank import LogLine, rank
+from aiops_analyzer.evidence.prometheus import render_item, typed_series
+from aiops_analyzer.evidence.target import host_name, scope, subject_labels
+from aiops_analyzer.schemas import Alert, EvidenceItem, LogTemplate
 
-# Syslog levels crit/emerg count; the word "alert" does not (too common in ordinary lines).
-ERROR_LINE = re.compile(r"(?i)error|fail|panic|fatal|exception|\b(?:crit|emerg)\b")
 MAX_LINE_CHARS = 300
-# Fetch more than we keep so that error lines further back can still be found.
-FETCH_FACTOR = 5
+# Lines read per window and selector: bounded work whatever the log volume.
+MAX_FETCH_LINES = 1000
+# The recent window starts this long before startsAt (a rule's `for:` plus the lead-up).
+RECENT_LEAD = timedelta(minutes=15)
+MAX_TEMPLATES_KEPT = 10
+MAX_TEMPLATES_SHOWN = 8
 
 # (alert label, Loki stream label) in order of preference.
 _SELECTOR_LABELS = (
@@ -35,6 +45,8 @@ _SELECTOR_LABELS = (
     ("service_name", "service_name"),
     ("job", "job"),
 )
+# Stream labels under which collectors file a host's journal and syslog.
+_HOST_STREAM_LABELS = ("host", "hostname", "nodename")
 
 
 def _quote(value: str) -> str:
@@ -43,18 +55,54 @@ def _quote(value: str) -> str:
 
 
 def stream_selector(alert: Alert) -> str | None:
+    labels = subject_labels(alert)
     for alert_label, stream_label in _SELECTOR_LABELS:
-        value = alert.labels.get(alert_label)
+        value = labels.get(alert_label)
         if value:
             return "{" + f"{stream_label}={_quote(value)}" + "}"
     return None
 
 
+def stream_selectors(alert: Alert) -> list[str]:
+    """Every selector to read, the subject's own first."""
+    selectors: list[str] = []
+    own = stream_selector(alert)
+    if own:
+        selectors.append(own)
+    expr = alert_expression(alert)
+    if is_logql(expr):
+        selector = logql_selector(expr)
+        if selector:
+            selectors.append(selector)
+    instance = subject_labels(alert).get("instance", "")
+    if instance and scope(alert) == "host":
+        host = host_name(instance)
+        selectors.append("{" + f"instance={_quote(instance)}" + "}")
+        selectors += ["{" + f"{label}={_quote(host)}" + "}" for label in _HOST_STREAM_LABELS]
+    return list(dict.fromkeys(selectors))
+
+
+def windows(alert: Alert, settings: Settings) -> tuple[Window, Window]:
+    """(baseline, recent): logs *around* startsAt, even for an alert analysed hours later."""
+    window = alert_window(alert, settings)
+    span = timedelta(minutes=settings.evidence_window_minutes)
+    starts = window.start + span
+    lead = min(RECENT_LEAD, span / 2)
+    recent = Window(
+        starts - lead, max(starts - lead + timedelta(seconds=1), min(window.end, starts + span))
+    )
+    baseline = Window(window.start, starts - lead)
+    return baseline, recent
+
+
 async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> list[EvidenceItem]:
-    selector = stream_selector(alert)
+    selectors = stream_selectors(alert)
+    expr = alert_expression(alert)
+    logql = expr if is_logql(expr) else ""
     if not settings.loki_url:
-        return [unavailable("loki-1", "loki", selector or "", "AIOPS_LOKI_URL is not set")]
-    if selector is None:
+        query = selectors[0] if selectors else logql
+        return [unavailable("loki-1", "loki", query, "AIOPS_LOKI_URL is not set")]
+    if not selectors:
         return [
             EvidenceItem(
                 id="loki-1",
@@ -64,52 +112,139 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
                 "to select log streams by",
             )
         ]
-    window = alert_window(alert, settings)
-    # Logs *around* startsAt: an alert analysed hours later (a backlog, a long outage) must
-    # not get only the newest lines, which say nothing about how it began.
-    end = min(window.end, window.start + 2 * timedelta(minutes=settings.evidence_window_minutes))
-    limit = settings.loki_max_lines * FETCH_FACTOR
-    params = {
-        "query": selector,
-        "start": str(int(window.start.timestamp() * 1e9)),
-        "end": str(int(end.timestamp() * 1e9)),
-        "limit": str(limit),
-        "direction": "backward",
-    }
-    timeout = settings.evidence_timeout_seconds
+    baseline, recent = windows(alert, settings)
     url = settings.loki_url.rstrip("/") + "/loki/api/v1/query_range"
-    try:
-        async with asyncio.timeout(timeout):
-            response = await http.get(url, params=params, timeout=timeout)
-            body = response.json() if "json" in response.headers.get("content-type", "") else None
-    except Exception as exc:
-        return [unavailable("loki-1", "loki", selector, f"loki {describe_error(exc)}")]
-    if not isinstance(body, dict) or body.get("status") != "success":
-        error = body.get("error") if isinstance(body, dict) else None
-        return [
-            unavailable(
-                "loki-1",
-                "loki",
-                selector,
-                f"loki query failed: {error or f'HTTP {response.status_code}'}",
-            )
-        ]
-    lines = _lines((body.get("data") or {}).get("result") or [])
-    if not lines:
+    timeout = settings.evidence_timeout_seconds
+    reads = [_read(url, s, w, timeout, http) for s in selectors for w in (recent, baseline)]
+    results, items = await asyncio.gather(
+        asyncio.gather(*reads), _expression(logql, url, recent, timeout, http)
+    )
+    failures = [r for r in results if isinstance(r, str)]
+    if len(failures) == len(results):
+        return [unavailable("loki-1", "loki", selectors[0], failures[0]), *items]
+    seen: set[tuple[int, str]] = set()
+    lines: list[LogLine] = []
+    for result in results:
+        if isinstance(result, str):
+            continue
+        for ts_ns, text in result:
+            if (ts_ns, text) in seen:
+                continue
+            seen.add((ts_ns, text))
+            lines.append(LogLine(ts_ns / 1e9, text, recent.start.timestamp() <= ts_ns / 1e9))
+    query = " + ".join(selectors)
+    if not any(line.recent for line in lines):
         return [
             EvidenceItem(
                 id="loki-1",
                 source="loki",
-                query=selector,
+                query=query,
                 status="empty",
-                text=f"no log lines for {selector} in the window",
+                kind="log_templates",
+                text=f"no log lines for {query} around the alert's start",
+            ),
+            *items,
+        ]
+    templates = rank(lines, recent.seconds, baseline.seconds)[:MAX_TEMPLATES_KEPT]
+    newest = sorted((ln for ln in lines if ln.recent), key=lambda ln: ln.ts, reverse=True)
+    newest = newest[: settings.loki_max_lines]
+    items[:0] = [
+        EvidenceItem(
+            id="loki-1",
+            source="loki",
+            query=query,
+            kind="log_templates",
+            title="log templates new or surging before the alert",
+            window_start=recent.start.timestamp(),
+            window_end=recent.end.timestamp(),
+            templates=templates,
+            text=render_templates(templates, lines, recent, baseline),
+        ),
+        EvidenceItem(
+            id="loki-2",
+            source="loki",
+            query=query,
+            kind="log_lines",
+            title="newest log lines",
+            text=f"{len(newest)} newest log lines around the alert (newest first):\n"
+            + "\n".join(_render_line(ln.ts, ln.line) for ln in newest),
+        ),
+    ]
+    return items
+
+
+async def _read(
+    url: str, selector: str, window: Window, seconds: float, http: httpx.AsyncClient
+) -> list[tuple[int, str]] | str:
+    """(timestamp ns, line) of every stream, or why the read failed."""
+    params = {
+        "query": selector,
+        "start": str(int(window.start.timestamp() * 1e9)),
+        "end": str(int(window.end.timestamp() * 1e9)),
+        "limit": str(MAX_FETCH_LINES),
+        "direction": "backward",
+    }
+    try:
+        async with asyncio.timeout(seconds):
+            response = await http.get(url, params=params, timeout=seconds)
+            body = response.json() if "json" in response.headers.get("content-type", "") else None
+    except Exception as exc:
+        return f"loki {describe_error(exc)}"
+    if not isinstance(body, dict) or body.get("status") != "success":
+        error = body.get("error") if isinstance(body, dict) else None
+        return f"loki query failed: {error or f'HTTP {response.status_code}'}"
+    return _lines((body.get("data") or {}).get("result") or [])
+
+
+async def _expression(
+    logql: str, url: str, window: Window, seconds: float, http: httpx.AsyncClient
+) -> list[EvidenceItem]:
+    """A Loki ruler alert's own LogQL, as a metric query over the recent window."""
+    if not logql:
+        return []
+    step = max(1, int(window.seconds // 60))
+    params = {
+        "query": logql,
+        "start": str(int(window.start.timestamp() * 1e9)),
+        "end": str(int(window.end.timestamp() * 1e9)),
+        "step": str(step),
+    }
+    try:
+        async with asyncio.timeout(seconds):
+            response = await http.get(url, params=params, timeout=seconds)
+            body = response.json() if "json" in response.headers.get("content-type", "") else None
+    except Exception as exc:
+        return [unavailable("loki-expr", "loki", logql, f"loki {describe_error(exc)}")]
+    data = body.get("data") if isinstance(body, dict) else None
+    result = data.get("result") if isinstance(data, dict) else None
+    if not isinstance(data, dict) or data.get("resultType") != "matrix" or not result:
+        return [
+            EvidenceItem(
+                id="loki-expr",
+                source="loki",
+                query=logql,
+                status="empty",
+                kind="alert_expression",
+                detail="the alert's LogQL returned no series from Loki",
             )
         ]
-    return split_errors_first(lines, selector, settings.loki_max_lines)
+    series = typed_series(result, window, {})
+    return [
+        EvidenceItem(
+            id="loki-expr",
+            source="loki",
+            query=logql,
+            kind="alert_expression",
+            title="alert expression (LogQL)",
+            series=series[:5],
+            text=render_item("alert expression (LogQL, run by Loki)", series, window),
+            window_start=window.start.timestamp(),
+            window_end=window.end.timestamp(),
+        )
+    ]
 
 
 def _lines(result: list[Any]) -> list[tuple[int, str]]:
-    """(timestamp ns, line) of every stream, newest first."""
     out: list[tuple[int, str]] = []
     for stream in result:
         if not isinstance(stream, dict):
@@ -121,42 +256,35 @@ def _lines(result: list[Any]) -> list[tuple[int, str]]:
                 except (TypeError, ValueError):
                     continue
                 out.append((ts, str(pair[1])))
-    out.sort(key=lambda p: p[0], reverse=True)
     return out
 
 
-def _render(ts_ns: int, line: str) -> str:
-    when = datetime.fromtimestamp(ts_ns / 1e9, tz=UTC).strftime("%H:%M:%S")
+def _clock(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%H:%M:%S")
+
+
+def _render_line(ts: float, line: str) -> str:
     line = line.replace("\n", " ").strip()
     if len(line) > MAX_LINE_CHARS:
         line = line[: MAX_LINE_CHARS - 3] + "..."
-    return f"{when} {line}"
+    return f"{_clock(ts)} {line}"
 
 
-def split_errors_first(
-    lines: list[tuple[int, str]], selector: str, max_lines: int
-) -> list[EvidenceItem]:
-    errors = [p for p in lines if ERROR_LINE.search(p[1])][:max_lines]
-    others = [p for p in lines if not ERROR_LINE.search(p[1])][: max_lines - len(errors)]
-    items: list[EvidenceItem] = []
-    if errors:
-        items.append(
-            EvidenceItem(
-                id="loki-1",
-                source="loki",
-                query=selector,
-                text=f"{len(errors)} error-like log lines (newest first):\n"
-                + "\n".join(_render(*p) for p in errors),
-            )
+def render_templates(
+    templates: list[LogTemplate], lines: list[LogLine], recent: Window, baseline: Window
+) -> str:
+    recent_count = sum(1 for ln in lines if ln.recent)
+    head = (
+        f"{len(templates)} log templates ranked from {recent_count} lines "
+        f"{_clock(recent.start.timestamp())}-{_clock(recent.end.timestamp())} against "
+        f"{len(lines) - recent_count} baseline lines "
+        f"{_clock(baseline.start.timestamp())}-{_clock(baseline.end.timestamp())}:"
+    )
+    rows = [head]
+    for t in templates[:MAX_TEMPLATES_SHOWN]:
+        tags = f" [{', '.join(t.tags)}]" if t.tags else ""
+        rows.append(
+            f"- {t.novelty} x{t.count} (baseline {t.baseline_count}) "
+            f"{_clock(t.first_seen)}-{_clock(t.last_seen)}{tags}: {t.example}"
         )
-    if others:
-        items.append(
-            EvidenceItem(
-                id=f"loki-{len(items) + 1}",
-                source="loki",
-                query=selector,
-                text=f"{len(others)} most recent other log lines (newest first):\n"
-                + "\n".join(_render(*p) for p in others),
-            )
-        )
-    return items
+    return "\n".join(rows)

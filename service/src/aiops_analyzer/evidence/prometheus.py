@@ -1,16 +1,16 @@
 """Prometheus evidence: the alert's own expression over time, plus family-specific context.
 
-Each query is a range query (``/api/v1/query_range``) over the alert window, summarised per
-series as labels, min/max/last, its shape and a few points (``series.py``), so an engine sees
-the shape of the problem in a few hundred characters. Queries run concurrently, each with
-its own timeout.
+Each query is a range query (``/api/v1/query_range``) over the alert window. Every series
+becomes typed statistics (``series.py``: current, baseline, peak, trend, level shift, limit
+and saturation, downsampled points), the alert's own series (labels matching the alert)
+first, and a text rendering for the prompt. Queries run concurrently, each with its own
+timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,33 +18,47 @@ import httpx
 
 from aiops_analyzer.core.config import Settings
 from aiops_analyzer.evidence.common import Window, alert_window, describe_error, unavailable
-from aiops_analyzer.evidence.expression import alert_expression, metric_names
-from aiops_analyzer.evidence.series import describe, fmt, render
-from aiops_analyzer.schemas import Alert, EvidenceItem, SeriesPoints
+from aiops_analyzer.evidence.expression import (
+    alert_expression,
+    is_logql,
+    metric_names,
+    threshold,
+)
+from aiops_analyzer.evidence.series import describe, label_text, render
+from aiops_analyzer.evidence.target import subject_labels
+from aiops_analyzer.schemas import Alert, EvidenceItem, SeriesStats, Threshold
 
 MAX_SERIES = 5
-POINTS_SHOWN = 5
-CHART_POINTS = 120
 TARGET_POINTS = 60  # about one point a minute over the default 30-minute window
-MAX_FAMILY_QUERIES = 5
+MAX_FAMILY_QUERIES = 9
 
 
 @dataclass(frozen=True)
 class NamedQuery:
     title: str
     promql: str
+    kind: str = ""
+    # A query for the ceiling of this one (a memory limit): its last value becomes each
+    # series' ``limit`` and ``saturation``.
+    limit_promql: str = ""
 
 
 def plan_queries(alert: Alert) -> list[NamedQuery]:
-    """The alert's own expression first, then queries chosen by what the alert is about."""
+    """The alert's own expression first, then queries chosen by what the alert is about.
+
+    A LogQL expression (a Loki ruler alert) is not Prometheus' to run: the Loki source runs it.
+    """
     plan: list[NamedQuery] = []
     expr = alert_expression(alert)
+    if is_logql(expr):
+        expr = ""
     if expr:
-        plan.append(NamedQuery("alert expression", expr))
+        plan.append(NamedQuery("alert expression", expr, "alert_expression"))
+    labels = subject_labels(alert)
     family: list[NamedQuery] = []
-    family += _container_queries(alert, expr)
-    family += _host_queries(alert, expr)
-    family += _nginx_queries(alert, expr)
+    family += _container_queries(labels, expr)
+    family += _host_queries(labels, expr)
+    family += _nginx_queries(labels, expr)
     plan += family[:MAX_FAMILY_QUERIES]
     return plan
 
@@ -68,8 +82,7 @@ def _container_selector(labels: dict[str, str]) -> str | None:
     return None
 
 
-def _container_queries(alert: Alert, expr: str) -> list[NamedQuery]:
-    labels = alert.labels
+def _container_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
     about_container = any(m.startswith("container_") for m in _metrics(expr)) or any(
         k in labels or k.startswith("container_label_") for k in ("name", "container")
     )
@@ -77,32 +90,57 @@ def _container_queries(alert: Alert, expr: str) -> list[NamedQuery]:
     if not selector:
         return []
     s = "{" + selector + "}"
+    limit = f"max by (name) (container_spec_memory_limit_bytes{s} > 0)"
     return [
         NamedQuery(
             "container CPU cores used",
             f"sum by (name) (rate(container_cpu_usage_seconds_total{s}[5m]))",
+            "container_cpu",
         ),
         NamedQuery(
             "container memory working set / limit",
             f"max by (name) (container_memory_working_set_bytes{s})"
             f" / max by (name) (container_spec_memory_limit_bytes{s} > 0)",
+            "container_memory_ratio",
         ),
         NamedQuery(
             "container memory working set bytes",
             f"max by (name) (container_memory_working_set_bytes{s})",
+            "container_memory_working_set",
+            limit,
         ),
         NamedQuery(
             "container restarts in 15m",
             f"max by (name) (changes(container_start_time_seconds{s}[15m]))",
+            "container_restarts",
         ),
         NamedQuery(
-            "seconds since container last seen", f"max by (name) (time() - container_last_seen{s})"
+            "seconds since container last seen",
+            f"max by (name) (time() - container_last_seen{s})",
+            "container_last_seen",
+        ),
+        NamedQuery(
+            "container OOM events",
+            f"max by (name) (container_oom_events_total{s})",
+            "container_oom_events",
+        ),
+        NamedQuery(
+            "container page cache bytes",
+            f"max by (name) (container_memory_cache{s})",
+            "container_memory_cache",
+            limit,
+        ),
+        NamedQuery(
+            "container RSS bytes",
+            f"max by (name) (container_memory_rss{s})",
+            "container_memory_rss",
+            limit,
         ),
     ]
 
 
-def _host_queries(alert: Alert, expr: str) -> list[NamedQuery]:
-    instance = alert.labels.get("instance")
+def _host_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
+    instance = labels.get("instance")
     if not instance or not any(m.startswith("node_") for m in _metrics(expr)):
         return []
     i = f"instance={_quote(instance)}"
@@ -112,20 +150,52 @@ def _host_queries(alert: Alert, expr: str) -> list[NamedQuery]:
             "host load1 per CPU",
             f"node_load1{{{i}}} / on (instance) count by (instance) "
             f'(node_cpu_seconds_total{{{i},mode="idle"}})',
+            "host_load",
         ),
         NamedQuery(
             "host memory available ratio",
             f"node_memory_MemAvailable_bytes{{{i}}} / node_memory_MemTotal_bytes{{{i}}}",
+            "host_memory_available",
         ),
         NamedQuery(
             "host filesystem available ratio",
             f"node_filesystem_avail_bytes{{{fs}}} / node_filesystem_size_bytes{{{fs}}}",
+            "host_filesystem_available",
+        ),
+        NamedQuery(
+            "host swap used ratio",
+            f"1 - node_memory_SwapFree_bytes{{{i}}} / node_memory_SwapTotal_bytes{{{i}}} > -1",
+            "host_swap_used",
+        ),
+        NamedQuery(
+            "host pages swapped in per second",
+            f"rate(node_vmstat_pswpin{{{i}}}[5m])",
+            "host_swap_in",
+        ),
+        NamedQuery(
+            "host memory pressure (share of time stalled)",
+            f"rate(node_pressure_memory_waiting_seconds_total{{{i}}}[5m])",
+            "host_memory_pressure",
+        ),
+        NamedQuery(
+            "host CPU pressure (share of time stalled)",
+            f"rate(node_pressure_cpu_waiting_seconds_total{{{i}}}[5m])",
+            "host_cpu_pressure",
+        ),
+        NamedQuery(
+            "host page cache ratio",
+            f"node_memory_Cached_bytes{{{i}}} / node_memory_MemTotal_bytes{{{i}}}",
+            "host_page_cache",
+        ),
+        NamedQuery(
+            "host OOM kills in 15m",
+            f"increase(node_vmstat_oom_kill{{{i}}}[15m])",
+            "host_oom_kills",
         ),
     ]
 
 
-def _nginx_queries(alert: Alert, expr: str) -> list[NamedQuery]:
-    labels = alert.labels
+def _nginx_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
     about_nginx = any(m.startswith("nginx_") for m in _metrics(expr)) or "nginx" in labels.get(
         "job", ""
     )
@@ -138,9 +208,11 @@ def _nginx_queries(alert: Alert, expr: str) -> list[NamedQuery]:
     else:
         return []
     return [
-        NamedQuery("nginx up (exporter reaches nginx)", f"nginx_up{{{sel}}}"),
+        NamedQuery("nginx up (exporter reaches nginx)", f"nginx_up{{{sel}}}", "nginx_up"),
         NamedQuery(
-            "nginx requests per second", f"sum(rate(nginx_http_requests_total{{{sel}}}[5m]))"
+            "nginx requests per second",
+            f"sum(rate(nginx_http_requests_total{{{sel}}}[5m]))",
+            "nginx_requests",
         ),
     ]
 
@@ -151,23 +223,31 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
         query = plan[0].promql if plan else ""
         return [unavailable("prom-1", "prometheus", query, "AIOPS_PROMETHEUS_URL is not set")]
     if not plan:
+        why = (
+            "the alert's expression is LogQL (a Loki ruler alert), which Loki runs"
+            if is_logql(alert_expression(alert))
+            else "the alert carries no expression (no g0.expr in generatorURL)"
+        )
         return [
             EvidenceItem(
                 id="prom-1",
                 source="prometheus",
                 status="empty",
-                detail="the alert carries no expression (no g0.expr in generatorURL) "
-                "and no container/host/nginx labels to query by",
+                detail=f"{why}, and no container/host/nginx labels to query by",
             )
         ]
     window = alert_window(alert, settings)
     base = settings.prometheus_url.rstrip("/")
+    found = threshold(plan[0].promql) if plan[0].kind == "alert_expression" else None
     items = await asyncio.gather(
         *(
-            _run(f"prom-{n}", q, base, window, settings.evidence_timeout_seconds, http)
+            _run(f"prom-{n}", q, base, window, settings.evidence_timeout_seconds, http, alert)
             for n, q in enumerate(plan, start=1)
         )
     )
+    if found and items[0].status == "ok":
+        op, value = found
+        items[0] = items[0].model_copy(update={"threshold": Threshold(op=op, value=value)})  # type: ignore[arg-type]
     return list(items)
 
 
@@ -195,6 +275,30 @@ def _seconds(ms: int) -> str:
     return f"{ms // 1000}.{ms % 1000:03d}"
 
 
+async def query_range(
+    promql: str, base: str, window: Window, seconds: float, http: httpx.AsyncClient
+) -> list[Any]:
+    """The matrix of one range query; raises QueryFailed saying why there is none."""
+    params = {"query": promql, **range_params(window)}
+    try:
+        async with asyncio.timeout(seconds):
+            response = await http.get(f"{base}/api/v1/query_range", params=params, timeout=seconds)
+            body = response.json() if _is_json(response) else None
+    except Exception as exc:
+        raise QueryFailed(f"prometheus {describe_error(exc)}") from exc
+    if not isinstance(body, dict):
+        raise QueryFailed(f"prometheus answered HTTP {response.status_code} without JSON")
+    if body.get("status") != "success":
+        error = str(body.get("error") or f"HTTP {response.status_code}")
+        raise QueryFailed(f"prometheus query error: {error}")
+    result = (body.get("data") or {}).get("result") or []
+    return result if isinstance(result, list) else []
+
+
+class QueryFailed(Exception):
+    """A query got no usable answer; the message says why (never the URL)."""
+
+
 async def _run(
     item_id: str,
     query: NamedQuery,
@@ -202,26 +306,21 @@ async def _run(
     window: Window,
     seconds: float,
     http: httpx.AsyncClient,
+    alert: Alert,
 ) -> EvidenceItem:
-    params = {"query": query.promql, **range_params(window)}
     try:
-        async with asyncio.timeout(seconds):
-            response = await http.get(f"{base}/api/v1/query_range", params=params, timeout=seconds)
-            body = response.json() if _is_json(response) else None
-    except Exception as exc:
-        return unavailable(item_id, "prometheus", query.promql, f"prometheus {describe_error(exc)}")
-    if not isinstance(body, dict):
-        return unavailable(
-            item_id,
-            "prometheus",
-            query.promql,
-            f"prometheus answered HTTP {response.status_code} without JSON",
-        )
-    if body.get("status") != "success":
-        error = str(body.get("error") or f"HTTP {response.status_code}")
-        return unavailable(item_id, "prometheus", query.promql, f"prometheus query error: {error}")
-    result = (body.get("data") or {}).get("result") or []
-    if not isinstance(result, list) or not result:
+        if query.limit_promql:
+            result, limits = await asyncio.gather(
+                query_range(query.promql, base, window, seconds, http),
+                _limit(query.limit_promql, base, window, seconds, http),
+            )
+        else:
+            result, limits = await query_range(query.promql, base, window, seconds, http), {}
+    except QueryFailed as exc:
+        return unavailable(item_id, "prometheus", query.promql, str(exc))
+    series = typed_series(result, window, alert.labels, limits)
+    start, end = window.start.timestamp(), window.end.timestamp()
+    if not series:
         return EvidenceItem(
             id=item_id,
             source="prometheus",
@@ -229,15 +328,38 @@ async def _run(
             status="empty",
             text=f"{query.title}: no data in the window",
             detail="query returned no series",
+            kind=query.kind,
+            title=query.title,
+            window_start=start,
+            window_end=end,
         )
     return EvidenceItem(
         id=item_id,
         source="prometheus",
         query=query.promql,
-        text=summarise(query.title, result, window),
-        series=chart_series(result),
-        threshold=threshold_of(query.promql) if query.title == "alert expression" else None,
+        kind=query.kind,
+        title=query.title,
+        series=series[:MAX_SERIES],
+        text=render_item(query.title, series, window),
+        window_start=start,
+        window_end=end,
     )
+
+
+async def _limit(
+    promql: str, base: str, window: Window, seconds: float, http: httpx.AsyncClient
+) -> dict[str, float]:
+    """The last value of a limit query per ``name`` label ("" when it has none)."""
+    try:
+        result = await query_range(promql, base, window, seconds, http)
+    except QueryFailed:
+        return {}
+    limits: dict[str, float] = {}
+    for metric, points in _parsed(result):
+        finite = [v for _, v in points if math.isfinite(v) and v > 0]
+        if finite:
+            limits[str(metric.get("name", ""))] = finite[-1]
+    return limits
 
 
 def _is_json(response: httpx.Response) -> bool:
@@ -251,39 +373,8 @@ def _number(raw: Any) -> float | None:
         return None
 
 
-def _labels(metric: dict[str, Any]) -> str:
-    parts = [f"{k}={str(v)[:60]}" for k, v in sorted(metric.items())][:6]
-    return "{" + ", ".join(parts) + "}"
-
-
-def _ago(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    if seconds < 90:
-        return "now" if seconds < 1 else f"-{seconds:.0f}s"
-    return f"-{seconds / 60:.0f}m"
-
-
-def summarise(title: str, result: list[Any], window: Window) -> str:
-    """Per series: labels, min/max/last, shape and a few evenly spaced points."""
-    series = _parsed(result)
-    end_ts = window.end.timestamp()
-    step = _step_seconds(window)
-    lines = [f"{title}: {len(series)} series over {window.seconds / 60:.0f}m"]
-    for metric, points in series[:MAX_SERIES]:
-        if len(points) <= POINTS_SHOWN:
-            shown = points
-        else:
-            stride = math.ceil(len(points) / (POINTS_SHOWN - 1))
-            shown = [*points[:-1:stride][: POINTS_SHOWN - 1], points[-1]]
-        sample = ", ".join(f"{_ago(end_ts - ts)}={fmt(v)}" for ts, v in shown)
-        lines.append(render(describe(_labels(metric), points, step), sample))
-    if len(series) > MAX_SERIES:
-        lines.append(f"(+{len(series) - MAX_SERIES} more series not shown)")
-    return "\n".join(lines)
-
-
-def _parsed(result: list[Any]) -> list[tuple[dict[str, Any], list[tuple[float, float]]]]:
-    series: list[tuple[dict[str, Any], list[tuple[float, float]]]] = []
+def _parsed(result: list[Any]) -> list[tuple[dict[str, str], list[tuple[float, float]]]]:
+    series: list[tuple[dict[str, str], list[tuple[float, float]]]] = []
     for entry in result:
         if not isinstance(entry, dict):
             continue
@@ -294,30 +385,43 @@ def _parsed(result: list[Any]) -> list[tuple[dict[str, Any], list[tuple[float, f
                 if ts is not None and value is not None:
                     points.append((ts, value))
         if points:
-            series.append((entry.get("metric") or {}, sorted(points)))
-    # Most extreme last value first: that is usually the series that fired.
-    series.sort(key=lambda s: (-_sort_key(s[1][-1][1]), _labels(s[0])))
+            metric = entry.get("metric") or {}
+            labels = {str(k): str(v) for k, v in metric.items()} if isinstance(metric, dict) else {}
+            series.append((labels, sorted(points)))
     return series
 
 
-def chart_series(result: list[Any]) -> list[SeriesPoints]:
-    """The first series with at most CHART_POINTS finite points each, for the page's chart."""
-    out = []
-    for metric, points in _parsed(result)[:MAX_SERIES]:
-        finite = [(ts, v) for ts, v in points if math.isfinite(v)]
-        stride = max(1, math.ceil(len(finite) / CHART_POINTS))
-        out.append(SeriesPoints(labels=_labels(metric), points=finite[::stride]))
-    return out
+def typed_series(
+    result: list[Any],
+    window: Window,
+    alert_labels: dict[str, str],
+    limits: dict[str, float] | None = None,
+) -> list[SeriesStats]:
+    """Statistics of every series: the alert's own series first, then the most extreme."""
+    step = _step_seconds(window)
+    limits = limits or {}
+    stats = [
+        describe(
+            points,
+            step,
+            labels=labels,
+            alert_labels=alert_labels,
+            limit=limits.get(labels.get("name", ""), limits.get("")),
+        )
+        for labels, points in _parsed(result)
+    ]
+    stats.sort(key=lambda s: (not s.matches_alert, -_sort_key(s.current), label_text(s.labels)))
+    return stats
 
 
-# A top-level comparison with a number at the end: `expr > 0.9`, `up == 0`, `x >= bool 5`.
-_THRESHOLD = re.compile(r"(?:[<>]=?|[=!]=)\s*(?:bool\s+)?(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)\s*$")
+def render_item(title: str, series: list[SeriesStats], window: Window) -> str:
+    end_ts = window.end.timestamp()
+    lines = [f"{title}: {len(series)} series over {window.seconds / 60:.0f}m"]
+    lines += [render(s, end_ts) for s in series[:MAX_SERIES]]
+    if len(series) > MAX_SERIES:
+        lines.append(f"(+{len(series) - MAX_SERIES} more series not shown)")
+    return "\n".join(lines)
 
 
-def threshold_of(promql: str) -> float | None:
-    match = _THRESHOLD.search(promql.strip())
-    return float(match[1]) if match else None
-
-
-def _sort_key(value: float) -> float:
-    return value if math.isfinite(value) else -math.inf
+def _sort_key(value: float | None) -> float:
+    return value if value is not None and math.isfinite(value) else -math.inf

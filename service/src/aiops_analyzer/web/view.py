@@ -16,6 +16,7 @@ from markupsafe import Markup
 from aiops_analyzer.api.models import AnalysisOut
 from aiops_analyzer.core.config import Settings
 from aiops_analyzer.evidence import alert_expression
+from aiops_analyzer.evidence.series import label_text
 from aiops_analyzer.schemas import Alert, EvidenceItem
 from aiops_analyzer.web.charts import Chart, Series, render_svg
 
@@ -82,8 +83,8 @@ def chart_of(
         return None
     chart = Chart(
         title=f"{item.id}: {_title(item)}",
-        series=[Series(s.labels, s.points) for s in item.series],
-        threshold=item.threshold,
+        series=[Series(label_text(s.labels), s.points) for s in item.series],
+        threshold=item.threshold.value if item.threshold else None,
         alert_start=alert_start.timestamp(),
         time_span=span,
     )
@@ -95,8 +96,8 @@ def chart_of(
         title=_title(item),
         query=item.query,
         svg=svg,
-        legend=[s.labels for s in item.series[: len(chart.series)]],
-        threshold=item.threshold,
+        legend=[label_text(s.labels) for s in item.series[: len(chart.series)]],
+        threshold=item.threshold.value if item.threshold else None,
     )
 
 

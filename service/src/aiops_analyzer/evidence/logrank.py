@@ -1,0 +1,187 @@
+"""Rank log templates by how new or surging they are before the alert, whatever their level.
+
+Lines are split into a *recent* window (shortly before startsAt up to a little after) and a
+*baseline* window before it. Each template scores by novelty (absent from the baseline),
+surge (recent rate over baseline rate), what its words say (an OOM kill, a firewall block, a
+DNS or TLS failure, a listen address, an error) and rarity (a line seen twice says more than
+one repeated a thousand times). Info, warning and kernel lines compete with error lines: the
+cause of an outage is often an ordinary-looking line (``Listening on 127.0.0.1:9100``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+
+from aiops_analyzer.evidence.templates import TemplateMiner
+from aiops_analyzer.schemas import LogTemplate
+
+# What a line speaks of. Order matters only for reading; a line may carry several tags.
+TAGS: dict[str, re.Pattern[str]] = {
+    "oom": re.compile(
+        r"OOMKilled|out of memory|\boom[-_ ]?kill|killed process|earlyoom|oom_reaper"
+        r"|exit(?:ed)? (?:with )?(?:code|status)[= ]?137|memory cgroup out of memory",
+        re.I,
+    ),
+    "firewall": re.compile(
+        r"\bUFW (?:BLOCK|DENY)|iptables|nftables|firewalld|\bREJECT\b|packet (?:dropped|filtered)"
+        r"|\bDROP\b.*\b(?:SRC|DPT)=",
+        re.I,
+    ),
+    "dns": re.compile(
+        r"no such host|NXDOMAIN|SERVFAIL|name resolution|could not resolve|resolve host"
+        r"|getaddrinfo|lookup \S+ on \S+|dns (?:lookup|query|resolution)|EAI_AGAIN",
+        re.I,
+    ),
+    "tls": re.compile(
+        r"x509|certificate (?:has )?expired|certificate verify|tls handshake|ssl handshake"
+        r"|SSL routines|unknown authority|bad certificate|certificate is not valid",
+        re.I,
+    ),
+    "listen": re.compile(
+        r"listening on|listen(?:ing)? (?:address|addr)|bind(?:ing)? to|address already in use"
+        r"|bind\(\)|\bbind: |serving on|started server on",
+        re.I,
+    ),
+    "network": re.compile(
+        r"connection refused|connection reset|no route to host|network is unreachable"
+        r"|ECONNREFUSED|ECONNRESET|ETIMEDOUT|i/o timeout|timed out|broken pipe|upstream",
+        re.I,
+    ),
+    "reboot": re.compile(
+        r"\breboot|unattended-upgrade|system is going down|shutdown scheduled|rebooting"
+        r"|Booting Linux|systemd-shutdown|kernel: Linux version",
+        re.I,
+    ),
+    "shutdown": re.compile(
+        r"\bSIG(?:TERM|INT|QUIT)\b|received signal|signal[=: ]+(?:terminated|interrupt)"
+        r"|shutting down|shutdown complete|graceful(?:ly)? (?:shutdown|stop)",
+        re.I,
+    ),
+    "lock": re.compile(
+        r"lock wait|deadlock|waiting for (?:a |the )?lock|lock timeout|could not obtain lock"
+        r"|still waiting for \w+ ?lock|lock contention",
+        re.I,
+    ),
+    "disk": re.compile(r"no space left|ENOSPC|disk (?:is )?full|inodes?\b.*(?:full|exhaust)", re.I),
+    "config": re.compile(
+        r"missing (?:required )?(?:setting|config|env|variable)|required (?:setting|variable)"
+        r"|invalid config|configuration error|is not set|KeyError|unknown (?:flag|option)",
+        re.I,
+    ),
+    "gc": re.compile(r"\bGC\b.*pause|garbage collect|Full GC|allocation failure|gc overhead", re.I),
+    "swap": re.compile(r"\bswap|kswapd|page allocation stall|thrash", re.I),
+    "clock": re.compile(r"clock skew|clock drift|time (?:jump|drift)|ntp|chrony|timesync", re.I),
+    "queue": re.compile(r"queue (?:is )?full|backlog|lag(?:ging)?\b|consumer.*behind", re.I),
+    "crash": re.compile(
+        r"\bpanic\b|segfault|segmentation fault|core dumped|Traceback|fatal error|\bFATAL\b", re.I
+    ),
+    "error": re.compile(r"error|fail|exception|\b(?:crit|emerg)\b|denied", re.I),
+}
+# How much each tag says about a cause (an error word alone says least).
+TAG_WEIGHT = {
+    "oom": 3.0,
+    "firewall": 3.0,
+    "dns": 3.0,
+    "tls": 3.0,
+    "listen": 2.5,
+    "reboot": 2.5,
+    "disk": 3.0,
+    "lock": 2.5,
+    "config": 2.5,
+    "crash": 2.5,
+    "network": 2.0,
+    "shutdown": 2.0,
+    "gc": 2.0,
+    "swap": 2.0,
+    "clock": 2.0,
+    "queue": 1.5,
+    "error": 1.5,
+}
+_LEVEL = re.compile(
+    r"(?i)\blevel[=:]\s*\"?(\w+)|^\W*(trace|debug|info|notice|warn(?:ing)?|error|err|crit(?:ical)?"
+    r"|fatal|emerg|alert)\b|\[(trace|debug|info|notice|warn(?:ing)?|error|crit|fatal)\]"
+)
+_KERNEL = re.compile(r"\bkernel(?::|\[\d*\]:)")
+MAX_EXAMPLE_CHARS = 240
+
+
+@dataclass(frozen=True)
+class LogLine:
+    ts: float  # unix seconds
+    line: str
+    recent: bool  # in the window just before (and after) startsAt
+
+
+def tags_of(line: str) -> list[str]:
+    found = [tag for tag, pattern in TAGS.items() if pattern.search(line)]
+    if _KERNEL.search(line):
+        found.append("kernel")
+    return found
+
+
+def level_of(line: str) -> str:
+    if line.lstrip().startswith("{"):
+        try:
+            data = json.loads(line)
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            for key in ("level", "severity", "lvl", "levelname"):
+                if isinstance(data.get(key), str):
+                    return str(data[key]).lower()[:10]
+    match = _LEVEL.search(line)
+    if not match:
+        return ""
+    word = next(g for g in match.groups() if g).lower()
+    return {"warning": "warn", "err": "error", "critical": "crit"}.get(word, word)
+
+
+def rank(lines: list[LogLine], recent_seconds: float, baseline_seconds: float) -> list[LogTemplate]:
+    """Templates with recent lines, best first."""
+    miner = TemplateMiner()
+    ordered = sorted(lines, key=lambda item: item.ts)
+    for item in ordered:
+        miner.add(item.line)
+    baseline_had_lines = any(not item.recent for item in ordered)
+    ranked: list[LogTemplate] = []
+    for template in miner.templates:
+        members = [ordered[i] for i in template.lines]
+        recent = [m for m in members if m.recent]
+        if not recent:
+            continue
+        base_count = len(members) - len(recent)
+        recent_rate = len(recent) / max(recent_seconds, 1.0)
+        base_rate = base_count / max(baseline_seconds, 1.0)
+        if base_count == 0:
+            novelty = "new" if baseline_had_lines else "steady"
+        elif recent_rate > 3 * base_rate and len(recent) >= 3:
+            novelty = "surging"
+        else:
+            novelty = "steady"
+        example = recent[-1].line.replace("\n", " ").strip()
+        tags = sorted({tag for m in recent[-20:] for tag in tags_of(m.line)})
+        level = level_of(example)
+        score = {"new": 2.0, "surging": 1.5, "steady": 0.0}[novelty]
+        score += max((TAG_WEIGHT.get(t, 0.0) for t in tags), default=0.0)
+        score += 1.0 if level in ("error", "crit", "fatal", "emerg", "alert") else 0.0
+        score += 0.5 if level == "warn" or "kernel" in tags else 0.0
+        score += 1.0 / (1.0 + math.log1p(len(recent)))  # rarer says more
+        ranked.append(
+            LogTemplate(
+                template=template.text[:MAX_EXAMPLE_CHARS],
+                example=example[:MAX_EXAMPLE_CHARS],
+                count=len(recent),
+                baseline_count=base_count,
+                novelty=novelty,  # type: ignore[arg-type]
+                score=round(score, 3),
+                first_seen=recent[0].ts,
+                last_seen=recent[-1].ts,
+                level=level,
+                tags=tags,
+            )
+        )
+    ranked.sort(key=lambda t: (-t.score, -t.last_seen))
+    return ranked
