@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 import pytest
 from aiops_analyzer.engines.rules import RulesEngine, classify
+from aiops_analyzer.evidence.logrank import LogLine, rank
 from aiops_analyzer.evidence.runbooks import LINK_ONLY_DETAIL
+from aiops_analyzer.evidence.series import describe
 from aiops_analyzer.schemas import Alert, EvidenceItem
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -112,21 +114,52 @@ def ok(item_id: str, source: str, text: str, query: str = "") -> EvidenceItem:
     return EvidenceItem(id=item_id, source=source, text=text, query=query)  # type: ignore[arg-type]
 
 
+END = STARTS.timestamp() + 300  # the evidence window ends five minutes after startsAt
+
+
+def metric(
+    item_id: str,
+    kind: str,
+    values: list[float],
+    labels: dict[str, str] | None = None,
+    *,
+    step: float = 60.0,
+    end: float = END,
+    limit: float | None = None,
+) -> EvidenceItem:
+    """A Prometheus item of one series whose last point is at ``end``."""
+    points = [(end - (len(values) - 1 - i) * step, v) for i, v in enumerate(values)]
+    series = describe(points, step, labels=labels or {}, alert_labels=labels or {}, limit=limit)
+    return EvidenceItem(
+        id=item_id,
+        source="prometheus",
+        kind=kind,
+        series=[series],
+        text=f"{kind}: 1 series",
+        window_start=END - 1800,
+        window_end=END,
+    )
+
+
+def log_item(item_id: str, *lines: str, baseline: tuple[str, ...] = ()) -> EvidenceItem:
+    """A Loki templates item: ``baseline`` lines long before startsAt, ``lines`` just before."""
+    start = STARTS.timestamp()
+    mined = [LogLine(start - 1500 + i, line, False) for i, line in enumerate(baseline)]
+    mined += [LogLine(start - 60 + i, line, True) for i, line in enumerate(lines)]
+    return EvidenceItem(
+        id=item_id,
+        source="loki",
+        kind="log_templates",
+        templates=rank(mined, 900.0, 900.0),
+        text="templates",
+    )
+
+
 def test_cites_only_evidence_it_used_and_quotes_it() -> None:
     evidence = [
-        ok(
-            "prom-1",
-            "prometheus",
-            "alert expression: 1 series over 35m\n- {job=api} last=0 min=0 "
-            "max=1 trend=falling points: -30m=1, now=0",
-        ),
+        metric("prom-1", "alert_expression", [1, 1, 1, 0, 0, 0], {"job": "api"}),
         EvidenceItem(id="prom-2", source="prometheus", status="unavailable", detail="timed out"),
-        ok(
-            "loki-1",
-            "loki",
-            "2 error-like log lines (newest first):\n01:00:03 FATAL: bind: "
-            "address already in use\n01:00:01 error",
-        ),
+        log_item("loki-1", "FATAL: bind: address already in use", "error"),
         ok("runbook-1", "runbook", "# TargetDown", query="monitoring/runbooks/ApiDown.md"),
     ]
     a = alert(
@@ -139,20 +172,19 @@ def test_cites_only_evidence_it_used_and_quotes_it() -> None:
     assert result.category == "target_down"
     assert result.engine == "rules"
     assert not result.inconclusive
-    main = result.probable_causes[0]
+    main = next(c for c in result.probable_causes if "Observed" in c.cause)
     assert main.evidence_ids == ["prom-1", "loki-1"]
-    assert "last=0 min=0 max=1 trend=falling" in main.cause
+    assert "current=0 min=0 max=1 trend=falling" in main.cause
     cited = {i for c in result.probable_causes for i in c.evidence_ids}
     assert "prom-2" not in cited
-    log_cause = result.probable_causes[1]
-    assert "address already in use" in log_cause.cause
+    log_cause = next(c for c in result.probable_causes if "address already in use" in c.cause)
     assert log_cause.evidence_ids == ["loki-1"]
     assert result.runbook_urls == [
         "https://runbooks.example.com/api-down",
         "monitoring/runbooks/ApiDown.md",
     ]
     assert any("monitoring/runbooks/ApiDown.md" in step for step in result.remediation)
-    assert main.confidence > result.probable_causes[-1].confidence
+    assert result.probable_causes[0].confidence > result.probable_causes[-1].confidence
 
 
 def test_with_only_the_runbook_the_causes_cite_it() -> None:
@@ -175,8 +207,8 @@ def test_with_only_the_runbook_the_causes_cite_it() -> None:
     assert all(c.evidence_ids == [] for c in without.probable_causes)
 
     # Metrics and logs stay what the main cause cites when there are any.
-    metric = ok("prom-1", "prometheus", "alert expression: 1 series over 35m\n- {} last=0")
-    with_metric = RulesEngine().analyze(a, [metric, unavailable[1], runbook])
+    own = metric("prom-1", "alert_expression", [0, 0, 0])
+    with_metric = RulesEngine().analyze(a, [own, unavailable[1], runbook])
     assert with_metric.probable_causes[0].evidence_ids == ["prom-1"]
 
     # A runbook_url that was only recorded, never read, is no evidence for anything.
@@ -213,13 +245,8 @@ def test_inconclusive_when_nothing_supports_a_cause() -> None:
         EvidenceItem(id="prom-1", source="prometheus", status="unavailable", detail="timed out"),
         EvidenceItem(id="loki-1", source="loki", status="empty", query='{container="db"}'),
     ]
-    with_data = [
-        ok(
-            "prom-1",
-            "prometheus",
-            "alert expression: 1 series over 35m\n- {} last=4 min=1 max=4 trend=rising",
-        )
-    ]
+    with_data = [metric("prom-1", "alert_expression", [1, 2, 3, 4])]
+    with_cause = [*with_data, log_item("loki-1", "dial tcp: lookup db.internal: no such host")]
     unknown, down = alert("Xyzzy", "foo_bar_baz > 3"), alert("Xyzzy", "up == 0")
 
     # Unclassifiable and no evidence: nothing to go on.
@@ -234,8 +261,12 @@ def test_inconclusive_when_nothing_supports_a_cause() -> None:
     assert result.inconclusive
     assert "Inconclusive: no metric or log evidence" in result.summary
     assert result.probable_causes[0].confidence <= 0.3
-    # Data present: conclusive, even for an unknown family.
-    assert not RulesEngine().analyze(unknown, with_data).inconclusive
+    # Numbers that explain nothing about an unknown alert: still inconclusive, said so.
+    assert RulesEngine().analyze(unknown, with_data).inconclusive
+    # A cause in the evidence: conclusive, even for an unknown family.
+    result = RulesEngine().analyze(unknown, with_cause)
+    assert not result.inconclusive
+    assert any("Name resolution fails" in c.cause for c in result.probable_causes)
 
 
 def test_secrets_in_annotations_do_not_reach_the_summary() -> None:
@@ -276,25 +307,11 @@ def test_any_alert_gets_a_valid_analysis(
     assert all(0 <= c.confidence <= 1 for c in result.probable_causes)
 
 
-def summary_item(item_id: str, title: str, line: str) -> EvidenceItem:
-    return ok(item_id, "prometheus", f"{title}: 1 series over 35m\n- {line} points: now=1")
-
-
-def logs(item_id: str, heading: str, *lines: str) -> EvidenceItem:
-    body = "\n".join(f"01:00:{n:02d} {line}" for n, line in enumerate(lines))
-    return ok(item_id, "loki", f"{heading}\n{body}")
-
-
 def test_flapping_condition_is_called_out_with_a_tuning_step() -> None:
-    evidence = [
-        summary_item(
-            "prom-1",
-            "alert expression",
-            "{name=svc} last=91.2 min=90.8 max=92.4 trend=oscillating runs=15",
-        )
-    ]
+    values = [91.0 if i % 4 < 2 else float("nan") for i in range(60)]
+    evidence = [metric("prom-1", "alert_expression", values, {"name": "svc"})]
     result = RulesEngine().analyze(
-        alert("CpuHot", "container_cpu_usage_seconds_total > 90"), evidence
+        alert("CpuHot", "container_cpu_usage_seconds_total > 90", {"name": "svc"}), evidence
     )
     flap = [c for c in result.probable_causes if "intermittently" in c.cause]
     assert flap and flap[0].evidence_ids == ["prom-1"]
@@ -303,70 +320,143 @@ def test_flapping_condition_is_called_out_with_a_tuning_step() -> None:
 
 
 def test_memory_sawtooth_turns_restarts_into_an_oom_kill() -> None:
+    api = {"name": "api"}
     evidence = [
-        summary_item("prom-1", "alert expression", "{name=api} last=3 min=3 max=3 trend=flat"),
-        summary_item(
-            "prom-3",
-            "container memory working set / limit",
-            "{name=api} last=0.8 min=0.35 max=0.99 trend=flat drops=3",
-        ),
+        metric("prom-1", "alert_expression", [3, 3, 3], api),
+        metric("prom-3", "container_memory_ratio", [0.35, 0.6, 0.8, 0.99] * 3 + [0.8], api),
     ]
-    a = alert(
-        "ContainerRestarting", "changes(container_start_time_seconds[15m]) >= 3", {"name": "api"}
-    )
+    a = alert("ContainerRestarting", "changes(container_start_time_seconds[15m]) >= 3", api)
     result = RulesEngine().analyze(a, evidence)
     assert result.category == "oom_killed"
     oom = [c for c in result.probable_causes if "99% of the container's memory limit" in c.cause]
     assert oom and oom[0].evidence_ids == ["prom-3"]
     # The same restarts without the memory pattern stay a crash loop.
-    calm = summary_item(
-        "prom-3",
-        "container memory working set / limit",
-        "{name=api} last=0.2 min=0.2 max=0.2 trend=flat",
-    )
+    calm = metric("prom-3", "container_memory_ratio", [0.2] * 13, api)
     assert RulesEngine().analyze(a, [evidence[0], calm]).category == "container_crash"
+
+
+def test_container_gone_at_its_memory_limit_is_an_oom_kill() -> None:
+    """Memory at 99.5% of the limit just before the container's series stopped."""
+    etl = {"name": "etl"}
+    ratio = [0.6 + 0.395 * i / 23 for i in range(24)]  # climbs to 0.995, then no more points
+    evidence = [
+        metric("prom-1", "alert_expression", [120, 180, 240, 300], etl),
+        metric("prom-3", "container_memory_ratio", ratio, etl, end=END - 360),
+        metric("prom-4", "container_restarts", [0] * 24, etl, end=END - 360),
+    ]
+    down = alert("ContainerDown", "time() - container_last_seen > 60", etl)
+    result = RulesEngine().analyze(down, evidence)
+    assert result.category == "oom_killed"
+    cause = next(c for c in result.probable_causes if "vanished at the limit" in c.cause)
+    assert "99.5%" in cause.cause and cause.evidence_ids == ["prom-3"]
+    # Well below the limit when it went away: no OOM is inferred, and no crash loop either.
+    low = metric("prom-3", "container_memory_ratio", [0.3] * 24, etl, end=END - 360)
+    result = RulesEngine().analyze(down, [evidence[0], low, evidence[2]])
+    assert result.category == "container_crash"
+    text = " ".join(c.cause for c in result.probable_causes)
+    assert "OOM" not in text and "crash loop" not in text.replace("not a crash loop", "")
+    assert "did not restart" in text
+
+
+def test_page_cache_is_not_a_reason_to_raise_the_limit() -> None:
+    web = {"name": "web"}
+    gib = 1024**3
+    evidence = [
+        metric("prom-1", "alert_expression", [92, 93, 94], web),
+        metric("prom-7", "container_memory_cache", [1.5 * gib] * 5, web, limit=2 * gib),
+        metric("prom-8", "container_memory_rss", [0.3 * gib] * 5, web, limit=2 * gib),
+    ]
+    a = alert(
+        "ContainerHighMemoryUsage",
+        "container_memory_working_set_bytes / container_spec_memory_limit_bytes > 0.9",
+        web,
+    )
+    result = RulesEngine().analyze(a, evidence)
+    cache = next(c for c in result.probable_causes if "Page cache" in c.cause)
+    assert cache.evidence_ids == ["prom-7", "prom-8"]
+    assert "83%" in cache.cause and "do not raise the memory limit" in cache.cause
+    # A working set that is really the process (RSS near the limit) gets no such claim.
+    rss = metric("prom-8", "container_memory_rss", [1.8 * gib] * 5, web, limit=2 * gib)
+    result = RulesEngine().analyze(a, [evidence[0], evidence[1], rss])
+    assert not any("Page cache" in c.cause for c in result.probable_causes)
+
+
+def test_cpu_alert_on_a_host_out_of_memory_is_memory_pressure() -> None:
+    host = {"instance": "h:9100"}
+    evidence = [
+        metric("prom-1", "alert_expression", [95, 96, 97], host),
+        metric("prom-3", "host_memory_available", [0.2, 0.05, 0.018], host),
+        metric("prom-5", "host_swap_in", [0, 800, 1200], host),
+        metric("prom-6", "host_memory_pressure", [0.01, 0.3, 0.4], host),
+    ]
+    a = alert("HighCpuUsage", 'rate(node_cpu_seconds_total{mode="idle"}[5m]) < 0.1', host)
+    result = RulesEngine().analyze(a, evidence)
+    assert result.category == "memory_pressure"
+    cause = result.probable_causes[0]
+    assert "out of memory, not CPU" in cause.cause and "1.8%" in cause.cause
+    assert cause.evidence_ids == ["prom-3", "prom-5", "prom-6"]
+    # Plenty of memory: the CPU alert stays a CPU alert.
+    roomy = metric("prom-3", "host_memory_available", [0.6, 0.6, 0.6], host)
+    assert RulesEngine().analyze(a, [evidence[0], roomy]).category == "cpu_saturation"
+
+
+@pytest.mark.parametrize(
+    ("line", "words"),
+    [
+        ("kernel: [UFW BLOCK] IN=eth0 SRC=10.0.0.5 DST=10.0.0.7 PROTO=TCP DPT=9100", "firewall"),
+        ('level=info msg="Listening on 127.0.0.1:9100"', "listen address"),
+        ("x509: certificate has expired or is not yet valid", "TLS fails"),
+        ("dial tcp: lookup db.internal on 10.0.0.2:53: no such host", "Name resolution"),
+        ("unattended-upgrades: Automatic reboot scheduled", "rebooted"),
+        ("LOG: process 4242 still waiting for ShareLock on transaction 991", "lock"),
+    ],
+    ids=["firewall", "listen", "tls", "dns", "reboot", "lock"],
+)
+def test_causes_from_ranked_info_and_kernel_lines(line: str, words: str) -> None:
+    """The cause is an ordinary-looking line new before the alert, not an error line."""
+    logs = log_item("loki-1", line, "GET /metrics 200", baseline=("GET /metrics 200",) * 20)
+    a = alert("TargetDown", 'up{job="node"} == 0', {"job": "node", "instance": "h:9100"})
+    result = RulesEngine().analyze(a, [logs])
+    cause = next(c for c in result.probable_causes if words in c.cause)
+    assert cause.evidence_ids == ["loki-1"]
+    assert "new in the window" in cause.cause
 
 
 def test_oom_in_logs_and_clean_shutdown_in_logs() -> None:
     down = alert("ContainerDown", "time() - container_last_seen > 60", {"name": "etl"})
-    killed = logs("loki-2", "2 most recent other log lines:", "worker exited code=137 (OOMKilled)")
+    killed = log_item("loki-1", "worker exited code=137 (OOMKilled)")
     assert RulesEngine().analyze(down, [killed]).category == "oom_killed"
 
-    stopped = logs(
-        "loki-2",
-        "3 most recent other log lines:",
-        'level=info msg="shutdown complete"',
+    stopped = log_item(
+        "loki-1",
         'level=info msg="received signal" signal=terminated',
+        'level=info msg="shutdown complete"',
     )
     result = RulesEngine().analyze(down, [stopped])
     assert result.category == "container_crash"
     clean = [c for c in result.probable_causes if "termination signal" in c.cause]
-    assert clean and clean[0].evidence_ids == ["loki-2"]
+    assert clean and clean[0].evidence_ids == ["loki-1"]
     assert "not a crash" in clean[0].cause
 
 
 def test_distinct_error_lines_are_quoted() -> None:
-    errors = logs(
+    errors = log_item(
         "loki-1",
-        "4 error-like log lines (newest first):",
         'level=info msg="process exiting after panic"',
         'level=error msg="unhandled exception" err="index out of range [3]"',
         'level=info msg="process exiting after panic"',
         "level=error msg=db timeout",
     )
     a = alert("GwRestarts", "changes(container_start_time_seconds[15m]) > 2", {"name": "gw"})
-    cause = next(
-        c for c in RulesEngine().analyze(a, [errors]).probable_causes if "logged errors" in c.cause
-    )
-    assert cause.cause.count("process exiting after panic") == 1
-    assert "index out of range [3]" in cause.cause
-    assert "db timeout" in cause.cause
+    text = " ".join(c.cause for c in RulesEngine().analyze(a, [errors]).probable_causes)
+    assert text.count("process exiting after panic") == 1
+    assert "index out of range [3]" in text
+    assert "db timeout" in text
 
 
 def test_busiest_program_named_for_a_resource_alert() -> None:
-    host_logs = logs(
+    host_logs = log_item(
         "loki-2",
-        "4 most recent other log lines:",
         "CRON[20211]: (batch) CMD (/opt/jobs/rebuild-search-index --full)",
         "rebuild-search-index[20214]: full rebuild started",
         "rebuild-search-index[20214]: progress 1200000/9000000",
@@ -382,6 +472,36 @@ def test_busiest_program_named_for_a_resource_alert() -> None:
         "The logs in the window are dominated by rebuild-search-index (2 lines)"
     )
     assert busy.evidence_ids == ["loki-2"]
+
+
+def _resolved(ends_after_minutes: float) -> Alert:
+    firing = alert(
+        "ContainerHighMemoryUsage",
+        "container_memory_working_set_bytes / container_spec_memory_limit_bytes > 0.9",
+        {"name": "api", "severity": "critical"},
+    )
+    ends = STARTS + timedelta(minutes=ends_after_minutes)
+    return firing.model_copy(update={"status": "resolved", "ends_at": ends})
+
+
+def test_resolved_alert_says_when_it_recovered_and_is_informational() -> None:
+    a = _resolved(4)
+    ended = STARTS.timestamp() + 240
+    own = metric("prom-1", "alert_expression", [0.92, 0.95, 0.93], {"name": "api"}, end=ended)
+    result = RulesEngine().analyze(a, [own])
+    assert result.severity == "info"
+    assert "Resolved at 01:04:00 UTC after 4 min" in result.summary
+    assert "recovered" in result.summary
+
+
+def test_resolved_alert_whose_condition_returns_keeps_its_severity() -> None:
+    a = _resolved(2)
+    # The condition's series has points again after endsAt: the cause is still there.
+    own = metric("prom-1", "alert_expression", [0.92, 0.95, 0.96, 0.97, 0.98], {"name": "api"})
+    result = RulesEngine().analyze(a, [own])
+    assert result.severity == "critical"
+    assert "the cause is still there" in result.summary
+    assert "prom-1" in result.summary
 
 
 def test_cost_grows_linearly_with_the_expression() -> None:

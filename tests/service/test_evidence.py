@@ -14,10 +14,11 @@ from urllib.parse import quote
 import pytest
 from aiops_analyzer.core.config import Settings
 from aiops_analyzer.evidence import gather_evidence
-from aiops_analyzer.evidence.series import describe, parse_summary, render
+from aiops_analyzer.evidence.series import MAX_POINTS, describe, matches
 from aiops_analyzer.schemas import Alert, EvidenceItem
 
 from tests.service.loopback import (
+    Handler,
     LoopbackServer,
     Recorded,
     Reply,
@@ -85,7 +86,12 @@ async def test_range_query_of_the_alerts_own_expression() -> None:
     prom1 = by_id(items)["prom-1"]
     assert prom1.status == "ok"
     assert prom1.query == expr
-    assert "last=0 min=0 max=1 trend=falling" in prom1.text
+    series = prom1.series[0]
+    assert (series.current, series.minimum, series.peak, series.trend) == (0, 0, 1, "falling")
+    assert series.labels == {"job": "nginx", "instance": "nginx:80"}
+    assert prom1.threshold is not None and (prom1.threshold.op, prom1.threshold.value) == ("==", 0)
+    # The prompt's text renders the same numbers.
+    assert "current=0 baseline=1 peak=1 min=0 trend=falling" in prom1.text
     assert "instance=nginx:80" in prom1.text
 
 
@@ -128,7 +134,7 @@ async def test_a_condition_true_only_in_the_last_step_is_not_reported_as_no_data
     assert end >= now and step > 1  # the onset is less than one step before the end
     prom1 = by_id(items)["prom-1"]
     assert prom1.status == "ok", prom1.detail
-    assert "last=1" in prom1.text
+    assert prom1.series[0].current == 1
 
 
 def _answer_by_query(request: Recorded) -> Reply:
@@ -254,34 +260,51 @@ def loki_streams(lines: list[tuple[float, str]], labels: dict[str, str]) -> dict
     }
 
 
-async def test_loki_lines_of_the_container_errors_first() -> None:
+def _loki_by_window(lines: list[tuple[float, str]], labels: dict[str, str]) -> Handler:
+    """A Loki that answers each query_range with the lines inside its [start, end]."""
+
+    def handle(request: Recorded) -> Reply:
+        start, end = int(request.param("start")), int(request.param("end"))
+        inside = [(ts, line) for ts, line in lines if start <= ts * 1e9 <= end]
+        inside.sort(reverse=True)
+        return Reply(body=loki_streams(inside[: int(request.param("limit"))], labels))
+
+    return handle
+
+
+async def test_loki_templates_new_before_the_alert_rank_first_whatever_their_level() -> None:
     base = STARTS.timestamp()
-    lines = [(base - 100 + i, f"GET /health 200 request {i}") for i in range(40)]
+    # A steady baseline of health checks, then in the minutes before startsAt a firewall
+    # block (an info-level kernel line), an error and a secret.
+    lines = [(base - 1700 + 20 * i, f"GET /health 200 request {i} 3ms") for i in range(85)]
+    lines += [
+        (base - 300 + i, f"kernel: [UFW BLOCK] IN=eth0 SRC=10.0.0.{i} DST=10.0.0.9 DPT=8080")
+        for i in range(4)
+    ]
     lines += [
         (base - 30, "ERROR upstream connect failed: connection refused"),
-        (base - 10, "panic: runtime error: invalid memory address"),
         (base - 5, f"retrying with password=hunter2 token {'ghp_' + 'a' * 36}"),
     ]
-    reply = loki_streams(lines, {"container": "billing"})
-    with LoopbackServer(always(Reply(body=reply))) as loki:
+    with LoopbackServer(_loki_by_window(lines, {"container": "billing"})) as loki:
         s = settings(loki_url=loki.url, loki_max_lines=5)
         items = by_id(await gather_evidence(alert({"alertname": "X", "name": "billing"}), s))
-    request = loki.requests[0]
-    assert request.path == "/loki/api/v1/query_range"
-    assert request.param("query") == '{container="billing"}'
-    assert request.param("direction") == "backward"
-    start_ns, end_ns = int(request.param("start")), int(request.param("end"))
-    assert start_ns < STARTS.timestamp() * 1e9 < end_ns
-    errors, context = items["loki-1"], items["loki-2"]
-    assert errors.text.splitlines()[1].endswith("panic: runtime error: invalid memory address")
-    assert "connection refused" in errors.text
-    assert "GET /health" not in errors.text
-    # At most loki_max_lines lines in total, the newest context lines fill what is left.
-    shown = len(errors.text.splitlines()) - 1 + len(context.text.splitlines()) - 1
-    assert shown == 5
-    assert "request 39" in context.text
-    assert "hunter2" not in errors.text + context.text
-    assert "ghp_" not in errors.text + context.text
+    assert {r.param("query") for r in loki.requests} == {'{container="billing"}'}
+    assert all(r.param("direction") == "backward" for r in loki.requests)
+    assert all(int(r.param("limit")) <= 1000 for r in loki.requests)  # bounded reads
+    ranked = items["loki-1"]
+    assert ranked.kind == "log_templates"
+    top = ranked.templates[0]
+    assert "UFW BLOCK" in top.example
+    assert (top.novelty, top.count, top.baseline_count) == ("new", 4, 0)
+    assert {"firewall", "kernel"} <= set(top.tags)
+    health = next(t for t in ranked.templates if "/health" in t.example)
+    assert health.novelty == "steady" and health.baseline_count > 0
+    assert ranked.templates.index(health) > 1
+    # Newest lines as context, at most loki_max_lines; secrets scrubbed everywhere.
+    context = items["loki-2"]
+    assert len(context.text.splitlines()) - 1 == 5
+    dumped = ranked.model_dump_json() + context.model_dump_json()
+    assert "hunter2" not in dumped and "ghp_" not in dumped
 
 
 async def test_loki_window_stays_around_an_old_start() -> None:
@@ -295,10 +318,21 @@ async def test_loki_window_stays_around_an_old_start() -> None:
     )
     with LoopbackServer(always(Reply(body=reply))) as loki:
         await gather_evidence(old, settings(loki_url=loki.url, evidence_window_minutes=30))
-    start_ns, end_ns = int(loki.requests[0].param("start")), int(loki.requests[0].param("end"))
     starts_ns = old_start.timestamp() * 1e9
+    start_ns = min(int(r.param("start")) for r in loki.requests)
+    end_ns = max(int(r.param("end")) for r in loki.requests)
     # As far after startsAt as before it, not up to now (five hours later).
     assert (end_ns - starts_ns) / (starts_ns - start_ns) == pytest.approx(1.0, rel=0.01)
+
+
+async def test_host_alert_reads_the_hosts_own_streams() -> None:
+    expr = '100 * (1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m]))) > 90'
+    labels = {"alertname": "HighCpu", "instance": "10.0.3.17:9100", "job": "node"}
+    reply = loki_streams([(STARTS.timestamp(), "kernel: Out of memory: Killed process 4242")], {})
+    with LoopbackServer(always(Reply(body=reply))) as loki:
+        await gather_evidence(alert(labels, expr), settings(loki_url=loki.url))
+    asked = {r.param("query") for r in loki.requests}
+    assert {'{job="node"}', '{instance="10.0.3.17:9100"}', '{host="10.0.3.17"}'} <= asked
 
 
 @pytest.mark.parametrize(
@@ -392,19 +426,134 @@ def _points(values: list[float], step: float = 60.0) -> list[tuple[float, float]
     ids=["step-down", "ramp", "flat", "hovering", "sawtooth", "intermittent"],
 )
 def test_series_shape(values: list[float], trend: str, drops: int, runs: int) -> None:
-    stats = describe("{}", _points(values), 60.0)
+    stats = describe(_points(values), 60.0)
     assert (stats.trend, stats.drops, stats.runs) == (trend, drops, runs)
 
 
 def test_missing_steps_split_runs() -> None:
     points = [(0.0, 1.0), (60.0, 1.0), (600.0, 1.0), (660.0, 1.0), (1500.0, 1.0)]
-    assert describe("{}", points, 60.0).runs == 3
+    assert describe(points, 60.0).runs == 3
 
 
-def test_summary_line_reads_back() -> None:
-    stats = describe("{name=api}", _points([0.6, 0.8, 0.99, 0.35, 0.6, 0.8, 0.99]), 60.0)
-    text = "container memory working set / limit: 1 series over 35m\n" + render(stats, "now=0.99")
-    title, series = parse_summary(text)
-    assert title == "container memory working set / limit"
-    assert series == [stats]
-    assert parse_summary("no summary here") == ("", [])
+def test_typed_statistics_of_a_step() -> None:
+    """current/baseline/peak, the level shift and its moment, saturation against a limit."""
+    values = [0.30 + 0.01 * (i % 3) for i in range(20)] + [0.95 + 0.01 * (i % 2) for i in range(10)]
+    points = _points(values)
+    stats = describe(points, 60.0, limit=2.0)
+    assert stats.current == pytest.approx(0.96)
+    assert stats.baseline == pytest.approx(0.31, abs=0.011)
+    assert stats.peak == pytest.approx(0.96)
+    assert stats.change_point is not None
+    assert stats.change_point.at == points[20][0]
+    assert stats.change_point.before == pytest.approx(0.31, abs=0.011)
+    assert stats.change_point.after == pytest.approx(0.955, abs=0.006)
+    assert stats.saturation == pytest.approx(0.48)
+    assert stats.last_seen == points[-1][0]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [0.1 * i for i in range(30)],  # a ramp is a trend, not a step
+        [0.5 + 0.01 * ((i * 7) % 5) for i in range(30)],  # noise around a level
+        [1.0] * 30,
+    ],
+    ids=["ramp", "noise", "flat"],
+)
+def test_no_level_shift_without_a_step(values: list[float]) -> None:
+    assert describe(_points(values), 60.0).change_point is None
+
+
+def test_slope_is_robust_to_an_outlier() -> None:
+    values = [float(i) for i in range(30)]
+    values[10] = 1000.0
+    stats = describe(_points(values), 60.0)
+    assert stats.slope_per_hour == pytest.approx(60.0, rel=0.01)  # one per minute
+
+
+def test_points_are_downsampled_keeping_the_last_and_dropping_non_finite() -> None:
+    values = [float(i) for i in range(500)]
+    values[3] = float("nan")
+    stats = describe(_points(values, 15.0), 15.0)
+    assert len(stats.points) <= MAX_POINTS
+    assert stats.points[-1] == (1_000_000 + 499 * 15.0, 499.0)
+    assert all(v == v for _, v in stats.points)
+    # The typed evidence survives JSON (the store and the web page read it back).
+    assert type(stats).model_validate_json(stats.model_dump_json()) == stats
+
+
+def test_series_matching_the_alert() -> None:
+    alert_labels = {"alertname": "X", "name": "api", "job": "cadvisor", "severity": "warning"}
+    assert matches({"name": "api", "instance": "c:8080"}, alert_labels)
+    assert not matches({"name": "worker"}, alert_labels)
+    assert matches({}, alert_labels)  # an aggregate without labels belongs to every alert
+
+
+async def test_grouped_alerts_each_get_their_own_series() -> None:
+    """Bug: in a grouped delivery every alert was analysed with the expression's first series."""
+    expr = "sum by (name) (changes(container_start_time_seconds[15m])) >= 3"
+    reply = matrix(
+        ({"name": "api"}, [3, 4, 5, 9]),
+        ({"name": "worker"}, [3, 3, 3, 3]),
+        ({"name": "cron"}, [4, 4, 4, 4]),
+    )
+    with LoopbackServer(always(Reply(body=reply))) as prom:
+        s = settings(prometheus_url=prom.url)
+        for name in ("worker", "cron", "api"):
+            items = by_id(await gather_evidence(alert({"alertname": "R", "name": name}, expr), s))
+            own = items["prom-1"].series[0]
+            assert own.labels == {"name": name} and own.matches_alert
+            assert [x.matches_alert for x in items["prom-1"].series[1:]] == [False, False]
+            assert (
+                items["prom-1"].text.splitlines()[1].startswith(f"- {{name={name}}} (this alert)")
+            )
+
+
+async def test_loki_ruler_logql_goes_to_loki_not_prometheus() -> None:
+    """Bug: a Loki ruler alert's LogQL was sent to Prometheus, which can only reject it."""
+    logql = (
+        'sum by (compose_service) (count_over_time({compose_service="edge"} |~ " 5.. " [5m])) > 20'
+    )
+    metric = matrix(({"compose_service": "edge"}, [3, 30, 45]))
+    metric["data"]["resultType"] = "matrix"
+
+    def loki_answer(request: Recorded) -> Reply:
+        if request.param("query") == logql:
+            return Reply(body=metric)
+        return Reply(body=loki_streams([(STARTS.timestamp(), '"GET / HTTP/1.1" 502')], {}))
+
+    with (
+        LoopbackServer(always(Reply(body=matrix()))) as prom,
+        LoopbackServer(loki_answer) as loki,
+    ):
+        s = settings(prometheus_url=prom.url, loki_url=loki.url)
+        labels = {"alertname": "Nginx5xxBurst", "compose_service": "edge"}
+        items = by_id(await gather_evidence(alert(labels, logql), s))
+    assert [r.param("query") for r in prom.requests] == []
+    assert logql in [r.param("query") for r in loki.requests]
+    assert items["prom-1"].status == "empty" and "LogQL" in items["prom-1"].detail
+    expression = items["loki-expr"]
+    assert expression.kind == "alert_expression" and expression.series[0].current == 45
+
+
+async def test_kube_state_metrics_labels_query_the_subject_not_the_exporter() -> None:
+    """Bug: the exporter's own container/pod labels made the evidence about the exporter."""
+    expr = "increase(kube_pod_container_status_restarts_total[15m]) > 3"
+    labels = {
+        "alertname": "KubePodCrashLooping",
+        "job": "kube-state-metrics",
+        "container": "kube-state-metrics",
+        "pod": "kube-state-metrics-6d9f7-x2k",
+        "exported_container": "checkout",
+        "exported_pod": "checkout-7c9-abcde",
+        "namespace": "shop",
+    }
+    with (
+        LoopbackServer(always(Reply(body=matrix()))) as prom,
+        LoopbackServer(always(Reply(body=loki_streams([], {})))) as loki,
+    ):
+        s = settings(prometheus_url=prom.url, loki_url=loki.url)
+        await gather_evidence(alert(labels, expr), s)
+    asked = [r.param("query") for r in prom.requests + loki.requests]
+    assert not any("kube-state-metrics" in q for q in asked), asked
+    assert any('container="checkout"' in q for q in asked)

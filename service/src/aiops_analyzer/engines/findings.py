@@ -27,6 +27,8 @@ class Finding:
     evidence_ids: tuple[str, ...]
     # A root-cause family the evidence points to, when it overrides the alert's own.
     family: str = ""
+    # False for context (when it began, what did not happen) that names no cause.
+    explains: bool = True
 
 
 def _clip(line: str) -> str:
@@ -204,6 +206,7 @@ def no_restarts(prom: list[EvidenceItem]) -> Finding | None:
             "crash loop.",
             0.5,
             (found[0].id,),
+            explains=False,
         )
     return None
 
@@ -224,6 +227,7 @@ def metric_shift(prom: list[EvidenceItem]) -> Finding | None:
         "configuration change, a failing dependency).",
         0.5,
         (item.id,),
+        explains=False,
     )
 
 

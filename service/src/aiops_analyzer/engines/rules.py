@@ -418,7 +418,7 @@ class RulesEngine:
         supported = [f for f in extra if f]
         no_data = not (prom or logs) and (family is UNKNOWN or _sources_were_asked(evidence))
         # An alert the engine cannot place and evidence that explains nothing: say so.
-        inconclusive = no_data or (family is UNKNOWN and not supported)
+        inconclusive = no_data or (family is UNKNOWN and not any(f.explains for f in supported))
         resolved = _resolution(alert, prom, logs, supported)
         severity = severity_of(alert, family)
         if resolved is not None and not resolved.persists:
