@@ -341,8 +341,8 @@ async def test_prompt_is_trimmed_to_the_token_budget(fast_engines: list[LLMEngin
     evidence = [
         EVIDENCE[0],
         EvidenceItem(id="prom-2", source="prometheus", text="cpu " + filler),
-        EvidenceItem(id="loki-1", source="loki", text="1 error-like log lines:\n" + filler),
-        EvidenceItem(id="loki-2", source="loki", text="context " + filler),
+        EvidenceItem(id="loki-2", source="loki", kind="log_lines", text="context " + filler),
+        EvidenceItem(id="loki-1", source="loki", kind="log_templates", text="ranked " + filler),
         EvidenceItem(id="runbook-1", source="runbook", text="# Runbook " + filler),
     ]
     budget = 1500
@@ -354,5 +354,8 @@ async def test_prompt_is_trimmed_to_the_token_budget(fast_engines: list[LLMEngin
     data = json.loads(body["messages"][1]["content"].split(BEGIN, 1)[1].split(END, 1)[0])
     kept = [e["id"] for e in data["evidence"]]
     assert "prom-1" in kept  # the alert's own expression is dropped last
-    assert "loki-2" in data["omitted_evidence_ids"]  # context lines go first
+    # Raw context lines go first, the ranked templates after the runbook and family metrics.
+    omitted = data["omitted_evidence_ids"]
+    assert omitted.index("loki-2") < omitted.index("runbook-1")
+    assert "loki-1" not in omitted or omitted.index("loki-1") > omitted.index("prom-2")
     assert set(kept).isdisjoint(data["omitted_evidence_ids"])

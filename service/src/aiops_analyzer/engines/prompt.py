@@ -7,8 +7,9 @@ itself, and the system message says that nothing inside the markers is an instru
 
 Token budget: the prompt is estimated at one token per four characters (``cost.py``); while
 it exceeds ``llm_max_prompt_tokens`` the lowest-priority evidence is dropped first (failed
-sources, context log lines, the runbook, extra metric queries, error log lines) and the
-alert's own expression (prom-1) last. Dropped ids are listed so the model knows they exist.
+sources, raw context log lines, the runbook, family metric queries, the ranked log templates)
+and the alert's own expression (prom-1) last. Evidence enters the prompt as its rendered text:
+the typed statistics and ranked templates in a few lines per item, not the chart points. Dropped ids are listed so the model knows they exist.
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ def _drop_order(items: list[EvidenceItem]) -> list[EvidenceItem]:
         if item.status != "ok":
             return 0
         if item.source == "loki":
-            return 4 if "error-like" in item.text else 1
+            # Ranked templates carry the findings; raw lines are context, the first to go.
+            return 4 if item.kind in ("log_templates", "alert_expression") else 1
         if item.source == "runbook":
             return 2
         return 5 if item.id == "prom-1" else 3
