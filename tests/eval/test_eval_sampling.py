@@ -20,7 +20,6 @@ from aiops_analyzer.evaluation.sampling import (
 )
 from aiops_analyzer.evaluation.scenario import Scenario
 from aiops_analyzer.evidence import gather_evidence
-from aiops_analyzer.evidence.series import parse_summary
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -135,12 +134,12 @@ async def _alert_series(scenario: Scenario) -> list[tuple[str, int]]:
             make_settings(), engine="rules", replay_url=replay.url, llm_url=None
         )
         evidence = await gather_evidence(replayed.alert, settings)
-    found = []
-    for item in evidence:
-        if item.source == "prometheus" and item.text:
-            title, stats = parse_summary(item.text)
-            found += [(title, s.runs) for s in stats]
-    return found
+    return [
+        (item.title, series.runs)
+        for item in evidence
+        if item.source == "prometheus"
+        for series in item.series
+    ]
 
 
 async def test_minutely_recordings_read_as_continuous_through_the_real_client(
