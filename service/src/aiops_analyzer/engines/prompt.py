@@ -9,7 +9,8 @@ Token budget: the prompt is estimated at one token per four characters (``cost.p
 it exceeds ``llm_max_prompt_tokens`` the lowest-priority evidence is dropped first (failed
 sources, raw context log lines, the runbook, family metric queries, the ranked log templates)
 and the alert's own expression (prom-1) last. Evidence enters the prompt as its rendered text:
-the typed statistics and ranked templates in a few lines per item, not the chart points. Dropped ids are listed so the model knows they exist.
+the typed statistics and ranked templates in a few lines per item, not the chart points.
+Dropped ids are listed so the model knows they exist.
 """
 
 from __future__ import annotations
