@@ -12,7 +12,7 @@ export UV_PYTHON_PREFERENCE := only-system
 # uv from PATH, else `$(PYTHON) -m uv`, else a private copy (works on PEP 668 interpreters).
 ENSURE_UV := PYTHON="$(PYTHON)" UV_VERSION=$(UV_VERSION) scripts/ensure-uv.sh
 
-.PHONY: help install system-deps lint typecheck test test-fast demo
+.PHONY: help install system-deps lint typecheck test test-fast demo config-docs
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ test: install system-deps lint typecheck ## Install everything and run every tes
 
 test-fast: install ## pytest without the end-to-end run
 	$(BIN)/pytest -m "not e2e"
+
+config-docs: $(VENV)/.analyzer ## Regenerate docs/analyzer/configuration.md from the analyzer's Settings
+	@$(BIN)/python -m aiops_analyzer.core.config_reference --write docs/analyzer/configuration.md
 
 demo: $(VENV)/.analyzer ## Start the analyzer offline, replay recorded alerts, print the analyses
 	@$(BIN)/python scripts/demo.py

@@ -2,59 +2,45 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from aiops_analyzer.cli import load_settings
+from aiops_analyzer.cli import load_settings, warn_unknown_variables
 from aiops_analyzer.core.config import Settings
-from pydantic.fields import FieldInfo
+from aiops_analyzer.core.config_reference import render, table
 
 from tests.service.apptools import REPO
 
 DOC = REPO / "docs" / "analyzer" / "configuration.md"
-TABLE_START = "<!-- settings-table:start (generated from Settings; tests check it) -->"
-TABLE_END = "<!-- settings-table:end -->"
 
 
 def env_name(name: str) -> str:
     return "AIOPS_" + name.upper()
 
 
-def default_text(field: FieldInfo) -> str:
-    if field.default_factory is not None:
-        return "`[]`"
-    value = field.default
-    if value is None:
-        return "unset"
-    if isinstance(value, bool):
-        return f"`{str(value).lower()}`"
-    return f"`{value}`"
-
-
-def settings_table() -> str:
-    lines = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
-    for name, field in Settings.model_fields.items():
-        variable = f"`{env_name(name)}`"
-        if name == "port":
-            variable += " (or `PORT`)"
-        if name == "openai_api_key":
-            variable += " (or `OPENAI_API_KEY`)"
-        description = (field.description or "").replace("|", "\\|")
-        lines.append(f"| {variable} | {default_text(field)} | {description} |")
-    return "\n".join(lines)
-
-
 def test_every_setting_has_a_description() -> None:
     assert [n for n, f in Settings.model_fields.items() if not f.description] == []
 
 
-def test_docs_settings_table_matches_settings() -> None:
+def test_configuration_reference_is_generated_from_settings() -> None:
     text = DOC.read_text()
-    assert TABLE_START in text and TABLE_END in text, f"{DOC} lacks the settings table markers"
-    documented = text.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0].strip()
-    expected = settings_table()
-    assert documented == expected, f"update the table in {DOC} to:\n{expected}"
+    assert render(text) == text, (
+        f"{DOC} is out of date: run `make config-docs` (or\n"
+        f"python -m aiops_analyzer.core.config_reference --write {DOC.relative_to(REPO)})"
+    )
+
+
+def test_configuration_reference_names_every_variable_and_its_bounds() -> None:
+    text = table()
+    for name in Settings.model_fields:
+        assert f"| `{env_name(name)}`" in text
+    assert "| `AIOPS_PORT` (or `PORT`) | `8080` | integer >= 1, <= 65535 |" in text
+    assert "`AIOPS_OPENAI_API_KEY` (or `OPENAI_API_KEY`) | unset | text, secret |" in text
 
 
 def test_env_example_lists_every_setting_with_a_comment() -> None:
@@ -121,5 +107,97 @@ def test_default_database_is_sqlite_in_the_data_dir(tmp_path: Path) -> None:
     assert settings.effective_database_url == f"sqlite:///{tmp_path.resolve()}/analyzer.db"
 
 
-if __name__ == "__main__":  # Print the table to paste into the docs.
-    print(settings_table())
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("AIOPS_PORT", "99999", "AIOPS_PORT: Input should be less than or equal to 65535"),
+        ("PORT", "0", "PORT: Input should be greater than or equal to 1"),
+        ("AIOPS_PROMETHEUS_URL", "prometheus:9090", "AIOPS_PROMETHEUS_URL: must start with http"),
+        ("AIOPS_LOKI_URL", "http://", "AIOPS_LOKI_URL: has no host name"),
+        ("AIOPS_LLM_BASE_URL", "http://host:port/v1", "AIOPS_LLM_BASE_URL: not a valid URL"),
+        ("AIOPS_GRAFANA_URL", "ftp://grafana", "AIOPS_GRAFANA_URL: must start with http"),
+        ("AIOPS_SLACK_WEBHOOK_URL", "hooks.slack.com/services/T0/B0/x", "AIOPS_SLACK_WEBHOOK_URL"),
+        ("AIOPS_DISCORD_WEBHOOK_URL", "discord", "AIOPS_DISCORD_WEBHOOK_URL: must start"),
+        ("AIOPS_NOTIFY_WEBHOOK_URL", "//x", "AIOPS_NOTIFY_WEBHOOK_URL: must start"),
+        ("AIOPS_DATABASE_URL", "not a url", "AIOPS_DATABASE_URL: not a database URL"),
+        ("AIOPS_SCRUB_EXTRA_PATTERNS", '["(unclosed"]', "AIOPS_SCRUB_EXTRA_PATTERNS: invalid"),
+        ("AIOPS_SCRUB_EXTRA_PATTERNS", "[not json", "AIOPS_SCRUB_EXTRA_PATTERNS: not valid JSON"),
+        (
+            "AIOPS_RUNBOOKS_DIR",
+            "/nonexistent/runbooks",
+            "AIOPS_RUNBOOKS_DIR: /nonexistent/runbooks",
+        ),
+        ("AIOPS_DATA_DIR", "/etc/hostname/data", "AIOPS_DATA_DIR: /etc/hostname/data does not"),
+        ("AIOPS_AUTH_DISABLED", "maybe", "AIOPS_AUTH_DISABLED: Input should be a valid boolean"),
+        ("AIOPS_LOG_LEVEL", "loud", "AIOPS_LOG_LEVEL"),
+    ],
+)
+def test_every_kind_of_bad_value_is_one_line_naming_its_variable(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variable: str,
+    value: str,
+    expected: str,
+) -> None:
+    monkeypatch.setenv("AIOPS_WEBHOOK_TOKEN", "a-token-for-this-test")
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SystemExit) as exit_info:
+        load_settings(_env_file=None)
+    assert exit_info.value.code == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("aiops-analyzer: configuration error: ")
+    assert expected in line
+    assert "AIOPS_AIOPS" not in line
+    if "WEBHOOK_URL" in variable:
+        assert value not in line  # a webhook URL's path is its secret: never echoed
+
+
+def test_good_urls_directories_and_patterns_pass(tmp_path: Path) -> None:
+    settings = load_settings(
+        _env_file=None,
+        auth_disabled=True,
+        prometheus_url="http://prometheus:9090",
+        loki_url="https://logs.example.com/loki",
+        slack_webhook_url="https://hooks.slack.com/services/T0/B0/x",
+        database_url="postgresql://u:p@db:5432/aiops",
+        runbooks_dir=tmp_path,
+        scrub_extra_patterns=["ACME-[0-9]{6}"],
+        data_dir=tmp_path / "not" / "yet" / "there",
+    )
+    assert settings.prometheus_url == "http://prometheus:9090"
+    assert not (tmp_path / "not").exists()  # loading settings creates nothing
+
+
+def test_serve_stops_naming_the_data_dir_it_cannot_write(tmp_path: Path) -> None:
+    # /proc refuses new directories even for root, where permission bits would not.
+    result = subprocess.run(
+        [sys.executable, "-m", "aiops_analyzer.cli", "serve", "--port", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=dict(os.environ, AIOPS_AUTH_DISABLED="true", AIOPS_DATA_DIR="/proc/aiops-data"),
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "aiops-analyzer: configuration error: AIOPS_DATA_DIR: cannot write to /proc/aiops-data: "
+        "No such file or directory"
+    ]
+
+
+def test_unknown_aiops_variables_get_a_warning_naming_the_closest_setting(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("AIOPS_WORKER", "8")
+    monkeypatch.setenv("AIOPS_PROMETHEUS_ULR", "http://x")
+    monkeypatch.setenv("AIOPS_ZZZZ", "1")
+    monkeypatch.setenv("AIOPS_WORKERS", "2")  # known: no warning
+    with caplog.at_level(logging.WARNING, logger="aiops_analyzer"):
+        warn_unknown_variables()
+    messages = sorted(r.getMessage() for r in caplog.records)
+    assert messages == [
+        "AIOPS_PROMETHEUS_ULR is not a setting of the analyzer and is ignored; "
+        "did you mean AIOPS_PROMETHEUS_URL?",
+        "AIOPS_WORKER is not a setting of the analyzer and is ignored; did you mean AIOPS_WORKERS?",
+        "AIOPS_ZZZZ is not a setting of the analyzer and is ignored",
+    ]

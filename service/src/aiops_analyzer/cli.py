@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import json
 import logging
+import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,34 +21,61 @@ logger = logging.getLogger("aiops_analyzer")
 
 def settings_error_lines(exc: ValidationError) -> list[str]:
     """One line per problem, naming the environment variable."""
+    from aiops_analyzer.core.config_checks import variable_for
+
     lines = []
     for error in exc.errors(include_url=False, include_input=False, include_context=False):
         message = str(error.get("msg", "")).removeprefix("Value error, ")
         loc = error.get("loc", ())
-        if loc:
-            variable = "AIOPS_" + str(loc[0]).upper()
-            if variable.removeprefix("AIOPS_") in message.upper():
-                lines.append(message)
-            else:
-                lines.append(f"{variable}: {message}")
-        else:
-            lines.append(message)
+        if not loc:
+            lines += message.splitlines()  # model checks name their variables themselves
+            continue
+        field = str(loc[0])
+        field = field.removeprefix("AIOPS_").lower() if field.isupper() else field
+        variable = variable_for(field, Settings.model_fields)
+        lines.append(message if variable in message else f"{variable}: {message}")
     return lines
 
 
 def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment, or exit 2 with one line per invalid variable."""
+    from pydantic_settings import SettingsError
+
+    from aiops_analyzer.core.config_checks import variable_for
+
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        for line in settings_error_lines(exc):
-            print(f"aiops-analyzer: configuration error: {line}", file=sys.stderr)
-        raise SystemExit(2) from None
+        lines = settings_error_lines(exc)
+    except SettingsError as exc:
+        # A list or mapping setting whose value is not JSON (pydantic-settings parses it first).
+        match = re.search(r'field "(\w+)"', str(exc))
+        field = match.group(1) if match else "?"
+        lines = [
+            f"{variable_for(field, Settings.model_fields)}: not valid JSON "
+            '(a JSON list is expected, e.g. ["first", "second"])'
+        ]
+    for line in lines:
+        print(f"aiops-analyzer: configuration error: {line}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def warn_unknown_variables() -> None:
+    """A typo such as AIOPS_WORKER=8 would be ignored silently: say so, with the closest name."""
+    from aiops_analyzer.core.config_checks import unknown_variables
+
+    for variable, closest in unknown_variables(Settings.model_fields, os.environ):
+        hint = f"; did you mean {closest}?" if closest else ""
+        logger.warning(
+            f"{variable} is not a setting of the analyzer and is ignored{hint}",
+            extra={"event": "unknown_setting", "variable": variable, "closest": closest},
+        )
 
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from aiops_analyzer.core.config_checks import prepare_data_dir
     from aiops_analyzer.core.logging import configure_logging
     from aiops_analyzer.main import create_app
 
@@ -56,7 +85,12 @@ def _serve(args: argparse.Namespace) -> int:
     if args.port:
         overrides["port"] = args.port
     settings = load_settings(**overrides)
+    problem = prepare_data_dir(settings)
+    if problem:
+        print(f"aiops-analyzer: configuration error: {problem}", file=sys.stderr)
+        return 2
     configure_logging(settings)
+    warn_unknown_variables()
     if settings.auth_disabled:
         logger.warning(
             "AIOPS_AUTH_DISABLED=true: the webhook and /analyses accept requests without a token"

@@ -165,6 +165,16 @@ class Settings(BaseSettings):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
 
+    @model_validator(mode="after")
+    def _check_values(self) -> Settings:
+        # URLs, regexes and directories: one line per problem, each naming its variable.
+        from aiops_analyzer.core.config_checks import problems
+
+        found = list(problems(self))
+        if found:
+            raise ValueError("\n".join(found))
+        return self
+
     @property
     def effective_database_url(self) -> str:
         if self.database_url:
