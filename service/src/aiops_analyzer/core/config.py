@@ -139,11 +139,21 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Least severe level logged (DEBUG, INFO, WARNING, ERROR)."
     )
+    log_format: Literal["json", "text"] = Field(
+        "json",
+        description="json: one JSON object per line (for Loki, Cloud Logging); text: one readable"
+        " line per event, for a terminal.",
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _require_token(self) -> Settings:

@@ -1,4 +1,8 @@
-"""JSON logs, one event per line, with known secret values masked.
+"""Logs: one event per line, JSON (default) or readable text, with known secret values masked.
+
+Times are UTC in ISO 8601 (`2026-12-02T15:09:12.615Z`), whatever the host's zone. uvicorn's
+`color_message` (the same text with ANSI colours) is dropped, and Alembic's per-connection
+chatter ("Context impl SQLiteImpl") is kept out, so each migration appears once.
 
 Secrets are kept out of log calls by design; the redaction filter is the safety net for a value
 that slips into a message anyway (an exception text quoting a webhook URL, for instance).
@@ -9,6 +13,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -73,16 +78,60 @@ def secret_values(settings: Settings) -> list[str]:
     return values
 
 
+def utc_iso(created: float) -> str:
+    """A record's time as UTC ISO 8601 with milliseconds and a Z."""
+    return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+class UtcJsonFormatter(JsonFormatter):
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return utc_iso(record.created)
+
+
+class TextFormatter(logging.Formatter):
+    """`TIME LEVEL logger: message key=value ...` for a person at a terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        extras = " ".join(
+            f"{key}={value}"
+            for key, value in record.__dict__.items()
+            if key not in _STANDARD_ATTRS and not key.startswith("_") and value is not None
+        )
+        line = f"{utc_iso(record.created)} {record.levelname:<7} {record.name}: "
+        line += record.getMessage() + (f"  [{extras}]" if extras else "")
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        elif record.exc_text:
+            line += "\n" + record.exc_text
+        return line
+
+
+class DropNoise(logging.Filter):
+    """Removes uvicorn's ANSI-coloured duplicate of each message and Alembic's chatter."""
+
+    ALEMBIC_CHATTER = ("Context impl ", "Will assume ")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.__dict__.pop("color_message", None)
+        if record.name == "alembic.runtime.migration" and isinstance(record.msg, str):
+            return not record.msg.startswith(self.ALEMBIC_CHATTER)
+        return True
+
+
 def configure_logging(settings: Settings, *, stream: object = None) -> None:
-    """Route the root logger (and uvicorn's) to one JSON line per event on stderr."""
+    """Route the root logger (and uvicorn's) to one line per event on stderr."""
     handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
-    handler.setFormatter(
-        JsonFormatter(
+    formatter: logging.Formatter
+    if settings.log_format == "text":
+        formatter = TextFormatter()
+    else:
+        formatter = UtcJsonFormatter(
             "%(asctime)s %(levelname)s %(name)s %(message)s",
             rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
             timestamp=False,
         )
-    )
+    handler.setFormatter(formatter)
+    handler.addFilter(DropNoise())
     handler.addFilter(SecretRedactingFilter(secret_values(settings)))
     root = logging.getLogger()
     for existing in list(root.handlers):
