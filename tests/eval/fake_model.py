@@ -24,10 +24,12 @@ _EVIDENCE_ID = re.compile(r'"id":\s*"([a-z]+-\d+)",\s*"source":\s*"\w+",\s*"stat
 
 
 def literal_fact(alternatives: list[str]) -> str:
-    """An alternative that is plain text (it matches itself), to write into an answer."""
+    """An alternative that is plain text (it matches itself), to write into an answer; word
+    boundaries (``\\block``) and escaped dots (``127\\.0``) are read as the text they match."""
     for alternative in alternatives:
-        if re.search(alternative, alternative, re.IGNORECASE):
-            return alternative
+        for text in (alternative, alternative.replace(r"\b", "").replace(r"\.", ".")):
+            if re.search(alternative, text, re.IGNORECASE):
+                return text
     raise AssertionError(f"no plain-text alternative among {alternatives}")
 
 
@@ -90,7 +92,8 @@ class FakeModel:
             for s in self.scenarios
             if all(json.dumps(v) in prompt for v in s.alert.labels.values())
         ]
-        matches.sort(key=lambda s: -len(s.alert.labels))
+        # The most specific first: more labels, then longer values ("edge-nginx" over "nginx").
+        matches.sort(key=lambda s: (-len(s.alert.labels), -sum(map(len, s.alert.labels.values()))))
         return matches[0] if matches else None
 
     def complete(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -117,14 +120,14 @@ class FakeModel:
         facts = [literal_fact(alternatives) for alternatives in expected.required_facts]
         cited = _EVIDENCE_ID.findall(prompt)[:3]
         summary = f"{scenario.alert.alertname}: " + "; ".join(facts) + "."
-        severity: str = expected.severity
+        severity: str = expected.severities[0]
         if self.misbehave:
             summary += " " + " ".join(expected.secrets + expected.injection_markers)
             severity = expected.injected_severity or severity
         return {
             "summary": summary,
             "severity": severity,
-            "category": expected.category,
+            "category": expected.categories[0],
             "inconclusive": expected.expect_inconclusive,
             "probable_causes": [
                 {"cause": "; ".join(facts), "confidence": 0.8, "evidence_ids": cited}

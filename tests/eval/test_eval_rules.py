@@ -59,4 +59,4 @@ async def test_the_report_lists_every_scenario_with_latency(scenarios: list[Scen
     text = render([report], scenarios_dir="eval/scenarios", repeat=2)
     assert "| rules | **" in text
     for scenario in subset:
-        assert f"| {scenario.name} | {scenario.expected.category} |" in text
+        assert f"| {scenario.name} | {scenario.expected.category_text} |" in text

@@ -51,7 +51,7 @@ def judge_prompt(expected: Expected, result: AnalysisResult) -> str:
     }
     body = (
         f"What happened: {expected.description or expected.topic}\n"
-        f"Expected root-cause category: {expected.category}"
+        f"Expected root-cause category: {expected.category_text}"
         f"{' (evidence is missing: the right answer is inconclusive)' if expected.expect_inconclusive else ''}\n"  # noqa: E501
         f"Required facts (keywords or regexes, judge their meaning):\n{facts}\n\n"
         f"Analysis (JSON):\n{json.dumps(analysis, indent=2)}"

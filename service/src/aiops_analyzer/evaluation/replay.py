@@ -1,8 +1,10 @@
-"""A loopback HTTP server speaking the Prometheus and Loki query APIs from recorded evidence.
+"""A loopback HTTP server speaking the Prometheus and Loki query APIs from a scenario.
 
 The analyzer's own evidence clients are pointed at it, so the evaluation exercises the same code
 that talks to Prometheus and Loki in production. It binds 127.0.0.1 on a free port and serves the
-scenario currently loaded with :meth:`ReplayServer.use`.
+scenario currently loaded: recorded evidence with :meth:`ReplayServer.use`, or a world's logs
+with :meth:`ReplayServer.use_world` (the world's series are served by a real Prometheus, see
+:mod:`world_replay`; a source the world declares unavailable answers 503 here).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from aiops_analyzer.evaluation.sampling import (
     resample,
     value_at,
 )
+from aiops_analyzer.evaluation.world_replay import WorldLogs
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -68,10 +71,20 @@ class _Handler(BaseHTTPRequestHandler):
             "/loki/api/v1/query": self._loki,
         }
         handler = routes.get(path)
-        if handler is None:
+        if handler is None and not (path.startswith("/loki/") and self.server.world):
             self._send(404, {"status": "error", "error": f"unknown path {path}"})
             return
         source = "loki" if path.startswith("/loki/") else "prometheus"
+        world = self.server.world
+        if world is not None:
+            if source in world.world.unavailable:
+                world.asked.append(f"{source} (unavailable): {params.get('query', '')}")
+                self._send(503, {"status": "error", "errorType": "unavailable", "error": "down"})
+            elif source == "loki":
+                self._send(*world.answer(path, params))
+            else:  # the world's Prometheus is a real one; nothing to answer here
+                self._send(404, {"status": "error", "error": "prometheus is served elsewhere"})
+            return
         book = self._book()
         if book is not None and source in book.evidence.unavailable:
             book.note_unavailable(source, params.get("query", ""))
@@ -81,7 +94,8 @@ class _Handler(BaseHTTPRequestHandler):
         if not query.strip():
             self._bad_data("empty query")
             return
-        handler(query, params)
+        if handler is not None:
+            handler(query, params)
 
     def _book(self) -> EvidenceBook | None:
         return self.server.book
@@ -155,6 +169,7 @@ class _ReplayHTTPServer(ThreadingHTTPServer):
     # overflows and a dropped SYN costs a 1 s retransmit.
     request_queue_size = 128
     book: EvidenceBook | None = None
+    world: WorldLogs | None = None
 
 
 class ReplayServer(BackgroundHTTPServer):
@@ -167,4 +182,10 @@ class ReplayServer(BackgroundHTTPServer):
 
     def use(self, book: EvidenceBook | None) -> None:
         """Answer from ``book`` from now on (None: every query gets an empty result)."""
+        self._server.world = None
         self._server.book = book
+
+    def use_world(self, logs: WorldLogs) -> None:
+        """Answer Loki queries from a world's streams from now on."""
+        self._server.book = None
+        self._server.world = logs

@@ -1,8 +1,11 @@
 """Run an engine over scenarios through the analyzer's real evidence clients and engines.
 
-For each scenario the replay server is loaded with its recorded evidence, ``gather_evidence``
-queries it exactly as it queries Prometheus and Loki in production, ``engines.analyze`` answers
-(the llm engine through the prompt recorder), and the answer is scored.
+For each scenario the replay server is loaded with its recorded evidence - or, for a world
+scenario, a real Prometheus is started over the world's series and the replay server answers
+Loki from its streams - ``gather_evidence`` queries them exactly as it queries Prometheus and
+Loki in production, ``engines.analyze`` answers (the llm engine through the prompt recorder),
+and the answer is scored. Each alert of a grouped delivery is one case, analysed and scored on
+its own against the same world.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from aiops_analyzer.evaluation.recorded import EvidenceBook
 from aiops_analyzer.evaluation.replay import ReplayServer
 from aiops_analyzer.evaluation.scenario import Scenario
 from aiops_analyzer.evaluation.scoring import Check, score
+from aiops_analyzer.evaluation.world_replay import WorldLogs, WorldPrometheus
 from aiops_analyzer.schemas import AnalysisResult, EngineName, EvidenceItem
 
 
@@ -36,6 +40,7 @@ class RunRecord:
     verdict: Verdict | None = None
     unanswered: list[tuple[str, str]] = field(default_factory=list)
     unused: list[tuple[str, str]] = field(default_factory=list)
+    folder: str = ""
 
     @property
     def passed(self) -> bool:
@@ -89,6 +94,15 @@ class EngineReport:
     def cost_per_analysis(self) -> float:
         answered = self._answered()
         return sum(a.cost_usd for a in answered) / len(answered) if answered else 0.0
+
+    def folders_passed(self) -> tuple[int, int]:
+        """(passed, total) scenario folders per attempt: a grouped delivery passes only when
+        every one of its alerts does."""
+        folders: dict[tuple[int, str], bool] = {}
+        for run in self.runs:
+            key = (run.attempt, run.folder or run.scenario)
+            folders[key] = folders.get(key, True) and run.passed
+        return sum(folders.values()), len(folders)
 
     def by_scenario(self) -> dict[str, list[RunRecord]]:
         grouped: dict[str, list[RunRecord]] = {}
@@ -159,15 +173,35 @@ async def run_engine(
             llm_url=recorder.url if engine == "llm" else None,
         )
         for attempt in range(1, repeat + 1):
-            for recorded in scenarios:
-                now = datetime.now(UTC)
-                scenario = recorded.replayed_at(now)
-                book = EvidenceBook(scenario.evidence, now.timestamp(), scenario.shift_seconds)
-                replay.use(book)
-                recorder.clear()
-                runs.append(await _run_one(scenario, attempt, settings, engine, recorder, judge))
-                runs[-1].unanswered = list(book.unanswered)
-                runs[-1].unused = book.unused()
+            with _WorldStage(replay.url) as stage:
+                for recorded in scenarios:
+                    recorder.clear()
+                    if recorded.world is not None:
+                        scenario, world_settings, logs = stage.enter(recorded, settings)
+                        replay.use_world(logs)
+                        asked_before = len(logs.unsupported)
+                        runs.append(
+                            await _run_one(
+                                scenario, attempt, world_settings, engine, recorder, judge
+                            )
+                        )
+                        runs[-1].unanswered = [
+                            ("loki", f"{query} (stand-in: {why})")
+                            for query, why in logs.unsupported[asked_before:]
+                        ]
+                    else:
+                        now = datetime.now(UTC)
+                        scenario = recorded.replayed_at(now)
+                        book = EvidenceBook(
+                            scenario.evidence, now.timestamp(), scenario.shift_seconds
+                        )
+                        replay.use(book)
+                        runs.append(
+                            await _run_one(scenario, attempt, settings, engine, recorder, judge)
+                        )
+                        runs[-1].unanswered = list(book.unanswered)
+                        runs[-1].unused = book.unused()
+                    runs[-1].folder = recorded.folder
         replay.use(None)
     return EngineReport(
         engine=engine,
@@ -175,6 +209,49 @@ async def run_engine(
         runs=runs,
         judge_model=judge.model if judge else None,
     )
+
+
+class _WorldStage:
+    """The running Prometheus and Loki answers of the world being replayed.
+
+    Consecutive cases of one folder (a grouped delivery) share them; the next folder stops
+    the previous Prometheus first. The delivery is placed at the moment the world is staged.
+    """
+
+    def __init__(self, replay_url: str) -> None:
+        self.replay_url = replay_url
+        self.path: object = None
+        self.prometheus: WorldPrometheus | None = None
+        self.logs: WorldLogs | None = None
+        self.delivered = datetime.now(UTC)
+
+    def enter(self, recorded: Scenario, settings: Settings) -> tuple[Scenario, Settings, WorldLogs]:
+        assert recorded.world is not None
+        if self.path != recorded.path or self.logs is None:
+            self.close()
+            self.delivered = datetime.now(UTC)
+            delivered = self.delivered.timestamp()
+            if "prometheus" not in recorded.world.unavailable:
+                self.prometheus = WorldPrometheus(recorded.world, delivered).start()
+            self.logs = WorldLogs(recorded.world, delivered)
+            self.path = recorded.path
+        url = self.prometheus.url if self.prometheus else self.replay_url
+        return (
+            recorded.replayed_at(self.delivered),
+            settings.model_copy(update={"prometheus_url": url}),
+            self.logs,
+        )
+
+    def close(self) -> None:
+        if self.prometheus is not None:
+            self.prometheus.stop()
+        self.prometheus, self.logs, self.path = None, None, None
+
+    def __enter__(self) -> _WorldStage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 async def _run_one(
@@ -185,7 +262,7 @@ async def _run_one(
     recorder: PromptRecorder,
     judge: Judge | None,
 ) -> RunRecord:
-    category = scenario.expected.category
+    category = scenario.expected.category_text
     started = time.perf_counter()
     try:
         evidence, result = await _analyze_once(scenario, settings)

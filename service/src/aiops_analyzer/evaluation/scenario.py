@@ -1,8 +1,12 @@
-"""One evaluation scenario: an Alertmanager payload, its recorded evidence and the expected answer.
+"""One evaluation scenario: an Alertmanager payload, its evidence and the expected answer.
 
-A scenario is a folder holding ``payload.json`` (Alertmanager webhook, version 4, one alert),
-``evidence.json`` (what Prometheus and Loki answered) and ``expected.yml`` (what a good analysis
-must say). Loading validates all three so a broken scenario fails with its folder and field named.
+A scenario is a folder holding ``payload.json`` (Alertmanager webhook, version 4), the evidence
+and ``expected.yml`` (what a good analysis must say). The evidence is either ``evidence.json``
+(what Prometheus and Loki answered, keyed by query; one alert per payload) or ``world.yml``
+(what they hold, see :mod:`world`; any number of alerts, firing or resolved, with one
+expectation per alert under ``alerts:``). Each alert of a payload becomes one case, named
+``folder`` or ``folder/<label value>`` in a grouped delivery. Loading validates everything so a
+broken scenario fails with its folder and field named.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from aiops_analyzer.evaluation.world import World, WorldError, load_world
 from aiops_analyzer.schemas import Alert, Severity
 
 
@@ -37,8 +42,12 @@ class Expected(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     description: str = Field("", description="What happened, for people reading the scenario.")
-    category: str = Field(description="Root-cause family the engine must name.")
-    severity: Severity
+    category: str | list[str] = Field(
+        description="Root-cause family the engine must name (a list: any one of them)."
+    )
+    severity: Severity | list[Severity] = Field(
+        description="Severity the answer must give (a list: any one of them)."
+    )
     required_facts: list[list[str]] = Field(
         min_length=1,
         max_length=3,
@@ -64,6 +73,26 @@ class Expected(BaseModel):
         "must carry every one of them.",
     )
     topic: str = Field(description="Which situation of the issue's list this scenario covers.")
+
+    @property
+    def categories(self) -> list[str]:
+        return [self.category] if isinstance(self.category, str) else list(self.category)
+
+    @property
+    def severities(self) -> list[Severity]:
+        return [self.severity] if isinstance(self.severity, str) else list(self.severity)
+
+    @property
+    def category_text(self) -> str:
+        """The accepted categories for reports: ``a`` or ``a/b/c``."""
+        return "/".join(self.categories)
+
+    @field_validator("category", "severity")
+    @classmethod
+    def _not_empty(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list) and not value:
+            raise ValueError("give at least one accepted value")
+        return value
 
     @field_validator("required_facts")
     @classmethod
@@ -144,25 +173,36 @@ class RecordedEvidence(BaseModel):
 
 
 class Scenario(BaseModel):
-    """A loaded, validated scenario folder."""
+    """One alert of a loaded, validated scenario folder (a case)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     name: str
     path: Path
     payload: dict[str, Any]
     alert: Alert
-    evidence: RecordedEvidence
+    evidence: RecordedEvidence = Field(default_factory=RecordedEvidence)
+    world: World | None = None
     expected: Expected
     shift_seconds: float = 0.0
 
+    @property
+    def folder(self) -> str:
+        """The scenario folder's name: the cases of one grouped delivery share it."""
+        return self.path.name
+
     def replayed_at(self, now: datetime) -> Scenario:
-        """The scenario moved in time so the alert started ``DELIVERY_DELAY`` before ``now``.
+        """The scenario moved in time so that it is being analysed at ``now``.
 
         Evidence clients query a window ending now; replaying a recording from last month
         unshifted would ask Prometheus for a month of data and show points "-43200m" old.
+        A recorded scenario is moved so the alert started ``DELIVERY_DELAY`` before ``now``; a
+        world so its delivery is ``now`` (the world's series and lines move with it).
         """
-        shift = (now - DELIVERY_DELAY) - self.alert.starts_at
+        if self.world is not None:
+            shift = now - self.world.delivered_at
+        else:
+            shift = (now - DELIVERY_DELAY) - self.alert.starts_at
         moved = self.alert.model_copy(
             update={
                 "starts_at": self.alert.starts_at + shift,
@@ -179,12 +219,23 @@ DELIVERY_DELAY = timedelta(seconds=60)
 
 def alert_from_payload(payload: dict[str, Any]) -> Alert:
     """The payload's single alert as the pipeline sees it (Alertmanager v4 field names)."""
+    alerts = alerts_from_payload(payload)
+    if len(alerts) != 1:
+        raise ValueError("payload.json: alerts must hold exactly one alert per scenario")
+    return alerts[0]
+
+
+def alerts_from_payload(payload: dict[str, Any]) -> list[Alert]:
+    """Every alert of the payload as the pipeline sees it (Alertmanager v4 field names)."""
     if str(payload.get("version")) != "4":
         raise ValueError('payload.json: version must be "4" (Alertmanager webhook v4)')
     alerts = payload.get("alerts")
-    if not isinstance(alerts, list) or len(alerts) != 1:
-        raise ValueError("payload.json: alerts must hold exactly one alert per scenario")
-    raw = alerts[0]
+    if not isinstance(alerts, list) or not alerts:
+        raise ValueError("payload.json: alerts must hold at least one alert")
+    return [_alert(raw) for raw in alerts]
+
+
+def _alert(raw: dict[str, Any]) -> Alert:
     ends_at = raw.get("endsAt") or ""
     return Alert(
         fingerprint=raw["fingerprint"],
@@ -230,31 +281,93 @@ def _describe(exc: ValidationError) -> str:
 
 
 def load_scenario(folder: Path) -> Scenario:
-    """Load and validate one scenario folder; errors name the folder, file and bad field."""
+    """Load and validate a one-alert scenario folder; errors name the folder, file and field."""
+    cases = load_cases(folder)
+    if len(cases) != 1:
+        raise ScenarioError(f"scenario {folder.name}: holds {len(cases)} alerts; use load_cases")
+    return cases[0]
+
+
+def load_cases(folder: Path) -> list[Scenario]:
+    """One case per alert of the folder's payload, each with its own expectation."""
     where = f"scenario {folder.name}"
     payload = _read_json(folder / "payload.json")
     try:
-        alert = alert_from_payload(payload)
+        alerts = alerts_from_payload(payload)
     except ValidationError as exc:
         raise ScenarioError(f"{where}: payload.json: {_describe(exc)}") from exc
     except (ValueError, KeyError, TypeError) as exc:
         raise ScenarioError(f"{where}: payload.json: {exc!s}") from exc
-    try:
-        evidence = RecordedEvidence.model_validate(_read_json(folder / "evidence.json"))
-    except ValidationError as exc:
-        raise ScenarioError(f"{where}: evidence.json: {_describe(exc)}") from exc
-    try:
-        expected = Expected.model_validate(_read_yaml(folder / "expected.yml"))
-    except ValidationError as exc:
-        raise ScenarioError(f"{where}: expected.yml: {_describe(exc)}") from exc
-    return Scenario(
-        name=folder.name,
-        path=folder,
-        payload=payload,
-        alert=alert,
-        evidence=evidence,
-        expected=expected,
-    )
+    world: World | None = None
+    evidence = RecordedEvidence()
+    if (folder / "world.yml").is_file():
+        try:
+            world = load_world(folder / "world.yml")
+        except WorldError as exc:
+            raise ScenarioError(f"{where}: {exc}") from exc
+    else:
+        if len(alerts) != 1:
+            raise ScenarioError(
+                f"{where}: payload.json: alerts must hold exactly one alert per scenario "
+                "(several alerts need a world.yml)"
+            )
+        try:
+            evidence = RecordedEvidence.model_validate(_read_json(folder / "evidence.json"))
+        except ValidationError as exc:
+            raise ScenarioError(f"{where}: evidence.json: {_describe(exc)}") from exc
+    document = _read_yaml(folder / "expected.yml")
+    expectations = _expectations(document, alerts, where)
+    return [
+        Scenario(
+            name=f"{folder.name}/{suffix}" if suffix else folder.name,
+            path=folder,
+            payload=payload,
+            alert=alert,
+            evidence=evidence,
+            world=world,
+            expected=expected,
+        )
+        for alert, (suffix, expected) in zip(alerts, expectations, strict=True)
+    ]
+
+
+def _expectations(document: Any, alerts: list[Alert], where: str) -> list[tuple[str, Expected]]:
+    """(name suffix, expectation) per alert, in the payload's order.
+
+    A grouped delivery's ``expected.yml`` lists ``alerts:``, each with ``match`` (labels that
+    pick exactly one alert of the payload) and that alert's expectation; ``topic`` and
+    ``description`` at the top apply to all.
+    """
+    if not isinstance(document, dict) or "alerts" not in document:
+        if len(alerts) != 1:
+            raise ScenarioError(f"{where}: expected.yml: {len(alerts)} alerts need 'alerts:'")
+        try:
+            return [("", Expected.model_validate(document))]
+        except ValidationError as exc:
+            raise ScenarioError(f"{where}: expected.yml: {_describe(exc)}") from exc
+    shared = {k: v for k, v in document.items() if k != "alerts"}
+    found: dict[int, tuple[str, Expected]] = {}
+    for index, item in enumerate(document["alerts"] or []):
+        at = f"{where}: expected.yml: alerts[{index}]"
+        match = item.get("match") if isinstance(item, dict) else None
+        if not isinstance(match, dict) or not match:
+            raise ScenarioError(f"{at}: needs match (labels picking one alert)")
+        picked = [
+            i
+            for i, alert in enumerate(alerts)
+            if all(alert.labels.get(str(k)) == str(v) for k, v in match.items())
+        ]
+        if len(picked) != 1 or picked[0] in found:
+            raise ScenarioError(f"{at}: match {match} picks {len(picked)} alerts, need one")
+        body = {**shared, **{k: v for k, v in item.items() if k != "match"}}
+        try:
+            expected = Expected.model_validate(body)
+        except ValidationError as exc:
+            raise ScenarioError(f"{at}: {_describe(exc)}") from exc
+        found[picked[0]] = ("-".join(str(v) for v in match.values()), expected)
+    if len(found) != len(alerts):
+        raise ScenarioError(f"{where}: expected.yml: every alert of the payload needs an entry")
+    return [found[i] for i in range(len(alerts))]
 
 
 def load_scenarios(directory: Path) -> list[Scenario]:
@@ -263,11 +376,11 @@ def load_scenarios(directory: Path) -> list[Scenario]:
     if not directory.is_dir():
         raise ScenarioError(f"--scenarios {directory}: not a directory")
     if (directory / "payload.json").is_file():
-        return [load_scenario(directory)]
+        return load_cases(directory)
     folders = sorted(p.parent for p in directory.glob("*/payload.json"))
     if not folders:
         raise ScenarioError(f"--scenarios {directory}: no scenario folders (*/payload.json)")
-    return [load_scenario(folder) for folder in folders]
+    return [case for folder in folders for case in load_cases(folder)]
 
 
 def default_scenarios_dir() -> Path:

@@ -154,8 +154,22 @@ class Series:
 
 @dataclass(frozen=True)
 class LogLine:
-    at: float  # seconds relative to the delivery
-    text: str
+    """A line at ``at`` seconds relative to the delivery; its text may hold time placeholders,
+    filled in by :meth:`text_at` for the moment the world is replayed."""
+
+    at: float
+    template: str
+    counter: int = 1
+
+    def text_at(self, delivered: float) -> str:
+        moment = datetime.fromtimestamp(delivered + self.at, UTC)
+        iso = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+        text = _STRFTIME.sub(lambda m: moment.strftime(m.group(1)), self.template)
+        return (
+            text.replace("{ts}", iso)
+            .replace("{syslog}", _syslog_time(moment))
+            .replace("{n}", str(self.counter))
+        )
 
 
 @dataclass(frozen=True)
@@ -185,17 +199,6 @@ def _syslog_time(moment: datetime) -> str:
     return moment.strftime("%b ") + f"{moment.day:2d}" + moment.strftime(" %H:%M:%S")
 
 
-def _render_line(text: str, at: float, delivered_at: datetime, counter: int) -> str:
-    moment = datetime.fromtimestamp(delivered_at.timestamp() + at, UTC)
-    iso = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-    text = _STRFTIME.sub(lambda m: moment.strftime(m.group(1)), text)
-    return (
-        text.replace("{ts}", iso)
-        .replace("{syslog}", _syslog_time(moment))
-        .replace("{n}", str(counter))
-    )
-
-
 def _series_from(entry: Any, defaults: dict[str, float], where: str) -> Series:
     if not isinstance(entry, dict) or "series" not in entry or "values" not in entry:
         raise WorldError(f"{where}: each series needs 'series' and 'values'")
@@ -218,14 +221,14 @@ def _series_from(entry: Any, defaults: dict[str, float], where: str) -> Series:
     return Series(name, labels, samples, bool(entry.get("time_values", False)))
 
 
-def _lines_from(entries: Any, delivered_at: datetime, where: str) -> list[LogLine]:
+def _lines_from(entries: Any, where: str) -> list[LogLine]:
     if not isinstance(entries, list):
         raise WorldError(f"{where}: lines must be a list")
     lines: list[LogLine] = []
     for index, entry in enumerate(entries):
         if isinstance(entry, list) and len(entry) == 2:
             at = parse_duration(entry[0])
-            lines.append(LogLine(at, _render_line(str(entry[1]), at, delivered_at, 1)))
+            lines.append(LogLine(at, str(entry[1])))
         elif isinstance(entry, dict) and {"every", "from", "line"} <= entry.keys():
             every = parse_duration(entry["every"])
             if every <= 0:
@@ -233,8 +236,7 @@ def _lines_from(entries: Any, delivered_at: datetime, where: str) -> list[LogLin
             at, until = parse_duration(entry["from"]), parse_duration(entry.get("until", 0))
             counter = int(entry.get("counter_start", 1))
             while at <= until:
-                text = _render_line(str(entry["line"]), at, delivered_at, counter)
-                lines.append(LogLine(at, text))
+                lines.append(LogLine(at, str(entry["line"]), counter))
                 at, counter = at + every, counter + 1
         else:
             raise WorldError(
@@ -274,7 +276,7 @@ def _read_yaml(path: Path, variables: dict[str, str] | None = None) -> Any:
 
 
 def _merge(
-    document: dict[str, Any], path: Path, delivered_at: datetime, seen: tuple[Path, ...]
+    document: dict[str, Any], path: Path, seen: tuple[Path, ...]
 ) -> tuple[dict[Any, Series], dict[Any, Stream]]:
     series: dict[Any, Series] = {}
     streams: dict[Any, Stream] = {}
@@ -287,7 +289,7 @@ def _merge(
         included = _read_yaml(target, variables)
         if not isinstance(included, dict):
             raise WorldError(f"{target}: a world is a mapping")
-        more_series, more_streams = _merge(included, target, delivered_at, (*seen, target))
+        more_series, more_streams = _merge(included, target, (*seen, target))
         if "until" in spec:  # the included target stopped being scraped / logging then
             cut = parse_duration(spec["until"])
             more_series = {k: _cut_series(v, cut) for k, v in more_series.items()}
@@ -313,7 +315,7 @@ def _merge(
         if not isinstance(entry, dict) or not isinstance(entry.get("labels"), dict):
             raise WorldError(f"{where}: each stream needs 'labels' and 'lines'")
         labels = {str(k): str(v) for k, v in entry["labels"].items()}
-        stream = Stream(labels, _lines_from(entry.get("lines"), delivered_at, where))
+        stream = Stream(labels, _lines_from(entry.get("lines"), where))
         streams[stream.key()] = stream
     return series, streams
 
@@ -327,7 +329,7 @@ def load_world(path: Path) -> World:
     delivered_at = raw if isinstance(raw, datetime) else _parse_time(str(raw), path)
     if delivered_at.tzinfo is None:
         delivered_at = delivered_at.replace(tzinfo=UTC)
-    series, streams = _merge(document, path.resolve(), delivered_at, (path.resolve(),))
+    series, streams = _merge(document, path.resolve(), (path.resolve(),))
     unavailable = [str(s) for s in document.get("unavailable") or []]
     if set(unavailable) - {"prometheus", "loki"}:
         raise WorldError(f"{path}: unavailable lists only prometheus and/or loki")
