@@ -12,12 +12,12 @@ import json
 import secrets
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+from aiops_analyzer.console import analysis_lines, heading
 from analyzer_process import ANALYZER_COMMAND, analyzer_env, free_port, running
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,26 +49,14 @@ def wait_done(client: httpx.Client, ids: list[int]) -> list[dict[str, Any]]:
         time.sleep(0.2)
 
 
-def wrap(text: str, indent: str = "    ") -> str:
-    return textwrap.fill(
-        " ".join(text.split()),
-        width=96,
-        initial_indent=indent,
-        subsequent_indent=indent + "  ",
-        break_long_words=False,
-        break_on_hyphens=False,
-    )
-
-
 def show(analysis: dict[str, Any]) -> None:
-    labels = analysis["labels"]
-    header = f"#{analysis['id']} {analysis['alertname']} [{analysis['status']}]"
-    where = labels.get("name") or labels.get("instance") or labels.get("job") or ""
-    print("\n" + "=" * 100)
-    print(
-        f"{header}  {where}  since {analysis['starts_at']}  (deliveries: {analysis['deliveries']})"
+    lines = heading(
+        f"#{analysis['id']} {analysis['alertname']}",
+        analysis["status"],
+        analysis["labels"],
+        f"{analysis['starts_at']}  (deliveries: {analysis['deliveries']})",
     )
-    print("=" * 100)
+    print("\n".join(lines))
     if analysis["job"]["state"] == "failed":
         print(f"  FAILED: {analysis['job']['last_error']}")
         return
@@ -81,35 +69,7 @@ def show(analysis: dict[str, Any]) -> None:
             " (no engine call for a resolution by default)."
         )
         return
-    result = analysis["result"]
-    print(
-        f"  Severity: {result['severity']}   Category: {result['category']}   "
-        f"Engine: {result['engine']}   Latency: {result['latency_ms']:.0f} ms"
-        + ("   INCONCLUSIVE" if result["inconclusive"] else "")
-    )
-    print("  Summary:")
-    print(wrap(result["summary"]))
-    evidence = {item["id"]: item for item in analysis["evidence"]}
-    if result["probable_causes"]:
-        print("  Probable causes:")
-        for number, cause in enumerate(result["probable_causes"], 1):
-            cited = ", ".join(cause["evidence_ids"]) or "no evidence cited"
-            print(wrap(f"{number}. {cause['cause']} (confidence {cause['confidence']:.0%})"))
-            print(f"       evidence: {cited}")
-    if evidence:
-        print("  Evidence:")
-        for item in evidence.values():
-            text = item["text"] or item["detail"]
-            first = " ".join(text.split())[:140]
-            print(f"    [{item['id']}] {item['source']} ({item['status']}): {first}")
-    if result["remediation"]:
-        print("  Remediation:")
-        for step in result["remediation"]:
-            print(wrap(f"- {step}", indent="    "))
-    if result["runbook_urls"]:
-        print("  Runbooks:")
-        for url in result["runbook_urls"]:
-            print(f"    {url}")
+    print("\n".join(analysis_lines(analysis["result"], analysis["evidence"])))
 
 
 def replay(client: httpx.Client, firing: list[Path], resolved: list[Path]) -> int:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 from tests.service.apptools import SAMPLES, analyzer_env, free_port
 
 
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     env = analyzer_env(cwd, free_port())
     del env["AIOPS_WEBHOOK_TOKEN"]  # analyze needs no token: it runs no server.
     return subprocess.run(
@@ -20,11 +21,13 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=120,
         cwd=cwd,
+        input=stdin,
     )
 
 
 def test_analyze_prints_each_alerts_analysis_as_json(tmp_path: Path) -> None:
-    result = run_cli("analyze", str(SAMPLES / "02-container-crashloop-firing.json"), cwd=tmp_path)
+    payload = str(SAMPLES / "02-container-crashloop-firing.json")
+    result = run_cli("analyze", "--json", payload, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     [item] = json.loads(result.stdout)
     assert item["alert"]["labels"]["name"] == "checkout-api"
@@ -52,3 +55,35 @@ def test_eval_is_delegated_to_the_evaluation_cli(tmp_path: Path) -> None:
     result = run_cli("eval", "--help", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "usage:" in result.stdout.lower()
+
+
+def test_analyze_prints_readable_text_by_default_and_reads_stdin(tmp_path: Path) -> None:
+    payload = (SAMPLES / "02-container-crashloop-firing.json").read_text()
+    result = run_cli("analyze", "-", cwd=tmp_path, stdin=payload)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "ContainerRestarting [firing]  checkout-api" in out
+    for heading in (
+        "Severity: warning",
+        "Summary:",
+        "Probable causes:",
+        "Evidence:",
+        "Remediation:",
+    ):
+        assert heading in out
+    assert "evidence: runbook-1" in out and "[runbook-1] runbook (ok)" in out
+    assert not out.lstrip().startswith(("[", "{")) and '"analysis"' not in out
+    assert "s3cr3t-pass" not in out
+    assert len(out.splitlines()) < 60  # a screenful, not 80+ lines of JSON
+
+
+def test_analyze_names_standard_input_when_it_is_not_json(tmp_path: Path) -> None:
+    result = run_cli("analyze", "-", cwd=tmp_path, stdin="not json")
+    assert result.returncode == 2
+    assert result.stderr.startswith("aiops-analyzer: standard input is not valid JSON")
+
+
+def test_version_is_the_installed_packages(tmp_path: Path) -> None:
+    result = run_cli("--version", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"aiops-analyzer {version('aiops-analyzer')}"

@@ -152,17 +152,39 @@ async def _analyze_alerts(document: Any, settings: Settings) -> list[dict[str, A
     return analyses
 
 
+def _read_payload(name: str) -> Any:
+    """The JSON document in file `name`, or on standard input for "-"."""
+    if name == "-":
+        return json.loads(sys.stdin.read())
+    return json.loads(Path(name).read_text(encoding="utf-8"))
+
+
+def _print_readable(analyses: list[dict[str, Any]]) -> None:
+    from aiops_analyzer.console import analysis_lines, heading
+
+    for item in analyses:
+        alert = item["alert"]
+        lines = heading(
+            alert["labels"].get("alertname", "?"),
+            alert["status"],
+            alert["labels"],
+            alert["starts_at"],
+        )
+        lines += analysis_lines(item["analysis"], item["evidence"])
+        print("\n".join(lines))
+
+
 def _analyze(args: argparse.Namespace) -> int:
     from aiops_analyzer.api.errors import describe_errors
 
-    path = Path(args.payload)
+    source = "standard input" if args.payload == "-" else args.payload
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = _read_payload(args.payload)
     except OSError as exc:
-        print(f"aiops-analyzer: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        print(f"aiops-analyzer: cannot read {source}: {exc.strerror}", file=sys.stderr)
         return 2
     except ValueError as exc:
-        print(f"aiops-analyzer: {path} is not valid JSON: {exc}", file=sys.stderr)
+        print(f"aiops-analyzer: {source} is not valid JSON: {exc}", file=sys.stderr)
         return 2
     # No server: the webhook token is not needed to analyze a file.
     settings = load_settings(auth_disabled=True)
@@ -173,11 +195,25 @@ def _analyze(args: argparse.Namespace) -> int:
         message, _ = describe_errors(
             exc.errors(include_url=False, include_input=False, include_context=False)
         )
-        print(f"aiops-analyzer: {path} is not an Alertmanager payload: {message}", file=sys.stderr)
+        print(
+            f"aiops-analyzer: {source} is not an Alertmanager payload: {message}", file=sys.stderr
+        )
         return 2
-    json.dump(analyses, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    if args.json:
+        json.dump(analyses, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        _print_readable(analyses)
     return 0
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("aiops-analyzer")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
 
 
 def _eval(rest: list[str]) -> int:
@@ -192,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="aiops-analyzer",
         description="Alertmanager webhook receiver that explains alerts with evidence.",
     )
+    parser.add_argument("--version", action="version", version=f"aiops-analyzer {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="Run the HTTP service (webhook, API, workers).")
     serve.add_argument("--host", help="Bind address (default AIOPS_HOST, 127.0.0.1).")
@@ -205,9 +242,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="Trust X-Forwarded-* headers from any address (Cloud Run, a reverse proxy).",
     )
     analyze = commands.add_parser(
-        "analyze", help="Analyze the alerts of a webhook payload file and print JSON (no store)."
+        "analyze",
+        help="Analyze the alerts of a webhook payload and print the analyses (no server).",
     )
-    analyze.add_argument("payload", help="An Alertmanager webhook payload (JSON file).")
+    analyze.add_argument(
+        "payload", help='An Alertmanager webhook payload: a JSON file, or "-" for standard input.'
+    )
+    analyze.add_argument(
+        "--json",
+        action="store_true",
+        help="Print JSON (alert, analysis, evidence) instead of text.",
+    )
     commands.add_parser(
         "eval",
         help="Run the evaluation scenarios (see `aiops-analyzer eval --help`).",
