@@ -32,6 +32,7 @@ _KEEP_DIGITS = re.compile(r"\d")
 MAX_TOKENS = 40
 MAX_GROUPS = 200
 MAX_TEMPLATES_PER_GROUP = 50
+MAX_REMEMBERED_LINES = 5000
 
 
 def mask(line: str) -> str:
@@ -59,8 +60,21 @@ class TemplateMiner:
         self._groups: dict[tuple[int, str], list[Template]] = {}
         self.templates: list[Template] = []
         self._count = 0
+        # Repeated lines (health checks, heartbeats) skip masking and the search.
+        self._seen: dict[str, Template] = {}
 
     def add(self, line: str) -> Template:
+        known = self._seen.get(line)
+        if known is not None:
+            known.lines.append(self._count)
+            self._count += 1
+            return known
+        template = self._add(line)
+        if len(self._seen) < MAX_REMEMBERED_LINES:
+            self._seen[line] = template
+        return template
+
+    def _add(self, line: str) -> Template:
         tokens = mask(line).split()[:MAX_TOKENS] or [""]
         first = tokens[0]
         key = (len(tokens), WILDCARD if _KEEP_DIGITS.search(first) or "<" in first else first)
