@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests drive for real (promtool, amtool, the exporters, nginx).
+# Installs the Debian packages the tests drive for real (promtool, amtool, the exporters, nginx,
+# chromium for the browser tests of the analysis pages).
 # Nothing is started: the packages ship no running service inside a container, and the tests
 # start what they need on 127.0.0.1 themselves. Without apt-get this says so and returns 0; the
 # tests that need a missing tool then skip naming it (or fail under CI=true).
 set -euo pipefail
 
 # python3-venv: `make demo`/`make install` bootstrap uv with the system python3 (PEP 668).
-PACKAGES=(python3-venv prometheus prometheus-alertmanager prometheus-node-exporter prometheus-nginx-exporter nginx shellcheck)
+PACKAGES=(python3-venv prometheus prometheus-alertmanager prometheus-node-exporter prometheus-nginx-exporter nginx shellcheck chromium)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
