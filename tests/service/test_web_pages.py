@@ -65,7 +65,7 @@ async def test_page_link_opens_the_page_without_the_token(tmp_path: Path) -> Non
     # A chart per Prometheus item, with the threshold from the alert's expression and the start.
     assert html.count('<svg class="chart"') >= 2
     assert 'class="threshold"' in html and 'class="alert-start"' in html
-    assert "threshold 90" in html and f"fired {starts:%H:%M}" in html
+    assert "threshold &gt; 90" in html and f"fired {starts:%H:%M}" in html
     # Ranked log lines, remediation, engine, the Slack notification's outcome.
     assert "Out of memory: Killed process 4242" in html
     assert 'id="h-remediation"' in html and "rules" in html

@@ -33,7 +33,8 @@ class Series:
 class Chart:
     title: str
     series: list[Series]
-    threshold: float | None = None
+    threshold: float | None = None  # a dashed line: the alert's threshold or a limit
+    threshold_label: str = ""
     alert_start: float | None = None  # unix seconds
     # The x axis (unix seconds); default: the points' own span. A page gives every chart the
     # same span, the evidence window, so a series that only exists late is seen to start late.
@@ -145,7 +146,7 @@ def render_svg(chart: Chart) -> Markup:
             add(f'<path class="line s{n}" d="{d}"><title>{escape(series.label)}</title></path>')
     if chart.threshold is not None and math.isfinite(chart.threshold):
         ty = y(chart.threshold)
-        label = f"threshold {fmt(chart.threshold)}"
+        label = chart.threshold_label or f"threshold {fmt(chart.threshold)}"
         add(
             f'<line class="threshold" x1="{LEFT}" x2="{WIDTH - RIGHT}" '
             f'y1="{ty:.1f}" y2="{ty:.1f}"><title>{escape(label)}</title></line>'

@@ -16,9 +16,9 @@ from markupsafe import Markup
 from aiops_analyzer.api.models import AnalysisOut
 from aiops_analyzer.core.config import Settings
 from aiops_analyzer.evidence import alert_expression
-from aiops_analyzer.evidence.series import label_text
-from aiops_analyzer.schemas import Alert, EvidenceItem
-from aiops_analyzer.web.charts import Chart, Series, render_svg
+from aiops_analyzer.evidence.series import fmt, label_text
+from aiops_analyzer.schemas import Alert, EvidenceItem, LogTemplate
+from aiops_analyzer.web.charts import MAX_SERIES, Chart, Series, render_svg
 
 # The local stack provisions its Prometheus datasource with this uid (monitoring/grafana).
 GRAFANA_PROMETHEUS_UID = "prometheus"
@@ -38,7 +38,7 @@ class ChartView:
     query: str
     svg: Markup
     legend: list[str]
-    threshold: float | None
+    threshold: str | None  # the dashed line's label
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,7 @@ class LogGroup:
     title: str
     query: str
     lines: list[str]
+    templates: list[LogTemplate] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -66,14 +67,31 @@ class PageView:
 
 
 def _title(item: EvidenceItem) -> str:
+    if item.title:
+        return item.title
     first = item.text.split("\n", 1)[0]
     return first.split(": ", 1)[0] if ": " in first else (first or item.id)
 
 
 def time_span(items: list[EvidenceItem]) -> tuple[float, float] | None:
-    """The span of every chart's points: one x axis for all the charts of a page."""
+    """One x axis for all the charts of a page: the Prometheus evidence window (else the
+    points' own span), so a series that only exists late is seen to start late."""
     times = [t for item in items for s in item.series for t, _ in s.points]
+    for item in items:
+        if item.source == "prometheus" and item.series:
+            times += [t for t in (item.window_start, item.window_end) if t is not None]
     return (min(times), max(times)) if times else None
+
+
+def _limit_line(item: EvidenceItem) -> tuple[float | None, str]:
+    """The alert's threshold, else a ceiling the series share (a container's memory limit)."""
+    if item.threshold is not None:
+        return item.threshold.value, f"threshold {item.threshold.op} {fmt(item.threshold.value)}"
+    limits = {s.limit for s in item.series if s.limit is not None}
+    if len(limits) == 1:
+        limit = limits.pop()
+        return limit, f"limit {fmt(limit)}"
+    return None, ""
 
 
 def chart_of(
@@ -81,10 +99,12 @@ def chart_of(
 ) -> ChartView | None:
     if item.source != "prometheus" or not item.series:
         return None
+    line, line_label = _limit_line(item)
     chart = Chart(
         title=f"{item.id}: {_title(item)}",
         series=[Series(label_text(s.labels), s.points) for s in item.series],
-        threshold=item.threshold.value if item.threshold else None,
+        threshold=line,
+        threshold_label=line_label,
         alert_start=alert_start.timestamp(),
         time_span=span,
     )
@@ -96,16 +116,20 @@ def chart_of(
         title=_title(item),
         query=item.query,
         svg=svg,
-        legend=[label_text(s.labels) for s in item.series[: len(chart.series)]],
-        threshold=item.threshold.value if item.threshold else None,
+        legend=[label_text(s.labels) for s in item.series[:MAX_SERIES]],
+        threshold=line_label or None,
     )
 
 
 def log_group(item: EvidenceItem) -> LogGroup | None:
-    if item.source != "loki" or item.status != "ok" or not item.text:
+    """Ranked log templates (new or surging before the alert first), or plain lines."""
+    if item.source != "loki" or item.status != "ok" or not (item.text or item.templates):
         return None
+    if item.templates:
+        return LogGroup(item.id, _title(item), item.query, [], list(item.templates))
     head, _, rest = item.text.partition("\n")
-    return LogGroup(item.id, head.rstrip(":"), item.query, [ln for ln in rest.splitlines() if ln])
+    title = item.title or head.rstrip(":")
+    return LogGroup(item.id, title, item.query, [ln for ln in rest.splitlines() if ln])
 
 
 def explore_url(grafana: str, expr: str, start: datetime, end: datetime) -> str:
