@@ -19,8 +19,8 @@ EXPR = "100 * (1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes) 
 
 
 def memory_percent(progress: float) -> float:
-    """64 % climbing to 100 % over the window (past 90 % just before the alert), with a wobble."""
-    return 64 + 36 * progress + 1.2 * math.sin(progress * 20)
+    """65 % climbing to 98 % over the window (past 90 % about when the alert starts)."""
+    return 65 + 33 * progress + 1.2 * math.sin(progress * 20)
 
 
 def _range(request: Recorded) -> list[float]:
