@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from aiops_analyzer.evaluation.scenario import Scenario, load_scenarios
+from aiops_eval.scenario import Scenario, load_scenarios
 
 from tests.eval.eval_helpers import SCENARIOS_DIR
 

@@ -17,8 +17,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from aiops_analyzer.evaluation.judge import JUDGE_INSTRUCTIONS
-from aiops_analyzer.evaluation.scenario import Scenario
+from aiops_eval.judge import JUDGE_INSTRUCTIONS
+from aiops_eval.scenario import Scenario
 
 _EVIDENCE_ID = re.compile(r'"id":\s*"([a-z]+-\d+)",\s*"source":\s*"\w+",\s*"status":\s*"ok"')
 

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from aiops_analyzer.evaluation.cli import main
-from aiops_analyzer.evaluation.scenario import Scenario
+from aiops_eval.cli import main
+from aiops_eval.scenario import Scenario
 
 from tests.eval.fake_model import FakeModel
 
@@ -24,7 +24,8 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No key or URL from the developer's shell or .env reaches these runs."""
     for name in ("AIOPS_OPENAI_API_KEY", "OPENAI_API_KEY", "AIOPS_LLM_BASE_URL", "AIOPS_ENGINE"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
 
 
 def mixed(scenarios: list[Scenario], tmp_path: Path) -> Path:
@@ -39,12 +40,13 @@ def mixed(scenarios: list[Scenario], tmp_path: Path) -> Path:
     return folder
 
 
-def test_a_rules_run_writes_the_report_and_prints_the_summary(
+def test_a_rules_run_writes_the_report_next_to_the_scenarios_and_prints_the_summary(
     scenarios: list[Scenario], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder = mixed(scenarios, tmp_path)
     assert main(["--scenarios", str(folder)]) == 0
-    report = (tmp_path / "eval" / "reports" / "latest.md").read_text()
+    assert list((tmp_path / "cwd").iterdir()) == []  # nothing lands where the caller stands
+    report = (tmp_path / "reports" / "scenarios.md").read_text()
     assert "| rules | **50.0%** | 1/2 |" in report
     assert f"| {IMPOSSIBLE} | no_such_category | container_crash | 0/1 |" in report
     assert f"| {PASSING} | container_crash | container_crash | 1/1 |" in report

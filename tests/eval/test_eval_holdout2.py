@@ -12,8 +12,8 @@ import asyncio
 import json
 
 import pytest
-from aiops_analyzer.evaluation.runner import EngineReport, run_engine
-from aiops_analyzer.evaluation.scenario import Scenario, load_scenarios
+from aiops_eval.runner import EngineReport, run_engine
+from aiops_eval.scenario import Scenario, load_scenarios
 
 from tests.eval.eval_helpers import REPO, SUMMARY_LINES, make_settings
 from tests.eval.fake_model import FakeModel

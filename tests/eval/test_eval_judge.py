@@ -9,10 +9,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from aiops_analyzer.evaluation.judge import Judge, judge_prompt
-from aiops_analyzer.evaluation.runner import run_engine
-from aiops_analyzer.evaluation.scenario import Scenario
 from aiops_analyzer.schemas import AnalysisResult
+from aiops_eval.judge import Judge, judge_prompt
+from aiops_eval.runner import run_engine
+from aiops_eval.scenario import Scenario
 
 from tests.eval.eval_helpers import make_settings
 from tests.eval.fake_model import FakeModel

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import yaml
 from aiops_analyzer.core.config import Settings
-from aiops_analyzer.evaluation.runner import run_engine
-from aiops_analyzer.evaluation.scenario import Scenario, load_scenarios
+from aiops_eval.runner import run_engine
+from aiops_eval.scenario import Scenario, load_scenarios
 
 from tests.eval.eval_helpers import SUMMARY_LINES, make_settings
 from tests.eval.fake_model import FakeModel

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from aiops_analyzer.evaluation import logql
-from aiops_analyzer.evaluation.world import LogLine, Stream, World
-from aiops_analyzer.evaluation.world_replay import WorldLogs, parse_loki_time
+from aiops_eval import logql
+from aiops_eval.world import LogLine, Stream, World
+from aiops_eval.world_replay import WorldLogs, parse_loki_time
 
 DELIVERED = 1_800_000_000.0
 

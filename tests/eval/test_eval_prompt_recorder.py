@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import httpx
 import pytest
-from aiops_analyzer.evaluation.prompt_recorder import PromptRecorder
+from aiops_eval.prompt_recorder import PromptRecorder
 
 
 class _Upstream(BaseHTTPRequestHandler):

@@ -7,14 +7,14 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from aiops_analyzer.evaluation.recorded import (
+from aiops_eval.recorded import (
     LOG_LINE_SPACING_SECONDS,
     EvidenceBook,
     normalise_query,
     parse_log_query,
 )
-from aiops_analyzer.evaluation.replay import ReplayServer
-from aiops_analyzer.evaluation.scenario import RecordedEvidence
+from aiops_eval.replay import ReplayServer
+from aiops_eval.scenario import RecordedEvidence
 from hypothesis import given
 from hypothesis import strategies as st
 

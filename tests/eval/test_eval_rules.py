@@ -6,9 +6,9 @@ import asyncio
 import json
 
 import pytest
-from aiops_analyzer.evaluation.report import render
-from aiops_analyzer.evaluation.runner import EngineReport, run_engine
-from aiops_analyzer.evaluation.scenario import Scenario
+from aiops_eval.report import render
+from aiops_eval.runner import EngineReport, run_engine
+from aiops_eval.scenario import Scenario
 
 from tests.eval.eval_helpers import BASELINE, SUMMARY_LINES, make_settings
 

@@ -6,10 +6,11 @@ import itertools
 from datetime import UTC, datetime
 
 import pytest
-from aiops_analyzer.evaluation.recorded import EvidenceBook
-from aiops_analyzer.evaluation.replay import ReplayServer
-from aiops_analyzer.evaluation.runner import evaluation_settings
-from aiops_analyzer.evaluation.sampling import (
+from aiops_analyzer.evidence import gather_evidence
+from aiops_eval.recorded import EvidenceBook
+from aiops_eval.replay import ReplayServer
+from aiops_eval.runner import evaluation_settings
+from aiops_eval.sampling import (
     LOOKBACK_SECONDS,
     QueryParamError,
     evaluation_times,
@@ -18,8 +19,7 @@ from aiops_analyzer.evaluation.sampling import (
     resample,
     value_at,
 )
-from aiops_analyzer.evaluation.scenario import Scenario
-from aiops_analyzer.evidence import gather_evidence
+from aiops_eval.scenario import Scenario
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from aiops_analyzer.engines.rules import FAMILIES
-from aiops_analyzer.evaluation.scenario import Scenario, ScenarioError, load_scenario
+from aiops_eval.scenario import Scenario, ScenarioError, load_scenario
 
 # The situations issue 7 asks for; each must be some scenario's `topic`.
 REQUIRED_TOPICS = [

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiops_analyzer.evaluation.scenario import Expected
-from aiops_analyzer.evaluation.scoring import Check, score
 from aiops_analyzer.schemas import AnalysisResult, EvidenceItem, ProbableCause
+from aiops_eval.scenario import Expected
+from aiops_eval.scoring import Check, score
 
 SECRET = "S3cr3t-Hx82q"
 EXPECTED = Expected.model_validate(

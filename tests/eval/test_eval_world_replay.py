@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiops_analyzer.evaluation.runner import run_engine
-from aiops_analyzer.evaluation.scenario import ScenarioError, load_cases, load_scenarios
-from aiops_analyzer.evaluation.world import load_world
-from aiops_analyzer.evaluation.world_replay import WorldPrometheus, openmetrics
+from aiops_eval.runner import run_engine
+from aiops_eval.scenario import ScenarioError, load_cases, load_scenarios
+from aiops_eval.world import load_world
+from aiops_eval.world_replay import WorldPrometheus, openmetrics
 
 from tests.eval.eval_helpers import make_settings
 from tests.support.tools import require_tool

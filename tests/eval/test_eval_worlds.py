@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from aiops_analyzer.evaluation.world import WorldError, expand_values, load_world
+from aiops_eval.world import WorldError, expand_values, load_world
 
 from tests.eval.eval_helpers import REPO
 

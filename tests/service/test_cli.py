@@ -87,3 +87,17 @@ def test_version_is_the_installed_packages(tmp_path: Path) -> None:
     result = run_cli("--version", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"aiops-analyzer {version('aiops-analyzer')}"
+
+
+def test_eval_without_the_harness_says_how_to_install_it(tmp_path: Path) -> None:
+    """The service alone (its image) has no evaluation harness: the command says so, no crash."""
+    code = (
+        "import sys; sys.modules['aiops_eval'] = None; sys.modules['aiops_eval.cli'] = None; "
+        "from aiops_analyzer.cli import main; raise SystemExit(main(['eval', '--help']))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=False
+    )
+    assert result.returncode == 2
+    assert "make install" in result.stderr and "eval/harness" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -217,9 +217,16 @@ def _version() -> str:
 
 
 def _eval(rest: list[str]) -> int:
-    # Imported only when asked for: the service itself never needs the evaluation code.
-    from aiops_analyzer.evaluation.cli import main as eval_main
-
+    # The evaluation harness is its own package (eval/harness), not part of the service image.
+    try:
+        from aiops_eval.cli import main as eval_main
+    except ImportError:
+        print(
+            "aiops-analyzer eval: the evaluation harness is not installed; in a checkout of the "
+            "repository run `make install` (or `pip install -e eval/harness`)",
+            file=sys.stderr,
+        )
+        return 2
     return eval_main(rest)
 
 

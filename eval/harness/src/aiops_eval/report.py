@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from aiops_analyzer.evaluation.runner import EngineReport, RunRecord
+from aiops_eval.runner import EngineReport, RunRecord
 
 
 def _cell(text: str) -> str:

@@ -17,10 +17,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+from aiops_analyzer.schemas import Alert, Severity
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from aiops_analyzer.evaluation.world import World, WorldError, load_world
-from aiops_analyzer.schemas import Alert, Severity
+from aiops_eval.world import World, WorldError, load_world
 
 
 class ScenarioError(ValueError):
@@ -384,5 +384,5 @@ def load_scenarios(directory: Path) -> list[Scenario]:
 
 
 def default_scenarios_dir() -> Path:
-    """The repository's eval/scenarios, found relative to this package in a dev checkout."""
-    return Path(__file__).resolve().parents[4] / "eval" / "scenarios"
+    """The repository's eval/scenarios, found relative to this package (eval/harness/src/)."""
+    return Path(__file__).resolve().parents[3] / "scenarios"

@@ -22,8 +22,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from aiops_analyzer.evaluation import logql
-from aiops_analyzer.evaluation.world import STALE, LogLine, World
+from aiops_eval import logql
+from aiops_eval.world import STALE, LogLine, World
 
 # Loki's default limit and the number of points it aims at when no step is given.
 LOKI_DEFAULT_LIMIT = 100

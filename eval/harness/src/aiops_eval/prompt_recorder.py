@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from aiops_analyzer.evaluation.background_server import BackgroundHTTPServer
+from aiops_eval.background_server import BackgroundHTTPServer
 
 DEFAULT_UPSTREAM = "https://api.openai.com/v1"
 # Request headers worth forwarding; hop-by-hop and length headers are rebuilt by httpx.

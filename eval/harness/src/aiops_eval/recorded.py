@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from aiops_analyzer.evaluation.scenario import RecordedEvidence, RecordedSeries
+from aiops_eval.scenario import RecordedEvidence, RecordedSeries
 
 # A double-quoted Go string with escapes, or a raw backtick string.
 _STRING = r'"(?:[^"\\]|\\.)*"|`[^`]*`'

@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from aiops_analyzer.schemas import AnalysisResult, EngineName, EvidenceItem
 from pydantic import ValidationError
 
-from aiops_analyzer.evaluation.scenario import Expected
-from aiops_analyzer.schemas import AnalysisResult, EngineName, EvidenceItem
+from aiops_eval.scenario import Expected
 
 
 @dataclass(frozen=True)

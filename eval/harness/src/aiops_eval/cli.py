@@ -12,21 +12,26 @@ import sys
 from pathlib import Path
 from typing import Any, cast
 
+from aiops_analyzer.core.config import Settings
+from aiops_analyzer.schemas import EngineName
 from pydantic import ValidationError
 
-from aiops_analyzer.core.config import Settings
-from aiops_analyzer.evaluation.judge import Judge
-from aiops_analyzer.evaluation.report import render, summary_table
-from aiops_analyzer.evaluation.runner import EngineReport, run_engine
-from aiops_analyzer.evaluation.scenario import (
+from aiops_eval.judge import Judge
+from aiops_eval.report import render, summary_table
+from aiops_eval.runner import EngineReport, run_engine
+from aiops_eval.scenario import (
     Scenario,
     ScenarioError,
     default_scenarios_dir,
     load_scenarios,
 )
-from aiops_analyzer.schemas import EngineName
 
-DEFAULT_REPORT = Path("eval/reports/latest.md")
+
+def default_report(scenarios_dir: Path) -> Path:
+    """Next to the scenarios, whatever the working directory: eval/scenarios ->
+    eval/reports/scenarios.md, eval/holdout-2 -> eval/reports/holdout-2.md."""
+    folder = scenarios_dir.resolve()
+    return folder.parent / "reports" / f"{folder.name}.md"
 
 
 def _rate(text: str) -> float:
@@ -65,7 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--scenarios", type=Path, default=None, help="folder of scenarios (default: eval/scenarios)"
     )
     parser.add_argument(
-        "--report", type=Path, default=DEFAULT_REPORT, help=f"markdown report ({DEFAULT_REPORT})"
+        "--report",
+        type=Path,
+        default=None,
+        help="markdown report (default: reports/<scenarios folder>.md next to the scenarios)",
     )
     parser.add_argument(
         "--judge",
@@ -151,12 +159,13 @@ def main(argv: list[str]) -> int:
 
     reports = asyncio.run(_evaluate(args, engines, settings, scenarios))
     scenarios_dir = _display(args.scenarios or default_scenarios_dir())
-    args.report.parent.mkdir(parents=True, exist_ok=True)
-    args.report.write_text(
+    report_path = args.report or default_report(args.scenarios or default_scenarios_dir())
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    report_path.write_text(
         render(reports, scenarios_dir=scenarios_dir, repeat=args.repeat), encoding="utf-8"
     )
     print(summary_table(reports))
-    print(f"report written to {args.report}")
+    print(f"report written to {_display(report_path)}")
     below = [r for r in reports if args.fail_under is not None and r.pass_rate < args.fail_under]
     for report in below:
         print(

@@ -15,9 +15,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from aiops_analyzer.evaluation.background_server import BackgroundHTTPServer
-from aiops_analyzer.evaluation.recorded import EvidenceBook
-from aiops_analyzer.evaluation.sampling import (
+from aiops_eval.background_server import BackgroundHTTPServer
+from aiops_eval.recorded import EvidenceBook
+from aiops_eval.sampling import (
     QueryParamError,
     evaluation_times,
     parse_step,
@@ -25,7 +25,7 @@ from aiops_analyzer.evaluation.sampling import (
     resample,
     value_at,
 )
-from aiops_analyzer.evaluation.world_replay import WorldLogs
+from aiops_eval.world_replay import WorldLogs
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from aiops_analyzer.schemas import AnalysisResult
 from openai import AsyncOpenAI, OpenAIError
 
-from aiops_analyzer.evaluation.scenario import Expected
-from aiops_analyzer.evaluation.scoring import answer_text
-from aiops_analyzer.schemas import AnalysisResult
+from aiops_eval.scenario import Expected
+from aiops_eval.scoring import answer_text
 
 JUDGE_INSTRUCTIONS = (
     "You grade an incident analysis written for an on-call engineer. You are given what really "

@@ -16,14 +16,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from aiops_analyzer.core.config import Settings
-from aiops_analyzer.evaluation.judge import Judge, Verdict
-from aiops_analyzer.evaluation.prompt_recorder import PromptRecorder
-from aiops_analyzer.evaluation.recorded import EvidenceBook
-from aiops_analyzer.evaluation.replay import ReplayServer
-from aiops_analyzer.evaluation.scenario import Scenario
-from aiops_analyzer.evaluation.scoring import Check, score
-from aiops_analyzer.evaluation.world_replay import WorldLogs, WorldPrometheus
 from aiops_analyzer.schemas import AnalysisResult, EngineName, EvidenceItem
+
+from aiops_eval.judge import Judge, Verdict
+from aiops_eval.prompt_recorder import PromptRecorder
+from aiops_eval.recorded import EvidenceBook
+from aiops_eval.replay import ReplayServer
+from aiops_eval.scenario import Scenario
+from aiops_eval.scoring import Check, score
+from aiops_eval.world_replay import WorldLogs, WorldPrometheus
 
 
 @dataclass
