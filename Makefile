@@ -42,7 +42,7 @@ lint: install ## ruff (lint and format check); hadolint and actionlint run as te
 typecheck: install ## mypy
 	$(BIN)/mypy
 
-test: install system-deps lint typecheck ## Install everything and run every test, ruff and mypy
+test: install system-deps pulumi-cli lint typecheck ## Install everything and run every test, ruff and mypy
 	$(BIN)/pytest
 
 test-fast: install ## pytest without the end-to-end run
@@ -56,7 +56,7 @@ demo: $(VENV)/.analyzer ## Start the analyzer offline, replay recorded alerts, p
 
 # ---- Pulumi: deploy a stack (STACK=local by default; STACK=gcp for Cloud Run) ---------------
 STACK ?= local
-.PHONY: up preview down
+.PHONY: up preview down preview-offline pulumi-cli
 
 up: install ## Deploy the stack with Pulumi (STACK=local; logs in to a local backend if none)
 	@STACK=$(STACK) scripts/pulumi-stack.sh up
@@ -66,3 +66,9 @@ preview: install ## Show what `make up` would change (STACK=local)
 
 down: install ## Destroy the stack's resources (STACK=local; named volumes go too)
 	@STACK=$(STACK) scripts/pulumi-stack.sh down
+
+pulumi-cli: ## Get the pinned Pulumi CLI: from PATH, else built once from the Go module proxy
+	@scripts/pulumi-cli.sh >/dev/null
+
+preview-offline: install ## Real `pulumi preview` of STACK with stand-in providers, no cloud or Docker
+	@$(BIN)/python -m tests.engine.offline --stack $(STACK) --step preview
