@@ -19,7 +19,10 @@ from typing import Any
 import httpx
 from aiops_analyzer.core.config import Settings
 from aiops_analyzer.main import create_app
+from aiops_analyzer.store import Store
+from aiops_analyzer.store.tables import deliveries
 from fastapi import FastAPI
+from sqlalchemy import Row, select
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "service" / "samples"
@@ -57,6 +60,12 @@ async def running_app(
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://analyzer") as client:
             yield app, client
+
+
+def delivery_row(store: Store, delivery_id: int) -> Row[Any]:
+    """A delivery as stored (nothing in the service reads deliveries back)."""
+    with store.db.read() as conn:
+        return conn.execute(select(deliveries).where(deliveries.c.id == delivery_id)).one()
 
 
 def sample(name: str) -> dict[str, Any]:

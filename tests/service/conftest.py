@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tests.service.loopback import clear_analyzer_environment
+from tests.support.postgres import database_url, each_store, postgres_server
+
+__all__ = ["database_url", "each_store", "postgres_server"]
 
 
 @pytest.fixture(autouse=True)

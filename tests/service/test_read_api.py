@@ -9,6 +9,9 @@ from sqlalchemy.exc import OperationalError
 
 from tests.service.apptools import AUTH, WEBHOOK, make_settings, payload, running_app
 
+# Every test runs on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("each_store")
+
 
 async def test_list_is_newest_first_filtered_and_paginated(tmp_path: Path) -> None:
     async with running_app(make_settings(tmp_path), start_workers=False) as (_, client):

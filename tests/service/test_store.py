@@ -1,140 +1,165 @@
-"""The store: migrations, idempotent ingest, atomic claims, resuming interrupted jobs."""
+"""The store on SQLite and PostgreSQL: migrations, idempotent ingest, leased claims, reads."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aiops_analyzer.schemas import AnalysisResult, NotificationOutcome
-from aiops_analyzer.store import AlertRecord, Store, migrate
+import pytest
+from aiops_analyzer.schemas import Alert, AnalysisResult, NotificationOutcome
+from aiops_analyzer.store import Delivery, JobState, Outcome, Store, migrate
+from aiops_analyzer.store.db import normalise_url
 from aiops_analyzer.store.migrate import head_revision
 from aiops_analyzer.store.tables import metadata
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+
+LEASE = 600.0
 
 
-def record(fingerprint: str = "abc", status: str = "firing", hour: int = 10) -> AlertRecord:
-    return AlertRecord(
+def alert(fingerprint: str = "abc", status: str = "firing", hour: int = 10) -> Alert:
+    return Alert(
         fingerprint=fingerprint,
-        status=status,
+        status=status,  # type: ignore[arg-type]
         starts_at=datetime(2026, 11, 28, hour, tzinfo=UTC),
-        ends_at=None,
         labels={"alertname": "NginxDown"},
-        annotations={},
-        generator_url="",
     )
 
 
-def new_store(tmp_path: Path) -> Store:
+def ingest(store: Store, *alerts: Alert, truncated: int = 0) -> list[int]:
+    delivery = Delivery(
+        receiver="r", status="firing", group_key="g", truncated_alerts=truncated, alerts=[*alerts]
+    )
+    return store.ingest(delivery).analysis_ids
+
+
+def count(store: Store, state: JobState) -> int:
+    return store.analyses.list(state=state)[1]
+
+
+@pytest.fixture
+def store(database_url: str) -> Store:
+    store = Store(database_url)
+    store.migrate()
+    yield store  # type: ignore[misc]
+    store.dispose()
+
+
+def test_postgres_urls_as_users_write_them_use_psycopg_3() -> None:
+    for url in ("postgresql://u:p@db:5432/aiops", "postgres://u:p@db:5432/aiops"):
+        assert normalise_url(url).drivername == "postgresql+psycopg"
+    # A driver the user names is kept.
+    assert normalise_url("postgresql+psycopg2://u@db/x").drivername == "postgresql+psycopg2"
+    assert normalise_url("sqlite:////tmp/a.db").drivername == "sqlite"
+
+
+def test_migrations_create_the_schema_and_match_the_table_definitions(database_url: str) -> None:
+    store = Store(database_url)
+    assert migrate.current_revision(store.db.writer) is None
+    assert store.migrate() == head_revision()
+    assert store.migrate() == head_revision()  # Running again at the next start changes nothing.
+    with store.db.writer.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), metadata) == []
+        tables = {"deliveries", "analyses", "alembic_version"}
+        for table in tables:
+            connection.execute(text(f"SELECT count(*) FROM {table}"))  # noqa: S608
+    store.dispose()
+
+
+def test_sqlite_commits_are_fsynced(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 'analyzer.db'}")
     store.migrate()
-    return store
-
-
-def ingest(store: Store, *alerts: AlertRecord, truncated: int = 0) -> list[int]:
-    result = store.ingest(
-        receiver="r", status="firing", group_key="g", truncated_alerts=truncated, alerts=alerts
-    )
-    return result.analysis_ids
-
-
-def test_migrations_create_the_schema_from_scratch_and_record_the_version(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path / 'fresh' / 'analyzer.db'}")
-    assert store.schema_revision() is None
-    assert store.migrate() == head_revision()
-    db = sqlite3.connect(tmp_path / "fresh" / "analyzer.db")
-    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"deliveries", "analyses", "alembic_version"} <= tables
-    assert db.execute("SELECT version_num FROM alembic_version").fetchone()[0] == head_revision()
-    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    # Running again at the next start changes nothing.
-    assert store.migrate() == head_revision()
-
-
-def test_migrated_schema_matches_the_table_definitions(tmp_path: Path) -> None:
-    store = new_store(tmp_path)
-    with store._writer.connect() as connection:
-        diff = compare_metadata(MigrationContext.configure(connection), metadata)
-    assert diff == []
+    with store.db.writer.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        # 2 = FULL: a commit returns once the WAL is fsynced, so a 202 survives an OS crash.
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2
+    store.dispose()
 
 
 def test_upgrading_a_first_revision_database_keeps_its_rows(tmp_path: Path) -> None:
     path = tmp_path / "analyzer.db"
     old = Store(f"sqlite:///{path}")
-    assert migrate.upgrade(old._writer, "0001") == "0001"
-    ids = ingest(old, record(fingerprint="a"), record(fingerprint="b"))
-    old.dispose()
-    # The first revision's worker finished one of them with a result.
+    assert migrate.upgrade(old.db.writer, "0001") == "0001"
     db = sqlite3.connect(path)
-    result = json.dumps({"summary": "s", "severity": "warning", "engine": "rules"})
     with db:
         db.execute(
-            "UPDATE analyses SET state='done', outcome='ok', result=?, finished_at=? WHERE id=?",
-            (result, "2026-11-28 10:01:00.000000", ids[0]),
+            "INSERT INTO deliveries VALUES (1, '2026-11-28 10:00:00.000000', 'r', 'firing', 'g',"
+            " 2, 2, 0, 0)"
         )
+        for n, state in ((1, "done"), (2, "running")):
+            db.execute(
+                "INSERT INTO analyses (id, fingerprint, status, starts_at, alertname, labels,"
+                " annotations, generator_url, received_at, delivery_id, deliveries,"
+                " last_received_at, truncated_alerts, state, attempts, claimed_at, available_at,"
+                " prompt_tokens, completion_tokens, result, outcome) VALUES (?, ?, 'firing',"
+                " '2026-11-28 10:00:00.000000', 'NginxDown', '{}', '{}', '',"
+                " '2026-11-28 10:00:00.000000', 1, 1, '2026-11-28 10:00:00.000000', 0, ?, 1,"
+                " '2026-11-28 10:00:01.000000', '2026-11-28 10:00:00.000000', 0, 0, ?, ?)",
+                (
+                    n,
+                    f"fp-{n}",
+                    state,
+                    json.dumps({"summary": "s", "severity": "warning", "engine": "rules"})
+                    if state == "done"
+                    else None,
+                    "ok" if state == "done" else None,
+                ),
+            )
     before = db.execute("SELECT * FROM analyses ORDER BY id").fetchall()
     db.close()
+    old.dispose()
 
     store = Store(f"sqlite:///{path}")
-    assert store.schema_revision() == "0001"
-    assert store.migrate() == head_revision() != "0001"
+    assert store.migrate() == head_revision()
     db = sqlite3.connect(path)
-    names = [row[1] for row in db.execute("PRAGMA table_info(analyses)")]
     after = db.execute("SELECT * FROM analyses ORDER BY id").fetchall()
     db.close()
-    # Every row and value is still there; the new times are unknown, not guessed.
-    assert [row[: len(before[0])] for row in after] == before
-    assert [dict(zip(names, row, strict=True))["analyzed_at"] for row in after] == [None, None]
-    with store._writer.connect() as connection:
-        assert compare_metadata(MigrationContext.configure(connection), metadata) == []
-    done = store.get(ids[0])
-    assert done is not None and done["result"]["summary"] == "s"
-    assert done["analyzed_at"] is None and done["notified_at"] is None
-    # And the upgraded store records the new times.
-    job = store.claim_next(lease_seconds=600)
-    assert job is not None and job.id == ids[1]
-    store.save_result(job.id, AnalysisResult(summary="t", severity="info", engine="rules"), [])
-    store.finish(
-        job.id,
-        outcome="ok",
-        notifications=[NotificationOutcome(channel="webhook", ok=True, attempts=1)],
-    )
-    row = store.get(job.id)
-    assert row is not None and row["analyzed_at"] <= row["notified_at"] == row["finished_at"]
+    assert [row[: len(before[0])] for row in after] == before  # Every value is still there.
+    done = store.analyses.get(1)
+    assert done is not None and done.result is not None and done.result.summary == "s"
+    assert done.analyzed_at is None and done.outcome == Outcome.OK
+    assert done.received_at == datetime(2026, 11, 28, 10, tzinfo=UTC)  # Read back UTC-aware.
+    # The job an earlier version left running has an expired lease: it comes back.
+    assert store.jobs.release_expired(max_attempts=3) == (1, 0)
+    job = store.jobs.claim(owner="new", lease_seconds=LEASE)
+    assert job is not None and job.id == 2 and job.attempts == 2
+    store.dispose()
 
 
-def test_ingest_is_idempotent_on_fingerprint_status_and_starts_at(tmp_path: Path) -> None:
-    store = new_store(tmp_path)
-    [first] = ingest(store, record())
-    assert ingest(store, record()) == [first]
-    assert ingest(store, record(status="resolved")) != [first]
-    assert ingest(store, record(hour=11)) != [first]
-    assert store.get(first)["deliveries"] == 2
-    assert store.count_by_state()["pending"] == 3
+def test_ingest_is_idempotent_on_fingerprint_status_and_starts_at(store: Store) -> None:
+    [first] = ingest(store, alert())
+    assert ingest(store, alert()) == [first]
+    assert ingest(store, alert(status="resolved")) != [first]
+    assert ingest(store, alert(hour=11)) != [first]
+    record = store.analyses.get(first)
+    assert record is not None and record.deliveries == 2
+    assert record.alert == alert()  # The pipeline's own Alert, timestamps UTC-aware.
+    assert count(store, JobState.PENDING) == 3
 
 
-def test_truncation_is_kept_as_the_largest_seen(tmp_path: Path) -> None:
-    store = new_store(tmp_path)
-    [analysis_id] = ingest(store, record(), truncated=3)
-    ingest(store, record(), truncated=1)
-    assert store.get(analysis_id)["truncated_alerts"] == 3
+def test_truncation_is_kept_as_the_largest_seen(store: Store) -> None:
+    [analysis_id] = ingest(store, alert(), truncated=3)
+    ingest(store, alert(), truncated=1)
+    record = store.analyses.get(analysis_id)
+    assert record is not None and record.truncated_alerts == 3
 
 
-def test_concurrent_claims_never_hand_out_a_job_twice(tmp_path: Path) -> None:
-    store = new_store(tmp_path)
-    ingest(store, *(record(fingerprint=f"fp-{n}") for n in range(40)))
+def test_concurrent_claims_never_hand_out_a_job_twice(store: Store) -> None:
+    ingest(store, *(alert(fingerprint=f"fp-{n}") for n in range(40)))
     claimed: list[int] = []
     lock = threading.Lock()
 
-    def claim_all() -> None:
-        while (job := store.claim_next(lease_seconds=600)) is not None:
+    def claim_all(owner: str) -> None:
+        while (job := store.jobs.claim(owner=owner, lease_seconds=LEASE)) is not None:
             with lock:
                 claimed.append(job.id)
 
-    threads = [threading.Thread(target=claim_all) for _ in range(6)]
+    threads = [threading.Thread(target=claim_all, args=(f"w{n}",)) for n in range(6)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -142,37 +167,41 @@ def test_concurrent_claims_never_hand_out_a_job_twice(tmp_path: Path) -> None:
     assert sorted(claimed) == sorted(set(claimed)) and len(claimed) == 40
 
 
-def test_interrupted_jobs_are_requeued_or_failed_after_the_last_attempt(tmp_path: Path) -> None:
-    store = new_store(tmp_path)
-    first, second = ingest(store, record(fingerprint="a"), record(fingerprint="b"))
-    assert store.claim_next(lease_seconds=600) is not None
-    assert store.claim_next(lease_seconds=600) is not None
-    # Both are running; the process dies. The next start resumes them.
-    assert store.requeue_interrupted(max_attempts=3) == (2, 0)
-    assert store.count_by_state()["pending"] == 2
-    for _ in range(2):  # Interrupted twice more: attempts 3 = max.
-        while store.claim_next(lease_seconds=600):
-            pass
-        store.requeue_interrupted(max_attempts=3)
-    states = {store.get(first)["state"], store.get(second)["state"]}
-    assert states == {"failed"}
-    assert "interrupted" in store.get(first)["last_error"]
+def test_a_live_lease_is_never_taken_back_an_expired_one_is(store: Store) -> None:
+    live_id, dying_id = ingest(store, alert(fingerprint="live"), alert(fingerprint="dying"))
+    live = store.jobs.claim(owner="alive", lease_seconds=LEASE)
+    dying = store.jobs.claim(owner="dead", lease_seconds=0.2)
+    assert live is not None and dying is not None and live.id == live_id
+    assert store.jobs.claim(owner="other", lease_seconds=LEASE) is None  # Both are held.
+    time.sleep(0.3)
+    assert store.jobs.release_expired(max_attempts=3) == (1, 0)
+    retaken = store.jobs.claim(owner="other", lease_seconds=LEASE)
+    assert retaken is not None and retaken.id == dying_id and retaken.attempts == 2
+    # The dead owner's late writes change nothing; the live owner's lease is intact.
+    assert not store.jobs.renew(dying, lease_seconds=LEASE)
+    assert not store.jobs.finish(dying, outcome=Outcome.OK, notifications=[])
+    assert store.jobs.renew(live, lease_seconds=LEASE)
+    assert store.jobs.finish(live, outcome=Outcome.OK, notifications=[])
+    record = store.analyses.get(dying_id)
+    assert record is not None and record.state == JobState.RUNNING
+    assert record.job.lease_owner == "other"
 
 
-def test_expired_lease_lets_another_worker_take_the_job(tmp_path: Path) -> None:
-    store = new_store(tmp_path)
-    [analysis_id] = ingest(store, record())
-    assert store.claim_next(lease_seconds=600) is not None
-    assert store.claim_next(lease_seconds=600) is None  # Still leased.
-    job = store.claim_next(lease_seconds=0)  # Lease expired at once.
-    assert job is not None and job.id == analysis_id and job.attempts == 2
+def test_a_job_interrupted_on_every_attempt_fails(store: Store) -> None:
+    [analysis_id] = ingest(store, alert())
+    for _ in range(3):
+        assert store.jobs.claim(owner="crashing", lease_seconds=0.05) is not None
+        time.sleep(0.1)
+        store.jobs.release_expired(max_attempts=3)
+    record = store.analyses.get(analysis_id)
+    assert record is not None and record.state == JobState.FAILED
+    assert record.outcome == Outcome.FAILED and "interrupted" in (record.job.last_error or "")
 
 
-def test_tokens_used_today_sums_stored_results(tmp_path: Path) -> None:
-    store = new_store(tmp_path)
-    first, _ = ingest(store, record(fingerprint="a"), record(fingerprint="b"))
+def test_tokens_used_today_sums_stored_results(store: Store) -> None:
+    first, _ = ingest(store, alert(fingerprint="a"), alert(fingerprint="b"))
     for tokens in (100, 50):
-        job = store.claim_next(lease_seconds=600)
+        job = store.jobs.claim(owner="w", lease_seconds=LEASE)
         assert job is not None
         result = AnalysisResult(
             summary="s",
@@ -181,32 +210,41 @@ def test_tokens_used_today_sums_stored_results(tmp_path: Path) -> None:
             prompt_tokens=tokens,
             completion_tokens=tokens // 2,
         )
-        store.save_result(job.id, result, [])
-        store.finish(job.id, outcome="ok", notifications=[])
-    assert store.tokens_used_today() == 150 + 75
-    assert store.get(first)["state"] == "done"
+        assert store.jobs.save_result(job, result, [])
+        notified = [NotificationOutcome(channel="webhook", ok=True, attempts=1)]
+        assert store.jobs.finish(job, outcome=Outcome.OK, notifications=notified)
+    assert store.analyses.tokens_used_today() == 150 + 75
+    record = store.analyses.get(first)
+    assert record is not None and record.state == JobState.DONE
+    assert record.analyzed_at is not None and record.notified_at == record.job.finished_at
+    assert record.analyzed_at <= record.notified_at
 
 
-def test_failed_attempt_is_retried_later_then_failed(tmp_path: Path) -> None:
-    store = new_store(tmp_path)
-    [analysis_id] = ingest(store, record())
-    job = store.claim_next(lease_seconds=600)
+def test_failed_attempt_is_retried_later_then_failed(store: Store) -> None:
+    [analysis_id] = ingest(store, alert())
+    job = store.jobs.claim(owner="w", lease_seconds=LEASE)
     assert job is not None
-    store.fail_attempt(job.id, error="boom", retry_in=3600)
-    assert store.claim_next(lease_seconds=600) is None  # Not due yet.
-    assert 3500 < (store.next_due_in() or 0) <= 3600
-    store.fail_attempt(job.id, error="boom again", retry_in=None)
-    row = store.get(analysis_id)
-    assert row["state"] == "failed" and row["last_error"] == "boom again"
+    assert store.jobs.fail_attempt(job, error="boom", retry_in=3600)
+    assert store.jobs.claim(owner="w", lease_seconds=LEASE) is None  # Not due yet.
+    record = store.analyses.get(analysis_id)
+    assert record is not None and record.state == JobState.PENDING
+    assert record.job.last_error == "boom" and record.job.lease_owner is None
 
 
-def test_list_filters_and_pages_newest_first(tmp_path: Path) -> None:
-    store = new_store(tmp_path)
-    ids = ingest(store, *(record(fingerprint=f"fp-{n}") for n in range(5)))
-    ingest(store, record(fingerprint="fp-0", status="resolved"))
-    page, total = store.list(status="firing", limit=2, offset=0)
-    assert total == 5 and [row["id"] for row in page] == sorted(ids, reverse=True)[:2]
-    page, total = store.list(status="resolved")
-    assert total == 1 and page[0]["status"] == "resolved"
-    assert store.list(alertname="Other")[1] == 0
-    assert store.list(since=datetime(2100, 1, 1, tzinfo=UTC))[1] == 0
+def test_list_filters_pages_and_links_resolutions(store: Store) -> None:
+    ids = ingest(store, *(alert(fingerprint=f"fp-{n}") for n in range(5)))
+    [resolution_id] = ingest(store, alert(fingerprint="fp-0", status="resolved"))
+    page, total = store.analyses.list(status="firing", limit=2, offset=0)
+    assert total == 5 and [r.id for r in page] == sorted(ids, reverse=True)[:2]
+    page, total = store.analyses.list(status="resolved")
+    assert total == 1 and page[0].alert.status == "resolved"
+    assert store.analyses.list(alertname="Other")[1] == 0
+    assert store.analyses.list(since=datetime(2100, 1, 1, tzinfo=UTC))[1] == 0
+    # The resolution links its firing analysis; the firing one names its resolution.
+    while (job := store.jobs.claim(owner="w", lease_seconds=LEASE)) is not None:
+        if job.id == resolution_id:
+            assert store.jobs.save_resolution(job, ids[0], 300.0)
+    firing = store.analyses.find_firing("fp-0", datetime(2026, 11, 28, 10, tzinfo=UTC))
+    assert firing is not None and firing.id == ids[0] and firing.resolved_by == resolution_id
+    [listed] = [r for r in store.analyses.list(status="firing")[0] if r.id == ids[0]]
+    assert listed.resolved_by == resolution_id

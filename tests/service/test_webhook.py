@@ -7,8 +7,20 @@ import json
 from pathlib import Path
 
 import pytest
+from aiops_analyzer.store import JobState
 
-from tests.service.apptools import AUTH, WEBHOOK, make_settings, payload, running_app, sample
+from tests.service.apptools import (
+    AUTH,
+    WEBHOOK,
+    delivery_row,
+    make_settings,
+    payload,
+    running_app,
+    sample,
+)
+
+# Every test runs on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("each_store")
 
 
 def metric_value(text: str, name: str) -> float:
@@ -28,11 +40,11 @@ async def test_accepts_alertmanager_payload_and_returns_analysis_ids(tmp_path: P
         accepted = response.json()
         assert accepted["new"] == 1 and accepted["duplicates"] == 0
         [analysis_id] = accepted["analysis_ids"]
-        stored = app.state.store.get(analysis_id)
-        assert stored["fingerprint"] == body["alerts"][0]["fingerprint"]
-        assert stored["alertname"] == "NginxDown"
-        assert stored["state"] == "pending"
-        assert stored["ends_at"] is None  # Alertmanager's zero time means "no end yet".
+        stored = app.state.store.analyses.get(analysis_id)
+        assert stored.alert.fingerprint == body["alerts"][0]["fingerprint"]
+        assert stored.alert.alertname == "NginxDown"
+        assert stored.state == JobState.PENDING
+        assert stored.alert.ends_at is None  # Alertmanager's zero time means "no end yet".
 
 
 async def test_one_analysis_id_per_alert_in_payload_order(tmp_path: Path) -> None:
@@ -59,7 +71,7 @@ async def test_resend_is_a_duplicate_not_a_second_analysis(tmp_path: Path) -> No
         again = (await client.post(WEBHOOK, json=payload(), headers=AUTH)).json()
         assert again["analysis_ids"] == first["analysis_ids"]
         assert again["new"] == 0 and again["duplicates"] == 1
-        assert app.state.store.get(first["analysis_ids"][0])["deliveries"] == 2
+        assert app.state.store.analyses.get(first["analysis_ids"][0]).deliveries == 2
         # Another status or another startsAt is another alert state.
         resolved = (
             await client.post(WEBHOOK, json=payload(status="resolved"), headers=AUTH)
@@ -87,8 +99,8 @@ async def test_truncated_alerts_are_recorded_and_surfaced(tmp_path: Path) -> Non
         response = await client.post(WEBHOOK, json=payload(truncated=7), headers=AUTH)
         assert response.json()["truncated_alerts"] == 7
         [analysis_id] = response.json()["analysis_ids"]
-        delivery = app.state.store.delivery(response.json()["delivery_id"])
-        assert delivery["truncated_alerts"] == 7
+        delivery = delivery_row(app.state.store, response.json()["delivery_id"])
+        assert delivery.truncated_alerts == 7
         detail = (await client.get(f"/analyses/{analysis_id}", headers=AUTH)).json()
         assert detail["truncated_alerts"] == 7
         metrics = (await client.get("/metrics")).text
@@ -100,11 +112,11 @@ async def test_secrets_in_labels_and_annotations_are_not_stored(tmp_path: Path) 
     body["alerts"][0]["labels"]["api_key"] = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789"
     async with running_app(make_settings(tmp_path), start_workers=False) as (app, client):
         response = await client.post(WEBHOOK, json=body, headers=AUTH)
-        stored = app.state.store.get(response.json()["analysis_ids"][0])
-        text = json.dumps(stored, default=str)
+        stored = app.state.store.analyses.get(response.json()["analysis_ids"][0])
+        text = stored.alert.model_dump_json()
         assert "s3cr3t-pass" not in text
         assert "abcdefghijklmnopqrstuvwxyz0123456789" not in text
-        assert stored["labels"]["name"] == "checkout-api"  # Ordinary values stay readable.
+        assert stored.alert.labels["name"] == "checkout-api"  # Ordinary values stay readable.
 
 
 @pytest.mark.parametrize(
@@ -124,7 +136,7 @@ async def test_401_without_the_right_token(
         assert response.status_code == 401
         assert reason in response.json()["detail"]
         assert response.headers["www-authenticate"] == "Bearer"
-        assert app.state.store.count_active() == 0  # Nothing stored.
+        assert app.state.store.analyses.count_active() == 0  # Nothing stored.
 
 
 async def test_auth_disabled_accepts_without_token(tmp_path: Path) -> None:
@@ -140,7 +152,7 @@ async def test_413_when_the_body_exceeds_the_limit(tmp_path: Path) -> None:
         response = await client.post(WEBHOOK, json=big, headers=AUTH)
         assert response.status_code == 413
         assert "4096" in response.json()["detail"]
-        assert app.state.store.count_active() == 0
+        assert app.state.store.analyses.count_active() == 0
 
 
 async def test_413_is_enforced_while_streaming_without_content_length(tmp_path: Path) -> None:
@@ -252,7 +264,7 @@ async def test_concurrent_identical_deliveries_store_one_alert(tmp_path: Path) -
         ids = {r.json()["analysis_ids"][0] for r in responses}
         assert len(ids) == 1
         assert sum(r.json()["new"] for r in responses) == 1
-        assert app.state.store.get(ids.pop())["deliveries"] == 50
+        assert app.state.store.analyses.get(ids.pop()).deliveries == 50
 
 
 async def test_an_internal_bug_answers_json_500_without_a_traceback(
@@ -261,7 +273,7 @@ async def test_an_internal_bug_answers_json_500_without_a_traceback(
     # Stand-in for a bug (no client input reaches one): the store raising unexpectedly.
     async with running_app(make_settings(tmp_path), start_workers=False) as (app, client):
 
-        def broken_ingest(**_: object) -> None:
+        def broken_ingest(*_: object) -> None:
             raise RuntimeError("secret internals: /var/lib/analyzer.db is corrupt")
 
         monkeypatch.setattr(app.state.store, "ingest", broken_ingest)

@@ -12,12 +12,23 @@ from typing import Any
 import pytest
 from aiops_analyzer import worker
 from aiops_analyzer.core.metrics import Metrics
-from aiops_analyzer.store import Store
+from aiops_analyzer.store import JobState, Store
 
-from tests.service.apptools import AUTH, WEBHOOK, make_settings, payload, running_app, sample
+from tests.service.apptools import (
+    AUTH,
+    WEBHOOK,
+    make_settings,
+    payload,
+    running_app,
+    sample,
+    wait_until,
+)
 from tests.service.loopback import LoopbackServer, Reply, always
 from tests.service.test_engine_llm import GOOD, completion
 from tests.service.test_webhook import metric_value
+
+# Every test runs on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("each_store")
 
 
 async def finished(client: Any, analysis_id: int) -> dict[str, Any] | None:
@@ -148,10 +159,10 @@ async def test_the_api_tells_when_the_result_was_stored_and_notified(tmp_path: P
             tmp_path / "b", notify_webhook_url=f"{broken.url}/hook", notify_max_attempts=1
         )
         async with running_app(failing) as (_, client):
-            [failed_id] = await post(client, payload())
+            [failed_id] = await post(client, payload(fingerprint="unsent"))
             unsent = await wait_finished(client, failed_id)
         async with running_app(make_settings(tmp_path / "c")) as (_, client):
-            [quiet_id] = await post(client, payload())
+            [quiet_id] = await post(client, payload(fingerprint="quiet"))
             quiet = await wait_finished(client, quiet_id)
             [resolved_id] = await post(client, payload(status="resolved"))
             resolved = await wait_finished(client, resolved_id)
@@ -187,7 +198,7 @@ async def test_fifty_concurrent_resends_make_one_analysis_and_one_llm_call(
             )
             await asyncio.sleep(0.3)
             metrics = (await client.get("/metrics")).text
-            total = app.state.store.list()[1]
+            total = app.state.store.analyses.list()[1]
     assert chat_calls(llm) == 1
     assert total == 1 and analysis["deliveries"] == 50
     result = analysis["result"]
@@ -271,20 +282,49 @@ async def test_a_job_failing_every_attempt_is_marked_failed(
     assert metric_value(metrics, 'aiops_analyses_total{engine="rules",outcome="failed"}') == 1
 
 
-async def test_jobs_left_running_by_a_dead_process_are_resumed(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path)
+async def test_jobs_of_a_dead_process_return_when_their_lease_expires(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, job_lease_seconds=1)
     async with running_app(settings, start_workers=False) as (_, client):
         ids = await post(client, payload(count=3))
-    # Another process claimed two of them and died.
+    # Another process claimed two of them and died without renewing their leases.
     store = Store(settings.effective_database_url)
-    assert store.claim_next(lease_seconds=3600) is not None
-    assert store.claim_next(lease_seconds=3600) is not None
-    assert store.count_by_state()["running"] == 2
+    assert store.jobs.claim(owner="dead", lease_seconds=1) is not None
+    assert store.jobs.claim(owner="dead", lease_seconds=1) is not None
+    assert store.analyses.list(state=JobState.RUNNING)[1] == 2
     store.dispose()
     async with running_app(settings) as (_, client):
         analyses = [await wait_finished(client, analysis_id) for analysis_id in ids]
     assert [a["job"]["state"] for a in analyses] == ["done"] * 3
     assert sorted(a["job"]["attempts"] for a in analyses) == [1, 2, 2]
+
+
+async def test_a_job_longer_than_its_lease_keeps_it_by_renewing(tmp_path: Path) -> None:
+    """The model answers after 3 leases: the worker renews, nobody takes the job back, and the
+    model is asked once."""
+    slow_llm = LoopbackServer(always(Reply(body=completion(json.dumps(GOOD)), delay=3.0)))
+    with slow_llm as llm:
+        settings = llm_settings(tmp_path, llm, workers=2, job_lease_seconds=1)
+        async with running_app(settings) as (_, client):
+            [analysis_id] = await post(client, payload())
+            analysis = await wait_finished(client, analysis_id)
+    assert analysis["job"]["state"] == "done" and analysis["job"]["attempts"] == 1
+    assert analysis["result"]["engine"] == "llm" and chat_calls(llm) == 1
+
+
+async def test_a_clean_stop_gives_running_jobs_back_at_once(tmp_path: Path) -> None:
+    slow_llm = LoopbackServer(always(Reply(body=completion(json.dumps(GOOD)), delay=30.0)))
+    with slow_llm as llm:
+        settings = llm_settings(tmp_path, llm, workers=1, job_lease_seconds=600)
+        async with running_app(settings) as (app, client):
+            [analysis_id] = await post(client, payload())
+            store = app.state.store
+            await wait_until(lambda: store.analyses.get(analysis_id).state == JobState.RUNNING)
+        # Stopped mid-job: pending again, lease cleared, the attempt not counted.
+        store = Store(settings.effective_database_url)
+        record = store.analyses.get(analysis_id)
+        store.dispose()
+    assert record is not None and record.state == JobState.PENDING
+    assert record.job.attempts == 0 and record.job.lease_owner is None
 
 
 async def test_stop_is_prompt_even_when_a_wake_up_races_it(tmp_path: Path) -> None:

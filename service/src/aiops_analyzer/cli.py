@@ -123,23 +123,13 @@ def _serve(args: argparse.Namespace) -> int:
 async def _analyze_alerts(document: Any, settings: Settings) -> list[dict[str, Any]]:
     from aiops_analyzer import engines, evidence
     from aiops_analyzer.api.payload import AlertmanagerPayload
-    from aiops_analyzer.schemas import Alert
     from aiops_analyzer.scrub import Scrubber
 
     payload = AlertmanagerPayload.model_validate(document)
     scrubber = Scrubber(settings.scrub_extra_patterns)
     analyses = []
     for item in payload.alerts:
-        record = item.to_record()
-        alert = Alert(
-            fingerprint=record.fingerprint,
-            status=item.status,
-            labels=scrubber.scrub_mapping(record.labels),
-            annotations=scrubber.scrub_mapping(record.annotations),
-            starts_at=record.starts_at,
-            ends_at=record.ends_at,
-            generator_url=record.generator_url,
-        )
+        alert = scrubber.scrub_alert(item.to_alert())
         items = await evidence.gather_evidence(alert, settings)
         result = await engines.analyze(alert, items, settings)
         analyses.append(

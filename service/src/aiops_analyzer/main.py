@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(store.migrate)
-        metrics.track_queue_depth(store.count_active)
+        metrics.track_queue_depth(store.analyses.count_active)
         if start_workers:
             await workers.start()
         try:

@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
+from aiops_analyzer.schemas import Alert
+
 REDACTED = "[REDACTED:{kind}]"
 
 # Words that mark the *value* next to them as secret in key=value / "key": "value" forms.
@@ -189,6 +191,16 @@ class Scrubber:
             else:
                 cleaned[key] = self.scrub(value)
         return cleaned
+
+    def scrub_alert(self, alert: Alert) -> Alert:
+        """The alert with secrets in its labels, annotations and link masked."""
+        return alert.model_copy(
+            update={
+                "labels": self.scrub_mapping(alert.labels),
+                "annotations": self.scrub_mapping(alert.annotations),
+                "generator_url": self.scrub(alert.generator_url),
+            }
+        )
 
 
 def _looks_harmless(key: str) -> bool:

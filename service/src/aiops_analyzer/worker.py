@@ -1,9 +1,11 @@
 """The analysis workers: asyncio tasks that claim jobs from the store and run the pipeline.
 
-A job is claimed atomically (pending -> running, attempts + 1), so two workers never take the
-same one. The engine's answer is stored before notifying: a job interrupted after that point is
-resumed without asking the engine (and so the LLM) again. Jobs left running by a killed process
-are put back to pending at start.
+A job is claimed atomically (pending -> running, attempts + 1) under a short lease, so two
+workers, in this process or in other replicas, never hold the same one. While a job runs its
+lease is renewed; if renewal finds the lease lost, the work stops. The engine's answer is
+stored before notifying: a job interrupted after that point is resumed without asking the
+engine (and so the LLM) again. Jobs whose lease expired (their process died) are put back to
+pending by any process's reaper; a clean shutdown gives its jobs back at once.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
+import socket
 import time
-from datetime import UTC, datetime
-from typing import Any
 
 import anyio
 import httpx
@@ -22,7 +25,7 @@ from aiops_analyzer import engines, evidence, notify
 from aiops_analyzer.core.config import Settings
 from aiops_analyzer.core.metrics import Metrics
 from aiops_analyzer.schemas import Alert, AnalysisResult, EvidenceItem
-from aiops_analyzer.store import Job, Store
+from aiops_analyzer.store import Job, JobState, Outcome, Store, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +42,16 @@ RESOLUTION_RECHECK_SECONDS = 1.0
 STOP_TIMEOUT_SECONDS = 10.0
 
 
-def outcome_of(result: AnalysisResult) -> str:
+def outcome_of(result: AnalysisResult) -> Outcome:
     if result.fallback_reason:
-        return "fallback"
-    return "inconclusive" if result.inconclusive else "ok"
+        return Outcome.FALLBACK
+    return Outcome.INCONCLUSIVE if result.inconclusive else Outcome.OK
+
+
+def new_owner_id() -> str:
+    """Names this process in job leases: host and pid for people, a random part for
+    uniqueness (a restarted container may reuse both)."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 class WorkerPool:
@@ -58,17 +67,11 @@ class WorkerPool:
         self._llm: engines.LLMEngine | None = None
         self._running_jobs = 0
         self._stopping = False
+        self._reaper: asyncio.Task[None] | None = None
+        self.owner = new_owner_id()
 
     # --- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
-        requeued, failed = await anyio.to_thread.run_sync(
-            self.store.requeue_interrupted, self.settings.job_max_attempts
-        )
-        if requeued or failed:
-            logger.warning(
-                "resuming interrupted jobs",
-                extra={"event": "jobs_resumed", "requeued": requeued, "failed": failed},
-            )
         self._http = httpx.AsyncClient(follow_redirects=False)
         # One LLM client for every job, so connections to the server are reused.
         self._llm = None
@@ -82,20 +85,23 @@ class WorkerPool:
             asyncio.create_task(self._run(n), name=f"aiops-worker-{n}")
             for n in range(self.settings.workers)
         ]
+        self._reaper = asyncio.create_task(self._reap_expired_leases(), name="aiops-lease-reaper")
         self.metrics.workers_alive.set_function(lambda: float(self.alive))
 
     async def stop(self) -> None:
         self._stopping = True
-        for task in self._tasks:
+        tasks = [*self._tasks, *([self._reaper] if self._reaper else [])]
+        for task in tasks:
             task.cancel()
         pending: set[asyncio.Task[None]] = set()
-        if self._tasks:
-            _, pending = await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT_SECONDS)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=STOP_TIMEOUT_SECONDS)
         if pending:
-            # A job stuck in a thread (a hung store call): its job stays running and is
-            # resumed at the next start. Do not hang the shutdown on it.
+            # A job stuck in a thread (a hung store call): its lease expires and any process
+            # puts it back. Do not hang the shutdown on it.
             logger.warning("workers did not stop in time", extra={"event": "workers_stop_timeout"})
         self._tasks = []
+        self._reaper = None
         if self._http is not None:
             await self._http.aclose()
             self._http = None
@@ -122,7 +128,7 @@ class WorkerPool:
     async def _run(self, number: int) -> None:
         while not self._stopping:
             try:
-                job = await anyio.to_thread.run_sync(self._claim)
+                job = await self._claim()
                 if job is None:
                     await self._idle()
                     continue
@@ -138,8 +144,51 @@ class WorkerPool:
                 logger.exception("worker loop error", extra={"event": "worker_error"})
                 await asyncio.sleep(IDLE_POLL_SECONDS)
 
-    def _claim(self) -> Job | None:
-        return self.store.claim_next(lease_seconds=self.settings.job_timeout_seconds * 2 + 60)
+    async def _claim(self) -> Job | None:
+        """Claim a job; a stop arriving meanwhile waits for the claim and gives the job back
+        (otherwise its row would stay running until the lease expires)."""
+        claim = asyncio.ensure_future(
+            anyio.to_thread.run_sync(
+                lambda: self.store.jobs.claim(
+                    owner=self.owner, lease_seconds=self.settings.job_lease_seconds
+                )
+            )
+        )
+        try:
+            return await asyncio.shield(claim)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                job = await claim
+                if job is not None:
+                    await self._give_back(job)
+            raise
+
+    async def _give_back(self, job: Job) -> None:
+        """Stopping: return the job to pending at once, for another worker or replica."""
+        with contextlib.suppress(Exception):
+            await anyio.to_thread.run_sync(self.store.jobs.release, job)
+
+    async def _reap_expired_leases(self) -> None:
+        """Put back the jobs of dead workers (any replica's), every half lease."""
+        interval = max(0.5, self.settings.job_lease_seconds / 2)
+        while not self._stopping:
+            try:
+                requeued, failed = await anyio.to_thread.run_sync(
+                    lambda: self.store.jobs.release_expired(
+                        max_attempts=self.settings.job_max_attempts
+                    )
+                )
+                if requeued or failed:
+                    logger.warning(
+                        "expired job leases released",
+                        extra={"event": "leases_expired", "requeued": requeued, "failed": failed},
+                    )
+                    self.wake(requeued)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("lease reaper error", extra={"event": "reaper_error"})
+            await asyncio.sleep(interval)
 
     async def _idle(self) -> None:
         # The poll also picks up retries that became due and jobs stored by another process.
@@ -150,17 +199,54 @@ class WorkerPool:
                 await self._wakeups.acquire()
 
     async def _process(self, job: Job) -> None:
+        """Run the job while renewing its lease; stop the work if the lease is lost."""
+        work = asyncio.create_task(self._work(job), name=f"aiops-job-{job.id}")
+        try:
+            await self._hold_lease(job, work)
+        except asyncio.CancelledError:
+            # Shutting down: stop the work and give the job back for another worker now.
+            work.cancel()
+            await asyncio.wait({work})
+            await self._give_back(job)
+            raise
+
+    async def _hold_lease(self, job: Job, work: asyncio.Task[None]) -> None:
+        interval = self.settings.job_lease_seconds / 3
+        while True:
+            done, _ = await asyncio.wait({work}, timeout=interval)
+            if done:
+                work.result()
+                return
+            try:
+                held = await anyio.to_thread.run_sync(
+                    lambda: self.store.jobs.renew(
+                        job, lease_seconds=self.settings.job_lease_seconds
+                    )
+                )
+            except Exception:
+                # The store is briefly unreachable: try again next interval, while the lease
+                # may still be live.
+                logger.exception("lease renewal error", extra={"event": "lease_renew_error"})
+                continue
+            if not held:
+                work.cancel()
+                await asyncio.wait({work})
+                logger.warning(
+                    "job lease lost; work stopped",
+                    extra={"event": "lease_lost", "analysis_id": job.id},
+                )
+                return
+
+    async def _work(self, job: Job) -> None:
         log = {"analysis_id": job.id, "alertname": job.alert.alertname, "attempt": job.attempts}
         logger.info("job started", extra={"event": "job_started", **log})
+        outcome: Outcome | None
         try:
             async with asyncio.timeout(self.settings.job_timeout_seconds):
                 if job.alert.status == "firing":
                     outcome = await self._analyze_firing(job)
                 else:
                     outcome = await self._record_resolution(job)
-        except asyncio.CancelledError:
-            # Shutting down: the job stays running and is resumed at the next start.
-            raise
         except Exception as exc:
             final = job.attempts >= self.settings.job_max_attempts
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -170,7 +256,7 @@ class WorkerPool:
                 else min(RETRY_BASE_SECONDS * 2 ** (job.attempts - 1), MAX_RETRY_DELAY_SECONDS)
             )
             await anyio.to_thread.run_sync(
-                lambda: self.store.fail_attempt(job.id, error=error, retry_in=retry_in)
+                lambda: self.store.jobs.fail_attempt(job, error=error, retry_in=retry_in)
             )
             if final:
                 self.metrics.analyses.labels(self._engine_label(), "failed").inc()
@@ -180,7 +266,7 @@ class WorkerPool:
                 extra={"event": "job_failed", "final": final, "error": error, **log},
             )
             return
-        if outcome == "deferred":
+        if outcome is None:
             logger.debug("resolution waits for its firing analysis", extra=log)
             return
         logger.info("job done", extra={"event": "job_done", "outcome": outcome, **log})
@@ -195,16 +281,16 @@ class WorkerPool:
         items = await evidence.gather_evidence(job.alert, self.settings, http=self._http)
         tokens_today = 0
         if self.settings.llm_enabled and self.settings.llm_daily_token_budget:
-            tokens_today = await anyio.to_thread.run_sync(self.store.tokens_used_today)
+            tokens_today = await anyio.to_thread.run_sync(self.store.analyses.tokens_used_today)
         result = await engines.analyze(
             job.alert, items, self.settings, tokens_used_today=tokens_today, llm=self._llm
         )
         if store_now:
-            await anyio.to_thread.run_sync(lambda: self.store.save_result(job.id, result, items))
+            await anyio.to_thread.run_sync(lambda: self.store.jobs.save_result(job, result, items))
         self.metrics.record_analysis(result, time.perf_counter() - started)
         return result, items
 
-    async def _analyze_firing(self, job: Job) -> str:
+    async def _analyze_firing(self, job: Job) -> Outcome:
         # With notifications to send, the result is stored first: a job interrupted while
         # notifying resumes without asking the engine again. Without, one write does both.
         has_channels = bool(notify.configured_channels(self.settings))
@@ -220,8 +306,8 @@ class WorkerPool:
         outcome = outcome_of(result)
         unsaved = fresh if fresh is not None and not has_channels else None
         await anyio.to_thread.run_sync(
-            lambda: self.store.finish(
-                job.id,
+            lambda: self.store.jobs.finish(
+                job,
                 outcome=outcome,
                 notifications=outcomes,
                 result=unsaved[0] if unsaved else None,
@@ -230,53 +316,45 @@ class WorkerPool:
         )
         return outcome
 
-    async def _record_resolution(self, job: Job) -> str:
+    async def _record_resolution(self, job: Job) -> Outcome | None:
+        """Record (and notify) a resolution; None when it waits for its firing analysis."""
         alert = job.alert
         firing = await anyio.to_thread.run_sync(
-            self.store.find_firing, alert.fingerprint, alert.starts_at
+            self.store.analyses.find_firing, alert.fingerprint, alert.starts_at
         )
         if (
             firing
-            and firing["state"] in {"pending", "running"}
+            and firing.state in {JobState.PENDING, JobState.RUNNING}
             and _waited(job) < (RESOLUTION_WAIT_SECONDS)
         ):
             await anyio.to_thread.run_sync(
-                lambda: self.store.defer(job.id, seconds=RESOLUTION_RECHECK_SECONDS)
+                lambda: self.store.jobs.defer(job, seconds=RESOLUTION_RECHECK_SECONDS)
             )
-            return "deferred"
+            return None
         duration = _duration_seconds(alert)
-        firing_id = firing["id"] if firing else None
+        firing_id = firing.id if firing else None
         await anyio.to_thread.run_sync(
-            lambda: self.store.save_resolution(job.id, firing_id, duration)
+            lambda: self.store.jobs.save_resolution(job, firing_id, duration)
         )
         if self.settings.analyze_resolved and job.result is None:
             await self._run_engine(job, store_now=True)
-        firing_result = _stored_result(firing)
+        firing_result = firing.result if firing else None
         outcomes = await notify.notify_resolution(
             alert, firing_result, duration, self.settings, analysis_id=job.id, http=self._http
         )
         self.metrics.record_notifications(outcomes)
         await anyio.to_thread.run_sync(
-            lambda: self.store.finish(job.id, outcome="resolved", notifications=outcomes)
+            lambda: self.store.jobs.finish(job, outcome=Outcome.RESOLVED, notifications=outcomes)
         )
-        return "resolved"
+        return Outcome.RESOLVED
 
 
 def _waited(job: Job) -> float:
     """Seconds since the job's alert was first received."""
-    return (datetime.now(UTC).replace(tzinfo=None) - job.received_at).total_seconds()
+    return (utcnow() - job.received_at).total_seconds()
 
 
 def _duration_seconds(alert: Alert) -> float:
     """How long the alert fired: endsAt (or now, when Alertmanager sent none) minus startsAt."""
-    end = alert.ends_at or datetime.now(UTC)
+    end = alert.ends_at or utcnow()
     return max(0.0, (end - alert.starts_at).total_seconds())
-
-
-def _stored_result(row: dict[str, Any] | None) -> AnalysisResult | None:
-    if not row or not row.get("result"):
-        return None
-    try:
-        return AnalysisResult.model_validate(row["result"])
-    except ValueError:
-        return None

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any, Literal
+from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from aiops_analyzer.schemas import AnalysisResult, EvidenceItem, NotificationOutcome
-
-JobState = Literal["pending", "running", "done", "failed"]
+from aiops_analyzer.store import AnalysisRecord, JobState, Outcome
 
 
 class JobInfo(BaseModel):
@@ -42,7 +41,7 @@ class AnalysisOut(BaseModel):
         description="Largest truncatedAlerts of the deliveries that carried it (0: none)."
     )
     job: JobInfo
-    outcome: str | None = Field(None, description="ok|inconclusive|fallback|failed|resolved")
+    outcome: Outcome | None = None
     result: AnalysisResult | None = None
     evidence: list[EvidenceItem] = Field(default_factory=list)
     notifications: list[NotificationOutcome] = Field(default_factory=list)
@@ -74,42 +73,40 @@ class AnalysisPage(BaseModel):
     next_offset: int | None = Field(None, description="Offset of the next page, if any.")
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
-
-
-def analysis_from_row(row: dict[str, Any], page_url: str | None = None) -> AnalysisOut:
+def analysis_out(record: AnalysisRecord, page_url: str | None = None) -> AnalysisOut:
+    alert = record.alert
     resolution = None
-    if row["status"] == "resolved":
+    if alert.status == "resolved":
         resolution = Resolution(
-            firing_analysis_id=row["firing_analysis_id"], duration_seconds=row["duration_seconds"]
+            firing_analysis_id=record.firing_analysis_id,
+            duration_seconds=record.duration_seconds,
         )
     return AnalysisOut(
-        id=row["id"],
-        fingerprint=row["fingerprint"],
-        status=row["status"],
-        alertname=row["alertname"],
-        labels=row["labels"] or {},
-        annotations=row["annotations"] or {},
-        starts_at=_utc(row["starts_at"]),  # type: ignore[arg-type]
-        ends_at=_utc(row["ends_at"]),
-        generator_url=row["generator_url"],
-        received_at=_utc(row["received_at"]),  # type: ignore[arg-type]
-        deliveries=row["deliveries"],
-        truncated_alerts=row["truncated_alerts"],
+        id=record.id,
+        fingerprint=alert.fingerprint,
+        status=alert.status,
+        alertname=alert.alertname,
+        labels=alert.labels,
+        annotations=alert.annotations,
+        starts_at=alert.starts_at,
+        ends_at=alert.ends_at,
+        generator_url=alert.generator_url,
+        received_at=record.received_at,
+        deliveries=record.deliveries,
+        truncated_alerts=record.truncated_alerts,
         job=JobInfo(
-            state=row["state"],
-            attempts=row["attempts"],
-            last_error=row["last_error"],
-            finished_at=_utc(row["finished_at"]),
+            state=record.job.state,
+            attempts=record.job.attempts,
+            last_error=record.job.last_error,
+            finished_at=record.job.finished_at,
         ),
-        outcome=row["outcome"],
-        result=AnalysisResult.model_validate(row["result"]) if row["result"] else None,
-        evidence=[EvidenceItem.model_validate(item) for item in row["evidence"] or []],
-        notifications=[NotificationOutcome.model_validate(n) for n in row["notifications"] or []],
-        analyzed_at=_utc(row["analyzed_at"]),
-        notified_at=_utc(row["notified_at"]),
+        outcome=record.outcome,
+        result=record.result,
+        evidence=record.evidence,
+        notifications=record.notifications,
+        analyzed_at=record.analyzed_at,
+        notified_at=record.notified_at,
         resolution=resolution,
-        resolved_by=row.get("resolved_by"),
+        resolved_by=record.resolved_by,
         page_url=page_url,
     )

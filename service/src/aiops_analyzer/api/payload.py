@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from aiops_analyzer.store import AlertRecord
+from aiops_analyzer.schemas import Alert
 
 # Alertmanager marks "no end yet" with Go's zero time, 0001-01-01T00:00:00Z.
 _ZERO_TIME_YEAR = 1
@@ -53,11 +53,11 @@ class AlertmanagerAlert(BaseModel):
         canonical = json.dumps(sorted(self.labels.items()), separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
-    def to_record(self) -> AlertRecord:
+    def to_alert(self) -> Alert:
         ends_at = self.ends_at
         if ends_at is not None and ends_at.year <= _ZERO_TIME_YEAR:
             ends_at = None
-        return AlertRecord(
+        return Alert(
             fingerprint=self.effective_fingerprint(),
             status=self.status,
             starts_at=self.starts_at,

@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     job_timeout_seconds: float = Field(
         300.0, gt=0, description="Longest one analysis job may run (evidence, engine, notify)."
     )
+    job_lease_seconds: float = Field(
+        30.0,
+        ge=1,
+        description="Lease of a running job; its worker renews it every third of this. A job "
+        "whose worker died returns to the queue (any replica) after at most about 1.5x this.",
+    )
     analyze_resolved: bool = Field(
         False, description="Also run an engine on resolved alerts (default: record only)."
     )

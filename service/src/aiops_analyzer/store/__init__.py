@@ -1,5 +1,29 @@
-"""The durable store: deliveries and analysis jobs, keyed (fingerprint, status, startsAt)."""
+"""The durable store: deliveries and analysis jobs, keyed (fingerprint, status, startsAt).
 
-from aiops_analyzer.store.repository import AlertRecord, IngestResult, Job, Store
+SQLite (one process, the default) or PostgreSQL (any number of analyzer processes sharing one
+queue, jobs leased).
+"""
 
-__all__ = ["AlertRecord", "IngestResult", "Job", "Store"]
+from aiops_analyzer.store.records import (
+    AnalysisRecord,
+    Delivery,
+    IngestResult,
+    Job,
+    JobInfo,
+    JobState,
+    Outcome,
+    utcnow,
+)
+from aiops_analyzer.store.repository import Store
+
+__all__ = [
+    "AnalysisRecord",
+    "Delivery",
+    "IngestResult",
+    "Job",
+    "JobInfo",
+    "JobState",
+    "Outcome",
+    "Store",
+    "utcnow",
+]

@@ -1,4 +1,9 @@
-"""Engine creation: SQLite in WAL mode with a busy timeout, writes in BEGIN IMMEDIATE."""
+"""Engine creation for both stores.
+
+SQLite: WAL, ``synchronous=FULL`` (a commit is fsynced, so a 202 survives an OS crash), a busy
+timeout, writes in BEGIN IMMEDIATE. PostgreSQL: the URL as a user writes it
+(``postgresql://user:pass@host/db``) is served by psycopg 3; commits are durable by default.
+"""
 
 from __future__ import annotations
 
@@ -6,31 +11,51 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 BUSY_TIMEOUT_MS = 15_000
+# Drivers this package ships; a URL naming another one is taken as the user's choice.
+_POSTGRES_DRIVER = "psycopg"
 
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_store_engine(url: str, *, immediate: bool) -> Engine:
+def is_postgres(url: str) -> bool:
+    return make_url(url).get_backend_name() == "postgresql"
+
+
+def normalise_url(url: str) -> URL:
+    """``postgresql://`` and ``postgres://`` (Heroku, Cloud SQL docs) mean psycopg 3:
+    SQLAlchemy's own default driver for them, psycopg2, is not installed."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername=f"postgresql+{_POSTGRES_DRIVER}")
+    return parsed
+
+
+def create_store_engine(url: str, *, immediate: bool, pool_size: int = 8) -> Engine:
     """An engine for ``url``. On SQLite, ``immediate`` takes the write lock at BEGIN.
 
     Taking the lock up front avoids SQLite's deadlock of two readers both upgrading to writers
     (which fails at once, ignoring busy_timeout).
     """
-    if not is_sqlite(url):
-        return create_engine(url, pool_pre_ping=True)
-    database = make_url(url).database
+    parsed = normalise_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(
+            parsed, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size
+        )
+    database = parsed.database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
-        url,
+        parsed,
         connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
-        pool_size=8,
-        max_overflow=16,
+        pool_size=pool_size,
+        max_overflow=2 * pool_size,
     )
 
     @event.listens_for(engine, "connect")
@@ -39,8 +64,9 @@ def create_store_engine(url: str, *, immediate: bool) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode survives a process crash; only an OS crash may lose the last commits.
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        # FULL: every commit is fsynced before it returns, so an acknowledged delivery
+        # survives an OS crash or power loss (NORMAL would only survive a process crash).
+        cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()

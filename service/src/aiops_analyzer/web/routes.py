@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from aiops_analyzer.api.deps import SettingsDep, StoreDep, token_matches
-from aiops_analyzer.api.models import analysis_from_row
+from aiops_analyzer.api.models import analysis_out
 from aiops_analyzer.core.config import Settings
 from aiops_analyzer.notify.format import human_duration
 from aiops_analyzer.web import links
@@ -158,8 +158,8 @@ async def list_page(request: Request, settings: SettingsDep, store: StoreDep) ->
         f = _filters(request)
     except BadFilter as exc:
         return _problem(request, 400, "Bad filter", str(exc))
-    rows, total = await anyio.to_thread.run_sync(lambda: store.list(**f))
-    items = [analysis_from_row(row) for row in rows]
+    records, total = await anyio.to_thread.run_sync(lambda: store.analyses.list(**f))
+    items = [analysis_out(record) for record in records]
 
     def page_link(offset: int) -> str:
         params = {k: v for k, v in request.query_params.items() if v and k != "offset"}
@@ -212,15 +212,15 @@ async def analysis_page(
                 login=True,
             )
         return _secure(RedirectResponse(LOGIN_PATH, status_code=303))
-    row = await anyio.to_thread.run_sync(store.get, number)
-    if row is None:
+    record = await anyio.to_thread.run_sync(store.analyses.get, number)
+    if record is None:
         return _problem(request, 404, "Not found", f"There is no analysis {number}.")
-    analysis = analysis_from_row(row)
+    analysis = analysis_out(record)
     resolved_at = analysis.ends_at if analysis.status == "resolved" else None
     if analysis.resolved_by is not None:
-        resolution = await anyio.to_thread.run_sync(store.get, analysis.resolved_by)
+        resolution = await anyio.to_thread.run_sync(store.analyses.get, analysis.resolved_by)
         if resolution is not None:
-            resolved_at = analysis_from_row(resolution).ends_at
+            resolved_at = resolution.alert.ends_at
     related = {
         other: links.page_path(settings, other)
         for other in (

@@ -9,7 +9,8 @@ import anyio
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 
 from aiops_analyzer.api.deps import SettingsDep, StoreDep, require_token
-from aiops_analyzer.api.models import AnalysisOut, AnalysisPage, JobState, analysis_from_row
+from aiops_analyzer.api.models import AnalysisOut, AnalysisPage, analysis_out
+from aiops_analyzer.store import JobState
 from aiops_analyzer.web.links import page_url
 
 # Analyses quote alert labels and logs: the same token as the webhook protects them.
@@ -34,8 +35,8 @@ async def list_analyses(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=_MAX_ID)] = 0,
 ) -> AnalysisPage:
-    rows, total = await anyio.to_thread.run_sync(
-        lambda: store.list(
+    records, total = await anyio.to_thread.run_sync(
+        lambda: store.analyses.list(
             status=status_,
             state=state,
             alertname=alertname,
@@ -44,9 +45,9 @@ async def list_analyses(
             offset=offset,
         )
     )
-    next_offset = offset + len(rows) if offset + len(rows) < total else None
+    next_offset = offset + len(records) if offset + len(records) < total else None
     return AnalysisPage(
-        items=[analysis_from_row(row, page_url(settings, row["id"])) for row in rows],
+        items=[analysis_out(record, page_url(settings, record.id)) for record in records],
         total=total,
         limit=limit,
         offset=offset,
@@ -62,7 +63,7 @@ async def list_analyses(
 async def get_analysis(
     store: StoreDep, settings: SettingsDep, analysis_id: Annotated[int, Path(ge=1, le=_MAX_ID)]
 ) -> AnalysisOut:
-    row = await anyio.to_thread.run_sync(store.get, analysis_id)
-    if row is None:
+    record = await anyio.to_thread.run_sync(store.analyses.get, analysis_id)
+    if record is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"analysis {analysis_id} not found")
-    return analysis_from_row(row, page_url(settings, analysis_id))
+    return analysis_out(record, page_url(settings, analysis_id))

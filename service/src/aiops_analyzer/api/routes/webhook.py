@@ -19,7 +19,7 @@ from aiops_analyzer.api.deps import MetricsDep, SettingsDep, StoreDep, WorkersDe
 from aiops_analyzer.api.errors import validation_response
 from aiops_analyzer.api.payload import AlertmanagerPayload
 from aiops_analyzer.scrub import Scrubber
-from aiops_analyzer.store import AlertRecord
+from aiops_analyzer.store import Delivery
 
 logger = logging.getLogger(__name__)
 
@@ -57,19 +57,6 @@ async def _read_limited(request: Request, limit: int) -> bytes:
                 status.HTTP_413_CONTENT_TOO_LARGE, detail=f"body exceeds the limit of {limit} bytes"
             )
     return bytes(body)
-
-
-def _scrubbed(record: AlertRecord, scrubber: Scrubber) -> AlertRecord:
-    """Secrets in labels or annotations never reach the store."""
-    return AlertRecord(
-        fingerprint=record.fingerprint,
-        status=record.status,
-        starts_at=record.starts_at,
-        ends_at=record.ends_at,
-        labels=scrubber.scrub_mapping(record.labels),
-        annotations=scrubber.scrub_mapping(record.annotations),
-        generator_url=scrubber.scrub(record.generator_url),
-    )
 
 
 @router.post(
@@ -124,16 +111,15 @@ async def receive_alerts(
         return validation_response(exc, "invalid Alertmanager payload: ")
 
     scrubber: Scrubber = request.app.state.scrubber
-    records = [_scrubbed(alert.to_record(), scrubber) for alert in payload.alerts]
-    result = await anyio.to_thread.run_sync(
-        lambda: store.ingest(
-            receiver=payload.receiver,
-            status=payload.status,
-            group_key=payload.group_key,
-            truncated_alerts=payload.truncated_alerts,
-            alerts=records,
-        )
+    records = [scrubber.scrub_alert(alert.to_alert()) for alert in payload.alerts]
+    delivery = Delivery(
+        receiver=payload.receiver,
+        status=payload.status,
+        group_key=payload.group_key,
+        truncated_alerts=payload.truncated_alerts,
+        alerts=records,
     )
+    result = await anyio.to_thread.run_sync(store.ingest, delivery)
     if result.new_ids:
         workers.wake(len(result.new_ids))
 

@@ -1,0 +1,130 @@
+"""Ingest: deliveries and their alerts, stored before the webhook answers.
+
+Idempotency lives here: an alert state is inserted with ON CONFLICT DO NOTHING on
+(fingerprint, status, starts_at), so a resend, a retry or the other member of an HA pair finds
+the existing row and only bumps its delivery counter. ``ingest_many`` stores the deliveries of
+concurrent requests in one transaction (one fsync): see ``GroupCommitter``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from aiops_analyzer.store.database import Database
+from aiops_analyzer.store.records import Delivery, IngestResult, JobState, utcnow
+from aiops_analyzer.store.tables import analyses, deliveries
+
+
+class Ingestor:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        # The hot statements are built once: constructing SQLAlchemy statements per call costs
+        # more than SQLite takes to run them.
+        insert = postgresql.insert if db.postgres else sqlite.insert
+        greatest = func.greatest if db.postgres else func.max
+        c = analyses.c
+        self._insert_delivery = deliveries.insert().returning(deliveries.c.id)
+        self._insert_alert = (
+            insert(analyses)
+            .on_conflict_do_nothing(index_elements=["fingerprint", "status", "starts_at"])
+            .returning(c.id)
+        )
+        self._find_alert = select(c.id).where(
+            c.fingerprint == bindparam("b_fingerprint"),
+            c.status == bindparam("b_status"),
+            c.starts_at == bindparam("b_starts_at"),
+        )
+        self._bump_alert = (
+            update(analyses)
+            .where(c.id == bindparam("b_id"))
+            .values(
+                deliveries=c.deliveries + 1,
+                last_received_at=bindparam("b_now"),
+                truncated_alerts=greatest(c.truncated_alerts, bindparam("b_truncated")),
+            )
+        )
+        self._count_delivery = (
+            update(deliveries)
+            .where(deliveries.c.id == bindparam("b_id"))
+            .values(new_alerts=bindparam("b_new"), duplicate_alerts=bindparam("b_duplicates"))
+        )
+
+    def ingest(self, delivery: Delivery) -> IngestResult:
+        """Store one delivery and its alerts in one transaction."""
+        return self.ingest_many([delivery])[0]
+
+    def ingest_many(self, batch: Sequence[Delivery]) -> list[IngestResult]:
+        """Store several deliveries in one transaction; one result per delivery, in order."""
+        now = utcnow()
+        with self.db.write(urgent=True) as conn:
+            return [self._store(conn, delivery, now) for delivery in batch]
+
+    def _store(self, conn: Connection, delivery: Delivery, now: datetime) -> IngestResult:
+        delivery_id = int(
+            conn.execute(
+                self._insert_delivery,
+                {
+                    "received_at": now,
+                    "receiver": delivery.receiver,
+                    "status": delivery.status,
+                    "group_key": delivery.group_key,
+                    "alerts": len(delivery.alerts),
+                    "new_alerts": 0,
+                    "duplicate_alerts": 0,
+                    "truncated_alerts": delivery.truncated_alerts,
+                },
+            ).scalar_one()
+        )
+        result = IngestResult(delivery_id=delivery_id)
+        truncated = delivery.truncated_alerts
+        seen: dict[tuple[str, str, datetime], int] = {}
+        for alert in delivery.alerts:
+            key = (alert.fingerprint, alert.status, alert.starts_at)
+            if key in seen:  # The same alert twice in one payload.
+                result.analysis_ids.append(seen[key])
+                result.duplicates += 1
+                continue
+            row: dict[str, Any] = {
+                "fingerprint": alert.fingerprint,
+                "status": alert.status,
+                "starts_at": alert.starts_at,
+                "ends_at": alert.ends_at,
+                "alertname": alert.alertname[:255],
+                "labels": alert.labels,
+                "annotations": alert.annotations,
+                "generator_url": alert.generator_url,
+                "received_at": now,
+                "delivery_id": delivery_id,
+                "deliveries": 1,
+                "last_received_at": now,
+                "truncated_alerts": truncated,
+                "state": JobState.PENDING,
+                "attempts": 0,
+                "available_at": now,
+                "prompt_tokens": 0,
+                "completion_tokens": 0,
+            }
+            new_id = conn.execute(self._insert_alert, row).scalar()
+            if new_id is not None:
+                analysis_id = int(new_id)
+                result.new_ids.append(analysis_id)
+            else:
+                found = {"b_fingerprint": key[0], "b_status": key[1], "b_starts_at": key[2]}
+                analysis_id = int(conn.execute(self._find_alert, found).scalar_one())
+                conn.execute(
+                    self._bump_alert,
+                    {"b_id": analysis_id, "b_now": now, "b_truncated": truncated},
+                )
+                result.duplicates += 1
+            seen[key] = analysis_id
+            result.analysis_ids.append(analysis_id)
+        conn.execute(
+            self._count_delivery,
+            {"b_id": delivery_id, "b_new": len(result.new_ids), "b_duplicates": result.duplicates},
+        )
+        return result
