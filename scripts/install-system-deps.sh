@@ -7,7 +7,9 @@
 set -euo pipefail
 
 # python3-venv: `make demo`/`make install` bootstrap uv with the system python3 (PEP 668).
-PACKAGES=(python3-venv prometheus prometheus-alertmanager prometheus-node-exporter prometheus-nginx-exporter nginx shellcheck chromium)
+# postgresql: the store tests start their own throwaway server from /usr/lib/postgresql/*/bin
+# (a cluster the package may create and start on 5432 is never used).
+PACKAGES=(python3-venv prometheus prometheus-alertmanager prometheus-node-exporter prometheus-nginx-exporter nginx shellcheck chromium postgresql)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

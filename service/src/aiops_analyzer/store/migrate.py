@@ -8,9 +8,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+# Replicas starting together on one PostgreSQL take turns: the first migrates, the others then
+# find the schema current. (Any constant; it only has to be the same in every process.)
+_MIGRATION_LOCK_KEY = 0x_A10B_5_0001
 
 
 def _config() -> Config:
@@ -35,6 +38,11 @@ def upgrade(engine: Engine, revision: str = "head") -> str:
     Safe to run on every start."""
     config = _config()
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Held until this transaction ends (the migration's own).
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
+            )
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
     reached = current_revision(engine)
