@@ -231,11 +231,15 @@ def credential_format(value: str) -> str | None:
     return None
 
 
+# Switch values: AIOPS_METRICS_REQUIRE_TOKEN=true names a token but holds none.
+_FLAG_VALUES = frozenset({"true", "false", "0", "1", "yes", "no", "on", "off"})
+
+
 def _plain_credential_reason(env_name: str, value: str) -> str | None:
     kind = credential_format(value)
     if kind:
         return f"its value looks like {kind}"
-    if value and is_credential_name(env_name):
+    if value and value.lower() not in _FLAG_VALUES and is_credential_name(env_name):
         return "its name says it holds a credential"
     return None
 

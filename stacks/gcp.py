@@ -34,6 +34,9 @@ def _plain_env(analyzer: AnalyzerConfig, settings: GcpConfig) -> dict[str, str]:
         "AIOPS_ENGINE": analyzer.engine,
         "AIOPS_LLM_MODEL": analyzer.llm_model,
         "AIOPS_LOG_LEVEL": analyzer.log_level,
+        # The service URL is public: no OpenAPI pages there, and /metrics wants the token.
+        "AIOPS_DOCS_ENABLED": "false",
+        "AIOPS_METRICS_REQUIRE_TOKEN": "true",
     }
     optional = {
         "AIOPS_LLM_BASE_URL": analyzer.llm_base_url,

@@ -118,6 +118,7 @@ class GcpConfig:
     timeout_seconds: int
     deletion_protection: bool
     public_invoker: bool
+    invoker_iam_disabled: bool
     prometheus_url: str
     loki_url: str
 
@@ -171,6 +172,7 @@ class GcpConfig:
             timeout_seconds=_int(config, "cloudRunTimeoutSeconds", 60, 1, 3600),
             deletion_protection=_bool(config, "cloudRunDeletionProtection", True),
             public_invoker=_bool(config, "publicInvoker", True),
+            invoker_iam_disabled=_bool(config, "cloudRunInvokerIamDisabled", False),
             prometheus_url=config.get("cloudRunPrometheusUrl") or "",
             loki_url=config.get("cloudRunLokiUrl") or "",
         )

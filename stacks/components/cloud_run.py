@@ -11,7 +11,9 @@ from stacks.components.secret_env import SecretEnv
 from stacks.gcp_config import GcpConfig
 
 CONTAINER_PORT = 8080
-HEALTH_PATH = "/healthz"
+# Cloud Run's front end reserves some paths ending in `z` (/healthz among them) on the public
+# URL; the probes go to the container directly, but /health is the path that works everywhere.
+HEALTH_PATH = "/health"
 INVOKER_ROLE = "roles/run.invoker"
 run = gcp.cloudrunv2
 
@@ -100,6 +102,9 @@ def analyzer_service(
         location=region,
         ingress=settings.ingress,
         deletion_protection=settings.deletion_protection,
+        # Where an organisation policy forbids `allUsers`, Cloud Run can skip the invoker check
+        # instead (the bearer token still guards the webhook and the API).
+        invoker_iam_disabled=settings.invoker_iam_disabled or None,
         labels=labels,
         template=run.ServiceTemplateArgs(
             service_account=service_account_email,
@@ -115,7 +120,7 @@ def analyzer_service(
         opts=pulumi.ResourceOptions(depends_on=[api, *secret_dependencies]),
     )
     invoker = None
-    if settings.public_invoker:
+    if settings.public_invoker and not settings.invoker_iam_disabled:
         # Alertmanager cannot mint Google ID tokens; the app's bearer token guards the webhook.
         invoker = run.ServiceIamMember(
             f"{name}-public-invoker",

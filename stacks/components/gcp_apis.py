@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+import pulumi
 import pulumi_gcp as gcp
 
+# Enabled first, everything else waits for them: Service Usage enables the other APIs, Cloud
+# Resource Manager reads the project, IAM Credentials and STS serve the Workload Identity
+# Federation a CI deploy authenticates with. (Service Usage and Cloud Resource Manager must be
+# on before the very first `pulumi up` of a fresh project; docs/deploy-gcp.md has the command.)
+BASE_APIS = {
+    "serviceusage": "serviceusage.googleapis.com",
+    "cloudresourcemanager": "cloudresourcemanager.googleapis.com",
+    "iamcredentials": "iamcredentials.googleapis.com",
+    "sts": "sts.googleapis.com",
+}
 # Short key -> API. Every other gcp resource depends on the Service of its API, so a fresh
 # project works on the first `pulumi up` instead of failing with "API not enabled".
 APIS = {
@@ -14,14 +25,18 @@ APIS = {
 }
 
 
+def _service(prefix: str, key: str, api: str, after: list[pulumi.Resource]) -> gcp.projects.Service:
+    return gcp.projects.Service(
+        f"{prefix}-api-{key}",
+        service=api,
+        disable_on_destroy=False,
+        opts=pulumi.ResourceOptions(depends_on=after),
+    )
+
+
 def enable_apis(prefix: str) -> dict[str, gcp.projects.Service]:
-    """One Service per API; never disabled on destroy, because other stacks (dev and prod in
-    one project) and other workloads may rely on the same API."""
-    return {
-        key: gcp.projects.Service(
-            f"{prefix}-api-{key}",
-            service=api,
-            disable_on_destroy=False,
-        )
-        for key, api in APIS.items()
-    }
+    """One Service per API, the base ones first; never disabled on destroy, because other
+    stacks (dev and prod in one project) and other workloads may rely on the same API."""
+    base = {key: _service(prefix, key, api, []) for key, api in BASE_APIS.items()}
+    services = {key: _service(prefix, key, api, list(base.values())) for key, api in APIS.items()}
+    return {**base, **services}

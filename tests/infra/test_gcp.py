@@ -96,6 +96,10 @@ def envs(run: StackRun) -> dict[str, dict[str, Any]]:
 
 def expected_inventory(prefix: str, secrets: list[str]) -> list[tuple[str, str]]:
     names = [
+        (API, f"{prefix}-api-serviceusage"),
+        (API, f"{prefix}-api-cloudresourcemanager"),
+        (API, f"{prefix}-api-iamcredentials"),
+        (API, f"{prefix}-api-sts"),
         (API, f"{prefix}-api-run"),
         (API, f"{prefix}-api-artifactregistry"),
         (API, f"{prefix}-api-secretmanager"),
@@ -201,12 +205,29 @@ def test_a_staging_stack_needs_only_its_config() -> None:
 def test_apis_are_enabled_and_never_disabled_on_destroy(gcp: StackRun) -> None:
     apis = gcp.of_type(API)
     assert {a.plain("service") for a in apis} == {
+        "serviceusage.googleapis.com",
+        "cloudresourcemanager.googleapis.com",
+        "iamcredentials.googleapis.com",
+        "sts.googleapis.com",
         "run.googleapis.com",
         "artifactregistry.googleapis.com",
         "secretmanager.googleapis.com",
         "iam.googleapis.com",
     }
     assert all(a.plain("disableOnDestroy") is False for a in apis)
+
+
+def test_the_base_apis_come_before_every_other_api(gcp: StackRun) -> None:
+    """A fresh project: Service Usage, Resource Manager, IAM Credentials and STS first."""
+    base = {f"aiops-gcp-api-{key}" for key in ("serviceusage", "cloudresourcemanager")}
+    base |= {f"aiops-gcp-api-{key}" for key in ("iamcredentials", "sts")}
+    others = [api for api in gcp.of_type(API) if api.name not in base]
+    assert len(others) == 4
+    for api in others:
+        assert base <= set(api.depends_on), api.name
+    for api in gcp.of_type(API):
+        if api.name in base:
+            assert api.depends_on == [], api.name
 
 
 def test_every_cloud_resource_depends_on_its_api(gcp_full: StackRun) -> None:
@@ -223,7 +244,7 @@ def test_every_cloud_resource_depends_on_its_api(gcp_full: StackRun) -> None:
             if resource.type.startswith(type_prefix):
                 assert api in dependency_closure(gcp_full, resource.name), resource.name
                 checked += 1
-    assert checked == len(gcp_full.resources) - 5  # all but the four APIs and the password
+    assert checked == len(gcp_full.resources) - 9  # all but the eight APIs and the password
 
 
 # --- image ---------------------------------------------------------------------------------
@@ -348,6 +369,9 @@ def test_container_settings_for_cloud_run(gcp: StackRun) -> None:
     assert env["AIOPS_ENGINE"] == "auto"
     assert env["AIOPS_LOG_LEVEL"] == "INFO"
     assert "PORT" not in env  # reserved: Cloud Run sets it from the container port
+    # The URL is public: OpenAPI pages off, /metrics behind the bearer token.
+    assert env["AIOPS_DOCS_ENABLED"] == "false"
+    assert env["AIOPS_METRICS_REQUIRE_TOKEN"] == "true"
     assert container(gcp)["ports"] == {"containerPort": 8080}
 
 
@@ -415,6 +439,17 @@ def test_public_invoker_by_default(gcp: StackRun) -> None:
     assert service.name in invoker.depends_on
 
 
+def test_invoker_iam_disabled_replaces_the_all_users_binding() -> None:
+    """For organisations whose policy forbids `allUsers` members."""
+    run = run_stack("gcp", overrides={"aiops:cloudRunInvokerIamDisabled": True})
+    assert run.of_type(INVOKER) == []
+    assert one(run, SERVICE).plain("invokerIamDisabled") is True
+
+
+def test_invoker_iam_check_stays_on_by_default(gcp: StackRun) -> None:
+    assert one(gcp, SERVICE).plain("invokerIamDisabled") in (None, False)
+
+
 def test_private_service_has_no_invoker_binding() -> None:
     private = run_stack("gcp", overrides={"aiops:publicInvoker": False})
     assert private.of_type(INVOKER) == []
@@ -448,10 +483,11 @@ def test_scaling_and_limits_follow_the_stack_file(
     assert resources["cpuIdle"] is False
 
 
-def test_probes_check_healthz_on_the_container_port(gcp: StackRun) -> None:
+def test_probes_check_health_on_the_container_port(gcp: StackRun) -> None:
     spec = container(gcp)
     for probe in ("startupProbe", "livenessProbe"):
-        assert spec[probe]["httpGet"] == {"path": "/healthz", "port": 8080}
+        # /health, not /healthz: Cloud Run reserves some paths ending in `z`.
+        assert spec[probe]["httpGet"] == {"path": "/health", "port": 8080}
     startup = spec["startupProbe"]
     # Enough attempts for a cold start (imports, migrations) before Cloud Run gives up.
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 30

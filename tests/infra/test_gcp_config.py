@@ -32,6 +32,7 @@ FIELDS = {
     "cloudRunTimeoutSeconds": "timeout_seconds",
     "cloudRunDeletionProtection": "deletion_protection",
     "publicInvoker": "public_invoker",
+    "cloudRunInvokerIamDisabled": "invoker_iam_disabled",
     "cloudRunPrometheusUrl": "prometheus_url",
     "cloudRunLokiUrl": "loki_url",
 }

@@ -208,6 +208,19 @@ def test_cloud_run_env_with_a_plain_credential_is_reported() -> None:
     assert FAKE_OPENAI_KEY not in message
 
 
+def test_a_switch_named_after_a_token_is_no_credential() -> None:
+    props = cloud_run(
+        envs=[
+            {"name": "AIOPS_METRICS_REQUIRE_TOKEN", "value": "true"},
+            {"name": "AIOPS_USE_API_KEY", "value": "False"},
+        ]
+    )
+    assert check_no_plain_secret_env(CLOUD_RUN_SERVICE, "analyzer", props) == []
+    # A real value under such a name is still reported.
+    props = cloud_run(envs=[{"name": "AIOPS_METRICS_REQUIRE_TOKEN", "value": "tok-abc123"}])
+    assert len(check_no_plain_secret_env(CLOUD_RUN_SERVICE, "analyzer", props)) == 1
+
+
 def test_cloud_run_env_carrying_a_pulumi_secret_is_still_a_plain_env() -> None:
     # Secret in Pulumi's state, but Cloud Run would store and show it in clear.
     props = cloud_run(envs=[{"name": "AIOPS_LLM_BASE_URL", "value": envelope("http://x")}])

@@ -97,6 +97,7 @@ async def test_reading_analyses_needs_the_token(tmp_path: Path) -> None:
 async def test_health_and_readiness(tmp_path: Path) -> None:
     async with running_app(make_settings(tmp_path, workers=3)) as (_, client):
         assert (await client.get("/healthz")).json() == {"status": "ok"}
+        assert (await client.get("/health")).json() == {"status": "ok"}  # for Cloud Run
         ready = await client.get("/readyz")
         assert ready.status_code == 200
         assert ready.json()["workers_alive"] == 3 and ready.json()["store"] == "ok"

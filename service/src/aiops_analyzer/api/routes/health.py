@@ -15,6 +15,8 @@ READY_STORE_TIMEOUT_SECONDS = 2.0
 
 
 @router.get("/healthz")
+# The same at /health: Cloud Run's front end reserves some paths ending in `z`.
+@router.get("/health")
 async def healthz() -> dict[str, str]:
     """Liveness: the process answers. Cheap on purpose; checks nothing else."""
     return {"status": "ok"}
