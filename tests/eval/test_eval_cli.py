@@ -137,3 +137,17 @@ def test_the_installed_command_runs_one_scenario_folder(
     )
     assert done.returncode == 0, done.stderr
     assert f"| {scenarios[0].name} |" in report.read_text()
+
+
+def test_several_sets_are_scored_as_one(
+    scenarios: list[Scenario], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = mixed(scenarios, tmp_path)
+    second = tmp_path / "more"
+    source = next(s for s in scenarios if s.name == PASSING)
+    shutil.copytree(source.path, second / "another-copy")
+    assert main(["--scenarios", str(first), "--scenarios", str(second)]) == 0
+    report = (tmp_path / "reports" / "scenarios+more.md").read_text()
+    assert "| rules | **66.7%** | 2/3 | 2/3 |" in report
+    assert main(["--scenarios", str(first), "--scenarios", str(first)]) == 2
+    assert "two scenarios share a name" in capsys.readouterr().err

@@ -27,11 +27,12 @@ from aiops_eval.scenario import (
 )
 
 
-def default_report(scenarios_dir: Path) -> Path:
+def default_report(scenarios_dirs: list[Path]) -> Path:
     """Next to the scenarios, whatever the working directory: eval/scenarios ->
-    eval/reports/scenarios.md, eval/holdout-2 -> eval/reports/holdout-2.md."""
-    folder = scenarios_dir.resolve()
-    return folder.parent / "reports" / f"{folder.name}.md"
+    eval/reports/scenarios.md; eval/holdout with eval/holdout-2 ->
+    eval/reports/holdout+holdout-2.md."""
+    folders = [d.resolve() for d in scenarios_dirs]
+    return folders[0].parent / "reports" / ("+".join(f.name for f in folders) + ".md")
 
 
 def _rate(text: str) -> float:
@@ -67,7 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--repeat", type=_positive, default=1, help="runs per scenario")
     parser.add_argument(
-        "--scenarios", type=Path, default=None, help="folder of scenarios (default: eval/scenarios)"
+        "--scenarios",
+        type=Path,
+        action="append",
+        help="folder of scenarios, or one scenario; repeat to score several sets as one "
+        "(default: eval/scenarios)",
     )
     parser.add_argument(
         "--report",
@@ -152,14 +157,18 @@ def main(argv: list[str]) -> int:
         )
     if args.judge and not has_key:
         return _error("--judge needs AIOPS_OPENAI_API_KEY (or OPENAI_API_KEY)")
+    folders: list[Path] = args.scenarios or [default_scenarios_dir()]
     try:
-        scenarios = load_scenarios(args.scenarios or default_scenarios_dir())
+        scenarios = [case for folder in folders for case in load_scenarios(folder)]
     except ScenarioError as exc:
         return _error(str(exc))
+    names = [s.name for s in scenarios]
+    if len(set(names)) != len(names):
+        return _error("--scenarios: two scenarios share a name; score those sets separately")
 
     reports = asyncio.run(_evaluate(args, engines, settings, scenarios))
-    scenarios_dir = _display(args.scenarios or default_scenarios_dir())
-    report_path = args.report or default_report(args.scenarios or default_scenarios_dir())
+    scenarios_dir = ", ".join(_display(folder) for folder in folders)
+    report_path = args.report or default_report(folders)
     report_path.parent.mkdir(parents=True, exist_ok=True)
     report_path.write_text(
         render(reports, scenarios_dir=scenarios_dir, repeat=args.repeat), encoding="utf-8"

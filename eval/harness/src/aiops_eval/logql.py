@@ -16,8 +16,10 @@ from __future__ import annotations
 import json
 import math
 import re
+from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 Labels = tuple[tuple[str, str], ...]
@@ -133,6 +135,7 @@ def _line_filter(op: str, value: str) -> Stage:
     return lambda line, labels: value not in line
 
 
+@lru_cache(maxsize=4096)
 def _sanitize(key: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", key)
 
@@ -140,7 +143,11 @@ def _sanitize(key: str) -> str:
 def _flatten(prefix: str, value: Any, out: dict[str, str]) -> None:
     if isinstance(value, dict):
         for key, inner in value.items():
-            _flatten(f"{prefix}_{_sanitize(key)}" if prefix else _sanitize(key), inner, out)
+            name = f"{prefix}_{_sanitize(key)}" if prefix else _sanitize(key)
+            if isinstance(inner, str):  # the common case, without a call
+                out[name] = inner
+            else:
+                _flatten(name, inner, out)
     elif isinstance(value, list):
         return  # Loki's json parser skips arrays
     elif value is None:
@@ -493,13 +500,47 @@ _ARITHMETIC: dict[str, Callable[[float, float], float]] = {
 }
 
 
-def _range_value(function: str, entries: list[Entry], seconds: float) -> float:
+@dataclass
+class _Piped:
+    """A range aggregation's pipeline output over the whole streams, in time order, so each
+    step of a range query only walks the entries inside its window."""
+
+    times: list[int]
+    labels: list[Labels]
+    sizes: list[int]
+
+
+@dataclass
+class Steps:
+    """The evaluation times of one query (first and last, unix seconds) and the pipelines
+    already run for it: each log pipeline runs once over the span the steps need."""
+
+    first: float
+    last: float
+    piped: dict[int, _Piped] = field(default_factory=dict)
+
+
+def _pipe_all(query: LogQuery, streams: list[StreamData], start_ns: int, end_ns: int) -> _Piped:
+    grouped = query.run(streams, start_ns, end_ns)
+    ordered = sorted(
+        (
+            (entry.ns, labels, len(entry.line.encode()))
+            for labels, v in grouped.items()
+            for entry in v
+        ),
+        key=lambda item: item[0],
+    )
+    return _Piped(
+        [t for t, _, _ in ordered], [k for _, k, _ in ordered], [n for _, _, n in ordered]
+    )
+
+
+def _range_value(function: str, count: int, size: int, seconds: float) -> float:
     if function in {"count_over_time", "absent_over_time"}:
-        return float(len(entries))
+        return float(count)
     if function == "rate":
-        return len(entries) / seconds
-    size = float(sum(len(e.line.encode()) for e in entries))
-    return size / seconds if function == "bytes_rate" else size
+        return count / seconds
+    return size / seconds if function == "bytes_rate" else float(size)
 
 
 def _group_key(labels: Labels, grouping: tuple[str, list[str]] | None) -> Labels:
@@ -572,22 +613,40 @@ def _pairs(left: Vector | float, right: Vector | float) -> dict[Labels, tuple[fl
     return {k: (left, v) for k, v in right.items()}
 
 
-def evaluate(tree: Any, streams: list[StreamData], at: float) -> Vector | float:
-    """The metric expression's value at unix time ``at``."""
+def evaluate(
+    tree: Any, streams: list[StreamData], at: float, steps: Steps | None = None
+) -> Vector | float:
+    """The metric expression's value at unix time ``at``. Pass one :class:`Steps` to every
+    step of a range query: each log pipeline then runs once, not once per step."""
+    steps = Steps(at, at) if steps is None else steps
     if isinstance(tree, Number):
         return tree.value
     if isinstance(tree, RangeAggregation):
-        end_ns = int(at * 1e9) + 1  # the window is (at - range, at]
-        start_ns = int((at - tree.seconds) * 1e9) + 1
-        grouped = tree.query.run(streams, start_ns, end_ns)
+        piped = steps.piped.get(id(tree))
+        if piped is None:
+            span = (int((steps.first - tree.seconds) * 1e9), int(steps.last * 1e9) + 1)
+            piped = steps.piped[id(tree)] = _pipe_all(tree.query, streams, *span)
+        end_ns = int(at * 1e9)  # the window is (at - range, at]
+        start_ns = int((at - tree.seconds) * 1e9)
+        first, last = bisect_right(piped.times, start_ns), bisect_right(piped.times, end_ns)
+        counts: dict[Labels, list[int]] = {}
+        for index in range(first, last):
+            tally = counts.setdefault(piped.labels[index], [0, 0])
+            tally[0] += 1
+            tally[1] += piped.sizes[index]
+        out: Vector = {
+            labels: _range_value(tree.function, count, size, tree.seconds)
+            for labels, (count, size) in counts.items()
+        }
         if tree.function == "absent_over_time":
-            return {} if grouped else {(): 1.0}
-        return {k: _range_value(tree.function, v, tree.seconds) for k, v in grouped.items()}
+            return {} if out else {(): 1.0}
+        return out
     if isinstance(tree, Aggregation):
-        inner = evaluate(tree.inner, streams, at)
+        inner = evaluate(tree.inner, streams, at, steps)
         if not isinstance(inner, dict):
             raise LogQLError(f"{tree.operator} needs a vector")
         return _aggregate(tree, inner)
     if isinstance(tree, Binary):
-        return _binary(tree, evaluate(tree.left, streams, at), evaluate(tree.right, streams, at))
+        left = evaluate(tree.left, streams, at, steps)
+        return _binary(tree, left, evaluate(tree.right, streams, at, steps))
     raise LogQLError("parse error: a log query where a metric expression was expected")

@@ -2,9 +2,37 @@
 
 from __future__ import annotations
 
+import subprocess
 from datetime import UTC, datetime
+from pathlib import Path
 
 from aiops_eval.runner import EngineReport, RunRecord
+
+
+def analyzer_commit() -> str:
+    """The checkout's commit (short), or "unknown" outside a git checkout."""
+    import aiops_analyzer
+
+    where = Path(aiops_analyzer.__file__).parent
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(where), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    dirty = subprocess.run(
+        ["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    commit = done.stdout.strip() if done.returncode == 0 else "unknown"
+    return f"{commit}+changes" if dirty.stdout.strip() and commit != "unknown" else commit
 
 
 def _cell(text: str) -> str:
@@ -18,19 +46,20 @@ def _engine_label(report: EngineReport) -> str:
 
 def summary_table(reports: list[EngineReport]) -> str:
     lines = [
-        "| Engine | Pass rate | Runs | Judge | p50 latency | p95 latency | Tokens/analysis "
-        "| Cost/analysis |",
-        "|---|---|---|---|---|---|---|---|",
+        "| Engine | Pass rate | Runs | Scenarios | Judge | p50 latency | p95 latency "
+        "| Tokens/analysis | Cost/analysis |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for report in reports:
         passed = sum(r.passed for r in report.runs)
         judge = report.judge_pass_rate
         judge_text = f"{judge:.0%} ({report.judge_model})" if judge is not None else "not run"
+        scenarios_passed, scenarios = report.folders_passed()
         lines.append(
             f"| {_engine_label(report)} | **{report.pass_rate:.1%}** | {passed}/{len(report.runs)}"
-            f" | {judge_text} | {report.latency(0.50) * 1000:.0f} ms"
-            f" | {report.latency(0.95) * 1000:.0f} ms | {report.tokens_per_analysis:.0f}"
-            f" | ${report.cost_per_analysis:.5f} |"
+            f" | {scenarios_passed}/{scenarios} | {judge_text}"
+            f" | {report.latency(0.50) * 1000:.0f} ms | {report.latency(0.95) * 1000:.0f} ms"
+            f" | {report.tokens_per_analysis:.0f} | ${report.cost_per_analysis:.5f} |"
         )
     return "\n".join(lines)
 
@@ -86,10 +115,13 @@ def render(reports: list[EngineReport], *, scenarios_dir: str, repeat: int) -> s
     """The whole report as markdown."""
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     count = len(reports[0].by_scenario()) if reports else 0
+    folders = reports[0].folders_passed()[1] // repeat if reports else 0
     parts = [
         "# Evaluation report",
         "",
-        f"{now}; {count} scenarios from `{scenarios_dir}`, {repeat} run(s) each.",
+        f"{now}, analyzer commit {analyzer_commit()}; {count} alerts in {folders} scenarios "
+        f"from `{scenarios_dir}`, {repeat} run(s) each. Runs count alerts (a grouped delivery "
+        "has several); Scenarios count those whose every alert passed.",
         "",
         summary_table(reports),
     ]

@@ -314,8 +314,9 @@ def _matrix_result(
     tree: Any, times: list[float], streams: list[logql.StreamData]
 ) -> dict[str, Any]:
     series: dict[logql.Labels, list[list[Any]]] = {}
+    steps = logql.Steps(times[0], times[-1]) if times else None
     for at in times:
-        value = logql.evaluate(tree, streams, at)
+        value = logql.evaluate(tree, streams, at, steps)
         vector = {(): value} if isinstance(value, float) else value
         for labels, number in vector.items():
             series.setdefault(labels, []).append([at, _format(number)])
