@@ -8,6 +8,9 @@
 #   4. Run the operation; PULUMI_ARGS adds flags (e.g. PULUMI_ARGS=--yes). `up` and `preview`
 #      run the mandatory policy pack in policy/ (POLICY_PACK=<dir> picks another, POLICY_PACK=
 #      empty runs none), so the guardrails hold for `make` users as they do in CI.
+#   5. `up` only: Secret Manager IAM bindings take a while to propagate, and the first Cloud Run
+#      revision of a fresh deploy can fail with "Permission denied on secret". Then the update
+#      is retried once after SECRET_IAM_WAIT seconds (default 60); anything else fails at once.
 set -euo pipefail
 
 operation="${1:-}"
@@ -41,5 +44,22 @@ else
 fi
 
 pulumi stack select --create "$stack"
-# shellcheck disable=SC2086 # PULUMI_ARGS is a list of flags on purpose
+if [ "$operation" != "up" ]; then
+  # shellcheck disable=SC2086 # PULUMI_ARGS is a list of flags on purpose
+  exec pulumi "${command[@]}" ${PULUMI_ARGS:-}
+fi
+
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+# shellcheck disable=SC2086
+if pulumi "${command[@]}" ${PULUMI_ARGS:-} 2>&1 | tee "$log"; then
+  exit 0
+fi
+if ! grep -q "Permission denied on secret" "$log"; then
+  exit 1
+fi
+wait_seconds="${SECRET_IAM_WAIT:-60}"
+echo "pulumi-stack: the new secret bindings have not propagated yet; retrying in ${wait_seconds}s"
+sleep "$wait_seconds"
+# shellcheck disable=SC2086
 exec pulumi "${command[@]}" ${PULUMI_ARGS:-}

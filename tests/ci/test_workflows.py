@@ -120,12 +120,13 @@ def test_preview_runs_the_local_stack_on_a_file_backend_with_the_policy_pack() -
     )
 
 
-@pytest.mark.parametrize(
-    ("workflow", "job_name", "command"),
-    [("preview.yml", "gcp", "preview"), ("deploy.yml", "deploy", "up")],
-)
-def test_gcp_jobs_use_workload_identity_and_skip_without_secrets(
-    workflow: str, job_name: str, command: str
+PREVIEW_IDENTITY = "${{ secrets.GCP_PREVIEW_SERVICE_ACCOUNT }}"
+DEPLOY_IDENTITY = "${{ secrets.GCP_DEPLOY_SERVICE_ACCOUNT }}"
+
+
+@pytest.mark.parametrize(("workflow", "job_name"), [("preview.yml", "gcp"), ("deploy.yml", "plan")])
+def test_gcp_previews_use_the_read_only_identity_and_skip_without_secrets(
+    workflow: str, job_name: str
 ) -> None:
     jobs = load(workflow)["jobs"]
     job = jobs[job_name]
@@ -134,19 +135,67 @@ def test_gcp_jobs_use_workload_identity_and_skip_without_secrets(
     gate_env = " ".join(
         str(value) for step in gate["steps"] for value in step.get("env", {}).values()
     )
-    for secret in ("GCP_WORKLOAD_IDENTITY_PROVIDER", "GCP_SERVICE_ACCOUNT", "PULUMI_BACKEND_URL"):
+    for secret in ("GCP_WORKLOAD_IDENTITY_PROVIDER", "GCP_PREVIEW_SERVICE_ACCOUNT"):
         assert f"secrets.{secret}" in gate_env
+    assert "secrets.PULUMI_BACKEND_URL" in gate_env
     [auth] = steps_using(job, GCP_AUTH)
     assert (
         auth["with"]["workload_identity_provider"]
         == "${{ secrets.GCP_WORKLOAD_IDENTITY_PROVIDER }}"
     )
-    assert auth["with"]["service_account"] == "${{ secrets.GCP_SERVICE_ACCOUNT }}"
+    assert auth["with"]["service_account"] == PREVIEW_IDENTITY
     assert "credentials_json" not in auth["with"]  # no long-lived key
     [pulumi] = steps_using(job, PULUMI_ACTION)
-    assert pulumi["with"]["command"] == command and pulumi["with"]["stack-name"] == "gcp"
+    assert pulumi["with"]["command"] == "preview" and pulumi["with"]["stack-name"] == "gcp"
     assert pulumi["with"]["cloud-url"] == "${{ secrets.PULUMI_BACKEND_URL }}"
     assert pulumi["with"]["policyPacks"] == "policy"
+    assert pulumi["with"]["comment-on-summary"] is True
+
+
+def test_only_the_approved_production_job_acts_as_the_deployer() -> None:
+    for name, workflow in all_workflows().items():
+        for job_name, job in workflow["jobs"].items():
+            identities = [auth["with"]["service_account"] for auth in steps_using(job, GCP_AUTH)]
+            if DEPLOY_IDENTITY in identities:
+                assert (name, job_name) == ("deploy.yml", "deploy")
+                assert job["environment"]["name"] == "production"
+    deploy = load("deploy.yml")["jobs"]["deploy"]
+    [auth] = steps_using(deploy, GCP_AUTH)
+    assert auth["with"]["service_account"] == DEPLOY_IDENTITY
+    # The plan job runs (read-only) before the approval the environment asks for.
+    assert deploy["needs"] == "plan"
+    commands = [step.get("run", "") for step in deploy["steps"]]
+    assert "make up STACK=gcp" in commands  # the policy pack and the secret-IAM retry
+
+
+def test_previews_are_posted_on_the_pull_request() -> None:
+    jobs = load("preview.yml")["jobs"]
+    for job_name in ("local", "gcp"):
+        job = jobs[job_name]
+        [pulumi] = steps_using(job, PULUMI_ACTION)
+        assert pulumi["with"]["comment-on-pr"] is True
+        assert pulumi["with"]["github-token"] == "${{ secrets.GITHUB_TOKEN }}"
+        assert job["permissions"]["pull-requests"] == "write"
+
+
+def test_the_local_preview_creates_its_file_backend_first() -> None:
+    job = load("preview.yml")["jobs"]["local"]
+    [pulumi] = steps_using(job, PULUMI_ACTION)
+    backend = pulumi["with"]["cloud-url"].removeprefix("file://")
+    assert backend == "${{ runner.temp }}/pulumi-state"
+    before = job["steps"][: job["steps"].index(pulumi)]
+    assert any('mkdir -p "$RUNNER_TEMP/pulumi-state"' in step.get("run", "") for step in before)
+
+
+def test_every_pulumi_version_comes_from_the_one_pin() -> None:
+    for name, workflow in all_workflows().items():
+        for job in workflow["jobs"].values():
+            for step in steps_using(job, PULUMI_ACTION):
+                assert step["with"]["pulumi-version"] == "${{ steps.pin.outputs.version }}", name
+                assert any(
+                    "scripts/pulumi-cli.sh --version" in other.get("run", "")
+                    for other in job["steps"]
+                ), name
 
 
 def test_deploy_runs_on_main_through_the_production_environment_one_at_a_time() -> None:
@@ -164,7 +213,10 @@ def test_permissions_are_least_privilege() -> None:
             uses_wif = bool(steps_using(job, GCP_AUTH))
             assert (permissions.get("id-token") == "write") == uses_wif, f"{name}:{job_name}"
             assert set(permissions.values()) <= {"read", "write"}
-            assert [k for k, v in permissions.items() if v == "write"] in ([], ["id-token"])
+            writes = {k for k, v in permissions.items() if v == "write"}
+            # pull-requests: write only where a preview is posted as a comment.
+            allowed = {"id-token", "pull-requests"} if name == "preview.yml" else {"id-token"}
+            assert writes <= allowed, f"{name}:{job_name}"
 
 
 def test_every_workflow_has_a_concurrency_group() -> None:

@@ -19,6 +19,15 @@ from tests.support.tools import require_tool
 
 PULUMI_STUB = """#!/bin/bash
 echo "pulumi $*" >> "$CALL_LOG"
+# STUB_UP_FAILURES updates fail with STUB_UP_ERROR before one succeeds.
+if [ "$1" = up ] && [ -n "${STUB_UP_FAILURES:-}" ]; then
+  count=$(cat "$CALL_LOG.ups" 2>/dev/null || echo 0)
+  echo $((count + 1)) > "$CALL_LOG.ups"
+  if [ "$count" -lt "$STUB_UP_FAILURES" ]; then
+    echo "error: $STUB_UP_ERROR"
+    exit 255
+  fi
+fi
 if [ "$1" = whoami ]; then
   [ "${STUB_LOGGED_IN:-0}" = 1 ] && { echo someone; exit 0; }
   echo "error: not logged in" >&2
@@ -59,7 +68,7 @@ def bin_dir(tmp_path: Path) -> Path:
     """PATH for the run: the stand-ins plus the few system tools the recipes call."""
     directory = tmp_path / "bin"
     directory.mkdir()
-    for tool in ("bash", "touch", "mkdir"):
+    for tool in ("bash", "touch", "mkdir", "mktemp", "tee", "grep", "rm", "sleep", "cat"):
         found = shutil.which(tool)
         assert found, tool
         (directory / tool).symlink_to(found)
@@ -192,3 +201,48 @@ def test_script_rejects_an_unknown_operation(project: Path) -> None:
     )
     assert result.returncode == 2
     assert "usage" in result.stderr
+
+
+SECRET_IAM_ERROR = (
+    "googleapi: Error 400: Revision 'aiops-gcp-analyzer-00001' is not ready: "
+    "Permission denied on secret: projects/1/secrets/aiops-gcp-webhook-token/versions/1"
+)
+
+
+def test_up_retries_once_when_secret_bindings_have_not_propagated(
+    project: Path, bin_dir: Path
+) -> None:
+    result, calls = run_make(
+        project,
+        bin_dir,
+        "up",
+        logged_in=True,
+        make_args=("STACK=gcp",),
+        extra_env={
+            "STUB_UP_FAILURES": "1",
+            "STUB_UP_ERROR": SECRET_IAM_ERROR,
+            "SECRET_IAM_WAIT": "0",
+        },
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert pulumi_calls(calls)[-2:] == ["pulumi up --stack gcp --policy-pack policy"] * 2
+    assert "retrying" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("failures", "error"),
+    [("1", "googleapi: Error 403: Permission denied on resource project"), ("2", SECRET_IAM_ERROR)],
+)
+def test_other_failures_and_a_second_propagation_failure_are_not_retried(
+    project: Path, bin_dir: Path, failures: str, error: str
+) -> None:
+    result, calls = run_make(
+        project,
+        bin_dir,
+        "up",
+        logged_in=True,
+        extra_env={"STUB_UP_FAILURES": failures, "STUB_UP_ERROR": error, "SECRET_IAM_WAIT": "0"},
+    )
+    assert result.returncode != 0
+    ups = [call for call in pulumi_calls(calls) if call.startswith("pulumi up")]
+    assert len(ups) == (2 if error == SECRET_IAM_ERROR else 1)
