@@ -29,6 +29,10 @@ class Finding:
     family: str = ""
     # False for context (when it began, what did not happen) that names no cause.
     explains: bool = True
+    # A step this finding calls for; with ``replaces_steps`` the family's generic steps
+    # (e.g. "raise the limit") would be wrong advice and are left out.
+    remedy: str = ""
+    replaces_steps: bool = False
 
 
 def _clip(line: str) -> str:
@@ -88,8 +92,14 @@ def vanished(series: SeriesStats, window_end: float) -> bool:
     return series.last_seen is not None and window_end - series.last_seen > GONE_AFTER_SECONDS
 
 
-def memory_at_limit(prom: list[EvidenceItem], window_end: float) -> Finding | None:
-    """Memory at the limit, then a sharp fall or the container gone: the kernel OOM-killed it."""
+def memory_at_limit(
+    prom: list[EvidenceItem], window_end: float, *, container_gone: bool = False
+) -> Finding | None:
+    """Memory at the limit, then a sharp fall or the container gone: the kernel OOM-killed it.
+
+    ``container_gone``: the alert itself says the container disappeared (its series may still
+    show the last value for Prometheus' 5-minute lookback).
+    """
     found = own_series(prom, "container_memory_ratio")
     if not found:
         return None
@@ -106,11 +116,12 @@ def memory_at_limit(prom: list[EvidenceItem], window_end: float) -> Finding | No
             (item.id,),
             "oom_killed",
         )
-    if vanished(s, window_end) and (s.current or 0.0) >= 0.9:
+    last = s.current or 0.0
+    if last >= 0.9 and (container_gone or vanished(s, window_end)):
         return Finding(
-            f"The container's memory working set was at {s.current:.1%} of its limit when its "
-            f"metrics stopped ({_clock(s.last_seen or 0.0)}): it vanished at the limit, the "
-            "signature of an OOM kill.",
+            f"The container's memory working set was at {last:.1%} of its memory limit when "
+            f"it went away (last sample {_clock(s.last_seen or 0.0)}): it vanished at the "
+            "limit, the signature of an OOM kill.",
             0.75,
             (item.id,),
             "oom_killed",
@@ -160,6 +171,10 @@ def page_cache(prom: list[EvidenceItem]) -> Finding | None:
         "leak: do not raise the memory limit for it.",
         0.7,
         (c_item.id, r_item.id),
+        remedy="Leave the memory limit as it is: page cache is reclaimed under pressure. Alert "
+        "on RSS (or the working set minus inactive file pages) instead, and find which files "
+        "the container reads or writes heavily if the cache churn itself is a problem.",
+        replaces_steps=True,
     )
 
 
@@ -190,6 +205,9 @@ def memory_behind_cpu(prom: list[EvidenceItem]) -> Finding | None:
         0.75,
         tuple(cited),
         "memory_pressure",
+        remedy="Find what holds the memory: `ps aux --sort=-rss | head` and `vmstat 5` (si/so "
+        "columns); stop or limit it, or add RAM, before tuning anything for CPU.",
+        replaces_steps=True,
     )
 
 
@@ -240,6 +258,25 @@ def _bytes(value: float) -> str:
 
 
 # --- logs ------------------------------------------------------------------------------------
+# The first step for a cause named by a tagged template.
+LOG_REMEDIES: dict[str, str] = {
+    "firewall": "Check the host firewall for the blocked port: `ufw status numbered` or "
+    "`iptables -S`/`nft list ruleset`; restore the allow rule that changed.",
+    "dns": "Resolve the failing name from the affected host (`dig NAME`, `getent hosts NAME`) "
+    "and check /etc/resolv.conf and the DNS server.",
+    "tls": "Inspect the certificate: `openssl s_client -connect HOST:PORT -servername HOST` "
+    "(dates, chain, names); renew or fix the trust store.",
+    "listen": "Check the listen address and port: `ss -ltnp`; a service bound to 127.0.0.1 "
+    "or a port taken by another process needs its configuration fixed.",
+    "reboot": "Check why the host rebooted (`last -x`, `journalctl --list-boots`, "
+    "unattended-upgrades logs) and that every service came back.",
+    "lock": "Find the lock holder (e.g. `pg_locks` joined with `pg_stat_activity`) and the "
+    "long transaction or job behind it.",
+    "disk": "Free space on the full filesystem (`df -h`, `du -xh --max-depth=2`).",
+    "config": "Fix the setting the process complains about and redeploy.",
+    "clock": "Check time synchronisation: `timedatectl`, `chronyc tracking`.",
+}
+
 # What a tagged template means, as a cause sentence; {line} is the quoted example.
 LOG_CAUSES: dict[str, tuple[str, float, str]] = {
     "oom": ("The logs report an out-of-memory kill: {line}", 0.75, "oom_killed"),
@@ -322,6 +359,7 @@ def log_causes(logs: list[EvidenceItem], limit: int = 3) -> list[Finding]:
                 confidence,
                 (item.id,),
                 family,
+                remedy=LOG_REMEDIES.get(tag, ""),
             )
         )
         used.add(tag)

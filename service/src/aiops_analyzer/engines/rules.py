@@ -16,7 +16,7 @@ from datetime import UTC
 from aiops_analyzer.engines import findings
 from aiops_analyzer.evidence.expression import alert_expression, is_logql, metric_names
 from aiops_analyzer.evidence.runbooks import LINK_ONLY_DETAIL
-from aiops_analyzer.evidence.target import scope
+from aiops_analyzer.evidence.target import scope, subject_labels
 from aiops_analyzer.schemas import (
     Alert,
     AnalysisResult,
@@ -352,19 +352,21 @@ def _split_camel(name: str) -> str:
 
 
 def _label(alert: Alert, key: str) -> str:
-    """A label value short enough to quote in a sentence."""
-    value = alert.labels.get(key, "")
+    """A label of the alert's subject, short enough to quote in a sentence."""
+    value = subject_labels(alert).get(key, "")
     return value if len(value) <= MAX_LABEL_CHARS else value[: MAX_LABEL_CHARS - 3] + "..."
 
 
 def target(alert: Alert) -> str:
+    """The alert's subject (never the exporter that reported on it)."""
+    labels = subject_labels(alert)
     for key in ("name", "container", "pod", "service", "compose_service", "instance"):
-        if alert.labels.get(key):
+        if labels.get(key):
             where = f"{key} {_label(alert, key)}"
-            if key == "instance" and alert.labels.get("job"):
+            if key == "instance" and labels.get("job"):
                 where += f" (job {_label(alert, 'job')})"
             return where
-    if alert.labels.get("job"):
+    if labels.get("job"):
         return f"job {_label(alert, 'job')}"
     return "an unnamed target"
 
@@ -391,9 +393,13 @@ class RulesEngine:
         window_end = max((i.window_end or 0.0 for i in prom), default=0.0)
 
         family = found.family
+        gone = family.category in ("container_crash", "target_down") and scope(alert) in (
+            "container",
+            "kubernetes",
+        )
         oom = (
             findings.oom_counters(prom)
-            or findings.memory_at_limit(prom, window_end)
+            or findings.memory_at_limit(prom, window_end, container_gone=gone)
             or _first(findings.log_causes(logs), "oom_killed")
         )
         if oom and family.category in ("container_crash", "target_down", "unknown"):
@@ -429,7 +435,7 @@ class RulesEngine:
         causes = self._causes(
             family, found, prom, logs, supported, inconclusive, read_runbooks, restarted
         )
-        remediation = self._remediation(alert, family, where, runbook_items, flapping)
+        remediation = self._remediation(alert, family, where, runbook_items, flapping, supported)
         summary = self._summary(alert, family, severity, where, evidence, inconclusive)
         if resolved is not None:
             summary += " " + resolved.sentence
@@ -508,6 +514,7 @@ class RulesEngine:
         where: str,
         runbook_items: list[EvidenceItem],
         flapping: findings.Finding | None,
+        supported: list[findings.Finding],
     ) -> list[str]:
         steps: list[str] = []
         if flapping:
@@ -515,17 +522,10 @@ class RulesEngine:
                 "Tune the rule before chasing an incident: raise `for:` or move the threshold "
                 "away from the value's normal range so it stops flapping."
             )
-        name = _label(alert, "name") or _label(alert, "container") or "NAME"
-        if where == "container":
-            steps += [s.replace("NAME", name) for s in family.container_steps]
-        elif where == "host":
-            steps += list(family.host_steps)
-        elif where == "nginx":
-            steps.append(
-                "Check nginx: `nginx -t`, its error log, and that stub_status answers "
-                "(the exporter reports nginx_up == 0 when it cannot)."
-            )
-        steps += list(family.remediation)
+        # What the evidence found comes first; some findings make the generic steps wrong.
+        steps += list(dict.fromkeys(f.remedy for f in supported if f.remedy))
+        if not any(f.replaces_steps for f in supported):
+            steps += _family_steps(alert, family, where)
         if runbook_items:
             steps.append(f"Follow the runbook ({runbook_items[0].query}).")
         return steps
@@ -554,6 +554,22 @@ class RulesEngine:
                 "check the target directly."
             )
         return text
+
+
+def _family_steps(alert: Alert, family: Family, where: str) -> list[str]:
+    """The family's generic steps, with the ones for the kind of target first."""
+    steps: list[str] = []
+    name = _label(alert, "name") or _label(alert, "container") or "NAME"
+    if where == "container":
+        steps += [s.replace("NAME", name) for s in family.container_steps]
+    elif where == "host":
+        steps += list(family.host_steps)
+    elif where == "nginx":
+        steps.append(
+            "Check nginx: `nginx -t`, its error log, and that stub_status answers "
+            "(the exporter reports nginx_up == 0 when it cannot)."
+        )
+    return steps + list(family.remediation)
 
 
 def _first(found: list[findings.Finding], family: str) -> findings.Finding | None:
