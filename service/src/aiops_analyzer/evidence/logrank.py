@@ -162,7 +162,8 @@ def rank(lines: list[LogLine], recent_seconds: float, baseline_seconds: float) -
         else:
             novelty = "steady"
         example = recent[-1].line.replace("\n", " ").strip()
-        tags = sorted({tag for m in recent[-20:] for tag in tags_of(m.line)})
+        # The first and the last line of a template speak for it (tagging is the costly step).
+        tags = sorted({*tags_of(recent[0].line), *tags_of(example)})
         level = level_of(example)
         score = {"new": 2.0, "surging": 1.5, "steady": 0.0}[novelty]
         score += max((TAG_WEIGHT.get(t, 0.0) for t in tags), default=0.0)
