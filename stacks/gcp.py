@@ -13,7 +13,7 @@ import pulumi_random as random
 
 from stacks.components.alertmanager_receiver import WEBHOOK_PATH, webhook_configs_snippet
 from stacks.components.artifact_image import build_and_push
-from stacks.components.cloud_run import analyzer_service
+from stacks.components.cloud_run import analyzer_service, deterministic_url
 from stacks.components.gcp_apis import enable_apis
 from stacks.components.secret_env import SecretEnv, secret_env
 from stacks.components.secret_output import as_secret
@@ -25,9 +25,13 @@ from stacks.gcp_config import GcpConfig, GcpLocation
 DATA_DIR = "/tmp/aiops"  # noqa: S108 -- deliberate, documented instance-local store
 
 
-def _plain_env(analyzer: AnalyzerConfig, settings: GcpConfig) -> dict[str, str]:
+def _plain_env(
+    analyzer: AnalyzerConfig, settings: GcpConfig, public_url: pulumi.Input[str]
+) -> dict[str, pulumi.Input[str]]:
     """Settings that are not secret; secrets go through Secret Manager only."""
-    env = {
+    env: dict[str, pulumi.Input[str]] = {
+        # Notifications link to analysis pages under the service's own URL.
+        "AIOPS_PUBLIC_URL": public_url,
         # Cloud Run routes to the container's interface, not to loopback.
         "AIOPS_HOST": "0.0.0.0",
         "AIOPS_DATA_DIR": DATA_DIR,
@@ -105,7 +109,9 @@ def deploy_gcp(analyzer: AnalyzerConfig) -> None:
         region=location.region,
         image=pushed.ref,
         service_account_email=account.email,
-        plain_env=_plain_env(analyzer, settings),
+        plain_env=_plain_env(
+            analyzer, settings, deterministic_url(prefix, location.project, location.region)
+        ),
         secret_envs=secrets,
         settings=settings,
         labels=labels,

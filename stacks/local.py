@@ -12,7 +12,7 @@ import pulumi_docker as docker
 import pulumi_random as random
 
 from stacks import monitoring_files as files
-from stacks.components.analyzer_service import AnalyzerService
+from stacks.components.analyzer_service import AnalyzerService, PageLinks
 from stacks.components.docker_service import STACK_LABEL, LocalContext, public_url
 from stacks.components.logging_stack import LoggingStack
 from stacks.components.monitoring import GRAFANA_ADMIN_USER, AlertDelivery, MonitoringStack
@@ -52,10 +52,18 @@ def deploy_local(analyzer: AnalyzerConfig) -> None:
         analyzer_url = local.external_analyzer_url
     else:
         webhook_token = _generated_secret("webhook-token", 48)
-        analyzer_service = AnalyzerService(
-            "analyzer-service", context, analyzer, webhook_token, local.ports.analyzer
-        )
         analyzer_url = public_url(local.bind_address, local.ports.analyzer)
+        # Notifications link to analysis pages at the published port; the analyzer annotates
+        # Grafana with that link, and its pages link back to Grafana Explore.
+        links = PageLinks(
+            public_url=analyzer_url,
+            grafana_public_url=public_url(local.bind_address, local.ports.grafana),
+            grafana_password=grafana_password,
+            grafana_user=GRAFANA_ADMIN_USER,
+        )
+        analyzer_service = AnalyzerService(
+            "analyzer-service", context, analyzer, webhook_token, local.ports.analyzer, links
+        )
     webhook_url = f"{analyzer_url}{WEBHOOK_PATH}"
 
     logging_stack = LoggingStack("logging-stack", context, local.ports)

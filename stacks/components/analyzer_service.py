@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_docker_build as docker_build
@@ -23,6 +24,8 @@ CONTAINER_PORT = 8080
 # survive a container replacement (the image must create it for its non-root user).
 DATA_DIR = "/app/data"
 DOCKERFILE = "service/Dockerfile"
+# The analyzer annotates Grafana over the stack's network.
+GRAFANA_INTERNAL_URL = "http://grafana:3000"
 IMAGE_DIGEST_LABEL = "com.aiops.image-digest"
 
 
@@ -32,8 +35,19 @@ def _build_path(relative: str) -> str:
     return os.path.relpath(REPO_ROOT / relative) if relative else os.path.relpath(REPO_ROOT)
 
 
+@dataclass(frozen=True)
+class PageLinks:
+    """Where browsers reach the analyzer and Grafana, so notifications link to analysis pages
+    and pages link to Grafana Explore; and the Grafana the analyzer annotates."""
+
+    public_url: str
+    grafana_public_url: str
+    grafana_password: pulumi.Output[str]
+    grafana_user: str = "admin"
+
+
 def analyzer_env(
-    analyzer: AnalyzerConfig, webhook_token: pulumi.Output[str]
+    analyzer: AnalyzerConfig, webhook_token: pulumi.Output[str], links: PageLinks | None = None
 ) -> pulumi.Output[list[str]]:
     """The container's environment; secret as a whole because it carries the token."""
     plain = {
@@ -49,6 +63,14 @@ def analyzer_env(
     if analyzer.llm_base_url:
         plain["AIOPS_LLM_BASE_URL"] = analyzer.llm_base_url
     secrets: dict[str, pulumi.Output[str]] = {"AIOPS_WEBHOOK_TOKEN": webhook_token}
+    if links is not None:
+        plain["AIOPS_PUBLIC_URL"] = links.public_url
+        plain["AIOPS_GRAFANA_URL"] = GRAFANA_INTERNAL_URL
+        plain["AIOPS_GRAFANA_PUBLIC_URL"] = links.grafana_public_url
+        user = links.grafana_user
+        secrets["AIOPS_GRAFANA_BASIC_AUTH"] = links.grafana_password.apply(
+            lambda password: f"{user}:{password}"
+        )
     optional = {
         "AIOPS_OPENAI_API_KEY": analyzer.openai_api_key,
         "AIOPS_SLACK_WEBHOOK_URL": analyzer.slack_webhook_url,
@@ -78,6 +100,7 @@ class AnalyzerService(pulumi.ComponentResource):
         analyzer: AnalyzerConfig,
         webhook_token: pulumi.Output[str],
         host_port: int,
+        links: PageLinks | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("aiops:local:AnalyzerService", name, None, opts)
@@ -99,7 +122,7 @@ class AnalyzerService(pulumi.ComponentResource):
                 name="analyzer",
                 # Depend on the build; the tag is what the local engine knows the image by.
                 image=self.image.ref.apply(lambda _: tag),
-                envs=analyzer_env(analyzer, webhook_token),
+                envs=analyzer_env(analyzer, webhook_token, links),
                 ports=[(CONTAINER_PORT, host_port)],
                 volumes=[mounted(self.volume, DATA_DIR)],
                 healthcheck=healthcheck(

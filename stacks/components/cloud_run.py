@@ -24,9 +24,24 @@ class AnalyzerService:
     invoker: gcp.cloudrunv2.ServiceIamMember | None
 
 
+def service_name(prefix: str) -> str:
+    return f"{prefix}-analyzer"
+
+
+def deterministic_url(prefix: str, project: str, region: str) -> pulumi.Output[str]:
+    """The service's URL before it exists: `https://<service>-<project number>.<region>.run.app`.
+
+    The analyzer needs its own public URL (AIOPS_PUBLIC_URL, for links to analysis pages), and
+    the service's `uri` output cannot feed the service's own environment (a cycle).
+    """
+    number = gcp.organizations.get_project_output(project_id=project).number
+    name = service_name(prefix)
+    return number.apply(lambda n: f"https://{name}-{n}.{region}.run.app")
+
+
 def _container(
     image: pulumi.Input[str],
-    plain_env: dict[str, str],
+    plain_env: dict[str, pulumi.Input[str]],
     secret_envs: list[SecretEnv],
     settings: GcpConfig,
 ) -> run.ServiceTemplateContainerArgs:
@@ -84,13 +99,13 @@ def analyzer_service(
     region: str,
     image: pulumi.Input[str],
     service_account_email: pulumi.Input[str],
-    plain_env: dict[str, str],
+    plain_env: dict[str, pulumi.Input[str]],
     secret_envs: list[SecretEnv],
     settings: GcpConfig,
     labels: dict[str, str],
     api: gcp.projects.Service,
 ) -> AnalyzerService:
-    name = f"{prefix}-analyzer"
+    name = service_name(prefix)
     # The first revision reads every secret at start: without these bindings (and the
     # versions) in place it fails with a permission error, so wait for them explicitly.
     secret_dependencies: list[pulumi.Resource] = []

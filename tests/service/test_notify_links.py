@@ -63,3 +63,13 @@ async def test_without_a_public_url_no_channel_sends_a_link() -> None:
     assert len(bodies) == 4
     assert all("/ui/analyses/" not in json.dumps(b) for b in bodies.values())
     assert bodies["hook"]["page_url"] is None
+
+
+async def test_grafana_basic_auth_when_there_is_no_service_account_token() -> None:
+    with LoopbackServer(always(Reply(200, {}))) as server:
+        settings = make_settings(
+            server, grafana_api_token=None, grafana_basic_auth="admin:s3cret-pass"
+        )
+        await notify_analysis(ALERT, RESULT, settings, analysis_id=41, backoff_seconds=0)
+        [annotation] = [r for r in server.requests if r.path.startswith("/grafana")]
+    assert annotation.headers["authorization"] == "Basic YWRtaW46czNjcmV0LXBhc3M="

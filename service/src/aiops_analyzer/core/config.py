@@ -138,6 +138,11 @@ class Settings(BaseSettings):
     notify_webhook_url: SecretStr | None = Field(None, description="Generic JSON webhook.")
     grafana_url: str | None = Field(None, description="Grafana base URL for annotations.")
     grafana_api_token: SecretStr | None = Field(None, description="Grafana service-account token.")
+    grafana_basic_auth: SecretStr | None = Field(
+        None,
+        description="user:password for Grafana's API when there is no service-account token "
+        "(the local stack uses its generated admin). The token wins when both are set.",
+    )
     notify_timeout_seconds: float = Field(5.0, gt=0, description="Timeout per notification.")
     notify_max_attempts: int = Field(4, ge=1, le=10, description="Attempts per channel.")
 

@@ -9,6 +9,7 @@ analysis or a blocked neighbour. Alert labels and annotations are scrubbed befor
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -45,8 +46,11 @@ def configured_channels(settings: Settings) -> list[Channel]:
         channels.append(Channel("webhook", settings.notify_webhook_url.get_secret_value(), webhook))
     if settings.grafana_url:
         headers = {}
-        if settings.grafana_api_token:
+        if settings.grafana_api_token and settings.grafana_api_token.get_secret_value():
             headers["Authorization"] = f"Bearer {settings.grafana_api_token.get_secret_value()}"
+        elif settings.grafana_basic_auth and settings.grafana_basic_auth.get_secret_value():
+            pair = settings.grafana_basic_auth.get_secret_value().encode("utf-8")
+            headers["Authorization"] = f"Basic {base64.b64encode(pair).decode('ascii')}"
         url = settings.grafana_url.rstrip("/") + "/api/annotations"
         channels.append(Channel("grafana", url, grafana, headers))
     return channels
