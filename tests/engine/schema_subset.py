@@ -52,7 +52,7 @@ USED: dict[str, dict[str, list[str]]] = {
             "cloudrunv2.Service",
             "cloudrunv2.ServiceIamMember",
         ],
-        "functions": ["organizations.get_client_config"],
+        "functions": ["organizations.get_client_config", "organizations.get_project"],
     },
 }
 

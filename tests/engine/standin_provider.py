@@ -33,6 +33,7 @@ from tests.engine import schema_subset
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the engine's "computed" sentinel
 FAKE_PROJECT = "offline-project"
 FAKE_REGION = "europe-west1"
+FAKE_NUMBER = "000000000000"
 _LOG_LOCK = threading.Lock()
 
 
@@ -306,6 +307,10 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
                 "region": FAKE_REGION,
                 "zone": f"{FAKE_REGION}-b",
             }
+            return provider_pb2.InvokeResponse(**{"return": _to_struct(result)})
+        if request.tok == "gcp:organizations/getProject:getProject":
+            project = args.get("projectId") or FAKE_PROJECT
+            result = {"id": f"projects/{project}", "projectId": project, "number": FAKE_NUMBER}
             return provider_pb2.InvokeResponse(**{"return": _to_struct(result)})
         return provider_pb2.InvokeResponse(
             failures=[provider_pb2.CheckFailure(reason=f"{request.tok} is not stood in")]
