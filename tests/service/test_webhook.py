@@ -124,7 +124,7 @@ async def test_secrets_in_labels_and_annotations_are_not_stored(tmp_path: Path) 
     [
         ({}, "missing bearer token"),
         ({"Authorization": "Bearer wrong-token"}, "invalid bearer token"),
-        ({"Authorization": "Basic dXNlcjpwYXNz"}, "missing bearer token"),
+        ({"Authorization": "Basic dXNlcjpwYXNz"}, "unsupported authorization scheme 'Basic'"),
         ({"Authorization": "Bearer "}, "missing bearer token"),
     ],
 )

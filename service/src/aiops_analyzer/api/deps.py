@@ -51,7 +51,21 @@ def token_matches(presented: str, expected: str) -> bool:
     return hmac.compare_digest(presented.encode("utf-8"), expected.encode("utf-8"))
 
 
+def missing_token_detail(header: str | None) -> str:
+    """Why an Authorization header is not a bearer token, precisely enough to fix it."""
+    expected = "Authorization: Bearer <AIOPS_WEBHOOK_TOKEN>"
+    if not header or not header.strip():
+        return f"missing bearer token ({expected})"
+    scheme, _, rest = header.strip().partition(" ")
+    if scheme.lower() == "bearer":
+        return f"missing bearer token ({expected})"
+    if not rest.strip():
+        return f"the Authorization header has no scheme: send '{expected}', with the word Bearer"
+    return f"unsupported authorization scheme {scheme[:20]!r}: send '{expected}'"
+
+
 async def require_token(
+    request: Request,
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
@@ -61,7 +75,7 @@ async def require_token(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
-            detail="missing bearer token (Authorization: Bearer <AIOPS_WEBHOOK_TOKEN>)",
+            detail=missing_token_detail(request.headers.get("authorization")),
             headers={"WWW-Authenticate": "Bearer"},
         )
     if not expected or not token_matches(credentials.credentials, expected):

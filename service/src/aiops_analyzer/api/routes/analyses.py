@@ -10,14 +10,33 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 
 from aiops_analyzer.api.deps import SettingsDep, StoreDep, require_token
 from aiops_analyzer.api.models import AnalysisOut, AnalysisPage, analysis_out
+from aiops_analyzer.api.strictness import reject_unknown_query_params
 from aiops_analyzer.store import JobState
 from aiops_analyzer.web.links import page_url
 
 # Analyses quote alert labels and logs: the same token as the webhook protects them.
-router = APIRouter(tags=["analyses"], dependencies=[Depends(require_token)])
+router = APIRouter(
+    tags=["analyses"],
+    dependencies=[Depends(require_token), Depends(reject_unknown_query_params)],
+)
+# A list item carries each runbook's first lines only; GET /analyses/{id} has the whole text.
+LIST_RUNBOOK_CHARS = 300
 
 # SQLite integers are 64-bit; larger values would fail in the driver, not as a clean 4xx.
 _MAX_ID = 2**62
+
+
+def list_item(analysis: AnalysisOut) -> AnalysisOut:
+    """The analysis without the bulk of its runbook text (kilobytes per item in a page)."""
+    evidence = []
+    for item in analysis.evidence:
+        if item.source == "runbook" and len(item.text) > LIST_RUNBOOK_CHARS:
+            cut = item.text[:LIST_RUNBOOK_CHARS].rsplit(" ", 1)[0]
+            item = item.model_copy(
+                update={"text": f"{cut} ... [shortened in the list; GET /analyses/{analysis.id}]"}
+            )
+        evidence.append(item)
+    return analysis.model_copy(update={"evidence": evidence})
 
 
 @router.get("/analyses", response_model=AnalysisPage)
@@ -47,7 +66,9 @@ async def list_analyses(
     )
     next_offset = offset + len(records) if offset + len(records) < total else None
     return AnalysisPage(
-        items=[analysis_out(record, page_url(settings, record.id)) for record in records],
+        items=[
+            list_item(analysis_out(record, page_url(settings, record.id))) for record in records
+        ],
         total=total,
         limit=limit,
         offset=offset,
