@@ -53,6 +53,12 @@ def http_check(url: str, tool: str = "wget") -> docker.ContainerHealthcheckArgs:
     return healthcheck(command)
 
 
+# How long `pulumi up` waits for a container with a healthcheck to report healthy: a broken
+# config then fails the update instead of restart-looping behind a green `up`. Must exceed the
+# healthcheck's start period plus its retries.
+HEALTHY_WAIT_SECONDS = 180
+
+
 def healthcheck(tests: list[str]) -> docker.ContainerHealthcheckArgs:
     return docker.ContainerHealthcheckArgs(
         tests=tests, interval="15s", timeout="5s", retries=5, start_period="30s"
@@ -140,6 +146,8 @@ def container(
         ],
         volumes=spec.volumes,
         healthcheck=spec.healthcheck,
+        wait=True if spec.healthcheck else None,
+        wait_timeout=HEALTHY_WAIT_SECONDS if spec.healthcheck else None,
         labels=labels,
         restart="unless-stopped",
         privileged=spec.privileged,

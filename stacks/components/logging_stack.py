@@ -18,6 +18,7 @@ from stacks.components.docker_service import (
 )
 from stacks.local_config import PublishedPorts
 
+ALLOY_STORAGE = "/var/lib/alloy/data"
 # Alloy's image has bash but neither curl nor wget: ask its readiness endpoint over
 # bash's /dev/tcp and accept only an HTTP 200 status line.
 ALLOY_READY_CHECK = (
@@ -51,13 +52,17 @@ class LoggingStack(pulumi.ComponentResource):
                 files=files.loki_files(),
                 ports=[(3100, ports.loki)],
                 volumes=[mounted(self.loki_volume, "/loki")],
-                # No healthcheck: the Loki 3 image is distroless (no shell, wget or curl).
-                # Prometheus scrapes loki:3100 and TargetDown covers it.
+                # The image is distroless (no shell, wget or curl); since 3.7 the binary checks
+                # its own /ready endpoint with -health.
+                healthcheck=healthcheck(["CMD", "/usr/bin/loki", "-health"]),
             ),
             parent=self,
         )
 
         alloy_image = pinned_image(context, "alloy", self)
+        # Alloy's positions (how far each container's log was shipped) survive a replacement
+        # of the container, so logs are neither lost nor sent twice.
+        self.alloy_volume = data_volume(context, "alloy", self)
         self.alloy = container(
             context,
             ServiceSpec(
@@ -66,13 +71,16 @@ class LoggingStack(pulumi.ComponentResource):
                 command=[
                     "run",
                     "--server.http.listen-addr=0.0.0.0:12345",
-                    "--storage.path=/var/lib/alloy/data",
+                    f"--storage.path={ALLOY_STORAGE}",
                     "/etc/alloy/config.alloy",
                 ],
                 files=files.alloy_files(),
                 ports=[(12345, ports.alloy)],
                 # discovery.docker and loki.source.docker read the engine's API.
-                volumes=[host_read_only("/var/run/docker.sock", "/var/run/docker.sock")],
+                volumes=[
+                    host_read_only("/var/run/docker.sock", "/var/run/docker.sock"),
+                    mounted(self.alloy_volume, ALLOY_STORAGE),
+                ],
                 healthcheck=healthcheck(["CMD", "bash", "-c", ALLOY_READY_CHECK]),
             ),
             parent=self,

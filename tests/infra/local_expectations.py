@@ -25,9 +25,10 @@ TOKEN_FILE = "/etc/alertmanager/secrets/webhook-token"
 
 PULLED = IMAGE_KEYS
 CONTAINERS = (*PULLED, "analyzer")
-VOLUMES = ("prometheus", "grafana", "loki", "alertmanager", "analyzer")
-# Images built FROM scratch or distroless: no shell or HTTP client to run a check with.
-WITHOUT_HEALTHCHECK = {"loki", "nginx-exporter"}
+VOLUMES = ("prometheus", "grafana", "loki", "alloy", "alertmanager", "analyzer")
+# Images built FROM scratch: no shell or HTTP client to run a check with (distroless Loki checks
+# itself with `loki -health`).
+WITHOUT_HEALTHCHECK = {"nginx-exporter"}
 
 EXPECTED_INVENTORY = sorted(
     [

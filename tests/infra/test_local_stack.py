@@ -161,6 +161,22 @@ def test_healthchecks_exist_where_the_image_can_run_one(run: StackRun) -> None:
     assert ":3000/api/health" in probes["grafana"]
     assert ":8080/healthz" in probes["analyzer"]
     assert "/dev/tcp/127.0.0.1/12345" in probes["alloy"]
+    assert probes["loki"] == "CMD /usr/bin/loki -health"
+
+
+def test_up_waits_for_every_healthcheck_with_a_bounded_timeout(run: StackRun) -> None:
+    """A broken config fails `pulumi up` instead of restart-looping behind a green update."""
+    for name, resource in containers(run).items():
+        check = resource.plain("healthcheck")
+        if not check:
+            assert resource.plain("wait") in (None, False), name
+            continue
+        assert resource.plain("wait") is True, name
+        timeout = resource.plain("waitTimeout")
+        start = int(check["startPeriod"].rstrip("s"))
+        each = int(check["interval"].rstrip("s")) + int(check["timeout"].rstrip("s"))
+        # Long enough for the start period and every retry, yet bounded.
+        assert start + each * check["retries"] <= timeout <= 600, name
 
 
 def test_volumes_persist_the_stateful_services(run: StackRun) -> None:
@@ -173,6 +189,9 @@ def test_volumes_persist_the_stateful_services(run: StackRun) -> None:
     assert mounts["grafana"]["aiops-local-grafana-data"] == "/var/lib/grafana"
     assert mounts["loki"]["aiops-local-loki-data"] == "/loki"
     assert mounts["analyzer"]["aiops-local-analyzer-data"] == "/app/data"
+    # Alloy's log positions survive a replacement of its container.
+    assert mounts["alloy"]["aiops-local-alloy-data"] == "/var/lib/alloy/data"
+    assert "--storage.path=/var/lib/alloy/data" in containers(run)["alloy"].plain("command")
     assert env_map(run.named("analyzer"))["AIOPS_DATA_DIR"] == "/app/data"
 
 
