@@ -200,3 +200,33 @@ async def test_stylesheet_is_served_by_the_analyzer(tmp_path: Path) -> None:
         css = await client.get("/ui/static/style.css")
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
     assert "prefers-color-scheme: dark" in css.text
+
+
+async def test_firing_and_resolution_pages_link_each_other(tmp_path: Path) -> None:
+    starts = datetime.now(UTC) - timedelta(minutes=10)
+    firing_body = webworld.alert_payload(starts)
+    resolved_body = webworld.alert_payload(starts)
+    ends = datetime.now(UTC) - timedelta(minutes=1)
+    resolved_body["status"] = "resolved"
+    resolved_body["alerts"][0].update(status="resolved", endsAt=ends.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    with LoopbackServer(webworld.handle) as world:
+        async with running_app(world_settings(tmp_path, world)) as (_, client):
+            firing = await analysed(client, firing_body)
+            resolution = await analysed(client, resolved_body)
+            firing = (await client.get(f"/analyses/{firing['id']}", headers=AUTH)).json()
+            resolved_page = await client.get(local(resolution["page_url"]))
+            firing_page = await client.get(local(firing["page_url"]))
+
+    assert resolved_page.status_code == firing_page.status_code == 200
+    assert "Resolved after 9m" in resolved_page.text
+    # Each page links the other by a signed link the reader can follow without the token.
+    back = re.search(
+        r'href="(/ui/analyses/(\d+)\?sig=[^"]+)">The firing analysis', resolved_page.text
+    )
+    assert back and int(back[2]) == firing["id"]
+    assert links.check_page(
+        world_settings(tmp_path, world), firing["id"], back[1].split("sig=")[1]
+    ).ok
+    forward = re.search(r'href="/ui/analyses/(\d+)\?sig=[^"]+">The resolution', firing_page.text)
+    assert forward and int(forward[1]) == resolution["id"]
+    assert re.search(r"UTC</span> <span class=\"what\">resolved</span>", firing_page.text)
