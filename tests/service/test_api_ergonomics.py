@@ -3,6 +3,7 @@ scheme, a trailing slash in the webhook URL; and list pages stay small."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from tests.service.apptools import (
@@ -96,3 +97,19 @@ async def test_the_list_says_which_resolution_closed_a_firing_alert(tmp_path: Pa
         single = (await client.get(f"/analyses/{firing_id}", headers=AUTH)).json()
     assert by_status["firing"]["resolved_by"] == by_status["resolved"]["id"]
     assert single["resolved_by"] == by_status["firing"]["resolved_by"]
+
+
+async def test_api_docs_load_everything_from_the_analyzer_itself(tmp_path: Path) -> None:
+    """/docs works offline: every script, stylesheet and icon it loads is served locally."""
+    async with running_app(make_settings(tmp_path), start_workers=False) as (_, client):
+        for page in ("/docs", "/redoc"):
+            response = await client.get(page)
+            assert response.status_code == 200
+            html = response.text
+            assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+            assert assets, html
+            assert not [a for a in assets if a.startswith(("http:", "https:", "//"))], assets
+            for asset in assets:
+                loaded = await client.get(asset)
+                assert loaded.status_code == 200, asset
+                assert len(loaded.content) > 100

@@ -9,6 +9,7 @@ from typing import Any
 import anyio
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aiops_analyzer.api.errors import install_error_handlers
@@ -69,7 +70,9 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
             await workers.stop()
             store.dispose()
 
-    app = FastAPI(
+    # /docs and /redoc with their JavaScript and CSS served by the analyzer itself (the stock
+    # pages load them from a CDN and stay blank on a machine without internet access).
+    app = FastAPIOffline(
         title="aiops-analyzer",
         version=VERSION,
         description=(
