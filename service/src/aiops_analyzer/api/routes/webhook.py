@@ -17,7 +17,11 @@ from pydantic import BaseModel, Field, ValidationError
 
 from aiops_analyzer.api.deps import MetricsDep, SettingsDep, StoreDep, WorkersDep, require_token
 from aiops_analyzer.api.errors import validation_response
-from aiops_analyzer.api.payload import AlertmanagerPayload
+from aiops_analyzer.api.payload import (
+    AlertmanagerPayload,
+    DuplicateKeyError,
+    check_duplicate_keys,
+)
 from aiops_analyzer.scrub import Scrubber
 from aiops_analyzer.store import Delivery
 
@@ -59,6 +63,13 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
+def _parse(body: bytes) -> AlertmanagerPayload:
+    payload = AlertmanagerPayload.model_validate_json(body)
+    # Only a valid payload is parsed again: pydantic has refused absurd nesting by then.
+    check_duplicate_keys(body)
+    return payload
+
+
 @router.post(
     WEBHOOK_PATH,
     status_code=status.HTTP_202_ACCEPTED,
@@ -95,9 +106,18 @@ async def receive_alerts(
         )
     body = await _read_limited(request, settings.max_body_bytes)
     try:
-        # Parsed and validated in one pass by pydantic's JSON parser, which also refuses
-        # lone surrogate escapes (no UTF-8 store can hold them) and absurd nesting.
-        payload = AlertmanagerPayload.model_validate_json(body)
+        # Parsed and validated by pydantic's JSON parser, which also refuses lone surrogate
+        # escapes (no UTF-8 store can hold them) and absurd nesting. In a thread: a megabyte
+        # of payload must not hold the event loop (health checks, other clients).
+        payload = await anyio.to_thread.run_sync(_parse, body)
+    except DuplicateKeyError as exc:
+        return JSONResponse(
+            status_code=422,
+            content={
+                "detail": f"body is not acceptable JSON: {exc}",
+                "errors": [{"field": "body", "message": str(exc)}],
+            },
+        )
     except ValidationError as exc:
         syntax = [e for e in exc.errors(include_url=False) if e["type"] == "json_invalid"]
         if syntax:
@@ -111,15 +131,21 @@ async def receive_alerts(
         return validation_response(exc, "invalid Alertmanager payload: ")
 
     scrubber: Scrubber = request.app.state.scrubber
-    records = [scrubber.scrub_alert(alert.to_alert()) for alert in payload.alerts]
-    delivery = Delivery(
-        receiver=payload.receiver,
-        status=payload.status,
-        group_key=payload.group_key,
-        truncated_alerts=payload.truncated_alerts,
-        alerts=records,
-    )
-    result = await anyio.to_thread.run_sync(store.ingest, delivery)
+
+    def scrubbed_delivery() -> Delivery:
+        # Scrubbed once, here, where the data enters: the store, the API, the engines and
+        # the notifications only ever see the masked text. In a thread: scrubbing a long
+        # payload takes real time (linear, but up to seconds per megabyte).
+        return Delivery(
+            receiver=scrubber.scrub(payload.receiver),
+            status=payload.status,
+            group_key=scrubber.scrub(payload.group_key),
+            truncated_alerts=payload.truncated_alerts,
+            alerts=[scrubber.scrub_alert(alert.to_alert()) for alert in payload.alerts],
+        )
+
+    result = await anyio.to_thread.run_sync(lambda: store.ingest(scrubbed_delivery()))
+    records = payload.alerts
     if result.new_ids:
         workers.wake(len(result.new_ids))
 
