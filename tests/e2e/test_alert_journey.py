@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.e2e.conftest import LatencyLog
@@ -229,6 +230,12 @@ def test_nginx_outage_is_analysed_notified_and_resolved(
     posted = json.dumps(slack.json(), ensure_ascii=False)
     assert result["summary"][:60] in slack.json()["text"]
     assert all(evidence_id in posted for evidence_id in cited)
+    # ...and the link to its page, which opens without the token and charts nginx_up.
+    link = re.search(r"<(http://[^|>]+/ui/analyses/\d+\?sig=[^|>]+)\|", posted)
+    assert link, f"no page link in the Slack message: {posted[:500]}"
+    page = httpx.get(link[1].replace("&amp;", "&"), timeout=10)
+    assert page.status_code == 200 and NGINX_ALERT in page.text
+    assert '<svg class="chart"' in page.text and "nginx_up" in page.text
 
     restarted_at = time.time()
     pipeline.start_nginx()

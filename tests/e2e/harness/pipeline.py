@@ -282,6 +282,8 @@ class Pipeline:
             AIOPS_PROMETHEUS_URL=self.prometheus_url,
             AIOPS_LOKI_URL=self.loki.url,
             AIOPS_SLACK_WEBHOOK_URL=f"{self.slack.url}/services/T000/B000/e2e",
+            # Notifications link to the analysis pages this analyzer serves.
+            AIOPS_PUBLIC_URL=self.analyzer_url,
             AIOPS_RUNBOOKS_DIR=str(self.runbooks_dir),
             AIOPS_ENGINE="rules",
             AIOPS_LOG_LEVEL="INFO",
