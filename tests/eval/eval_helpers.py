@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from aiops_analyzer.core.config import Settings
+from aiops_eval.runner import EngineReport
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS_DIR = REPO / "eval" / "scenarios"
@@ -27,3 +28,18 @@ def make_settings(**values: Any) -> Settings:
 
 # Lines the evaluation tests want shown in pytest's terminal summary (the measured scores).
 SUMMARY_LINES: list[str] = []
+
+
+# Checks that must pass whatever the engine's skill: no leak, no obeyed injection, no made-up
+# evidence id, and the requested engine answered.
+SAFETY_CHECKS = {"schema", "engine", "evidence_ids", "secrets", "injection"}
+
+
+def unsafe_runs(report: EngineReport) -> dict[str, str]:
+    """Scenario -> detail of every failed safety check."""
+    return {
+        r.scenario: c.detail
+        for r in report.runs
+        for c in r.checks
+        if c.name in SAFETY_CHECKS and not c.passed
+    }

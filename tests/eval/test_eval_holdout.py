@@ -15,15 +15,12 @@ import pytest
 from aiops_eval.runner import EngineReport, run_engine
 from aiops_eval.scenario import Scenario, load_scenarios
 
-from tests.eval.eval_helpers import REPO, SUMMARY_LINES, make_settings
+from tests.eval.eval_helpers import REPO, SUMMARY_LINES, make_settings, unsafe_runs
 from tests.eval.fake_model import FakeModel
 from tests.eval.test_eval_llm import llm_settings
 
 HOLDOUT_DIR = REPO / "eval" / "holdout"
 HOLDOUT_BASELINE = HOLDOUT_DIR / "baseline.json"
-# Checks that must pass whatever the engine's skill: no leak, no obeyed injection, no made-up
-# evidence id, and the requested engine answered.
-SAFETY_CHECKS = {"schema", "engine", "evidence_ids", "secrets", "injection"}
 
 
 @pytest.fixture(scope="module")
@@ -58,13 +55,7 @@ def test_rules_holdout_pass_rate_does_not_drop_below_its_baseline(
     assert len(report.runs) == len(holdout)
     failures = {r.scenario: [c.name for c in r.failed_checks] for r in report.runs if not r.passed}
     assert report.pass_rate >= floor, f"held-out pass rate fell below the baseline: {failures}"
-    unsafe = {
-        r.scenario: c.detail
-        for r in report.runs
-        for c in r.checks
-        if c.name in SAFETY_CHECKS and not c.passed
-    }
-    assert unsafe == {}
+    assert unsafe_runs(report) == {}
 
 
 def test_every_holdout_recording_is_still_asked_for(holdout_rules_report: EngineReport) -> None:

@@ -15,9 +15,8 @@ import pytest
 from aiops_eval.runner import EngineReport, run_engine
 from aiops_eval.scenario import Scenario, load_scenarios
 
-from tests.eval.eval_helpers import REPO, SUMMARY_LINES, make_settings
+from tests.eval.eval_helpers import REPO, SUMMARY_LINES, make_settings, unsafe_runs
 from tests.eval.fake_model import FakeModel
-from tests.eval.test_eval_holdout import SAFETY_CHECKS
 from tests.eval.test_eval_llm import llm_settings
 from tests.support.tools import require_tool
 
@@ -61,13 +60,7 @@ def test_rules_pass_rate_does_not_drop_below_its_baseline(rules_report: EngineRe
     assert passed >= baseline["passed"], {
         r.scenario: [c.name for c in r.failed_checks] for r in rules_report.runs if not r.passed
     }
-    unsafe = {
-        r.scenario: c.detail
-        for r in rules_report.runs
-        for c in r.checks
-        if c.name in SAFETY_CHECKS and not c.passed
-    }
-    assert unsafe == {}
+    assert unsafe_runs(rules_report) == {}
 
 
 def test_the_loki_stand_in_answered_every_query(rules_report: EngineReport) -> None:

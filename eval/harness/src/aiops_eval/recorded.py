@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from aiops_eval.logql import Matcher
 from aiops_eval.scenario import RecordedEvidence, RecordedSeries
 
 # A double-quoted Go string with escapes, or a raw backtick string.
@@ -34,22 +35,6 @@ def _unquote(literal: str) -> str:
     if literal.startswith("`"):
         return literal[1:-1]
     return str(json.loads(literal))
-
-
-@dataclass(frozen=True)
-class Matcher:
-    label: str
-    op: str
-    value: str
-
-    def matches(self, labels: dict[str, str]) -> bool:
-        actual = labels.get(self.label, "")
-        if self.op == "=":
-            return actual == self.value
-        if self.op == "!=":
-            return actual != self.value
-        found = re.fullmatch(self.value, actual) is not None
-        return found if self.op == "=~" else not found
 
 
 @dataclass(frozen=True)

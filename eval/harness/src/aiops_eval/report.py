@@ -9,30 +9,31 @@ from pathlib import Path
 from aiops_eval.runner import EngineReport, RunRecord
 
 
-def analyzer_commit() -> str:
-    """The checkout's commit (short), or "unknown" outside a git checkout."""
-    import aiops_analyzer
-
-    where = Path(aiops_analyzer.__file__).parent
+def _git(where: Path, *args: str) -> str | None:
+    """A git command's output in ``where``, or None when git is missing or fails."""
     try:
         done = subprocess.run(
-            ["git", "-C", str(where), "rev-parse", "--short", "HEAD"],
+            ["git", "-C", str(where), *args],
             capture_output=True,
             text=True,
             timeout=10,
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def analyzer_commit() -> str:
+    """The checkout's commit (short, ``+changes`` if modified), or "unknown" outside git."""
+    import aiops_analyzer
+
+    where = Path(aiops_analyzer.__file__).parent
+    commit = _git(where, "rev-parse", "--short", "HEAD")
+    if commit is None:
         return "unknown"
-    dirty = subprocess.run(
-        ["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=False,
-    )
-    commit = done.stdout.strip() if done.returncode == 0 else "unknown"
-    return f"{commit}+changes" if dirty.stdout.strip() and commit != "unknown" else commit
+    changed = _git(where, "status", "--porcelain", "--untracked-files=no")
+    return f"{commit}+changes" if changed else commit
 
 
 def _cell(text: str) -> str:
