@@ -92,7 +92,7 @@ class FakeModel:
             for s in self.scenarios
             if all(json.dumps(v) in prompt for v in s.alert.labels.values())
         ]
-        # The most specific first: more labels, then longer values ("edge-nginx" over "nginx").
+        # The most specific first: more labels, then longer values ("web-2" over "web").
         matches.sort(key=lambda s: (-len(s.alert.labels), -sum(map(len, s.alert.labels.values()))))
         return matches[0] if matches else None
 
