@@ -98,8 +98,14 @@ def test_ci_runs_make_test_on_every_push_and_pull_request() -> None:
     for job in ci["jobs"].values():
         [python] = steps_using(job, "actions/setup-python")
         assert python["with"]["python-version"] == "3.11"
-        [cache] = steps_using(job, "actions/cache")
+        cache = steps_using(job, "actions/cache")[0]
         assert "uv.lock" in cache["with"]["key"] and cache["with"]["path"] == "~/.cache/uv"
+    # The engine tests' CLI is built once and cached, keyed on the script holding its pins.
+    caches = {
+        c["with"]["path"]: c["with"]["key"]
+        for c in steps_using(ci["jobs"]["test"], "actions/cache")
+    }
+    assert "scripts/pulumi-cli.sh" in caches["~/.cache/aiops-platform/pulumi"]
 
 
 def test_preview_runs_the_local_stack_on_a_file_backend_with_the_policy_pack() -> None:
