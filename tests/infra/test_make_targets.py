@@ -209,9 +209,10 @@ SECRET_IAM_ERROR = (
 )
 
 
-def test_up_retries_once_when_secret_bindings_have_not_propagated(
-    project: Path, bin_dir: Path
-) -> None:
+def failing_up(
+    project: Path, bin_dir: Path, failures: int, error: str
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """`make up STACK=gcp` whose first `failures` updates fail with `error`."""
     result, calls = run_make(
         project,
         bin_dir,
@@ -219,30 +220,30 @@ def test_up_retries_once_when_secret_bindings_have_not_propagated(
         logged_in=True,
         make_args=("STACK=gcp",),
         extra_env={
-            "STUB_UP_FAILURES": "1",
-            "STUB_UP_ERROR": SECRET_IAM_ERROR,
+            "STUB_UP_FAILURES": str(failures),
+            "STUB_UP_ERROR": error,
             "SECRET_IAM_WAIT": "0",
         },
     )
+    return result, [call for call in pulumi_calls(calls) if call.startswith("pulumi up")]
+
+
+def test_up_retries_once_when_secret_bindings_have_not_propagated(
+    project: Path, bin_dir: Path
+) -> None:
+    result, ups = failing_up(project, bin_dir, 1, SECRET_IAM_ERROR)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert pulumi_calls(calls)[-2:] == ["pulumi up --stack gcp --policy-pack policy"] * 2
+    assert ups == ["pulumi up --stack gcp --policy-pack policy"] * 2
     assert "retrying" in result.stdout
 
 
 @pytest.mark.parametrize(
     ("failures", "error"),
-    [("1", "googleapi: Error 403: Permission denied on resource project"), ("2", SECRET_IAM_ERROR)],
+    [(1, "googleapi: Error 403: Permission denied on resource project"), (2, SECRET_IAM_ERROR)],
 )
 def test_other_failures_and_a_second_propagation_failure_are_not_retried(
-    project: Path, bin_dir: Path, failures: str, error: str
+    project: Path, bin_dir: Path, failures: int, error: str
 ) -> None:
-    result, calls = run_make(
-        project,
-        bin_dir,
-        "up",
-        logged_in=True,
-        extra_env={"STUB_UP_FAILURES": failures, "STUB_UP_ERROR": error, "SECRET_IAM_WAIT": "0"},
-    )
+    result, ups = failing_up(project, bin_dir, failures, error)
     assert result.returncode != 0
-    ups = [call for call in pulumi_calls(calls) if call.startswith("pulumi up")]
     assert len(ups) == (2 if error == SECRET_IAM_ERROR else 1)
