@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pydantic
+import pytest
 from aiops_analyzer.core.config import Settings
 from aiops_analyzer.web import links
 
@@ -105,7 +107,9 @@ async def test_tampered_foreign_and_expired_links_are_refused(tmp_path: Path) ->
         assert expired.headers["content-security-policy"].startswith("default-src 'none'")
 
         bare = await client.get(f"/ui/analyses/{ids[0]}")
-        assert bare.status_code == 303 and bare.headers["location"] == "/ui/login"
+        assert bare.status_code == 303
+        assert bare.headers["location"] == f"/ui/login?next=%2Fui%2Fanalyses%2F{ids[0]}"
+        assert f'href="/ui/login?next=%2Fui%2Fanalyses%2F{ids[0]}"' in expired.text
         assert (await client.get("/ui/analyses/abc")).status_code == 404
 
 
@@ -230,3 +234,25 @@ async def test_firing_and_resolution_pages_link_each_other(tmp_path: Path) -> No
     forward = re.search(r'href="/ui/analyses/(\d+)\?sig=[^"]+">The resolution', firing_page.text)
     assert forward and int(forward[1]) == resolution["id"]
     assert re.search(r"UTC</span> <span class=\"what\">resolved</span>", firing_page.text)
+
+
+async def test_login_leads_back_to_the_page_asked_for_and_nowhere_else(tmp_path: Path) -> None:
+    token = AUTH["Authorization"][7:]
+    async with running_app(make_settings(tmp_path), start_workers=False) as (_, client):
+        form = await client.get("/ui/login", params={"next": "/ui/analyses/7"})
+        assert 'name="next" value="/ui/analyses/7"' in form.text
+        back = await client.post("/ui/login", data={"token": token, "next": "/ui/analyses/7"})
+        assert back.status_code == 303 and back.headers["location"] == "/ui/analyses/7"
+        for elsewhere in ("https://evil.example/", "//evil.example/ui/", "/ui/..//evil", "/docs"):
+            answer = await client.post("/ui/login", data={"token": token, "next": elsewhere})
+            assert answer.headers["location"] == "/ui/analyses", elsewhere
+        refused = await client.post("/ui/login", data={"token": "no", "next": "/ui/analyses/7"})
+        assert refused.status_code == 401 and 'value="/ui/analyses/7"' in refused.text
+
+
+def test_public_url_must_be_http(tmp_path: Path) -> None:
+    with pytest.raises(pydantic.ValidationError, match="public_url"):
+        make_settings(tmp_path, public_url="javascript:alert(1)")
+    assert make_settings(tmp_path, public_url="https://a.example/x/").public_url == (
+        "https://a.example/x"
+    )

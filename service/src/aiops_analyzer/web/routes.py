@@ -64,11 +64,22 @@ def _render(request: Request, name: str, context: dict[str, Any], status: int = 
 
 
 def _problem(
-    request: Request, status: int, title: str, message: str, login: bool = False
+    request: Request, status: int, title: str, message: str, login: str | None = None
 ) -> Response:
-    return _render(
-        request, "message.html", {"title": title, "message": message, "login": login}, status
-    )
+    """An error page; ``login`` is where a login should lead back to, if one can help."""
+    context = {"title": title, "message": message, "login": _login_link(login) if login else None}
+    return _render(request, "message.html", context, status)
+
+
+def _back_to(target: str | None) -> str:
+    """Where to go after the login: a page of ours only (no open redirect), else the list."""
+    if target and target.startswith("/ui/") and "//" not in target and "\\" not in target:
+        return target
+    return LIST_PATH
+
+
+def _login_link(back: str) -> str:
+    return f"{LOGIN_PATH}?{urlencode({'next': back})}"
 
 
 def logged_in(request: Request, settings: Settings) -> bool:
@@ -84,17 +95,23 @@ async def home() -> Response:
 
 @router.get(LOGIN_PATH)
 async def login_form(request: Request) -> Response:
-    return _render(request, "login.html", {"error": None})
+    back = _back_to(request.query_params.get("next"))
+    return _render(request, "login.html", {"error": None, "next": back})
 
 
 @router.post(LOGIN_PATH)
 async def login(
-    request: Request, settings: SettingsDep, token: Annotated[str, Form(max_length=4096)] = ""
+    request: Request,
+    settings: SettingsDep,
+    token: Annotated[str, Form(max_length=4096)] = "",
+    next_: Annotated[str, Form(alias="next", max_length=2048)] = "",
 ) -> Response:
+    back = _back_to(next_)
     expected = settings.webhook_token.get_secret_value() if settings.webhook_token else ""
     if not settings.auth_disabled and not (expected and token_matches(token, expected)):
-        return _render(request, "login.html", {"error": "That token is not valid."}, 401)
-    response = RedirectResponse(LIST_PATH, status_code=303)
+        context = {"error": "That token is not valid.", "next": back}
+        return _render(request, "login.html", context, 401)
+    response = RedirectResponse(back, status_code=303)
     secure = (settings.public_url or str(request.url)).startswith("https://")
     response.set_cookie(
         SESSION_COOKIE,
@@ -200,7 +217,7 @@ async def analysis_page(
                 "This link has expired",
                 f"Links to analyses open for {settings.page_link_ttl_hours:g} hours. "
                 "Log in to see this analysis.",
-                login=True,
+                login=request.url.path,
             )
         if check.problem is links.LinkProblem.INVALID:
             return _problem(
@@ -209,9 +226,9 @@ async def analysis_page(
                 "This link is not valid",
                 "The link was changed or was signed with another key. "
                 "Open it again from the notification, or log in.",
-                login=True,
+                login=request.url.path,
             )
-        return _secure(RedirectResponse(LOGIN_PATH, status_code=303))
+        return _secure(RedirectResponse(_login_link(request.url.path), status_code=303))
     record = await anyio.to_thread.run_sync(store.analyses.get, number)
     if record is None:
         return _problem(request, 404, "Not found", f"There is no analysis {number}.")
