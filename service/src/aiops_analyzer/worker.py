@@ -23,6 +23,7 @@ import httpx
 
 from aiops_analyzer import engines, evidence, notify
 from aiops_analyzer.core.config import Settings
+from aiops_analyzer.core.dependencies import DependencyHealth
 from aiops_analyzer.core.metrics import Metrics
 from aiops_analyzer.schemas import Alert, AnalysisResult, EvidenceItem
 from aiops_analyzer.store import Job, JobState, Outcome, Store, utcnow
@@ -69,6 +70,8 @@ class WorkerPool:
         self._stopping = False
         self._reaper: asyncio.Task[None] | None = None
         self.owner = new_owner_id()
+        # Last state of the LLM, evidence sources and channels (/readyz; one WARNING per outage).
+        self.health = DependencyHealth(settings)
 
     # --- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -285,6 +288,8 @@ class WorkerPool:
         result = await engines.analyze(
             job.alert, items, self.settings, tokens_used_today=tokens_today, llm=self._llm
         )
+        self.health.observe_evidence(items)
+        self.health.observe_result(result, self.settings)
         if store_now:
             await anyio.to_thread.run_sync(lambda: self.store.jobs.save_result(job, result, items))
         self.metrics.record_analysis(result, time.perf_counter() - started)
@@ -303,6 +308,7 @@ class WorkerPool:
             job.alert, result, self.settings, analysis_id=job.id, http=self._http
         )
         self.metrics.record_notifications(outcomes)
+        self.health.observe_notifications(outcomes)
         outcome = outcome_of(result)
         unsaved = fresh if fresh is not None and not has_channels else None
         await anyio.to_thread.run_sync(
@@ -343,6 +349,7 @@ class WorkerPool:
             alert, firing_result, duration, self.settings, analysis_id=job.id, http=self._http
         )
         self.metrics.record_notifications(outcomes)
+        self.health.observe_notifications(outcomes)
         await anyio.to_thread.run_sync(
             lambda: self.store.jobs.finish(job, outcome=Outcome.RESOLVED, notifications=outcomes)
         )

@@ -7,6 +7,8 @@ a hop that costs more than everything these do.
 from __future__ import annotations
 
 import hmac
+import logging
+import time
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -17,6 +19,7 @@ from aiops_analyzer.core.metrics import Metrics
 from aiops_analyzer.store import Store
 from aiops_analyzer.worker import WorkerPool
 
+logger = logging.getLogger("aiops_analyzer.auth")
 _bearer = HTTPBearer(auto_error=False, description="The analyzer's AIOPS_WEBHOOK_TOKEN.")
 
 
@@ -64,6 +67,30 @@ def missing_token_detail(header: str | None) -> str:
     return f"unsupported authorization scheme {scheme[:20]!r}: send '{expected}'"
 
 
+# A refused client is logged once per reason and minute, not once per request of a retry loop.
+REFUSAL_LOG_INTERVAL_SECONDS = 60.0
+_last_refusal_log: dict[tuple[str, str], float] = {}
+
+
+def log_refusal(request: Request, reason: str) -> None:
+    """WARNING naming the client address: a misconfigured Alertmanager shows up in the log."""
+    client = request.client.host if request.client else "unknown"
+    key = (client, reason)
+    now = time.monotonic()
+    if (
+        now - _last_refusal_log.get(key, -REFUSAL_LOG_INTERVAL_SECONDS)
+        < REFUSAL_LOG_INTERVAL_SECONDS
+    ):
+        return
+    if len(_last_refusal_log) > 10_000:  # many clients: forget, never grow without bound
+        _last_refusal_log.clear()
+    _last_refusal_log[key] = now
+    logger.warning(
+        f"refused {request.method} {request.url.path} from {client}: {reason}",
+        extra={"event": "auth_refused", "client": client, "path": request.url.path},
+    )
+
+
 async def require_token(
     request: Request,
     settings: SettingsDep,
@@ -73,12 +100,13 @@ async def require_token(
         return
     expected = settings.webhook_token.get_secret_value() if settings.webhook_token else ""
     if credentials is None or credentials.scheme.lower() != "bearer":
+        detail = missing_token_detail(request.headers.get("authorization"))
+        log_refusal(request, detail)
         raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            detail=missing_token_detail(request.headers.get("authorization")),
-            headers={"WWW-Authenticate": "Bearer"},
+            status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": "Bearer"}
         )
     if not expected or not token_matches(credentials.credentials, expected):
+        log_refusal(request, "invalid bearer token")
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             detail="invalid bearer token",

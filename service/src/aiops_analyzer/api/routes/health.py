@@ -24,7 +24,8 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", responses={503: {"description": "Store unreachable or workers down."}})
 async def readyz(store: StoreDep, workers: WorkersDep, settings: SettingsDep) -> JSONResponse:
-    """Readiness: the store answers and every worker task is alive."""
+    """Readiness: the store answers and every worker task is alive. Also reports what the
+    workers last saw of the LLM, Prometheus, Loki and each notification channel."""
     store_ok = False
     detail = ""
     try:
@@ -41,6 +42,8 @@ async def readyz(store: StoreDep, workers: WorkersDep, settings: SettingsDep) ->
         "store": "ok" if store_ok else detail or "unreachable",
         "workers_alive": alive,
         "workers_expected": settings.workers,
+        # Reported, not required: without them alerts are still stored and analysed by rules.
+        "dependencies": workers.health.snapshot(),
     }
     code = status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE
     return JSONResponse(status_code=code, content=body)
