@@ -134,7 +134,8 @@ async def test_discord_embed_never_pings() -> None:
     assert body["allowed_mentions"] == {"parse": []}
     embed = body["embeds"][0]
     assert "NginxDown" in embed["title"]
-    assert embed["description"] == RESULT.summary
+    # Markdown characters arrive backslash-escaped (rendered, they read as written).
+    assert embed["description"] == RESULT.summary.replace("_", "\\_")
     assert embed["color"] == 0xD62828
     names = [f["name"] for f in embed["fields"]]
     assert names[:3] == ["Severity", "Category", "Target"]
@@ -296,7 +297,7 @@ async def test_alert_text_cannot_forge_discord_links() -> None:
             ALERT, sneaky, make_settings(server), analysis_id=1, backoff_seconds=0.01
         )
     embed = requests_to(server, "discord")[0].json()["embeds"][0]
-    assert embed["description"] == "see \\[the fix\\](https://evil.example)"
+    assert embed["description"] == "see \\[the fix\\]\\(https://evil.example\\)"
     # The analyzer's own links stay links.
     links = next(f["value"] for f in embed["fields"] if f["name"] == "Links")
     assert "[Runbook](https://runbooks.example.com/nginx-down)" in links

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiops_analyzer.notify.format import (
@@ -12,7 +13,8 @@ from aiops_analyzer.notify.format import (
     clip,
     engine_note,
     human_duration,
-    is_link,
+    one_line,
+    safe_url,
     title,
     where,
 )
@@ -24,9 +26,20 @@ USERNAME = "AIOps analyzer"
 NO_MENTIONS: dict[str, list[str]] = {"parse": []}
 
 
+_MARKDOWN = re.compile(r"([\\\[\]()*_~`|<>]|^[#-])")
+
+
 def _text(value: str) -> str:
-    """Alert-derived text must not render as a masked link [label](url) in an embed."""
-    return value.replace("[", "\\[").replace("]", "\\]")
+    """Untrusted text for Discord markdown: every markup character backslash-escaped (no
+    masked link [label](url), no formatting, no quote or heading), on one line, and
+    @mentions broken by a zero-width space (allowed_mentions already stops the ping)."""
+    escaped = _MARKDOWN.sub(r"\\\1", one_line(value))
+    return escaped.replace("@", "@\u200b")
+
+
+def _link(url: str | None, label: str) -> str | None:
+    target = safe_url(url)
+    return f"[{label}]({target})" if target else None
 
 
 def _field(name: str, value: str) -> dict[str, Any]:
@@ -37,8 +50,8 @@ def analysis_message(
     alert: Alert, result: AnalysisResult, analysis_id: int, page_url: str | None = None
 ) -> dict[str, Any]:
     fields = [
-        {"name": "Severity", "value": result.severity, "inline": True},
-        {"name": "Category", "value": clip(result.category, 100), "inline": True},
+        {"name": "Severity", "value": _text(result.severity), "inline": True},
+        {"name": "Category", "value": clip(_text(result.category), 100), "inline": True},
         {"name": "Target", "value": clip(_text(where(alert)), 200), "inline": True},
     ]
     causes = cause_lines(result)
@@ -51,21 +64,23 @@ def analysis_message(
                 "\n".join(f"{n}. {_text(s)}" for n, s in enumerate(result.remediation, 1)),
             )
         )
-    links = [f"[Open the analysis]({page_url})"] if page_url else []
-    links += [f"[Source]({alert.generator_url})"] if is_link(alert.generator_url) else []
-    links += [f"[Runbook]({u})" if is_link(u) else f"Runbook: `{u}`" for u in result.runbook_urls]
+    candidates = [_link(page_url, "Open the analysis"), _link(alert.generator_url, "Source")]
+    candidates += [_link(u, "Runbook") or f"Runbook: {_text(u)}" for u in result.runbook_urls]
+    links = [link for link in candidates if link]
     if links:
         fields.append(_field("Links", " · ".join(links)))
     embed: dict[str, Any] = {
-        "title": clip(f"{title(alert, result)} ({alert.status})", 256),
+        "title": clip(_text(f"{title(alert, result)} ({alert.status})"), 256),
         "description": clip(_text(result.summary), 4096),
         "color": SEVERITY_COLOR.get(result.severity, SEVERITY_COLOR["none"]),
         "fields": fields,
-        "footer": {"text": clip(f"analysis #{analysis_id} · {engine_note(result)}", 2048)},
+        "footer": {
+            "text": clip(one_line(f"analysis #{analysis_id} · {engine_note(result)}"), 2048)
+        },
         "timestamp": alert.starts_at.isoformat(),
     }
-    if page_url:
-        embed["url"] = page_url  # the title becomes the link
+    if safe_url(page_url):
+        embed["url"] = safe_url(page_url)  # the title becomes the link
     return {"username": USERNAME, "allowed_mentions": NO_MENTIONS, "embeds": [embed]}
 
 
@@ -80,15 +95,15 @@ def resolution_message(
     lasted = human_duration(duration_seconds)
     description = f"{_text(name)} on {_text(where(alert))} resolved after {lasted}."
     if firing is not None:
-        description += f"\nFiring analysis ({firing.category}): {_text(firing.summary)}"
+        description += f"\nFiring analysis ({_text(firing.category)}): {_text(firing.summary)}"
     embed: dict[str, Any] = {
-        "title": clip(f"{RESOLVED_ICON} RESOLVED {name}", 256),
+        "title": clip(f"{RESOLVED_ICON} RESOLVED {_text(name)}", 256),
         "description": clip(description, 4096),
         "color": RESOLVED_COLOR,
         "footer": {"text": f"analysis #{analysis_id}"},
     }
     if alert.ends_at is not None:
         embed["timestamp"] = alert.ends_at.isoformat()
-    if page_url:
-        embed["url"] = page_url
+    if safe_url(page_url):
+        embed["url"] = safe_url(page_url)
     return {"username": USERNAME, "allowed_mentions": NO_MENTIONS, "embeds": [embed]}

@@ -1,8 +1,25 @@
-"""Pieces of text every channel shows the same way."""
+"""Pieces of text every channel shows the same way, and the rules that make them safe.
+
+Everything in a chat message that comes from an alert or an engine (labels, annotations,
+``generatorURL``, ``runbook_url``, summaries, causes, steps) is untrusted: whoever can make an
+alert fire can write it. So messages are built from escaped parts only: each channel escapes
+text with its own ``text()`` (Slack mrkdwn, Discord markdown), every link target goes through
+``safe_url`` (http/https only, characters that could end or re-open markup percent-encoded)
+and every link label is the analyzer's own fixed word. Line breaks in one-line values are
+collapsed, so a summary cannot draw a fake "Remediation" section below itself.
+"""
 
 from __future__ import annotations
 
+import re
+from urllib.parse import quote, urlsplit
+
 from aiops_analyzer.schemas import Alert, AnalysisResult
+
+# Kept as they are in a link target; everything else (space, | < > ( ) [ ] ` " ' * _ ~ \,
+# control and non-ASCII characters) is percent-encoded. '%' stays: targets are often encoded.
+_URL_SAFE = "/:?#&=+%,;@!$.-~"
+_LINE_BREAKS = re.compile(r"[\r\n\u2028\u2029\x0b\x0c\x85]+")
 
 SEVERITY_ICON = {"critical": "🔴", "warning": "🟠", "info": "🔵", "none": "⚪"}
 # Discord embed colours (0xRRGGBB) matching the icons.
@@ -60,5 +77,19 @@ def engine_note(result: AnalysisResult) -> str:
     return note
 
 
-def is_link(url: str) -> bool:
-    return url.startswith(("http://", "https://"))
+def safe_url(url: str | None) -> str | None:
+    """An http(s) URL fit to be a link target in any markup, or None (shown as text instead)."""
+    if not url or len(url) > 2048:
+        return None
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return quote(url.strip(), safe=_URL_SAFE)
+
+
+def one_line(text: str) -> str:
+    """Line breaks (and Unicode line separators) become spaces."""
+    return _LINE_BREAKS.sub(" ", text)

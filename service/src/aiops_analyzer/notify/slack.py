@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiops_analyzer.notify.format import (
@@ -10,7 +11,8 @@ from aiops_analyzer.notify.format import (
     clip,
     engine_note,
     human_duration,
-    is_link,
+    one_line,
+    safe_url,
     title,
     where,
 )
@@ -22,9 +24,24 @@ SECTION_LIMIT = 3000
 PAGE_LINK_TEXT = "Open the analysis: charts, logs, evidence"
 
 
+# mrkdwn has no escape for *bold*, _italic_, ~strike~ and `code`: a delimiter only counts at
+# the start of a word, so a zero-width space before such a one disarms it (nginx_exporter,
+# inside a word, is left alone and still copies as written).
+_FORMAT_START = re.compile(r"(?<![A-Za-z0-9])([*_~`])")
+
+
 def _escape(text: str) -> str:
-    """mrkdwn control characters; also stops alert text from forging <links|...>."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Untrusted text for mrkdwn: &, < and > as entities, so no <link|label>, <!channel>,
+    <!here> or <@user> can be written; formatting disarmed; on one line, so no fake section
+    can follow."""
+    text = one_line(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _FORMAT_START.sub("\u200b\\1", text)
+
+
+def _link(url: str | None, label: str) -> str | None:
+    """<url|label> for a validated URL and one of the analyzer's own labels, else None."""
+    target = safe_url(url)
+    return f"<{target}|{label}>" if target else None
 
 
 def _section(text: str) -> dict[str, Any]:
@@ -33,15 +50,17 @@ def _section(text: str) -> dict[str, Any]:
 
 def _page_link(url: str) -> dict[str, Any]:
     """The analysis page, as the message's most visible link (phones open it in one tap)."""
-    return _section(f"*<{_escape(url)}|{PAGE_LINK_TEXT}>*")
+    link = _link(url, PAGE_LINK_TEXT)
+    return _section(f"*{link}*" if link else _escape(url))
 
 
 def _links(alert: Alert, result: AnalysisResult, analysis_id: int) -> str:
     parts = []
-    if is_link(alert.generator_url):
-        parts.append(f"<{alert.generator_url}|Source>")
+    source = _link(alert.generator_url, "Source")
+    if source:
+        parts.append(source)
     for url in result.runbook_urls:
-        parts.append(f"<{url}|Runbook>" if is_link(url) else f"Runbook: `{_escape(url)}`")
+        parts.append(_link(url, "Runbook") or f"Runbook: {_escape(url)}")
     parts.append(f"analysis #{analysis_id}")
     parts.append(_escape(engine_note(result)))
     return " · ".join(parts)
@@ -52,11 +71,14 @@ def analysis_message(
 ) -> dict[str, Any]:
     heading = clip(f"{title(alert, result)} ({alert.status})", HEADER_LIMIT)
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": heading, "emoji": True}},
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": one_line(heading), "emoji": True},
+        },
         {
             "type": "section",
             "fields": [
-                {"type": "mrkdwn", "text": f"*Severity*\n{result.severity}"},
+                {"type": "mrkdwn", "text": f"*Severity*\n{_escape(result.severity)}"},
                 {"type": "mrkdwn", "text": f"*Category*\n{_escape(result.category)}"},
                 {"type": "mrkdwn", "text": f"*Target*\n{_escape(clip(where(alert), 500))}"},
                 {"type": "mrkdwn", "text": f"*Started*\n{alert.starts_at.isoformat()}"},
@@ -97,11 +119,11 @@ def resolution_message(
     lasted = human_duration(duration_seconds)
     text = f"*{_escape(name)}* on {_escape(where(alert))} resolved after {lasted}."
     if firing is not None:
-        text += f"\n*Firing analysis* ({firing.category}): {_escape(firing.summary)}"
+        text += f"\n*Firing analysis* ({_escape(firing.category)}): {_escape(firing.summary)}"
     return {
         "text": clip(_escape(f"{heading} after {human_duration(duration_seconds)}"), SECTION_LIMIT),
         "blocks": [
-            {"type": "header", "text": {"type": "plain_text", "text": heading, "emoji": True}},
+            {"type": "header", "text": {"type": "plain_text", "text": one_line(heading)}},
             _section(text),
             *([_page_link(page_url)] if page_url else []),
             {
