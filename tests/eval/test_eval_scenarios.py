@@ -36,8 +36,10 @@ NAME_LABELS = ("name", "container", "pod", "compose_service", "service_name")
 
 
 def _data(scenario: Scenario) -> str:
-    """Everything the analyzer could be given: payload and recorded evidence."""
-    return json.dumps(scenario.payload) + scenario.evidence.model_dump_json()
+    """Everything the analyzer could be given: payload, recorded evidence or the world."""
+    world = scenario.path / "world.yml"
+    held = world.read_text(encoding="utf-8") if world.is_file() else ""
+    return json.dumps(scenario.payload) + scenario.evidence.model_dump_json() + held
 
 
 def test_there_are_at_least_15_scenarios(scenarios: list[Scenario]) -> None:

@@ -275,6 +275,8 @@ LOG_REMEDIES: dict[str, str] = {
     "disk": "Free space on the full filesystem (`df -h`, `du -xh --max-depth=2`).",
     "config": "Fix the setting the process complains about and redeploy.",
     "clock": "Check time synchronisation: `timedatectl`, `chronyc tracking`.",
+    "shutdown": "Find who or what stopped it (`docker events --since 1h`, the deploy log, the "
+    "orchestrator's events) and start it again if that was not intended.",
 }
 
 # What a tagged template means, as a cause sentence; {line} is the quoted example.

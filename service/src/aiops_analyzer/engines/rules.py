@@ -481,10 +481,14 @@ class RulesEngine:
         observed = findings.first_series_line(prom)
         if observed:
             main += f" Observed: {observed}."
+        confidence = min(0.9, base + support)
+        if any(f.explains and f.confidence >= 0.6 for f in extra):
+            # The evidence names the cause: the family's stock sentence is second to it.
+            confidence = min(confidence, 0.55)
         causes = [
             ProbableCause(
                 cause=main,
-                confidence=round(min(0.9, base + support), 2),
+                confidence=round(confidence, 2),
                 evidence_ids=(own + log_ids) or list(runbook_ids),
             )
         ]
