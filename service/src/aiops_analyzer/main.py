@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aiops_analyzer.api.errors import install_error_handlers
 from aiops_analyzer.api.payload import AlertmanagerPayload
-from aiops_analyzer.api.routes import analyses, health, webhook
+from aiops_analyzer.api.routes import analyses, health, runbooks, webhook
 from aiops_analyzer.api.strictness import TrailingSlashTolerance
 from aiops_analyzer.core.config import Settings, get_settings
 from aiops_analyzer.core.metrics import Metrics
@@ -91,6 +91,7 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
     app.include_router(webhook.router)
     app.include_router(analyses.router)
     app.include_router(health.router)
+    app.include_router(runbooks.router)
     app.include_router(web.router)
     app.mount(web.STATIC_PATH, web.static, name="static")
     app.add_middleware(WebhookStatusCounter, metrics=metrics)

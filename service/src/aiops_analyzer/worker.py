@@ -25,6 +25,7 @@ from aiops_analyzer import engines, evidence, notify
 from aiops_analyzer.core.config import Settings
 from aiops_analyzer.core.dependencies import DependencyHealth
 from aiops_analyzer.core.metrics import Metrics
+from aiops_analyzer.runbook_links import with_runbook_links
 from aiops_analyzer.schemas import Alert, AnalysisResult, EvidenceItem
 from aiops_analyzer.store import Job, JobState, Outcome, Store, utcnow
 
@@ -290,6 +291,7 @@ class WorkerPool:
         )
         self.health.observe_evidence(items)
         self.health.observe_result(result, self.settings)
+        result = with_runbook_links(result, job.alert, items, self.settings)
         if store_now:
             await anyio.to_thread.run_sync(lambda: self.store.jobs.save_result(job, result, items))
         self.metrics.record_analysis(result, time.perf_counter() - started)

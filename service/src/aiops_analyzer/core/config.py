@@ -125,6 +125,13 @@ class Settings(BaseSettings):
     evidence_timeout_seconds: float = Field(5.0, gt=0, description="Timeout per source.")
     evidence_window_minutes: int = Field(30, ge=1, description="Look-back around startsAt.")
     loki_max_lines: int = Field(20, ge=1, le=500, description="Log lines kept as evidence.")
+    runbook_base_url: str | None = Field(
+        None,
+        description="Where runbook links in analyses and notifications point: <base>/<AlertName>.md"
+        " (e.g. your fork's https://github.com/you/aiops/blob/main/monitoring/runbooks). Default:"
+        " the analyzer's own /runbooks under AIOPS_PUBLIC_URL when that is set, else the alert's"
+        " runbook_url annotation as sent.",
+    )
     runbooks_dir: Path | None = Field(
         None, description="Directory of <AlertName>.md runbooks; default: the bundled ones."
     )
