@@ -517,3 +517,95 @@ def test_cost_grows_linearly_with_the_expression() -> None:
 
     # Eight times the expression: linear work takes about 8x as long, quadratic 64x.
     assert seconds(16_000) / seconds(2_000) < 24
+
+
+def test_a_level_shift_right_after_a_deploy_names_the_deploy() -> None:
+    api = {"job": "api"}
+    # The error ratio steps up at startsAt + 3 min; the deploy line is a minute before startsAt.
+    values = [0.01] * 27 + [0.2] * 3
+    own = metric("prom-1", "alert_expression", values, api)
+    deploy = log_item(
+        "loki-1",
+        'level=info msg="starting api" version=4.2.0',
+        baseline=('level=info msg="GET /orders 200"',) * 10,
+    )
+    a = alert("ApiErrors", 'sum(rate(http_requests_total{code=~"5.."}[5m])) > 0.05', api)
+    result = RulesEngine().analyze(a, [own, deploy])
+    cause = next(c for c in result.probable_causes if "after a deploy" in c.cause)
+    assert "version=4.2.0" in cause.cause and "shifted from 0.01 to 0.2" in cause.cause
+    assert "4 min after a deploy" in cause.cause
+    assert cause.evidence_ids == ["prom-1", "loki-1"]
+    assert result.probable_causes[0] == cause
+    assert any("roll back" in step for step in result.remediation)
+    # Without the deploy line the shift is context only: when, not why.
+    plain = RulesEngine().analyze(a, [own])
+    shift = next(c for c in plain.probable_causes if "shifted from" in c.cause)
+    assert "look for what changed then" in shift.cause
+
+
+def test_inodes_not_bytes() -> None:
+    host = {"instance": "h:9100", "mountpoint": "/var"}
+    evidence = [
+        metric("prom-1", "alert_expression", [4.0, 3.0, 2.0], host),
+        metric("prom-4", "host_filesystem_available", [0.62, 0.61, 0.61], host),
+        metric("prom-11", "host_inodes_free", [0.04, 0.03, 0.02], host),
+    ]
+    a = alert(
+        "HostDiskSpaceLow",
+        "100 * node_filesystem_files_free / node_filesystem_files < 5",
+        host,
+    )
+    result = RulesEngine().analyze(a, evidence)
+    assert result.category == "disk_space"
+    cause = next(c for c in result.probable_causes if "inodes" in c.cause)
+    assert "2.0% of its inodes" in cause.cause and "61% of its space is free" in cause.cause
+    assert cause.evidence_ids == ["prom-11", "prom-4"]
+    assert result.remediation[0].startswith("Find the directories with the most files")
+    assert not any("du -xh" in step for step in result.remediation)  # byte-hunting advice
+
+
+def test_reboot_and_clock_offset_from_host_metrics() -> None:
+    host = {"instance": "h:9100", "job": "node"}
+    booted = STARTS.timestamp() - 240
+    evidence = [
+        metric("prom-1", "alert_expression", [0, 0, 0], host),
+        metric("prom-12", "host_boot_time", [1.7e9] * 20 + [booted] * 4, host),
+        metric("prom-13", "host_clock_offset", [0.001] * 10 + [2.5] * 5, host),
+    ]
+    result = RulesEngine().analyze(alert("TargetDown", "up == 0", host), evidence)
+    text = {c.cause: c.evidence_ids for c in result.probable_causes}
+    reboot = next(c for c in text if c.startswith("The host rebooted"))
+    assert "00:56:00 UTC" in reboot and text[reboot] == ["prom-12"]
+    clock = next(c for c in text if "clock is off by 2.5 s" in c)
+    assert text[clock] == ["prom-13"]
+    # Steady boot time and a synchronised clock: neither is claimed.
+    calm = [
+        evidence[0],
+        metric("prom-12", "host_boot_time", [1.7e9] * 24, host),
+        metric("prom-13", "host_clock_offset", [0.001] * 15, host),
+    ]
+    quiet = " ".join(
+        c.cause
+        for c in RulesEngine().analyze(alert("TargetDown", "up == 0", host), calm).probable_causes
+    )
+    assert "rebooted" not in quiet and "clock" not in quiet
+
+
+def test_a_swap_alert_on_a_host_out_of_memory_says_so() -> None:
+    host = {"instance": "h:9100"}
+    evidence = [
+        metric("prom-1", "alert_expression", [60, 70, 80], host),
+        metric("prom-3", "host_memory_available", [0.1, 0.04, 0.02], host),
+        metric("prom-6", "host_swap_in", [0, 300, 900], host),
+    ]
+    a = alert("HostSwapping", "rate(node_vmstat_pswpin[5m]) > 50", host)
+    result = RulesEngine().analyze(a, evidence)
+    assert result.category == "memory_pressure"
+    cause = next(c for c in result.probable_causes if "out of memory and swapping" in c.cause)
+    assert cause.evidence_ids == ["prom-3", "prom-6"]
+
+
+def test_clock_alerts_have_a_family() -> None:
+    assert classify(alert("X", "abs(node_timex_offset_seconds) > 0.05")).family.category == (
+        "clock_skew"
+    )

@@ -178,8 +178,9 @@ def page_cache(prom: list[EvidenceItem]) -> Finding | None:
     )
 
 
-def memory_behind_cpu(prom: list[EvidenceItem]) -> Finding | None:
-    """A host short of memory and swapping: reclaim and swap stalls show up as CPU time."""
+def memory_exhaustion(prom: list[EvidenceItem], *, cpu_alert: bool) -> Finding | None:
+    """A host short of memory and swapping; behind a CPU alert, reclaim and swap stalls are
+    the CPU time."""
     available = own_series(prom, "host_memory_available")
     if not available or available[1].current is None or available[1].current > 0.05:
         return None
@@ -197,17 +198,93 @@ def memory_behind_cpu(prom: list[EvidenceItem]) -> Finding | None:
             signs.append(label.format(v=fmt(value), p=f"{value:.0%}"))
     if len(signs) < 2:
         return None
+    if cpu_alert:
+        text = (
+            "The host is out of memory, not CPU: "
+            + ", ".join(signs)
+            + ". Page reclaim and swapping burn CPU and stall processes, so the CPU alert is a "
+            "symptom of memory exhaustion."
+        )
+    else:
+        text = (
+            "The host is out of memory and swapping: "
+            + ", ".join(signs)
+            + ". Swapping stalls every process on the host."
+        )
     return Finding(
-        "The host is out of memory, not CPU: "
-        + ", ".join(signs)
-        + ". Page reclaim and swapping burn CPU and stall processes, so the CPU alert is a "
-        "symptom of memory exhaustion.",
+        text,
         0.75,
         tuple(cited),
         "memory_pressure",
         remedy="Find what holds the memory: `ps aux --sort=-rss | head` and `vmstat 5` (si/so "
         "columns); stop or limit it, or add RAM, before tuning anything for CPU.",
+        replaces_steps=cpu_alert,
+    )
+
+
+def inodes(prom: list[EvidenceItem], expression: str) -> Finding | None:
+    """Inodes, not bytes, run out: many small files."""
+    found = own_series(prom, "host_inodes_free")
+    if not found or found[1].current is None:
+        return None
+    item, s = found
+    free = found[1].current
+    about_inodes = "files_free" in expression or "inode" in expression.lower()
+    if free > 0.1 and not about_inodes:
+        return None
+    space = own_series(prom, "host_filesystem_available")
+    cited = [item.id]
+    free_space = ""
+    if space and space[1].current is not None:
+        if space[1].current < 0.1 and not about_inodes:
+            return None  # bytes are short too: the ordinary case
+        cited.append(space[0].id)
+        free_space = f" while {space[1].current:.0%} of its space is free"
+    return Finding(
+        f"The filesystem runs out of inodes, not bytes: {free:.1%} of its inodes are "
+        f"free{free_space} ({label_text(s.labels)}). Millions of small files (sessions, "
+        "caches, a mail or spool queue) exhaust it; deleting large files does not help.",
+        0.75,
+        tuple(cited),
+        remedy="Find the directories with the most files: `sudo du --inodes -x MOUNT | sort -n "
+        "| tail`; remove or rotate the small files, or fix what creates them.",
         replaces_steps=True,
+    )
+
+
+def rebooted(prom: list[EvidenceItem]) -> Finding | None:
+    """node_boot_time_seconds changed in the window: the host rebooted."""
+    found = own_series(prom, "host_boot_time")
+    if not found:
+        return None
+    item, s = found
+    if s.peak is None or s.minimum is None or s.peak - s.minimum < 60:
+        return None
+    return Finding(
+        f"The host rebooted: its boot time moved to {_clock(s.peak)} "
+        f"(node_boot_time_seconds was {_clock(s.minimum)} before).",
+        0.7,
+        (item.id,),
+        remedy=LOG_REMEDIES_REBOOT,
+    )
+
+
+def clock_offset(prom: list[EvidenceItem]) -> Finding | None:
+    found = own_series(prom, "host_clock_offset")
+    if not found or found[1].current is None:
+        return None
+    item, s = found
+    worst = max(abs(s.peak or 0.0), abs(s.minimum or 0.0))
+    if worst < 0.5:
+        return None
+    return Finding(
+        f"The host's clock is off by {fmt(s.current)} s (worst {fmt(worst)} s in the window, "
+        "node_timex_offset_seconds): time synchronisation is not working. Tokens, TLS, "
+        "distributed locks and log ordering break on skewed clocks.",
+        0.7,
+        (item.id,),
+        remedy="Check time synchronisation: `timedatectl`, `chronyc tracking` / `ntpq -p`, and "
+        "that NTP (UDP 123) is reachable.",
     )
 
 
@@ -229,20 +306,33 @@ def no_restarts(prom: list[EvidenceItem]) -> Finding | None:
     return None
 
 
-def metric_shift(prom: list[EvidenceItem]) -> Finding | None:
-    """A level shift in the alert's own series: when the condition began, from what level."""
-    found = own_series(prom, "alert_expression") or own_series(
-        [i for i in prom if i.source == "loki"], "alert_expression"
-    )
+def metric_shift(prom: list[EvidenceItem], logs: list[EvidenceItem]) -> Finding | None:
+    """A level shift in the alert's own series: when the condition began, from what level;
+    with a deploy logged shortly before it, the deploy is the likely cause."""
+    found = own_series(prom, "alert_expression")
     if not found or found[1].change_point is None:
         return None
     item, s = found
     cp = s.change_point
     assert cp is not None
-    return Finding(
+    text = (
         f"The alert's value {label_text(s.labels)} shifted from {fmt(cp.before)} to "
-        f"{fmt(cp.after)} at {_clock(cp.at)}: look for what changed then (a deploy, a "
-        "configuration change, a failing dependency).",
+        f"{fmt(cp.after)} at {_clock(cp.at)}"
+    )
+    for log_item, template in templates(logs):
+        if "deploy" in template.tags and cp.at - 900 <= template.first_seen <= cp.at + 120:
+            minutes = max(0.0, (cp.at - template.first_seen) / 60)
+            return Finding(
+                text + f", {minutes:.0f} min after a deploy was logged: "
+                f"'{_clip(template.example)}'. A regression in that deploy is the likely "
+                "cause.",
+                0.7,
+                (item.id, log_item.id),
+                remedy=LOG_REMEDIES["deploy"],
+            )
+    return Finding(
+        text + ": look for what changed then (a deploy, a configuration change, a failing "
+        "dependency).",
         0.5,
         (item.id,),
         explains=False,
@@ -258,6 +348,10 @@ def _bytes(value: float) -> str:
 
 
 # --- logs ------------------------------------------------------------------------------------
+LOG_REMEDIES_REBOOT = (
+    "Check why the host rebooted (`last -x`, `journalctl --list-boots`, unattended-upgrades "
+    "logs) and that every service came back."
+)
 # The first step for a cause named by a tagged template.
 LOG_REMEDIES: dict[str, str] = {
     "firewall": "Check the host firewall for the blocked port: `ufw status numbered` or "
@@ -268,8 +362,9 @@ LOG_REMEDIES: dict[str, str] = {
     "(dates, chain, names); renew or fix the trust store.",
     "listen": "Check the listen address and port: `ss -ltnp`; a service bound to 127.0.0.1 "
     "or a port taken by another process needs its configuration fixed.",
-    "reboot": "Check why the host rebooted (`last -x`, `journalctl --list-boots`, "
-    "unattended-upgrades logs) and that every service came back.",
+    "reboot": LOG_REMEDIES_REBOOT,
+    "deploy": "Compare the alert's metric before and after the deploy; roll back to the "
+    "previous version if the change started with it.",
     "lock": "Find the lock holder (e.g. `pg_locks` joined with `pg_stat_activity`) and the "
     "long transaction or job behind it.",
     "disk": "Free space on the full filesystem (`df -h`, `du -xh --max-depth=2`).",
@@ -319,6 +414,12 @@ LOG_CAUSES: dict[str, tuple[str, float, str]] = {
         "",
     ),
     "config": ("The process fails on its configuration: {line}", 0.65, ""),
+    "deploy": (
+        "A new version or deploy started shortly before the alert: {line} (at {when}). A "
+        "regression in it is the likely cause.",
+        0.6,
+        "",
+    ),
     "clock": ("The clock is off: {line}. Check time synchronisation (NTP/chrony).", 0.6, ""),
     "gc": ("Garbage collection stalls the process: {line}", 0.6, ""),
     "swap": ("The system is swapping: {line}", 0.55, ""),

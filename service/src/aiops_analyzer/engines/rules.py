@@ -269,6 +269,18 @@ FAMILIES: tuple[Family, ...] = (
         name=r"backlog|queue|\blag\b",
     ),
     Family(
+        "clock_skew",
+        "a clock out of sync",
+        "warning",
+        ("Time synchronisation (NTP/chrony) stopped working and the clock drifted.",),
+        (
+            "Check `timedatectl` and `chronyc tracking` (or `ntpq -p`) on the host.",
+            "Make sure NTP (UDP 123) to the time servers is allowed and the daemon runs.",
+        ),
+        metric=r"timex|clock_skew|ntp_|chrony|time_offset|clock_offset",
+        name=r"clock|skew|\bntp\b|time ?(sync|drift|offset)",
+    ),
+    Family(
         "network",
         "network errors or saturation",
         "warning",
@@ -404,8 +416,9 @@ class RulesEngine:
         )
         if oom and family.category in ("container_crash", "target_down", "unknown"):
             family = FAMILY_BY_CATEGORY["oom_killed"]  # the evidence says why it stopped
-        memory = findings.memory_behind_cpu(prom)
-        if memory and family.category in ("cpu_saturation", "host_load"):
+        cpu_alert = family.category in ("cpu_saturation", "host_load")
+        memory = findings.memory_exhaustion(prom, cpu_alert=cpu_alert)
+        if memory and cpu_alert:
             family = FAMILY_BY_CATEGORY["memory_pressure"]  # CPU time spent reclaiming memory
         log_found = [
             f for f in findings.log_causes(logs) if f is not oom and f.family != "oom_killed"
@@ -414,7 +427,10 @@ class RulesEngine:
             oom = _first(findings.log_causes(logs), "oom_killed")
         flapping = findings.intermittent_condition(prom)
         extra: list[findings.Finding | None] = [flapping, oom, memory]
-        extra += [findings.page_cache(prom), findings.metric_shift(prom)]
+        extra += [findings.page_cache(prom), findings.metric_shift(prom, logs)]
+        extra += [findings.rebooted(prom), findings.clock_offset(prom)]
+        if family.category == "disk_space":
+            extra.append(findings.inodes(prom, alert_expression(alert)))
         extra += log_found
         extra.append(findings.error_messages(logs, skip=tuple(log_found)))
         if family.category in ("container_crash", "oom_killed"):

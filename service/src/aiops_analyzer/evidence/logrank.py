@@ -47,7 +47,14 @@ TAGS: dict[str, re.Pattern[str]] = {
     ),
     "network": re.compile(
         r"connection refused|connection reset|no route to host|network is unreachable"
-        r"|ECONNREFUSED|ECONNRESET|ETIMEDOUT|i/o timeout|timed out|broken pipe|upstream",
+        r"|ECONNREFUSED|ECONNRESET|ETIMEDOUT|i/o timeout|timed out|broken pipe|upstream"
+        r"|link is down|NIC Link is Down|carrier lost|packet loss|retransmi",
+        re.I,
+    ),
+    "deploy": re.compile(
+        r"\bdeploy(?:ed|ing|ment)?\b|\brollout\b|rolled out|rolling (?:update|restart)"
+        r"|new version|upgraded? (?:to|from) v?\d|starting \S+ (?:version|v)\s*[=:]?\s*v?\d"
+        r"|\bversion[=:]\s*\"?v?\d+\.\d+|image \S+ (?:pulled|updated)|migration \S* ?applied",
         re.I,
     ),
     "reboot": re.compile(
@@ -65,7 +72,9 @@ TAGS: dict[str, re.Pattern[str]] = {
         r"|still waiting for \w+ ?lock|lock contention",
         re.I,
     ),
-    "disk": re.compile(r"no space left|ENOSPC|disk (?:is )?full|inodes?\b.*(?:full|exhaust)", re.I),
+    "disk": re.compile(
+        r"no space left|ENOSPC|disk (?:is )?full|inodes?\b.*(?:full|exhaust)|too many files", re.I
+    ),
     "config": re.compile(
         r"missing (?:required )?(?:setting|config|env|variable)|required (?:setting|variable)"
         r"|invalid config|configuration error|is not set|KeyError|unknown (?:flag|option)",
@@ -88,6 +97,7 @@ TAG_WEIGHT = {
     "tls": 3.0,
     "listen": 2.5,
     "reboot": 2.5,
+    "deploy": 2.0,
     "disk": 3.0,
     "lock": 2.5,
     "config": 2.5,

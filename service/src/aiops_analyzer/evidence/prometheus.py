@@ -30,7 +30,7 @@ from aiops_analyzer.schemas import Alert, EvidenceItem, SeriesStats, Threshold
 
 MAX_SERIES = 5
 TARGET_POINTS = 60  # about one point a minute over the default 30-minute window
-MAX_FAMILY_QUERIES = 9
+MAX_FAMILY_QUERIES = 12
 
 
 @dataclass(frozen=True)
@@ -191,6 +191,15 @@ def _host_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
             "host OOM kills in 15m",
             f"increase(node_vmstat_oom_kill{{{i}}}[15m])",
             "host_oom_kills",
+        ),
+        NamedQuery(
+            "host filesystem inodes free ratio",
+            f"node_filesystem_files_free{{{fs}}} / node_filesystem_files{{{fs}}} > 0",
+            "host_inodes_free",
+        ),
+        NamedQuery("host boot time", f"node_boot_time_seconds{{{i}}}", "host_boot_time"),
+        NamedQuery(
+            "host clock offset seconds", f"node_timex_offset_seconds{{{i}}}", "host_clock_offset"
         ),
     ]
 
