@@ -21,7 +21,7 @@ from stacks.config import AnalyzerConfig
 from stacks.gcp_config import GcpConfig, GcpLocation
 
 # /tmp is the writable (in-memory) filesystem of a Cloud Run instance: the SQLite store lives
-# and dies with the instance (see the README, "The store on Cloud Run").
+# and dies with the instance (see docs/deploy-gcp.md, "The store on Cloud Run").
 DATA_DIR = "/tmp/aiops"  # noqa: S108 -- deliberate, documented instance-local store
 
 
