@@ -124,3 +124,31 @@ async def test_refused_requests_are_logged_with_the_client_address_once(
     assert messages[0].startswith("refused GET /analyses from 127.0.0.1: missing bearer token")
     assert messages[1] == "refused POST /webhook/alertmanager from 127.0.0.1: invalid bearer token"
     assert "not-the-token" not in caplog.text
+
+
+async def test_a_rate_limited_llm_is_named_as_such(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    limited = Reply(
+        429,
+        {"error": {"message": "Rate limit reached", "type": "requests"}},
+        headers={"Retry-After": "0"},
+    )
+    with LoopbackServer(always(limited)) as openai:
+        settings = make_settings(
+            tmp_path,
+            engine="llm",
+            openai_api_key="sk-test-0123456789abcdef",
+            llm_base_url=f"{openai.url}/v1",
+            llm_max_retries=0,
+        )
+        caplog.set_level(logging.INFO)
+        async with running_app(settings) as (_, client):
+            await post_and_wait(client, ["cccc000000000001", "cccc000000000002"])
+            llm = (await client.get("/readyz")).json()["dependencies"]["llm"]
+    [warning] = warnings(caplog, "dependency_failing")
+    message = warning.getMessage()
+    assert (
+        message.startswith("llm failed; the rules engine answered: ") and "rate_limited" in message
+    )
+    assert llm["state"] == "failing" and "rate_limited" in llm["reason"]
