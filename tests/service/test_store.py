@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from aiops_analyzer.schemas import Alert, AnalysisResult, NotificationOutcome
-from aiops_analyzer.store import Delivery, JobState, Outcome, Store, migrate
+from aiops_analyzer.store import Delivery, IngestResult, JobState, Outcome, Store, migrate
 from aiops_analyzer.store.db import normalise_url
+from aiops_analyzer.store.ingest import GroupCommitter
 from aiops_analyzer.store.migrate import head_revision
 from aiops_analyzer.store.tables import metadata
 from alembic.autogenerate import compare_metadata
@@ -248,3 +251,32 @@ def test_list_filters_pages_and_links_resolutions(store: Store) -> None:
     assert firing is not None and firing.id == ids[0] and firing.resolved_by == resolution_id
     [listed] = [r for r in store.analyses.list(status="firing")[0] if r.id == ids[0]]
     assert listed.resolved_by == resolution_id
+
+
+async def test_group_commit_fails_only_the_delivery_that_fails(store: Store) -> None:
+    committer = GroupCommitter(store.ingestor)
+
+    def good(fingerprint: str) -> Callable[[], Delivery]:
+        return lambda: Delivery(
+            receiver="r",
+            status="firing",
+            group_key="g",
+            truncated_alerts=0,
+            alerts=[alert(fingerprint=fingerprint)],
+        )
+
+    def bad() -> Delivery:
+        raise ValueError("cannot build this one")
+
+    results = await asyncio.gather(
+        committer.ingest(good("a")),
+        committer.ingest(bad),
+        committer.ingest(good("b")),
+        committer.ingest(good("a")),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], ValueError)
+    first, _, second, again = results
+    assert isinstance(first, IngestResult) and isinstance(second, IngestResult)
+    assert isinstance(again, IngestResult) and again.analysis_ids == first.analysis_ids
+    assert count(store, JobState.PENDING) == 2

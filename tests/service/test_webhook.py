@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from aiops_analyzer.store import JobState
+from sqlalchemy import event
 
 from tests.service.apptools import (
     AUTH,
@@ -267,6 +268,23 @@ async def test_concurrent_identical_deliveries_store_one_alert(tmp_path: Path) -
         assert app.state.store.analyses.get(ids.pop()).deliveries == 50
 
 
+async def test_concurrent_deliveries_share_commits(tmp_path: Path) -> None:
+    """Group commit: 60 requests at once are stored in far fewer transactions (fsyncs)."""
+    async with running_app(make_settings(tmp_path), start_workers=False) as (app, client):
+        commits = []
+        event.listen(app.state.store.db.writer, "commit", lambda _: commits.append(1))
+        responses = await asyncio.gather(
+            *(
+                client.post(WEBHOOK, json=payload(fingerprint=f"fp-{n}"), headers=AUTH)
+                for n in range(60)
+            )
+        )
+        assert [r.status_code for r in responses] == [202] * 60
+        ids = [r.json()["analysis_ids"][0] for r in responses]
+        assert len(set(ids)) == 60 and app.state.store.analyses.count_active() == 60
+        assert len(commits) <= 30, len(commits)
+
+
 async def test_an_internal_bug_answers_json_500_without_a_traceback(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -276,7 +294,7 @@ async def test_an_internal_bug_answers_json_500_without_a_traceback(
         def broken_ingest(*_: object) -> None:
             raise RuntimeError("secret internals: /var/lib/analyzer.db is corrupt")
 
-        monkeypatch.setattr(app.state.store, "ingest", broken_ingest)
+        monkeypatch.setattr(app.state.store.ingestor, "ingest_many", broken_ingest)
         response = await client.post(WEBHOOK, json=payload(), headers=AUTH)
         assert response.status_code == 500
         body = response.json()

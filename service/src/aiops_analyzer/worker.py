@@ -40,6 +40,10 @@ MAX_RETRY_DELAY_SECONDS = 60.0
 # finish, so its notification can quote the analysis.
 RESOLUTION_WAIT_SECONDS = 120.0
 RESOLUTION_RECHECK_SECONDS = 1.0
+# Webhook priority: how often a worker looks whether ingest is still busy, and how long it
+# waits at most before taking a job anyway.
+INGEST_PRIORITY_POLL_SECONDS = 0.05
+INGEST_PRIORITY_MAX_WAIT_SECONDS = 5.0
 # Longest wait for the worker tasks at shutdown.
 STOP_TIMEOUT_SECONDS = 10.0
 
@@ -132,6 +136,7 @@ class WorkerPool:
     async def _run(self, number: int) -> None:
         while not self._stopping:
             try:
+                await self._yield_to_ingest()
                 job = await self._claim()
                 if job is None:
                     await self._idle()
@@ -147,6 +152,14 @@ class WorkerPool:
                 # A store error (disk full, locked too long): keep the worker alive and retry.
                 logger.exception("worker loop error", extra={"event": "worker_error"})
                 await asyncio.sleep(IDLE_POLL_SECONDS)
+
+    async def _yield_to_ingest(self) -> None:
+        """While webhook requests queue for the store, take no new job: the CPU and the store
+        go to acknowledging alerts (bounded, so a steady storm slows analyses, never stops
+        them)."""
+        deadline = time.monotonic() + INGEST_PRIORITY_MAX_WAIT_SECONDS
+        while self.store.committer.busy and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(INGEST_PRIORITY_POLL_SECONDS)
 
     async def _claim(self) -> Job | None:
         """Claim a job; a stop arriving meanwhile waits for the claim and gives the job back

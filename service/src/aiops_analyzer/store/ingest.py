@@ -8,10 +8,13 @@ concurrent requests in one transaction (one fsync): see ``GroupCommitter``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import time
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+import anyio
 from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -128,3 +131,79 @@ class Ingestor:
             {"b_id": delivery_id, "b_new": len(result.new_ids), "b_duplicates": result.duplicates},
         )
         return result
+
+
+class GroupCommitter:
+    """One writer for the webhook: the deliveries of concurrent requests go into one
+    transaction, so they share one commit (one fsync) instead of queueing for one each.
+
+    No request waits for a batch to fill: the first goes alone, and those that arrive while
+    a commit runs form the next batch. ``build`` runs in the writer's thread too (the webhook
+    scrubs there), so a batch costs one thread hop. If a batch fails, its deliveries are
+    retried one by one, so one bad delivery fails only its own request.
+    """
+
+    # Deliveries queueing behind a commit mean the webhook is under load: for this long after,
+    # ``busy`` asks the analysis workers to hold off (a storm delays analyses, never 202s).
+    BUSY_HOLD_SECONDS = 0.25
+
+    def __init__(self, ingestor: Ingestor, *, max_batch: int = 256) -> None:
+        self.ingestor = ingestor
+        self.max_batch = max_batch
+        self._waiting: list[tuple[Callable[[], Delivery], asyncio.Future[IngestResult]]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._busy_until = 0.0
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._waiting) or time.monotonic() < self._busy_until
+
+    async def ingest(self, build: Callable[[], Delivery]) -> IngestResult:
+        future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
+        self._waiting.append((build, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_all(), name="aiops-ingest-writer")
+        # A request cancelled while waiting (client gone) leaves the write to finish.
+        return await asyncio.shield(future)
+
+    async def _write_all(self) -> None:
+        while self._waiting:
+            batch = self._waiting[: self.max_batch]
+            del self._waiting[: self.max_batch]
+            if len(batch) > 1:
+                self._busy_until = time.monotonic() + self.BUSY_HOLD_SECONDS
+            try:
+                outcomes = await anyio.to_thread.run_sync(self._commit, [b for b, _ in batch])
+            except BaseException as exc:  # Never leave a request waiting forever.
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                raise
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if future.done():
+                    continue
+                if isinstance(outcome, Exception):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
+
+    def _commit(self, builders: list[Callable[[], Delivery]]) -> list[IngestResult | Exception]:
+        """Build and store a batch in one transaction; on failure, each delivery alone."""
+        deliveries: list[Delivery | Exception] = []
+        for build in builders:
+            try:
+                deliveries.append(build())
+            except Exception as exc:
+                deliveries.append(exc)
+        valid = [d for d in deliveries if isinstance(d, Delivery)]
+        try:
+            stored = iter(self.ingestor.ingest_many(valid))
+        except Exception:
+            return [d if isinstance(d, Exception) else self._alone(d) for d in deliveries]
+        return [d if isinstance(d, Exception) else next(stored) for d in deliveries]
+
+    def _alone(self, delivery: Delivery) -> IngestResult | Exception:
+        try:
+            return self.ingestor.ingest(delivery)
+        except Exception as exc:
+            return exc

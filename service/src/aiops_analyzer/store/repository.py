@@ -3,8 +3,10 @@ callers run it in a worker thread."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiops_analyzer.store.database import Database
-from aiops_analyzer.store.ingest import Ingestor
+from aiops_analyzer.store.ingest import GroupCommitter, Ingestor
 from aiops_analyzer.store.queries import AnalysisQueries
 from aiops_analyzer.store.queue import JobQueue
 from aiops_analyzer.store.records import Delivery, IngestResult
@@ -16,6 +18,7 @@ class Store:
     def __init__(self, url: str) -> None:
         self.db = Database(url)
         self.ingestor = Ingestor(self.db)
+        self.committer = GroupCommitter(self.ingestor)
         self.jobs = JobQueue(self.db)
         self.analyses = AnalysisQueries(self.db)
 
@@ -24,7 +27,12 @@ class Store:
         return self.db.url
 
     def ingest(self, delivery: Delivery) -> IngestResult:
+        """Store one delivery (its own transaction)."""
         return self.ingestor.ingest(delivery)
+
+    async def ingest_grouped(self, build: Callable[[], Delivery]) -> IngestResult:
+        """Store the delivery ``build`` makes, sharing a transaction with concurrent ones."""
+        return await self.committer.ingest(build)
 
     def migrate(self) -> str:
         """Bring the schema to the newest revision (safe on every start); returns it."""

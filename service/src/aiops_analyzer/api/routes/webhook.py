@@ -134,8 +134,8 @@ async def receive_alerts(
 
     def scrubbed_delivery() -> Delivery:
         # Scrubbed once, here, where the data enters: the store, the API, the engines and
-        # the notifications only ever see the masked text. In a thread: scrubbing a long
-        # payload takes real time (linear, but up to seconds per megabyte).
+        # the notifications only ever see the masked text. In the writer's thread: scrubbing
+        # a long payload takes real time (linear, but up to seconds per megabyte).
         return Delivery(
             receiver=scrubber.scrub(payload.receiver),
             status=payload.status,
@@ -144,7 +144,9 @@ async def receive_alerts(
             alerts=[scrubber.scrub_alert(alert.to_alert()) for alert in payload.alerts],
         )
 
-    result = await anyio.to_thread.run_sync(lambda: store.ingest(scrubbed_delivery()))
+    # Built and stored in the store's writer thread, in one transaction (one fsync) with the
+    # deliveries of concurrent requests.
+    result = await store.ingest_grouped(scrubbed_delivery)
     records = payload.alerts
     if result.new_ids:
         workers.wake(len(result.new_ids))
