@@ -609,3 +609,27 @@ def test_clock_alerts_have_a_family() -> None:
     assert classify(alert("X", "abs(node_timex_offset_seconds) > 0.05")).family.category == (
         "clock_skew"
     )
+
+
+def test_steady_growth_is_projected_to_its_ceiling() -> None:
+    w = {"name": "worker"}
+    evidence = [
+        metric("prom-1", "alert_expression", [91, 92, 93], w),
+        metric("prom-2", "container_cpu", [0.2, 0.21, 0.2, 0.19, 0.2, 0.21] * 5, w),
+        metric("prom-3", "container_memory_ratio", [0.6 + 0.01 * i for i in range(31)], w),
+    ]
+    a = alert(
+        "ContainerHighMemoryUsage",
+        "container_memory_working_set_bytes / container_spec_memory_limit_bytes > 0.9",
+        w,
+    )
+    result = RulesEngine().analyze(a, evidence)
+    cause = next(c for c in result.probable_causes if "grows steadily" in c.cause)
+    # One point a minute: 60 percentage points an hour, 10 left to the limit.
+    assert "60.0 percentage points per hour, now 90% of the limit" in cause.cause
+    assert "a leak, not load" in cause.cause and "about 10 min" in cause.cause
+    assert cause.evidence_ids == ["prom-3", "prom-2"]
+    # A step (one jump) is no steady growth.
+    step = metric("prom-3", "container_memory_ratio", [0.5] * 20 + [0.93] * 11, w)
+    text = " ".join(c.cause for c in RulesEngine().analyze(a, [evidence[0], step]).probable_causes)
+    assert "grows steadily" not in text

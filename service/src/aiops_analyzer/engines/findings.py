@@ -33,6 +33,9 @@ class Finding:
     # (e.g. "raise the limit") would be wrong advice and are left out.
     remedy: str = ""
     replaces_steps: bool = False
+    # What the finding is about (a log tag such as "deploy" or "clock"): of two findings on
+    # one topic, the engine keeps the better supported.
+    topic: str = ""
 
 
 def _clip(line: str) -> str:
@@ -266,6 +269,7 @@ def rebooted(prom: list[EvidenceItem]) -> Finding | None:
         0.7,
         (item.id,),
         remedy=LOG_REMEDIES_REBOOT,
+        topic="reboot",
     )
 
 
@@ -283,9 +287,49 @@ def clock_offset(prom: list[EvidenceItem]) -> Finding | None:
         "distributed locks and log ordering break on skewed clocks.",
         0.7,
         (item.id,),
-        remedy="Check time synchronisation: `timedatectl`, `chronyc tracking` / `ntpq -p`, and "
-        "that NTP (UDP 123) is reachable.",
+        remedy=LOG_REMEDIES["clock"],
+        topic="clock",
     )
+
+
+def growth(prom: list[EvidenceItem]) -> Finding | None:
+    """Memory or disk use growing steadily toward its ceiling: when it gets there.
+
+    Container memory against its limit (a leak grows whatever the load; compare with CPU),
+    host MemAvailable or filesystem space falling toward zero.
+    """
+    for kind, what, rising in (
+        ("container_memory_ratio", "The container's memory working set", True),
+        ("host_memory_available", "The host's available memory", False),
+        ("host_filesystem_available", "The filesystem's free space", False),
+    ):
+        found = own_series(prom, kind)
+        if not found:
+            continue
+        item, s = found
+        slope = s.slope_per_hour if rising else -s.slope_per_hour
+        if s.current is None or s.trend != ("rising" if rising else "falling") or slope <= 0:
+            continue
+        if s.drops or s.change_point is not None:
+            continue  # a step or a restart, not a steady climb
+        left = (1.0 - s.current) if rising else s.current
+        hours = left / slope
+        when = f"about {hours * 60:.0f} min" if hours < 2 else f"about {hours:.1f} h"
+        share = f"{s.current:.0%} of the limit" if rising else f"{s.current:.0%} left"
+        steady = ""
+        cited = [item.id]
+        cpu = own_series(prom, "container_cpu") if rising else None
+        if cpu and cpu[1].trend in ("flat", "oscillating"):
+            steady = " while its CPU use stays flat: a leak, not load"
+            cited.append(cpu[0].id)
+        return Finding(
+            f"{what} grows steadily ({abs(s.slope_per_hour) * 100:.1f} percentage points per "
+            f"hour, now {share}){steady}; at this rate it reaches "
+            f"{'the limit' if rising else 'zero'} in {when}.",
+            0.65,
+            tuple(cited),
+        )
+    return None
 
 
 def restarts(prom: list[EvidenceItem]) -> tuple[EvidenceItem, SeriesStats] | None:
@@ -329,6 +373,7 @@ def metric_shift(prom: list[EvidenceItem], logs: list[EvidenceItem]) -> Finding 
                 0.7,
                 (item.id, log_item.id),
                 remedy=LOG_REMEDIES["deploy"],
+                topic="deploy",
             )
     return Finding(
         text + ": look for what changed then (a deploy, a configuration change, a failing "
@@ -369,7 +414,8 @@ LOG_REMEDIES: dict[str, str] = {
     "long transaction or job behind it.",
     "disk": "Free space on the full filesystem (`df -h`, `du -xh --max-depth=2`).",
     "config": "Fix the setting the process complains about and redeploy.",
-    "clock": "Check time synchronisation: `timedatectl`, `chronyc tracking`.",
+    "clock": "Check time synchronisation: `timedatectl`, `chronyc tracking` / `ntpq -p`, and "
+    "that NTP (UDP 123) to the time servers is reachable.",
     "shutdown": "Find who or what stopped it (`docker events --since 1h`, the deploy log, the "
     "orchestrator's events) and start it again if that was not intended.",
 }
@@ -463,6 +509,7 @@ def log_causes(logs: list[EvidenceItem], limit: int = 3) -> list[Finding]:
                 (item.id,),
                 family,
                 remedy=LOG_REMEDIES.get(tag, ""),
+                topic=tag,
             )
         )
         used.add(tag)

@@ -427,17 +427,20 @@ class RulesEngine:
             oom = _first(findings.log_causes(logs), "oom_killed")
         flapping = findings.intermittent_condition(prom)
         extra: list[findings.Finding | None] = [flapping, oom, memory]
-        extra += [findings.page_cache(prom), findings.metric_shift(prom, logs)]
+        cache = findings.page_cache(prom)
+        extra += [cache, findings.metric_shift(prom, logs)]
         extra += [findings.rebooted(prom), findings.clock_offset(prom)]
         if family.category == "disk_space":
             extra.append(findings.inodes(prom, alert_expression(alert)))
+        if family.category in ("memory_pressure", "disk_space") and not (oom or cache):
+            extra.append(findings.growth(prom))
         extra += log_found
         extra.append(findings.error_messages(logs, skip=tuple(log_found)))
         if family.category in ("container_crash", "oom_killed"):
             extra.append(findings.no_restarts(prom) if not oom else None)
         if family.category in RESOURCE_FAMILIES:
             extra.append(findings.busy_programs(logs))
-        supported = [f for f in extra if f]
+        supported = _one_per_topic([f for f in extra if f])
         no_data = not (prom or logs) and (family is UNKNOWN or _sources_were_asked(evidence))
         # An alert the engine cannot place and evidence that explains nothing: say so.
         inconclusive = no_data or (family is UNKNOWN and not any(f.explains for f in supported))
@@ -590,6 +593,17 @@ def _family_steps(alert: Alert, family: Family, where: str) -> list[str]:
             "(the exporter reports nginx_up == 0 when it cannot)."
         )
     return steps + list(family.remediation)
+
+
+def _one_per_topic(found: list[findings.Finding]) -> list[findings.Finding]:
+    """Of several findings on one topic (a deploy seen in the metrics and in the logs), the
+    most confident; findings without a topic all stay."""
+    best: dict[str, findings.Finding] = {}
+    for finding in found:
+        known = best.get(finding.topic)
+        if finding.topic and (known is None or finding.confidence > known.confidence):
+            best[finding.topic] = finding
+    return [f for f in found if not f.topic or best[f.topic] is f]
 
 
 def _first(found: list[findings.Finding], family: str) -> findings.Finding | None:
