@@ -36,7 +36,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO))
-import analyzer_process  # noqa: E402 -- on the path through webhook_bench
+sys.path.insert(0, str(REPO / "scripts"))
+import analyzer_process  # noqa: E402 -- scripts/ is on the path now
 from webhook_bench import (  # noqa: E402 -- benchmarks/ is on the path now
     ANALYZER_COMMAND,
     analyzer_env,

@@ -12,8 +12,8 @@ set -euo pipefail
 
 # python3-venv: `make demo`/`make install` bootstrap uv with the system python3 (PEP 668).
 # postgresql: the store tests start their own throwaway server from /usr/lib/postgresql/*/bin
-# (a cluster the package may create and start on 5432 is never used).
-PACKAGES=(python3-venv prometheus prometheus-alertmanager prometheus-node-exporter prometheus-nginx-exporter nginx shellcheck chromium postgresql)
+# (a cluster the package may create and start on 5432 is never used). wrk: the webhook benchmark.
+PACKAGES=(python3-venv prometheus prometheus-alertmanager prometheus-node-exporter prometheus-nginx-exporter nginx shellcheck chromium postgresql wrk)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

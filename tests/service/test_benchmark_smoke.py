@@ -5,7 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from tests.service.apptools import REPO
+from tests.support.tools import require_tool
 
 
 def test_benchmark_script_runs_with_tiny_counts() -> None:
@@ -25,3 +28,31 @@ def test_benchmark_script_runs_with_tiny_counts() -> None:
     cells = [cell.strip() for cell in burst_row.strip("|").split("|")]
     assert cells[1] == cells[2] == cells[7]  # alerts == new == stored
     assert cells[6] == "0"  # resent: new
+
+
+@pytest.mark.tool("wrk")
+def test_wrk_benchmark_runs_on_both_stores_with_tiny_counts() -> None:
+    require_tool("wrk", "apt-get install wrk")
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "wrk_bench.py"),
+            "--seconds=1",
+            "--rounds=1",
+            "--paced-seconds=1",
+            "--connections=4",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| SQLite |")]
+    rows += [line for line in result.stdout.splitlines() if line.startswith("| PostgreSQL |")]
+    assert len(rows) == 2
+    for row in rows:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        assert float(cells[2]) > 0 and float(cells[3]) > 0  # Both servers answered.
+        assert cells[7] == "0 / 0"  # Every request got its 202.
+    assert "| Analyzer, SQLite |" in result.stdout and "| Analyzer, PostgreSQL |" in result.stdout
