@@ -66,7 +66,9 @@ def deploy_local(analyzer: AnalyzerConfig) -> None:
         )
     webhook_url = f"{analyzer_url}{WEBHOOK_PATH}"
 
-    logging_stack = LoggingStack("logging-stack", context, local.ports)
+    logging_stack = LoggingStack(
+        "logging-stack", context, local.ports, ship_host_journal=local.enable_host_journal
+    )
     monitoring = MonitoringStack(
         "monitoring-stack",
         context,

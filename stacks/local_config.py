@@ -150,6 +150,7 @@ class LocalConfig:
 
     bind_address: str
     enable_cadvisor: bool
+    enable_host_journal: bool
     external_analyzer_url: str | None
     external_webhook_token: pulumi.Output[str] | None
     image_overrides: dict[str, str]
@@ -173,6 +174,7 @@ class LocalConfig:
         return cls(
             bind_address=_bind_address(config),
             enable_cadvisor=_bool(config, "enableCadvisor", True),
+            enable_host_journal=_bool(config, "enableHostJournal", True),
             external_analyzer_url=external_url,
             external_webhook_token=token if external_url else None,
             image_overrides=_image_overrides(config),

@@ -1,4 +1,4 @@
-"""Logs: Loki stores them, Alloy ships every container's output to it."""
+"""Logs: Loki stores them, Alloy ships every container's output and the host's journal to it."""
 
 from __future__ import annotations
 
@@ -19,6 +19,9 @@ from stacks.components.docker_service import (
 from stacks.local_config import PublishedPorts
 
 ALLOY_STORAGE = "/var/lib/alloy/data"
+# What loki.source.journal opens: the persistent and the volatile journal, and the machine id
+# that names the host's own journal directory (the journal is opened "local only").
+HOST_JOURNAL_PATHS = ("/var/log/journal", "/run/log/journal", "/etc/machine-id")
 # Alloy's image has bash but neither curl nor wget: ask its readiness endpoint over
 # bash's /dev/tcp and accept only an HTTP 200 status line.
 ALLOY_READY_CHECK = (
@@ -30,13 +33,15 @@ ALLOY_READY_CHECK = (
 
 class LoggingStack(pulumi.ComponentResource):
     """Loki (single binary, filesystem storage, ruler sending to Alertmanager) and Alloy
-    reading the Docker engine's container logs."""
+    reading the Docker engine's container logs and, with `ship_host_journal`, the host's
+    systemd journal (off where the Docker host has none, e.g. Docker Desktop on macOS)."""
 
     def __init__(
         self,
         name: str,
         context: LocalContext,
         ports: PublishedPorts,
+        ship_host_journal: bool = True,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("aiops:local:LoggingStack", name, None, opts)
@@ -60,8 +65,8 @@ class LoggingStack(pulumi.ComponentResource):
         )
 
         alloy_image = pinned_image(context, "alloy", self)
-        # Alloy's positions (how far each container's log was shipped) survive a replacement
-        # of the container, so logs are neither lost nor sent twice.
+        # Alloy's positions (how far each container's log and the journal were shipped)
+        # survive a replacement of the container, so logs are neither lost nor sent twice.
         self.alloy_volume = data_volume(context, "alloy", self)
         self.alloy = container(
             context,
@@ -76,10 +81,15 @@ class LoggingStack(pulumi.ComponentResource):
                 ],
                 files=files.alloy_files(),
                 ports=[(12345, ports.alloy)],
-                # discovery.docker and loki.source.docker read the engine's API.
+                # discovery.docker and loki.source.docker read the engine's API;
+                # loki.source.journal reads the journal at the same paths as on the host.
                 volumes=[
                     host_read_only("/var/run/docker.sock", "/var/run/docker.sock"),
                     mounted(self.alloy_volume, ALLOY_STORAGE),
+                    *(
+                        host_read_only(path, path)
+                        for path in (HOST_JOURNAL_PATHS if ship_host_journal else ())
+                    ),
                 ],
                 healthcheck=healthcheck(["CMD", "bash", "-c", ALLOY_READY_CHECK]),
             ),

@@ -113,6 +113,53 @@ def test_prometheus_yml_without_cadvisor_passes_promtool(
         assert "SUCCESS" in result.stdout + result.stderr
 
 
+# ---- host journal switch -----------------------------------------------------------------------
+# Alloy's loki.source.journal opens the host's journal "local only": it needs both journal
+# directories and the machine id, at the host's own paths, and must never be able to change them.
+HOST_JOURNAL = {"/var/log/journal", "/run/log/journal", "/etc/machine-id"}
+
+
+def host_mounts(run: StackRun, container: str) -> dict[str, dict[str, object]]:
+    """Bind mounts of the host into `container`, by container path."""
+    return {
+        volume["containerPath"]: volume
+        for volume in run.named(container).plain("volumes") or []
+        if volume.get("hostPath")
+    }
+
+
+@pytest.fixture(scope="module")
+def without_host_journal() -> StackRun:
+    return run_stack("local", overrides={"aiops:enableHostJournal": "false"})
+
+
+def test_alloy_reads_the_host_journal_read_only_by_default(default_run: StackRun) -> None:
+    mounts = host_mounts(default_run, "alloy")
+    assert set(mounts) >= HOST_JOURNAL
+    for path in HOST_JOURNAL:
+        assert mounts[path]["hostPath"] == path
+        assert mounts[path]["readOnly"] is True, path
+    # No other container is given the journal.
+    for name in containers(default_run):
+        if name != "alloy":
+            assert not HOST_JOURNAL & set(host_mounts(default_run, name)), name
+
+
+def test_host_journal_off_removes_only_the_journal_mounts(
+    default_run: StackRun, without_host_journal: StackRun
+) -> None:
+    # For Docker Desktop on macOS, which has no host journal: same resources, same Alloy
+    # config (its journal source then finds no journal), minus the three mounts.
+    assert without_host_journal.inventory() == default_run.inventory()
+    on, off = host_mounts(default_run, "alloy"), host_mounts(without_host_journal, "alloy")
+    assert set(on) - set(off) == HOST_JOURNAL
+    assert set(off) == set(on) - HOST_JOURNAL
+    assert (
+        uploads_of(without_host_journal.named("alloy")).keys()
+        == uploads_of(default_run.named("alloy")).keys()
+    )
+
+
 # ---- external analyzer -------------------------------------------------------------------------
 
 
@@ -209,6 +256,7 @@ def test_stacks_are_isolated() -> None:
     [
         ({"aiops:bindAddress": "localhost:80"}, "aiops:bindAddress"),
         ({"aiops:enableCadvisor": "maybe"}, "aiops:enableCadvisor"),
+        ({"aiops:enableHostJournal": "yes please"}, "aiops:enableHostJournal"),
         ({"aiops:grafanaPort": "http"}, "aiops:grafanaPort"),
         ({"aiops:lokiPort": 70000}, "aiops:lokiPort"),
         ({"aiops:nginxPort": 3000}, "aiops:nginxPort"),

@@ -12,7 +12,11 @@ import re
 from dataclasses import dataclass
 
 # Stream labels Alloy attaches (monitoring/alloy/config.alloy); selecting on others finds nothing.
-ALLOY_STREAM_LABELS = frozenset({"container", "service", "stack", "level"})
+# Containers: container, service, stack, level; the host's journal: job, instance, host, unit,
+# transport, level.
+ALLOY_STREAM_LABELS = frozenset(
+    {"container", "service", "stack", "level", "job", "instance", "host", "unit", "transport"}
+)
 
 # A stream selector, its pipeline (up to the range or the end of a log query) and the range.
 _LOG_RANGE = re.compile(r"(\{[^{}]*\})([^\[\]]*?)(\[[^\[\]]+\])")

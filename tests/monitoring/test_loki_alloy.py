@@ -9,14 +9,20 @@ metric expressions are PromQL.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
+from aiops_analyzer.evidence.loki import stream_selectors
+from aiops_analyzer.evidence.target import scope
+from aiops_analyzer.schemas import Alert
 
 from tests.monitoring import logql
 from tests.monitoring.files import (
     LOKI_RULES,
     MONITORING,
+    PROMETHEUS_DIR,
     RUNBOOK_BASE_URL,
     AlertRule,
     alert_rules,
@@ -147,8 +153,13 @@ def test_alloy_pipeline_discovers_labels_processes_and_writes_to_loki() -> None:
         "discovery.relabel",
         "loki.source.docker",
         "loki.process",
+        "loki.relabel",
+        "loki.source.journal",
         "loki.write",
     }
+    # Every source ends in the one Loki writer (directly or through loki.process).
+    for name in ("loki.source.journal.host", "loki.process.levels"):
+        assert re.search(r"forward_to\s*=\s*\[loki\.write\.loki\.receiver\]", components[name])
     # Every reference to another component's export names a declared component.
     references = re.findall(r"\b((?:discovery|loki)\.[a-z_]+\.[a-z0-9_]+)\.[a-z_]+\b", source)
     assert references
@@ -172,10 +183,14 @@ def test_alloy_labels_container_service_stack_and_level() -> None:
     (process,) = [body for name, body in components.items() if name.startswith("loki.process")]
     assert "stage.json" in process
     assert re.search(r"stage\.labels\s*\{\s*values\s*=\s*\{\s*level\s*=", process)
-    assert (
-        set(re.findall(r"target_label\s*=\s*\"([a-z_]+)\"", relabel)) | {"level"}
-        == logql.ALLOY_STREAM_LABELS
+    journal = components["loki.source.journal.host"]
+    stream_labels = (
+        set(re.findall(r"target_label\s*=\s*\"([a-z_]+)\"", relabel))
+        | {"level"}
+        | {target for _, target in journal_rules(components)}
+        | set(journal_constant_labels(journal))
     )
+    assert stream_labels == logql.ALLOY_STREAM_LABELS
 
 
 def test_alloy_writes_to_the_loki_push_endpoint() -> None:
@@ -184,3 +199,134 @@ def test_alloy_writes_to_the_loki_push_endpoint() -> None:
     assert re.findall(r'url\s*=\s*"([^"]+)"', write) == ["http://loki:3100/loki/api/v1/push"]
     (source,) = [b for n, b in components.items() if n.startswith("loki.source.docker")]
     assert re.search(r'host\s*=\s*"unix:///var/run/docker.sock"', source)
+
+
+# --- Alloy: the host's systemd journal ----------------------------------------------------
+# Prometheus relabelling as Alloy applies it to each journal entry: the `replace` action with
+# a fully anchored regex; an empty result removes the target label.
+RelabelRule = tuple[str, str, str, str]  # (source label, regex, target label, replacement)
+
+# Journal fields of two entries as loki.source.journal exposes them (`__journal_` + the
+# lower-cased field name, plus the priority's keyword): a kernel line and a unit's line.
+KERNEL_ENTRY = {
+    "__journal__transport": "kernel",
+    "__journal__hostname": "web-1",
+    "__journal_priority": "4",
+    "__journal_priority_keyword": "warning",
+    "__journal_syslog_identifier": "kernel",
+}
+UNIT_ENTRY = {
+    "__journal__transport": "journal",
+    "__journal__hostname": "web-1",
+    "__journal__systemd_unit": "earlyoom.service",
+    "__journal_priority": "3",
+    "__journal_priority_keyword": "error",
+}
+
+
+def journal_rules(components: dict[str, str]) -> list[tuple[str, str]]:
+    """(source label, target label) of every rule the journal source applies, in order."""
+    return [(rule[0], rule[2]) for rule in journal_relabel_rules(components)]
+
+
+def journal_relabel_rules(components: dict[str, str]) -> list[RelabelRule]:
+    journal = components["loki.source.journal.host"]
+    reference = re.search(r"relabel_rules\s*=\s*loki\.relabel\.([a-z_]+)\.rules", journal)
+    assert reference, "loki.source.journal must take its rules from a loki.relabel"
+    body = components[f"loki.relabel.{reference.group(1)}"]
+    rules: list[RelabelRule] = []
+    for block in re.findall(r"rule\s*\{([^{}]*)\}", body):
+        attributes = dict(re.findall(r'([a-z_]+)\s*=\s*\[?"([^"]*)"\]?', block))
+        assert set(attributes) <= {"source_labels", "regex", "target_label", "replacement"}
+        rules.append(
+            (
+                attributes["source_labels"],
+                attributes.get("regex", "(.*)"),
+                attributes["target_label"],
+                attributes.get("replacement", "$1"),
+            )
+        )
+    return rules
+
+
+def journal_constant_labels(journal: str) -> dict[str, str]:
+    block = re.search(r"\blabels\s*=\s*\{([^{}]*)\}", journal)
+    assert block, "loki.source.journal sets no labels"
+    return dict(re.findall(r'([a-z_]+)\s*=\s*"([^"]*)"', block.group(1)))
+
+
+def journal_stream(entry: dict[str, str]) -> dict[str, str]:
+    """The stream labels Alloy gives `entry`: constant labels, rules, `__` labels dropped."""
+    components = alloy_components(alloy_source())
+    labels = {**entry, **journal_constant_labels(components["loki.source.journal.host"])}
+    for source, regex, target, replacement in journal_relabel_rules(components):
+        match = re.fullmatch(regex, labels.get(source, ""))
+        if not match:
+            continue
+        value = match.expand(replacement.replace("$1", r"\1"))
+        if value:
+            labels[target] = value
+        else:
+            labels.pop(target, None)
+    return {key: value for key, value in labels.items() if not key.startswith("__")}
+
+
+def selects(selector: str, stream: dict[str, str]) -> bool:
+    """Whether a LogQL stream selector of equality matchers selects `stream`."""
+    body = selector.strip()
+    assert body.startswith("{") and body.endswith("}"), selector
+    matchers = re.findall(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*,?', body[1:-1])
+    assert matchers, selector
+    return all(stream.get(label) == value for label, value in matchers)
+
+
+def node_exporter_instance() -> tuple[str, str]:
+    """(job, instance) of the node-exporter scrape target of the local stack's Prometheus."""
+    (job,) = [
+        job
+        for job in load_yaml(PROMETHEUS_DIR / "prometheus.yml")["scrape_configs"]
+        if job["job_name"] == "node-exporter"
+    ]
+    (target,) = job["static_configs"][0]["targets"]
+    return job["job_name"], target
+
+
+def test_journal_entries_get_unit_host_level_and_transport() -> None:
+    kernel, unit = journal_stream(KERNEL_ENTRY), journal_stream(UNIT_ENTRY)
+    _, instance = node_exporter_instance()
+    assert kernel == {
+        "job": "systemd-journal",
+        "instance": instance,
+        "host": "web-1",
+        "unit": "kernel",
+        "level": "warning",
+        "transport": "kernel",
+    }
+    assert unit == {**kernel, "unit": "earlyoom.service", "level": "error", "transport": "journal"}
+
+
+def test_journal_read_back_is_bounded() -> None:
+    journal = alloy_components(alloy_source())["loki.source.journal.host"]
+    max_age = re.search(r'max_age\s*=\s*"(\d+)h"', journal)
+    assert max_age and 1 <= int(max_age.group(1)) <= 24
+
+
+@pytest.mark.parametrize(
+    "rule", alert_rules([PROMETHEUS_DIR / "rules" / "host.yml"]), ids=lambda r: r.name
+)
+def test_analyzer_host_selectors_find_the_journal(rule: AlertRule) -> None:
+    """A host alert from node-exporter, as the analyzer would get it: one of the selectors it
+    sends to Loki selects the journal's kernel lines and units' lines."""
+    job, instance = node_exporter_instance()
+    alert = Alert(
+        fingerprint="0123456789abcdef",
+        status="firing",
+        labels={"alertname": rule.name, "job": job, "instance": instance, **rule.labels},
+        starts_at=datetime(2026, 12, 2, 12, 0, tzinfo=UTC),
+        generator_url=f"http://prometheus:9090/graph?g0.expr={quote(rule.expr)}&g0.tab=1",
+    )
+    assert scope(alert) == "host"
+    selectors = stream_selectors(alert)
+    for entry in (KERNEL_ENTRY, UNIT_ENTRY):
+        stream = journal_stream(entry)
+        assert any(selects(selector, stream) for selector in selectors), (selectors, stream)
