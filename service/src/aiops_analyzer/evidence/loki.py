@@ -117,7 +117,11 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
     baseline, recent = windows(alert, settings)
     url = settings.loki_url.rstrip("/") + "/loki/api/v1/query_range"
     timeout = settings.evidence_timeout_seconds
-    reads = [_read(url, s, w, timeout, http) for s in selectors for w in (recent, baseline)]
+    # The subject's own streams in two windows, so a noisy recent window cannot crowd out the
+    # baseline; the host's extra streams (quieter system logs) in one read spanning both.
+    span = Window(baseline.start, recent.end)
+    reads = [_read(url, selectors[0], w, timeout, http) for w in (recent, baseline)]
+    reads += [_read(url, s, span, timeout, http, 2 * MAX_FETCH_LINES) for s in selectors[1:]]
     results, items = await asyncio.gather(
         asyncio.gather(*reads), _expression(logql, url, recent, timeout, http)
     )
@@ -176,14 +180,19 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
 
 
 async def _read(
-    url: str, selector: str, window: Window, seconds: float, http: httpx.AsyncClient
+    url: str,
+    selector: str,
+    window: Window,
+    seconds: float,
+    http: httpx.AsyncClient,
+    limit: int = MAX_FETCH_LINES,
 ) -> list[tuple[int, str]] | str:
     """(timestamp ns, line) of every stream, or why the read failed."""
     params = {
         "query": selector,
         "start": str(int(window.start.timestamp() * 1e9)),
         "end": str(int(window.end.timestamp() * 1e9)),
-        "limit": str(MAX_FETCH_LINES),
+        "limit": str(limit),
         "direction": "backward",
     }
     try:

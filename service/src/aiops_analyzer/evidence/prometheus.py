@@ -178,16 +178,6 @@ def _host_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
             "host_memory_pressure",
         ),
         NamedQuery(
-            "host CPU pressure (share of time stalled)",
-            f"rate(node_pressure_cpu_waiting_seconds_total{{{i}}}[5m])",
-            "host_cpu_pressure",
-        ),
-        NamedQuery(
-            "host page cache ratio",
-            f"node_memory_Cached_bytes{{{i}}} / node_memory_MemTotal_bytes{{{i}}}",
-            "host_page_cache",
-        ),
-        NamedQuery(
             "host OOM kills in 15m",
             f"increase(node_vmstat_oom_kill{{{i}}}[15m])",
             "host_oom_kills",
@@ -248,12 +238,20 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
     window = alert_window(alert, settings)
     base = settings.prometheus_url.rstrip("/")
     found = threshold(plan[0].promql) if plan[0].kind == "alert_expression" else None
+    seconds = settings.evidence_timeout_seconds
+    # One request per distinct limit query, however many items divide by it.
+    limits = {
+        q.limit_promql: asyncio.ensure_future(_limit(q.limit_promql, base, window, seconds, http))
+        for q in plan
+        if q.limit_promql
+    }
     items = await asyncio.gather(
         *(
-            _run(f"prom-{n}", q, base, window, settings.evidence_timeout_seconds, http, alert)
+            _run(f"prom-{n}", q, base, window, seconds, http, alert, limits.get(q.limit_promql))
             for n, q in enumerate(plan, start=1)
         )
     )
+    await asyncio.gather(*limits.values(), return_exceptions=True)  # none left pending
     if found and items[0].status == "ok":
         op, value = found
         items[0] = items[0].model_copy(update={"threshold": Threshold(op=op, value=value)})  # type: ignore[arg-type]
@@ -316,17 +314,13 @@ async def _run(
     seconds: float,
     http: httpx.AsyncClient,
     alert: Alert,
+    limit: asyncio.Future[dict[str, float]] | None = None,
 ) -> EvidenceItem:
     try:
-        if query.limit_promql:
-            result, limits = await asyncio.gather(
-                query_range(query.promql, base, window, seconds, http),
-                _limit(query.limit_promql, base, window, seconds, http),
-            )
-        else:
-            result, limits = await query_range(query.promql, base, window, seconds, http), {}
+        result = await query_range(query.promql, base, window, seconds, http)
     except QueryFailed as exc:
         return unavailable(item_id, "prometheus", query.promql, str(exc))
+    limits = await limit if limit is not None else {}
     series = typed_series(result, window, alert.labels, limits)
     start, end = window.start.timestamp(), window.end.timestamp()
     if not series:
