@@ -381,7 +381,15 @@ def test_page_cache_is_not_a_reason_to_raise_the_limit() -> None:
     assert not any("Page cache" in c.cause for c in result.probable_causes)
 
 
-def test_cpu_alert_on_a_host_out_of_memory_is_memory_pressure() -> None:
+@pytest.mark.parametrize(
+    ("name", "expr", "words"),
+    [
+        ("HighCpuUsage", 'rate(node_cpu_seconds_total{mode="idle"}[5m]) < 0.1', "not CPU"),
+        ("HostSwapping", "rate(node_vmstat_pswpin[5m]) > 50", "out of memory and swapping"),
+    ],
+    ids=["cpu-alert", "swap-alert"],
+)
+def test_a_host_out_of_memory_is_memory_pressure(name: str, expr: str, words: str) -> None:
     host = {"instance": "h:9100"}
     evidence = [
         metric("prom-1", "alert_expression", [95, 96, 97], host),
@@ -389,15 +397,15 @@ def test_cpu_alert_on_a_host_out_of_memory_is_memory_pressure() -> None:
         metric("prom-5", "host_swap_in", [0, 800, 1200], host),
         metric("prom-6", "host_memory_pressure", [0.01, 0.3, 0.4], host),
     ]
-    a = alert("HighCpuUsage", 'rate(node_cpu_seconds_total{mode="idle"}[5m]) < 0.1', host)
+    a = alert(name, expr, host)
     result = RulesEngine().analyze(a, evidence)
     assert result.category == "memory_pressure"
     cause = result.probable_causes[0]
-    assert "out of memory, not CPU" in cause.cause and "1.8%" in cause.cause
+    assert words in cause.cause and "1.8%" in cause.cause
     assert cause.evidence_ids == ["prom-3", "prom-5", "prom-6"]
-    # Plenty of memory: the CPU alert stays a CPU alert.
+    # Plenty of memory: the alert stays what it measures.
     roomy = metric("prom-3", "host_memory_available", [0.6, 0.6, 0.6], host)
-    assert RulesEngine().analyze(a, [evidence[0], roomy]).category == "cpu_saturation"
+    assert RulesEngine().analyze(a, [evidence[0], roomy]).category == classify(a).family.category
 
 
 @pytest.mark.parametrize(
@@ -589,20 +597,6 @@ def test_reboot_and_clock_offset_from_host_metrics() -> None:
         for c in RulesEngine().analyze(alert("TargetDown", "up == 0", host), calm).probable_causes
     )
     assert "rebooted" not in quiet and "clock" not in quiet
-
-
-def test_a_swap_alert_on_a_host_out_of_memory_says_so() -> None:
-    host = {"instance": "h:9100"}
-    evidence = [
-        metric("prom-1", "alert_expression", [60, 70, 80], host),
-        metric("prom-3", "host_memory_available", [0.1, 0.04, 0.02], host),
-        metric("prom-6", "host_swap_in", [0, 300, 900], host),
-    ]
-    a = alert("HostSwapping", "rate(node_vmstat_pswpin[5m]) > 50", host)
-    result = RulesEngine().analyze(a, evidence)
-    assert result.category == "memory_pressure"
-    cause = next(c for c in result.probable_causes if "out of memory and swapping" in c.cause)
-    assert cause.evidence_ids == ["prom-3", "prom-6"]
 
 
 def test_clock_alerts_have_a_family() -> None:
