@@ -154,11 +154,14 @@ class WorkerPool:
                 await asyncio.sleep(IDLE_POLL_SECONDS)
 
     async def _yield_to_ingest(self) -> None:
-        """While webhook requests queue for the store, take no new job: the CPU and the store
-        go to acknowledging alerts (bounded, so a steady storm slows analyses, never stops
-        them)."""
+        """Webhook first: while deliveries queue for the store, take no new job; while they
+        merely keep arriving, run one job at a time. The CPU of this process then goes to
+        acknowledging alerts (bounded, so a steady storm slows analyses, never stops them)."""
+        committer = self.store.committer
         deadline = time.monotonic() + INGEST_PRIORITY_MAX_WAIT_SECONDS
-        while self.store.committer.busy and time.monotonic() < deadline:  # noqa: ASYNC110
+        while time.monotonic() < deadline and (  # noqa: ASYNC110 -- a bounded poll
+            committer.busy or (committer.active and self._running_jobs > 0)
+        ):
             await asyncio.sleep(INGEST_PRIORITY_POLL_SECONDS)
 
     async def _claim(self) -> Job | None:

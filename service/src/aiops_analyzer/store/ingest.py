@@ -146,6 +146,8 @@ class GroupCommitter:
     # Deliveries queueing behind a commit mean the webhook is under load: for this long after,
     # ``busy`` asks the analysis workers to hold off (a storm delays analyses, never 202s).
     BUSY_HOLD_SECONDS = 0.25
+    # A delivery within this long makes the webhook "active": analyses then run one at a time.
+    ACTIVE_SECONDS = 1.0
 
     def __init__(self, ingestor: Ingestor, *, max_batch: int = 256) -> None:
         self.ingestor = ingestor
@@ -153,12 +155,20 @@ class GroupCommitter:
         self._waiting: list[tuple[Callable[[], Delivery], asyncio.Future[IngestResult]]] = []
         self._writer: asyncio.Task[None] | None = None
         self._busy_until = 0.0
+        self._last_delivery = float("-inf")
 
     @property
     def busy(self) -> bool:
+        """Deliveries are queueing for the writer (or were a moment ago)."""
         return bool(self._waiting) or time.monotonic() < self._busy_until
 
+    @property
+    def active(self) -> bool:
+        """A delivery arrived within the last ``ACTIVE_SECONDS``."""
+        return time.monotonic() - self._last_delivery < self.ACTIVE_SECONDS
+
     async def ingest(self, build: Callable[[], Delivery]) -> IngestResult:
+        self._last_delivery = time.monotonic()
         future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
         self._waiting.append((build, future))
         if self._writer is None or self._writer.done():
