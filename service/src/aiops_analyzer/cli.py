@@ -73,8 +73,7 @@ def warn_unknown_variables() -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
+    from aiops_analyzer import server
     from aiops_analyzer.core.config_checks import prepare_data_dir
     from aiops_analyzer.core.logging import configure_logging
     from aiops_analyzer.main import create_app
@@ -107,15 +106,11 @@ def _serve(args: argparse.Namespace) -> int:
             "engine": "llm" if settings.llm_enabled else "rules",
         },
     )
-    uvicorn.run(
+    server.run(
         create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
+        settings,
         access_log=args.access_log,
-        proxy_headers=True,
-        forwarded_allow_ips="*" if args.behind_proxy else None,
-        timeout_graceful_shutdown=10,
+        behind_proxy=args.behind_proxy,
     )
     return 0
 

@@ -40,6 +40,38 @@ class Settings(BaseSettings):
         False, description="Accept unauthenticated webhooks. Local development only."
     )
     max_body_bytes: int = Field(1024 * 1024, ge=1024, description="Largest accepted body.")
+    header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="A request's headers must arrive within this time of their first byte "
+        "(or of the connection); else 408 and the connection is closed.",
+    )
+    body_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=600,
+        description="A request's body must arrive within this time of its headers; else 408.",
+    )
+    keepalive_timeout_seconds: int = Field(
+        5, ge=1, le=600, description="An idle keep-alive connection is closed after this time."
+    )
+    max_requests_per_connection: int = Field(
+        1000, ge=1, description="Requests one keep-alive connection may carry before it closes."
+    )
+    max_connections: int = Field(
+        1000,
+        ge=16,
+        description="Open connections at most (lowered to fit the open-files limit); one more "
+        "is closed at once, requests on the last ones are answered 503.",
+    )
+    docs_enabled: bool = Field(
+        True,
+        description="Serve /docs, /redoc and /openapi.json. Turn off on a public deployment.",
+    )
+    metrics_require_token: bool = Field(
+        False, description="/metrics requires the bearer token (AIOPS_WEBHOOK_TOKEN)."
+    )
 
     # --- Web pages -------------------------------------------------------------------------
     public_url: str | None = Field(
