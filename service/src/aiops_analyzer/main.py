@@ -70,17 +70,22 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
             await workers.stop()
             store.dispose()
 
-    # /docs and /redoc with their JavaScript and CSS served by the analyzer itself (the stock
-    # pages load them from a CDN and stay blank on a machine without internet access).
-    app = FastAPIOffline(
-        title="aiops-analyzer",
-        version=VERSION,
-        description=(
+    about: dict[str, Any] = {
+        "title": "aiops-analyzer",
+        "version": VERSION,
+        "description": (
             "Receives Alertmanager webhooks, stores each alert once, and explains it with "
             "evidence (Prometheus, Loki, runbooks) using an LLM or offline rules."
         ),
-        lifespan=lifespan,
-    )
+        "lifespan": lifespan,
+    }
+    if settings.docs_enabled:
+        # /docs and /redoc with their JavaScript and CSS served by the analyzer itself (the
+        # stock pages load them from a CDN and stay blank on a machine without internet).
+        app = FastAPIOffline(**about)
+    else:
+        # A public deployment need not describe itself: no /docs, /redoc or /openapi.json.
+        app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, **about)
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.store = store

@@ -25,6 +25,7 @@ from aiops_analyzer import engines, evidence, notify
 from aiops_analyzer.core.config import Settings
 from aiops_analyzer.core.dependencies import DependencyHealth
 from aiops_analyzer.core.metrics import Metrics
+from aiops_analyzer.core.storage_health import StorageHealth, is_storage_error
 from aiops_analyzer.runbook_links import with_runbook_links
 from aiops_analyzer.schemas import Alert, AnalysisResult, EvidenceItem
 from aiops_analyzer.store import Job, JobState, Outcome, Store, utcnow
@@ -77,6 +78,8 @@ class WorkerPool:
         self.owner = new_owner_id()
         # Last state of the LLM, evidence sources and channels (/readyz; one WARNING per outage).
         self.health = DependencyHealth(settings)
+        # Whether the store takes writes (/readyz, the webhook's 503, one log line per cause).
+        self.storage = StorageHealth()
 
     # --- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -141,6 +144,7 @@ class WorkerPool:
                 if job is None:
                     await self._idle()
                     continue
+                self.storage.succeeded()  # the lease was a write
                 self._running_jobs += 1
                 try:
                     await self._process(job)
@@ -148,9 +152,13 @@ class WorkerPool:
                     self._running_jobs -= 1
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                # A store error (disk full, locked too long): keep the worker alive and retry.
-                logger.exception("worker loop error", extra={"event": "worker_error"})
+            except Exception as exc:
+                # A store error (disk full, database gone): one line per distinct cause, the
+                # worker stays alive and retries; anything else is a bug worth a traceback.
+                if is_storage_error(exc):
+                    self.storage.failed(exc)
+                else:
+                    logger.exception("worker loop error", extra={"event": "worker_error"})
                 await asyncio.sleep(IDLE_POLL_SECONDS)
 
     async def _yield_to_ingest(self) -> None:

@@ -20,7 +20,7 @@ from aiops_analyzer.store import Store
 from aiops_analyzer.worker import WorkerPool
 
 logger = logging.getLogger("aiops_analyzer.auth")
-_bearer = HTTPBearer(auto_error=False, description="The analyzer's AIOPS_WEBHOOK_TOKEN.")
+bearer_scheme = HTTPBearer(auto_error=False, description="The analyzer's AIOPS_WEBHOOK_TOKEN.")
 
 
 async def get_app_settings(request: Request) -> Settings:
@@ -94,7 +94,7 @@ def log_refusal(request: Request, reason: str) -> None:
 async def require_token(
     request: Request,
     settings: SettingsDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> None:
     if settings.auth_disabled:
         return

@@ -12,6 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from aiops_analyzer.core.storage_health import RETRY_AFTER_SECONDS, is_storage_error
+
 logger = logging.getLogger(__name__)
 
 _MAX_LISTED_ERRORS = 5
@@ -52,6 +54,8 @@ async def _request_validation(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    if is_storage_error(exc):
+        return storage_unavailable(request, exc)
     error_id = uuid.uuid4().hex[:12]
     logger.error(
         "unhandled error",
@@ -61,6 +65,16 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(
         status_code=500,
         content={"detail": "internal error; the service log has the details", "error_id": error_id},
+    )
+
+
+def storage_unavailable(request: Request, exc: BaseException) -> JSONResponse:
+    """503 with Retry-After: the store cannot take the request now; nothing was acknowledged."""
+    cause = request.app.state.workers.storage.failed(exc)
+    return JSONResponse(
+        status_code=503,
+        content={"detail": f"the store is unavailable ({cause}); retry later"},
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
 
 

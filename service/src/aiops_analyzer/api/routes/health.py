@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import anyio
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from aiops_analyzer.api.deps import MetricsDep, SettingsDep, StoreDep, WorkersDep
+from aiops_analyzer.api.deps import (
+    MetricsDep,
+    SettingsDep,
+    StoreDep,
+    WorkersDep,
+    bearer_scheme,
+    require_token,
+)
 
 router = APIRouter(tags=["health"])
 
@@ -22,7 +32,10 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "Store unreachable or workers down."}})
+@router.get(
+    "/readyz",
+    responses={503: {"description": "Store unreachable or failing writes, or workers down."}},
+)
 async def readyz(store: StoreDep, workers: WorkersDep, settings: SettingsDep) -> JSONResponse:
     """Readiness: the store answers and every worker task is alive. Also reports what the
     workers last saw of the LLM, Prometheus, Loki and each notification channel."""
@@ -36,6 +49,9 @@ async def readyz(store: StoreDep, workers: WorkersDep, settings: SettingsDep) ->
     except Exception as exc:
         detail = f"store unreachable: {type(exc).__name__}"
     alive = workers.alive
+    write_failure = workers.storage.failing
+    if store_ok and write_failure:
+        store_ok, detail = False, f"writes failing: {write_failure}"
     ready = store_ok and alive == settings.workers
     body = {
         "status": "ready" if ready else "not ready",
@@ -49,7 +65,22 @@ async def readyz(store: StoreDep, workers: WorkersDep, settings: SettingsDep) ->
     return JSONResponse(status_code=code, content=body)
 
 
-@router.get("/metrics", response_class=Response)
+async def _metrics_token(
+    request: Request,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> None:
+    """The bearer token, when AIOPS_METRICS_REQUIRE_TOKEN is set (a public deployment)."""
+    if settings.metrics_require_token:
+        await require_token(request, settings, credentials)
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    dependencies=[Depends(_metrics_token)],
+    responses={401: {"description": "AIOPS_METRICS_REQUIRE_TOKEN is set and the token is wrong."}},
+)
 def metrics_endpoint(metrics: MetricsDep) -> Response:
     """Prometheus text format (sync: the queue depth gauge reads the store)."""
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

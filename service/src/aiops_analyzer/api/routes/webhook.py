@@ -16,12 +16,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
 from aiops_analyzer.api.deps import MetricsDep, SettingsDep, StoreDep, WorkersDep, require_token
-from aiops_analyzer.api.errors import validation_response
+from aiops_analyzer.api.errors import storage_unavailable, validation_response
 from aiops_analyzer.api.payload import (
     AlertmanagerPayload,
     DuplicateKeyError,
     check_duplicate_keys,
 )
+from aiops_analyzer.core.storage_health import is_storage_error
 from aiops_analyzer.scrub import Scrubber
 from aiops_analyzer.store import Delivery
 
@@ -87,6 +88,7 @@ def _parse(body: bytes) -> AlertmanagerPayload:
         401: {"description": "Missing or wrong bearer token."},
         413: {"description": "Body over AIOPS_MAX_BODY_BYTES."},
         415: {"description": "Content type is not JSON."},
+        503: {"description": "The store cannot take writes (disk full, database down)."},
         422: {"description": "Invalid payload; the message names the field."},
     },
 )
@@ -146,7 +148,13 @@ async def receive_alerts(
 
     # Built and stored in the store's writer thread, in one transaction (one fsync) with the
     # deliveries of concurrent requests.
-    result = await store.ingest_grouped(scrubbed_delivery)
+    try:
+        result = await store.ingest_grouped(scrubbed_delivery)
+    except Exception as exc:
+        if is_storage_error(exc):
+            return storage_unavailable(request, exc)
+        raise
+    workers.storage.succeeded()
     records = payload.alerts
     if result.new_ids:
         workers.wake(len(result.new_ids))
