@@ -10,6 +10,7 @@ from policies import (
     no_plain_secret_env,
     ports_not_public,
     registry_cleanup,
+    shared_store_to_scale,
 )
 from pulumi_policy import EnforcementLevel, PolicyPack
 
@@ -22,5 +23,6 @@ PolicyPack(
         dedicated_service_account,
         ports_not_public,
         registry_cleanup,
+        shared_store_to_scale,
     ],
 )

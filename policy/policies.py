@@ -382,12 +382,59 @@ def check_registry_cleanup(resource_type: str, name: str, props: Props) -> list[
     return violations
 
 
+# ---- scaling out needs a shared store -----------------------------------------------------
+
+# Cloud Run's own ceiling when a service sets none.
+_CLOUD_RUN_DEFAULT_MAX_INSTANCES = 100
+
+
+def _is_analyzer(container: Mapping[str, Any]) -> bool:
+    return any(
+        (_text(_mapping(env).get("name")) or "").startswith("AIOPS_")
+        for env in _items(container.get("envs"))
+    )
+
+
+def _has_shared_store(container: Mapping[str, Any]) -> bool:
+    """AIOPS_DATABASE_URL from Secret Manager, or a plain PostgreSQL URL (no password)."""
+    for env in map(_mapping, _items(container.get("envs"))):
+        if _text(env.get("name")) != "AIOPS_DATABASE_URL":
+            continue
+        if env.get("valueSource"):
+            return True
+        return (_text(env.get("value")) or "").startswith(("postgresql", "postgres://"))
+    return False
+
+
+def check_shared_store_to_scale(resource_type: str, name: str, props: Props) -> list[str]:
+    """The analyzer runs on more than one Cloud Run instance only with a PostgreSQL store."""
+    if resource_type != CLOUD_RUN_SERVICE:
+        return []
+    template = _mapping(props.get("template"))
+    containers = [_mapping(c) for c in _items(template.get("containers"))]
+    analyzers = [c for c in containers if _is_analyzer(c)]
+    if not analyzers or any(_has_shared_store(c) for c in analyzers):
+        return []
+    raw = reveal(_mapping(template.get("scaling")).get("maxInstanceCount"))
+    if is_unknown(raw):
+        return []
+    ceiling = _CLOUD_RUN_DEFAULT_MAX_INSTANCES if raw is None else int(raw)
+    if ceiling <= 1:
+        return []
+    return [
+        f"{name}: template.scaling.maxInstanceCount = {ceiling} without AIOPS_DATABASE_URL: "
+        "each instance would keep its own SQLite store (split history, duplicate analyses); "
+        "set the maximum to 1 or give the analyzer a PostgreSQL database"
+    ]
+
+
 CHECKS: tuple[Check, ...] = (
     check_image_pinned,
     check_no_plain_secret_env,
     check_dedicated_service_account,
     check_ports_not_public,
     check_registry_cleanup,
+    check_shared_store_to_scale,
 )
 
 
@@ -495,3 +542,4 @@ dedicated_service_account = _policy(
 )
 ports_not_public = _policy("local-ports-not-public", check_ports_not_public)
 registry_cleanup = _policy("registry-cleanup-policy", check_registry_cleanup)
+shared_store_to_scale = _policy("analyzer-scale-needs-postgresql", check_shared_store_to_scale)

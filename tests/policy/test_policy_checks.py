@@ -29,6 +29,7 @@ from policy.policies import (
     check_no_plain_secret_env,
     check_ports_not_public,
     check_registry_cleanup,
+    check_shared_store_to_scale,
     credential_format,
     image_pin_problem,
     is_credential_name,
@@ -390,3 +391,46 @@ def test_decoding_keeps_secrets_and_still_decodes_assets() -> None:
     # The remediation path keeps pulumi-policy's own behaviour (its secret-preserving proxy).
     proxied = sdk.deserialize_properties({"k": envelope("v")}, True)
     assert proxied["k"] == "v"
+
+
+def analyzer_service(max_instances: Any, *database_env: dict[str, Any]) -> dict[str, Any]:
+    props = cloud_run(envs=[{"name": "AIOPS_HOST", "value": "0.0.0.0"}, *database_env])
+    if max_instances is not None:
+        props["template"]["scaling"] = {"maxInstanceCount": max_instances}
+    return props
+
+
+SECRET_DATABASE_URL = {
+    "name": "AIOPS_DATABASE_URL",
+    "valueSource": {"secretKeyRef": {"secret": "aiops-database-url", "version": "1"}},
+}
+
+
+@pytest.mark.parametrize(
+    "props",
+    [
+        analyzer_service(1),
+        analyzer_service(5, SECRET_DATABASE_URL),
+        analyzer_service(5, {"name": "AIOPS_DATABASE_URL", "value": "postgresql://db/aiops"}),
+        analyzer_service(UNKNOWN_STRING_VALUE),  # Computed at preview: not guessed.
+        cloud_run(),  # Not the analyzer.
+    ],
+)
+def test_one_instance_or_a_shared_store_passes(props: dict[str, Any]) -> None:
+    assert check_shared_store_to_scale(CLOUD_RUN_SERVICE, "analyzer", props) == []
+
+
+@pytest.mark.parametrize(
+    ("props", "ceiling"),
+    [
+        (analyzer_service(3), 3),
+        (analyzer_service(None), 100),  # Cloud Run's default ceiling.
+        (analyzer_service(2, {"name": "AIOPS_DATABASE_URL", "value": "sqlite:////tmp/a.db"}), 2),
+    ],
+)
+def test_scaling_out_on_instance_local_sqlite_is_reported(
+    props: dict[str, Any], ceiling: int
+) -> None:
+    [message] = check_shared_store_to_scale(CLOUD_RUN_SERVICE, "analyzer", props)
+    assert message.startswith(f"analyzer: template.scaling.maxInstanceCount = {ceiling} ")
+    assert "AIOPS_DATABASE_URL" in message

@@ -200,6 +200,7 @@ def test_pack_judges_preview_unknowns_as_unknown(pack: analyzer_pb2_grpc.Analyze
         {
             "template": {
                 "serviceAccount": unknown,
+                "scaling": {"maxInstanceCount": 1},
                 "containers": [
                     {"image": unknown, "envs": [{"name": "AIOPS_WEBHOOK_TOKEN", "value": "x"}]}
                 ],
