@@ -60,14 +60,20 @@ def deploy_local(analyzer: AnalyzerConfig) -> None:
             grafana_public_url=public_url(local.bind_address, local.ports.grafana),
             grafana_password=grafana_password,
             grafana_user=GRAFANA_ADMIN_USER,
+            runbook_base_url=local.runbook_base_url,
         )
         analyzer_service = AnalyzerService(
             "analyzer-service", context, analyzer, webhook_token, local.ports.analyzer, links
         )
     webhook_url = f"{analyzer_url}{WEBHOOK_PATH}"
+    runbook_base = local.runbook_base(analyzer_url)
 
     logging_stack = LoggingStack(
-        "logging-stack", context, local.ports, ship_host_journal=local.enable_host_journal
+        "logging-stack",
+        context,
+        local.ports,
+        runbook_base,
+        ship_host_journal=local.enable_host_journal,
     )
     monitoring = MonitoringStack(
         "monitoring-stack",
@@ -79,6 +85,7 @@ def deploy_local(analyzer: AnalyzerConfig) -> None:
             analyzer=analyzer_service.container if analyzer_service else None,
         ),
         grafana_password,
+        runbook_base,
         enable_cadvisor=local.enable_cadvisor,
         scrape_analyzer=analyzer_service is not None,
         grafana_depends_on=[logging_stack.loki],

@@ -7,6 +7,7 @@ those defaults, so they live here too and tests/infra/test_config_schema.py keep
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,6 +17,11 @@ import pulumi
 from stacks.config import PROJECT, ConfigError, optional_secret
 
 WEBHOOK_PATH = "/webhook/alertmanager"
+# Where the analyzer serves its runbooks (GET /runbooks/<AlertName>.md).
+RUNBOOKS_PATH = "/runbooks"
+# What a runbook base may contain: it is pasted into double-quoted YAML strings that Prometheus
+# and Loki expand as Go templates, so no quote, backslash, brace or space can get in.
+_RUNBOOK_BASE_CHARS = re.compile(r"[A-Za-z0-9._~:/%@!$&()*+,;=-]+")
 
 # Host ports the platform's user interfaces are published on: (config key, default).
 PORT_KEYS: dict[str, tuple[str, int]] = {
@@ -96,6 +102,27 @@ def _external_analyzer_url(config: pulumi.Config) -> str | None:
     return value
 
 
+def _runbook_base_url(config: pulumi.Config) -> str | None:
+    """The base of the alerts' runbook links (then `<AlertName>.md`); None: the analyzer's."""
+    value = (config.get("runbookBaseUrl") or "").strip()
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.netloc
+        or parts.query
+        or parts.fragment
+        or not _RUNBOOK_BASE_CHARS.fullmatch(value)
+    ):
+        raise ConfigError(
+            f"{PROJECT}:runbookBaseUrl must be an http(s) URL without query, fragment, quotes, "
+            f"braces or spaces, such as https://github.com/you/aiops/blob/main/monitoring/"
+            f"runbooks, got {value!r}"
+        )
+    return value.rstrip("/")
+
+
 def _image_overrides(config: pulumi.Config) -> dict[str, str]:
     overrides: dict[str, str] = {}
     for item in _string_list(config, "imageOverrides"):
@@ -155,10 +182,16 @@ class LocalConfig:
     external_webhook_token: pulumi.Output[str] | None
     image_overrides: dict[str, str]
     ports: PublishedPorts
+    runbook_base_url: str | None  # None: the analyzer's own /runbooks (see runbook_base)
 
     @property
     def uses_external_analyzer(self) -> bool:
         return self.external_analyzer_url is not None
+
+    def runbook_base(self, analyzer_url: str) -> str:
+        """Where the alerts' runbook links point: the configured base, else the runbooks the
+        analyzer receiving the alerts serves (built from this checkout, so a fork's own)."""
+        return self.runbook_base_url or f"{analyzer_url.rstrip('/')}{RUNBOOKS_PATH}"
 
     @classmethod
     def load(cls, config: pulumi.Config | None = None) -> LocalConfig:
@@ -179,4 +212,5 @@ class LocalConfig:
             external_webhook_token=token if external_url else None,
             image_overrides=_image_overrides(config),
             ports=PublishedPorts.load(config),
+            runbook_base_url=_runbook_base_url(config),
         )

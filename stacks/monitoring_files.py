@@ -2,9 +2,10 @@
 
 Files are read from disk on every run, so a changed file changes its container's `uploads`
 (which replaces the container) and a new rule file or dashboard is picked up without code
-changes. Only two derived contents exist, both produced here and checked by tests:
-prometheus.yml without the scrape jobs of absent containers, and alertmanager.yml with the
-analyzer's webhook URL replaced when an external analyzer receives the alerts.
+changes. Only three derived contents exist, all produced here and checked by tests:
+prometheus.yml without the scrape jobs of absent containers, alertmanager.yml with the
+analyzer's webhook URL replaced when an external analyzer receives the alerts, and the alert
+rule files with the placeholder base of their runbook_url links replaced by the stack's one.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ IMAGE_KEYS = (
 # Where Alertmanager sends alerts when the analyzer runs in the stack (alias:port, contract).
 LOCAL_WEBHOOK_URL = f"http://analyzer:8080{WEBHOOK_PATH}"
 WEBHOOK_TOKEN_PATH = "/etc/alertmanager/secrets/webhook-token"  # noqa: S105 -- a path
+# The base every runbook_url of the rule files starts with (then "<AlertName>.md"). A reserved
+# host (RFC 2606) that never resolves, so a file uploaded without the substitution shows it.
+RUNBOOK_BASE_PLACEHOLDER = "https://aiops.invalid/runbooks/"
 
 
 class MonitoringFileError(RuntimeError):
@@ -116,8 +120,25 @@ def prometheus_config(drop_jobs: frozenset[str] = frozenset()) -> ConfigFile:
     return ConfigFile(upload.source, upload.target, content)
 
 
-def prometheus_rules() -> list[ConfigFile]:
-    return files_in("prometheus/rules", (".yml", ".yaml"), "/etc/prometheus/rules")
+def with_runbook_base(rule_files: list[ConfigFile], runbook_base_url: str) -> list[ConfigFile]:
+    """Alert rule files with their runbook_url placeholder base replaced by `runbook_base_url`
+    (validated by stacks/local_config.py); a rule file without the placeholder is an error."""
+    base = runbook_base_url.rstrip("/") + "/"
+    replaced = []
+    for upload in rule_files:
+        if RUNBOOK_BASE_PLACEHOLDER not in upload.content:
+            raise MonitoringFileError(
+                f"{_relative(upload.source)} has no runbook_url starting with "
+                f"{RUNBOOK_BASE_PLACEHOLDER} for {PROJECT}:runbookBaseUrl to replace"
+            )
+        content = upload.content.replace(RUNBOOK_BASE_PLACEHOLDER, base)
+        replaced.append(ConfigFile(upload.source, upload.target, content))
+    return replaced
+
+
+def prometheus_rules(runbook_base_url: str) -> list[ConfigFile]:
+    rules = files_in("prometheus/rules", (".yml", ".yaml"), "/etc/prometheus/rules")
+    return with_runbook_base(rules, runbook_base_url)
 
 
 def alertmanager_config(external_webhook_url: str | None = None) -> ConfigFile:
@@ -134,10 +155,11 @@ def alertmanager_config(external_webhook_url: str | None = None) -> ConfigFile:
     return ConfigFile(upload.source, upload.target, content)
 
 
-def loki_files() -> list[ConfigFile]:
+def loki_files(runbook_base_url: str) -> list[ConfigFile]:
+    rules = files_in("loki/rules/fake", (".yml", ".yaml"), "/etc/loki/rules/fake")
     return [
         required_file("loki/config.yml", "/etc/loki/config.yml"),
-        *files_in("loki/rules/fake", (".yml", ".yaml"), "/etc/loki/rules/fake"),
+        *with_runbook_base(rules, runbook_base_url),
     ]
 
 

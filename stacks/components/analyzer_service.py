@@ -44,6 +44,8 @@ class PageLinks:
     grafana_public_url: str
     grafana_password: pulumi.Output[str]
     grafana_user: str = "admin"
+    # aiops:runbookBaseUrl when set, so analyses link the runbooks the alerts link.
+    runbook_base_url: str | None = None
 
 
 def analyzer_env(
@@ -67,6 +69,8 @@ def analyzer_env(
         plain["AIOPS_PUBLIC_URL"] = links.public_url
         plain["AIOPS_GRAFANA_URL"] = GRAFANA_INTERNAL_URL
         plain["AIOPS_GRAFANA_PUBLIC_URL"] = links.grafana_public_url
+        if links.runbook_base_url:
+            plain["AIOPS_RUNBOOK_BASE_URL"] = links.runbook_base_url
         user = links.grafana_user
         secrets["AIOPS_GRAFANA_BASIC_AUTH"] = links.grafana_password.apply(
             lambda password: f"{user}:{password}"

@@ -32,7 +32,8 @@ ALLOY_READY_CHECK = (
 
 
 class LoggingStack(pulumi.ComponentResource):
-    """Loki (single binary, filesystem storage, ruler sending to Alertmanager) and Alloy
+    """Loki (single binary, filesystem storage, ruler sending to Alertmanager, its rules'
+    runbook links based at `runbook_base_url`) and Alloy
     reading the Docker engine's container logs and, with `ship_host_journal`, the host's
     systemd journal (off where the Docker host has none, e.g. Docker Desktop on macOS)."""
 
@@ -41,6 +42,7 @@ class LoggingStack(pulumi.ComponentResource):
         name: str,
         context: LocalContext,
         ports: PublishedPorts,
+        runbook_base_url: str,
         ship_host_journal: bool = True,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
@@ -54,7 +56,7 @@ class LoggingStack(pulumi.ComponentResource):
                 name="loki",
                 image=loki_image.image_id,
                 command=["-config.file=/etc/loki/config.yml"],
-                files=files.loki_files(),
+                files=files.loki_files(runbook_base_url),
                 ports=[(3100, ports.loki)],
                 volumes=[mounted(self.loki_volume, "/loki")],
                 # The image is distroless (no shell, wget or curl); since 3.7 the binary checks

@@ -22,6 +22,12 @@ NETWORK = "docker:index/network:Network"
 BUILD_IMAGE = "docker-build:index:Image"
 PASSWORD = "random:index/randomPassword:RandomPassword"
 TOKEN_FILE = "/etc/alertmanager/secrets/webhook-token"
+# The alert rule files' runbook_url links start with this placeholder base; the program
+# uploads them with the stack's runbook base instead (and changes nothing else).
+RUNBOOK_PLACEHOLDER = "https://aiops.invalid/runbooks/"
+RULE_DIRS = (MONITORING / "prometheus/rules", MONITORING / "loki/rules/fake")
+# The default base: the runbooks the in-stack analyzer serves at its published URL.
+DEFAULT_RUNBOOK_BASE = "http://localhost:8080/runbooks/"
 
 PULLED = IMAGE_KEYS
 CONTAINERS = (*PULLED, "analyzer")
@@ -83,6 +89,16 @@ def expected_uploads() -> dict[str, dict[str, Path]]:
         },
         "nginx": {"/etc/nginx/nginx.conf": MONITORING / "nginx/nginx.conf"},
     }
+
+
+def expected_content(source: Path, runbook_base: str = DEFAULT_RUNBOOK_BASE) -> str:
+    """What the program must upload for `source`: the file itself, with the runbook base
+    replaced in alert rule files (the only substitution)."""
+    text = source.read_text()
+    if source.parent in RULE_DIRS:
+        assert RUNBOOK_PLACEHOLDER in text, source
+        return text.replace(RUNBOOK_PLACEHOLDER, runbook_base)
+    return text
 
 
 # Files of monitoring/ that are not container configuration: checked by their own tests.

@@ -22,6 +22,7 @@ from tests.infra.local_expectations import (
     WITHOUT_HEALTHCHECK,
     containers,
     env_map,
+    expected_content,
     expected_uploads,
     uploadable_files,
     uploads_of,
@@ -93,7 +94,7 @@ def test_every_upload_is_its_file_in_monitoring(run: StackRun) -> None:
         uploaded.pop(TOKEN_FILE, None)
         assert set(uploaded) == set(expected), name
         for target, source in expected.items():
-            assert unwrap(uploaded[target]) == source.read_text(), f"{name}:{target}"
+            assert unwrap(uploaded[target]) == expected_content(source), f"{name}:{target}"
 
 
 def test_every_configuration_file_of_monitoring_is_uploaded(run: StackRun) -> None:

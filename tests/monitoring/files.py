@@ -18,8 +18,9 @@ PROMETHEUS_RULE_TESTS = sorted((PROMETHEUS_DIR / "tests").glob("*.yml"))
 LOKI_RULES = sorted((MONITORING / "loki" / "rules" / "fake").glob("*.yml"))
 RUNBOOKS_DIR = MONITORING / "runbooks"
 
-# Every runbook_url is this base plus "<AlertName>.md": the runbook's file in the repository.
-RUNBOOK_BASE_URL = "https://github.com/aiops-platform/aiops/blob/main/monitoring/runbooks/"
+# Every runbook_url is this placeholder base plus "<AlertName>.md" (the runbook's file name);
+# the local stack uploads the rules with aiops:runbookBaseUrl in its place.
+RUNBOOK_BASE_URL = "https://aiops.invalid/runbooks/"
 
 # The analyzer's metric names, fixed in the cross-team contracts.
 CONTRACT_METRICS = frozenset(

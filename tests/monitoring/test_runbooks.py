@@ -36,6 +36,13 @@ def test_every_runbook_url_points_at_the_alerts_runbook_file() -> None:
         assert url.endswith(f"/{rule.name}.md"), rule.name
 
 
+def test_the_placeholder_base_appears_only_in_runbook_urls() -> None:
+    # The local stack replaces it textually on upload: nothing else of a file may change.
+    for path in PROMETHEUS_RULES + LOKI_RULES:
+        linked = [r for r in alert_rules([path]) if "runbook_url" in r.annotations]
+        assert path.read_text(encoding="utf-8").count(RUNBOOK_BASE_URL) == len(linked), path
+
+
 @pytest.mark.parametrize("path", RUNBOOKS, ids=lambda p: p.stem)
 def test_runbook_has_its_title_and_the_four_sections_in_order(path: Path) -> None:
     text = path.read_text(encoding="utf-8")

@@ -1,7 +1,7 @@
 """Runbook links that work for whoever runs the analyzer, fork or not.
 
-The shipped alert rules carry `runbook_url` annotations pointing at the upstream repository,
-which a fork's users cannot edit in place and which may not exist. The analyzer has the
+An alert's `runbook_url` annotation is whatever base its rules were deployed with (the local
+stack's `aiops:runbookBaseUrl`, a placeholder in files used as they are). The analyzer has the
 runbooks itself (bundled, or AIOPS_RUNBOOKS_DIR), so it serves them at `/runbooks/<AlertName>`
 and links analyses there (or to AIOPS_RUNBOOK_BASE_URL) when it has the file.
 """
