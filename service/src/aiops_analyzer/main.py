@@ -12,7 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from aiops_analyzer.api.errors import install_error_handlers
+from aiops_analyzer.api.errors import document_errors, install_error_handlers
 from aiops_analyzer.api.payload import AlertmanagerPayload
 from aiops_analyzer.api.routes import analyses, health, runbooks, webhook
 from aiops_analyzer.api.strictness import TrailingSlashTolerance
@@ -118,5 +118,6 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components.update(payload.pop("$defs", {}))
     components["AlertmanagerPayload"] = payload
+    document_errors(schema)
     app.openapi_schema = schema
     return schema

@@ -10,11 +10,25 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from aiops_analyzer.core.storage_health import RETRY_AFTER_SECONDS, is_storage_error
 
 logger = logging.getLogger(__name__)
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="Where: body, a dotted path into it, or a query parameter.")
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    """Every error the API answers (4xx and 5xx) has this shape."""
+
+    detail: str = Field(description="One readable sentence naming the problem.")
+    errors: list[FieldError] | None = Field(None, description="422: one entry per field.")
+    error_id: str | None = Field(None, description="500: the id of the log line.")
+
 
 _MAX_LISTED_ERRORS = 5
 
@@ -76,6 +90,23 @@ def storage_unavailable(request: Request, exc: BaseException) -> JSONResponse:
         content={"detail": f"the store is unavailable ({cause}); retry later"},
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
+
+
+def document_errors(schema: dict[str, Any]) -> None:
+    """Declare ErrorResponse as the body of every error the schema lists (FastAPI's default
+    HTTPValidationError is not what the API answers) and drop the unused defaults."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    error = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(error.pop("$defs", {}))
+    components["ErrorResponse"] = error
+    body = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
+    for path, operations in schema.get("paths", {}).items():
+        for operation in operations.values():
+            for code, response in operation.get("responses", {}).items():
+                if code[0] in "45" and path != "/readyz":
+                    response["content"] = body
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
 
 
 def install_error_handlers(app: FastAPI) -> None:

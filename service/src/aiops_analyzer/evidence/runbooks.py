@@ -55,12 +55,13 @@ def find_runbook(alertname: str, settings: Settings) -> Path | None:
 
 
 def display_path(path: Path) -> str:
-    """monitoring/runbooks/X.md inside a checkout, the absolute path elsewhere."""
+    """monitoring/runbooks/X.md inside a checkout, <directory>/X.md elsewhere: evidence is
+    shown to API readers, chat channels and the LLM, none of whom need the server's paths."""
     parts = path.resolve().parts
     if "monitoring" in parts:
         index = len(parts) - 1 - parts[::-1].index("monitoring")
         return "/".join(parts[index:])
-    return str(path)
+    return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
 
 
 def collect(alert: Alert, settings: Settings) -> list[EvidenceItem]:

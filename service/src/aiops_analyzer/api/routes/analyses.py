@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 import anyio
@@ -10,6 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 
 from aiops_analyzer.api.deps import SettingsDep, StoreDep, require_token
 from aiops_analyzer.api.models import AnalysisOut, AnalysisPage, analysis_out
+from aiops_analyzer.api.payload import Timestamp
 from aiops_analyzer.api.strictness import reject_unknown_query_params
 from aiops_analyzer.store import JobState
 from aiops_analyzer.web.links import page_url
@@ -18,6 +18,7 @@ from aiops_analyzer.web.links import page_url
 router = APIRouter(
     tags=["analyses"],
     dependencies=[Depends(require_token), Depends(reject_unknown_query_params)],
+    responses={401: {"description": "Missing or wrong bearer token."}},
 )
 # A list item carries each runbook's first lines only; GET /analyses/{id} has the whole text.
 LIST_RUNBOOK_CHARS = 300
@@ -49,7 +50,11 @@ async def list_analyses(
     state: Annotated[JobState | None, Query(description="Job state.")] = None,
     alertname: Annotated[str | None, Query(max_length=255)] = None,
     since: Annotated[
-        datetime | None, Query(description="Only alerts received at or after (ISO 8601).")
+        Timestamp | None,
+        Query(
+            description="Only alerts received at or after this RFC 3339 time with an offset "
+            "(2026-11-28T10:00:00Z); a number is refused, not read as a Unix time."
+        ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=_MAX_ID)] = 0,
