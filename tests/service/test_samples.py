@@ -29,6 +29,10 @@ SAMPLE_FILES = sorted(SAMPLES.glob("*.json"))
 # `sum by (a, b) (...)` keeps exactly a and b; any other expression here keeps the target's.
 _AGGREGATION = re.compile(r"^\s*(?:sum|max|min|avg|count)\s+by\s*\(([^)]*)\)")
 _LABEL_TEMPLATE = re.compile(r"\{\{\s*\$labels\.(\w+)\s*\}\}")
+# The rule files' runbook base, and what the local stack uploads in its place by default (the
+# analyzer's published /runbooks; docs/monitoring.md, "Runbook links").
+RUNBOOK_PLACEHOLDER = "https://aiops.invalid/runbooks/"
+LOCAL_STACK_RUNBOOKS = "http://localhost:8080/runbooks/"
 
 
 def load_yaml(path: Path) -> Any:
@@ -108,6 +112,11 @@ def test_sample_alert_is_what_the_projects_rules_produce(
     if "$value" not in summary:
         rendered = _LABEL_TEMPLATE.sub(lambda m: labels[m.group(1)], summary)
         assert alert["annotations"]["summary"] == rendered
+
+    runbook_url = rule["annotations"]["runbook_url"]
+    assert alert["annotations"]["runbook_url"] == runbook_url.replace(
+        RUNBOOK_PLACEHOLDER, LOCAL_STACK_RUNBOOKS
+    )
 
     assert alert["fingerprint"] == alertmanager_fingerprint(labels)
     route = load_yaml(MONITORING / "alertmanager" / "alertmanager.yml")["route"]
