@@ -115,6 +115,7 @@ def test_slow_body_is_refused_and_nothing_is_stored(tmp_path: Path) -> None:
             f"{analyzer.url}/analyses", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5
         )
         assert listing.json()["total"] == 0
+        assert "unhandled error" not in analyzer.log()
 
 
 def test_keep_alive_connection_carries_a_bounded_number_of_requests(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import anyio
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
+from starlette.requests import ClientDisconnect
 
 from aiops_analyzer.api.deps import MetricsDep, SettingsDep, StoreDep, WorkersDep, require_token
 from aiops_analyzer.api.errors import storage_unavailable, validation_response
@@ -55,12 +56,20 @@ async def _read_limited(request: Request, limit: int) -> bytes:
             status.HTTP_413_CONTENT_TOO_LARGE, detail=f"body exceeds the limit of {limit} bytes"
         )
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise HTTPException(
-                status.HTTP_413_CONTENT_TOO_LARGE, detail=f"body exceeds the limit of {limit} bytes"
-            )
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise HTTPException(
+                    status.HTTP_413_CONTENT_TOO_LARGE,
+                    detail=f"body exceeds the limit of {limit} bytes",
+                )
+    except ClientDisconnect:
+        # The client left, or the server's body deadline closed the connection: nothing to
+        # store and nobody to answer, but no "unhandled error" traceback either.
+        raise HTTPException(
+            status.HTTP_408_REQUEST_TIMEOUT, detail="the body did not arrive in full"
+        ) from None
     return bytes(body)
 
 
@@ -86,6 +95,7 @@ def _parse(body: bytes) -> AlertmanagerPayload:
     },
     responses={
         401: {"description": "Missing or wrong bearer token."},
+        408: {"description": "Headers or body slower than the server's deadlines."},
         413: {"description": "Body over AIOPS_MAX_BODY_BYTES."},
         415: {"description": "Content type is not JSON."},
         503: {"description": "The store cannot take writes (disk full, database down)."},
