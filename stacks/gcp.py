@@ -13,15 +13,21 @@ import pulumi_random as random
 
 from stacks.components.alertmanager_receiver import WEBHOOK_PATH, webhook_configs_snippet
 from stacks.components.artifact_image import build_and_push
-from stacks.components.cloud_run import analyzer_service, deterministic_url
+from stacks.components.cloud_run import (
+    CloudSqlConnection,
+    analyzer_service,
+    deterministic_url,
+)
+from stacks.components.cloud_sql import SOCKET_ROOT, CloudSqlStore
 from stacks.components.gcp_apis import enable_apis
 from stacks.components.secret_env import SecretEnv, secret_env
 from stacks.components.secret_output import as_secret
 from stacks.config import AnalyzerConfig
 from stacks.gcp_config import GcpConfig, GcpLocation
 
-# /tmp is the writable (in-memory) filesystem of a Cloud Run instance: the SQLite store lives
-# and dies with the instance (see docs/deploy-gcp.md, "The store on Cloud Run").
+# /tmp is the writable (in-memory) filesystem of a Cloud Run instance: with `aiops:database
+# ephemeral` the SQLite store lives and dies with the instance (docs/deploy-gcp.md, "The store:
+# Cloud SQL or ephemeral"); with Cloud SQL the URL in Secret Manager takes precedence.
 DATA_DIR = "/tmp/aiops"  # noqa: S108 -- deliberate, documented instance-local store
 
 
@@ -58,7 +64,7 @@ def deploy_gcp(analyzer: AnalyzerConfig) -> None:
     prefix = settings.name_prefix
     labels = {"app": "aiops-analyzer", "deployment": prefix}
 
-    apis = enable_apis(prefix)
+    apis = enable_apis(prefix, cloud_sql=settings.cloud_sql)
 
     pushed = build_and_push(
         prefix,
@@ -90,6 +96,19 @@ def deploy_gcp(analyzer: AnalyzerConfig) -> None:
         ("discord-webhook-url", "AIOPS_DISCORD_WEBHOOK_URL", analyzer.discord_webhook_url),
         ("notify-webhook-url", "AIOPS_NOTIFY_WEBHOOK_URL", analyzer.notify_webhook_url),
     ]
+    store = None
+    if settings.cloud_sql:
+        store = CloudSqlStore(
+            prefix,
+            project=location.project,
+            region=location.region,
+            runtime_account_email=account.email,
+            deletion_protection=settings.database_deletion_protection,
+            labels=labels,
+            api=apis["sqladmin"],
+        )
+        secret_values.append(("database-url", "AIOPS_DATABASE_URL", store.url))
+
     secrets: list[SecretEnv] = [
         secret_env(
             prefix,
@@ -116,6 +135,13 @@ def deploy_gcp(analyzer: AnalyzerConfig) -> None:
         settings=settings,
         labels=labels,
         api=apis["run"],
+        cloud_sql=None
+        if store is None
+        else CloudSqlConnection(
+            connection_name=store.instance.connection_name,
+            mount_path=SOCKET_ROOT,
+            ready=[store.client_binding],
+        ),
     )
 
     service_url = analyzer_run.service.uri

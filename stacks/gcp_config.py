@@ -28,6 +28,9 @@ _ACCOUNT_ID_MAX = 30
 _NAME_PREFIX = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
 _MEMORY = re.compile(r"^[1-9][0-9]*(Mi|Gi)$")
 _WHOLE_CPUS = (1.0, 2.0, 4.0, 6.0, 8.0)
+# Where the analyzer keeps its store: Cloud SQL for PostgreSQL (shared, survives restarts) or
+# SQLite in the instance's memory (free, lost at every scale-down; one instance only).
+DATABASES = ("cloudsql", "ephemeral")
 
 # The gcp provider's own fallbacks when gcp:project / gcp:region are not in the stack config.
 _PROJECT_ENV = ("GOOGLE_PROJECT", "GOOGLE_CLOUD_PROJECT", "GCLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT")
@@ -121,6 +124,12 @@ class GcpConfig:
     invoker_iam_disabled: bool
     prometheus_url: str
     loki_url: str
+    database: str
+    database_deletion_protection: bool
+
+    @property
+    def cloud_sql(self) -> bool:
+        return self.database == "cloudsql"
 
     @classmethod
     def load(cls, stack: str, config: pulumi.Config | None = None) -> GcpConfig:
@@ -146,6 +155,17 @@ class GcpConfig:
             raise ConfigError(
                 f"{PROJECT}:cloudRunMaxInstances ({max_instances}) must be at least "
                 f"{PROJECT}:cloudRunMinInstances ({min_instances})"
+            )
+
+        database = config.get("database") or "cloudsql"
+        if database not in DATABASES:
+            raise ConfigError(
+                f"{PROJECT}:database must be one of {', '.join(DATABASES)}, got {database!r}"
+            )
+        if max_instances > 1 and database != "cloudsql":
+            raise ConfigError(
+                f"{PROJECT}:cloudRunMaxInstances ({max_instances}) above 1 needs "
+                f"{PROJECT}:database cloudsql: each instance would keep its own ephemeral store"
             )
 
         concurrency = _int(config, "cloudRunConcurrency", 80, 1, 1000)
@@ -175,4 +195,6 @@ class GcpConfig:
             invoker_iam_disabled=_bool(config, "cloudRunInvokerIamDisabled", False),
             prometheus_url=config.get("cloudRunPrometheusUrl") or "",
             loki_url=config.get("cloudRunLokiUrl") or "",
+            database=database,
+            database_deletion_protection=_bool(config, "databaseDeletionProtection", True),
         )

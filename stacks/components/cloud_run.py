@@ -15,7 +15,18 @@ CONTAINER_PORT = 8080
 # URL; the probes go to the container directly, but /health is the path that works everywhere.
 HEALTH_PATH = "/health"
 INVOKER_ROLE = "roles/run.invoker"
+CLOUD_SQL_VOLUME = "cloudsql"
 run = gcp.cloudrunv2
+
+
+@dataclass(frozen=True)
+class CloudSqlConnection:
+    """A Cloud SQL instance the revision connects to through Cloud Run's built-in connection."""
+
+    connection_name: pulumi.Output[str]
+    mount_path: str
+    # What must exist before the first revision starts (the client role binding).
+    ready: list[pulumi.Resource]
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,7 @@ def _container(
     plain_env: dict[str, pulumi.Input[str]],
     secret_envs: list[SecretEnv],
     settings: GcpConfig,
+    volume_mounts: list[run.ServiceTemplateContainerVolumeMountArgs],
 ) -> run.ServiceTemplateContainerArgs:
     envs = [run.ServiceTemplateContainerEnvArgs(name=k, value=v) for k, v in plain_env.items()]
     envs += [
@@ -66,6 +78,7 @@ def _container(
         # Cloud Run sets PORT from this; PORT itself is reserved and must not be in envs.
         ports=run.ServiceTemplateContainerPortsArgs(container_port=CONTAINER_PORT),
         envs=envs,
+        volume_mounts=volume_mounts or None,
         resources=run.ServiceTemplateContainerResourcesArgs(
             limits={"cpu": settings.cpu, "memory": settings.memory},
             # False = CPU stays allocated after the 202 answer, so the background workers
@@ -104,8 +117,29 @@ def analyzer_service(
     settings: GcpConfig,
     labels: dict[str, str],
     api: gcp.projects.Service,
+    cloud_sql: CloudSqlConnection | None = None,
 ) -> AnalyzerService:
     name = service_name(prefix)
+    volumes: list[run.ServiceTemplateVolumeArgs] = []
+    mounts: list[run.ServiceTemplateContainerVolumeMountArgs] = []
+    extra_dependencies: list[pulumi.Resource] = []
+    if cloud_sql is not None:
+        # Cloud Run's built-in connection: the instance's socket under <mount>/<connection>.
+        volumes.append(
+            run.ServiceTemplateVolumeArgs(
+                name=CLOUD_SQL_VOLUME,
+                cloud_sql_instance=run.ServiceTemplateVolumeCloudSqlInstanceArgs(
+                    instances=[cloud_sql.connection_name]
+                ),
+            )
+        )
+        mounts.append(
+            run.ServiceTemplateContainerVolumeMountArgs(
+                name=CLOUD_SQL_VOLUME, mount_path=cloud_sql.mount_path
+            )
+        )
+        # Connecting needs the client role from the first revision on.
+        extra_dependencies += cloud_sql.ready
     # The first revision reads every secret at start: without these bindings (and the
     # versions) in place it fails with a permission error, so wait for them explicitly.
     secret_dependencies: list[pulumi.Resource] = []
@@ -123,7 +157,8 @@ def analyzer_service(
         labels=labels,
         template=run.ServiceTemplateArgs(
             service_account=service_account_email,
-            containers=[_container(image, plain_env, secret_envs, settings)],
+            containers=[_container(image, plain_env, secret_envs, settings, mounts)],
+            volumes=volumes or None,
             max_instance_request_concurrency=settings.concurrency,
             timeout=f"{settings.timeout_seconds}s",
             scaling=run.ServiceTemplateScalingArgs(
@@ -132,7 +167,7 @@ def analyzer_service(
             ),
             labels=labels,
         ),
-        opts=pulumi.ResourceOptions(depends_on=[api, *secret_dependencies]),
+        opts=pulumi.ResourceOptions(depends_on=[api, *secret_dependencies, *extra_dependencies]),
     )
     invoker = None
     if settings.public_invoker and not settings.invoker_iam_disabled:

@@ -23,6 +23,9 @@ APIS = {
     "secretmanager": "secretmanager.googleapis.com",
     "iam": "iam.googleapis.com",
 }
+# Only with `aiops:database cloudsql`: Cloud SQL Admin creates the instance and serves Cloud
+# Run's built-in connection to it.
+CLOUD_SQL_APIS = {"sqladmin": "sqladmin.googleapis.com"}
 
 
 def _service(prefix: str, key: str, api: str, after: list[pulumi.Resource]) -> gcp.projects.Service:
@@ -34,9 +37,10 @@ def _service(prefix: str, key: str, api: str, after: list[pulumi.Resource]) -> g
     )
 
 
-def enable_apis(prefix: str) -> dict[str, gcp.projects.Service]:
+def enable_apis(prefix: str, *, cloud_sql: bool) -> dict[str, gcp.projects.Service]:
     """One Service per API, the base ones first; never disabled on destroy, because other
     stacks (dev and prod in one project) and other workloads may rely on the same API."""
     base = {key: _service(prefix, key, api, []) for key, api in BASE_APIS.items()}
-    services = {key: _service(prefix, key, api, list(base.values())) for key, api in APIS.items()}
+    wanted = {**APIS, **(CLOUD_SQL_APIS if cloud_sql else {})}
+    services = {key: _service(prefix, key, api, list(base.values())) for key, api in wanted.items()}
     return {**base, **services}

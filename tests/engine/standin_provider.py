@@ -177,6 +177,14 @@ def computed_outputs(token: str, name: str, inputs: dict[str, Any]) -> dict[str,
         return {"name": f"projects/{project}/locations/{location}/repositories/{repository}"}
     if token == "gcp:secretmanager/secret:Secret":
         return {"name": f"projects/{project}/secrets/{inputs.get('secretId', name)}"}
+    if token == "gcp:sql/databaseInstance:DatabaseInstance":
+        instance = inputs.get("name", name)
+        region = inputs.get("region") or FAKE_REGION
+        return {
+            "connectionName": f"{project}:{region}:{instance}",
+            "selfLink": f"https://sqladmin.googleapis.com/sql/v1beta4/projects/{project}"
+            f"/instances/{instance}",
+        }
     if token == "gcp:secretmanager/secretVersion:SecretVersion":
         return {"version": "1", "name": f"{inputs.get('secret')}/versions/1"}
     if token.endswith("IamMember"):

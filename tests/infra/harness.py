@@ -116,6 +116,10 @@ def _computed_outputs(type_: str, name: str, inputs: dict[str, Any]) -> dict[str
         return {"name": f"projects/{project}/secrets/{secret_id}", "secretId": secret_id}
     if type_ == "gcp:secretmanager/secretVersion:SecretVersion":
         return {"version": "1", "name": f"{inputs.get('secret')}/versions/1"}
+    if type_ == "gcp:sql/databaseInstance:DatabaseInstance":
+        project = inputs.get("project") or FAKE_GCP_PROJECT
+        instance = inputs.get("name", name)
+        return {"connectionName": f"{project}:{inputs.get('region')}:{instance}"}
     if type_ == "docker-build:index:Image":
         tags = inputs.get("tags") or [f"{name}:mock"]
         repo = str(tags[0]).rsplit(":", 1)[0]

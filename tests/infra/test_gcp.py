@@ -38,6 +38,12 @@ REPOSITORY = "gcp:artifactregistry/repository:Repository"
 API = "gcp:projects/service:Service"
 IMAGE = "docker-build:index:Image"
 INVOKER = "gcp:cloudrunv2/serviceIamMember:ServiceIamMember"
+SQL_INSTANCE = "gcp:sql/databaseInstance:DatabaseInstance"
+SQL_DATABASE = "gcp:sql/database:Database"
+SQL_USER = "gcp:sql/user:User"
+PROJECT_MEMBER = "gcp:projects/iAMMember:IAMMember"
+PASSWORD = "random:index/randomPassword:RandomPassword"
+STORE = "aiops:gcp:CloudSqlStore"
 
 OPTIONAL_SECRETS = {
     "aiops:openaiApiKey": "sk-proj-test0123456789abcdefABCDEF",
@@ -47,6 +53,7 @@ OPTIONAL_SECRETS = {
 }
 SECRET_ENV_VARS = {
     "AIOPS_WEBHOOK_TOKEN",
+    "AIOPS_DATABASE_URL",
     "AIOPS_OPENAI_API_KEY",
     "AIOPS_SLACK_WEBHOOK_URL",
     "AIOPS_DISCORD_WEBHOOK_URL",
@@ -84,6 +91,11 @@ def one(run: StackRun, type_: str) -> RecordedResource:
     return found[0]
 
 
+def one_named(run: StackRun, type_: str, name: str) -> RecordedResource:
+    (found,) = [r for r in run.of_type(type_) if r.name == name]
+    return found
+
+
 def container(run: StackRun) -> dict[str, Any]:
     containers = one(run, SERVICE).inputs["template"]["containers"]
     assert len(containers) == 1
@@ -94,7 +106,11 @@ def envs(run: StackRun) -> dict[str, dict[str, Any]]:
     return {env["name"]: env for env in container(run)["envs"]}
 
 
-def expected_inventory(prefix: str, secrets: list[str]) -> list[tuple[str, str]]:
+def expected_inventory(
+    prefix: str, secrets: list[str], *, cloud_sql: bool = True
+) -> list[tuple[str, str]]:
+    """Every resource of a gcp stack; with Cloud SQL (the default) also its store and the
+    database URL's secret."""
     names = [
         (API, f"{prefix}-api-serviceusage"),
         (API, f"{prefix}-api-cloudresourcemanager"),
@@ -107,10 +123,21 @@ def expected_inventory(prefix: str, secrets: list[str]) -> list[tuple[str, str]]
         (REPOSITORY, f"{prefix}-images"),
         (IMAGE, f"{prefix}-analyzer-image"),
         (ACCOUNT, f"{prefix}-run"),
-        ("random:index/randomPassword:RandomPassword", f"{prefix}-webhook-token-value"),
+        (PASSWORD, f"{prefix}-webhook-token-value"),
         (SERVICE, f"{prefix}-analyzer"),
         (INVOKER, f"{prefix}-analyzer-public-invoker"),
     ]
+    if cloud_sql:
+        names += [
+            (API, f"{prefix}-api-sqladmin"),
+            (STORE, f"{prefix}-store"),
+            (SQL_INSTANCE, f"{prefix}-db"),
+            (SQL_DATABASE, f"{prefix}-db-aiops"),
+            (SQL_USER, f"{prefix}-db-user"),
+            (PASSWORD, f"{prefix}-db-password"),
+            (PROJECT_MEMBER, f"{prefix}-run-cloudsql-client"),
+        ]
+        secrets = [*secrets, "database-url"]
     for secret in secrets:
         names += [
             (SECRET, f"{prefix}-{secret}"),
@@ -138,6 +165,7 @@ def cloud_names(run: StackRun) -> set[str]:
     names |= {r.plain("accountId") for r in run.of_type(ACCOUNT)}
     names |= {r.plain("repositoryId") for r in run.of_type(REPOSITORY)}
     names |= {tag for r in run.of_type(IMAGE) for tag in r.plain("tags")}
+    names |= {r.plain("name") for r in run.of_type(SQL_INSTANCE)}
     return names
 
 
@@ -156,10 +184,13 @@ def dependency_closure(run: StackRun, name: str) -> set[str]:
 # --- inventory and names -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("stack", ["gcp", "dev"])
-def test_full_inventory_without_optional_secrets(stack: str, gcp: StackRun, dev: StackRun) -> None:
+@pytest.mark.parametrize(("stack", "cloud_sql"), [("gcp", True), ("dev", False)])
+def test_full_inventory_without_optional_secrets(
+    stack: str, cloud_sql: bool, gcp: StackRun, dev: StackRun
+) -> None:
     run = {"gcp": gcp, "dev": dev}[stack]
-    assert run.inventory() == expected_inventory(f"aiops-{stack}", ["webhook-token"])
+    expected = expected_inventory(f"aiops-{stack}", ["webhook-token"], cloud_sql=cloud_sql)
+    assert run.inventory() == expected
 
 
 def test_full_inventory_with_every_optional_secret(gcp_full: StackRun) -> None:
@@ -182,7 +213,8 @@ def test_logical_names_are_unique(gcp: StackRun, dev: StackRun, gcp_full: StackR
 def test_dev_and_gcp_never_collide(gcp: StackRun, dev: StackRun) -> None:
     assert not {r.name for r in gcp.resources} & {r.name for r in dev.resources}
     gcp_cloud, dev_cloud = cloud_names(gcp), cloud_names(dev)
-    assert len(gcp_cloud) == len(dev_cloud) == 5
+    assert len(gcp_cloud) == 7  # with the database URL's secret and the Cloud SQL instance
+    assert len(dev_cloud) == 5
     assert not gcp_cloud & dev_cloud
 
 
@@ -213,6 +245,7 @@ def test_apis_are_enabled_and_never_disabled_on_destroy(gcp: StackRun) -> None:
         "artifactregistry.googleapis.com",
         "secretmanager.googleapis.com",
         "iam.googleapis.com",
+        "sqladmin.googleapis.com",
     }
     assert all(a.plain("disableOnDestroy") is False for a in apis)
 
@@ -222,7 +255,7 @@ def test_the_base_apis_come_before_every_other_api(gcp: StackRun) -> None:
     base = {f"aiops-gcp-api-{key}" for key in ("serviceusage", "cloudresourcemanager")}
     base |= {f"aiops-gcp-api-{key}" for key in ("iamcredentials", "sts")}
     others = [api for api in gcp.of_type(API) if api.name not in base]
-    assert len(others) == 4
+    assert len(others) == 5
     for api in others:
         assert base <= set(api.depends_on), api.name
     for api in gcp.of_type(API):
@@ -236,6 +269,7 @@ def test_every_cloud_resource_depends_on_its_api(gcp_full: StackRun) -> None:
         "gcp:secretmanager/": "aiops-gcp-api-secretmanager",
         "gcp:serviceaccount/": "aiops-gcp-api-iam",
         "gcp:cloudrunv2/": "aiops-gcp-api-run",
+        "gcp:sql/": "aiops-gcp-api-sqladmin",
         "docker-build:": "aiops-gcp-api-artifactregistry",
     }
     checked = 0
@@ -244,7 +278,8 @@ def test_every_cloud_resource_depends_on_its_api(gcp_full: StackRun) -> None:
             if resource.type.startswith(type_prefix):
                 assert api in dependency_closure(gcp_full, resource.name), resource.name
                 checked += 1
-    assert checked == len(gcp_full.resources) - 9  # all but the eight APIs and the password
+    # All but the nine APIs, the two passwords, the store component and the project binding.
+    assert checked == len(gcp_full.resources) - 13
 
 
 # --- image ---------------------------------------------------------------------------------
@@ -308,10 +343,13 @@ def test_registry_cleanup_policy_follows_config(
 
 
 def test_optional_secrets_are_absent_unless_configured(gcp: StackRun, gcp_full: StackRun) -> None:
-    assert {s.plain("secretId") for s in gcp.of_type(SECRET)} == {"aiops-gcp-webhook-token"}
-    assert SECRET_ENV_VARS & set(envs(gcp)) == {"AIOPS_WEBHOOK_TOKEN"}
+    assert {s.plain("secretId") for s in gcp.of_type(SECRET)} == {
+        "aiops-gcp-webhook-token",
+        "aiops-gcp-database-url",
+    }
+    assert SECRET_ENV_VARS & set(envs(gcp)) == {"AIOPS_WEBHOOK_TOKEN", "AIOPS_DATABASE_URL"}
     assert set(envs(gcp_full)) >= SECRET_ENV_VARS
-    assert len(gcp_full.of_type(SECRET)) == 5
+    assert len(gcp_full.of_type(SECRET)) == 6
 
 
 def test_secret_envs_use_secret_key_ref(gcp_full: StackRun) -> None:
@@ -335,7 +373,7 @@ def test_secret_replication_is_automatic(gcp_full: StackRun) -> None:
 
 def test_secret_version_data_is_secret_wrapped(gcp_full: StackRun) -> None:
     versions = gcp_full.of_type(SECRET_VERSION)
-    assert len(versions) == 5
+    assert len(versions) == 6
     stored = set()
     for version in versions:
         assert is_secret(version.inputs["secretData"]), version.name
@@ -409,15 +447,21 @@ def test_service_account_has_exactly_one_accessor_binding_per_secret(gcp_full: S
         for r in gcp_full.resources
         if "iam" in r.type.lower() and member in json.dumps(unwrap(r.inputs))
     ]
-    assert all(b.type == SECRET_MEMBER for b in bindings)
-    assert sorted(b.plain("secretId") for b in bindings) == sorted(
+    secret_bindings = [b for b in bindings if b.type == SECRET_MEMBER]
+    assert sorted(b.plain("secretId") for b in secret_bindings) == sorted(
         s.plain("secretId") for s in gcp_full.of_type(SECRET)
     )
-    assert {(b.plain("role"), b.plain("member")) for b in bindings} == {
+    assert {(b.plain("role"), b.plain("member")) for b in secret_bindings} == {
         ("roles/secretmanager.secretAccessor", member)
     }
-    # Nothing is granted at project level.
-    assert not [r for r in gcp_full.resources if r.type.startswith("gcp:projects/iam")]
+    # At project level only the Cloud SQL client role (Cloud SQL has no per-instance policy).
+    (project_binding,) = [b for b in bindings if b.type != SECRET_MEMBER]
+    assert project_binding.type == PROJECT_MEMBER
+    assert (project_binding.plain("role"), project_binding.plain("member")) == (
+        "roles/cloudsql.client",
+        member,
+    )
+    assert project_binding.plain("project") == FAKE_GCP_PROJECT
 
 
 def test_cloud_run_waits_for_apis_secret_versions_and_bindings(gcp_full: StackRun) -> None:
@@ -425,7 +469,8 @@ def test_cloud_run_waits_for_apis_secret_versions_and_bindings(gcp_full: StackRu
     needed = {"aiops-gcp-api-run"}
     needed |= {r.name for r in gcp_full.of_type(SECRET_MEMBER)}
     needed |= {r.name for r in gcp_full.of_type(SECRET_VERSION)}
-    assert len(needed) == 11
+    needed.add("aiops-gcp-run-cloudsql-client")  # the socket needs the role from the start
+    assert len(needed) == 14
     assert needed <= set(service.depends_on)
 
 
@@ -465,17 +510,24 @@ def test_deletion_protection_on_for_gcp_off_for_dev(gcp: StackRun, dev: StackRun
 
 
 @pytest.mark.parametrize(
-    ("stack", "memory", "concurrency", "timeout"),
-    [("gcp", "1Gi", 80, "60s"), ("dev", "512Mi", 20, "30s")],
+    ("stack", "memory", "concurrency", "timeout", "max_instances"),
+    # gcp shares Cloud SQL between instances; dev's ephemeral store allows only one.
+    [("gcp", "1Gi", 80, "60s", 3), ("dev", "512Mi", 20, "30s", 1)],
 )
 def test_scaling_and_limits_follow_the_stack_file(
-    stack: str, memory: str, concurrency: int, timeout: str, gcp: StackRun, dev: StackRun
+    stack: str,
+    memory: str,
+    concurrency: int,
+    timeout: str,
+    max_instances: int,
+    gcp: StackRun,
+    dev: StackRun,
 ) -> None:
     service = one({"gcp": gcp, "dev": dev}[stack], SERVICE)
     template = service.plain("template")
     assert service.plain("location") == REGION
     assert service.plain("ingress") == "INGRESS_TRAFFIC_ALL"
-    assert template["scaling"] == {"minInstanceCount": 0, "maxInstanceCount": 1}
+    assert template["scaling"] == {"minInstanceCount": 0, "maxInstanceCount": max_instances}
     assert template["maxInstanceRequestConcurrency"] == concurrency
     assert template["timeout"] == timeout
     resources = template["containers"][0]["resources"]
@@ -498,6 +550,7 @@ def test_internal_ingress_and_more_instances_are_configurable() -> None:
         "dev",
         overrides={
             "aiops:cloudRunIngress": "internal",
+            "aiops:database": "cloudsql",
             "aiops:cloudRunMinInstances": 1,
             "aiops:cloudRunMaxInstances": 3,
         },
@@ -551,3 +604,87 @@ def test_alertmanager_accepts_the_snippet(gcp: StackRun, tmp_path: Path) -> None
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 receivers" in result.stdout
+
+
+# --- the store: Cloud SQL on gcp, ephemeral on dev -----------------------------------------
+
+
+def test_cloud_sql_instance_is_the_smallest_postgresql_with_backups(gcp: StackRun) -> None:
+    instance = one(gcp, SQL_INSTANCE)
+    version = instance.plain("databaseVersion")
+    assert version.startswith("POSTGRES_") and int(version.split("_")[1]) >= 15
+    assert instance.plain("region") == REGION
+    settings = instance.plain("settings")
+    assert settings["tier"] == "db-f1-micro"
+    # Shared-core tiers exist only in the Enterprise edition.
+    assert settings["edition"] == "ENTERPRISE"
+    backups = settings["backupConfiguration"]
+    assert backups["enabled"] is True
+    assert backups["pointInTimeRecoveryEnabled"] is True
+    assert backups["backupRetentionSettings"]["retainedBackups"] >= 7
+    assert instance.parent == "aiops-gcp-store"
+
+
+@pytest.mark.parametrize(("override", "protected"), [(None, True), (False, False)])
+def test_cloud_sql_deletion_protection_follows_config(
+    override: bool | None, protected: bool, gcp: StackRun
+) -> None:
+    run = (
+        gcp
+        if override is None
+        else run_stack("gcp", overrides={"aiops:databaseDeletionProtection": override})
+    )
+    instance = one(run, SQL_INSTANCE)
+    assert instance.plain("deletionProtection") is protected
+    assert instance.plain("settings")["deletionProtectionEnabled"] is protected
+
+
+def test_database_and_user_live_on_the_instance(gcp: StackRun) -> None:
+    instance = one(gcp, SQL_INSTANCE)
+    database, user = one(gcp, SQL_DATABASE), one(gcp, SQL_USER)
+    assert database.plain("instance") == user.plain("instance") == instance.plain("name")
+    assert database.plain("name") == "aiops"
+    assert user.plain("name") == "aiops"
+    # The generated password reaches the user only as a secret.
+    assert is_secret(user.inputs["password"])
+    password = one_named(gcp, PASSWORD, "aiops-gcp-db-password")
+    assert password.plain("special") is False  # nothing to escape in the URL
+    assert password.plain("length") >= 24
+    assert unwrap(user.inputs["password"]) == password.outputs["result"]
+
+
+def test_the_database_url_is_a_secret_in_secret_manager(gcp: StackRun) -> None:
+    instance = one(gcp, SQL_INSTANCE)
+    password = one_named(gcp, PASSWORD, "aiops-gcp-db-password").outputs["result"]
+    (version,) = [v for v in gcp.of_type(SECRET_VERSION) if "database-url" in v.name]
+    assert is_secret(version.inputs["secretData"])
+    connection = f"{FAKE_GCP_PROJECT}:{REGION}:{instance.plain('name')}"
+    assert unwrap(version.inputs["secretData"]) == (
+        f"postgresql://aiops:{password}@/aiops?host=/cloudsql/{connection}"
+    )
+    env = envs(gcp)["AIOPS_DATABASE_URL"]
+    assert "value" not in env
+    assert env["valueSource"]["secretKeyRef"]["secret"] == "aiops-gcp-database-url"
+    for resource in gcp.resources:
+        if resource.type != PASSWORD:
+            assert not any(password in text for text in plain_strings(resource.inputs))
+
+
+def test_cloud_run_mounts_the_instance_socket(gcp: StackRun) -> None:
+    instance = one(gcp, SQL_INSTANCE)
+    template = one(gcp, SERVICE).plain("template")
+    connection = f"{FAKE_GCP_PROJECT}:{REGION}:{instance.plain('name')}"
+    assert template["volumes"] == [
+        {"name": "cloudsql", "cloudSqlInstance": {"instances": [connection]}}
+    ]
+    assert container(gcp)["volumeMounts"] == [{"name": "cloudsql", "mountPath": "/cloudsql"}]
+
+
+def test_dev_keeps_the_ephemeral_store(dev: StackRun) -> None:
+    assert not [r for r in dev.resources if r.type.startswith(("gcp:sql/", "aiops:gcp:"))]
+    assert not dev.of_type(PROJECT_MEMBER)
+    assert "sqladmin.googleapis.com" not in {a.plain("service") for a in dev.of_type(API)}
+    assert "AIOPS_DATABASE_URL" not in envs(dev)
+    assert "volumes" not in one(dev, SERVICE).plain("template")
+    assert "volumeMounts" not in container(dev)
+    assert envs(dev)["AIOPS_DATA_DIR"]["value"] == "/tmp/aiops"

@@ -35,6 +35,8 @@ FIELDS = {
     "cloudRunInvokerIamDisabled": "invoker_iam_disabled",
     "cloudRunPrometheusUrl": "prometheus_url",
     "cloudRunLokiUrl": "loki_url",
+    "database": "database",
+    "databaseDeletionProtection": "database_deletion_protection",
 }
 YAML_TYPES = {"string": str, "integer": int, "boolean": bool}
 
@@ -88,6 +90,12 @@ def test_project_and_region_fall_back_to_the_provider_environment(
     ("overrides", "named"),
     [
         ({"aiops:cloudRunIngress": "public"}, "aiops:cloudRunIngress"),
+        ({"aiops:database": "postgres"}, "aiops:database"),
+        # Two instances with two private SQLite stores: split history, duplicate analyses.
+        (
+            {"aiops:database": "ephemeral", "aiops:cloudRunMaxInstances": 2},
+            "aiops:cloudRunMaxInstances",
+        ),
         (
             {"aiops:cloudRunMinInstances": 2, "aiops:cloudRunMaxInstances": 1},
             "aiops:cloudRunMaxInstances",

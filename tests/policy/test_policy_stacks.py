@@ -175,3 +175,20 @@ def test_gcp_registry_without_cleanup_is_reported() -> None:
     repository.inputs.pop("cleanupPolicies", None)
     [message] = violations_of(repository.type, repository.name, repository.inputs)
     assert "cleanup" in message
+
+
+def test_the_gcp_stack_scales_out_on_cloud_sql_and_the_rule_guards_it() -> None:
+    run = recorded("gcp")
+    service = copy.deepcopy(_only(run, CLOUD_RUN_SERVICE, lambda r: True))
+    template = service.inputs["template"]
+    # The shipped stack really scales past one instance, on its Cloud SQL URL.
+    assert template["scaling"]["maxInstanceCount"] > 1
+    names = [env["name"] for env in template["containers"][0]["envs"]]
+    assert "AIOPS_DATABASE_URL" in names
+    assert violations_of(service.type, service.name, service.inputs) == []
+    # Without the database URL the same service breaks the rule.
+    template["containers"][0]["envs"] = [
+        env for env in template["containers"][0]["envs"] if env["name"] != "AIOPS_DATABASE_URL"
+    ]
+    [message] = violations_of(service.type, service.name, service.inputs)
+    assert "maxInstanceCount" in message and "AIOPS_DATABASE_URL" in message

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from aiops_analyzer.schemas import Alert, AnalysisResult, NotificationOutcome
 from aiops_analyzer.store import Delivery, IngestResult, JobState, Outcome, Store, migrate
+from aiops_analyzer.store.database import Database
 from aiops_analyzer.store.db import normalise_url
 from aiops_analyzer.store.ingest import GroupCommitter
 from aiops_analyzer.store.migrate import head_revision
@@ -21,6 +22,8 @@ from aiops_analyzer.store.tables import metadata
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
+
+from tests.support.postgres import PostgresServer
 
 LEASE = 600.0
 
@@ -280,3 +283,34 @@ async def test_group_commit_fails_only_the_delivery_that_fails(store: Store) -> 
     assert isinstance(first, IngestResult) and isinstance(second, IngestResult)
     assert isinstance(again, IngestResult) and again.analysis_ids == first.analysis_ids
     assert count(store, JobState.PENDING) == 2
+
+
+def test_a_unix_socket_url_as_cloud_run_mounts_it_reaches_postgresql(
+    postgres_server: PostgresServer,
+) -> None:
+    """Cloud Run's built-in Cloud SQL connection gives the instance as a unix socket under
+    /cloudsql/PROJECT:REGION:INSTANCE; the gcp stack writes AIOPS_DATABASE_URL in libpq's
+    socket form, `postgresql://user:password@/db?host=<socket dir>`, which must work as is."""
+    name = postgres_server.create_database().rsplit("/", 1)[1]
+    socket_dir = postgres_server.socket_dir
+    # The test server listens on a free port, so its socket is .s.PGSQL.<port>; Cloud SQL's is
+    # the default 5432, which needs no `port` in the URL.
+    url = f"postgresql://postgres:unused-by-trust-auth@/{name}?host={socket_dir}"
+    url += f"&port={postgres_server.port}"
+    database = Database(url)
+    try:
+        assert database.postgres
+        database.migrate()
+        assert database.ping()
+        with database.read() as connection:
+            # An empty server address: the connection really is over the unix socket.
+            assert connection.execute(text("SELECT inet_server_addr()")).scalar() is None
+    finally:
+        database.dispose()
+
+    # The colons of a Cloud SQL connection name stay in the socket directory, unquoted.
+    cloud_run = "postgresql://aiops:pw@/aiops?host=/cloudsql/acme-1:europe-west1:aiops-gcp-db"
+    engine_url = normalise_url(cloud_run)
+    assert engine_url.drivername == "postgresql+psycopg"
+    assert engine_url.host is None
+    assert engine_url.query["host"] == "/cloudsql/acme-1:europe-west1:aiops-gcp-db"
