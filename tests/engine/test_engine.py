@@ -50,6 +50,8 @@ DOCUMENTED_OUTPUTS = {
     },
 }
 PARALLEL_RUNS = 3
+SQL_USER = "gcp:sql/user:User"
+SECRET_VERSION = "gcp:secretmanager/secretVersion:SecretVersion"
 
 
 @dataclass
@@ -242,6 +244,17 @@ def test_the_checkpoint_holds_no_plaintext_secret(runs: dict[str, Scenario], sta
     stored = "\n".join(path.read_text(errors="replace") for path in files)
     secrets = [FAKE_OPENAI_KEY, FAKE_SLACK_URL]
     secrets += [value["value"] for value in up["outputs"].values() if value["secret"]]
+    # Secrets that are no output: the Cloud SQL user's generated password and the database
+    # URL built from it, as the stand-in providers received them in plain text.
+    created = [r for r in run.requests() if r["method"] == "Create" and not r["preview"]]
+    database_secrets = [r["inputs"]["password"] for r in created if r["type"] == SQL_USER]
+    database_secrets += [
+        r["inputs"]["secretData"]
+        for r in created
+        if r["type"] == SECRET_VERSION and r["urn"].endswith("-database-url-version")
+    ]
+    assert len(database_secrets) == (2 if stack == "gcp" else 0), stack
+    secrets += database_secrets
     assert len(secrets) >= 3
     for secret in secrets:
         assert secret not in stored, f"{stack}: a secret is stored in plain text"
