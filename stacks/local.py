@@ -14,6 +14,7 @@ import pulumi_random as random
 from stacks import monitoring_files as files
 from stacks.components.analyzer_service import AnalyzerService, PageLinks
 from stacks.components.docker_service import STACK_LABEL, LocalContext, public_url
+from stacks.components.local_postgres import LocalPostgres
 from stacks.components.logging_stack import LoggingStack
 from stacks.components.monitoring import GRAFANA_ADMIN_USER, AlertDelivery, MonitoringStack
 from stacks.components.sample_workload import SampleWorkload
@@ -62,8 +63,16 @@ def deploy_local(analyzer: AnalyzerConfig) -> None:
             grafana_user=GRAFANA_ADMIN_USER,
             runbook_base_url=local.runbook_base_url,
         )
+        # SQLite on the analyzer's volume unless aiops:localDatabase asks for PostgreSQL.
+        database = LocalPostgres("postgres-database", context) if local.uses_postgresql else None
         analyzer_service = AnalyzerService(
-            "analyzer-service", context, analyzer, webhook_token, local.ports.analyzer, links
+            "analyzer-service",
+            context,
+            analyzer,
+            webhook_token,
+            local.ports.analyzer,
+            links,
+            database,
         )
     webhook_url = f"{analyzer_url}{WEBHOOK_PATH}"
     runbook_base = local.runbook_base(analyzer_url)

@@ -23,6 +23,10 @@ RUNBOOKS_PATH = "/runbooks"
 # and Loki expand as Go templates, so no quote, backslash, brace or space can get in.
 _RUNBOOK_BASE_CHARS = re.compile(r"[A-Za-z0-9._~:/%@!$&()*+,;=-]+")
 
+# The analyzer's store in the local stack (aiops:localDatabase): SQLite on the analyzer's named
+# volume, or a PostgreSQL container on the stack's network.
+LOCAL_DATABASES = ("sqlite", "postgresql")
+
 # Host ports the platform's user interfaces are published on: (config key, default).
 PORT_KEYS: dict[str, tuple[str, int]] = {
     "grafana": ("grafanaPort", 3000),
@@ -123,6 +127,21 @@ def _runbook_base_url(config: pulumi.Config) -> str | None:
     return value.rstrip("/")
 
 
+def _local_database(config: pulumi.Config, external_analyzer: bool) -> str:
+    value = (config.get("localDatabase") or "sqlite").strip()
+    if value not in LOCAL_DATABASES:
+        raise ConfigError(
+            f"{PROJECT}:localDatabase must be one of {', '.join(LOCAL_DATABASES)}, got {value!r}"
+        )
+    if value == "postgresql" and external_analyzer:
+        # Nothing in this stack would use it: the external analyzer keeps its own store.
+        raise ConfigError(
+            f"{PROJECT}:localDatabase postgresql needs the analyzer in this stack; unset "
+            f"{PROJECT}:externalAnalyzerUrl or set {PROJECT}:localDatabase sqlite"
+        )
+    return value
+
+
 def _image_overrides(config: pulumi.Config) -> dict[str, str]:
     overrides: dict[str, str] = {}
     for item in _string_list(config, "imageOverrides"):
@@ -181,8 +200,13 @@ class LocalConfig:
     external_analyzer_url: str | None
     external_webhook_token: pulumi.Output[str] | None
     image_overrides: dict[str, str]
+    local_database: str  # one of LOCAL_DATABASES
     ports: PublishedPorts
     runbook_base_url: str | None  # None: the analyzer's own /runbooks (see runbook_base)
+
+    @property
+    def uses_postgresql(self) -> bool:
+        return self.local_database == "postgresql"
 
     @property
     def uses_external_analyzer(self) -> bool:
@@ -211,6 +235,7 @@ class LocalConfig:
             external_analyzer_url=external_url,
             external_webhook_token=token if external_url else None,
             image_overrides=_image_overrides(config),
+            local_database=_local_database(config, external_url is not None),
             ports=PublishedPorts.load(config),
             runbook_base_url=_runbook_base_url(config),
         )

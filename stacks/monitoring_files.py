@@ -33,6 +33,7 @@ IMAGE_KEYS = (
     "nginx-exporter",
     "node-exporter",
     "cadvisor",
+    "postgres",  # only with aiops:localDatabase postgresql
 )
 # Where Alertmanager sends alerts when the analyzer runs in the stack (alias:port, contract).
 LOCAL_WEBHOOK_URL = f"http://analyzer:8080{WEBHOOK_PATH}"

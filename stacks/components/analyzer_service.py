@@ -16,6 +16,7 @@ from stacks.components.docker_service import (
     healthcheck,
     mounted,
 )
+from stacks.components.local_postgres import LocalPostgres
 from stacks.config import AnalyzerConfig
 from stacks.monitoring_files import REPO_ROOT
 
@@ -49,9 +50,13 @@ class PageLinks:
 
 
 def analyzer_env(
-    analyzer: AnalyzerConfig, webhook_token: pulumi.Output[str], links: PageLinks | None = None
+    analyzer: AnalyzerConfig,
+    webhook_token: pulumi.Output[str],
+    links: PageLinks | None = None,
+    database_url: pulumi.Output[str] | None = None,
 ) -> pulumi.Output[list[str]]:
-    """The container's environment; secret as a whole because it carries the token."""
+    """The container's environment; secret as a whole because it carries the token (and the
+    database password when a PostgreSQL URL replaces the SQLite file in DATA_DIR)."""
     plain = {
         "AIOPS_HOST": "0.0.0.0",
         "PORT": str(CONTAINER_PORT),
@@ -65,6 +70,8 @@ def analyzer_env(
     if analyzer.llm_base_url:
         plain["AIOPS_LLM_BASE_URL"] = analyzer.llm_base_url
     secrets: dict[str, pulumi.Output[str]] = {"AIOPS_WEBHOOK_TOKEN": webhook_token}
+    if database_url is not None:
+        secrets["AIOPS_DATABASE_URL"] = database_url
     if links is not None:
         plain["AIOPS_PUBLIC_URL"] = links.public_url
         plain["AIOPS_GRAFANA_URL"] = GRAFANA_INTERNAL_URL
@@ -105,6 +112,7 @@ class AnalyzerService(pulumi.ComponentResource):
         webhook_token: pulumi.Output[str],
         host_port: int,
         links: PageLinks | None = None,
+        database: LocalPostgres | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("aiops:local:AnalyzerService", name, None, opts)
@@ -126,7 +134,9 @@ class AnalyzerService(pulumi.ComponentResource):
                 name="analyzer",
                 # Depend on the build; the tag is what the local engine knows the image by.
                 image=self.image.ref.apply(lambda _: tag),
-                envs=analyzer_env(analyzer, webhook_token, links),
+                envs=analyzer_env(
+                    analyzer, webhook_token, links, database.url if database else None
+                ),
                 ports=[(CONTAINER_PORT, host_port)],
                 volumes=[mounted(self.volume, DATA_DIR)],
                 healthcheck=healthcheck(
@@ -143,5 +153,7 @@ class AnalyzerService(pulumi.ComponentResource):
                 extra_labels={IMAGE_DIGEST_LABEL: self.image.digest},
             ),
             parent=self,
+            # The analyzer migrates its store at start: PostgreSQL must accept connections.
+            depends_on=[database.container] if database else (),
         )
         self.register_outputs({"image": tag, "container": self.container.name})

@@ -29,7 +29,9 @@ RULE_DIRS = (MONITORING / "prometheus/rules", MONITORING / "loki/rules/fake")
 # The default base: the runbooks the in-stack analyzer serves at its published URL.
 DEFAULT_RUNBOOK_BASE = "http://localhost:8080/runbooks/"
 
-PULLED = IMAGE_KEYS
+# postgres only with aiops:localDatabase postgresql (tests/infra/test_local_postgres.py).
+OPTIONAL_IMAGES = ("postgres",)
+PULLED = tuple(key for key in IMAGE_KEYS if key not in OPTIONAL_IMAGES)
 CONTAINERS = (*PULLED, "analyzer")
 VOLUMES = ("prometheus", "grafana", "loki", "alloy", "alertmanager", "analyzer")
 # Images built FROM scratch: no shell or HTTP client to run a check with (distroless Loki checks

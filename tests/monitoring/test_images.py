@@ -11,6 +11,8 @@ IMAGES = MONITORING / "images.yml"
 # repository[:port]/path:tag, the tag a full version (x.y.z with an optional v and suffix).
 IMAGE_REF = re.compile(r"(?P<repo>[a-z0-9][a-z0-9._/-]*(:\d+)?[a-z0-9/._-]*):(?P<tag>[^:@/]+)")
 VERSION_TAG = re.compile(r"v?\d+\.\d+\.\d+(-[a-z0-9.]+)?")
+# PostgreSQL numbers its releases major.minor since 10: 17.7 is a full version, 17 is not.
+TWO_PART_VERSIONS = {"postgres": re.compile(r"\d+\.\d+(-[a-z0-9.]+)?")}
 
 
 def test_images_file_is_a_flat_map_of_the_stacks_services() -> None:
@@ -32,7 +34,8 @@ def test_every_image_is_pinned_to_a_full_version_never_latest() -> None:
         assert match, f"{service}: {ref!r} is not repository:tag"
         tag = match.group("tag")
         assert tag != "latest" and "latest" not in tag, f"{service}: {ref}"
-        assert VERSION_TAG.fullmatch(tag), f"{service}: tag {tag!r} is not a full version"
+        pattern = TWO_PART_VERSIONS.get(service, VERSION_TAG)
+        assert pattern.fullmatch(tag), f"{service}: tag {tag!r} is not a full version"
 
 
 def test_cadvisor_comes_from_its_current_registry() -> None:
