@@ -163,3 +163,11 @@ def test_repeat_limiter_lets_one_line_per_window_through() -> None:
     late = logging.LogRecord("asyncio", logging.ERROR, __file__, 1, "out of resource", None, None)
     assert limiter.filter(late)
     assert "9999 similar messages suppressed" in str(late.msg)
+    # The analyzer's own per-event lines (one per delivery or job) are never held back.
+    own = [
+        logging.LogRecord(
+            "aiops_analyzer.worker", logging.INFO, __file__, 1, "job done", None, None
+        )
+        for _ in range(100)
+    ]
+    assert all(limiter.filter(r) for r in own)

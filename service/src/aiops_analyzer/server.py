@@ -129,10 +129,17 @@ class GuardedH11Protocol(H11Protocol):
         self.transport.close()
 
 
+# Loggers whose messages can repeat without bound under attack or exhaustion: asyncio's
+# accept() errors, uvicorn's per-connection warnings, the connection cap's refusals. The
+# analyzer's own per-event lines (one per delivery, per job) are never held back.
+FLOOD_PRONE_LOGGERS = ("asyncio", "uvicorn", "aiops_analyzer.server")
+
+
 class RepeatLimiter(logging.Filter):
-    """Lets the first of a repeated message through, then at most one per ``window`` seconds
-    with the number held back. A message is "the same" by logger, level and the start of its
-    first line: asyncio's messages embed object reprs that change from one to the next."""
+    """For the flood-prone loggers: lets the first of a repeated message through, then at
+    most one per ``window`` seconds with the number held back. A message is "the same" by
+    logger, level and the start of its first line: asyncio's messages embed object reprs
+    that change from one to the next."""
 
     def __init__(self, window: float = 10.0) -> None:
         super().__init__()
@@ -141,6 +148,8 @@ class RepeatLimiter(logging.Filter):
         self._lock = threading.Lock()
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(FLOOD_PRONE_LOGGERS):
+            return True  # the analyzer's own events are one line each, all kept
         key = (record.name, record.levelname, str(record.msg).split("\n", 1)[0][:60])
         now = time.monotonic()
         with self._lock:
