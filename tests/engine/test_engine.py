@@ -94,6 +94,11 @@ def _scenarios() -> list[Scenario]:
             )
         )
     scenarios += [
+        # The optional local PostgreSQL (aiops:localDatabase): its resources pass the same checks.
+        Scenario(
+            "preview-local-postgresql",
+            ["--stack", "local", "--set", "aiops:localDatabase=postgresql", "--step", "preview"],
+        ),
         Scenario(
             "wrong-type",
             ["--stack", "local", "--set", "aiops:grafanaPort=three-thousand", "--step", "preview"],
@@ -197,6 +202,19 @@ def test_the_shipped_stack_previews_with_no_optional_secret_set(
     checks = [r for r in run.requests() if r["method"] == "Check"]
     assert checks, "the stand-ins were never asked to check an input"
     assert [c for c in checks if c["failures"]] == []
+
+
+def test_the_local_postgresql_switch_previews_through_every_check(
+    runs: dict[str, Scenario],
+) -> None:
+    run = runs["preview-local-postgresql"]
+    preview = run.step("preview")
+    assert preview["ok"], preview.get("error", run.output[-3000:])
+    assert "aiops-guardrails" in run.output
+    checks = [r for r in run.requests() if r["method"] == "Check"]
+    assert [c for c in checks if c["failures"]] == []
+    checked = {c["urn"].rsplit("::", 1)[-1] for c in checks}
+    assert {"postgres", "postgres-data", "postgres-image", "postgres-password"} <= checked
 
 
 @pytest.mark.parametrize("stack", STACKS)
