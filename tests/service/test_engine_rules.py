@@ -500,6 +500,9 @@ def test_resolved_alert_says_when_it_recovered_and_is_informational() -> None:
     assert result.severity == "info"
     assert "Resolved at 01:04:00 UTC after 4 min" in result.summary
     assert "recovered" in result.summary
+    # The same facts, typed, for the resolution notification.
+    assert result.recovery is not None and result.recovery.recovered_at == a.ends_at
+    assert result.recovery.fired_seconds == 240 and not result.recovery.cause_persists
 
 
 def test_resolved_alert_whose_condition_returns_keeps_its_severity() -> None:
@@ -510,6 +513,8 @@ def test_resolved_alert_whose_condition_returns_keeps_its_severity() -> None:
     assert result.severity == "critical"
     assert "the cause is still there" in result.summary
     assert "prom-1" in result.summary
+    assert result.recovery is not None and result.recovery.cause_persists
+    assert result.recovery.evidence_ids == ["prom-1"]
 
 
 def test_cost_grows_linearly_with_the_expression() -> None:

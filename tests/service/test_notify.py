@@ -10,7 +10,8 @@ import pytest
 from aiops_analyzer.core.config import Settings
 from aiops_analyzer.notify import notify_analysis, notify_resolution
 from aiops_analyzer.notify.delivery import MAX_RETRY_AFTER_SECONDS, retry_after_seconds
-from aiops_analyzer.schemas import Alert, AnalysisResult, ProbableCause
+from aiops_analyzer.notify.format import RESOLVED_COLOR, SEVERITY_COLOR
+from aiops_analyzer.schemas import Alert, AnalysisResult, ProbableCause, Recovery
 
 from tests.service.loopback import (
     LoopbackServer,
@@ -249,6 +250,106 @@ async def test_resolution_follow_up_with_duration() -> None:
     grafana = requests_to(server, "grafana")[0].json()
     assert grafana["timeEnd"] - grafana["time"] == 252_000
     assert "resolved" in grafana["tags"]
+
+
+RECOVERED = AnalysisResult(
+    summary="NginxDown (info, resolved): Resolved at 01:04:12 UTC after 4 min; recovered.",
+    severity="info",
+    category="target_down",
+    engine="rules",
+    recovery=Recovery(
+        recovered_at=STARTS + timedelta(seconds=252),
+        fired_seconds=252,
+        cause_persists=False,
+        detail="Resolved at 01:04:12 UTC after 4 min; it has recovered and nothing in the "
+        "evidence shows the cause still present.",
+    ),
+)
+STILL_BROKEN = RECOVERED.model_copy(
+    update={
+        "severity": "critical",
+        "recovery": Recovery(
+            recovered_at=STARTS + timedelta(seconds=252),
+            fired_seconds=252,
+            cause_persists=True,
+            detail="Resolved at 01:04:12 UTC after 4 min, but the cause is still there: its "
+            "condition holds again after the resolution (prom-1).",
+            evidence_ids=["prom-1"],
+        ),
+    }
+)
+
+
+async def resolution_bodies(resolved: AnalysisResult | None) -> dict[str, Any]:
+    """What each loopback channel received for the resolution of RESULT's alert."""
+    with LoopbackServer(route()) as server:
+        settings = make_settings(server, public_url="https://analyzer.example.com")
+        outcomes = await notify_resolution(
+            RESOLVED, RESULT, 252.0, settings, analysis_id=43, resolved=resolved, backoff_seconds=0
+        )
+    assert all(o.ok for o in outcomes)
+    return {c: requests_to(server, c)[0].json() for c in ("slack", "discord", "hook", "grafana")}
+
+
+def slack_text(body: dict[str, Any]) -> str:
+    parts = [body["text"]]
+    for block in body["blocks"]:
+        parts.append(block.get("text", {}).get("text", ""))
+        parts += [f["text"] for f in block.get("fields", [])]
+        parts += [e["text"] for e in block.get("elements", [])]
+    return "\n".join(parts)
+
+
+async def test_resolution_reports_recovery_with_the_resolved_severity() -> None:
+    sent = await resolution_bodies(RECOVERED)
+    slack = slack_text(sent["slack"])
+    assert sent["slack"]["blocks"][0]["text"]["text"] == "✅ RESOLVED [INFO] NginxDown"
+    assert "resolved after 4m 12s; recovered at 01:04:12 UTC on 2026-11-28" in slack
+    assert "*Severity*\ninfo" in slack and "*Cause still present*\nno" in slack
+    assert "nothing in the evidence shows the cause still present" in slack
+    # The firing analysis in brief: its most likely cause, not its whole summary.
+    assert "*Firing analysis* (target_down): nginx master process exited" in slack
+    assert RESULT.summary not in slack
+    assert "<https://analyzer.example.com/" in slack and "|Open the analysis" in slack
+    embed = sent["discord"]["embeds"][0]
+    assert embed["title"] == "✅ RESOLVED \\[INFO\\] NginxDown"
+    assert embed["color"] == RESOLVED_COLOR
+    fields = {f["name"]: f["value"] for f in embed["fields"]}
+    assert fields["Severity"] == "info" and fields["Cause still present"] == "no"
+    assert "nginx master process exited" in fields["Firing analysis"]
+    assert "recovered at 01:04:12 UTC" in embed["description"]
+    assert embed["url"].startswith("https://analyzer.example.com/")
+    hook = sent["hook"]
+    assert hook["severity"] == "info" and hook["cause_persists"] is False
+    assert hook["resolved_analysis"]["recovery"]["fired_seconds"] == 252
+    assert hook["firing_analysis"]["severity"] == "critical"
+    grafana = sent["grafana"]
+    assert "info" in grafana["tags"] and "critical" not in grafana["tags"]
+    assert "cause-persists" not in grafana["tags"]
+    assert "recovered at 01:04:12 UTC" in grafana["text"]
+    assert "While firing: nginx master process exited" in grafana["text"]
+
+
+async def test_resolution_whose_cause_persists_keeps_its_severity_and_says_so() -> None:
+    sent = await resolution_bodies(STILL_BROKEN)
+    heading = sent["slack"]["blocks"][0]["text"]["text"]
+    assert heading == "✅ RESOLVED [CRITICAL] NginxDown (cause still present)"
+    slack = slack_text(sent["slack"])
+    assert "*Cause still present*\nyes" in slack and "condition holds again" in slack
+    embed = sent["discord"]["embeds"][0]
+    assert embed["color"] == SEVERITY_COLOR["critical"]
+    assert sent["hook"]["cause_persists"] is True and sent["hook"]["severity"] == "critical"
+    assert {"critical", "resolved", "cause-persists"} <= set(sent["grafana"]["tags"])
+
+
+async def test_resolution_not_analysed_says_the_cause_is_unknown() -> None:
+    sent = await resolution_bodies(None)
+    slack = slack_text(sent["slack"])
+    assert sent["slack"]["blocks"][0]["text"]["text"] == "✅ RESOLVED NginxDown"
+    assert "*Cause still present*\nunknown" in slack and "is off" in slack
+    assert "recovered at 01:04:12 UTC" in slack  # endsAt is known without an analysis
+    assert sent["hook"]["resolved_analysis"] is None and sent["hook"]["cause_persists"] is None
+    assert "critical" in sent["grafana"]["tags"]  # the firing analysis's severity then
 
 
 async def test_resolution_without_a_firing_analysis() -> None:

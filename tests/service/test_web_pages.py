@@ -223,6 +223,9 @@ async def test_firing_and_resolution_pages_link_each_other(tmp_path: Path) -> No
 
     assert resolved_page.status_code == firing_page.status_code == 200
     assert "Resolved after 9m" in resolved_page.text
+    # Resolved alerts are analysed by default: the page says whether the cause is still there
+    # (the loopback world's series keeps its points after endsAt, so it is).
+    assert "Resolved after 9m 0s. Cause still present: yes." in resolved_page.text
     # Each page links the other by a signed link the reader can follow without the token.
     back = re.search(
         r'href="(/ui/analyses/(\d+)\?sig=[^"]+)">The firing analysis', resolved_page.text

@@ -25,6 +25,7 @@ from tests.service.apptools import (
 )
 from tests.service.loopback import LoopbackServer, Reply, always
 from tests.service.test_engine_llm import GOOD, completion
+from tests.service.test_notify import requests_to, route
 from tests.service.test_webhook import metric_value
 
 # Every test runs on SQLite and on PostgreSQL.
@@ -89,27 +90,109 @@ async def test_firing_alert_is_analysed_by_rules_with_evidence(tmp_path: Path) -
         assert metric_value(metrics, "aiops_queue_depth") == 0
 
 
-async def test_resolution_is_linked_to_its_firing_analysis_without_an_engine(
+async def test_resolution_is_linked_to_its_firing_analysis_without_an_engine_when_off(
     tmp_path: Path,
 ) -> None:
-    async with running_app(make_settings(tmp_path)) as (_, client):
+    async with running_app(make_settings(tmp_path, analyze_resolved=False)) as (_, client):
         [firing_id] = await post(client, payload())
         await wait_finished(client, firing_id)
         [resolved_id] = await post(client, payload(status="resolved"))
         resolved = await wait_finished(client, resolved_id)
         assert resolved["job"]["state"] == "done" and resolved["outcome"] == "resolved"
         assert resolved["resolution"] == {"firing_analysis_id": firing_id, "duration_seconds": 300}
-        assert resolved["result"] is None  # No engine call for a resolution by default.
+        assert resolved["result"] is None  # No engine call for a resolution when off.
         firing = (await client.get(f"/analyses/{firing_id}", headers=AUTH)).json()
         assert firing["resolved_by"] == resolved_id
 
 
-async def test_resolution_is_analysed_when_asked(tmp_path: Path) -> None:
-    async with running_app(make_settings(tmp_path, analyze_resolved=True)) as (_, client):
+async def test_resolution_is_analysed_by_default(tmp_path: Path) -> None:
+    async with running_app(make_settings(tmp_path)) as (_, client):
         [resolved_id] = await post(client, payload(status="resolved"))
         resolved = await wait_finished(client, resolved_id)
-        assert resolved["result"]["engine"] == "rules"
+        result = resolved["result"]
+        assert result["engine"] == "rules" and result["severity"] == "info"
+        assert result["recovery"]["recovered_at"].startswith("2026-11-28T10:05:00")
+        assert result["recovery"]["cause_persists"] is False
         assert resolved["resolution"]["firing_analysis_id"] is None  # Never saw it firing.
+
+
+def resolution_chat_settings(tmp_path: Path, server: LoopbackServer, **overrides: Any) -> Any:
+    """Every chat channel, on the loopback server that speaks them (tests/service/test_notify)."""
+    values: dict[str, Any] = {
+        "slack_webhook_url": f"{server.url}/slack/services/T000/B000/XXXX",
+        "discord_webhook_url": f"{server.url}/discord/api/webhooks/1/abc",
+        "notify_webhook_url": f"{server.url}/hook",
+        "grafana_url": f"{server.url}/grafana",
+        "public_url": "https://analyzer.example.com",
+    }
+    values.update(overrides)
+    return make_settings(tmp_path, **values)
+
+
+async def fire_then_resolve(settings: Any) -> dict[str, Any]:
+    async with running_app(settings) as (_, client):
+        [firing_id] = await post(client, payload())
+        await wait_finished(client, firing_id)
+        [resolved_id] = await post(client, payload(status="resolved"))
+        return await wait_finished(client, resolved_id)
+
+
+async def test_resolution_notification_reports_the_recovery_by_default(tmp_path: Path) -> None:
+    with LoopbackServer(route()) as chat:
+        resolved = await fire_then_resolve(resolution_chat_settings(tmp_path, chat))
+    assert all(n["ok"] for n in resolved["notifications"]) and resolved["result"]
+    slack = requests_to(chat, "slack")[-1].json()
+    assert slack["blocks"][0]["text"]["text"] == "✅ RESOLVED [INFO] NginxDown"
+    text = "\n".join(b.get("text", {}).get("text", "") for b in slack["blocks"])
+    assert "resolved after 5m 0s; recovered at 10:05:00 UTC" in text
+    assert "it has recovered and nothing in the evidence shows the cause still present" in text
+    assert "*Firing analysis* (target_down)" in text
+    assert "|Open the analysis" in text
+    embed = requests_to(chat, "discord")[-1].json()["embeds"][0]
+    fields = {f["name"]: f["value"] for f in embed["fields"]}
+    assert fields["Severity"] == "info" and fields["Cause still present"] == "no"
+    hook = requests_to(chat, "hook")[-1].json()
+    assert hook["event"] == "resolution" and hook["severity"] == "info"
+    assert hook["resolved_analysis"]["recovery"]["cause_persists"] is False
+    assert hook["firing_analysis"]["severity"] != "info"  # the firing one kept its own
+    grafana = requests_to(chat, "grafana")[-1].json()
+    assert "resolved" in grafana["tags"] and "info" in grafana["tags"]
+
+
+async def test_resolution_notification_without_analysis_when_off(tmp_path: Path) -> None:
+    with LoopbackServer(route()) as chat:
+        settings = resolution_chat_settings(tmp_path, chat, analyze_resolved=False)
+        resolved = await fire_then_resolve(settings)
+    assert resolved["result"] is None and all(n["ok"] for n in resolved["notifications"])
+    slack = requests_to(chat, "slack")[-1].json()
+    assert slack["blocks"][0]["text"]["text"] == "✅ RESOLVED NginxDown"
+    text = "\n".join(b.get("text", {}).get("text", "") for b in slack["blocks"])
+    assert "recovered at 10:05:00 UTC" in text and "AIOPS" in text and "is off" in text
+    hook = requests_to(chat, "hook")[-1].json()
+    assert hook["resolved_analysis"] is None and hook["cause_persists"] is None
+    assert hook["firing_analysis"]["engine"] == "rules"
+
+
+async def test_resolution_through_the_llm_is_not_a_live_outage(tmp_path: Path) -> None:
+    """The model answers like a live outage (GOOD says critical): the prompt told it the
+    alert resolved, and the stored analysis carries the recovery facts with severity info."""
+    with (
+        LoopbackServer(always(Reply(body=completion(json.dumps(GOOD))))) as llm,
+        LoopbackServer(route()) as chat,
+    ):
+        settings = llm_settings(tmp_path, llm, notify_webhook_url=f"{chat.url}/hook")
+        async with running_app(settings) as (_, client):
+            [resolved_id] = await post(client, payload(status="resolved"))
+            resolved = await wait_finished(client, resolved_id)
+        prompt = next(r for r in llm.requests if r.path.endswith("/chat/completions")).json()
+    system, user = (m["content"] for m in prompt["messages"])
+    assert "never describe\n  it as a live outage" in system
+    assert '"status": "resolved"' in user and '"ends_at": "2026-11-28T10:05:00' in user
+    result = resolved["result"]
+    assert result["engine"] == "llm" and result["severity"] == "info"
+    assert result["recovery"]["cause_persists"] is False
+    hook = requests_to(chat, "hook")[-1].json()
+    assert hook["severity"] == "info" and hook["resolved_analysis"]["engine"] == "llm"
 
 
 async def test_notifications_are_sent_and_their_outcome_recorded(tmp_path: Path) -> None:
@@ -161,7 +244,8 @@ async def test_the_api_tells_when_the_result_was_stored_and_notified(tmp_path: P
         async with running_app(failing) as (_, client):
             [failed_id] = await post(client, payload(fingerprint="unsent"))
             unsent = await wait_finished(client, failed_id)
-        async with running_app(make_settings(tmp_path / "c")) as (_, client):
+        quiet_settings = make_settings(tmp_path / "c", analyze_resolved=False)
+        async with running_app(quiet_settings) as (_, client):
             [quiet_id] = await post(client, payload(fingerprint="quiet"))
             quiet = await wait_finished(client, quiet_id)
             [resolved_id] = await post(client, payload(status="resolved"))
@@ -174,7 +258,7 @@ async def test_the_api_tells_when_the_result_was_stored_and_notified(tmp_path: P
     # Every channel failed: stored, but nobody was notified.
     assert unsent["notifications"][0]["ok"] is False
     assert unsent["analyzed_at"] and unsent["notified_at"] is None
-    # No channel configured: stored, nothing to notify; a resolution has no result.
+    # No channel configured: stored, nothing to notify; an unanalysed resolution, no result.
     assert quiet["analyzed_at"] and quiet["notified_at"] is None
     assert resolved["result"] is None and resolved["analyzed_at"] is None
 

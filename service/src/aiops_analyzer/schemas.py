@@ -131,8 +131,18 @@ class ProbableCause(BaseModel):
     evidence_ids: list[str] = Field(default_factory=list)
 
 
+class Recovery(BaseModel):
+    """For a resolved alert: when it recovered and whether its cause is still there."""
+
+    recovered_at: datetime = Field(description="The alert's endsAt.")
+    fired_seconds: float = Field(description="endsAt minus startsAt.")
+    cause_persists: bool
+    detail: str = Field(description="One sentence: recovered, or what still shows the cause.")
+    evidence_ids: list[str] = Field(default_factory=list)
+
+
 class AnalysisResult(BaseModel):
-    """What an engine returns; stored as the analysis of one firing alert."""
+    """What an engine returns; stored as the analysis of one alert (firing or resolved)."""
 
     summary: str
     severity: Severity
@@ -149,6 +159,9 @@ class AnalysisResult(BaseModel):
     latency_ms: float = 0.0
     fallback_reason: str | None = Field(
         default=None, description="Why the llm engine was not used or failed, when rules answered."
+    )
+    recovery: Recovery | None = Field(
+        default=None, description="Set on the analysis of a resolved alert (with its endsAt)."
     )
 
 

@@ -368,11 +368,20 @@ class WorkerPool:
         await anyio.to_thread.run_sync(
             lambda: self.store.jobs.save_resolution(job, firing_id, duration)
         )
-        if self.settings.analyze_resolved and job.result is None:
-            await self._run_engine(job, store_now=True)
+        # The resolution's own analysis (when it recovered, whether the cause is still there,
+        # its severity) is what its notification reports; a resumed job reuses the stored one.
+        resolved = job.result
+        if self.settings.analyze_resolved and resolved is None:
+            resolved, _ = await self._run_engine(job, store_now=True)
         firing_result = firing.result if firing else None
         outcomes = await notify.notify_resolution(
-            alert, firing_result, duration, self.settings, analysis_id=job.id, http=self._http
+            alert,
+            firing_result,
+            duration,
+            self.settings,
+            analysis_id=job.id,
+            resolved=resolved,
+            http=self._http,
         )
         self.metrics.record_notifications(outcomes)
         self.health.observe_notifications(outcomes)

@@ -118,7 +118,11 @@ class Settings(BaseSettings):
         "whose worker died returns to the queue (any replica) after at most about 1.5x this.",
     )
     analyze_resolved: bool = Field(
-        False, description="Also run an engine on resolved alerts (default: record only)."
+        True,
+        description="Analyse resolved alerts too: the resolution notification then says when "
+        "it recovered, whether the cause is still there, with the resolved analysis's severity "
+        "(info unless the cause persists). Off: resolutions are recorded and notified with "
+        "the firing analysis only (no engine call, so no LLM tokens).",
     )
 
     # --- Engines ---------------------------------------------------------------------------

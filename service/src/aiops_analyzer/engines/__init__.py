@@ -20,7 +20,7 @@ import time
 from aiops_analyzer.core.config import Settings
 from aiops_analyzer.engines.cost import cost_usd
 from aiops_analyzer.engines.llm import LLMEngine, LLMFailure
-from aiops_analyzer.engines.rules import RulesEngine
+from aiops_analyzer.engines.rules import RulesEngine, recovery_of
 from aiops_analyzer.schemas import Alert, AnalysisResult, EvidenceItem
 from aiops_analyzer.scrub import scrubber_for
 
@@ -42,7 +42,25 @@ async def analyze(
     """Analyse one alert. Pass ``llm`` to reuse one client (and its connections) across jobs."""
     started = time.perf_counter()
     result = await _choose(alert, evidence, settings, tokens_used_today, llm)
+    if result.engine == "llm":
+        result = _with_recovery(alert, evidence, result)
     return result.model_copy(update={"latency_ms": (time.perf_counter() - started) * 1000})
+
+
+def _with_recovery(
+    alert: Alert, evidence: list[EvidenceItem], result: AnalysisResult
+) -> AnalysisResult:
+    """A resolved alert through the llm engine: the same recovery facts as the rules engine
+    (from the evidence and the ids the model cited), and severity info unless the cause
+    persists, whatever the model answered."""
+    cited = {i for cause in result.probable_causes for i in cause.evidence_ids}
+    recovery = recovery_of(alert, evidence, cited)
+    if recovery is None:
+        return result
+    update: dict[str, object] = {"recovery": recovery}
+    if not recovery.cause_persists:
+        update["severity"] = "info"
+    return result.model_copy(update=update)
 
 
 async def _choose(

@@ -56,6 +56,9 @@ How to answer:
   evidence_ids. Cite only ids that appear in the data. Prefer few, well-supported causes.
 - If the evidence is missing or does not explain the alert, set "inconclusive" to true and
   say what would be needed.
+- If the alert's "status" is "resolved", it has stopped firing at "ends_at": never describe
+  it as a live outage. Say when it recovered and after how long, whether the evidence after
+  "ends_at" shows the cause still present, and use severity "info" unless it does.
 - Reply with a single JSON object and nothing else, with exactly these fields:
 {REPLY_FIELDS}"""
 

@@ -22,6 +22,7 @@ from aiops_analyzer.schemas import (
     AnalysisResult,
     EvidenceItem,
     ProbableCause,
+    Recovery,
     SeriesStats,
     Severity,
 )
@@ -444,9 +445,9 @@ class RulesEngine:
         no_data = not (prom or logs) and (family is UNKNOWN or _sources_were_asked(evidence))
         # An alert the engine cannot place and evidence that explains nothing: say so.
         inconclusive = no_data or (family is UNKNOWN and not any(f.explains for f in supported))
-        resolved = _resolution(alert, prom, logs, supported)
+        recovery = recovery_of(alert, evidence, {i for f in supported for i in f.evidence_ids})
         severity = severity_of(alert, family)
-        if resolved is not None and not resolved.persists:
+        if recovery is not None and not recovery.cause_persists:
             severity = "info"
         where = scope(alert)
         read_runbooks = [i.id for i in runbook_items if i.detail != LINK_ONLY_DETAIL]
@@ -456,8 +457,8 @@ class RulesEngine:
         )
         remediation = self._remediation(alert, family, where, runbook_items, flapping, supported)
         summary = self._summary(alert, family, severity, where, evidence, inconclusive)
-        if resolved is not None:
-            summary += " " + resolved.sentence
+        if recovery is not None:
+            summary += " " + recovery.detail
         scrub = self.scrubber.scrub
         return AnalysisResult(
             summary=scrub(summary),
@@ -468,6 +469,9 @@ class RulesEngine:
             inconclusive=inconclusive,
             category=family.category,
             engine="rules",
+            recovery=recovery.model_copy(update={"detail": scrub(recovery.detail)})
+            if recovery
+            else None,
         )
 
     def _causes(
@@ -610,45 +614,47 @@ def _first(found: list[findings.Finding], family: str) -> findings.Finding | Non
     return next((f for f in found if f.family == family), None)
 
 
-@dataclass(frozen=True)
-class Resolution:
-    persists: bool
-    sentence: str
-
-
-def _resolution(
-    alert: Alert,
-    prom: list[EvidenceItem],
-    logs: list[EvidenceItem],
-    supported: list[findings.Finding],
-) -> Resolution | None:
+def recovery_of(alert: Alert, evidence: list[EvidenceItem], cited: set[str]) -> Recovery | None:
     """For a resolved alert: when it recovered, and whether its cause is still there.
 
     The cause persists when the alert's own condition holds again after endsAt (its series
-    has points then) or when a cause the logs name keeps being logged after endsAt.
+    has points then) or when a cited log template keeps being logged after endsAt. Shared by
+    both engines (the llm engine passes the ids the model cited).
     """
     if alert.status != "resolved" or alert.ends_at is None:
         return None
+    ok = [item for item in evidence if item.status == "ok"]
+    prom = [i for i in ok if i.source == "prometheus" or i.kind == "alert_expression"]
+    logs = [i for i in ok if i.source == "loki" and i.kind != "alert_expression"]
     ends = alert.ends_at if alert.ends_at.tzinfo else alert.ends_at.replace(tzinfo=UTC)
     starts = alert.starts_at if alert.starts_at.tzinfo else alert.starts_at.replace(tzinfo=UTC)
-    minutes = max(0.0, (ends - starts).total_seconds() / 60)
+    fired = max(0.0, (ends - starts).total_seconds())
     end_ts = ends.timestamp()
     after: list[str] = []
+    ids: list[str] = []
     own = findings.own_series(prom, "alert_expression")
     if own and any(ts > end_ts + 60 for ts, _ in own[1].points):
         after.append(f"its condition holds again after the resolution ({own[0].id})")
-    cited = {i for f in supported for i in f.evidence_ids}
+        ids.append(own[0].id)
     for item, template in findings.templates(logs):
         if item.id in cited and template.last_seen > end_ts + 60 and template.tags:
             after.append(f"'{template.example[:120]}' is still logged after it ({item.id})")
+            ids.append(item.id)
             break
-    when = f"Resolved at {ends.strftime('%H:%M:%S UTC')} after {minutes:.0f} min"
+    when = f"Resolved at {ends.strftime('%H:%M:%S UTC')} after {fired / 60:.0f} min"
     if after:
-        return Resolution(True, f"{when}, but the cause is still there: {'; '.join(after)}.")
-    return Resolution(
-        False,
-        f"{when}; it has recovered and nothing in the evidence shows the cause still "
-        "present, so this is informational unless it recurs.",
+        detail = f"{when}, but the cause is still there: {'; '.join(after)}."
+    else:
+        detail = (
+            f"{when}; it has recovered and nothing in the evidence shows the cause still "
+            "present, so this is informational unless it recurs."
+        )
+    return Recovery(
+        recovered_at=ends,
+        fired_seconds=fired,
+        cause_persists=bool(after),
+        detail=detail,
+        evidence_ids=ids,
     )
 
 

@@ -136,17 +136,20 @@ async def notify_resolution(
     settings: Settings,
     *,
     analysis_id: int,
+    resolved: AnalysisResult | None = None,
     http: httpx.AsyncClient | None = None,
     backoff_seconds: float = 0.5,
 ) -> list[NotificationOutcome]:
-    """The follow-up when the alert resolves, with how long it fired and its page."""
+    """The follow-up when the alert resolves: how long it fired, when it recovered, whether
+    the cause is still there and the severity (from ``resolved``, the resolution's own
+    analysis, when there is one), the firing analysis's cause in brief, and the page."""
     link = page_url(settings, analysis_id)
     return await _send_all(
         alert,
         settings,
         http,
         lambda module, clean: module.resolution_message(
-            clean, firing, duration_seconds, analysis_id, link
+            clean, firing, duration_seconds, analysis_id, link, resolved=resolved
         ),
         backoff_seconds,
     )

@@ -7,13 +7,17 @@ from typing import Any
 
 from aiops_analyzer.notify.format import (
     RESOLVED_COLOR,
-    RESOLVED_ICON,
     SEVERITY_COLOR,
     cause_lines,
+    cause_persists,
     clip,
     engine_note,
-    human_duration,
+    firing_cause,
     one_line,
+    persists_word,
+    recovery_text,
+    resolution_lead,
+    resolution_title,
     safe_url,
     title,
     where,
@@ -90,17 +94,31 @@ def resolution_message(
     duration_seconds: float | None,
     analysis_id: int,
     page_url: str | None = None,
+    resolved: AnalysisResult | None = None,
 ) -> dict[str, Any]:
-    name = alert.alertname or "Alert"
-    lasted = human_duration(duration_seconds)
-    description = f"{_text(name)} on {_text(where(alert))} resolved after {lasted}."
+    severity = resolved.severity if resolved else "unknown"
+    fields = [
+        {"name": "Severity", "value": _text(severity), "inline": True},
+        {"name": "Cause still present", "value": persists_word(resolved), "inline": True},
+        _field("Recovery", _text(recovery_text(resolved))),
+    ]
     if firing is not None:
-        description += f"\nFiring analysis ({_text(firing.category)}): {_text(firing.summary)}"
+        fields.append(
+            _field(
+                "Firing analysis",
+                f"({_text(firing.category)}) {_text(firing_cause(firing))}",
+            )
+        )
+    footer = f"analysis #{analysis_id}"
+    if resolved is not None:
+        footer += f" · {engine_note(resolved)}"
+    persists = cause_persists(resolved)
     embed: dict[str, Any] = {
-        "title": clip(f"{RESOLVED_ICON} RESOLVED {_text(name)}", 256),
-        "description": clip(description, 4096),
-        "color": RESOLVED_COLOR,
-        "footer": {"text": f"analysis #{analysis_id}"},
+        "title": clip(_text(resolution_title(alert, resolved)), 256),
+        "description": clip(_text(resolution_lead(alert, duration_seconds, resolved)), 4096),
+        "color": SEVERITY_COLOR.get(severity, RESOLVED_COLOR) if persists else RESOLVED_COLOR,
+        "fields": fields,
+        "footer": {"text": clip(one_line(footer), 2048)},
     }
     if alert.ends_at is not None:
         embed["timestamp"] = alert.ends_at.isoformat()

@@ -93,3 +93,63 @@ def safe_url(url: str | None) -> str | None:
 def one_line(text: str) -> str:
     """Line breaks (and Unicode line separators) become spaces."""
     return _LINE_BREAKS.sub(" ", text)
+
+
+# --- resolution follow-ups ------------------------------------------------------------------
+FIRING_CAUSE_LIMIT = 200
+NOT_ANALYSED = (
+    "Not analysed after recovery (AIOPS_ANALYZE_RESOLVED is off): whether the cause is "
+    "still there is unknown."
+)
+
+
+def resolution_title(alert: Alert, resolved: AnalysisResult | None) -> str:
+    """✅ RESOLVED [INFO] Name; the resolved analysis's severity, and a warning when the
+    cause is still there."""
+    name = alert.alertname or "Alert"
+    if resolved is None:
+        return f"{RESOLVED_ICON} RESOLVED {name}"
+    text = f"{RESOLVED_ICON} RESOLVED [{resolved.severity.upper()}] {name}"
+    if cause_persists(resolved):
+        text += " (cause still present)"
+    return text
+
+
+def cause_persists(resolved: AnalysisResult | None) -> bool | None:
+    """None when unknown (no resolved analysis, or one without recovery facts)."""
+    if resolved is None or resolved.recovery is None:
+        return None
+    return resolved.recovery.cause_persists
+
+
+def recovered_at(alert: Alert, resolved: AnalysisResult | None) -> str:
+    when = resolved.recovery.recovered_at if resolved and resolved.recovery else alert.ends_at
+    return when.strftime("%H:%M:%S UTC on %Y-%m-%d") if when else "an unknown time"
+
+
+def resolution_lead(
+    alert: Alert, duration_seconds: float | None, resolved: AnalysisResult | None
+) -> str:
+    return (
+        f"{alert.alertname or 'Alert'} on {where(alert)} resolved after "
+        f"{human_duration(duration_seconds)}; recovered at {recovered_at(alert, resolved)}."
+    )
+
+
+def recovery_text(resolved: AnalysisResult | None) -> str:
+    """Whether the cause is still there, in the resolved analysis's words."""
+    if resolved is None:
+        return NOT_ANALYSED
+    if resolved.recovery is not None:
+        return resolved.recovery.detail
+    return resolved.summary
+
+
+def persists_word(resolved: AnalysisResult | None) -> str:
+    return {True: "yes", False: "no", None: "unknown"}[cause_persists(resolved)]
+
+
+def firing_cause(firing: AnalysisResult) -> str:
+    """The firing analysis in brief: its most likely cause, else its summary."""
+    best = max(firing.probable_causes, key=lambda c: c.confidence, default=None)
+    return clip(best.cause if best else firing.summary, FIRING_CAUSE_LIMIT)

@@ -7,7 +7,13 @@ import html
 from datetime import datetime
 from typing import Any
 
-from aiops_analyzer.notify.format import clip, human_duration
+from aiops_analyzer.notify.format import (
+    cause_persists,
+    clip,
+    firing_cause,
+    recovery_text,
+    resolution_lead,
+)
 from aiops_analyzer.schemas import Alert, AnalysisResult
 
 
@@ -47,13 +53,21 @@ def resolution_message(
     duration_seconds: float | None,
     analysis_id: int,
     page_url: str | None = None,
+    resolved: AnalysisResult | None = None,
 ) -> dict[str, Any]:
-    severity = firing.severity if firing else alert.labels.get("severity", "none")
+    known = resolved or firing  # the resolution's own severity first
+    severity = known.severity if known else alert.labels.get("severity", "none")
+    text = f"{resolution_lead(alert, duration_seconds, resolved)}\n{recovery_text(resolved)}"
+    if firing is not None:
+        text += f"\nWhile firing: {firing_cause(firing)}"
+    text += f"\n(analysis #{analysis_id})"
+    tags = [*_tags(alert, severity), "resolved"]
+    if cause_persists(resolved):
+        tags.append("cause-persists")
     body: dict[str, Any] = {
         "time": _ms(alert.starts_at),
-        "tags": [*_tags(alert, severity), "resolved"],
-        "text": f"{alert.alertname} resolved after {human_duration(duration_seconds)} "
-        f"(analysis #{analysis_id})" + _page_anchor(page_url),
+        "tags": tags,
+        "text": clip(text, 4000 - len(_page_anchor(page_url))) + _page_anchor(page_url),
     }
     if alert.ends_at is not None and alert.ends_at > alert.starts_at:
         body["timeEnd"] = _ms(alert.ends_at)

@@ -6,12 +6,15 @@ import re
 from typing import Any
 
 from aiops_analyzer.notify.format import (
-    RESOLVED_ICON,
     cause_lines,
     clip,
     engine_note,
-    human_duration,
+    firing_cause,
     one_line,
+    persists_word,
+    recovery_text,
+    resolution_lead,
+    resolution_title,
     safe_url,
     title,
     where,
@@ -113,22 +116,34 @@ def resolution_message(
     duration_seconds: float | None,
     analysis_id: int,
     page_url: str | None = None,
+    resolved: AnalysisResult | None = None,
 ) -> dict[str, Any]:
-    name = alert.alertname or "Alert"
-    heading = clip(f"{RESOLVED_ICON} RESOLVED {name}", HEADER_LIMIT)
-    lasted = human_duration(duration_seconds)
-    text = f"*{_escape(name)}* on {_escape(where(alert))} resolved after {lasted}."
+    heading = clip(resolution_title(alert, resolved), HEADER_LIMIT)
+    lead = resolution_lead(alert, duration_seconds, resolved)
+    severity = resolved.severity if resolved else "unknown"
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": one_line(heading)}},
+        _section(_escape(lead)),
+        {
+            "type": "section",
+            "fields": [
+                {"type": "mrkdwn", "text": f"*Severity*\n{_escape(severity)}"},
+                {"type": "mrkdwn", "text": f"*Cause still present*\n{persists_word(resolved)}"},
+            ],
+        },
+        _section(f"*Recovery*\n{_escape(recovery_text(resolved))}"),
+    ]
     if firing is not None:
-        text += f"\n*Firing analysis* ({_escape(firing.category)}): {_escape(firing.summary)}"
-    return {
-        "text": clip(_escape(f"{heading} after {human_duration(duration_seconds)}"), SECTION_LIMIT),
-        "blocks": [
-            {"type": "header", "text": {"type": "plain_text", "text": one_line(heading)}},
-            _section(text),
-            *([_page_link(page_url)] if page_url else []),
-            {
-                "type": "context",
-                "elements": [{"type": "mrkdwn", "text": f"analysis #{analysis_id}"}],
-            },
-        ],
-    }
+        blocks.append(
+            _section(
+                f"*Firing analysis* ({_escape(firing.category)}): {_escape(firing_cause(firing))}"
+            )
+        )
+    if page_url:
+        blocks.append(_page_link(page_url))
+    context = f"analysis #{analysis_id}"
+    if resolved is not None:
+        context += f" · {_escape(engine_note(resolved))}"
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
+    fallback = _escape(f"{heading}: {lead}")
+    return {"text": clip(fallback, SECTION_LIMIT), "blocks": blocks}
