@@ -174,25 +174,33 @@ async def test_resolution_notification_without_analysis_when_off(tmp_path: Path)
 
 
 async def test_resolution_through_the_llm_is_not_a_live_outage(tmp_path: Path) -> None:
-    """The model answers like a live outage (GOOD says critical): the prompt told it the
-    alert resolved, and the stored analysis carries the recovery facts with severity info."""
+    """The prompt tells the model the alert resolved; the stored analysis carries the recovery
+    facts. A model answering info: recovered. One answering critical (GOOD) says the cause
+    is still there: recorded as persisting, with its cause."""
+    recovered = {**GOOD, "severity": "info", "summary": "billing recovered at 10:05."}
     with (
-        LoopbackServer(always(Reply(body=completion(json.dumps(GOOD))))) as llm,
-        LoopbackServer(route()) as chat,
+        LoopbackServer(always(Reply(body=completion(json.dumps(recovered))))) as calm,
+        LoopbackServer(always(Reply(body=completion(json.dumps(GOOD))))) as alarmed,
     ):
-        settings = llm_settings(tmp_path, llm, notify_webhook_url=f"{chat.url}/hook")
-        async with running_app(settings) as (_, client):
-            [resolved_id] = await post(client, payload(status="resolved"))
-            resolved = await wait_finished(client, resolved_id)
-        prompt = next(r for r in llm.requests if r.path.endswith("/chat/completions")).json()
+        async with running_app(llm_settings(tmp_path / "a", calm)) as (_, client):
+            [first_id] = await post(client, payload(status="resolved"))
+            first = (await wait_finished(client, first_id))["result"]
+        async with running_app(llm_settings(tmp_path / "b", alarmed)) as (_, client):
+            [second_id] = await post(client, payload(status="resolved", fingerprint="other"))
+            second = (await wait_finished(client, second_id))["result"]
+        prompt = next(r for r in calm.requests if r.path.endswith("/chat/completions")).json()
     system, user = (m["content"] for m in prompt["messages"])
     assert "never describe\n  it as a live outage" in system
     assert '"status": "resolved"' in user and '"ends_at": "2026-11-28T10:05:00' in user
-    result = resolved["result"]
-    assert result["engine"] == "llm" and result["severity"] == "info"
-    assert result["recovery"]["cause_persists"] is False
-    hook = requests_to(chat, "hook")[-1].json()
-    assert hook["severity"] == "info" and hook["resolved_analysis"]["engine"] == "llm"
+    assert first["engine"] == "llm" and first["severity"] == "info"
+    assert first["recovery"]["cause_persists"] is False
+    assert first["recovery"]["recovered_at"].startswith("2026-11-28T10:05:00")
+    assert second["engine"] == "llm" and second["severity"] == "critical"
+    assert second["recovery"]["cause_persists"] is True
+    assert (
+        "llm analysis finds the cause still there: Port 8080 already in use"
+        in (second["recovery"]["detail"])
+    )
 
 
 async def test_notifications_are_sent_and_their_outcome_recorded(tmp_path: Path) -> None:

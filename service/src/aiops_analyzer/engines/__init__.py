@@ -20,7 +20,7 @@ import time
 from aiops_analyzer.core.config import Settings
 from aiops_analyzer.engines.cost import cost_usd
 from aiops_analyzer.engines.llm import LLMEngine, LLMFailure
-from aiops_analyzer.engines.rules import RulesEngine, recovery_of
+from aiops_analyzer.engines.rules import RulesEngine, recovery_of, resolved_when
 from aiops_analyzer.schemas import Alert, AnalysisResult, EvidenceItem
 from aiops_analyzer.scrub import scrubber_for
 
@@ -50,17 +50,25 @@ async def analyze(
 def _with_recovery(
     alert: Alert, evidence: list[EvidenceItem], result: AnalysisResult
 ) -> AnalysisResult:
-    """A resolved alert through the llm engine: the same recovery facts as the rules engine
-    (from the evidence and the ids the model cited), and severity info unless the cause
-    persists, whatever the model answered."""
+    """A resolved alert through the llm engine gets the rules engine's recovery facts (from the
+    evidence and the ids the model cited). The prompt asks for severity info unless the cause
+    is still there, so a higher severity is the model saying it is: that is recorded (the
+    model may see what the check does not, a leak growing again after a restart)."""
     cited = {i for cause in result.probable_causes for i in cause.evidence_ids}
     recovery = recovery_of(alert, evidence, cited)
-    if recovery is None:
-        return result
-    update: dict[str, object] = {"recovery": recovery}
-    if not recovery.cause_persists:
-        update["severity"] = "info"
-    return result.model_copy(update=update)
+    if recovery is None or recovery.cause_persists or result.severity in ("info", "none"):
+        return result.model_copy(update={"recovery": recovery})
+    best = max(result.probable_causes, key=lambda c: c.confidence, default=None)
+    reason = best.cause if best else result.summary
+    when = resolved_when(recovery.recovered_at, recovery.fired_seconds)
+    judged = recovery.model_copy(
+        update={
+            "cause_persists": True,
+            "detail": f"{when}, but the llm analysis finds the cause still there: {reason[:300]}",
+            "evidence_ids": list(best.evidence_ids) if best else [],
+        }
+    )
+    return result.model_copy(update={"recovery": judged})
 
 
 async def _choose(

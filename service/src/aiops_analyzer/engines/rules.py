@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 
 from aiops_analyzer.engines import findings
 from aiops_analyzer.evidence.expression import alert_expression, is_logql, metric_names
@@ -614,6 +614,10 @@ def _first(found: list[findings.Finding], family: str) -> findings.Finding | Non
     return next((f for f in found if f.family == family), None)
 
 
+def resolved_when(ends: datetime, fired_seconds: float) -> str:
+    return f"Resolved at {ends.strftime('%H:%M:%S UTC')} after {fired_seconds / 60:.0f} min"
+
+
 def recovery_of(alert: Alert, evidence: list[EvidenceItem], cited: set[str]) -> Recovery | None:
     """For a resolved alert: when it recovered, and whether its cause is still there.
 
@@ -641,7 +645,7 @@ def recovery_of(alert: Alert, evidence: list[EvidenceItem], cited: set[str]) -> 
             after.append(f"'{template.example[:120]}' is still logged after it ({item.id})")
             ids.append(item.id)
             break
-    when = f"Resolved at {ends.strftime('%H:%M:%S UTC')} after {fired / 60:.0f} min"
+    when = resolved_when(ends, fired)
     if after:
         detail = f"{when}, but the cause is still there: {'; '.join(after)}."
     else:
