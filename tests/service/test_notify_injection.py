@@ -140,3 +140,15 @@ async def test_discord_analysis_message_is_built_from_escaped_parts() -> None:
 
 async def test_discord_resolution_message_is_built_from_escaped_parts() -> None:
     _check_discord(await _received("discord", resolution=True))
+
+
+async def test_grafana_annotations_carry_no_markup_but_our_page_link() -> None:
+    # Grafana renders annotation text as HTML: the alert's and the engine's text arrive as
+    # text, and the only tags are the analyzer's own link to its page.
+    for resolution in (False, True):
+        text = (await _received("grafana", resolution=resolution))["text"]
+        tags = re.findall(r"<[^>]*>", text)
+        assert len(tags) == 2, tags
+        assert tags[0].startswith('<a href="https://analyzer.example.com/')
+        assert tags[1] == "</a>"
+        assert "Nginx &lt;!here&gt;" in text

@@ -26,6 +26,13 @@ def _tags(alert: Alert, severity: str) -> list[str]:
     return [clip(t, 50) for t in tags if t]
 
 
+def _text(text: str, page_url: str | None) -> str:
+    """Grafana renders annotation text as HTML: every user-derived part is escaped, only our
+    own page link is markup."""
+    anchor = _page_anchor(page_url)
+    return html.escape(clip(text, 4000 - len(anchor)), quote=False) + anchor
+
+
 def _page_anchor(url: str | None) -> str:
     """Grafana renders annotation text as (sanitised) HTML: the page as a real link."""
     if not url:
@@ -43,7 +50,7 @@ def analysis_message(
     return {
         "time": _ms(alert.starts_at),
         "tags": _tags(alert, result.severity),
-        "text": clip(text, 4000 - len(_page_anchor(page_url))) + _page_anchor(page_url),
+        "text": _text(text, page_url),
     }
 
 
@@ -67,7 +74,7 @@ def resolution_message(
     body: dict[str, Any] = {
         "time": _ms(alert.starts_at),
         "tags": tags,
-        "text": clip(text, 4000 - len(_page_anchor(page_url))) + _page_anchor(page_url),
+        "text": _text(text, page_url),
     }
     if alert.ends_at is not None and alert.ends_at > alert.starts_at:
         body["timeEnd"] = _ms(alert.ends_at)
