@@ -69,7 +69,16 @@ def missing_token_detail(header: str | None) -> str:
 
 # A refused client is logged once per reason and minute, not once per request of a retry loop.
 REFUSAL_LOG_INTERVAL_SECONDS = 60.0
-_last_refusal_log: dict[tuple[str, str], float] = {}
+
+
+def _refusal_log(request: Request) -> dict[tuple[str, str], float]:
+    """When each (client, reason) was last logged: per app, so one app's history (a test's, or a
+    second app in the same process) never silences another's."""
+    state = request.app.state
+    if not hasattr(state, "last_refusal_log"):
+        state.last_refusal_log = {}
+    last: dict[tuple[str, str], float] = state.last_refusal_log
+    return last
 
 
 def log_refusal(request: Request, reason: str) -> None:
@@ -77,14 +86,12 @@ def log_refusal(request: Request, reason: str) -> None:
     client = request.client.host if request.client else "unknown"
     key = (client, reason)
     now = time.monotonic()
-    if (
-        now - _last_refusal_log.get(key, -REFUSAL_LOG_INTERVAL_SECONDS)
-        < REFUSAL_LOG_INTERVAL_SECONDS
-    ):
+    last_logged = _refusal_log(request)
+    if now - last_logged.get(key, -REFUSAL_LOG_INTERVAL_SECONDS) < REFUSAL_LOG_INTERVAL_SECONDS:
         return
-    if len(_last_refusal_log) > 10_000:  # many clients: forget, never grow without bound
-        _last_refusal_log.clear()
-    _last_refusal_log[key] = now
+    if len(last_logged) > 10_000:  # many clients: forget, never grow without bound
+        last_logged.clear()
+    last_logged[key] = now
     logger.warning(
         f"refused {request.method} {request.url.path} from {client}: {reason}",
         extra={"event": "auth_refused", "client": client, "path": request.url.path},
