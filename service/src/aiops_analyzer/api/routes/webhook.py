@@ -73,6 +73,10 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
+# Bodies up to this size are parsed on the event loop (well under a millisecond).
+INLINE_PARSE_MAX_BYTES = 64 * 1024
+
+
 def _parse(body: bytes) -> AlertmanagerPayload:
     payload = AlertmanagerPayload.model_validate_json(body)
     # Only a valid payload is parsed again: pydantic has refused absurd nesting by then.
@@ -119,9 +123,13 @@ async def receive_alerts(
     body = await _read_limited(request, settings.max_body_bytes)
     try:
         # Parsed and validated by pydantic's JSON parser, which also refuses lone surrogate
-        # escapes (no UTF-8 store can hold them) and absurd nesting. In a thread: a megabyte
-        # of payload must not hold the event loop (health checks, other clients).
-        payload = await anyio.to_thread.run_sync(_parse, body)
+        # escapes (no UTF-8 store can hold them) and absurd nesting. A large body goes to a
+        # thread, so a megabyte of payload cannot hold the event loop (health checks, other
+        # clients); a typical delivery parses in ~30 us, far less than the ~200 us thread hop.
+        if len(body) > INLINE_PARSE_MAX_BYTES:
+            payload = await anyio.to_thread.run_sync(_parse, body)
+        else:
+            payload = _parse(body)
     except DuplicateKeyError as exc:
         return JSONResponse(
             status_code=422,
