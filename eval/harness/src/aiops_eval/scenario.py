@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from aiops_analyzer.schemas import Alert, Severity
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -260,10 +261,6 @@ def _read_json(path: Path) -> Any:
 
 
 def _read_yaml(path: Path) -> Any:
-    try:
-        import yaml  # only the evaluation needs YAML; keep it out of the service's start path
-    except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise ScenarioError("reading expected.yml needs PyYAML: pip install pyyaml") from exc
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:

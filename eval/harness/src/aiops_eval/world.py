@@ -31,6 +31,8 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
+import yaml
+
 _DURATION = re.compile(r"^([+-])?((?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+)$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -258,8 +260,6 @@ def _cut_stream(stream: Stream, cut: float, first: float = -math.inf) -> Stream:
 
 
 def _read_yaml(path: Path, variables: dict[str, str] | None = None) -> Any:
-    import yaml
-
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
