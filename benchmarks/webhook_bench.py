@@ -140,7 +140,7 @@ async def _load(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def load_main(argv: list[str]) -> int:
+def load_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="webhook_bench.py load")
     parser.add_argument("--url", required=True)
     parser.add_argument("--token", default="")
@@ -149,15 +149,25 @@ def load_main(argv: list[str]) -> int:
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rate", type=float, default=0.0)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def load_main(argv: list[str]) -> int:
+    args = load_parser().parse_args(argv)
     json.dump(asyncio.run(_load(args)), sys.stdout)
     return 0
 
 
+def load_arguments(url: str, token: str, tag: str, **options: Any) -> list[str]:
+    # "--name=value" keeps a value that starts with "-" (token_urlsafe can) from
+    # being read as an option.
+    arguments = [f"--url={url}", f"--token={token}", f"--tag={tag}"]
+    arguments += [f"--{key}={value}" for key, value in options.items()]
+    return arguments
+
+
 def run_load(url: str, token: str, tag: str, **options: Any) -> dict[str, Any]:
-    command = [sys.executable, __file__, "load", "--url", url, "--token", token, "--tag", tag]
-    for key, value in options.items():
-        command += [f"--{key}", str(value)]
+    command = [sys.executable, __file__, "load", *load_arguments(url, token, tag, **options)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900, check=True)
     data: dict[str, Any] = json.loads(result.stdout)
     return data

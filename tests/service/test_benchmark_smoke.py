@@ -30,6 +30,20 @@ def test_benchmark_script_runs_with_tiny_counts() -> None:
     assert cells[6] == "0"  # resent: new
 
 
+def test_load_arguments_keep_a_token_that_starts_with_a_dash() -> None:
+    # secrets.token_urlsafe() can start with "-"; passed as a separate argv item
+    # argparse took it for an option and the load process exited with 2.
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import webhook_bench
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    token = "-bB1B0yQNq0eH2iSxLtVqI24Xefr9dRx"
+    argv = webhook_bench.load_arguments("http://127.0.0.1:1", token, "-tag", requests=40)
+    args = webhook_bench.load_parser().parse_args(argv)
+    assert (args.token, args.tag, args.requests) == (token, "-tag", 40)
+
+
 @pytest.mark.tool("wrk")
 def test_wrk_benchmark_runs_on_both_stores_with_tiny_counts() -> None:
     require_tool("wrk", "apt-get install wrk")
