@@ -17,7 +17,8 @@ Log lines are ``[time, text]`` pairs or ``{every, from, until, line}`` repeats; 
 line becomes the line's RFC 3339 time, ``{syslog}`` its ``Dec  1 09:12:03`` form,
 ``{time:%Y/%m/%d %H:%M:%S}`` any strftime form and ``{n}`` the repeat's counter.
 ``include`` merges shared worlds (a healthy host, a container set) with ``${var}``
-substitution and optional ``until`` (the target stopped there), ``from`` (it appeared then) or
+substitution (an included file may open with a ``defaults:`` document and ``---``) and
+optional ``until`` (the target stopped there), ``from`` (it appeared then) or
 ``gap: [from, to]`` (it was away); a series or stream given again replaces the included one.
 """
 
@@ -264,15 +265,39 @@ def _read_yaml(path: Path, variables: dict[str, str] | None = None) -> Any:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise WorldError(f"{path}: file missing") from exc
-    if variables:
+    defaults: dict[str, str] = {}
+    if variables is not None:  # an included world: its own defaults for the ${var}s
+        defaults, text = _split_defaults(text, path)
+    if variables or defaults:
         try:
-            text = Template(text).substitute(variables)
+            text = Template(text).substitute({**defaults, **(variables or {})})
         except (KeyError, ValueError) as exc:
             raise WorldError(f"{path}: variable {exc} is not given by the include") from exc
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise WorldError(f"{path}: invalid YAML ({exc})") from exc
+
+
+def _split_defaults(text: str, path: Path) -> tuple[dict[str, str], str]:
+    """An included world may open with a ``defaults:`` document, then ``---``, then the world.
+
+    The defaults are the values of the ``${var}``s an include does not give, so a scenario sets
+    only what it changes (``vars: {instance: db-2:9100}``).
+    """
+    head, separator, rest = text.partition("\n---\n")
+    if not separator:
+        return {}, text
+    try:
+        document = yaml.safe_load(head)
+    except yaml.YAMLError as exc:
+        raise WorldError(f"{path}: invalid defaults document ({exc})") from exc
+    if not isinstance(document, dict) or set(document) != {"defaults"}:
+        return {}, text
+    defaults = document["defaults"] or {}
+    if not isinstance(defaults, dict):
+        raise WorldError(f"{path}: defaults is a mapping of variable names to values")
+    return {str(k): str(v) for k, v in defaults.items()}, rest
 
 
 def _merge(
