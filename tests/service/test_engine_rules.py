@@ -197,7 +197,13 @@ def test_with_only_the_runbook_the_causes_cite_it() -> None:
 
     result = RulesEngine().analyze(a, [*unavailable, runbook])
     family_causes = result.probable_causes
-    assert len(family_causes) >= 2
+    # Both sources were asked and failed: inconclusive, so no stock cause is offered as a
+    # guess; the one cause says what the alert measures and cites the runbook it was read in.
+    assert result.inconclusive and result.category == "unknown"
+    assert [c.cause for c in family_causes] == [
+        "Inconclusive: the alert reports a scrape target or service that is down, but no "
+        "metric or log evidence shows why."
+    ]
     assert all(c.evidence_ids == ["runbook-1"] for c in family_causes)
     # The runbook backs no number: it adds no confidence.
     without = RulesEngine().analyze(a, unavailable)
@@ -632,3 +638,70 @@ def test_steady_growth_is_projected_to_its_ceiling() -> None:
     step = metric("prom-3", "container_memory_ratio", [0.5] * 20 + [0.93] * 11, w)
     text = " ".join(c.cause for c in RulesEngine().analyze(a, [evidence[0], step]).probable_causes)
     assert "grows steadily" not in text
+
+
+SCAN_BLOCK = (
+    "[UFW BLOCK] IN=eth0 OUT= SRC=198.51.100.23 DST=10.20.0.5 PROTO=TCP SPT=48113 DPT=23 SYN"
+)
+
+
+def test_background_lines_logged_as_often_before_the_alert_name_no_cause() -> None:
+    # Internet scanners blocked on port 23 and an AppArmor denial, as often before as during.
+    noise = (SCAN_BLOCK, 'apparmor="DENIED" operation="open" profile="snap.x"')
+    logs = log_item("loki-1", *noise, baseline=noise * 2)
+    a = alert("Rule0042", "increase(ledger_mismatches_total[30m]) > 0", {"job": "ledger"})
+    result = RulesEngine().analyze(a, [logs])
+    text = " ".join(c.cause for c in result.probable_causes)
+    assert "firewall" not in text and "DENIED" not in text
+    assert result.inconclusive and result.category == "unknown"
+    # The same block, new in the window, is news and is named.
+    fresh = RulesEngine().analyze(a, [log_item("loki-1", SCAN_BLOCK, baseline=("cron ok",) * 4)])
+    assert any("firewall drops" in c.cause for c in fresh.probable_causes)
+
+
+def test_an_oom_kill_repeating_as_before_still_explains_the_alert() -> None:
+    kill = "Memory cgroup out of memory: Killed process 4242 (java)"
+    down = alert("ContainerDown", "time() - container_last_seen > 60", {"name": "etl"})
+    result = RulesEngine().analyze(down, [log_item("loki-1", kill, baseline=(kill, kill))])
+    assert result.category == "oom_killed"
+
+
+def test_a_user_called_deploy_is_not_a_deploy() -> None:
+    logs = log_item(
+        "loki-1",
+        "Accepted publickey for deploy from 10.20.0.14 port 50412 ssh2",
+        "pam_unix(sshd:session): session opened for user deploy(uid=1000) by (uid=0)",
+        baseline=("cron ok",) * 4,
+    )
+    a = alert("ApiErrors", 'sum(rate(http_requests_total{code=~"5.."}[5m])) > 0.05')
+    text = " ".join(c.cause for c in RulesEngine().analyze(a, [logs]).probable_causes)
+    assert "deploy started" not in text
+    assert not any("deploy" in t.tags for t in logs.templates)
+
+
+def test_healthy_lines_after_a_resolution_are_not_the_cause_persisting() -> None:
+    a = _resolved(4)
+    ended = STARTS.timestamp() + 240
+    own = metric("prom-1", "alert_expression", [0.92, 0.95, 0.93], {"name": "api"}, end=ended)
+    start = STARTS.timestamp()
+    # The cause (connections refused upstream) stops before endsAt; healthy requests that
+    # mention the upstream go on after it.
+    lines = [
+        LogLine(start - 60 + i, "connect() failed (111: Connection refused)", True)
+        for i in range(5)
+    ]
+    lines += [
+        LogLine(start + 600 + i, '{"status":200,"upstream_status":"200"}', True) for i in range(5)
+    ]
+    logs = EvidenceItem(
+        id="loki-1", source="loki", kind="log_templates", templates=rank(lines, 900.0, 900.0)
+    )
+    result = RulesEngine().analyze(a, [own, logs])
+    assert result.recovery is not None and not result.recovery.cause_persists
+    assert result.severity == "info"
+    # The cause's own line still logged after endsAt: it persists.
+    lines += [LogLine(start + 700, "connect() failed (111: Connection refused)", True)]
+    logs = logs.model_copy(update={"templates": rank(lines, 900.0, 900.0)})
+    result = RulesEngine().analyze(a, [own, logs])
+    assert result.recovery is not None and result.recovery.cause_persists
+    assert "Connection refused" in result.recovery.detail and result.severity == "critical"

@@ -97,6 +97,10 @@ class LogTemplate(BaseModel):
     tags: list[str] = Field(
         default_factory=list, description="Families the line speaks of: oom, firewall, dns..."
     )
+    rate_ratio: float | None = Field(
+        default=None,
+        description="Recent rate over baseline rate; None when the baseline had none of it.",
+    )
 
 
 class EvidenceItem(BaseModel):

@@ -55,7 +55,8 @@ def _with_recovery(
     is still there, so a higher severity is the model saying it is: that is recorded (the
     model may see what the check does not, a leak growing again after a restart)."""
     cited = {i for cause in result.probable_causes for i in cause.evidence_ids}
-    recovery = recovery_of(alert, evidence, cited)
+    quoted = " ".join(cause.cause for cause in result.probable_causes)
+    recovery = recovery_of(alert, evidence, cited, quoted)
     if recovery is None or recovery.cause_persists or result.severity in ("info", "none"):
         return result.model_copy(update={"recovery": recovery})
     best = max(result.probable_causes, key=lambda c: c.confidence, default=None)

@@ -483,6 +483,25 @@ LOG_CAUSES: dict[str, tuple[str, float, str]] = {
 CAUSE_TAGS = tuple(LOG_CAUSES)
 
 
+# A cause that repeats as it did before (an OOM kill or a bad setting at every restart of a
+# crash loop) still explains the alert; other background lines do not.
+_REPEATING_CAUSES = frozenset({"oom", "config", "crash"})
+# Logged before the alert at least this often, at no more than this times the earlier pace:
+# background (scanners blocked by the firewall, a user called "deploy", AppArmor denials).
+BACKGROUND_MIN_BASELINE = 2
+BACKGROUND_MAX_RATIO = 1.5
+
+
+def background(template: LogTemplate) -> bool:
+    """A template logged before the alert as often as during it: not news, not a cause."""
+    return (
+        template.novelty == "steady"
+        and template.baseline_count >= BACKGROUND_MIN_BASELINE
+        and template.rate_ratio is not None
+        and template.rate_ratio <= BACKGROUND_MAX_RATIO
+    )
+
+
 def log_causes(logs: list[EvidenceItem], limit: int = 3) -> list[Finding]:
     """Cause sentences from the best-ranked tagged templates, one per tag, new ones first."""
     out: list[Finding] = []
@@ -490,6 +509,8 @@ def log_causes(logs: list[EvidenceItem], limit: int = 3) -> list[Finding]:
     for item, template in templates(logs):
         tag = next((t for t in CAUSE_TAGS if t in template.tags and t not in used), None)
         if tag is None:
+            continue
+        if tag not in _REPEATING_CAUSES and background(template):
             continue
         if (
             tag in ("shutdown", "network", "crash")
@@ -527,7 +548,7 @@ def error_messages(
     cited: list[str] = []
     said = " ".join(f.cause for f in skip)
     for item, template in templates(logs):
-        if _clip(template.example) in said:
+        if _clip(template.example) in said or background(template):
             continue
         if "error" in template.tags or template.level in ("error", "crit", "fatal", "emerg"):
             quoted.append(f"'{_clip(template.example)}'")

@@ -445,7 +445,12 @@ class RulesEngine:
         no_data = not (prom or logs) and (family is UNKNOWN or _sources_were_asked(evidence))
         # An alert the engine cannot place and evidence that explains nothing: say so.
         inconclusive = no_data or (family is UNKNOWN and not any(f.explains for f in supported))
-        recovery = recovery_of(alert, evidence, {i for f in supported for i in f.evidence_ids})
+        recovery = recovery_of(
+            alert,
+            evidence,
+            {i for f in supported for i in f.evidence_ids},
+            " ".join(f.cause for f in supported),
+        )
         severity = severity_of(alert, family)
         if recovery is not None and not recovery.cause_persists:
             severity = "info"
@@ -467,7 +472,8 @@ class RulesEngine:
             remediation=[scrub(step) for step in remediation],
             runbook_urls=runbook_links(alert, evidence),
             inconclusive=inconclusive,
-            category=family.category,
+            # Inconclusive names no root-cause family (the summary still says what it measures).
+            category=UNKNOWN.category if inconclusive else family.category,
             engine="rules",
             recovery=recovery.model_copy(update={"detail": scrub(recovery.detail)})
             if recovery
@@ -498,7 +504,13 @@ class RulesEngine:
         own = [i.id for i in prom if i.kind == "alert_expression"] or [i.id for i in prom[:1]]
         support = 0.1 * bool(prom) + 0.1 * bool(log_ids)
         main = family.causes[0]
-        if family.category == "container_crash" and restarted and (restarted[1].peak or 0) == 0:
+        if inconclusive and family is not UNKNOWN:
+            # The family says what the alert measures, not why: no stock cause as a guess.
+            main = (
+                f"Inconclusive: the alert reports {family.title}, but no metric or log "
+                "evidence shows why."
+            )
+        elif family.category == "container_crash" and restarted and (restarted[1].peak or 0) == 0:
             # Never a "crash loop" the restart counter does not show.
             main = "The container stopped or was removed and did not restart."
         observed = findings.first_series_line(prom)
@@ -523,7 +535,7 @@ class RulesEngine:
                     evidence_ids=list(finding.evidence_ids),
                 )
             )
-        for other in family.causes[1:]:
+        for other in family.causes[1:] if not inconclusive else ():
             causes.append(
                 ProbableCause(
                     cause=other,
@@ -618,12 +630,16 @@ def resolved_when(ends: datetime, fired_seconds: float) -> str:
     return f"Resolved at {ends.strftime('%H:%M:%S UTC')} after {fired_seconds / 60:.0f} min"
 
 
-def recovery_of(alert: Alert, evidence: list[EvidenceItem], cited: set[str]) -> Recovery | None:
+def recovery_of(
+    alert: Alert, evidence: list[EvidenceItem], cited: set[str], quoted: str = ""
+) -> Recovery | None:
     """For a resolved alert: when it recovered, and whether its cause is still there.
 
     The cause persists when the alert's own condition holds again after endsAt (its series
-    has points then) or when a cited log template keeps being logged after endsAt. Shared by
-    both engines (the llm engine passes the ids the model cited).
+    has points then) or when the log template a cause quotes (``quoted``: the causes' text)
+    keeps being logged after endsAt. Any other line of a cited item proves nothing: healthy
+    traffic goes on after a recovery, and background lines go on whatever happens. Shared by
+    both engines (the llm engine passes the ids the model cited and its causes).
     """
     if alert.status != "resolved" or alert.ends_at is None:
         return None
@@ -641,10 +657,13 @@ def recovery_of(alert: Alert, evidence: list[EvidenceItem], cited: set[str]) -> 
         after.append(f"its condition holds again after the resolution ({own[0].id})")
         ids.append(own[0].id)
     for item, template in findings.templates(logs):
-        if item.id in cited and template.last_seen > end_ts + 60 and template.tags:
-            after.append(f"'{template.example[:120]}' is still logged after it ({item.id})")
-            ids.append(item.id)
-            break
+        if item.id not in cited or template.last_seen <= end_ts + 60:
+            continue
+        if findings.background(template) or template.example[:60] not in quoted:
+            continue
+        after.append(f"'{template.example[:120]}' is still logged after it ({item.id})")
+        ids.append(item.id)
+        break
     when = resolved_when(ends, fired)
     if after:
         detail = f"{when}, but the cause is still there: {'; '.join(after)}."

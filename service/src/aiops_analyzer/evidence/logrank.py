@@ -47,12 +47,14 @@ TAGS: dict[str, re.Pattern[str]] = {
     ),
     "network": re.compile(
         r"connection refused|connection reset|no route to host|network is unreachable"
-        r"|ECONNREFUSED|ECONNRESET|ETIMEDOUT|i/o timeout|timed out|broken pipe|upstream"
+        r"|ECONNREFUSED|ECONNRESET|ETIMEDOUT|i/o timeout|timed out|broken pipe|\bupstream\b"
         r"|link is down|NIC Link is Down|carrier lost|packet loss|retransmi",
         re.I,
     ),
     "deploy": re.compile(
-        r"\bdeploy(?:ed|ing|ment)?\b|\brollout\b|rolled out|rolling (?:update|restart)"
+        # Not the user called "deploy" (sshd, sudo, pam: "for deploy", "user deploy(uid=").
+        r"(?<!user )(?<!for )\bdeploy(?:ed|ing|ment)?\b(?![(@])"
+        r"|\brollout\b|rolled out|rolling (?:update|restart)"
         r"|new version|upgraded? (?:to|from) v?\d|starting \S+ (?:version|v)\s*[=:]?\s*v?\d"
         r"|\bversion[=:]\s*\"?v?\d+\.\d+|image \S+ (?:pulled|updated)|migration \S* ?applied",
         re.I,
@@ -192,6 +194,7 @@ def rank(lines: list[LogLine], recent_seconds: float, baseline_seconds: float) -
                 last_seen=recent[-1].ts,
                 level=level,
                 tags=tags,
+                rate_ratio=round(recent_rate / base_rate, 2) if base_count else None,
             )
         )
     ranked.sort(key=lambda t: (-t.score, -t.last_seen))
