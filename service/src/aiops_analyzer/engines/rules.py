@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from aiops_analyzer.engines import findings
+from aiops_analyzer.engines import findings, findings_application
 from aiops_analyzer.evidence.expression import alert_expression, is_logql, metric_names
 from aiops_analyzer.evidence.runbooks import LINK_ONLY_DETAIL
 from aiops_analyzer.evidence.target import scope, subject_labels
@@ -151,6 +151,52 @@ FAMILIES: tuple[Family, ...] = (
         host_steps=("`systemctl status SERVICE` and `journalctl -u SERVICE -n 200` on the host.",),
     ),
     Family(
+        "lock_contention",
+        "requests waiting on locks (lock contention)",
+        "warning",
+        (
+            "A long-running transaction or job holds locks that other requests queue behind.",
+            "Concurrent writers update the same rows in different orders (deadlocks).",
+        ),
+        (
+            "Find the blocking sessions and what they run (pg_locks with pg_stat_activity, "
+            "MySQL's `SHOW ENGINE INNODB STATUS`).",
+            "End or shorten the long transaction; add lock and statement timeouts.",
+        ),
+        metric=r"(?:^|_)(?:locks?|deadlocks?|lock_waits?|row_lock_\w+)(?:_|$)|max_tx_duration"
+        r"|blocked_(?:queries|sessions)",
+        name=r"\block(?:s|ed| wait| contention)?\b|deadlock|blocked quer",
+    ),
+    Family(
+        "failed_job",
+        "a scheduled job (backup, cron, timer) that fails",
+        "warning",
+        (
+            "The job runs but ends in an error (credentials, permissions, a full or "
+            "unreachable destination), so its last success grows old.",
+            "The job's timer or cron entry no longer runs it.",
+        ),
+        (
+            "Read the job's last run: `systemctl status UNIT` and `journalctl -u UNIT -n 100`, "
+            "or the cron mail/log.",
+            "Run it by hand as its user, fix the error, and check the next scheduled run.",
+        ),
+        metric=r"last_success|last_successful|last_run|last_completion|lastsuccess"
+        r"|^backup_|_backup_|(?:^|_)cron_|_job_(?:failed|failures|success|status|last)",
+        expr=r"\bstate\s*=\s*\"failed\"",
+        name=r"backup|\bcron|\bjob\b|\btimer\b|snapshot|\bdump\b",
+    ),
+    Family(
+        "deploy_regression",
+        "a regression shipped by a deploy",
+        "warning",
+        ("A deploy introduced an error or a slowdown that did not exist before it.",),
+        (
+            "Roll back to the previous version, then reproduce the new errors against the "
+            "release's changes.",
+        ),
+    ),
+    Family(
         "error_rate",
         "an elevated rate of errors",
         "warning",
@@ -255,7 +301,7 @@ FAMILIES: tuple[Family, ...] = (
         name=r"replica|pod|deployment|statefulset|daemonset|job ?failed",
     ),
     Family(
-        "queue_backlog",
+        "queue_lag",
         "a growing backlog of queued work",
         "warning",
         (
@@ -421,20 +467,30 @@ class RulesEngine:
         memory = findings.memory_exhaustion(prom, cpu_alert=cpu_alert)
         if memory and cpu_alert:
             family = FAMILY_BY_CATEGORY["memory_pressure"]  # CPU time spent reclaiming memory
+        application = findings_application.read(
+            family.category, prom, logs, found.matched_by == "expression"
+        )
+        if application.family:
+            family = FAMILY_BY_CATEGORY[application.family]  # the cause behind the symptom
         log_found = [
-            f for f in findings.log_causes(logs) if f is not oom and f.family != "oom_killed"
+            f
+            for f in findings.log_causes(logs)
+            if f is not oom and f.family != "oom_killed" and f.topic not in application.drop_topics
         ]
         if family.category == "oom_killed" and not oom:
             oom = _first(findings.log_causes(logs), "oom_killed")
         flapping = findings.intermittent_condition(prom)
         extra: list[findings.Finding | None] = [flapping, oom, memory]
         cache = findings.page_cache(prom)
-        extra += [cache, findings.metric_shift(prom, logs)]
+        # A deploy the application evidence clears is not quoted as the shift's cause.
+        shift_logs = [] if "deploy" in application.drop_topics else logs
+        extra += [cache, findings.metric_shift(prom, shift_logs)]
         extra += [findings.rebooted(prom), findings.clock_offset(prom)]
         if family.category == "disk_space":
             extra.append(findings.inodes(prom, alert_expression(alert)))
         if family.category in ("memory_pressure", "disk_space") and not (oom or cache):
             extra.append(findings.growth(prom))
+        extra += list(application.findings)
         extra += log_found
         extra.append(findings.error_messages(logs, skip=tuple(log_found)))
         if family.category in ("container_crash", "oom_killed"):

@@ -86,6 +86,35 @@ TAGS: dict[str, re.Pattern[str]] = {
     "swap": re.compile(r"\bswap|kswapd|page allocation stall|thrash", re.I),
     "clock": re.compile(r"clock skew|clock drift|time (?:jump|drift)|ntp|chrony|timesync", re.I),
     "queue": re.compile(r"queue (?:is )?full|backlog|lag(?:ging)?\b|consumer.*behind", re.I),
+    # A database refusing or running out of connections (the 5xx behind it are its fault).
+    "database": re.compile(
+        r"too many (?:clients|connections)|remaining connection slots|connection pool"
+        r" (?:exhausted|timeout|is full)|pool exhausted|QueuePool limit|could not connect to"
+        r" (?:server|database)|(?:acquire|obtain) (?:a )?(?:JDBC )?connection"
+        r"|the database system is (?:starting up|shutting down|in recovery mode)",
+        re.I,
+    ),
+    "rate_limit": re.compile(
+        r"too many requests|rate[- ]?limit(?:ed|ing|s)?\b|quota exceeded|(?:status|code)[=: ]+429\b"
+        r"|\" 429 |\b429 Too",
+        re.I,
+    ),
+    # A batch job, cron or systemd unit that ended in failure, and the tools' own errors.
+    "job": re.compile(
+        r"Failed with result|status=\d+/(?:FAILURE|INVALIDARGUMENT|NOTINSTALLED|NOPERMISSION)"
+        r"|(?:pg_dump|pg_basebackup|mysqldump|rsync|restic|borg|tar|gzip)"
+        r"(?:\[\d+\])?: (?:error|fatal)|rsync error|backup (?:failed|aborted|error)"
+        r"|job \S+ failed|(?:job|task|script) (?:failed|exited with)"
+        r"|exit (?:status|code) [1-9]\d*\b(?! \(?killed)|returned non-zero exit",
+        re.I,
+    ),
+    "consumer": re.compile(
+        r"rebalanc|left (?:the )?(?:consumer )?group|consumer (?:stopped|paused|closed|shut"
+        r" ?down|is not running|has no partitions)|heartbeat (?:failed|expired|timeout)"
+        r"|session timed out|max\.poll\.interval|member \S+ (?:removed|has failed)"
+        r"|no consumers|consumer (?:cancel|timeout)|worker (?:lost|offline|stopped)",
+        re.I,
+    ),
     "crash": re.compile(
         r"\bpanic\b|segfault|segmentation fault|core dumped|Traceback|fatal error|\bFATAL\b", re.I
     ),
@@ -110,6 +139,10 @@ TAG_WEIGHT = {
     "swap": 2.0,
     "clock": 2.0,
     "queue": 1.5,
+    "database": 3.0,
+    "rate_limit": 2.5,
+    "job": 2.5,
+    "consumer": 2.0,
     "error": 1.5,
 }
 _LEVEL = re.compile(

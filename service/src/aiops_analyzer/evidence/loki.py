@@ -14,6 +14,7 @@ the *baseline* before it, at most ``MAX_FETCH_LINES`` lines each, newest first. 
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +22,12 @@ import httpx
 
 from aiops_analyzer.core.config import Settings
 from aiops_analyzer.evidence.common import Window, alert_window, describe_error, unavailable
-from aiops_analyzer.evidence.expression import alert_expression, is_logql, logql_selector
+from aiops_analyzer.evidence.expression import (
+    alert_expression,
+    is_logql,
+    logql_selector,
+    metric_names,
+)
 from aiops_analyzer.evidence.logrank import LogLine, rank
 from aiops_analyzer.evidence.prometheus import render_item, typed_series
 from aiops_analyzer.evidence.target import host_name, scope, subject_labels
@@ -46,6 +52,17 @@ _SELECTOR_LABELS = (
     ("service_name", "service_name"),
     ("job", "job"),
 )
+# An alert about a scheduled job (a backup's last success, a failed systemd unit): its cause is
+# the failure line of its last runs, which may be many hours before the alert; those lines are
+# read back this far, filtered to failures, and count as recent.
+_JOB_METRICS = re.compile(
+    r"last_success|last_run|last_completion|lastsuccess|^backup_|_backup_|systemd_unit_state"
+    r"|(?:^|_)cron_|_job_(?:failed|failures|success|status|last)",
+    re.I,
+)
+LAST_RUN_LOOKBACK = timedelta(hours=26)
+LAST_RUN_FILTER = ' |~ "(?i)fail|error|denied|fatal|refused|timed out|exit (?:code|status)"'
+MAX_LAST_RUN_LINES = 200
 # Stream label under which collectors (Alloy's loki.source.journal, promtail) commonly file a
 # host's journal and syslog; `instance` is asked too.
 _HOST_STREAM_LABELS = ("host",)
@@ -77,11 +94,19 @@ def stream_selectors(alert: Alert) -> list[str]:
         if selector:
             selectors.append(selector)
     instance = subject_labels(alert).get("instance", "")
-    if instance and scope(alert) == "host":
+    if instance and (scope(alert) == "host" or about_job(alert)):
         host = host_name(instance)
         selectors.append("{" + f"instance={_quote(instance)}" + "}")
         selectors += ["{" + f"{label}={_quote(host)}" + "}" for label in _HOST_STREAM_LABELS]
     return list(dict.fromkeys(selectors))
+
+
+def about_job(alert: Alert) -> bool:
+    """The alert's expression measures a scheduled job (its last success, a failed unit)."""
+    expr = alert_expression(alert)
+    if not expr or is_logql(expr):
+        return False
+    return any(_JOB_METRICS.search(m) for m in metric_names(expr))
 
 
 def windows(alert: Alert, settings: Settings) -> tuple[Window, Window]:
@@ -122,6 +147,17 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
     span = Window(baseline.start, recent.end)
     reads = [_read(url, selectors[0], w, timeout, http) for w in (recent, baseline)]
     reads += [_read(url, s, span, timeout, http, 2 * MAX_FETCH_LINES) for s in selectors[1:]]
+    # A job alert: the failure lines of its last runs, however long before the alert.
+    last_runs = Window(baseline.start - LAST_RUN_LOOKBACK, baseline.start)
+    job_reads = (
+        [
+            _read(url, s + LAST_RUN_FILTER, last_runs, timeout, http, MAX_LAST_RUN_LINES)
+            for s in selectors
+        ]
+        if about_job(alert)
+        else []
+    )
+    reads += job_reads
     results, items = await asyncio.gather(
         asyncio.gather(*reads), _expression(logql, url, recent, timeout, http)
     )
@@ -130,14 +166,18 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
         return [unavailable("loki-1", "loki", selectors[0], failures[0]), *items]
     seen: set[tuple[int, str]] = set()
     lines: list[LogLine] = []
-    for result in results:
+    first_job_read = len(results) - len(job_reads)
+    for index, result in enumerate(results):
         if isinstance(result, str):
             continue
         for ts_ns, text in result:
             if (ts_ns, text) in seen:
                 continue
             seen.add((ts_ns, text))
-            lines.append(LogLine(ts_ns / 1e9, text, recent.start.timestamp() <= ts_ns / 1e9))
+            last_run = index >= first_job_read
+            lines.append(
+                LogLine(ts_ns / 1e9, text, last_run or recent.start.timestamp() <= ts_ns / 1e9)
+            )
     query = " + ".join(selectors)
     if not any(line.recent for line in lines):
         return [

@@ -50,10 +50,9 @@ def scope(alert: Alert) -> Scope:
     labels = subject_labels(alert)
     if any(m.startswith("kube_") for m in metrics) or "pod" in labels or "namespace" in labels:
         return "kubernetes"
-    if (
-        any(m.startswith("container_") for m in metrics)
-        or "container" in labels
-        or "name" in labels
+    on_host = bool(metrics) and all(m.startswith("node_") for m in metrics)
+    if any(m.startswith("container_") for m in metrics) or (
+        not on_host and ("container" in labels or "name" in labels)
     ):
         return "container"
     if any(m.startswith("nginx_") for m in metrics) or "nginx" in labels.get("job", ""):

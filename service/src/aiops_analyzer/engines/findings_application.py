@@ -1,0 +1,296 @@
+"""Application causes read from the typed evidence: lock contention, failed jobs, deploy
+regressions, a database or another dependency refusing work, queue consumers that stall.
+
+The reasoning is the same whatever the stack: a ranked log template that is new or surging
+before the alert (whatever its level) names what changed, and its first appearance is set
+against the alert's start and the other new templates. Each reader returns a ``Finding`` with
+the line it quotes and, when the evidence is strong enough, the root-cause family that
+replaces the alert's own (a latency alert whose requests wait on row locks is lock contention;
+an error-ratio alert whose errors are new since a deploy is a deploy regression).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from aiops_analyzer.engines.findings import (
+    Finding,
+    _clip,
+    _clock,
+    own_series,
+    templates,
+)
+from aiops_analyzer.evidence.series import fmt
+from aiops_analyzer.schemas import EvidenceItem, LogTemplate
+
+# Alert families an application cause may replace: symptoms, not causes.
+SYMPTOM_FAMILIES = frozenset({"error_rate", "latency", "traffic_anomaly", "unknown"})
+# Tags of a dependency failing (the errors are someone else's): not a regression of this code.
+DEPENDENCY_TAGS = ("database", "network", "dns", "tls", "rate_limit")
+# A deploy this long before the errors' first line (or the alert's level shift) can be blamed.
+DEPLOY_LEAD_SECONDS = 1200.0
+# A failure line names a job (not any process exiting) when it says one of these.
+JOB_WORDS = re.compile(r"backup|cron|timer|\bjob\b|dump|rsync|restic|borg|snapshot", re.I)
+# systemd's own words about a unit's end, less telling than the job's error.
+_SYSTEMD = re.compile(r"Failed with result|status=\d+/|Main process exited|Failed to start")
+ERROR_LEVELS = ("error", "crit", "fatal", "emerg", "alert")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the application readers found: findings to cite and, maybe, the family they name."""
+
+    findings: tuple[Finding, ...]
+    family: str = ""
+    # Topics whose generic log sentence would mislead (a deploy that is not the cause).
+    drop_topics: tuple[str, ...] = ()
+
+
+def _fresh(template: LogTemplate) -> bool:
+    """New or surging before the alert, or repeated in the window where the baseline had few."""
+    if template.novelty in ("new", "surging"):
+        return True
+    return template.count >= 3 and template.baseline_count * 2 < template.count
+
+
+def _seen(template: LogTemplate) -> str:
+    novelty = {"new": ", new in the window", "surging": ", surging"}.get(template.novelty, "")
+    return f"{template.count}x from {_clock(template.first_seen)}{novelty}"
+
+
+def _best(logs: list[EvidenceItem], tag: str) -> tuple[EvidenceItem, LogTemplate] | None:
+    for item, template in templates(logs):
+        if tag in template.tags and _fresh(template):
+            return item, template
+    return None
+
+
+def _is_error(template: LogTemplate) -> bool:
+    return "error" in template.tags or template.level in ERROR_LEVELS
+
+
+def lock_contention(logs: list[EvidenceItem]) -> Finding | None:
+    """Lock waits, deadlocks or lock timeouts that are new or surging before the alert."""
+    found = _best(logs, "lock")
+    if not found:
+        return None
+    item, template = found
+    return Finding(
+        f"Lock contention: requests wait on database or application locks "
+        f"('{_clip(template.example)}', {_seen(template)}). A long-running transaction or "
+        "job holds a lock the others queue behind, which shows up as latency, lock timeouts "
+        "and errors.",
+        0.75,
+        (item.id,),
+        "lock_contention",
+        remedy="Find the blocking session and what it runs: in PostgreSQL "
+        "`SELECT pid, pg_blocking_pids(pid), state, xact_start, query FROM pg_stat_activity "
+        "WHERE cardinality(pg_blocking_pids(pid)) > 0;` (MySQL: `SHOW ENGINE INNODB STATUS`, "
+        "`performance_schema.data_lock_waits`); end or fix the long transaction or job.",
+        replaces_steps=True,
+        topic="lock",
+    )
+
+
+def failed_job(logs: list[EvidenceItem], *, job_alert: bool) -> Finding | None:
+    """A job (backup, cron, systemd timer) that exited with an error, with its own words.
+
+    Behind an alert about a job a failure line is the cause even when it repeats every run
+    (a job that fails every night fails the same way); otherwise it must be fresh.
+    """
+    best: tuple[EvidenceItem, LogTemplate] | None = None
+    for item, template in templates(logs):
+        if "job" not in template.tags or not (job_alert or _fresh(template)):
+            continue
+        # The job's own error (pg_dump: error, rsync error...) says more than systemd's
+        # "Failed with result 'exit-code'": prefer a line that is not systemd's.
+        if best is None or (
+            _SYSTEMD.search(best[1].example) and not _SYSTEMD.search(template.example)
+        ):
+            best = (item, template)
+    if not best:
+        return None
+    item, template = best
+    return Finding(
+        f"The job failed: '{_clip(template.example)}' ({_seen(template)}). Its last success "
+        "is getting old because its runs end in this error, not because it did not start.",
+        0.75,
+        (item.id,),
+        "failed_job",
+        remedy="Run the job by hand as its own user and read its error (`systemctl status "
+        "UNIT`, `journalctl -u UNIT -n 100`); fix what it reports (credentials, permissions, "
+        "free space on the target, a reachable destination) and check the next run succeeds.",
+        replaces_steps=True,
+        topic="job",
+    )
+
+
+def last_success_age(prom: list[EvidenceItem]) -> Finding | None:
+    """The alert's own series is the age of a job's last success: say how old it is."""
+    found = own_series(prom, "alert_expression")
+    if not found or found[1].current is None:
+        return None
+    item, series = found
+    hours = series.current / 3600 if series.current else 0.0
+    if hours < 1:
+        return None
+    return Finding(
+        f"The job's last success is {hours:.1f} h old (the alert's own series, "
+        f"{fmt(series.current)} s): it has not completed since.",
+        0.55,
+        (item.id,),
+        explains=False,
+    )
+
+
+def dependency_failure(logs: list[EvidenceItem]) -> Finding | None:
+    """A database refusing connections, a pool exhausted, a downstream rate limit."""
+    for tag, sentence, remedy in (
+        (
+            "database",
+            "The database refuses or runs out of connections: '{line}' ({seen}). Requests "
+            "that need it fail with 5xx; the database's connection limit (or the pool) is the "
+            "bottleneck, not the web tier.",
+            "Check the database's connections against its limit (`SELECT count(*), state FROM "
+            "pg_stat_activity GROUP BY state;` and `SHOW max_connections;`); find the client "
+            "holding or leaking connections, put a pooler (PgBouncer) in front, or size the "
+            "pools to fit the limit.",
+        ),
+        (
+            "rate_limit",
+            "A downstream service rate-limits the calls: '{line}' ({seen}). Work slows down or "
+            "fails while the dependency answers 429 / Too Many Requests.",
+            "Check the dependency's rate limit and the retry policy (back off on 429, honour "
+            "Retry-After); lower the concurrency of the callers or raise the quota.",
+        ),
+    ):
+        found = _best(logs, tag)
+        if found:
+            item, template = found
+            return Finding(
+                sentence.format(line=_clip(template.example), seen=_seen(template)),
+                0.75,
+                (item.id,),
+                remedy=remedy,
+                topic=tag,
+            )
+    return None
+
+
+def deploy_regression(prom: list[EvidenceItem], logs: list[EvidenceItem]) -> Finding | None:
+    """A deploy (a new version line, a restarted container) followed by errors that did not
+    exist before it; errors that are a dependency's (refused connections, DNS, TLS, 429) are
+    not the deploy's."""
+    deploy = next(
+        (
+            (item, t)
+            for item, t in templates(logs)
+            if "deploy" in t.tags and t.novelty == "new" and not _is_error(t)
+        ),
+        None,
+    )
+    if deploy is None:
+        return None
+    d_item, d_template = deploy
+    since = d_template.first_seen
+    new_errors = [
+        (item, t)
+        for item, t in templates(logs)
+        if t is not d_template
+        and _is_error(t)
+        and t.novelty in ("new", "surging")
+        and since - 60 <= t.first_seen <= since + DEPLOY_LEAD_SECONDS
+    ]
+    if not new_errors:
+        return None
+    if any(tag in t.tags for _, t in new_errors for tag in DEPENDENCY_TAGS):
+        return None  # the deploy happened, but the new errors are a dependency failing
+    quoted = "; ".join(f"'{_clip(t.example)}'" for _, t in new_errors[:2])
+    minutes = max(0.0, (new_errors[0][1].first_seen - since) / 60)
+    cited = [d_item.id, *(i.id for i, _ in new_errors)]
+    shift = own_series(prom, "alert_expression")
+    if shift and shift[1].change_point is not None and shift[1].change_point.at >= since - 60:
+        cited.append(shift[0].id)
+    return Finding(
+        f"A deploy regression: '{_clip(d_template.example)}' was logged at "
+        f"{_clock(since)}, and {minutes:.0f} min later errors that never appeared before it "
+        f"began: {quoted}. The new version introduced them.",
+        0.8,
+        tuple(dict.fromkeys(cited)),
+        "deploy_regression",
+        remedy="Roll back to the previous version (or image) now, then reproduce the new "
+        "error against the release's changes before deploying again.",
+        topic="deploy",
+    )
+
+
+def consumer_stalled(prom: list[EvidenceItem], logs: list[EvidenceItem]) -> Finding | None:
+    """A queue alert whose consumers stopped, rebalance or fail: why the backlog grows."""
+    found = _best(logs, "consumer")
+    lag = own_series(prom, "alert_expression")
+    rising = ""
+    cited: list[str] = []
+    if lag and lag[1].trend == "rising":
+        rising = f" The backlog rises ({fmt(lag[1].baseline)} -> {fmt(lag[1].current)})."
+        cited.append(lag[0].id)
+    if found:
+        item, template = found
+        return Finding(
+            f"The consumers stopped keeping up: '{_clip(template.example)}' ({_seen(template)})."
+            + rising,
+            0.7,
+            (item.id, *cited),
+            "queue_lag",
+            remedy="Check the consumer group's members and their last commits "
+            "(`kafka-consumer-groups.sh --describe --group GROUP`, RabbitMQ's consumers per "
+            "queue, the worker processes); restart the stuck consumer and fix what stopped it.",
+            topic="consumer",
+        )
+    return None
+
+
+def _new_dependency_errors(logs: list[EvidenceItem]) -> bool:
+    """New error templates that say a dependency fails (refused, DNS, TLS, timeouts)."""
+    return any(
+        _is_error(t)
+        and t.novelty in ("new", "surging")
+        and any(g in t.tags for g in DEPENDENCY_TAGS)
+        for _, t in templates(logs)
+    )
+
+
+def read(
+    family: str, prom: list[EvidenceItem], logs: list[EvidenceItem], expression_family: bool
+) -> Verdict:
+    """Every application finding for an alert of ``family``, and the family they name.
+
+    ``expression_family``: the alert was placed in its family by its expression, which a log
+    line does not overrule for a job or queue alert.
+    """
+    out: list[Finding] = []
+    named = ""
+    dependency_failed = False
+    if family == "failed_job":
+        job = failed_job(logs, job_alert=True)
+        out += [f for f in (job, last_success_age(prom)) if f]
+    elif family == "queue_lag":
+        stalled = consumer_stalled(prom, logs)
+        out += [f for f in (stalled, dependency_failure(logs)) if f]
+    else:
+        lock = lock_contention(logs)
+        deploy = deploy_regression(prom, logs)
+        dependency = dependency_failure(logs)
+        job = failed_job(logs, job_alert=False) if not expression_family else None
+        out += [f for f in (lock, deploy, dependency, job) if f]
+        dependency_failed = dependency is not None or _new_dependency_errors(logs)
+        if family in SYMPTOM_FAMILIES or family == "lock_contention":
+            if lock and (family in ("latency", "lock_contention") or not dependency):
+                named = "lock_contention"
+            elif deploy and not dependency:
+                named = "deploy_regression"
+            elif job and family == "unknown" and JOB_WORDS.search(job.cause):
+                named = "failed_job"
+    # A deploy was logged, but the new errors are a dependency's: the deploy is not the cause.
+    drop = ("deploy",) if dependency_failed and not any(f.topic == "deploy" for f in out) else ()
+    return Verdict(tuple(out), named, drop)
