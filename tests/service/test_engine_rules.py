@@ -72,7 +72,7 @@ def alert(name: str, expr: str = "", labels: dict[str, str] | None = None, **kw:
         ("vector(1)", "heartbeat"),
         ('sum(rate(webhook_requests_total{code=~"[45].."}[5m])) > 0', "error_rate"),
         ('rate(llm_requests_total{outcome!="ok"}[10m]) > 0', "error_rate"),
-        ("max(work_queue_depth) > 50", "queue_backlog"),
+        ("max(work_queue_depth) > 50", "queue_lag"),
         ("max(workers_alive) < 1", "target_down"),
     ],
 )

@@ -513,7 +513,7 @@ def log_causes(logs: list[EvidenceItem], limit: int = 3) -> list[Finding]:
         if tag not in _REPEATING_CAUSES and background(template):
             continue
         if (
-            tag in ("shutdown", "network", "crash")
+            tag in ("shutdown", "network", "crash", "lock")
             and template.novelty == "steady"
             and (template.baseline_count > template.count)
         ):

@@ -48,10 +48,8 @@ class Verdict:
 
 
 def _fresh(template: LogTemplate) -> bool:
-    """New or surging before the alert, or repeated in the window where the baseline had few."""
-    if template.novelty in ("new", "surging"):
-        return True
-    return template.count >= 3 and template.baseline_count * 2 < template.count
+    """New or surging before the alert (the ranking compares rates, not raw counts)."""
+    return template.novelty in ("new", "surging")
 
 
 def _seen(template: LogTemplate) -> str:
@@ -70,17 +68,39 @@ def _is_error(template: LogTemplate) -> bool:
     return "error" in template.tags or template.level in ERROR_LEVELS
 
 
+def _started_before(logs: list[EvidenceItem], symptom: LogTemplate) -> LogTemplate | None:
+    """A one-off event first logged in the ten minutes before ``symptom`` began (a job, an
+    import, a migration starting): the closest is the likely trigger."""
+    events = [
+        t
+        for _, t in templates(logs)
+        if t.novelty == "new"
+        and t.count <= 3
+        and not _is_error(t)
+        and "lock" not in t.tags
+        and symptom.first_seen - 600 <= t.first_seen <= symptom.first_seen
+    ]
+    return max(events, key=lambda t: t.first_seen, default=None)
+
+
 def lock_contention(logs: list[EvidenceItem]) -> Finding | None:
     """Lock waits, deadlocks or lock timeouts that are new or surging before the alert."""
     found = _best(logs, "lock")
     if not found:
         return None
     item, template = found
+    holder = _started_before(logs, template)
+    suspect = (
+        f" It began {(template.first_seen - holder.first_seen) / 60:.0f} min after "
+        f"'{_clip(holder.example)}' was first logged: the likely lock holder."
+        if holder
+        else ""
+    )
     return Finding(
         f"Lock contention: requests wait on database or application locks "
         f"('{_clip(template.example)}', {_seen(template)}). A long-running transaction or "
         "job holds a lock the others queue behind, which shows up as latency, lock timeouts "
-        "and errors.",
+        "and errors." + suspect,
         0.75,
         (item.id,),
         "lock_contention",
@@ -112,8 +132,18 @@ def failed_job(logs: list[EvidenceItem], *, job_alert: bool) -> Finding | None:
     if not best:
         return None
     item, template = best
+    # The job's other error lines of the same run (rsync's "Permission denied" before its exit).
+    same_run = [
+        t
+        for _, t in templates(logs)
+        if t is not template
+        and _is_error(t)
+        and not _SYSTEMD.search(t.example)
+        and abs(t.first_seen - template.first_seen) <= 60
+    ][:1]
+    also = "".join(f" after '{_clip(t.example)}'" for t in same_run)
     return Finding(
-        f"The job failed: '{_clip(template.example)}' ({_seen(template)}). Its last success "
+        f"The job failed: '{_clip(template.example)}'{also} ({_seen(template)}). Its last success "
         "is getting old because its runs end in this error, not because it did not start.",
         0.75,
         (item.id,),
@@ -260,6 +290,16 @@ def _new_dependency_errors(logs: list[EvidenceItem]) -> bool:
     )
 
 
+def _steady_topics(logs: list[EvidenceItem]) -> list[str]:
+    """Log-cause tags whose best-ranked line is old news (as common before the alert): with an
+    application cause found, a steady firewall or crash line is background, not a rival."""
+    first: dict[str, LogTemplate] = {}
+    for _, template in templates(logs):
+        for tag in template.tags:
+            first.setdefault(tag, template)
+    return [tag for tag, t in first.items() if t.novelty == "steady" and not _fresh(t)]
+
+
 def read(
     family: str, prom: list[EvidenceItem], logs: list[EvidenceItem], expression_family: bool
 ) -> Verdict:
@@ -291,6 +331,12 @@ def read(
                 named = "deploy_regression"
             elif job and family == "unknown" and JOB_WORDS.search(job.cause):
                 named = "failed_job"
+    drop: list[str] = []
     # A deploy was logged, but the new errors are a dependency's: the deploy is not the cause.
-    drop = ("deploy",) if dependency_failed and not any(f.topic == "deploy" for f in out) else ()
-    return Verdict(tuple(out), named, drop)
+    if dependency_failed and not any(f.topic == "deploy" for f in out):
+        drop.append("deploy")
+    if family == "failed_job" and out:
+        drop.append("crash")  # the job's own error line, already quoted as a failed run
+    if named or any(f.explains and f.confidence >= 0.75 for f in out):
+        drop += _steady_topics(logs)
+    return Verdict(tuple(out), named, tuple(drop))

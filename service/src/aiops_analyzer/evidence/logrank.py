@@ -101,7 +101,7 @@ TAGS: dict[str, re.Pattern[str]] = {
     ),
     # A batch job, cron or systemd unit that ended in failure, and the tools' own errors.
     "job": re.compile(
-        r"Failed with result|status=\d+/(?:FAILURE|INVALIDARGUMENT|NOTINSTALLED|NOPERMISSION)"
+        r"Failed with result|code=exited, status=[1-9]|status=\d+/(?:FAILURE|NOPERM)"
         r"|(?:pg_dump|pg_basebackup|mysqldump|rsync|restic|borg|tar|gzip)"
         r"(?:\[\d+\])?: (?:error|fatal)|rsync error|backup (?:failed|aborted|error)"
         r"|job \S+ failed|(?:job|task|script) (?:failed|exited with)"
@@ -109,7 +109,8 @@ TAGS: dict[str, re.Pattern[str]] = {
         re.I,
     ),
     "consumer": re.compile(
-        r"rebalanc|left (?:the )?(?:consumer )?group|consumer (?:stopped|paused|closed|shut"
+        r"rebalanc|left (?:the )?(?:consumer )?group|LeaveGroup|leaving (?:the )?group"
+        r"|poll timeout|consumer (?:stopped|paused|closed|shut"
         r" ?down|is not running|has no partitions)|heartbeat (?:failed|expired|timeout)"
         r"|session timed out|max\.poll\.interval|member \S+ (?:removed|has failed)"
         r"|no consumers|consumer (?:cancel|timeout)|worker (?:lost|offline|stopped)",

@@ -83,8 +83,11 @@ def _container_selector(labels: dict[str, str]) -> str | None:
 
 
 def _container_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
-    about_container = any(m.startswith("container_") for m in _metrics(expr)) or any(
-        k in labels or k.startswith("container_label_") for k in ("name", "container")
+    metrics = _metrics(expr)
+    # node_systemd_unit_state{name="x.service"}: a `name` label on a host metric is no container.
+    on_host = bool(metrics) and all(m.startswith("node_") for m in metrics)
+    about_container = any(m.startswith("container_") for m in metrics) or (
+        not on_host and any(k in labels for k in ("name", "container"))
     )
     selector = _container_selector(labels) if about_container else None
     if not selector:

@@ -1,0 +1,189 @@
+"""Application causes: lock contention, failed jobs, deploy regressions, dependencies."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+import pytest
+from aiops_analyzer.engines.rules import RulesEngine, classify
+from aiops_analyzer.evidence.logrank import LogLine, rank, tags_of
+from aiops_analyzer.evidence.loki import about_job, stream_selectors
+from aiops_analyzer.evidence.prometheus import plan_queries
+from aiops_analyzer.evidence.target import scope
+from aiops_analyzer.schemas import Alert, EvidenceItem
+
+STARTS = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)
+LATENCY = (
+    "histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket[5m]))) > 1"
+)
+ERROR_RATIO = (
+    'sum(rate(http_requests_total{status=~"5.."}[5m])) / sum(rate(http_requests_total[5m])) > 0.05'
+)
+
+
+def alert(name: str, expr: str, labels: dict[str, str] | None = None) -> Alert:
+    return Alert(
+        fingerprint="0123456789abcdef",
+        status="firing",
+        labels={"alertname": name, **(labels or {})},
+        starts_at=STARTS,
+        generator_url=f"http://prom:9090/graph?g0.expr={quote(expr)}&g0.tab=1",
+    )
+
+
+def logs(
+    recent: list[tuple[int, str]], baseline: tuple[str, ...] = ("INFO served GET /health",) * 20
+) -> EvidenceItem:
+    """Templates of ``recent`` lines (seconds before startsAt, line) over a quiet baseline."""
+    start = STARTS.timestamp()
+    mined = [LogLine(start - 1700 + i * 40, line, False) for i, line in enumerate(baseline)]
+    mined += [LogLine(start - ago, line, True) for ago, line in recent]
+    return EvidenceItem(
+        id="loki-1",
+        source="loki",
+        kind="log_templates",
+        templates=rank(mined, 900.0, 900.0),
+        text="templates",
+    )
+
+
+def repeated(line: str, first: int, times: int = 6, every: int = 60) -> list[tuple[int, str]]:
+    return [(first - i * every, line.format(i=i)) for i in range(times)]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "LOG:  process 4411 still waiting for ShareLock on transaction 9182734 after 1000.1 ms",
+        "ERROR:  canceling statement due to lock timeout",
+        "Lock wait timeout exceeded; try restarting transaction",
+        "WARNING orders: waiting for lock on orders row {i}",
+        "ERROR:  deadlock detected",
+    ],
+)
+def test_fresh_lock_waits_make_a_latency_alert_lock_contention(line: str) -> None:
+    result = RulesEngine().analyze(
+        alert("ApiSlow", LATENCY, {"service": "orders"}), [logs(repeated(line, 600))]
+    )
+    assert result.category == "lock_contention"
+    top = result.probable_causes[0]
+    assert "Lock contention" in top.cause and top.evidence_ids == ["loki-1"]
+    assert "pg_blocking_pids" in result.remediation[0]
+
+
+def test_lock_waits_as_old_as_the_baseline_are_not_the_cause() -> None:
+    steady = "ERROR:  deadlock detected"
+    evidence = logs([(300, steady)], baseline=(steady, "INFO served GET /health") * 10)
+    result = RulesEngine().analyze(alert("ApiSlow", LATENCY, {"service": "orders"}), [evidence])
+    assert result.category == "latency"
+    assert not any("Lock contention" in c.cause for c in result.probable_causes)
+
+
+def test_the_event_just_before_the_lock_waits_is_named_as_the_holder() -> None:
+    lines = [(700, "INFO price import started for warehouse=FRA-2 rows=184220")]
+    lines += repeated("Lock wait timeout exceeded; try restarting transaction", 600)
+    result = RulesEngine().analyze(
+        alert("Errors", ERROR_RATIO, {"service": "inventory"}), [logs(lines)]
+    )
+    assert result.category == "lock_contention"
+    assert "price import started" in result.probable_causes[0].cause
+
+
+def test_new_errors_after_a_deploy_are_a_deploy_regression() -> None:
+    lines = [(700, 'level=info msg="starting checkout" version=2.14.0')]
+    lines += repeated('level=error msg="charge failed" err="json: cannot unmarshal {i}"', 600)
+    result = RulesEngine().analyze(
+        alert("CheckoutErrors", ERROR_RATIO, {"service": "checkout"}), [logs(lines)]
+    )
+    assert result.category == "deploy_regression"
+    top = result.probable_causes[0]
+    assert "2.14.0" in top.cause and "charge failed" in top.cause
+    assert any("Roll back" in step for step in result.remediation)
+
+
+def test_a_deploy_followed_by_a_database_refusing_connections_is_not_blamed() -> None:
+    lines = [(700, 'level=info msg="starting checkout" version=2.14.0')]
+    lines += repeated(
+        'level=error msg="db" err="FATAL: sorry, too many clients already" n={i}', 600
+    )
+    result = RulesEngine().analyze(
+        alert("CheckoutErrors", ERROR_RATIO, {"service": "checkout"}), [logs(lines)]
+    )
+    assert result.category == "error_rate"
+    text = " ".join(c.cause for c in result.probable_causes)
+    assert "too many clients" in text and "refuses or runs out of connections" in text
+    assert "regression" not in text.lower()
+
+
+@pytest.mark.parametrize(
+    ("expr", "labels"),
+    [
+        ("time() - backup_last_success_timestamp_seconds > 90000", {"instance": "db-1:9100"}),
+        (
+            'node_systemd_unit_state{state="failed"} == 1',
+            {"instance": "db-1:9100", "name": "pg-backup.service", "state": "failed"},
+        ),
+    ],
+)
+def test_job_alerts_read_the_hosts_journal_and_quote_the_jobs_error(
+    expr: str, labels: dict[str, str]
+) -> None:
+    job_alert = alert("BackupProblem", expr, {"job": "node", **labels})
+    assert classify(job_alert).family.category == "failed_job"
+    assert about_job(job_alert)
+    assert '{host="db-1"}' in stream_selectors(job_alert)
+    # A systemd unit's `name` is no container: no cAdvisor queries about it.
+    assert scope(job_alert) != "container"
+    assert all(not q.kind.startswith("container_") for q in plan_queries(job_alert))
+    lines = [
+        (
+            5000,
+            'pg_dump: error: connection to server at "10.0.4.12" failed: FATAL:  password '
+            'authentication failed for user "backup"',
+        ),
+        (5000, "pg-backup.service: Main process exited, code=exited, status=1/FAILURE"),
+        (5000, "pg-backup.service: Failed with result 'exit-code'."),
+    ]
+    result = RulesEngine().analyze(job_alert, [logs(lines)])
+    assert result.category == "failed_job"
+    assert "password authentication failed" in result.probable_causes[0].cause
+
+
+def test_a_queue_alert_names_the_stalled_consumer_and_a_rate_limit() -> None:
+    lines = repeated(
+        "Member consumer-billing-{i} sending LeaveGroup request to coordinator due to consumer "
+        "poll timeout has expired",
+        600,
+        times=2,
+    )
+    lines += repeated("WARNING retry in 60s: 429 Client Error: Too Many Requests for url {i}", 500)
+    result = RulesEngine().analyze(
+        alert("LagHigh", "sum(kafka_consumergroup_lag) > 5000", {"service": "billing"}),
+        [logs(lines)],
+    )
+    assert result.category == "queue_lag"
+    text = " ".join(c.cause for c in result.probable_causes)
+    assert "LeaveGroup" in text and "Too Many Requests" in text
+
+
+@pytest.mark.parametrize(
+    ("line", "tag"),
+    [
+        ("FATAL:  sorry, too many clients already", "database"),
+        (
+            "HikariPool-1 - Connection is not available, unable to acquire JDBC Connection",
+            "database",
+        ),
+        ('10.0.0.1 - - "POST /v1/send HTTP/1.1" 429 12 "-"', "rate_limit"),
+        ("rsync error: error in file IO (code 11) at main.c(791) [Receiver=3.2.7]", "job"),
+        ("backup.service: Main process exited, code=exited, status=2/INVALIDARGUMENT", "job"),
+        ("Revoking previously assigned partitions; rebalancing", "consumer"),
+    ],
+)
+def test_application_tags(line: str, tag: str) -> None:
+    assert tag in tags_of(line)
+
+
+def test_exit_code_137_is_an_oom_kill_not_a_failed_job() -> None:
+    assert "job" not in tags_of("worker exited with exit code 137 (killed)")
