@@ -15,12 +15,14 @@ import re
 from dataclasses import dataclass
 
 from aiops_analyzer.engines.findings import (
+    MAX_QUOTED,
     Finding,
     _clip,
     _clock,
     own_series,
     templates,
 )
+from aiops_analyzer.evidence.logrank import TAGS
 from aiops_analyzer.evidence.series import fmt
 from aiops_analyzer.schemas import EvidenceItem, LogTemplate
 
@@ -34,6 +36,8 @@ DEPLOY_LEAD_SECONDS = 1200.0
 JOB_WORDS = re.compile(r"backup|cron|timer|\bjob\b|dump|rsync|restic|borg|snapshot", re.I)
 # systemd's own words about a unit's end, less telling than the job's error.
 _SYSTEMD = re.compile(r"Failed with result|status=\d+/|Main process exited|Failed to start")
+# A regular line silent this long before the newest line of the window: it stopped.
+QUIET_SECONDS = 300.0
 ERROR_LEVELS = ("error", "crit", "fatal", "emerg", "alert")
 
 
@@ -212,14 +216,13 @@ def deploy_regression(prom: list[EvidenceItem], logs: list[EvidenceItem]) -> Fin
     """A deploy (a new version line, a restarted container) followed by errors that did not
     exist before it; errors that are a dependency's (refused connections, DNS, TLS, 429) are
     not the deploy's."""
-    deploy = next(
-        (
-            (item, t)
-            for item, t in templates(logs)
-            if "deploy" in t.tags and t.novelty == "new" and not _is_error(t)
-        ),
-        None,
-    )
+    # The new version's start line rather than the old one's shutdown (both name a version).
+    deploys = [
+        (item, t)
+        for item, t in templates(logs)
+        if "deploy" in t.tags and t.novelty == "new" and not _is_error(t)
+    ]
+    deploy = min(deploys, key=lambda found: "shutdown" in found[1].tags, default=None)
     if deploy is None:
         return None
     d_item, d_template = deploy
@@ -255,22 +258,59 @@ def deploy_regression(prom: list[EvidenceItem], logs: list[EvidenceItem]) -> Fin
     )
 
 
+def _went_quiet(logs: list[EvidenceItem]) -> tuple[EvidenceItem, LogTemplate] | None:
+    """The busiest regular line of the baseline that stopped well before the window's end:
+    the work it reports (a consumer's commits, a worker's batches) stopped then."""
+    quiet = [
+        (item, t)
+        for item, t in templates(logs)
+        if t.baseline_count >= 5
+        and item.window_end
+        and t.last_seen < min(item.window_end, _newest(logs)) - QUIET_SECONDS
+    ]
+    return max(quiet, key=lambda found: found[1].baseline_count, default=None)
+
+
+def _newest(logs: list[EvidenceItem]) -> float:
+    return max((t.last_seen for _, t in templates(logs)), default=0.0)
+
+
+def _excerpt(template: LogTemplate, tag: str) -> str:
+    """The part of a long line around what its tag matched (a Kafka client's line states the
+    reason after 150 characters of prefix)."""
+    line = " ".join(template.example.split())
+    match = TAGS[tag].search(line) if tag in TAGS else None
+    if match is None or len(line) <= MAX_QUOTED:
+        return _clip(line)
+    start = max(0, match.start() - 50)
+    return "..." + _clip(line[start:])
+
+
 def consumer_stalled(prom: list[EvidenceItem], logs: list[EvidenceItem]) -> Finding | None:
-    """A queue alert whose consumers stopped, rebalance or fail: why the backlog grows."""
+    """A queue alert whose consumers stopped, left their group or went quiet: why the backlog
+    grows."""
     found = _best(logs, "consumer")
+    quiet = _went_quiet(logs)
     lag = own_series(prom, "alert_expression")
-    rising = ""
+    said: list[str] = []
     cited: list[str] = []
-    if lag and lag[1].trend == "rising":
-        rising = f" The backlog rises ({fmt(lag[1].baseline)} -> {fmt(lag[1].current)})."
-        cited.append(lag[0].id)
     if found:
-        item, template = found
+        said.append(f"'{_excerpt(found[1], 'consumer')}' ({_seen(found[1])})")
+        cited.append(found[0].id)
+    if quiet:
+        said.append(
+            f"its regular line '{_clip(quiet[1].example)}' was last logged at "
+            f"{_clock(quiet[1].last_seen)}"
+        )
+        cited.append(quiet[0].id)
+    if lag and lag[1].trend == "rising":
+        said.append(f"the backlog rises ({fmt(lag[1].baseline)} -> {fmt(lag[1].current)})")
+        cited.append(lag[0].id)
+    if found or quiet:
         return Finding(
-            f"The consumers stopped keeping up: '{_clip(template.example)}' ({_seen(template)})."
-            + rising,
+            "The consumer stopped consuming: " + "; ".join(said) + ".",
             0.7,
-            (item.id, *cited),
+            tuple(dict.fromkeys(cited)),
             "queue_lag",
             remedy="Check the consumer group's members and their last commits "
             "(`kafka-consumer-groups.sh --describe --group GROUP`, RabbitMQ's consumers per "
@@ -288,6 +328,17 @@ def _new_dependency_errors(logs: list[EvidenceItem]) -> bool:
         and any(g in t.tags for g in DEPENDENCY_TAGS)
         for _, t in templates(logs)
     )
+
+
+def _quoted_topics(logs: list[EvidenceItem], found: list[Finding]) -> list[str]:
+    """Log-cause tags whose best line a finding here already quotes with its meaning (the
+    database's FATAL is no crash of this process; a job's error line is a failed run)."""
+    said = " ".join(f.cause for f in found)
+    first: dict[str, LogTemplate] = {}
+    for _, template in templates(logs):
+        for tag in template.tags:
+            first.setdefault(tag, template)
+    return [tag for tag, t in first.items() if said and _clip(t.example) in said]
 
 
 def _steady_topics(logs: list[EvidenceItem]) -> list[str]:
@@ -335,8 +386,9 @@ def read(
     # A deploy was logged, but the new errors are a dependency's: the deploy is not the cause.
     if dependency_failed and not any(f.topic == "deploy" for f in out):
         drop.append("deploy")
-    if family == "failed_job" and out:
-        drop.append("crash")  # the job's own error line, already quoted as a failed run
+    if named == "deploy_regression":
+        drop.append("shutdown")  # the old version stopping is the deploy itself
+    drop += _quoted_topics(logs, out)
     if named or any(f.explains and f.confidence >= 0.75 for f in out):
         drop += _steady_topics(logs)
     return Verdict(tuple(out), named, tuple(drop))
