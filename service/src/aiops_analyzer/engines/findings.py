@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from aiops_analyzer.evidence.logrank import is_background
 from aiops_analyzer.evidence.series import fmt, label_text
 from aiops_analyzer.schemas import EvidenceItem, LogTemplate, SeriesStats
 
@@ -486,20 +487,8 @@ CAUSE_TAGS = tuple(LOG_CAUSES)
 # A cause that repeats as it did before (an OOM kill or a bad setting at every restart of a
 # crash loop) still explains the alert; other background lines do not.
 _REPEATING_CAUSES = frozenset({"oom", "config", "crash"})
-# Logged before the alert at least this often, at no more than this times the earlier pace:
-# background (scanners blocked by the firewall, a user called "deploy", AppArmor denials).
-BACKGROUND_MIN_BASELINE = 2
-BACKGROUND_MAX_RATIO = 1.5
-
-
-def background(template: LogTemplate) -> bool:
-    """A template logged before the alert as often as during it: not news, not a cause."""
-    return (
-        template.novelty == "steady"
-        and template.baseline_count >= BACKGROUND_MIN_BASELINE
-        and template.rate_ratio is not None
-        and template.rate_ratio <= BACKGROUND_MAX_RATIO
-    )
+# A template logged before the alert as often as during it: not news, not a cause.
+background = is_background
 
 
 def log_causes(logs: list[EvidenceItem], limit: int = 3) -> list[Finding]:

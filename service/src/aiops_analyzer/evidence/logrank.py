@@ -185,14 +185,47 @@ def level_of(line: str) -> str:
     return {"warning": "warn", "err": "error", "critical": "crit"}.get(word, word)
 
 
+# Logged before the alert at least this often, at no more than this times the earlier pace:
+# background (scanners blocked by the firewall, a user called "deploy", AppArmor denials).
+BACKGROUND_MIN_BASELINE = 2
+BACKGROUND_MAX_RATIO = 1.5
+
+
+def is_background(template: LogTemplate) -> bool:
+    """A template logged before the alert as often as during it: not news."""
+    return _background(template.novelty, template.baseline_count, template.rate_ratio)
+
+
+def _background(novelty: str, baseline_count: int, rate_ratio: float | None) -> bool:
+    return (
+        novelty == "steady"
+        and baseline_count >= BACKGROUND_MIN_BASELINE
+        and rate_ratio is not None
+        and rate_ratio <= BACKGROUND_MAX_RATIO
+    )
+
+
 def rank(lines: list[LogLine], recent_seconds: float, baseline_seconds: float) -> list[LogTemplate]:
     """Templates with recent lines, best first."""
+    return rank_with_lines(lines, recent_seconds, baseline_seconds)[0]
+
+
+def rank_with_lines(
+    lines: list[LogLine], recent_seconds: float, baseline_seconds: float
+) -> tuple[list[LogTemplate], list[list[LogLine]]]:
+    """Templates with recent lines, best first, and the recent lines of each template that is
+    not background.
+
+    A background template's words weigh half and its level nothing: a firewall block logged
+    every ten minutes all day must not rank above the line that is new before the alert.
+    """
     miner = TemplateMiner()
     ordered = sorted(lines, key=lambda item: item.ts)
     for item in ordered:
         miner.add(item.line)
     baseline_had_lines = any(not item.recent for item in ordered)
     ranked: list[LogTemplate] = []
+    telling: list[list[LogLine]] = []
     for template in miner.templates:
         members = [ordered[i] for i in template.lines]
         recent = [m for m in members if m.recent]
@@ -211,10 +244,15 @@ def rank(lines: list[LogLine], recent_seconds: float, baseline_seconds: float) -
         # The first and the last line of a template speak for it (tagging is the costly step).
         tags = sorted({*tags_of(recent[0].line), *tags_of(example)})
         level = level_of(example)
+        ratio = round(recent_rate / base_rate, 2) if base_count else None
+        quiet = _background(novelty, base_count, ratio)
+        words = max((TAG_WEIGHT.get(t, 0.0) for t in tags), default=0.0)
         score = {"new": 2.0, "surging": 1.5, "steady": 0.0}[novelty]
-        score += max((TAG_WEIGHT.get(t, 0.0) for t in tags), default=0.0)
-        score += 1.0 if level in ("error", "crit", "fatal", "emerg", "alert") else 0.0
-        score += 0.5 if level == "warn" or "kernel" in tags else 0.0
+        score += words / 2 if quiet else words
+        if not quiet:
+            score += 1.0 if level in ("error", "crit", "fatal", "emerg", "alert") else 0.0
+            score += 0.5 if level == "warn" or "kernel" in tags else 0.0
+            telling.append(recent)
         score += 1.0 / (1.0 + math.log1p(len(recent)))  # rarer says more
         ranked.append(
             LogTemplate(
@@ -228,8 +266,8 @@ def rank(lines: list[LogLine], recent_seconds: float, baseline_seconds: float) -
                 last_seen=recent[-1].ts,
                 level=level,
                 tags=tags,
-                rate_ratio=round(recent_rate / base_rate, 2) if base_count else None,
+                rate_ratio=ratio,
             )
         )
     ranked.sort(key=lambda t: (-t.score, -t.last_seen))
-    return ranked
+    return ranked, telling

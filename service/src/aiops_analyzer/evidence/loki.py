@@ -28,7 +28,7 @@ from aiops_analyzer.evidence.expression import (
     logql_selector,
     metric_names,
 )
-from aiops_analyzer.evidence.logrank import LogLine, rank
+from aiops_analyzer.evidence.logrank import LogLine, rank_with_lines
 from aiops_analyzer.evidence.prometheus import render_item, typed_series
 from aiops_analyzer.evidence.target import host_name, scope, subject_labels
 from aiops_analyzer.schemas import Alert, EvidenceItem, LogTemplate
@@ -40,7 +40,9 @@ MAX_FETCH_LINES = 500
 # The recent window starts this long before startsAt (a rule's `for:` plus the lead-up).
 RECENT_LEAD = timedelta(minutes=15)
 MAX_TEMPLATES_KEPT = 10
-MAX_TEMPLATES_SHOWN = 8
+MAX_TEMPLATES_SHOWN = 10
+# Newest lines per template in the raw lines item.
+PER_TEMPLATE_LINES = 3
 
 # (alert label, Loki stream label) in order of preference.
 _SELECTOR_LABELS = (
@@ -191,9 +193,9 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
             ),
             *items,
         ]
-    templates = rank(lines, recent.seconds, baseline.seconds)[:MAX_TEMPLATES_KEPT]
-    newest = sorted((ln for ln in lines if ln.recent), key=lambda ln: ln.ts, reverse=True)
-    newest = newest[: settings.loki_max_lines]
+    ranked, telling = rank_with_lines(lines, recent.seconds, baseline.seconds)
+    templates = ranked[:MAX_TEMPLATES_KEPT]
+    newest = _newest(lines, telling, settings.loki_max_lines)
     items[:0] = [
         EvidenceItem(
             id="loki-1",
@@ -217,6 +219,21 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
         ),
     ]
     return items
+
+
+def _newest(lines: list[LogLine], telling: list[list[LogLine]], limit: int) -> list[LogLine]:
+    """The newest recent lines that are news, a few per template so that one repeated line
+    cannot hide the others (a template shows one example, so its first line goes too);
+    background (logged as often before the alert) only fills what is left."""
+    picked: list[LogLine] = []
+    for group in telling:
+        ordered = sorted(group, key=lambda ln: ln.ts)
+        picked += [ordered[0], *ordered[-PER_TEMPLATE_LINES:]] if len(ordered) > 1 else ordered
+    picked = sorted(set(picked), key=lambda ln: ln.ts, reverse=True)[:limit]
+    told = {id(ln) for group in telling for ln in group}
+    chatter = [ln for ln in lines if ln.recent and id(ln) not in told]
+    picked += sorted(chatter, key=lambda ln: ln.ts, reverse=True)[: limit - len(picked)]
+    return sorted(picked, key=lambda ln: ln.ts, reverse=True)
 
 
 async def _read(
@@ -300,14 +317,32 @@ def _lines(result: list[Any]) -> list[tuple[int, str]]:
     for stream in result:
         if not isinstance(stream, dict):
             continue
+        origin = _origin(stream.get("stream"))
         for pair in stream.get("values") or []:
             if isinstance(pair, list | tuple) and len(pair) >= 2:
                 try:
                     ts = int(pair[0])
                 except (TypeError, ValueError):
                     continue
-                out.append((ts, str(pair[1])))
+                line = str(pair[1])
+                said = not origin or f"{origin}:" in line or f"{origin}[" in line
+                out.append((ts, line if said else f"{origin}: {line}"))
     return out
+
+
+def _origin(labels: Any) -> str:
+    """``kernel`` for a kernel line of a journal stream, as syslog would show it.
+
+    A journal collector ships the message alone and files the transport as a stream label
+    (``unit="kernel"``, ``transport="kernel"``); without it ``Killed process 4242 (java)`` is
+    no longer recognisable as the kernel's. Other units are left alone: their messages name
+    what they do, and a shared prefix would merge a unit's different messages into one
+    template.
+    """
+    if not isinstance(labels, dict):
+        return ""
+    kernel = "kernel" in (labels.get("unit"), labels.get("transport"))
+    return "kernel" if kernel else ""
 
 
 def _clock(ts: float) -> str:
