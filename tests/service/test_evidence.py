@@ -557,3 +557,32 @@ async def test_kube_state_metrics_labels_query_the_subject_not_the_exporter() ->
     asked = [r.param("query") for r in prom.requests + loki.requests]
     assert not any("kube-state-metrics" in q for q in asked), asked
     assert any('container="checkout"' in q for q in asked)
+
+
+async def test_background_lines_rank_below_news_and_leave_the_newest_lines_to_it() -> None:
+    base = STARTS.timestamp()
+    # All day: scanners blocked by the firewall (kernel, tagged) and a health check every 10 s.
+    scans = [
+        (base - 1740 + 60 * i, "[UFW BLOCK] IN=eth0 SRC=198.51.100.23 DPT=23") for i in range(34)
+    ]
+    health = [(base - 1790 + 10 * i, f"GET /health 200 request {i}") for i in range(205)]
+    # News: an ordinary info line at startsAt, then a job logging progress.
+    news = [(base - 240, "Starting reindex.service - rebuild the search index...")]
+    news += [(base - 200 + 10 * i, f"reindex: {i}00000 documents done") for i in range(8)]
+    with LoopbackServer(_loki_by_window(scans + health + news, {"unit": "kernel"})) as loki:
+        s = settings(loki_url=loki.url, loki_max_lines=6)
+        items = by_id(await gather_evidence(alert({"alertname": "X", "name": "search"}), s))
+    ranked = items["loki-1"].templates
+    block = next(t for t in ranked if "UFW BLOCK" in t.example)
+    # The stream is the kernel's: its lines read as kernel lines, as syslog would show them.
+    assert block.example.startswith("kernel: [UFW BLOCK]") and "kernel" in block.tags
+    assert block.rate_ratio is not None and block.rate_ratio <= 1.5
+    starting = next(t for t in ranked if "Starting reindex" in t.example)
+    assert ranked.index(starting) < ranked.index(block)
+    newest = items["loki-2"].text.splitlines()[1:]
+    assert len(newest) == 6
+    # The first line of the news is there although eight newer lines follow it.
+    assert any("Starting reindex" in line for line in newest)
+    assert sum("documents done" in line for line in newest) <= 1 + 3  # first + newest
+    # Background only fills what the news leaves (six lines, five of them news).
+    assert sum("UFW BLOCK" in line or "/health" in line for line in newest) <= 1

@@ -83,7 +83,12 @@ TAGS: dict[str, re.Pattern[str]] = {
         re.I,
     ),
     "gc": re.compile(r"\bGC\b.*pause|garbage collect|Full GC|allocation failure|gc overhead", re.I),
-    "swap": re.compile(r"\bswap|kswapd|page allocation stall|thrash", re.I),
+    # Memory swapping in its usual words; not "swapped alias" nor a "swap_buffers" field.
+    "swap": re.compile(
+        r"\bswap(?:ping|s|in|out|on|off|file|space|iness)?\b(?!_)|swapped (?:in|out)|kswapd"
+        r"|page allocation stall|thrash",
+        re.I,
+    ),
     "clock": re.compile(r"clock skew|clock drift|time (?:jump|drift)|ntp|chrony|timesync", re.I),
     "queue": re.compile(r"queue (?:is )?full|backlog|lag(?:ging)?\b|consumer.*behind", re.I),
     # A database refusing or running out of connections (the 5xx behind it are its fault).
