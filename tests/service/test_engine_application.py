@@ -187,3 +187,31 @@ def test_application_tags(line: str, tag: str) -> None:
 
 def test_exit_code_137_is_an_oom_kill_not_a_failed_job() -> None:
     assert "job" not in tags_of("worker exited with exit code 137 (killed)")
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        '{"level":"info","msg":"starting server","version":"2.3.1","commit":"ab12"}',
+        "2026-11-27 10:00:01 INFO orders-api 1.4.2 starting on port 8000",
+        "Starting api v2.3.1 (build 7781)",
+    ],
+)
+def test_start_up_lines_that_name_a_version_are_deploys(start: str) -> None:
+    lines = [(700, start)]
+    lines += repeated('{{"level":"error","msg":"render failed","err":"nil map {i}"}}', 600)
+    result = RulesEngine().analyze(
+        alert("Errors", ERROR_RATIO, {"service": "orders"}), [logs(lines)]
+    )
+    assert result.category == "deploy_regression"
+
+
+def test_a_version_on_every_line_is_no_deploy() -> None:
+    line = '{"level":"info","msg":"served","path":"/api","version":"2.3.1"}'
+    evidence = logs(
+        [(300, line), (200, line), (100, line)],
+        baseline=(line,) * 20,
+    )
+    result = RulesEngine().analyze(alert("Errors", ERROR_RATIO, {"service": "x"}), [evidence])
+    assert result.category == "error_rate"
+    assert not any("version or deploy started" in c.cause for c in result.probable_causes)

@@ -507,6 +507,8 @@ def log_causes(logs: list[EvidenceItem], limit: int = 3) -> list[Finding]:
             and (template.baseline_count > template.count)
         ):
             continue  # an old habit of the logs, not news
+        if tag == "deploy" and template.novelty != "new":
+            continue  # a version every line carries, or a start long before: no deploy now
         sentence, confidence, family = LOG_CAUSES[tag]
         novelty = {"new": " (new in the window)", "surging": " (surging)"}.get(template.novelty, "")
         out.append(

@@ -56,7 +56,11 @@ TAGS: dict[str, re.Pattern[str]] = {
         r"(?<!user )(?<!for )\bdeploy(?:ed|ing|ment)?\b(?![(@])"
         r"|\brollout\b|rolled out|rolling (?:update|restart)"
         r"|new version|upgraded? (?:to|from) v?\d|starting \S+ (?:version|v)\s*[=:]?\s*v?\d"
-        r"|\bversion[=:]\s*\"?v?\d+\.\d+|image \S+ (?:pulled|updated)|migration \S* ?applied",
+        r"|\bversion\"?\s*[=:]\s*\"?v?\d+\.\d+|image \S+ (?:pulled|updated)|migration \S* ?applied"
+        # A start-up line that names its version: "app version 4.2.0 started", "api 1.4.2
+        # starting on port 8000".
+        r"|\bv?\d+\.\d+\.\d+\S* (?:start(?:ed|ing)\b|booting)"
+        r"|version v?\d+\.\d+\.\d+\S* (?:start|boot|is up|ready)",
         re.I,
     ),
     "reboot": re.compile(
