@@ -586,3 +586,24 @@ async def test_background_lines_rank_below_news_and_leave_the_newest_lines_to_it
     assert sum("documents done" in line for line in newest) <= 1 + 3  # first + newest
     # Background only fills what the news leaves (six lines, five of them news).
     assert sum("UFW BLOCK" in line or "/health" in line for line in newest) <= 1
+
+
+async def test_a_chatty_stream_after_the_start_does_not_crowd_out_the_lead_up() -> None:
+    starts = datetime.now(UTC) - timedelta(minutes=45)
+    base = starts.timestamp()
+    # A request line every 2 s for the whole hour; the cause, once, just before startsAt.
+    lines = [(base - 1800 + 2 * i, f"GET /v1/prices 200 req={i}") for i in range(2700)]
+    lines.append((base - 120, "price cache empty after restart, warming from postgres"))
+    resolved = Alert(
+        fingerprint="f00dfeed12345678",
+        status="resolved",
+        labels={"alertname": "X", "name": "pricing"},
+        starts_at=starts,
+        ends_at=starts + timedelta(minutes=20),
+    )
+    with LoopbackServer(_loki_by_window(lines, {"container": "pricing"})) as loki:
+        items = by_id(await gather_evidence(resolved, settings(loki_url=loki.url)))
+    # Every read is bounded, the recent window is read as its lead-up and what followed.
+    assert all(int(r.param("limit")) <= 500 for r in loki.requests)
+    assert len(loki.requests) == 3
+    assert any("warming from postgres" in t.example for t in items["loki-1"].templates)

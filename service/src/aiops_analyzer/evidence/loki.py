@@ -39,6 +39,8 @@ MAX_LINE_CHARS = 300
 MAX_FETCH_LINES = 500
 # The recent window starts this long before startsAt (a rule's `for:` plus the lead-up).
 RECENT_LEAD = timedelta(minutes=15)
+# The lead-up read of the recent window runs this far past startsAt.
+LEAD_UP_AFTER_START = timedelta(minutes=5)
 MAX_TEMPLATES_KEPT = 10
 MAX_TEMPLATES_SHOWN = 10
 # Newest lines per template in the raw lines item.
@@ -124,6 +126,19 @@ def windows(alert: Alert, settings: Settings) -> tuple[Window, Window]:
     return baseline, recent
 
 
+def _lead_up(recent: Window) -> list[Window]:
+    """The recent window as the lead-up to startsAt and what came after, read separately.
+
+    Reads go newest first with a line limit: in one read of a chatty stream, the lines after
+    the start (a resolved alert's recent window runs a full window past it) would crowd out
+    the lead-up, where the cause is logged.
+    """
+    cut = recent.start + RECENT_LEAD + LEAD_UP_AFTER_START
+    if recent.end <= cut:
+        return [recent]
+    return [Window(recent.start, cut), Window(cut, recent.end)]
+
+
 async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> list[EvidenceItem]:
     selectors = stream_selectors(alert)
     expr = alert_expression(alert)
@@ -147,7 +162,7 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
     # The subject's own streams in two windows, so a noisy recent window cannot crowd out the
     # baseline; the host's extra streams (quieter system logs) in one read spanning both.
     span = Window(baseline.start, recent.end)
-    reads = [_read(url, selectors[0], w, timeout, http) for w in (recent, baseline)]
+    reads = [_read(url, selectors[0], w, timeout, http) for w in (*_lead_up(recent), baseline)]
     reads += [_read(url, s, span, timeout, http, 2 * MAX_FETCH_LINES) for s in selectors[1:]]
     # A job alert: the failure lines of its last runs, however long before the alert.
     last_runs = Window(baseline.start - LAST_RUN_LOOKBACK, baseline.start)
