@@ -10,6 +10,7 @@ from aiops_analyzer.engines.rules import RulesEngine, classify
 from aiops_analyzer.evidence.logrank import LogLine, rank, tags_of
 from aiops_analyzer.evidence.loki import about_job, stream_selectors
 from aiops_analyzer.evidence.prometheus import plan_queries
+from aiops_analyzer.evidence.series import describe
 from aiops_analyzer.evidence.target import scope
 from aiops_analyzer.schemas import Alert, EvidenceItem
 
@@ -215,3 +216,39 @@ def test_a_version_on_every_line_is_no_deploy() -> None:
     result = RulesEngine().analyze(alert("Errors", ERROR_RATIO, {"service": "x"}), [evidence])
     assert result.category == "error_rate"
     assert not any("version or deploy started" in c.cause for c in result.probable_causes)
+
+
+def expression_item(values: list[float]) -> EvidenceItem:
+    """The alert's own series, one point a minute, the last five minutes after startsAt."""
+    end = STARTS.timestamp() + 300
+    points = [(end - (len(values) - 1 - i) * 60, v) for i, v in enumerate(values)]
+    return EvidenceItem(
+        id="prom-1",
+        source="prometheus",
+        kind="alert_expression",
+        series=[describe(points, 60, labels={"service": "orders"}, alert_labels={})],
+        text="alert expression",
+        window_start=end - 1800,
+        window_end=end,
+    )
+
+
+def test_a_step_up_after_a_deploy_without_new_errors_is_a_deploy_regression() -> None:
+    latency = expression_item([0.21, 0.2, 0.22, 0.19] * 5 + [1.6, 1.5, 1.55, 1.62, 1.58] * 2)
+    deploy = logs([(400, "INFO orders-api 1.4.2 starting on port 8000")])
+    result = RulesEngine().analyze(
+        alert("ApiSlow", LATENCY, {"service": "orders"}), [latency, deploy]
+    )
+    assert result.category == "deploy_regression"
+    top = result.probable_causes[0]
+    assert "1.4.2" in top.cause and "stepped from" in top.cause
+    assert set(top.evidence_ids) == {"prom-1", "loki-1"}
+
+
+def test_a_deploy_after_the_step_is_not_its_cause() -> None:
+    latency = expression_item([0.21, 0.2, 0.22, 0.19] * 5 + [1.6, 1.5, 1.55, 1.62, 1.58] * 2)
+    deploy = logs([(60, "INFO orders-api 1.4.2 starting on port 8000")])
+    result = RulesEngine().analyze(
+        alert("ApiSlow", LATENCY, {"service": "orders"}), [latency, deploy]
+    )
+    assert result.category == "latency"

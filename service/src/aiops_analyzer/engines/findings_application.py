@@ -36,6 +36,10 @@ DEPLOY_LEAD_SECONDS = 1200.0
 JOB_WORDS = re.compile(r"backup|cron|timer|\bjob\b|dump|rsync|restic|borg|snapshot", re.I)
 # systemd's own words about a unit's end, less telling than the job's error.
 _SYSTEMD = re.compile(r"Failed with result|status=\d+/|Main process exited|Failed to start")
+ROLL_BACK = (
+    "Roll back to the previous version (or image) now, then reproduce the new error or "
+    "slowdown against the release's changes before deploying again."
+)
 # A regular line silent this long before the newest line of the window: it stopped.
 QUIET_SECONDS = 300.0
 ERROR_LEVELS = ("error", "crit", "fatal", "emerg", "alert")
@@ -235,15 +239,34 @@ def deploy_regression(prom: list[EvidenceItem], logs: list[EvidenceItem]) -> Fin
         and t.novelty in ("new", "surging")
         and since - 60 <= t.first_seen <= since + DEPLOY_LEAD_SECONDS
     ]
+    shift = own_series(prom, "alert_expression")
+    cp = shift[1].change_point if shift else None
+    stepped_up = (
+        cp is not None
+        and cp.after > cp.before
+        and since - 60 <= cp.at <= since + DEPLOY_LEAD_SECONDS
+    )
     if not new_errors:
-        return None
+        if not (shift and cp and stepped_up) or _new_dependency_errors(logs):
+            return None
+        # No new error line (a slower release), but the alert's own value stepped up after it.
+        return Finding(
+            f"A deploy regression: '{_clip(d_template.example)}' was logged at "
+            f"{_clock(since)}, and {max(0.0, (cp.at - since) / 60):.0f} min later the alert's "
+            f"value stepped from {fmt(cp.before)} to {fmt(cp.after)} "
+            f"({_clock(cp.at)}). The new version made it worse.",
+            0.75,
+            (d_item.id, shift[0].id),
+            "deploy_regression",
+            remedy=ROLL_BACK,
+            topic="deploy",
+        )
     if any(tag in t.tags for _, t in new_errors for tag in DEPENDENCY_TAGS):
         return None  # the deploy happened, but the new errors are a dependency failing
     quoted = "; ".join(f"'{_clip(t.example)}'" for _, t in new_errors[:2])
     minutes = max(0.0, (new_errors[0][1].first_seen - since) / 60)
     cited = [d_item.id, *(i.id for i, _ in new_errors)]
-    shift = own_series(prom, "alert_expression")
-    if shift and shift[1].change_point is not None and shift[1].change_point.at >= since - 60:
+    if shift and stepped_up:
         cited.append(shift[0].id)
     return Finding(
         f"A deploy regression: '{_clip(d_template.example)}' was logged at "
@@ -252,8 +275,7 @@ def deploy_regression(prom: list[EvidenceItem], logs: list[EvidenceItem]) -> Fin
         0.8,
         tuple(dict.fromkeys(cited)),
         "deploy_regression",
-        remedy="Roll back to the previous version (or image) now, then reproduce the new "
-        "error against the release's changes before deploying again.",
+        remedy=ROLL_BACK,
         topic="deploy",
     )
 
