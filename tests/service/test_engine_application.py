@@ -241,7 +241,7 @@ def test_a_step_up_after_a_deploy_without_new_errors_is_a_deploy_regression() ->
     )
     assert result.category == "deploy_regression"
     top = result.probable_causes[0]
-    assert "1.4.2" in top.cause and "stepped from" in top.cause
+    assert "1.4.2" in top.cause and "from 0.2" in top.cause
     assert set(top.evidence_ids) == {"prom-1", "loki-1"}
 
 

@@ -255,7 +255,7 @@ def deploy_regression(prom: list[EvidenceItem], logs: list[EvidenceItem]) -> Fin
             f"{_clock(since)}, and {max(0.0, (cp.at - since) / 60):.0f} min later the alert's "
             f"value stepped from {fmt(cp.before)} to {fmt(cp.after)} "
             f"({_clock(cp.at)}). The new version made it worse.",
-            0.75,
+            0.7,  # the same as findings.metric_shift's reading of it, which is kept first
             (d_item.id, shift[0].id),
             "deploy_regression",
             remedy=ROLL_BACK,
@@ -360,7 +360,8 @@ def _quoted_topics(logs: list[EvidenceItem], found: list[Finding]) -> list[str]:
     for _, template in templates(logs):
         for tag in template.tags:
             first.setdefault(tag, template)
-    return [tag for tag, t in first.items() if said and _clip(t.example) in said]
+    own = {f.topic for f in found}
+    return [tag for tag, t in first.items() if tag not in own and _clip(t.example) in said]
 
 
 def _steady_topics(logs: list[EvidenceItem]) -> list[str]:
