@@ -705,3 +705,14 @@ def test_healthy_lines_after_a_resolution_are_not_the_cause_persisting() -> None
     result = RulesEngine().analyze(a, [own, logs])
     assert result.recovery is not None and result.recovery.cause_persists
     assert "Connection refused" in result.recovery.detail and result.severity == "critical"
+
+
+def test_a_failure_logged_all_along_is_quoted_for_a_slow_burn_only() -> None:
+    failing = ("LOG:  archive command failed with exit code 255",)
+    logs = log_item("loki-1", *failing * 2, baseline=failing * 2)
+    disk = alert("DiskLow", "node_filesystem_avail_bytes / node_filesystem_size_bytes < 0.1")
+    quoted = " ".join(c.cause for c in RulesEngine().analyze(disk, [logs]).probable_causes)
+    assert "archive command failed" in quoted
+    api = alert("ApiErrors", 'sum(rate(http_requests_total{code=~"5.."}[5m])) > 0.05')
+    quoted = " ".join(c.cause for c in RulesEngine().analyze(api, [logs]).probable_causes)
+    assert "archive command failed" not in quoted

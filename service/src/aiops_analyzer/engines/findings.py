@@ -531,15 +531,21 @@ def log_causes(logs: list[EvidenceItem], limit: int = 3) -> list[Finding]:
 
 
 def error_messages(
-    logs: list[EvidenceItem], limit: int = 3, *, skip: tuple[Finding, ...] = ()
+    logs: list[EvidenceItem],
+    limit: int = 3,
+    *,
+    skip: tuple[Finding, ...] = (),
+    slow_burn: bool = False,
 ) -> Finding | None:
     """Up to ``limit`` error-level or error-worded templates, best-ranked first, that no
-    finding in ``skip`` quotes already."""
+    finding in ``skip`` quotes already. Errors logged as often before the alert are left out,
+    unless the alert is a ``slow_burn`` (a disk or memory filling over hours: a failure that
+    has gone on all along, an archiver that cannot ship WAL, is its likely cause)."""
     quoted: list[str] = []
     cited: list[str] = []
     said = " ".join(f.cause for f in skip)
     for item, template in templates(logs):
-        if _clip(template.example) in said or background(template):
+        if _clip(template.example) in said or (background(template) and not slow_burn):
             continue
         if "error" in template.tags or template.level in ("error", "crit", "fatal", "emerg"):
             quoted.append(f"'{_clip(template.example)}'")

@@ -492,7 +492,8 @@ class RulesEngine:
             extra.append(findings.growth(prom))
         extra += list(application.findings)
         extra += log_found
-        extra.append(findings.error_messages(logs, skip=tuple(log_found)))
+        slow_burn = family.category in ("disk_space", "memory_pressure")
+        extra.append(findings.error_messages(logs, skip=tuple(log_found), slow_burn=slow_burn))
         if family.category in ("container_crash", "oom_killed"):
             extra.append(findings.no_restarts(prom) if not oom else None)
         if family.category in RESOURCE_FAMILIES:
