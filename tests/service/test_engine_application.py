@@ -252,3 +252,27 @@ def test_a_deploy_after_the_step_is_not_its_cause() -> None:
         alert("ApiSlow", LATENCY, {"service": "orders"}), [latency, deploy]
     )
     assert result.category == "latency"
+
+
+def test_a_consumer_whose_regular_line_went_quiet_is_named_behind_queue_lag() -> None:
+    start = STARTS.timestamp()
+    commit = "INFO committed offsets for 3 partitions batch={i}"
+    mined = [LogLine(start - 1700 + i * 60, commit.format(i=i), False) for i in range(14)]
+    mined += [LogLine(start - 840 + i * 60, commit.format(i=i), True) for i in range(3)]
+    mined += [LogLine(start - 300 + i * 60, f"INFO heap used {300 + i} MB", True) for i in range(8)]
+    item = EvidenceItem(
+        id="loki-1",
+        source="loki",
+        kind="log_templates",
+        templates=rank(mined, 900.0, 900.0),
+        text="templates",
+        window_start=start - 900,
+        window_end=start + 300,
+    )
+    result = RulesEngine().analyze(
+        alert("LagHigh", "sum(kafka_consumergroup_lag) > 5000", {"service": "billing"}), [item]
+    )
+    assert result.category == "queue_lag"
+    top = result.probable_causes[0]
+    assert "stopped consuming" in top.cause and "committed offsets" in top.cause
+    assert "last logged at" in top.cause

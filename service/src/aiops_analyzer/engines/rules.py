@@ -14,7 +14,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from aiops_analyzer.engines import findings, findings_application
-from aiops_analyzer.evidence.expression import alert_expression, is_logql, metric_names
+from aiops_analyzer.evidence.expression import (
+    JOB_METRICS,
+    alert_expression,
+    is_logql,
+    metric_names,
+)
 from aiops_analyzer.evidence.runbooks import LINK_ONLY_DETAIL
 from aiops_analyzer.evidence.target import scope, subject_labels
 from aiops_analyzer.schemas import (
@@ -181,8 +186,7 @@ FAMILIES: tuple[Family, ...] = (
             "or the cron mail/log.",
             "Run it by hand as its user, fix the error, and check the next scheduled run.",
         ),
-        metric=r"last_success|last_successful|last_run|last_completion|lastsuccess"
-        r"|^backup_|_backup_|(?:^|_)cron_|_job_(?:failed|failures|success|status|last)",
+        metric=JOB_METRICS,
         expr=r"\bstate\s*=\s*\"failed\"",
         name=r"backup|\bcron|\bjob\b|\btimer\b|snapshot|\bdump\b",
     ),

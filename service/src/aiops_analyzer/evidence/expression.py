@@ -125,3 +125,11 @@ def threshold(expr: str) -> tuple[str, float] | None:
     if not match:
         return None
     return match["op"], float(match["value"])
+
+
+# Metric names of a scheduled job's health (a backup's last success, a cron job's status): the
+# rules engine's failed_job family, and the Loki source's reason to read the job's last runs.
+JOB_METRICS = (
+    r"last_success|last_run|last_completion|lastsuccess|^backup_|_backup_"
+    r"|(?:^|_)cron_|_job_(?:failed|failures|success|status|last)"
+)

@@ -23,6 +23,7 @@ import httpx
 from aiops_analyzer.core.config import Settings
 from aiops_analyzer.evidence.common import Window, alert_window, describe_error, unavailable
 from aiops_analyzer.evidence.expression import (
+    JOB_METRICS,
     alert_expression,
     is_logql,
     logql_selector,
@@ -58,12 +59,9 @@ _SELECTOR_LABELS = (
 )
 # An alert about a scheduled job (a backup's last success, a failed systemd unit): its cause is
 # the failure line of its last runs, which may be many hours before the alert; those lines are
-# read back this far, filtered to failures, and count as recent.
-_JOB_METRICS = re.compile(
-    r"last_success|last_run|last_completion|lastsuccess|^backup_|_backup_|systemd_unit_state"
-    r"|(?:^|_)cron_|_job_(?:failed|failures|success|status|last)",
-    re.I,
-)
+# read back this far, filtered to failures, and count as recent. A systemd unit's state counts
+# too: a failed unit logs why in the journal.
+_JOB_METRICS = re.compile(JOB_METRICS + "|systemd_unit_state", re.I)
 LAST_RUN_LOOKBACK = timedelta(hours=26)
 LAST_RUN_FILTER = ' |~ "(?i)fail|error|denied|fatal|refused|timed out|exit (?:code|status)"'
 MAX_LAST_RUN_LINES = 200
