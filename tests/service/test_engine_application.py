@@ -276,3 +276,23 @@ def test_a_consumer_whose_regular_line_went_quiet_is_named_behind_queue_lag() ->
     top = result.probable_causes[0]
     assert "stopped consuming" in top.cause and "committed offsets" in top.cause
     assert "last logged at" in top.cause
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        "2026/11/28 00:59:01 [error] 31#31: *{i} upstream timed out (110: Connection timed out) "
+        'while reading response header from upstream, upstream: "http://10.0.3.7:8080/api"',
+        "2026/11/28 00:59:01 [error] 31#31: *{i} connect() failed (111: Connection refused) "
+        'while connecting to upstream, upstream: "http://10.0.3.7:8080/api"',
+    ],
+)
+def test_a_deploy_followed_by_upstream_failures_is_not_blamed(error: str) -> None:
+    lines = [(700, "2026/11/28 00:48:20 [notice] 1#1: nginx 1.25.3 starting")]
+    lines += repeated(error, 600)
+    result = RulesEngine().analyze(
+        alert("Proxy5xx", ERROR_RATIO, {"service": "edge"}), [logs(lines)]
+    )
+    assert result.category == "error_rate"
+    text = " ".join(c.cause for c in result.probable_causes)
+    assert "upstream" in text and "regression" not in text.lower()
