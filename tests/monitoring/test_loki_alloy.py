@@ -330,3 +330,44 @@ def test_analyzer_host_selectors_find_the_journal(rule: AlertRule) -> None:
     for entry in (KERNEL_ENTRY, UNIT_ENTRY):
         stream = journal_stream(entry)
         assert any(selects(selector, stream) for selector in selectors), (selectors, stream)
+
+
+def local_scrape_targets() -> list[tuple[str, str]]:
+    """(job, target) of every scrape target of the local stack's Prometheus."""
+    return [
+        (job["job_name"], target)
+        for job in load_yaml(PROMETHEUS_DIR / "prometheus.yml")["scrape_configs"]
+        for static in job.get("static_configs", [])
+        for target in static["targets"]
+    ]
+
+
+@pytest.mark.parametrize(("job", "target"), local_scrape_targets(), ids=lambda v: str(v))
+def test_analyzer_selectors_find_a_scrape_targets_container_logs(job: str, target: str) -> None:
+    """`up{job=...} == 0` as the analyzer gets it: Alloy files the target's container logs under
+    its service (the network alias the scrape target names), with no `job` label, and one of
+    the selectors the analyzer sends selects that stream."""
+    service = target.rsplit(":", 1)[0]
+    # What Alloy's relabel rules (test_alloy_labels_container_service_stack_and_level) make of
+    # a local-stack container: Docker name, the com.aiops.service label, the stack label.
+    stream = {"container": f"aiops-local-{service}", "service": service, "stack": "local"}
+    alert = Alert(
+        fingerprint="0123456789abcdef",
+        status="firing",
+        labels={"alertname": "TargetDown", "job": job, "instance": target, "severity": "critical"},
+        starts_at=datetime(2026, 12, 2, 12, 0, tzinfo=UTC),
+        generator_url="http://prometheus:9090/graph?g0.expr=" + quote(f'up{{job="{job}"}} == 0'),
+    )
+    selectors = stream_selectors(alert)
+    assert any(selects(selector, stream) for selector in selectors), (selectors, stream)
+
+
+def test_an_ip_address_target_is_no_service_name() -> None:
+    alert = Alert(
+        fingerprint="0123456789abcdef",
+        status="firing",
+        labels={"alertname": "TargetDown", "job": "payments", "instance": "10.0.4.12:8000"},
+        starts_at=datetime(2026, 12, 2, 12, 0, tzinfo=UTC),
+        generator_url="http://prometheus:9090/graph?g0.expr=" + quote("up == 0"),
+    )
+    assert stream_selectors(alert) == ['{job="payments"}', '{service="payments"}']

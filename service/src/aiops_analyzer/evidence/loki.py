@@ -14,6 +14,7 @@ the *baseline* before it, at most ``MAX_FETCH_LINES`` lines each, newest first. 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -95,12 +96,40 @@ def stream_selectors(alert: Alert) -> list[str]:
         selector = logql_selector(expr)
         if selector:
             selectors.append(selector)
-    instance = subject_labels(alert).get("instance", "")
+    labels = subject_labels(alert)
+    instance = labels.get("instance", "")
+    # A host alert's subject is the host, not the exporter that reports it.
+    if own and own.startswith("{job=") and scope(alert) != "host":
+        selectors += _service_selectors(labels.get("job", ""), instance)
     if instance and (scope(alert) == "host" or about_job(alert)):
         host = host_name(instance)
         selectors.append("{" + f"instance={_quote(instance)}" + "}")
         selectors += ["{" + f"{label}={_quote(host)}" + "}" for label in _HOST_STREAM_LABELS]
     return list(dict.fromkeys(selectors))
+
+
+def _service_selectors(job: str, instance: str) -> list[str]:
+    """Container streams of a subject known only by its scrape job and address.
+
+    Alloy files container logs under the service (`service`), never a scrape job, and on a
+    Compose or Docker network the scrape target's host name is the service's alias: an alert on
+    `job="analyzer", instance="analyzer:8080"` finds its logs under `{service="analyzer"}`.
+    """
+    names = [job, host_name(instance)] if instance else [job]
+    return [
+        "{" + f"service={_quote(name)}" + "}" for name in dict.fromkeys(names) if _is_name(name)
+    ]
+
+
+def _is_name(value: str) -> bool:
+    """A service-like name, not an IP address or an empty label."""
+    if not value:
+        return False
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return True
+    return False
 
 
 def about_job(alert: Alert) -> bool:
