@@ -716,3 +716,36 @@ def test_a_failure_logged_all_along_is_quoted_for_a_slow_burn_only() -> None:
     api = alert("ApiErrors", 'sum(rate(http_requests_total{code=~"5.."}[5m])) > 0.05')
     quoted = " ".join(c.cause for c in RulesEngine().analyze(api, [logs]).probable_causes)
     assert "archive command failed" not in quoted
+
+
+@pytest.mark.parametrize(
+    ("line", "kept"),
+    [
+        (
+            'time=2026-12-02T19:24:49.755Z level=ERROR msg="create order failed" err="failed to '
+            "connect to `host=orders-db user=orders database=orders`: server error (FATAL: sorry, "
+            'too many clients already (SQLSTATE 53300))"',
+            "too many clients already",
+        ),
+        (
+            "Nov 30 14:22:01 web-1 app[811]: "
+            + "request context " * 12
+            + "reason: disk quota exceeded",
+            "disk quota exceeded",
+        ),
+    ],
+)
+def test_a_long_quoted_line_keeps_its_reason_at_the_end(line: str, kept: str) -> None:
+    from aiops_analyzer.engines.findings import MAX_QUOTED, _clip
+
+    quoted = _clip(line)
+    assert len(quoted) <= MAX_QUOTED
+    assert kept in quoted
+    assert not quoted.startswith(("time=", "Nov 30"))  # the finding gives the time itself
+
+
+def test_a_short_line_is_quoted_whole() -> None:
+    from aiops_analyzer.engines.findings import _clip
+
+    line = "[2026-11-28 08:21:00 +0000] [7] [INFO] Listening at: http://127.0.0.1:8000 (7)"
+    assert _clip(line) == line
