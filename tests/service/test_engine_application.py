@@ -296,3 +296,36 @@ def test_a_deploy_followed_by_upstream_failures_is_not_blamed(error: str) -> Non
     assert result.category == "error_rate"
     text = " ".join(c.cause for c in result.probable_causes)
     assert "upstream" in text and "regression" not in text.lower()
+
+
+@pytest.mark.parametrize(
+    ("expr", "labels", "selector"),
+    [
+        # A Loki ruler alert on Alloy's streams: `container` is the Docker name, cAdvisor's `name`.
+        (
+            'sum by (container) (count_over_time({container="shop-orders-1"} |= "ERROR" [5m]))'
+            " > 10",
+            {"container": "shop-orders-1"},
+            'name="shop-orders-1"',
+        ),
+        # cAdvisor's own series keep their label, as on Kubernetes next to a pod.
+        (
+            'container_memory_working_set_bytes{container="api"} > 1e9',
+            {"container": "api"},
+            'container="api"',
+        ),
+        (
+            "rate(http_requests_total[5m]) > 10",
+            {"container": "api", "pod": "api-7d9f", "namespace": "shop"},
+            'container="api"',
+        ),
+    ],
+)
+def test_container_queries_use_the_label_cadvisor_has(
+    expr: str, labels: dict[str, str], selector: str
+) -> None:
+    container_queries = [
+        q for q in plan_queries(alert("X", expr, labels)) if q.kind.startswith("container_")
+    ]
+    assert container_queries
+    assert all(selector in q.promql for q in container_queries), container_queries

@@ -72,14 +72,27 @@ def _metrics(expr: str) -> list[str]:
     return metric_names(expr) if expr else []
 
 
-def _container_selector(labels: dict[str, str]) -> str | None:
+def _container_selector(labels: dict[str, str], metrics: list[str]) -> str | None:
     for key in ("name", "container", "container_label_com_docker_compose_service"):
         if labels.get(key):
+            if key == "container" and _docker_container_name(labels, metrics):
+                return f"name={_quote(labels[key])}"
             return f"{key}={_quote(labels[key])}"
     for key in sorted(labels):
         if key.startswith("container_label_") and labels[key]:
             return f"{key}={_quote(labels[key])}"
     return None
+
+
+def _docker_container_name(labels: dict[str, str], metrics: list[str]) -> bool:
+    """Whether a `container` label names a Docker container, which cAdvisor calls `name`.
+
+    On a cAdvisor series (or next to a Kubernetes `pod`) `container` is cAdvisor's own label;
+    elsewhere (a Loki ruler alert on Alloy's streams, an application's metrics) it is the
+    Docker container's name, and `container="x"` would select no cAdvisor series on Docker.
+    """
+    from_cadvisor = any(m.startswith("container_") for m in metrics)
+    return not from_cadvisor and "pod" not in labels
 
 
 def _container_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
@@ -89,7 +102,7 @@ def _container_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
     about_container = any(m.startswith("container_") for m in metrics) or (
         not on_host and any(k in labels for k in ("name", "container"))
     )
-    selector = _container_selector(labels) if about_container else None
+    selector = _container_selector(labels, metrics) if about_container else None
     if not selector:
         return []
     s = "{" + selector + "}"
