@@ -329,3 +329,41 @@ def test_container_queries_use_the_label_cadvisor_has(
     ]
     assert container_queries
     assert all(selector in q.promql for q in container_queries), container_queries
+
+
+def image_item(started_ago: dict[str, tuple[int, int]]) -> EvidenceItem:
+    """container_start_time_seconds by image: image -> (first point, last point) in seconds
+    before startsAt; each series' value is its container's start (its first point)."""
+    start = STARTS.timestamp()
+    series = []
+    for image, (first, last) in started_ago.items():
+        points = [(start - ago, start - first) for ago in range(first, last - 1, -60)]
+        labels = {"name": "shop-orders-1", "image": image}
+        series.append(describe(points, 60, labels=labels, alert_labels={}))
+    return EvidenceItem(
+        id="prom-9", source="prometheus", kind="container_image", series=series, text="images"
+    )
+
+
+def test_a_new_image_followed_by_new_errors_is_a_deploy_regression() -> None:
+    images = image_item(
+        {"registry.local/orders:2.4.0": (1800, 660), "registry.local/orders:2.5.0": (600, 0)}
+    )
+    errors = logs(repeated('ERROR create order failed: KeyError: "currency"', 540))
+    result = RulesEngine().analyze(
+        alert("OrdersErrors", ERROR_RATIO, {"container": "shop-orders-1"}), [images, errors]
+    )
+    assert result.category == "deploy_regression"
+    top = result.probable_causes[0]
+    assert "orders:2.4.0" in top.cause and "orders:2.5.0" in top.cause and "KeyError" in top.cause
+    assert set(top.evidence_ids) == {"prom-9", "loki-1"}
+
+
+def test_one_image_all_along_is_no_deploy() -> None:
+    images = image_item({"registry.local/orders:2.4.0": (1800, 0)})
+    errors = logs(repeated('ERROR create order failed: KeyError: "currency"', 540))
+    result = RulesEngine().analyze(
+        alert("OrdersErrors", ERROR_RATIO, {"container": "shop-orders-1"}), [images, errors]
+    )
+    assert result.category != "deploy_regression"
+    assert not any("redeployed" in c.cause for c in result.probable_causes)

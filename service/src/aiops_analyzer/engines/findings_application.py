@@ -19,12 +19,13 @@ from aiops_analyzer.engines.findings import (
     Finding,
     _clip,
     _clock,
+    of_kind,
     own_series,
     templates,
 )
 from aiops_analyzer.evidence.logrank import TAGS
 from aiops_analyzer.evidence.series import fmt
-from aiops_analyzer.schemas import EvidenceItem, LogTemplate
+from aiops_analyzer.schemas import EvidenceItem, LogTemplate, SeriesStats
 
 # Alert families an application cause may replace: symptoms, not causes.
 SYMPTOM_FAMILIES = frozenset({"error_rate", "latency", "traffic_anomaly", "unknown"})
@@ -220,21 +221,14 @@ def deploy_regression(prom: list[EvidenceItem], logs: list[EvidenceItem]) -> Fin
     """A deploy (a new version line, a restarted container) followed by errors that did not
     exist before it; errors that are a dependency's (refused connections, DNS, TLS, 429) are
     not the deploy's."""
-    # The new version's start line rather than the old one's shutdown (both name a version).
-    deploys = [
-        (item, t)
-        for item, t in templates(logs)
-        if "deploy" in t.tags and t.novelty == "new" and not _is_error(t)
-    ]
-    deploy = min(deploys, key=lambda found: "shutdown" in found[1].tags, default=None)
+    deploy = _deploy(prom, logs)
     if deploy is None:
         return None
-    d_item, d_template = deploy
-    since = d_template.first_seen
+    since = deploy.since
     new_errors = [
         (item, t)
         for item, t in templates(logs)
-        if t is not d_template
+        if t is not deploy.template
         and _is_error(t)
         and t.novelty in ("new", "surging")
         and since - 60 <= t.first_seen <= since + DEPLOY_LEAD_SECONDS
@@ -251,12 +245,12 @@ def deploy_regression(prom: list[EvidenceItem], logs: list[EvidenceItem]) -> Fin
             return None
         # No new error line (a slower release), but the alert's own value stepped up after it.
         return Finding(
-            f"A deploy regression: '{_clip(d_template.example)}' was logged at "
+            f"A deploy regression: {deploy.what} at "
             f"{_clock(since)}, and {max(0.0, (cp.at - since) / 60):.0f} min later the alert's "
             f"value stepped from {fmt(cp.before)} to {fmt(cp.after)} "
             f"({_clock(cp.at)}). The new version made it worse.",
             0.7,  # the same as findings.metric_shift's reading of it, which is kept first
-            (d_item.id, shift[0].id),
+            (deploy.item_id, shift[0].id),
             "deploy_regression",
             remedy=ROLL_BACK,
             topic="deploy",
@@ -265,11 +259,11 @@ def deploy_regression(prom: list[EvidenceItem], logs: list[EvidenceItem]) -> Fin
         return None  # the deploy happened, but the new errors are a dependency failing
     quoted = "; ".join(f"'{_clip(t.example)}'" for _, t in new_errors[:2])
     minutes = max(0.0, (new_errors[0][1].first_seen - since) / 60)
-    cited = [d_item.id, *(i.id for i, _ in new_errors)]
+    cited = [deploy.item_id, *(i.id for i, _ in new_errors)]
     if shift and stepped_up:
         cited.append(shift[0].id)
     return Finding(
-        f"A deploy regression: '{_clip(d_template.example)}' was logged at "
+        f"A deploy regression: {deploy.what} at "
         f"{_clock(since)}, and {minutes:.0f} min later errors that never appeared before it "
         f"began: {quoted}. The new version introduced them.",
         0.8,
@@ -278,6 +272,59 @@ def deploy_regression(prom: list[EvidenceItem], logs: list[EvidenceItem]) -> Fin
         remedy=ROLL_BACK,
         topic="deploy",
     )
+
+
+@dataclass(frozen=True)
+class _Deploy:
+    """A deploy seen in the evidence: what to say of it, when, and the item that shows it."""
+
+    item_id: str
+    what: str
+    since: float
+    template: LogTemplate | None = None
+
+
+def _deploy(prom: list[EvidenceItem], logs: list[EvidenceItem]) -> _Deploy | None:
+    """A new version's start line, else a container that came back on a new image."""
+    # The new version's start line rather than the old one's shutdown (both name a version).
+    lines = [
+        (item, t)
+        for item, t in templates(logs)
+        if "deploy" in t.tags and t.novelty == "new" and not _is_error(t)
+    ]
+    line = min(lines, key=lambda found: "shutdown" in found[1].tags, default=None)
+    if line is not None:
+        item, template = line
+        return _Deploy(
+            item.id, f"'{_clip(template.example)}' was logged", template.first_seen, template
+        )
+    return _new_image(prom)
+
+
+def _new_image(prom: list[EvidenceItem]) -> _Deploy | None:
+    """The container's newest image started within the window after an older one ran: a
+    redeploy, whether or not the new version logs its version."""
+    for item in of_kind(prom, "container_image"):
+        by_name: dict[str, list[SeriesStats]] = {}
+        for series in item.series:
+            if series.points and series.labels.get("image"):
+                by_name.setdefault(series.labels.get("name", ""), []).append(series)
+        for name, runs in by_name.items():
+            if len({s.labels["image"] for s in runs}) < 2:
+                continue
+            runs.sort(key=lambda s: s.points[0][0])
+            old, new = runs[-2], runs[-1]
+            if new.points[0][0] <= old.points[0][0]:
+                continue  # both ran from the window's start: no change seen
+            # The start time series carries the start itself: the redeploy's moment.
+            since = new.current if new.current else new.points[0][0]
+            return _Deploy(
+                item.id,
+                f"{name or 'the container'} was redeployed from image {old.labels['image']} "
+                f"to {new.labels['image']}",
+                since,
+            )
+    return None
 
 
 def _went_quiet(logs: list[EvidenceItem]) -> tuple[EvidenceItem, LogTemplate] | None:

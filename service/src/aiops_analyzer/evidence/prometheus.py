@@ -152,6 +152,13 @@ def _container_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
             "container_memory_rss",
             limit,
         ),
+        # One series per image the container ran in the window: a redeploy with no log line
+        # still shows as a new image.
+        NamedQuery(
+            "container start time by image",
+            f"max by (name, image) (container_start_time_seconds{s})",
+            "container_image",
+        ),
     ]
 
 
