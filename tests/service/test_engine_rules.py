@@ -749,3 +749,33 @@ def test_a_short_line_is_quoted_whole() -> None:
 
     line = "[2026-11-28 08:21:00 +0000] [7] [INFO] Listening at: http://127.0.0.1:8000 (7)"
     assert _clip(line) == line
+
+
+DISK_EXPR = '100 * node_filesystem_avail_bytes{fstype!~"tmpfs"} / node_filesystem_size_bytes < 15'
+
+
+def test_core_dumps_behind_a_disk_alert_are_named_with_their_process() -> None:
+    crash = [
+        "report-worker.service: Main process exited, code=dumped, status=11/SEGV",
+        "systemd-coredump[40112]: Process 30112 (report-worker) of user 998 dumped core.",
+    ] * 4
+    result = RulesEngine().analyze(
+        alert("DiskLow", DISK_EXPR, {"instance": "batch-2:9100", "mountpoint": "/"}),
+        [log_item("loki-1", *crash, baseline=tuple(crash))],
+    )
+    assert result.category == "disk_space"
+    top = result.probable_causes[0]
+    assert "report-worker" in top.cause and "dumping core" in top.cause
+    assert top.evidence_ids == ["loki-1"]
+    # 4 crashes before startsAt and 4 just before, each logged twice: 8 dumps, not 16.
+    assert "(8 core dumps" in top.cause
+    assert any("coredumpctl" in step for step in result.remediation)
+
+
+def test_a_disk_alert_without_dumps_names_none() -> None:
+    lines = ["backup[311]: wrote /srv/backup/db-0412.tar.gz (2.1 GB)"] * 3
+    result = RulesEngine().analyze(
+        alert("DiskLow", DISK_EXPR, {"instance": "batch-2:9100", "mountpoint": "/"}),
+        [log_item("loki-1", *lines)],
+    )
+    assert not any("core" in c.cause for c in result.probable_causes)

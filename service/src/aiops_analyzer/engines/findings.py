@@ -342,7 +342,8 @@ def growth(prom: list[EvidenceItem]) -> Finding | None:
             steady = " while its CPU use stays flat: a leak, not load"
             cited.append(cpu[0].id)
         return Finding(
-            f"{what} grows steadily ({abs(s.slope_per_hour) * 100:.1f} percentage points per "
+            f"{what} {'grows' if rising else 'shrinks'} steadily "
+            f"({abs(s.slope_per_hour) * 100:.1f} percentage points per "
             f"hour, now {share}){steady}; at this rate it reaches "
             f"{'the limit' if rising else 'zero'} in {when}.",
             0.65,
@@ -576,6 +577,40 @@ def error_messages(
         f"The affected workload logged errors around the alert: {'; '.join(quoted)}",
         0.5,
         tuple(dict.fromkeys(cited)),
+    )
+
+
+# A line saying a process dumped core (systemd-coredump, the kernel, a shell, systemd's exit).
+_CORE_DUMP = re.compile(r"dumped core|core dumped|code=dumped|coredump", re.I)
+_DUMPING_PROCESS = re.compile(r"Process \d+ \(([^)]+)\)|([\w.@-]+)\.service: Main process exited")
+
+
+def core_dumps(logs: list[EvidenceItem]) -> Finding | None:
+    """Core dumps behind a disk alert: a crashing process writes one per crash (systemd-coredump
+    keeps them in /var/lib/systemd/coredump), so a crash loop fills the filesystem."""
+    dumps = [(item, t) for item, t in templates(logs) if _CORE_DUMP.search(t.example)]
+    if not dumps:
+        return None
+    # One crash can log several dump lines (the unit's exit, systemd-coredump's own).
+    count = max(t.count + t.baseline_count for _, t in dumps)
+    names = [
+        m.group(1) or m.group(2) for _, t in dumps if (m := _DUMPING_PROCESS.search(t.example))
+    ]
+    who = f"{names[0]} " if names else "a process "
+    example = max(dumps, key=lambda found: found[1].count)[1].example
+    return Finding(
+        f"{who}keeps crashing and dumping core ({count} core dumps logged in the windows read, "
+        f"e.g. '{_clip(example)}'): each dump is written to disk (systemd-coredump keeps them in "
+        "/var/lib/systemd/coredump), so the crash loop fills the filesystem.",
+        0.75,
+        tuple(dict.fromkeys(item.id for item, _ in dumps)),
+        remedy=(
+            "List and remove the dumps (`coredumpctl list`, `du -sh /var/lib/systemd/coredump`), "
+            "stop the crash loop (fix or quarantine what makes the process crash, or stop its "
+            "unit), and cap dump storage (`MaxUse=` in /etc/systemd/coredump.conf, or "
+            "`Storage=none`)."
+        ),
+        topic="core_dump",
     )
 
 

@@ -492,6 +492,7 @@ class RulesEngine:
         extra += [findings.rebooted(prom), findings.clock_offset(prom)]
         if family.category == "disk_space":
             extra.append(findings.inodes(prom, alert_expression(alert)))
+            extra.append(findings.core_dumps(logs))
         if family.category in ("memory_pressure", "disk_space") and not (oom or cache):
             extra.append(findings.growth(prom))
         extra += list(application.findings)

@@ -126,7 +126,9 @@ TAGS: dict[str, re.Pattern[str]] = {
         re.I,
     ),
     "crash": re.compile(
-        r"\bpanic\b|segfault|segmentation fault|core dumped|Traceback|fatal error|\bFATAL\b", re.I
+        r"\bpanic\b|segfault|segmentation fault|core dumped|dumped core|code=dumped|SIGSEGV"
+        r"|status=\d+/(?:SEGV|ABRT|BUS)|Traceback|fatal error|\bFATAL\b",
+        re.I,
     ),
     "error": re.compile(r"error|fail|exception|\b(?:crit|emerg)\b|denied", re.I),
 }
