@@ -180,10 +180,21 @@ def test_a_queue_alert_names_the_stalled_consumer_and_a_rate_limit() -> None:
         ("rsync error: error in file IO (code 11) at main.c(791) [Receiver=3.2.7]", "job"),
         ("backup.service: Main process exited, code=exited, status=2/INVALIDARGUMENT", "job"),
         ("Revoking previously assigned partitions; rebalancing", "consumer"),
+        ("smtp: 421 4.7.0 Try again later, closing connection (throttled)", "rate_limit"),
+        ("451-4.7.1 Too many messages from 10.0.3.9, please slow down", "rate_limit"),
+        ("botocore.errorfactory.ThrottlingException: Rate exceeded", "rate_limit"),
+        ("FATAL:  terminating connection due to idle-in-transaction timeout", "lock"),
     ],
 )
 def test_application_tags(line: str, tag: str) -> None:
     assert tag in tags_of(line)
+
+
+@pytest.mark.parametrize(
+    "line", ["throttle_ms=0 sent=42", "SMTP 250 2.0.0 OK queued as 4Zx1", "idle workers: 4"]
+)
+def test_ordinary_lines_are_no_throttling_nor_lock(line: str) -> None:
+    assert not {"rate_limit", "lock"} & set(tags_of(line))
 
 
 def test_exit_code_137_is_an_oom_kill_not_a_failed_job() -> None:

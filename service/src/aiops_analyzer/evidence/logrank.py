@@ -75,7 +75,9 @@ TAGS: dict[str, re.Pattern[str]] = {
     ),
     "lock": re.compile(
         r"lock wait|deadlock|waiting for (?:a |the )?lock|lock timeout|could not obtain lock"
-        r"|still waiting for \w+ ?lock|lock contention",
+        r"|still waiting for \w+ ?lock|lock contention"
+        # A session idle in a transaction holds its locks (PostgreSQL's timeout says so).
+        r"|idle[- ]in[- ]transaction",
         re.I,
     ),
     "disk": re.compile(
@@ -105,7 +107,10 @@ TAGS: dict[str, re.Pattern[str]] = {
     ),
     "rate_limit": re.compile(
         r"too many requests|rate[- ]?limit(?:ed|ing|s)?\b|quota exceeded|(?:status|code)[=: ]+429\b"
-        r"|\" 429 |\b429 Too",
+        r"|\" 429 |\b429 Too"
+        # Throttling by other protocols: SMTP 421/451 4.7.x, cloud APIs' throttling errors.
+        r"|\b(?:421|451)[ -]4\.7\.\d+|\bthrottl(?:ed|ing)\b|ThrottlingException|\bSlowDown\b"
+        r"|RequestLimitExceeded|TooManyRequests",
         re.I,
     ),
     # A batch job, cron or systemd unit that ended in failure, and the tools' own errors.
