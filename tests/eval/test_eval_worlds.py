@@ -1,4 +1,4 @@
-"""The world files of eval/holdout-2 load: every series and stream ends by the delivery."""
+"""The world files of the held-out sets load: every series and stream ends by the delivery."""
 
 from __future__ import annotations
 
@@ -11,19 +11,21 @@ from aiops_eval.world import WorldError, expand_values, load_world
 from tests.eval.eval_helpers import REPO
 
 HOLDOUT_2 = REPO / "eval" / "holdout-2"
-FOLDERS = sorted(p.parent for p in HOLDOUT_2.glob("*/world.yml"))
+HOLDOUT_3 = REPO / "eval" / "holdout-3"
+FOLDERS = sorted(p.parent for s in (HOLDOUT_2, HOLDOUT_3) for p in s.glob("*/world.yml"))
 
 
 def test_the_second_holdout_set_has_at_least_twenty_scenarios() -> None:
-    assert len(FOLDERS) >= 20
+    assert len(list(HOLDOUT_2.glob("*/world.yml"))) >= 20
 
 
-@pytest.mark.parametrize("folder", FOLDERS, ids=[f.name for f in FOLDERS])
+@pytest.mark.parametrize("folder", FOLDERS, ids=[f"{f.parent.name}/{f.name}" for f in FOLDERS])
 def test_every_world_loads_and_ends_at_the_delivery(folder: Path) -> None:
     world = load_world(folder / "world.yml")
     payload = json.loads((folder / "payload.json").read_text())
     assert world.series or world.streams
     assert all(at <= 0 for s in world.series for at, _ in s.samples)
+    assert all(line.at <= 0 for s in world.streams for line in s.lines)
     assert payload["alerts"], folder.name
 
 
