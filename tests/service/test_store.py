@@ -21,7 +21,7 @@ from aiops_analyzer.store.migrate import head_revision
 from aiops_analyzer.store.tables import metadata
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from tests.support.postgres import PostgresServer
 
@@ -153,6 +153,80 @@ def test_truncation_is_kept_as_the_largest_seen(store: Store) -> None:
     ingest(store, alert(), truncated=1)
     record = store.analyses.get(analysis_id)
     assert record is not None and record.truncated_alerts == 3
+
+
+def delivery(*alerts: Alert, truncated: int = 0) -> Delivery:
+    return Delivery(
+        receiver="r", status="firing", group_key="g", truncated_alerts=truncated, alerts=[*alerts]
+    )
+
+
+def test_a_batch_counts_exactly_as_the_same_deliveries_one_by_one(store: Store) -> None:
+    [stored_before] = ingest(store, alert("a"))
+    batch = [
+        delivery(alert("a"), alert("b"), alert("a")),  # a stored before; a again in one payload
+        delivery(alert("b"), alert("c"), truncated=4),  # b first came in this very batch
+        delivery(alert("a"), alert("c", status="resolved")),
+    ]
+    first, second, third = store.ingestor.ingest_many(batch)
+    b, c, c_resolved = first.analysis_ids[1], second.analysis_ids[1], third.analysis_ids[1]
+    assert first.analysis_ids == [stored_before, b, stored_before]
+    assert (first.new_ids, first.duplicates) == ([b], 2)
+    assert (second.analysis_ids, second.new_ids, second.duplicates) == ([b, c], [c], 1)
+    assert (third.analysis_ids, third.new_ids, third.duplicates) == (
+        [stored_before, c_resolved],
+        [c_resolved],
+        1,
+    )
+    assert len({stored_before, b, c, c_resolved}) == 4
+    counters = {i: store.analyses.get(i) for i in (stored_before, b, c)}
+    # a: its first delivery plus one bump per later delivery (not per echo in one payload).
+    assert counters[stored_before] is not None and counters[stored_before].deliveries == 3
+    assert counters[b] is not None and counters[b].deliveries == 2
+    assert counters[b].truncated_alerts == 4  # Kept as the largest seen.
+    assert counters[c] is not None and counters[c].deliveries == 1
+    with store.db.read() as conn:
+        rows = conn.execute(
+            text("SELECT id, new_alerts, duplicate_alerts FROM deliveries ORDER BY id")
+        ).all()
+    assert [tuple(row[1:]) for row in rows] == [(1, 0), (1, 2), (1, 1), (1, 1)]
+    assert [row[0] for row in rows[1:]] == [r.delivery_id for r in (first, second, third)]
+
+
+def test_an_alert_stored_by_another_replica_mid_batch_becomes_a_duplicate(
+    database_url: str,
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("one SQLite writer at a time: no other replica can write mid-batch")
+    mine, other = Store(database_url), Store(database_url)
+    mine.migrate()
+    raced: list[int] = []
+
+    def other_replica_first(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if statement.startswith("INSERT INTO analyses") and not raced:
+            raced.extend(other.ingest(delivery(alert("a"))).analysis_ids)
+
+    event.listen(mine.db.writer, "before_cursor_execute", other_replica_first)
+    try:
+        [result] = mine.ingestor.ingest_many([delivery(alert("a"), alert("b"))])
+    finally:
+        event.remove(mine.db.writer, "before_cursor_execute", other_replica_first)
+        mine.dispose()
+        other.dispose()
+    store = Store(database_url)
+    try:
+        assert result.analysis_ids[0] == raced[0]
+        assert result.new_ids == [result.analysis_ids[1]] and result.duplicates == 1
+        record = store.analyses.get(raced[0])
+        assert record is not None and record.deliveries == 2
+        with store.db.read() as conn:
+            counts = conn.execute(
+                text("SELECT new_alerts, duplicate_alerts FROM deliveries WHERE id = :i"),
+                {"i": result.delivery_id},
+            ).one()
+        assert tuple(counts) == (1, 1)
+    finally:
+        store.dispose()
 
 
 def test_concurrent_claims_never_hand_out_a_job_twice(store: Store) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,34 +20,56 @@ from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from aiops_analyzer.store.database import Database
-from aiops_analyzer.store.records import Delivery, IngestResult, JobState, utcnow
+from aiops_analyzer.store.records import Alert, Delivery, IngestResult, JobState, utcnow
 from aiops_analyzer.store.tables import analyses, deliveries
+
+AlertKey = tuple[str, str, datetime]
+
+# Fingerprints per `IN (...)` list: far below SQLite's and PostgreSQL's parameter limits.
+LOOKUP_CHUNK = 500
+
+
+@dataclass
+class _Planned:
+    """One delivery of a batch: its alerts' keys in payload order, and what each one is."""
+
+    keys: list[AlertKey]
+    # Keys this delivery brings to the store first (in this batch, nobody had them before).
+    firsts: list[AlertKey]
+    # Keys seen before (stored earlier or by an earlier delivery of the batch): one bump each.
+    repeats: list[AlertKey]
+    # The same key again inside this one payload: counted as a duplicate, no bump.
+    echoes: int
 
 
 class Ingestor:
+    """Stores a batch of deliveries with a handful of set-based statements, whatever its size:
+    one lookup of the keys already stored, one multi-row insert per table, one executemany for
+    the duplicates' counters. Per-alert statements held the GIL the webhook needs and delayed
+    the durable commit (benchmarks/README.md has the profile)."""
+
     def __init__(self, db: Database) -> None:
         self.db = db
-        # The hot statements are built once: constructing SQLAlchemy statements per call costs
-        # more than SQLite takes to run them.
+        # The statements are built once: constructing them per call costs more than SQLite
+        # takes to run them.
         insert = postgresql.insert if db.postgres else sqlite.insert
         greatest = func.greatest if db.postgres else func.max
         c = analyses.c
-        self._insert_delivery = deliveries.insert().returning(deliveries.c.id)
-        self._insert_alert = (
+        self._insert_deliveries = deliveries.insert().returning(
+            deliveries.c.id, sort_by_parameter_order=True
+        )
+        # ON CONFLICT DO NOTHING: a replica (PostgreSQL) may store the same alert state between
+        # our lookup and our insert; the rows it wins are not returned and become duplicates.
+        self._insert_alerts = (
             insert(analyses)
             .on_conflict_do_nothing(index_elements=["fingerprint", "status", "starts_at"])
-            .returning(c.id)
-        )
-        self._find_alert = select(c.id).where(
-            c.fingerprint == bindparam("b_fingerprint"),
-            c.status == bindparam("b_status"),
-            c.starts_at == bindparam("b_starts_at"),
+            .returning(c.id, c.fingerprint, c.status, c.starts_at)
         )
         self._bump_alert = (
             update(analyses)
             .where(c.id == bindparam("b_id"))
             .values(
-                deliveries=c.deliveries + 1,
+                deliveries=c.deliveries + bindparam("b_count"),
                 last_received_at=bindparam("b_now"),
                 truncated_alerts=greatest(c.truncated_alerts, bindparam("b_truncated")),
             )
@@ -62,75 +85,176 @@ class Ingestor:
         return self.ingest_many([delivery])[0]
 
     def ingest_many(self, batch: Sequence[Delivery]) -> list[IngestResult]:
-        """Store several deliveries in one transaction; one result per delivery, in order."""
+        """Store several deliveries in one transaction; one result per delivery, in order.
+
+        Within a batch, the first delivery holding an alert state stores it (new); any later
+        one, like any resend, counts a duplicate and bumps the stored row's counter.
+        """
+        if not batch:
+            return []
         now = utcnow()
         with self.db.write(urgent=True) as conn:
-            return [self._store(conn, delivery, now) for delivery in batch]
+            return self._store(conn, batch, now)
 
-    def _store(self, conn: Connection, delivery: Delivery, now: datetime) -> IngestResult:
-        delivery_id = int(
+    def _store(
+        self, conn: Connection, batch: Sequence[Delivery], now: datetime
+    ) -> list[IngestResult]:
+        alerts_by_key: dict[AlertKey, Alert] = {}
+        for delivery in batch:
+            for alert in delivery.alerts:
+                alerts_by_key.setdefault(_key(alert), alert)
+        stored = self._lookup(conn, list(alerts_by_key))
+        plans = _plan(batch, set(stored))
+
+        delivery_ids = [
+            int(row[0])
+            for row in conn.execute(
+                self._insert_deliveries,
+                [
+                    {
+                        "received_at": now,
+                        "receiver": delivery.receiver,
+                        "status": delivery.status,
+                        "group_key": delivery.group_key,
+                        "alerts": len(delivery.alerts),
+                        "new_alerts": len(plan.firsts),
+                        "duplicate_alerts": len(plan.repeats) + plan.echoes,
+                        "truncated_alerts": delivery.truncated_alerts,
+                    }
+                    for delivery, plan in zip(batch, plans, strict=True)
+                ],
+            )
+        ]
+
+        rows = [
+            _alert_row(alerts_by_key[key], delivery_id, delivery.truncated_alerts, now)
+            for delivery, plan, delivery_id in zip(batch, plans, delivery_ids, strict=True)
+            for key in plan.firsts
+        ]
+        inserted: set[AlertKey] = set()
+        if rows:
+            for row in conn.execute(self._insert_alerts, rows):
+                key = (row.fingerprint, row.status, row.starts_at)
+                stored[key] = int(row.id)
+                inserted.add(key)
+        lost = [key for plan in plans for key in plan.firsts if key not in inserted]
+        if lost:  # Another replica stored these between the lookup and the insert.
+            stored.update(self._lookup(conn, lost))
+            plans = _demote(plans, set(lost))
             conn.execute(
-                self._insert_delivery,
-                {
-                    "received_at": now,
-                    "receiver": delivery.receiver,
-                    "status": delivery.status,
-                    "group_key": delivery.group_key,
-                    "alerts": len(delivery.alerts),
-                    "new_alerts": 0,
-                    "duplicate_alerts": 0,
-                    "truncated_alerts": delivery.truncated_alerts,
-                },
-            ).scalar_one()
-        )
-        result = IngestResult(delivery_id=delivery_id)
-        truncated = delivery.truncated_alerts
-        seen: dict[tuple[str, str, datetime], int] = {}
+                self._count_delivery,
+                [
+                    {
+                        "b_id": delivery_id,
+                        "b_new": len(plan.firsts),
+                        "b_duplicates": len(plan.repeats) + plan.echoes,
+                    }
+                    for plan, delivery_id in zip(plans, delivery_ids, strict=True)
+                ],
+            )
+
+        bumps: dict[int, tuple[int, int]] = {}
+        for delivery, plan in zip(batch, plans, strict=True):
+            for key in plan.repeats:
+                count, truncated = bumps.get(stored[key], (0, 0))
+                bumps[stored[key]] = (count + 1, max(truncated, delivery.truncated_alerts))
+        if bumps:
+            conn.execute(
+                self._bump_alert,
+                [
+                    {"b_id": analysis_id, "b_count": count, "b_now": now, "b_truncated": truncated}
+                    for analysis_id, (count, truncated) in bumps.items()
+                ],
+            )
+
+        return [
+            IngestResult(
+                delivery_id=delivery_id,
+                analysis_ids=[stored[key] for key in plan.keys],
+                new_ids=[stored[key] for key in plan.firsts],
+                duplicates=len(plan.repeats) + plan.echoes,
+            )
+            for plan, delivery_id in zip(plans, delivery_ids, strict=True)
+        ]
+
+    def _lookup(self, conn: Connection, keys: list[AlertKey]) -> dict[AlertKey, int]:
+        """The ids of the alert states among ``keys`` that are already stored."""
+        wanted = set(keys)
+        fingerprints = sorted({key[0] for key in keys})
+        c = analyses.c
+        found: dict[AlertKey, int] = {}
+        for start in range(0, len(fingerprints), LOOKUP_CHUNK):
+            chunk = fingerprints[start : start + LOOKUP_CHUNK]
+            query = select(c.id, c.fingerprint, c.status, c.starts_at).where(
+                c.fingerprint.in_(chunk)
+            )
+            for row in conn.execute(query):
+                key = (row.fingerprint, row.status, row.starts_at)
+                if key in wanted:
+                    found[key] = int(row.id)
+        return found
+
+
+def _key(alert: Alert) -> AlertKey:
+    return (alert.fingerprint, alert.status, alert.starts_at)
+
+
+def _plan(batch: Sequence[Delivery], stored: set[AlertKey]) -> list[_Planned]:
+    claimed = set(stored)
+    plans = []
+    for delivery in batch:
+        plan = _Planned(keys=[], firsts=[], repeats=[], echoes=0)
+        mine: set[AlertKey] = set()
         for alert in delivery.alerts:
-            key = (alert.fingerprint, alert.status, alert.starts_at)
-            if key in seen:  # The same alert twice in one payload.
-                result.analysis_ids.append(seen[key])
-                result.duplicates += 1
+            key = _key(alert)
+            plan.keys.append(key)
+            if key in mine:
+                plan.echoes += 1
                 continue
-            row: dict[str, Any] = {
-                "fingerprint": alert.fingerprint,
-                "status": alert.status,
-                "starts_at": alert.starts_at,
-                "ends_at": alert.ends_at,
-                "alertname": alert.alertname[:255],
-                "labels": alert.labels,
-                "annotations": alert.annotations,
-                "generator_url": alert.generator_url,
-                "received_at": now,
-                "delivery_id": delivery_id,
-                "deliveries": 1,
-                "last_received_at": now,
-                "truncated_alerts": truncated,
-                "state": JobState.PENDING,
-                "attempts": 0,
-                "available_at": now,
-                "prompt_tokens": 0,
-                "completion_tokens": 0,
-            }
-            new_id = conn.execute(self._insert_alert, row).scalar()
-            if new_id is not None:
-                analysis_id = int(new_id)
-                result.new_ids.append(analysis_id)
+            mine.add(key)
+            if key in claimed:
+                plan.repeats.append(key)
             else:
-                found = {"b_fingerprint": key[0], "b_status": key[1], "b_starts_at": key[2]}
-                analysis_id = int(conn.execute(self._find_alert, found).scalar_one())
-                conn.execute(
-                    self._bump_alert,
-                    {"b_id": analysis_id, "b_now": now, "b_truncated": truncated},
-                )
-                result.duplicates += 1
-            seen[key] = analysis_id
-            result.analysis_ids.append(analysis_id)
-        conn.execute(
-            self._count_delivery,
-            {"b_id": delivery_id, "b_new": len(result.new_ids), "b_duplicates": result.duplicates},
+                claimed.add(key)
+                plan.firsts.append(key)
+        plans.append(plan)
+    return plans
+
+
+def _demote(plans: list[_Planned], lost: set[AlertKey]) -> list[_Planned]:
+    """The plans again, with the keys another writer stored first turned into repeats."""
+    return [
+        _Planned(
+            keys=plan.keys,
+            firsts=[key for key in plan.firsts if key not in lost],
+            repeats=plan.repeats + [key for key in plan.firsts if key in lost],
+            echoes=plan.echoes,
         )
-        return result
+        for plan in plans
+    ]
+
+
+def _alert_row(alert: Alert, delivery_id: int, truncated: int, now: datetime) -> dict[str, Any]:
+    return {
+        "fingerprint": alert.fingerprint,
+        "status": alert.status,
+        "starts_at": alert.starts_at,
+        "ends_at": alert.ends_at,
+        "alertname": alert.alertname[:255],
+        "labels": alert.labels,
+        "annotations": alert.annotations,
+        "generator_url": alert.generator_url,
+        "received_at": now,
+        "delivery_id": delivery_id,
+        "deliveries": 1,
+        "last_received_at": now,
+        "truncated_alerts": truncated,
+        "state": JobState.PENDING,
+        "attempts": 0,
+        "available_at": now,
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+    }
 
 
 class GroupCommitter:
