@@ -37,6 +37,25 @@ async def test_every_documented_error_is_an_error_response(tmp_path: Path) -> No
         assert "401" in spec["paths"][path]["get"]["responses"]
 
 
+async def test_every_operation_that_answers_401_declares_the_bearer_scheme(
+    tmp_path: Path,
+) -> None:
+    spec = await _spec(tmp_path)
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    guarded = []
+    settings = make_settings(tmp_path, metrics_require_token=True)  # /metrics: 401 when asked
+    async with running_app(settings, start_workers=False) as (_, client):
+        for path, operations in spec["paths"].items():
+            for method, operation in operations.items():
+                if "401" not in operation["responses"] or "{" in path:
+                    continue
+                answer = await client.request(method, path, json={})  # no token
+                assert answer.status_code == 401, (method, path)
+                assert operation.get("security") == [{"HTTPBearer": []}], (method, path)
+                guarded.append(path)
+    assert "/webhook/alertmanager" in guarded and "/analyses" in guarded
+
+
 async def test_error_bodies_match_the_documented_shape(tmp_path: Path) -> None:
     fields = set(ErrorResponse.model_fields)
     async with running_app(make_settings(tmp_path), start_workers=False) as (_, client):

@@ -11,12 +11,12 @@ import logging
 from typing import Any
 
 import anyio
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.requests import ClientDisconnect
 
-from aiops_analyzer.api.deps import MetricsDep, SettingsDep, StoreDep, WorkersDep, require_token
+from aiops_analyzer.api.deps import WebhookContextDep
 from aiops_analyzer.api.errors import storage_unavailable, validation_response
 from aiops_analyzer.api.payload import (
     AlertmanagerPayload,
@@ -88,14 +88,15 @@ def _parse(body: bytes) -> AlertmanagerPayload:
     WEBHOOK_PATH,
     status_code=status.HTTP_202_ACCEPTED,
     response_model=WebhookAccepted,
-    dependencies=[Depends(require_token)],
     openapi_extra={
+        # The token is checked by WebhookContextDep (one dependency on the hot path).
+        "security": [{"HTTPBearer": []}],
         "requestBody": {
             "required": True,
             "content": {
                 "application/json": {"schema": {"$ref": "#/components/schemas/AlertmanagerPayload"}}
             },
-        }
+        },
     },
     responses={
         401: {"description": "Missing or wrong bearer token."},
@@ -106,14 +107,14 @@ def _parse(body: bytes) -> AlertmanagerPayload:
         422: {"description": "Invalid payload; the message names the field."},
     },
 )
-async def receive_alerts(
-    request: Request,
-    settings: SettingsDep,
-    store: StoreDep,
-    metrics: MetricsDep,
-    workers: WorkersDep,
-) -> Any:
+async def receive_alerts(request: Request, context: WebhookContextDep) -> Any:
     """Store each alert of an Alertmanager (version 4) delivery and queue its analysis."""
+    settings, store, metrics, workers = (
+        context.settings,
+        context.store,
+        context.metrics,
+        context.workers,
+    )
     content_type = request.headers.get("content-type", "")
     if not _is_json(content_type):
         raise HTTPException(
