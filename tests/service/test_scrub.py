@@ -11,7 +11,14 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from aiops_analyzer.scrub import _RULES, Scrubber, default_scrubber, scrubber_for
+from aiops_analyzer.scrub import (
+    _RULES,
+    KNOWN_CLEAN_MAX_CHARS,
+    KNOWN_CLEAN_MAX_ENTRIES,
+    Scrubber,
+    default_scrubber,
+    scrubber_for,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -290,3 +297,18 @@ def test_cost_grows_linearly_on_pathological_lines(unit: str) -> None:
     small = _median_seconds(unit * 16_000)
     large = _median_seconds(unit * 128_000)
     assert large / small < 24
+
+
+def test_the_memory_of_clean_texts_never_holds_a_secret_and_stays_bounded() -> None:
+    scrubber = Scrubber()
+    secret = "password=hunter2hunter2"
+    for _ in range(2):  # The second pass answers from memory where it can.
+        assert scrubber.scrub("cadvisor:8080") == "cadvisor:8080"
+        assert "hunter2" not in scrubber.scrub(secret)
+    assert "cadvisor:8080" in scrubber._known_clean
+    assert not any("hunter2" in text for text in scrubber._known_clean)
+    long_clean = "x " * KNOWN_CLEAN_MAX_CHARS
+    assert scrubber.scrub(long_clean) == long_clean and long_clean not in scrubber._known_clean
+    for n in range(KNOWN_CLEAN_MAX_ENTRIES + 10):
+        scrubber.scrub(f"instance-{n}")
+    assert 0 < len(scrubber._known_clean) <= KNOWN_CLEAN_MAX_ENTRIES

@@ -283,6 +283,11 @@ _RULES: tuple[_Rule, ...] = (
 )
 
 
+# Bounds of a scrubber's memory of clean texts: ~2.5 MB at most.
+KNOWN_CLEAN_MAX_CHARS = 256
+KNOWN_CLEAN_MAX_ENTRIES = 10_000
+
+
 class Scrubber:
     """Masks secrets in text; ``extra_patterns`` are regexes whose whole match is masked."""
 
@@ -297,16 +302,27 @@ class Scrubber:
                 ) from exc
         # Custom patterns first: the operator knows their own formats best.
         self._rules: tuple[_Rule, ...] = (*extra, *_RULES)
+        # Short texts already found clean: most label values (alertname, job, instance,
+        # severity, the generator URL) come back in every delivery, and scanning them again is
+        # most of the webhook's scrubbing time. Only clean texts are kept, so no secret stays
+        # in memory; the set is bounded and emptied when full.
+        self._known_clean: set[str] = set()
 
     def scrub(self, text: str) -> str:
-        if not text:
+        if not text or text in self._known_clean:
             return text
         if _DISGUISE.search(text):
             folded = text.translate(_FOLD)
             masked = self._scan(folded)
             # Unchanged text keeps its characters; masked text is shown folded.
-            return text if masked == folded else masked
-        return self._scan(text)
+            result = text if masked == folded else masked
+        else:
+            result = self._scan(text)
+        if len(text) <= KNOWN_CLEAN_MAX_CHARS and result == text:
+            if len(self._known_clean) >= KNOWN_CLEAN_MAX_ENTRIES:
+                self._known_clean.clear()
+            self._known_clean.add(text)
+        return result
 
     def _scan(self, text: str) -> str:
         lowered = text.lower()
@@ -336,6 +352,7 @@ class Scrubber:
         )
 
 
+@lru_cache(maxsize=4096)  # Label and annotation keys repeat in every delivery.
 def is_secret_key(key: str) -> bool:
     """db_password, apiToken, connection_string: anywhere; pass, key, auth, dsn, session:
     as the key's last word only (``bypass`` and ``auth_failures_total`` are not secrets)."""
