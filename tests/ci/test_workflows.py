@@ -106,6 +106,9 @@ def test_ci_runs_make_test_on_every_push_and_pull_request() -> None:
         for c in steps_using(ci["jobs"]["test"], "actions/cache")
     }
     assert "scripts/pulumi-cli.sh" in caches["~/.cache/aiops-platform/pulumi"]
+    # A fresh runner gets the Go the script needs to build them (Pulumi v3.274.1: Go 1.26).
+    [go] = steps_using(ci["jobs"]["test"], "actions/setup-go")
+    assert go["with"]["go-version"] == "1.26"
 
 
 def test_preview_runs_the_local_stack_on_a_file_backend_with_the_policy_pack() -> None:

@@ -16,7 +16,7 @@
 Command line (one sandbox, several steps, a JSON report):
     python -m tests.engine.offline --stack gcp [--step preview|up|destroy ...] [--report F]
         [--set aiops:key=value ...] [--secret aiops:key=value ...] [--keep DIR]
-        [--standin-docker-build] [--program stacks|bad-secret-env] [--no-policy]
+        [--standin-docker-build] [--program stacks|bad-secret-env|bad-input] [--no-policy]
 """
 
 from __future__ import annotations
@@ -142,9 +142,25 @@ def bad_secret_env_program() -> None:
     )
 
 
+def bad_input_program() -> None:
+    """A deliberately bad program the policy pack accepts but the provider refuses: a port
+    number given as a string (the docker schema says integer)."""
+    import pulumi_docker as docker
+
+    docker.Container(
+        "mistyped",
+        image="nginx:1.29.3@sha256:" + "0" * 64,
+        ports=[
+            docker.ContainerPortArgs(internal="80", external=8080, ip="127.0.0.1")  # type: ignore[arg-type]
+        ],
+    )
+
+
 def _program(name: str) -> Callable[[], None]:
     if name == "bad-secret-env":
         return bad_secret_env_program
+    if name == "bad-input":
+        return bad_input_program
     from stacks.program import deploy
 
     return deploy
@@ -250,7 +266,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--report", help="write the JSON report here")
     parser.add_argument("--keep", help="sandbox directory to keep (default: a temporary one)")
     parser.add_argument("--standin-docker-build", action="store_true")
-    parser.add_argument("--program", default="stacks", choices=("stacks", "bad-secret-env"))
+    parser.add_argument(
+        "--program", default="stacks", choices=("stacks", "bad-secret-env", "bad-input")
+    )
     parser.add_argument("--no-policy", action="store_true")
     parsed = parser.parse_args(argv)
     parsed.step = parsed.step or ["preview"]
@@ -264,7 +282,13 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.report).write_text(json.dumps(report, indent=1, default=str))
     for step in report["steps"]:
         if not step["ok"]:
-            print(step.get("error", ""), file=sys.stderr)
+            # The engine's output was streamed above; repeat only what it wrote to stderr.
+            error = step.get("error", "")
+            stderr = error.partition("\n stderr: ")[2].strip()
+            print(
+                stderr or f"offline: `{step['step']}` failed (the engine's output is above)",
+                file=sys.stderr,
+            )
     return 0 if report["ok"] else 1
 
 

@@ -118,6 +118,10 @@ def _scenarios() -> list[Scenario]:
             "bad-program",
             ["--stack", "local", "--program", "bad-secret-env", "--step", "preview"],
         ),
+        Scenario(
+            "bad-input",
+            ["--stack", "local", "--program", "bad-input", "--step", "preview"],
+        ),
     ]
     return scenarios
 
@@ -311,3 +315,19 @@ def test_the_policy_pack_run_by_the_engine_blocks_a_plain_text_secret_env(
     assert not preview["ok"]
     assert "no-plain-secret-env" in preview["error"]
     assert "AIOPS_WEBHOOK_TOKEN" in preview["error"]
+
+
+def test_an_input_the_provider_schema_refuses_fails_the_preview_naming_it(
+    runs: dict[str, Scenario],
+) -> None:
+    """The stand-ins' schema check reaches the user through the engine, as a real provider's
+    Check failure does: the preview fails naming the resource and the property."""
+    run = runs["bad-input"]
+    preview = run.step("preview")
+    assert not preview["ok"]
+    assert "mistyped" in preview["error"]
+    assert "ports[0].internal" in preview["error"]
+    assert "expected integer" in preview["error"]
+    [check] = [r for r in run.requests() if r["method"] == "Check"]
+    assert check["failures"] == [["ports[0].internal", "expected integer, got str '80'"]]
+    assert not [r for r in run.requests() if r["method"] == "Create"]
