@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -28,9 +29,11 @@ STACKS = ("local", "gcp", "dev")
 # Values set encrypted in the lifecycle runs; none may appear in plain text in the state.
 FAKE_OPENAI_KEY = "sk-engine-test-0123456789abcdefABCDEF"
 FAKE_SLACK_URL = "https://hooks.slack.com/services/T0ENGINE/B0ENGINE/engine0secret0value"
-# What docs/getting-started.md and docs/deploy-gcp.md promise as outputs (secret or not).
+# What docs/getting-started.md and docs/deploy-gcp.md promise as outputs (secret or not); a
+# test keeps this table and the docs' lists the same.
 DOCUMENTED_OUTPUTS = {
     "local": {
+        "grafanaAdminUser": False,
         "grafanaUrl": False,
         "prometheusUrl": False,
         "alertmanagerUrl": False,
@@ -48,6 +51,11 @@ DOCUMENTED_OUTPUTS = {
         "webhookToken": True,
         "alertmanagerConfig": False,
     },
+}
+# Where the docs list each target's outputs: the paragraph starting with this text.
+OUTPUT_DOCS = {
+    "local": ("docs/getting-started.md", "`pulumi stack output --stack local` prints them"),
+    "gcp": ("docs/deploy-gcp.md", "Outputs: "),
 }
 PARALLEL_RUNS = 3
 SQL_USER = "gcp:sql/user:User"
@@ -240,10 +248,22 @@ def test_up_then_a_second_preview_shows_no_changes_then_destroy(
     assert created_urns and created_urns == deleted_urns
 
 
+def _listed_in_docs(target: str) -> set[str]:
+    """The output names (`camelCase` in backticks) of the docs' paragraph for `target`."""
+    path, start = OUTPUT_DOCS[target]
+    text = (REPO_ROOT / path).read_text()
+    assert start in text, f"{path} no longer lists the outputs after {start!r}"
+    paragraph = text[text.index(start) :].split("\n\n", 1)[0]
+    return set(re.findall(r"`([a-z]+[A-Z][A-Za-z]*)`", paragraph))
+
+
 @pytest.mark.parametrize("stack", STACKS)
 def test_outputs_are_the_documented_ones(runs: dict[str, Scenario], stack: str) -> None:
     outputs = runs[f"lifecycle-{stack}"].step("up")["outputs"]
-    documented = DOCUMENTED_OUTPUTS["local" if stack == "local" else "gcp"]
+    target = "local" if stack == "local" else "gcp"
+    documented = DOCUMENTED_OUTPUTS[target]
+    # Every output the engine reports is documented, and nothing the docs list is missing.
+    assert set(outputs) == set(documented) == _listed_in_docs(target)
     for name, secret in documented.items():
         assert name in outputs, f"{stack}: output {name} missing"
         assert outputs[name]["secret"] is secret, f"{stack}: output {name} secrecy"
