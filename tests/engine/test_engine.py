@@ -69,6 +69,9 @@ class Scenario:
     report: dict[str, Any] | None = None
     output: str = ""
     sandbox: Path | None = None
+    # Run as a user does, `make preview-offline STACK=<make_stack>`, instead of the module.
+    make_stack: str | None = None
+    returncode: int | None = None
 
     def step(self, name: str, index: int = 0) -> dict[str, Any]:
         assert self.report is not None, self.output[-3000:]
@@ -130,6 +133,7 @@ def _scenarios() -> list[Scenario]:
             "bad-input",
             ["--stack", "local", "--program", "bad-input", "--step", "preview"],
         ),
+        Scenario("make-preview-offline-gcp", [], make_stack="gcp"),
     ]
     return scenarios
 
@@ -175,6 +179,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Scenari
                 "--report",
                 str(report),
             ]
+            if scenario.make_stack:
+                command = ["make", "-s", "preview-offline", f"STACK={scenario.make_stack}"]
             process = subprocess.Popen(
                 command,
                 cwd=REPO_ROOT,
@@ -189,6 +195,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Scenari
             if process.poll() is None:
                 continue
             scenario.output = process.stdout.read() if process.stdout else ""
+            scenario.returncode = process.returncode
             if report.exists():
                 scenario.report = json.loads(report.read_text())
             running.remove(item)
@@ -351,3 +358,14 @@ def test_an_input_the_provider_schema_refuses_fails_the_preview_naming_it(
     [check] = [r for r in run.requests() if r["method"] == "Check"]
     assert check["failures"] == [["ports[0].internal", "expected integer, got str '80'"]]
     assert not [r for r in run.requests() if r["method"] == "Create"]
+
+
+def test_make_preview_offline_exits_0_and_prints_the_plan(runs: dict[str, Scenario]) -> None:
+    """As a user runs it (docs/deploy-gcp.md): the plan, the policy pack's verdict, the outputs."""
+    run = runs["make-preview-offline-gcp"]
+    assert run.returncode == 0, run.output[-3000:]
+    assert "Previewing update (gcp)" in run.output
+    assert "+  gcp:cloudrunv2:Service aiops-gcp-analyzer create" in run.output
+    assert re.search(r"aiops-guardrails@v[0-9.]+", run.output)
+    assert re.search(r"\+ [0-9]+ to create", run.output)
+    assert "webhookToken      : [secret]" in run.output
