@@ -134,6 +134,34 @@ def _scenarios() -> list[Scenario]:
             ["--stack", "local", "--program", "bad-input", "--step", "preview"],
         ),
         Scenario("make-preview-offline-gcp", [], make_stack="gcp"),
+        # The switches the mock tests cover, through the provider schemas: Cloud Run without
+        # the invoker IAM check, evidence URLs and the two other notification secrets...
+        Scenario(
+            "preview-gcp-switches",
+            [
+                "--stack",
+                "gcp",
+                *("--set", "aiops:cloudRunInvokerIamDisabled=true"),
+                *("--set", "aiops:cloudRunPrometheusUrl=https://prometheus.example.com"),
+                *("--set", "aiops:cloudRunLokiUrl=https://loki.example.com"),
+                *("--secret", "aiops:discordWebhookUrl=https://discord.com/api/webhooks/1/a"),
+                *("--secret", "aiops:notifyWebhookUrl=https://hooks.example.com/aiops"),
+                *("--step", "preview"),
+            ],
+        ),
+        # ...and a local stack sending to an external analyzer, without cAdvisor or journal.
+        Scenario(
+            "preview-local-switches",
+            [
+                "--stack",
+                "local",
+                *("--set", "aiops:externalAnalyzerUrl=https://analyzer.example.com"),
+                *("--secret", "aiops:externalWebhookToken=external-token-0123456789"),
+                *("--set", "aiops:enableCadvisor=false"),
+                *("--set", "aiops:enableHostJournal=false"),
+                *("--step", "preview"),
+            ],
+        ),
     ]
     return scenarios
 
@@ -369,3 +397,31 @@ def test_make_preview_offline_exits_0_and_prints_the_plan(runs: dict[str, Scenar
     assert re.search(r"aiops-guardrails@v[0-9.]+", run.output)
     assert re.search(r"\+ [0-9]+ to create", run.output)
     assert "webhookToken      : [secret]" in run.output
+
+
+def _checked(run: Scenario) -> dict[str, dict[str, Any]]:
+    """The inputs each resource was checked with, by resource name; no check failed."""
+    preview = run.step("preview")
+    assert preview["ok"], preview.get("error", run.output[-3000:])
+    checks = [r for r in run.requests() if r["method"] == "Check"]
+    assert [c for c in checks if c["failures"]] == []
+    return {c["urn"].rsplit("::", 1)[-1]: c["inputs"] for c in checks}
+
+
+def test_the_gcp_switches_pass_the_provider_schema(runs: dict[str, Scenario]) -> None:
+    checked = _checked(runs["preview-gcp-switches"])
+    service = checked["aiops-gcp-analyzer"]
+    assert service["invokerIamDisabled"] is True
+    assert "aiops-gcp-analyzer-public-invoker" not in checked
+    envs = {e["name"] for e in service["template"]["containers"][0]["envs"]}
+    assert {"AIOPS_PROMETHEUS_URL", "AIOPS_LOKI_URL"} <= envs
+    assert {"AIOPS_DISCORD_WEBHOOK_URL", "AIOPS_NOTIFY_WEBHOOK_URL"} <= envs
+    assert {"aiops-gcp-discord-webhook-url-version", "aiops-gcp-notify-webhook-url-version"} <= set(
+        checked
+    )
+
+
+def test_the_local_switches_pass_the_provider_schema(runs: dict[str, Scenario]) -> None:
+    checked = _checked(runs["preview-local-switches"])
+    assert {"analyzer", "cadvisor"}.isdisjoint(checked)
+    assert {"alertmanager", "alloy", "prometheus", "grafana"} <= set(checked)
