@@ -57,6 +57,24 @@ def _plain_env(
     return env
 
 
+def _runtime_account(
+    prefix: str, stack: str, settings: GcpConfig, iam_api: gcp.projects.Service
+) -> pulumi.Output[str]:
+    """The email of the account the service runs as: `<prefix>-run`, created here, unless
+    `aiops:runtimeServiceAccount` names one made beforehand (so a CI deployer can be granted
+    serviceAccountUser on that account alone, docs/ci.md)."""
+    if settings.runtime_service_account:
+        return pulumi.Output.from_input(settings.runtime_service_account)
+    account = gcp.serviceaccount.Account(
+        f"{prefix}-run",
+        account_id=f"{prefix}-run",
+        display_name=f"AIOps analyzer ({stack})",
+        description="Runs the analyzer on Cloud Run; reads only its own secrets.",
+        opts=pulumi.ResourceOptions(depends_on=[iam_api]),
+    )
+    return account.email
+
+
 def deploy_gcp(analyzer: AnalyzerConfig) -> None:
     stack = pulumi.get_stack()
     location = GcpLocation.load()
@@ -77,13 +95,7 @@ def deploy_gcp(analyzer: AnalyzerConfig) -> None:
         api=apis["artifactregistry"],
     )
 
-    account = gcp.serviceaccount.Account(
-        f"{prefix}-run",
-        account_id=f"{prefix}-run",
-        display_name=f"AIOps analyzer ({stack})",
-        description="Runs the analyzer on Cloud Run; reads only its own secrets.",
-        opts=pulumi.ResourceOptions(depends_on=[apis["iam"]]),
-    )
+    account_email = _runtime_account(prefix, stack, settings, apis["iam"])
 
     token = random.RandomPassword(f"{prefix}-webhook-token-value", length=48, special=False)
     # Under mocks (and for callers) the result must be secret wherever it flows.
@@ -102,7 +114,7 @@ def deploy_gcp(analyzer: AnalyzerConfig) -> None:
             prefix,
             project=location.project,
             region=location.region,
-            runtime_account_email=account.email,
+            runtime_account_email=account_email,
             deletion_protection=settings.database_deletion_protection,
             labels=labels,
             api=apis["sqladmin"],
@@ -115,7 +127,7 @@ def deploy_gcp(analyzer: AnalyzerConfig) -> None:
             short_name,
             env_var=env_var,
             value=value,
-            reader_email=account.email,
+            reader_email=account_email,
             labels=labels,
             api=apis["secretmanager"],
         )
@@ -127,7 +139,7 @@ def deploy_gcp(analyzer: AnalyzerConfig) -> None:
         prefix,
         region=location.region,
         image=pushed.ref,
-        service_account_email=account.email,
+        service_account_email=account_email,
         plain_env=_plain_env(
             analyzer, settings, deterministic_url(prefix, location.project, location.region)
         ),

@@ -27,6 +27,7 @@ _ACCOUNT_SUFFIX = "-run"
 _ACCOUNT_ID_MAX = 30
 _NAME_PREFIX = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
 _MEMORY = re.compile(r"^[1-9][0-9]*(Mi|Gi)$")
+_ACCOUNT_EMAIL = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9.-]+\.gserviceaccount\.com$")
 _WHOLE_CPUS = (1.0, 2.0, 4.0, 6.0, 8.0)
 # Where the analyzer keeps its store: Cloud SQL for PostgreSQL (shared, survives restarts) or
 # SQLite in the instance's memory (free, lost at every scale-down; one instance only).
@@ -126,6 +127,9 @@ class GcpConfig:
     loki_url: str
     database: str
     database_deletion_protection: bool
+    # An existing runtime account (email) to run as instead of creating `<prefix>-run`: the CI
+    # deployer may then act as that one account only (docs/ci.md).
+    runtime_service_account: str
 
     @property
     def cloud_sql(self) -> bool:
@@ -178,6 +182,13 @@ class GcpConfig:
                 f"{PROJECT}:cloudRunMemory must look like 512Mi or 1Gi, got {memory!r}"
             )
 
+        runtime_account = config.get("runtimeServiceAccount") or ""
+        if runtime_account and not _ACCOUNT_EMAIL.match(runtime_account):
+            raise ConfigError(
+                f"{PROJECT}:runtimeServiceAccount must be a service account email "
+                f"(NAME@PROJECT.iam.gserviceaccount.com), got {runtime_account!r}"
+            )
+
         return cls(
             name_prefix=prefix,
             registry_keep_count=_int(config, "registryKeepCount", 5, 1, 100),
@@ -197,4 +208,5 @@ class GcpConfig:
             loki_url=config.get("cloudRunLokiUrl") or "",
             database=database,
             database_deletion_protection=_bool(config, "databaseDeletionProtection", True),
+            runtime_service_account=runtime_account,
         )

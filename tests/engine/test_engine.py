@@ -57,6 +57,7 @@ OUTPUT_DOCS = {
     "local": ("docs/getting-started.md", "`pulumi stack output --stack local` prints them"),
     "gcp": ("docs/deploy-gcp.md", "Outputs: "),
 }
+RUNTIME_ACCOUNT = "aiops-runtime@offline-project.iam.gserviceaccount.com"
 PARALLEL_RUNS = 3
 SQL_USER = "gcp:sql/user:User"
 SECRET_VERSION = "gcp:secretmanager/secretVersion:SecretVersion"
@@ -142,6 +143,7 @@ def _scenarios() -> list[Scenario]:
                 "--stack",
                 "gcp",
                 *("--set", "aiops:cloudRunInvokerIamDisabled=true"),
+                *("--set", f"aiops:runtimeServiceAccount={RUNTIME_ACCOUNT}"),
                 *("--set", "aiops:cloudRunPrometheusUrl=https://prometheus.example.com"),
                 *("--set", "aiops:cloudRunLokiUrl=https://loki.example.com"),
                 *("--secret", "aiops:discordWebhookUrl=https://discord.com/api/webhooks/1/a"),
@@ -413,6 +415,11 @@ def test_the_gcp_switches_pass_the_provider_schema(runs: dict[str, Scenario]) ->
     service = checked["aiops-gcp-analyzer"]
     assert service["invokerIamDisabled"] is True
     assert "aiops-gcp-analyzer-public-invoker" not in checked
+    # An existing runtime account: none created, the service and every binding use it.
+    assert service["template"]["serviceAccount"] == RUNTIME_ACCOUNT
+    assert "aiops-gcp-run" not in checked
+    members = {i["member"] for i in checked.values() if "member" in i}
+    assert members == {f"serviceAccount:{RUNTIME_ACCOUNT}"}
     envs = {e["name"] for e in service["template"]["containers"][0]["envs"]}
     assert {"AIOPS_PROMETHEUS_URL", "AIOPS_LOKI_URL"} <= envs
     assert {"AIOPS_DISCORD_WEBHOOK_URL", "AIOPS_NOTIFY_WEBHOOK_URL"} <= envs

@@ -491,6 +491,28 @@ def test_invoker_iam_disabled_replaces_the_all_users_binding() -> None:
     assert one(run, SERVICE).plain("invokerIamDisabled") is True
 
 
+def test_an_existing_runtime_account_is_used_instead_of_creating_one(gcp: StackRun) -> None:
+    """With aiops:runtimeServiceAccount the deployer needs no right to create or administer
+    accounts, only serviceAccountUser on that one account (docs/ci.md)."""
+    email = "aiops-gcp-run@my-project.iam.gserviceaccount.com"
+    run = run_stack("gcp", overrides={"aiops:runtimeServiceAccount": email})
+    assert run.of_type(ACCOUNT) == []
+    assert one(run, SERVICE).inputs["template"]["serviceAccount"] == email
+    members = {r.plain("member") for r in run.of_type(SECRET_MEMBER)}
+    members |= {r.plain("member") for r in run.of_type(PROJECT_MEMBER)}
+    assert members == {f"serviceAccount:{email}"}
+    # Everything else is the same stack.
+    assert len(run.resources) == len(gcp.resources) - 1
+
+
+@pytest.mark.parametrize(
+    "value", ["aiops-gcp-run", "someone@example.com", "x@p.iam.gserviceaccount.com"]
+)
+def test_a_runtime_account_that_is_no_service_account_email_is_refused(value: str) -> None:
+    with pytest.raises(Exception, match="aiops:runtimeServiceAccount"):
+        run_stack("gcp", overrides={"aiops:runtimeServiceAccount": value})
+
+
 def test_invoker_iam_check_stays_on_by_default(gcp: StackRun) -> None:
     assert one(gcp, SERVICE).plain("invokerIamDisabled") in (None, False)
 

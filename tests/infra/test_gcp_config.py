@@ -37,6 +37,7 @@ FIELDS = {
     "cloudRunLokiUrl": "loki_url",
     "database": "database",
     "databaseDeletionProtection": "database_deletion_protection",
+    "runtimeServiceAccount": "runtime_service_account",
 }
 YAML_TYPES = {"string": str, "integer": int, "boolean": bool}
 
