@@ -414,6 +414,71 @@ def test_a_host_out_of_memory_is_memory_pressure(name: str, expr: str, words: st
     assert RulesEngine().analyze(a, [evidence[0], roomy]).category == classify(a).family.category
 
 
+HOST_CPU_EXPR = '100 * (1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m]))) > 90'
+
+
+def test_steal_time_is_a_noisy_neighbour_not_the_workload() -> None:
+    host = {"instance": "h:9100"}
+    busy = metric("prom-1", "alert_expression", [40, 70, 93, 95], host)
+    steal = metric("prom-2", "host_cpu_modes", [0.01, 0.02, 0.3, 0.42], {**host, "mode": "steal"})
+    a = alert("HighCpuUsage", HOST_CPU_EXPR, host)
+    result = RulesEngine().analyze(a, [busy, steal])
+    assert result.category == "cpu_saturation"
+    cause = result.probable_causes[0]
+    assert "steal time reached 42%" in cause.cause and cause.evidence_ids == ["prom-2"]
+    assert "noisy neighbour" in cause.cause
+    assert not any("profile" in step.lower() for step in result.remediation)
+    # Two percent of steal is ordinary on shared instances: not blamed.
+    calm = metric("prom-2", "host_cpu_modes", [0.01, 0.02, 0.02, 0.02], {**host, "mode": "steal"})
+    result = RulesEngine().analyze(a, [busy, calm])
+    assert not any("steal" in c.cause for c in result.probable_causes)
+
+
+def test_iowait_and_a_busy_disk_behind_a_load_alert() -> None:
+    host = {"instance": "h:9100"}
+    load = metric("prom-1", "alert_expression", [0.4, 1.5, 3.1, 3.4], host)
+    iowait = metric("prom-2", "host_cpu_modes", [0.01, 0.2, 0.55, 0.6], {**host, "mode": "iowait"})
+    disk = metric("prom-3", "host_disk_busy", [0.1, 0.7, 0.99, 1.0], {**host, "device": "sdb"})
+    idle_disk = metric("prom-3", "host_disk_busy", [0.02] * 4, {**host, "device": "sda"})
+    disk.series.insert(0, idle_disk.series[0])  # the busiest device is named, not the first
+    a = alert("HostHighLoad", "node_load1 > 2", host)
+    result = RulesEngine().analyze(a, [load, iowait, disk])
+    assert result.category == "host_load"
+    cause = result.probable_causes[0]
+    assert "disk, not the CPU" in cause.cause and "60% of their time in iowait" in cause.cause
+    assert "disk sdb was busy 100%" in cause.cause
+    assert cause.evidence_ids == ["prom-2", "prom-3"]
+    assert result.remediation[0].startswith("Find who does the I/O")
+    # Swapping also waits on the disk: memory exhaustion is the cause, the disk is not blamed.
+    starved = [
+        metric("prom-4", "host_memory_available", [0.2, 0.05, 0.02, 0.015], host),
+        metric("prom-5", "host_swap_in", [0, 600, 900, 1200], host),
+    ]
+    result = RulesEngine().analyze(a, [load, iowait, disk, *starved])
+    assert result.category == "memory_pressure"
+    assert not any("disk, not the CPU" in c.cause for c in result.probable_causes)
+    # A quiet disk and little iowait: no I/O cause.
+    quiet = metric("prom-2", "host_cpu_modes", [0.01, 0.02, 0.03, 0.02], {**host, "mode": "iowait"})
+    result = RulesEngine().analyze(a, [load, quiet, idle_disk])
+    assert not any("disk" in c.cause for c in result.probable_causes)
+
+
+def test_cpu_quota_throttling_caps_a_container() -> None:
+    web = {"name": "web"}
+    expr = 'sum by (name) (rate(container_cpu_usage_seconds_total{name="web"}[5m])) > 0.9'
+    cpu = metric("prom-1", "alert_expression", [0.5, 0.95, 0.99, 1.0], web)
+    cores = metric("prom-2", "container_cpu", [0.5, 0.95, 0.99, 1.0], web)
+    throttled = metric("prom-3", "container_cpu_throttled", [0.02, 0.3, 0.6, 0.71], web)
+    a = alert("ContainerCpuHigh", expr, web)
+    result = RulesEngine().analyze(a, [cpu, cores, throttled])
+    cause = result.probable_causes[0]
+    assert "CPU limit throttles it: 71%" in cause.cause and "1 cores" in cause.cause
+    assert cause.evidence_ids == ["prom-3", "prom-2"]
+    rare = metric("prom-3", "container_cpu_throttled", [0.0, 0.01, 0.03, 0.02], web)
+    result = RulesEngine().analyze(a, [cpu, cores, rare])
+    assert not any("throttles" in c.cause for c in result.probable_causes)
+
+
 @pytest.mark.parametrize(
     ("line", "words"),
     [

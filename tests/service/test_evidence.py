@@ -14,6 +14,7 @@ from urllib.parse import quote
 import pytest
 from aiops_analyzer.core.config import Settings
 from aiops_analyzer.evidence import gather_evidence
+from aiops_analyzer.evidence.prometheus import plan_queries
 from aiops_analyzer.evidence.series import MAX_POINTS, describe, matches
 from aiops_analyzer.schemas import Alert, EvidenceItem
 
@@ -607,3 +608,32 @@ async def test_a_chatty_stream_after_the_start_does_not_crowd_out_the_lead_up() 
     assert all(int(r.param("limit")) <= 500 for r in loki.requests)
     assert len(loki.requests) == 3
     assert any("warming from postgres" in t.example for t in items["loki-1"].templates)
+
+
+@pytest.mark.parametrize(
+    ("labels", "expr", "kinds"),
+    [
+        (
+            {"instance": "h:9100"},
+            '100 * (1 - avg(rate(node_cpu_seconds_total{mode="idle"}[5m]))) > 90',
+            {"host_cpu_modes", "host_disk_busy"},
+        ),
+        ({"instance": "h:9100"}, "node_load1 > 4", {"host_cpu_modes", "host_disk_busy"}),
+        ({"instance": "h:9100"}, "node_filesystem_avail_bytes < 1e9", set()),
+        (
+            {"name": "web"},
+            'rate(container_cpu_usage_seconds_total{name="web"}[5m]) > 0.9',
+            {"container_cpu_throttled"},
+        ),
+        ({"name": "web"}, "container_memory_working_set_bytes > 1e9", set()),
+    ],
+    ids=["host-cpu", "host-load", "host-disk", "container-cpu", "container-memory"],
+)
+def test_cpu_breakdown_is_queried_only_for_cpu_alerts(
+    labels: dict[str, str], expr: str, kinds: set[str]
+) -> None:
+    """Steal, iowait, disk busy and CFS throttling explain CPU alerts; other alerts skip them."""
+    cpu_kinds = {"host_cpu_modes", "host_disk_busy", "container_cpu_throttled"}
+    planned = {q.kind for q in plan_queries(alert(labels, expr))}
+    assert planned & cpu_kinds == kinds
+    assert "host_clock_offset" in planned or "instance" not in labels  # nothing cut off

@@ -244,6 +244,107 @@ def memory_exhaustion(prom: list[EvidenceItem], *, cpu_alert: bool) -> Finding |
     )
 
 
+# Steal above a tenth of the CPUs is a hypervisor short of CPU for its guests; a few percent
+# is ordinary on shared cloud instances.
+STEAL_SHARE = 0.10
+# iowait of a quarter of the CPUs, or a disk busy 80% of the time: requests queue on the disk.
+IOWAIT_SHARE = 0.25
+DISK_BUSY_SHARE = 0.8
+# Throttled in a quarter of the scheduler periods: the CPU quota caps the container.
+THROTTLED_SHARE = 0.25
+
+
+def _cpu_mode(prom: list[EvidenceItem], mode: str) -> tuple[EvidenceItem, SeriesStats] | None:
+    for item in of_kind(prom, "host_cpu_modes"):
+        for series in item.series:
+            if series.labels.get("mode") == mode:
+                return item, series
+    return None
+
+
+def cpu_steal(prom: list[EvidenceItem]) -> Finding | None:
+    """CPU time the hypervisor gave to other guests: a noisy neighbour, not this host's work."""
+    found = _cpu_mode(prom, "steal")
+    if not found or found[1].peak is None or found[1].peak < STEAL_SHARE:
+        return None
+    item, s = found
+    before = s.baseline if s.baseline is not None else s.minimum
+    rose = f" (it was {before:.0%} earlier in the window)" if before is not None else ""
+    return Finding(
+        f"The hypervisor takes the CPU: steal time reached {s.peak:.0%} of the host's CPUs"
+        f"{rose}. Other guests on the same physical machine (a noisy neighbour) or an "
+        "exhausted CPU-credit balance leave this VM waiting; its own processes are not the "
+        "cause.",
+        0.7,
+        (item.id,),
+        remedy="Confirm with `top` (the `st` column) or `mpstat 5`; move the VM to another "
+        "host or a dedicated/non-burstable instance type, or check its CPU credits, rather "
+        "than profiling the application.",
+        replaces_steps=True,
+        topic="steal",
+    )
+
+
+def io_saturation(prom: list[EvidenceItem]) -> Finding | None:
+    """CPU counted as busy while it waits on a saturated disk (iowait, io_time)."""
+    iowait = _cpu_mode(prom, "iowait")
+    disks = [(item, s) for item in of_kind(prom, "host_disk_busy") for s in item.series]
+    busiest = max(disks, key=lambda d: d[1].peak or 0.0, default=None)
+    wait_peak = (iowait[1].peak or 0.0) if iowait else 0.0
+    busy_peak = (busiest[1].peak or 0.0) if busiest else 0.0
+    if wait_peak < IOWAIT_SHARE and busy_peak < DISK_BUSY_SHARE:
+        return None
+    signs: list[str] = []
+    cited: list[str] = []
+    if iowait and wait_peak >= IOWAIT_SHARE / 2:
+        signs.append(f"the CPUs spent {wait_peak:.0%} of their time in iowait")
+        cited.append(iowait[0].id)
+    if busiest and busy_peak >= DISK_BUSY_SHARE / 2:
+        device = busiest[1].labels.get("device", "a disk")
+        signs.append(f"disk {device} was busy {min(busy_peak, 1.0):.0%} of the time")
+        cited.append(busiest[0].id)
+    return Finding(
+        "The disk, not the CPU, is the bottleneck: "
+        + " and ".join(signs)
+        + ". Processes blocked on I/O count as load and as non-idle CPU, so the alert "
+        "measures a saturated disk.",
+        0.7,
+        tuple(dict.fromkeys(cited)),
+        remedy="Find who does the I/O: `iostat -x 5` (%util, await) and `sudo iotop -o`; "
+        "move or throttle the heavy reader/writer (backups, compaction, a log storm) or give "
+        "the volume more IOPS.",
+        replaces_steps=True,
+        topic="disk_io",
+    )
+
+
+def cpu_throttled(prom: list[EvidenceItem]) -> Finding | None:
+    """The container's CPU quota, not the machine, caps it."""
+    found = own_series(prom, "container_cpu_throttled")
+    if not found or found[1].peak is None or found[1].peak < THROTTLED_SHARE:
+        return None
+    item, s = found
+    cores = own_series(prom, "container_cpu")
+    cited = [item.id]
+    used = ""
+    if cores and cores[1].current is not None:
+        cited.append(cores[0].id)
+        used = f" while it used {fmt(cores[1].current)} cores"
+    return Finding(
+        f"The container's CPU limit throttles it: {s.peak:.0%} of its scheduler periods hit "
+        f"the CFS quota{used}. It is capped by its cgroup quota, so requests wait for CPU "
+        "even when the host has idle cores.",
+        0.7,
+        tuple(cited),
+        remedy="Compare the CPU limit (`docker inspect -f "
+        "'{{.HostConfig.NanoCpus}} {{.HostConfig.CpuQuota}}' NAME`) with what it needs at "
+        "peak: raise or remove the limit, or reduce the work (thread pools sized for the "
+        "host's cores rather than the quota are a common cause).",
+        replaces_steps=True,
+        topic="throttling",
+    )
+
+
 def inodes(prom: list[EvidenceItem], expression: str) -> Finding | None:
     """Inodes, not bytes, run out: many small files."""
     found = own_series(prom, "host_inodes_free")

@@ -490,6 +490,11 @@ class RulesEngine:
         shift_logs = [] if "deploy" in application.drop_topics else logs
         extra += [cache, findings.metric_shift(prom, shift_logs)]
         extra += [findings.rebooted(prom), findings.clock_offset(prom)]
+        if cpu_alert or family.category == "latency":
+            # Busy CPU that the workload does not spend: stolen, waiting on disk, or capped.
+            # Swapping also shows as iowait; then memory is the cause, not the disk.
+            extra += [findings.cpu_steal(prom), findings.cpu_throttled(prom)]
+            extra.append(None if memory else findings.io_saturation(prom))
         if family.category == "disk_space":
             extra.append(findings.inodes(prom, alert_expression(alert)))
             extra.append(findings.core_dumps(logs))

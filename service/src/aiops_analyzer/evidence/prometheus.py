@@ -30,7 +30,7 @@ from aiops_analyzer.schemas import Alert, EvidenceItem, SeriesStats, Threshold
 
 MAX_SERIES = 5
 TARGET_POINTS = 60  # about one point a minute over the default 30-minute window
-MAX_FAMILY_QUERIES = 12
+MAX_FAMILY_QUERIES = 13
 
 
 @dataclass(frozen=True)
@@ -159,6 +159,19 @@ def _container_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
             f"max by (name, image) (container_start_time_seconds{s})",
             "container_image",
         ),
+    ] + (_throttling_queries(s) if any(m.startswith("container_cpu") for m in metrics) else [])
+
+
+def _throttling_queries(s: str) -> list[NamedQuery]:
+    """Share of CFS periods in which the cgroup hit its CPU quota: a CPU limit, not the
+    machine, caps the container (requests wait while the host has idle CPU)."""
+    return [
+        NamedQuery(
+            "container CPU throttled share of periods",
+            f"sum by (name) (rate(container_cpu_cfs_throttled_periods_total{s}[5m]))"
+            f" / sum by (name) (rate(container_cpu_cfs_periods_total{s}[5m]) > 0)",
+            "container_cpu_throttled",
+        )
     ]
 
 
@@ -213,6 +226,33 @@ def _host_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
         NamedQuery("host boot time", f"node_boot_time_seconds{{{i}}}", "host_boot_time"),
         NamedQuery(
             "host clock offset seconds", f"node_timex_offset_seconds{{{i}}}", "host_clock_offset"
+        ),
+    ] + (_host_cpu_queries(i) if _about_cpu(expr) else [])
+
+
+def _about_cpu(expr: str) -> bool:
+    return any(m.startswith(("node_cpu", "node_load", "node_pressure_cpu")) for m in _metrics(expr))
+
+
+def _host_cpu_queries(i: str) -> list[NamedQuery]:
+    """For a CPU or load alert: busy time that the host's own processes do not spend.
+
+    Steal is CPU a hypervisor gave to other guests; iowait (counted as "not idle") and a disk
+    busy all the time are processes waiting on I/O. One series per mode, share of all CPUs.
+    """
+    return [
+        NamedQuery(
+            "host CPU steal and iowait share",
+            "sum by (instance, mode) "
+            f'(rate(node_cpu_seconds_total{{{i},mode=~"steal|iowait"}}[5m]))'
+            f" / on (instance) group_left count by (instance) "
+            f'(node_cpu_seconds_total{{{i},mode="idle"}})',
+            "host_cpu_modes",
+        ),
+        NamedQuery(
+            "host disk busy share (io_time)",
+            f'rate(node_disk_io_time_seconds_total{{{i},device!~"loop.*|ram.*|sr.*"}}[5m])',
+            "host_disk_busy",
         ),
     ]
 
