@@ -120,6 +120,16 @@ def test_default_database_is_sqlite_in_the_data_dir(tmp_path: Path) -> None:
         ("AIOPS_DISCORD_WEBHOOK_URL", "discord", "AIOPS_DISCORD_WEBHOOK_URL: must start"),
         ("AIOPS_NOTIFY_WEBHOOK_URL", "//x", "AIOPS_NOTIFY_WEBHOOK_URL: must start"),
         ("AIOPS_DATABASE_URL", "not a url", "AIOPS_DATABASE_URL: not a database URL"),
+        (
+            "AIOPS_DATABASE_URL",
+            "mysql://u:p@db/aiops",
+            "AIOPS_DATABASE_URL: mysql is not supported",
+        ),
+        (
+            "AIOPS_DATABASE_URL",
+            "postgresql+psycopg2://u:p@db/aiops",
+            "AIOPS_DATABASE_URL: the driver 'postgresql+psycopg2' is not installed",
+        ),
         ("AIOPS_SCRUB_EXTRA_PATTERNS", '["(unclosed"]', "AIOPS_SCRUB_EXTRA_PATTERNS: invalid"),
         ("AIOPS_SCRUB_EXTRA_PATTERNS", "[not json", "AIOPS_SCRUB_EXTRA_PATTERNS: not valid JSON"),
         (
@@ -183,6 +193,30 @@ def test_serve_stops_naming_the_data_dir_it_cannot_write(tmp_path: Path) -> None
         "aiops-analyzer: configuration error: AIOPS_DATA_DIR: cannot write to /proc/aiops-data: "
         "No such file or directory"
     ]
+
+
+def test_serve_stops_naming_a_database_it_cannot_reach(tmp_path: Path) -> None:
+    # Port 1 on loopback refuses at once: one line naming the variable, never the password.
+    result = subprocess.run(
+        [sys.executable, "-m", "aiops_analyzer.cli", "serve", "--port", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=dict(
+            os.environ,
+            AIOPS_AUTH_DISABLED="true",
+            AIOPS_DATABASE_URL="postgresql://aiops:hunter2-secret@127.0.0.1:1/aiops",
+        ),
+    )
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(
+        "aiops-analyzer: configuration error: AIOPS_DATABASE_URL: cannot connect to "
+        "postgresql+psycopg://aiops:***@127.0.0.1:1/aiops: "
+    )
+    assert "refused" in line.lower()
+    assert "hunter2" not in result.stderr + result.stdout
 
 
 def test_unknown_aiops_variables_get_a_warning_naming_the_closest_setting(

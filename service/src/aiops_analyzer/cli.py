@@ -74,7 +74,7 @@ def warn_unknown_variables() -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     from aiops_analyzer import server
-    from aiops_analyzer.core.config_checks import prepare_data_dir
+    from aiops_analyzer.core.config_checks import database_connection_problem, prepare_data_dir
     from aiops_analyzer.core.logging import configure_logging
     from aiops_analyzer.main import create_app
 
@@ -84,7 +84,7 @@ def _serve(args: argparse.Namespace) -> int:
     if args.port:
         overrides["port"] = args.port
     settings = load_settings(**overrides)
-    problem = prepare_data_dir(settings)
+    problem = prepare_data_dir(settings) or database_connection_problem(settings)
     if problem:
         print(f"aiops-analyzer: configuration error: {problem}", file=sys.stderr)
         return 2

@@ -90,14 +90,63 @@ def url_problem(value: str) -> str | None:
     return None
 
 
+DATABASE_URL_EXAMPLE = "e.g. postgresql://user:pass@host:5432/db or sqlite:///path.db"
+SUPPORTED_DATABASES = {"postgresql", "sqlite"}
+
+
 def database_url_problem(value: str) -> str | None:
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+    """Why the store cannot use `value`: not a URL, another database, a driver not installed."""
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    from aiops_analyzer.store.db import normalise_url
 
     try:
-        make_url(value)
+        url = normalise_url(value)
     except ArgumentError:
-        return "not a database URL (e.g. postgresql://user:pass@host:5432/db or sqlite:///path.db)"
+        return f"not a database URL ({DATABASE_URL_EXAMPLE})"
+    backend = url.get_backend_name()
+    if backend not in SUPPORTED_DATABASES:
+        return (
+            f"{backend} is not supported: the store is PostgreSQL or SQLite"
+            f" ({DATABASE_URL_EXAMPLE})"
+        )
+    try:
+        url.get_dialect().import_dbapi()
+    except (ImportError, NoSuchModuleError):
+        return (
+            f"the driver {url.drivername!r} is not installed"
+            " (write postgresql://, served by psycopg 3, or sqlite://)"
+        )
+    return None
+
+
+def database_connection_problem(settings: Settings) -> str | None:
+    """Whether the configured database answers (run once by `serve` before it starts).
+
+    Without this a wrong host, port or password surfaces as a traceback from the migration.
+    The message names the variable and the server, never the password.
+    """
+    if not settings.database_url:
+        return None
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from aiops_analyzer.store.db import create_store_engine, normalise_url
+
+    engine = None
+    try:
+        engine = create_store_engine(settings.database_url, immediate=False, pool_size=1)
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except (DBAPIError, OSError) as exc:
+        cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig else exc
+        reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        where = normalise_url(settings.database_url).render_as_string(hide_password=True)
+        fields = type(settings).model_fields
+        return f"{variable_for('database_url', fields)}: cannot connect to {where}: {reason}"
+    finally:
+        if engine is not None:
+            engine.dispose()
     return None
 
 
