@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -437,9 +438,12 @@ async def test_stop_is_prompt_even_when_a_wake_up_races_it(tmp_path: Path) -> No
     store.dispose()
 
 
-async def test_a_resolution_waits_for_its_firing_analysis_to_quote_it(tmp_path: Path) -> None:
+async def test_a_resolution_waits_for_its_firing_analysis_to_quote_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Firing and resolved arrive together; two workers take both at once. The resolution
     waits until the firing analysis is stored, so its notification can quote it."""
+    caplog.set_level(logging.INFO, logger="aiops_analyzer.worker")
     slow_llm = LoopbackServer(always(Reply(body=completion(json.dumps(GOOD)), delay=1.0)))
     with slow_llm as llm, LoopbackServer(always(Reply(200, {"ok": True}))) as receiver:
         settings = llm_settings(tmp_path, llm, workers=2, notify_webhook_url=f"{receiver.url}/hook")
@@ -453,3 +457,12 @@ async def test_a_resolution_waits_for_its_firing_analysis_to_quote_it(tmp_path: 
     assert resolved["job"]["finished_at"] >= firing["job"]["finished_at"]
     resolution = next(r.json() for r in receiver.requests if r.json()["event"] == "resolution")
     assert resolution["firing_analysis"]["summary"] == GOOD["summary"]
+    # Claimed again and again while it waits, its start is still one INFO line (not one a second).
+    starts = [
+        r
+        for r in caplog.records
+        if getattr(r, "event", None) == "job_started"
+        and getattr(r, "analysis_id", None) == resolved_id
+        and r.levelno >= logging.INFO
+    ]
+    assert len(starts) == 1

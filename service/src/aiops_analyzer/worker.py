@@ -74,6 +74,8 @@ class WorkerPool:
         self._llm: engines.LLMEngine | None = None
         self._running_jobs = 0
         self._stopping = False
+        # Resolutions claimed again while their firing analysis runs: their start is logged once.
+        self._waiting: set[int] = set()
         self._reaper: asyncio.Task[None] | None = None
         self.owner = new_owner_id()
         # Last state of the LLM, evidence sources and channels (/readyz; one WARNING per outage).
@@ -267,7 +269,8 @@ class WorkerPool:
 
     async def _work(self, job: Job) -> None:
         log = {"analysis_id": job.id, "alertname": job.alert.alertname, "attempt": job.attempts}
-        logger.info("job started", extra={"event": "job_started", **log})
+        level = logging.DEBUG if job.id in self._waiting else logging.INFO
+        logger.log(level, "job started", extra={"event": "job_started", **log})
         outcome: Outcome | None
         try:
             async with asyncio.timeout(self.settings.job_timeout_seconds):
@@ -276,6 +279,7 @@ class WorkerPool:
                 else:
                     outcome = await self._record_resolution(job)
         except Exception as exc:
+            self._waiting.discard(job.id)
             final = job.attempts >= self.settings.job_max_attempts
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             retry_in = (
@@ -295,8 +299,10 @@ class WorkerPool:
             )
             return
         if outcome is None:
+            self._waiting.add(job.id)
             logger.debug("resolution waits for its firing analysis", extra=log)
             return
+        self._waiting.discard(job.id)
         logger.info("job done", extra={"event": "job_done", "outcome": outcome, **log})
 
     def _engine_label(self) -> str:
