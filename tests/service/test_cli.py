@@ -101,3 +101,12 @@ def test_eval_without_the_harness_says_how_to_install_it(tmp_path: Path) -> None
     assert result.returncode == 2
     assert "make install" in result.stderr and "eval/harness" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_serve_refuses_a_port_option_out_of_range_naming_the_option(tmp_path: Path) -> None:
+    for port in ("0", "99999", "http"):
+        result = run_cli("serve", "--port", port, cwd=tmp_path)
+        assert result.returncode == 2
+        [*_, last] = result.stderr.strip().splitlines()
+        assert last.startswith("aiops-analyzer serve: error: argument --port: "), last
+        assert "Traceback" not in result.stderr

@@ -72,6 +72,17 @@ def warn_unknown_variables() -> None:
         )
 
 
+def port_number(text: str) -> int:
+    """--port: 1-65535, refused by argparse naming the option (0 used to mean "the default")."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (1-65535)")
+    return port
+
+
 def _serve(args: argparse.Namespace) -> int:
     from aiops_analyzer import server
     from aiops_analyzer.core.config_checks import database_connection_problem, prepare_data_dir
@@ -81,7 +92,7 @@ def _serve(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {}
     if args.host:
         overrides["host"] = args.host
-    if args.port:
+    if args.port is not None:
         overrides["port"] = args.port
     settings = load_settings(**overrides)
     problem = prepare_data_dir(settings) or database_connection_problem(settings)
@@ -224,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="Run the HTTP service (webhook, API, workers).")
     serve.add_argument("--host", help="Bind address (default AIOPS_HOST, 127.0.0.1).")
-    serve.add_argument("--port", type=int, help="Port (default AIOPS_PORT or PORT, 8080).")
+    serve.add_argument("--port", type=port_number, help="Port (default AIOPS_PORT or PORT, 8080).")
     serve.add_argument(
         "--access-log", action="store_true", help="Log every HTTP request (JSON lines)."
     )
