@@ -414,6 +414,33 @@ def test_a_host_out_of_memory_is_memory_pressure(name: str, expr: str, words: st
     assert RulesEngine().analyze(a, [evidence[0], roomy]).category == classify(a).family.category
 
 
+def test_a_memfree_rule_on_a_host_with_memory_available_is_page_cache() -> None:
+    host = {"instance": "h:9100"}
+    expr = "(1 - node_memory_MemFree_bytes / node_memory_MemTotal_bytes) * 100 > 90"
+    used = metric("prom-1", "alert_expression", [88, 91, 93, 94], host)
+    roomy = metric("prom-3", "host_memory_available", [0.64, 0.62, 0.61, 0.6], host)
+    a = alert("HostMemoryHigh", expr, host)
+    result = RulesEngine().analyze(a, [used, roomy])
+    assert result.category == "memory_pressure"
+    cause = result.probable_causes[0]
+    assert "Page cache, not memory pressure" in cause.cause and "still 60% of RAM" in cause.cause
+    assert cause.evidence_ids == ["prom-3"]
+    assert "MemAvailable" in result.remediation[0]
+    assert not any("Raise the limit" in step for step in result.remediation)
+    # Really short of memory: no cache excuse, whatever the rule reads.
+    short = [
+        metric("prom-3", "host_memory_available", [0.2, 0.06, 0.03, 0.02], host),
+        metric("prom-5", "host_swap_in", [0, 500, 900, 1100], host),
+    ]
+    result = RulesEngine().analyze(a, [used, *short])
+    assert not any("Page cache" in c.cause for c in result.probable_causes)
+    assert "out of memory" in result.probable_causes[0].cause
+    # A rule on MemAvailable already leaves the cache out: nothing to say about it.
+    b = alert("HostMemoryHigh", "node_memory_MemAvailable_bytes < 1e9", host)
+    result = RulesEngine().analyze(b, [used, roomy])
+    assert not any("Page cache" in c.cause for c in result.probable_causes)
+
+
 HOST_CPU_EXPR = '100 * (1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m]))) > 90'
 
 

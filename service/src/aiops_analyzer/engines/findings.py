@@ -200,6 +200,39 @@ def page_cache(prom: list[EvidenceItem]) -> Finding | None:
     )
 
 
+# MemAvailable above this share of RAM: the host has room, whatever MemFree says.
+ROOMY_AVAILABLE = 0.2
+
+
+def host_page_cache(prom: list[EvidenceItem], expression: str) -> Finding | None:
+    """A host memory rule on MemFree counts the page cache as used; MemAvailable does not."""
+    if "MemFree" not in expression or "MemAvailable" in expression:
+        return None
+    available = own_series(prom, "host_memory_available")
+    if not available:
+        return None
+    item, s = available
+    current = s.current
+    if current is None:
+        return None
+    lowest = s.minimum if s.minimum is not None else current
+    if current < ROOMY_AVAILABLE or lowest < ROOMY_AVAILABLE / 2:
+        return None
+    return Finding(
+        "Page cache, not memory pressure: the rule measures MemFree, which leaves out the "
+        f"page cache the kernel hands back on demand, while MemAvailable is still {current:.0%} "
+        f"of RAM (lowest {lowest:.0%} in the window). A Linux host with a warm "
+        "cache always looks nearly full by MemFree.",
+        0.7,
+        (item.id,),
+        remedy="Do not add RAM or restart services for this: change the rule to "
+        "`node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes < 0.1` and confirm "
+        "with `free -m` (the `available` column).",
+        replaces_steps=True,
+        topic="page_cache",
+    )
+
+
 def memory_exhaustion(prom: list[EvidenceItem], *, cpu_alert: bool) -> Finding | None:
     """A host short of memory and swapping; behind a CPU alert, reclaim and swap stalls are
     the CPU time."""
