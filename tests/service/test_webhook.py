@@ -7,7 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
+from aiops_analyzer.api.deps import WebhookContext, authorized_webhook
 from aiops_analyzer.store import JobState
+from fastapi import Request
 from sqlalchemy import event
 
 from tests.service.apptools import (
@@ -302,3 +304,53 @@ async def test_an_internal_bug_answers_json_500_without_a_traceback(
         assert "Traceback" not in response.text and "corrupt" not in response.text
         metrics = (await client.get("/metrics")).text
         assert metric_value(metrics, 'aiops_webhook_requests_total{code="500"}') == 1
+
+
+async def test_the_fast_path_and_the_route_give_the_same_answers(tmp_path: Path) -> None:
+    """A delivery with a Content-Length is served by WebhookFastPath, a streamed one (chunked,
+    no length) by the FastAPI route: the same fields, status, headers and stored outcome."""
+
+    async def streamed(body: bytes) -> object:
+        yield body
+
+    async with running_app(make_settings(tmp_path), start_workers=False) as (app, client):
+        routed: list[int] = []  # requests that reached the FastAPI route
+
+        async def counting(request: Request) -> WebhookContext:
+            routed.append(1)
+            return await authorized_webhook(request)
+
+        app.dependency_overrides[authorized_webhook] = counting
+        first = payload(fingerprint="fp-fast", count=2)
+        fast = await client.post(WEBHOOK, json=first, headers=AUTH)
+        assert routed == []
+        headers = {**AUTH, "Content-Type": "application/json"}
+        route = await client.post(
+            WEBHOOK,
+            content=streamed(json.dumps(first).encode()),  # type: ignore[arg-type]
+            headers=headers,
+        )
+        assert routed == [1]
+        assert "content-length" in fast.request.headers
+        assert "content-length" not in route.request.headers
+        assert fast.status_code == route.status_code == 202
+        assert fast.headers["content-type"] == route.headers["content-type"]
+        assert fast.json().keys() == route.json().keys()
+        assert fast.json()["new"] == 2 and route.json()["duplicates"] == 2
+        assert fast.json()["analysis_ids"] == route.json()["analysis_ids"]
+        assert app.state.store.analyses.get(fast.json()["analysis_ids"][0]).deliveries == 2
+        # And the other way round: a new delivery through the route, its resend fast.
+        second = payload(fingerprint="fp-route")
+        by_route = await client.post(
+            WEBHOOK,
+            content=streamed(json.dumps(second).encode()),  # type: ignore[arg-type]
+            headers=headers,
+        )
+        resent = await client.post(WEBHOOK, json=second, headers=AUTH)
+        assert by_route.json()["new"] == 1 and resent.json()["duplicates"] == 1
+        # A body read by the fast path and then found invalid gets the route's precise 422.
+        bad = payload()
+        bad["alerts"][0]["startsAt"] = "yesterday"
+        invalid = await client.post(WEBHOOK, json=bad, headers=AUTH)
+        assert invalid.status_code == 422
+        assert "startsAt" in invalid.json()["detail"]

@@ -16,6 +16,7 @@ from aiops_analyzer.api.errors import document_errors, install_error_handlers
 from aiops_analyzer.api.payload import AlertmanagerPayload
 from aiops_analyzer.api.routes import analyses, health, runbooks, webhook
 from aiops_analyzer.api.strictness import TrailingSlashTolerance
+from aiops_analyzer.api.webhook_fast_path import WebhookFastPath
 from aiops_analyzer.core.config import Settings, get_settings
 from aiops_analyzer.core.metrics import Metrics
 from aiops_analyzer.scrub import Scrubber
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
     app.include_router(runbooks.router)
     app.include_router(web.router)
     app.mount(web.STATIC_PATH, web.static, name="static")
+    app.add_middleware(WebhookFastPath)  # inside the counter: its answers are counted too
     app.add_middleware(WebhookStatusCounter, metrics=metrics)
     app.add_middleware(TrailingSlashTolerance)  # outermost: the counter sees the clean path
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

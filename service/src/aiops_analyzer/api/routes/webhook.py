@@ -23,9 +23,11 @@ from aiops_analyzer.api.payload import (
     DuplicateKeyError,
     check_duplicate_keys,
 )
+from aiops_analyzer.core.metrics import Metrics
 from aiops_analyzer.core.storage_health import is_storage_error
 from aiops_analyzer.scrub import Scrubber
-from aiops_analyzer.store import Delivery
+from aiops_analyzer.store import Delivery, Store
+from aiops_analyzer.worker import WorkerPool
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +44,7 @@ class WebhookAccepted(BaseModel):
     truncated_alerts: int = Field(description="Alerts Alertmanager left out of this delivery.")
 
 
-def _is_json(content_type: str) -> bool:
+def is_json(content_type: str) -> bool:
     media_type = content_type.split(";", 1)[0].strip().lower()
     return media_type == "application/json" or (
         media_type.startswith("application/") and media_type.endswith("+json")
@@ -77,7 +79,7 @@ async def _read_limited(request: Request, limit: int) -> bytes:
 INLINE_PARSE_MAX_BYTES = 64 * 1024
 
 
-def _parse(body: bytes) -> AlertmanagerPayload:
+def parse_payload(body: bytes) -> AlertmanagerPayload:
     payload = AlertmanagerPayload.model_validate_json(body)
     # Only a valid payload is parsed again: pydantic has refused absurd nesting by then.
     check_duplicate_keys(body)
@@ -109,14 +111,9 @@ def _parse(body: bytes) -> AlertmanagerPayload:
 )
 async def receive_alerts(request: Request, context: WebhookContextDep) -> Any:
     """Store each alert of an Alertmanager (version 4) delivery and queue its analysis."""
-    settings, store, metrics, workers = (
-        context.settings,
-        context.store,
-        context.metrics,
-        context.workers,
-    )
+    settings = context.settings
     content_type = request.headers.get("content-type", "")
-    if not _is_json(content_type):
+    if not is_json(content_type):
         raise HTTPException(
             status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
             detail=f"content type must be application/json, got {content_type[:100]!r}",
@@ -128,9 +125,9 @@ async def receive_alerts(request: Request, context: WebhookContextDep) -> Any:
         # thread, so a megabyte of payload cannot hold the event loop (health checks, other
         # clients); a typical delivery parses in ~30 us, far less than the ~200 us thread hop.
         if len(body) > INLINE_PARSE_MAX_BYTES:
-            payload = await anyio.to_thread.run_sync(_parse, body)
+            payload = await anyio.to_thread.run_sync(parse_payload, body)
         else:
-            payload = _parse(body)
+            payload = parse_payload(body)
     except DuplicateKeyError as exc:
         return JSONResponse(
             status_code=422,
@@ -151,7 +148,20 @@ async def receive_alerts(request: Request, context: WebhookContextDep) -> Any:
             )
         return validation_response(exc, "invalid Alertmanager payload: ")
 
-    scrubber: Scrubber = request.app.state.scrubber
+    try:
+        return await accept(payload, request.app.state)
+    except Exception as exc:
+        if is_storage_error(exc):
+            return storage_unavailable(request, exc)
+        raise
+
+
+async def accept(payload: AlertmanagerPayload, state: Any) -> WebhookAccepted:
+    """Store a valid delivery, queue its new alerts, count and log it: what a 202 means.
+    Shared by the route and ``WebhookFastPath``; a store failure is raised to the caller."""
+    scrubber: Scrubber = state.scrubber
+    metrics: Metrics = state.metrics
+    workers: WorkerPool = state.workers
 
     def scrubbed_delivery() -> Delivery:
         # Scrubbed once, here, where the data enters: the store, the API, the engines and
@@ -167,12 +177,8 @@ async def receive_alerts(request: Request, context: WebhookContextDep) -> Any:
 
     # Built and stored in the store's writer thread, in one transaction (one fsync) with the
     # deliveries of concurrent requests.
-    try:
-        result = await store.ingest_grouped(scrubbed_delivery)
-    except Exception as exc:
-        if is_storage_error(exc):
-            return storage_unavailable(request, exc)
-        raise
+    store: Store = state.store
+    result = await store.ingest_grouped(scrubbed_delivery)
     workers.storage.succeeded()
     records = payload.alerts
     if result.new_ids:
