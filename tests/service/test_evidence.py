@@ -14,6 +14,8 @@ from urllib.parse import quote
 import pytest
 from aiops_analyzer.core.config import Settings
 from aiops_analyzer.evidence import gather_evidence
+from aiops_analyzer.evidence.logrank import is_background
+from aiops_analyzer.evidence.loki import LOG_BASELINE, RECENT_LEAD
 from aiops_analyzer.evidence.prometheus import plan_queries
 from aiops_analyzer.evidence.series import MAX_POINTS, describe, matches
 from aiops_analyzer.schemas import Alert, EvidenceItem
@@ -322,8 +324,11 @@ async def test_loki_window_stays_around_an_old_start() -> None:
     starts_ns = old_start.timestamp() * 1e9
     start_ns = min(int(r.param("start")) for r in loki.requests)
     end_ns = max(int(r.param("end")) for r in loki.requests)
-    # As far after startsAt as before it, not up to now (five hours later).
-    assert (end_ns - starts_ns) / (starts_ns - start_ns) == pytest.approx(1.0, rel=0.01)
+    # One evidence window after startsAt, not up to now (five hours later); before it, the
+    # recent window's lead-up and the logs' hours-long baseline.
+    assert (end_ns - starts_ns) / 1e9 == pytest.approx(30 * 60, abs=2)
+    lead_and_baseline = RECENT_LEAD + LOG_BASELINE
+    assert (starts_ns - start_ns) / 1e9 == pytest.approx(lead_and_baseline.total_seconds(), abs=2)
 
 
 async def test_host_alert_reads_the_hosts_own_streams() -> None:
@@ -637,3 +642,46 @@ def test_cpu_breakdown_is_queried_only_for_cpu_alerts(
     planned = {q.kind for q in plan_queries(alert(labels, expr))}
     assert planned & cpu_kinds == kinds
     assert "host_clock_offset" in planned or "instance" not in labels  # nothing cut off
+
+
+async def test_a_scrape_target_down_reads_its_hosts_journal() -> None:
+    labels = {"alertname": "TargetDown", "instance": "web-3:9100", "job": "node"}
+    with LoopbackServer(always(Reply(body=loki_streams([], {})))) as loki:
+        await gather_evidence(
+            alert(labels, 'up{job!="analyzer"} == 0'), settings(loki_url=loki.url)
+        )
+    asked = {r.param("query") for r in loki.requests}
+    # The exporter's unit, the kernel's firewall lines and reboots are in the host's journal.
+    assert {'{instance="web-3:9100"}', '{host="web-3"}'} <= asked
+
+
+async def test_an_hourly_line_is_background_and_a_line_new_for_hours_is_news() -> None:
+    base = STARTS.timestamp()
+    cron = "(root) CMD (cd / && run-parts --report /etc/cron.hourly)"
+    lines = [(base - 3600 * h - 120, cron) for h in range(4)]
+    lines += [(base - 600 + 60 * i, f"GET /health 200 request {i}") for i in range(10)]
+    lines += [(base - 11000 + 60 * i, f"GET /health 200 request {i}") for i in range(170)]
+    lines.append((base - 90, 'level=info msg="Listening on" address=127.0.0.1:9100'))
+    with LoopbackServer(_loki_by_window(lines, {"unit": "cron.service"})) as loki:
+        s = settings(loki_url=loki.url)
+        items = by_id(await gather_evidence(alert({"alertname": "X", "job": "cron"}), s))
+    ranked = items["loki-1"].templates
+    hourly = next(t for t in ranked if "cron.hourly" in t.example)
+    # Seen in the baseline hours ago: once an hour is its pace, not news.
+    assert hourly.baseline_count == 3 and hourly.novelty == "steady" and is_background(hourly)
+    listening = next(t for t in ranked if "Listening on" in t.example)
+    assert listening.novelty == "new" and ranked[0] is listening
+
+
+async def test_a_read_that_hits_its_limit_counts_only_the_baseline_it_covers() -> None:
+    base = STARTS.timestamp()
+    # A request line every 2 s for four hours: the baseline read returns only its newest 500.
+    lines = [(base - 14400 + 2 * i, f"GET /v1/prices 200 req={i}") for i in range(7500)]
+    with LoopbackServer(_loki_by_window(lines, {"container": "pricing"})) as loki:
+        s = settings(loki_url=loki.url)
+        items = by_id(await gather_evidence(alert({"alertname": "X", "name": "pricing"}), s))
+    assert all(int(r.param("limit")) <= 1000 for r in loki.requests)
+    [requests] = [t for t in items["loki-1"].templates if "/v1/prices" in t.example]
+    # Over the 17 minutes the capped read covers, the pace is the recent window's own.
+    assert requests.novelty == "steady" and requests.rate_ratio is not None
+    assert requests.rate_ratio == pytest.approx(1.0, abs=0.2)

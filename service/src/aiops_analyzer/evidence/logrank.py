@@ -205,20 +205,39 @@ def level_of(line: str) -> str:
 # background (scanners blocked by the firewall, a user called "deploy", AppArmor denials).
 BACKGROUND_MIN_BASELINE = 2
 BACKGROUND_MAX_RATIO = 1.5
+# ... or more often, but by an amount this likely at the baseline's own pace.
+BACKGROUND_MIN_CHANCE = 0.05
 
 
 def is_background(template: LogTemplate) -> bool:
     """A template logged before the alert as often as during it: not news."""
-    return _background(template.novelty, template.baseline_count, template.rate_ratio)
-
-
-def _background(novelty: str, baseline_count: int, rate_ratio: float | None) -> bool:
-    return (
-        novelty == "steady"
-        and baseline_count >= BACKGROUND_MIN_BASELINE
-        and rate_ratio is not None
-        and rate_ratio <= BACKGROUND_MAX_RATIO
+    return _background(
+        template.novelty, template.baseline_count, template.rate_ratio, template.count
     )
+
+
+def _background(novelty: str, baseline_count: int, rate_ratio: float | None, count: int) -> bool:
+    if novelty != "steady" or baseline_count < BACKGROUND_MIN_BASELINE or rate_ratio is None:
+        return False
+    if rate_ratio <= BACKGROUND_MAX_RATIO:
+        return True
+    # A rare periodic line (an hourly cron, a denial every 50 minutes) seen once or twice in a
+    # short window has a high ratio by chance: background unless its count is unlikely at the
+    # baseline's pace (Poisson tail).
+    expected = count / rate_ratio
+    return _poisson_at_least(count, expected) >= BACKGROUND_MIN_CHANCE
+
+
+def _poisson_at_least(k: int, mean: float) -> float:
+    """P(X >= k) for X ~ Poisson(mean)."""
+    if k <= 0:
+        return 1.0
+    term = math.exp(-mean)
+    below = term
+    for i in range(1, k):
+        term *= mean / i
+        below += term
+    return max(0.0, 1.0 - below)
 
 
 def rank(lines: list[LogLine], recent_seconds: float, baseline_seconds: float) -> list[LogTemplate]:
@@ -261,7 +280,7 @@ def rank_with_lines(
         tags = sorted({*tags_of(recent[0].line), *tags_of(example)})
         level = level_of(example)
         ratio = round(recent_rate / base_rate, 2) if base_count else None
-        quiet = _background(novelty, base_count, ratio)
+        quiet = _background(novelty, base_count, ratio, len(recent))
         words = max((TAG_WEIGHT.get(t, 0.0) for t in tags), default=0.0)
         score = {"new": 2.0, "surging": 1.5, "steady": 0.0}[novelty]
         score += words / 2 if quiet else words

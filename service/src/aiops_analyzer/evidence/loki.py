@@ -39,6 +39,11 @@ MAX_LINE_CHARS = 300
 # Lines read per window and selector: bounded work whatever the log volume (mining and
 # ranking 500 + 500 lines takes some 10 ms).
 MAX_FETCH_LINES = 500
+# The logs' baseline: what was logged this long before the recent window. Hours, not the
+# metrics' half hour: an hourly cron line, a scanner blocked every twenty minutes or a periodic
+# AppArmor denial is background, and a short baseline would call it new. Reads stay bounded
+# by their line limit; a read that hits it covers less, and the rates count only what it covers.
+LOG_BASELINE = timedelta(hours=3)
 # The recent window starts this long before startsAt (a rule's `for:` plus the lead-up).
 RECENT_LEAD = timedelta(minutes=15)
 # The lead-up read of the recent window runs this far past startsAt.
@@ -101,7 +106,7 @@ def stream_selectors(alert: Alert) -> list[str]:
     # A host alert's subject is the host, not the exporter that reports it.
     if own and own.startswith("{job=") and scope(alert) != "host":
         selectors += _service_selectors(labels.get("job", ""), instance)
-    if instance and (scope(alert) == "host" or about_job(alert)):
+    if instance and (scope(alert) == "host" or about_job(alert) or about_scrape(alert)):
         host = host_name(instance)
         selectors.append("{" + f"instance={_quote(instance)}" + "}")
         selectors += ["{" + f"{label}={_quote(host)}" + "}" for label in _HOST_STREAM_LABELS]
@@ -132,6 +137,16 @@ def _is_name(value: str) -> bool:
     return False
 
 
+def about_scrape(alert: Alert) -> bool:
+    """The alert's expression is a scrape target's health (`up == 0`): why a target stopped
+    answering is often only in its host's journal (the exporter's unit restarted on another
+    address, a firewall rule, the host rebooting), not in the target's own streams."""
+    expr = alert_expression(alert)
+    if not expr or is_logql(expr):
+        return False
+    return "up" in metric_names(expr)
+
+
 def about_job(alert: Alert) -> bool:
     """The alert's expression measures a scheduled job (its last success, a failed unit)."""
     expr = alert_expression(alert)
@@ -149,7 +164,7 @@ def windows(alert: Alert, settings: Settings) -> tuple[Window, Window]:
     recent = Window(
         starts - lead, max(starts - lead + timedelta(seconds=1), min(window.end, starts + span))
     )
-    baseline = Window(window.start, starts - lead)
+    baseline = Window(starts - lead - LOG_BASELINE, starts - lead)
     return baseline, recent
 
 
@@ -189,29 +204,45 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
     # The subject's own streams in two windows, so a noisy recent window cannot crowd out the
     # baseline; the host's extra streams (quieter system logs) in one read spanning both.
     span = Window(baseline.start, recent.end)
-    reads = [_read(url, selectors[0], w, timeout, http) for w in (*_lead_up(recent), baseline)]
-    reads += [_read(url, s, span, timeout, http, 2 * MAX_FETCH_LINES) for s in selectors[1:]]
+    # (read, its line limit, whether it reaches into the baseline)
+    planned = [
+        (_read(url, selectors[0], w, timeout, http), MAX_FETCH_LINES, False)
+        for w in _lead_up(recent)
+    ]
+    planned.append((_read(url, selectors[0], baseline, timeout, http), MAX_FETCH_LINES, True))
+    planned += [
+        (_read(url, s, span, timeout, http, 2 * MAX_FETCH_LINES), 2 * MAX_FETCH_LINES, True)
+        for s in selectors[1:]
+    ]
     # A job alert: the failure lines of its last runs, however long before the alert.
-    last_runs = Window(baseline.start - LAST_RUN_LOOKBACK, baseline.start)
-    job_reads = (
-        [
-            _read(url, s + LAST_RUN_FILTER, last_runs, timeout, http, MAX_LAST_RUN_LINES)
+    last_runs = Window(recent.start - LAST_RUN_LOOKBACK, recent.start)
+    if about_job(alert):
+        planned += [
+            (
+                _read(url, s + LAST_RUN_FILTER, last_runs, timeout, http, MAX_LAST_RUN_LINES),
+                MAX_LAST_RUN_LINES,
+                False,
+            )
             for s in selectors
         ]
-        if about_job(alert)
-        else []
-    )
-    reads += job_reads
     results, items = await asyncio.gather(
-        asyncio.gather(*reads), _expression(logql, url, recent, timeout, http)
+        asyncio.gather(*(read for read, _, _ in planned)),
+        _expression(logql, url, recent, timeout, http),
     )
     failures = [r for r in results if isinstance(r, str)]
     if len(failures) == len(results):
         return [unavailable("loki-1", "loki", selectors[0], failures[0]), *items]
+    covered_from = _baseline_covered_from(
+        baseline,
+        [(r, limit) for r, (_, limit, spans) in zip(results, planned, strict=True) if spans],
+    )
     seen: set[tuple[int, str]] = set()
     lines: list[LogLine] = []
-    first_job_read = len(results) - len(job_reads)
-    for index, result in enumerate(results):
+    first_job_read = len(results) - (len(selectors) if about_job(alert) else 0)
+    # The last runs' failure lines first: they count as recent even inside the baseline.
+    order = [*range(first_job_read, len(results)), *range(first_job_read)]
+    for index in order:
+        result = results[index]
         if isinstance(result, str):
             continue
         for ts_ns, text in result:
@@ -219,9 +250,10 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
                 continue
             seen.add((ts_ns, text))
             last_run = index >= first_job_read
-            lines.append(
-                LogLine(ts_ns / 1e9, text, last_run or recent.start.timestamp() <= ts_ns / 1e9)
-            )
+            recent_line = last_run or recent.start.timestamp() <= ts_ns / 1e9
+            if not recent_line and ts_ns / 1e9 < covered_from:
+                continue  # older than what every capped read covers: rates would be skewed
+            lines.append(LogLine(ts_ns / 1e9, text, recent_line))
     query = " + ".join(selectors)
     if not any(line.recent for line in lines):
         return [
@@ -235,7 +267,8 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
             ),
             *items,
         ]
-    ranked, telling = rank_with_lines(lines, recent.seconds, baseline.seconds)
+    baseline_seconds = max(0.0, baseline.end.timestamp() - covered_from)
+    ranked, telling = rank_with_lines(lines, recent.seconds, baseline_seconds)
     templates = ranked[:MAX_TEMPLATES_KEPT]
     newest = _newest(lines, telling, settings.loki_max_lines)
     items[:0] = [
@@ -261,6 +294,31 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
         ),
     ]
     return items
+
+
+def _baseline_covered_from(
+    baseline: Window, reads: list[tuple[list[tuple[int, str]] | str, int]]
+) -> float:
+    """Where the baseline's lines are complete, as a Unix time.
+
+    Reads go newest first, so one that returned its whole limit reaches back only to its
+    oldest line; before that, other streams' lines alone would make every template of the
+    capped stream look new or surging. And nothing before the oldest line of any read (a
+    stream that began, a retention limit) counts as baseline time: a rate over hours the logs
+    do not cover would make every steady line look surging.
+    """
+    covered = baseline.start.timestamp()
+    oldest: list[float] = []
+    for result, limit in reads:
+        if not isinstance(result, list) or not result:
+            continue
+        first = min(ts for ts, _ in result) / 1e9
+        oldest.append(first)
+        if len(result) >= limit:
+            covered = max(covered, first)
+    if oldest:
+        covered = max(covered, min(oldest))
+    return min(covered, baseline.end.timestamp())
 
 
 def _newest(lines: list[LogLine], telling: list[list[LogLine]], limit: int) -> list[LogLine]:
