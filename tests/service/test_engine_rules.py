@@ -515,8 +515,42 @@ def test_cpu_quota_throttling_caps_a_container() -> None:
         ("dial tcp: lookup db.internal on 10.0.0.2:53: no such host", "Name resolution"),
         ("unattended-upgrades: Automatic reboot scheduled", "rebooted"),
         ("LOG: process 4242 still waiting for ShareLock on transaction 991", "lock"),
+        ("kernel: [IPTABLES-DROP] IN=eth0 OUT= SRC=10.0.0.5 DST=10.0.0.7 DPT=9100", "firewall"),
+        ("kernel: nf_conntrack: nf_conntrack: table full, dropping packet", "connection-tracking"),
+        ("kernel: igb 0000:03:00.0 eno1: NIC Link is Down", "lost its link"),
+        ("systemd-networkd[412]: eno1: Lost carrier", "lost its link"),
+        ("socket.gaierror: [Errno -3] Temporary failure in name resolution", "Name resolution"),
+        ("Error: getaddrinfo EAI_AGAIN api.payments.internal", "Name resolution"),
+        ("java.net.UnknownHostException: db-primary.svc: Name or service not known", "resolution"),
+        ("certbot: Failed to renew certificate shop.example.com with error: Timeout", "TLS fails"),
+        (
+            "http: TLS handshake error from 10.0.0.3:51234: remote error: tls: bad certificate",
+            "TLS",
+        ),
+        ("chronyd[612]: Can't synchronise: no selectable sources", "clock is off"),
+        ("listen tcp 0.0.0.0:9100: bind: address already in use", "listen address"),
+        ("systemd-logind[522]: System is rebooting.", "rebooted"),
     ],
-    ids=["firewall", "listen", "tls", "dns", "reboot", "lock"],
+    ids=[
+        "firewall",
+        "listen",
+        "tls",
+        "dns",
+        "reboot",
+        "lock",
+        "iptables",
+        "conntrack",
+        "nic-down",
+        "carrier",
+        "dns-python",
+        "dns-node",
+        "dns-java",
+        "certbot",
+        "tls-handshake",
+        "chrony",
+        "port-in-use",
+        "logind-reboot",
+    ],
 )
 def test_causes_from_ranked_info_and_kernel_lines(line: str, words: str) -> None:
     """The cause is an ordinary-looking line new before the alert, not an error line."""
@@ -526,6 +560,56 @@ def test_causes_from_ranked_info_and_kernel_lines(line: str, words: str) -> None
     cause = next(c for c in result.probable_causes if words in c.cause)
     assert cause.evidence_ids == ["loki-1"]
     assert "new in the window" in cause.cause
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'level=info msg="Listening on" address=[::]:9100',
+        "Server listening on 0.0.0.0 port 22.",
+        "listening on *:8080",
+        "Certificate not yet due for renewal",
+        "Congratulations, all renewals succeeded: /etc/letsencrypt/live/x/fullchain.pem",
+        "kernel: [UFW ALLOW] IN=eth0 OUT= SRC=10.0.0.5 DST=10.0.0.7 PROTO=TCP DPT=22",
+        "eno1: Link is Up - 1000Mbps/Full - flow control off",
+    ],
+    ids=["listen-all-v6", "sshd-listen", "listen-star", "certbot-ok", "renewed", "ufw-allow", "up"],
+)
+def test_harmless_lines_with_the_same_words_name_no_cause(line: str) -> None:
+    """A healthy start-up, renewal or allowed packet shares words with a cause; it is none."""
+    logs = log_item("loki-1", line, "GET /metrics 200", baseline=("GET /metrics 200",) * 20)
+    a = alert("TargetDown", 'up{job="node"} == 0', {"job": "node", "instance": "h:9100"})
+    result = RulesEngine().analyze(a, [logs])
+    assert not any(
+        "loki-1" in c.evidence_ids and line[:30] in c.cause for c in result.probable_causes
+    )
+
+
+def test_conntrack_table_and_nic_link_from_host_metrics() -> None:
+    host = {"instance": "h:9100", "job": "node"}
+    nic = {**host, "device": "eno1"}
+    expr = "node_nf_conntrack_entries / node_nf_conntrack_entries_limit > 0.8"
+    evidence = [
+        metric("prom-1", "alert_expression", [0.2] * 10 + [0.97] * 5, host),
+        metric("prom-12", "host_conntrack", [0.2] * 10 + [0.97, 0.99, 1.0, 1.0, 1.0], host),
+        metric("prom-13", "host_nic_up", [1] * 10 + [0, 0, 1, 1, 1], nic),
+    ]
+    result = RulesEngine().analyze(alert("HostConntrackLimit", expr, host), evidence)
+    assert result.category == "network"
+    text = {c.cause: c.evidence_ids for c in result.probable_causes}
+    full = next(c for c in text if "connection-tracking table is full" in c)
+    assert "100% of nf_conntrack_max" in full and text[full] == ["prom-12"]
+    link = next(c for c in text if "eno1 went down and came back" in c)
+    assert text[link] == ["prom-13"]
+    assert "ethtool eno1" in " ".join(result.remediation)
+    calm = [
+        evidence[0],
+        metric("prom-12", "host_conntrack", [0.2] * 15, host),
+        metric("prom-13", "host_nic_up", [1] * 15, nic),
+    ]
+    quiet = RulesEngine().analyze(alert("HostConntrackLimit", expr, host), calm)
+    said = " ".join(c.cause for c in quiet.probable_causes)
+    assert "table is full" not in said and "went down" not in said
 
 
 def test_oom_in_logs_and_clean_shutdown_in_logs() -> None:

@@ -445,6 +445,61 @@ def clock_offset(prom: list[EvidenceItem]) -> Finding | None:
     )
 
 
+# Conntrack entries at this share of nf_conntrack_max: the kernel starts dropping new flows
+# when the table is full; near it, bursts already overflow between scrapes.
+CONNTRACK_FULL_SHARE = 0.9
+
+
+def conntrack_full(prom: list[EvidenceItem]) -> Finding | None:
+    """The connection-tracking table at its limit: new connections are dropped."""
+    found = own_series(prom, "host_conntrack")
+    if not found or found[1].peak is None or found[1].peak < CONNTRACK_FULL_SHARE:
+        return None
+    item, s = found
+    before = s.baseline if s.baseline is not None else s.minimum
+    was = f" (it was {before:.0%} earlier in the window)" if before is not None else ""
+    return Finding(
+        f"The connection-tracking table is full: conntrack entries reached {s.peak:.0%} of "
+        f"nf_conntrack_max{was}. The kernel drops packets of new connections when it is full, "
+        "so connections time out while the services themselves are up.",
+        0.75,
+        (item.id,),
+        remedy=LOG_REMEDIES["conntrack"],
+        topic="conntrack",
+    )
+
+
+def nic_link(prom: list[EvidenceItem]) -> Finding | None:
+    """A host NIC that went down or whose carrier flapped in the window."""
+    for item in of_kind(prom, "host_nic_up"):
+        for s in item.series:
+            if s.minimum is not None and s.minimum < 1 and (s.peak or 0) >= 1:
+                device = s.labels.get("device", "a NIC")
+                state = "is down" if (s.current or 0) < 1 else "went down and came back"
+                return Finding(
+                    f"Network interface {device} {state} in the window (node_network_up fell "
+                    "to 0): the host lost its link, so traffic to it failed.",
+                    0.75,
+                    (item.id,),
+                    remedy=LOG_REMEDIES["link"].replace("DEV", device),
+                    topic="link",
+                )
+    for item in of_kind(prom, "host_nic_carrier_changes"):
+        for s in item.series:
+            if (s.peak or 0) >= 2:
+                device = s.labels.get("device", "a NIC")
+                return Finding(
+                    f"Network interface {device} flapped: its carrier changed {fmt(s.peak)} "
+                    "times in 15 minutes (node_network_carrier_changes_total), so connections "
+                    "through it break intermittently.",
+                    0.7,
+                    (item.id,),
+                    remedy=LOG_REMEDIES["link"].replace("DEV", device),
+                    topic="link",
+                )
+    return None
+
+
 def growth(prom: list[EvidenceItem]) -> Finding | None:
     """Memory or disk use growing steadily toward its ceiling: when it gets there.
 
@@ -555,6 +610,11 @@ LOG_REMEDIES_REBOOT = (
 LOG_REMEDIES: dict[str, str] = {
     "firewall": "Check the host firewall for the blocked port: `ufw status numbered` or "
     "`iptables -S`/`nft list ruleset`; restore the allow rule that changed.",
+    "conntrack": "Compare `conntrack -C` (or node_nf_conntrack_entries) with "
+    "`sysctl net.netfilter.nf_conntrack_max`; raise the limit or shorten timeouts, and find "
+    "what opens so many connections (`conntrack -L | awk '{print $5}' | sort | uniq -c`).",
+    "link": "Check the interface: `ip -s link show DEV`, `ethtool DEV` (link, speed, duplex) "
+    "and the kernel log; reseat or replace the cable/port, or check the virtual NIC's host.",
     "dns": "Resolve the failing name from the affected host (`dig NAME`, `getent hosts NAME`) "
     "and check /etc/resolv.conf and the DNS server.",
     "tls": "Inspect the certificate: `openssl s_client -connect HOST:PORT -servername HOST` "
@@ -581,6 +641,18 @@ LOG_CAUSES: dict[str, tuple[str, float, str]] = {
         "A firewall drops the traffic: {line}. The service may be up but its port is "
         "blocked; check the firewall rules (ufw/iptables/nftables) changed around {when}.",
         0.75,
+        "",
+    ),
+    "conntrack": (
+        "The kernel's connection-tracking table is full and new connections are dropped: "
+        "{line}. Connections (scrapes, probes, requests) time out while the services are up.",
+        0.75,
+        "",
+    ),
+    "link": (
+        "The network interface lost its link or renegotiated it: {line} (at {when}). Traffic "
+        "to and from the host stops or slows while the link is down or degraded.",
+        0.7,
         "",
     ),
     "dns": (

@@ -490,6 +490,7 @@ class RulesEngine:
         shift_logs = [] if "deploy" in application.drop_topics else logs
         extra += [cache, findings.metric_shift(prom, shift_logs)]
         extra += [findings.rebooted(prom), findings.clock_offset(prom)]
+        extra += [findings.conntrack_full(prom), findings.nic_link(prom)]
         if cpu_alert or family.category == "latency":
             # Busy CPU that the workload does not spend: stolen, waiting on disk, or capped.
             # Swapping also shows as iowait; then memory is the cause, not the disk.

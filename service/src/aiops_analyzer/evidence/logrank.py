@@ -27,17 +27,39 @@ TAGS: dict[str, re.Pattern[str]] = {
     ),
     "firewall": re.compile(
         r"\bUFW (?:BLOCK|DENY)|iptables|nftables|firewalld|\bREJECT\b|packet (?:dropped|filtered)"
-        r"|\bDROP\b.*\b(?:SRC|DPT)=",
+        r"|\bDROP\b.*\b(?:SRC|DPT)=|\b(?:BLOCK|DENY|REJECT)\w*\]? IN=\S* OUT=",
+        re.I,
+    ),
+    # The kernel's connection-tracking table is full: new connections are dropped.
+    "conntrack": re.compile(
+        r"nf_conntrack: (?:nf_conntrack: )?table full|conntrack table (?:is )?full"
+        r"|conntrack.*dropping packet",
+        re.I,
+    ),
+    # The NIC lost its carrier, flaps or renegotiated at a lower speed.
+    "link": re.compile(
+        r"\bLink is Down\b|\blink (?:is |went )?down\b(?! (?:detect|delay|timer))"
+        r"|carrier (?:lost|off|down)|Lost carrier|NETDEV WATCHDOG"
+        r"|transmit queue \d+ timed out|Link is Up - (?:10|100) ?Mbps",
         re.I,
     ),
     "dns": re.compile(
         r"no such host|NXDOMAIN|SERVFAIL|name resolution|could not resolve|resolve host"
-        r"|getaddrinfo|lookup \S+ on \S+|dns (?:lookup|query|resolution)|EAI_AGAIN",
+        r"|getaddrinfo|lookup \S+ on \S+|dns (?:lookup|query|resolution)|EAI_AGAIN"
+        r"|ENOTFOUND|UnknownHostException|NameResolutionError|Name or service not known"
+        r"|nodename nor servname|server misbehaving|no servers could be reached"
+        r"|degraded feature set|resolv\.conf|DNS server \S+ (?:timed out|not responding)"
+        r"|(?:DNS|resolver) (?:request |query )?(?:timed out|timeout|failed)",
         re.I,
     ),
     "tls": re.compile(
         r"x509|certificate (?:has )?expired|certificate verify|tls handshake|ssl handshake"
-        r"|SSL routines|unknown authority|bad certificate|certificate is not valid",
+        r"|SSL routines|unknown authority|bad certificate|certificate is not valid"
+        r"|handshake (?:error|fail)|CERTIFICATE_VERIFY_FAILED|ERR_CERT_|SSL_ERROR_"
+        r"|self[- ]signed certificate|certificate (?:will )?expires? (?:in|soon|today)"
+        # certbot / ACME renewal that fails (its healthy "not due for renewal" is no match).
+        r"|failed to renew|renewals? (?:failed|failure)|(?:\brenew\w*|certbot|acme\.sh)\S*.*"
+        r"\b(?:failed|error|unable|could not)\b|(?:acme )?challenge (?:failed|invalid)",
         re.I,
     ),
     "listen": re.compile(
@@ -95,7 +117,12 @@ TAGS: dict[str, re.Pattern[str]] = {
         r"|page allocation stall|thrash",
         re.I,
     ),
-    "clock": re.compile(r"clock skew|clock drift|time (?:jump|drift)|ntp|chrony|timesync", re.I),
+    "clock": re.compile(
+        r"clock skew|clock drift|time (?:jump|drift)|ntp|chrony|timesync"
+        r"|no selectable sources|can(?:'|no)t synchroni[sz]e|clock (?:unsynchroni[sz]ed|not "
+        r"synchroni[sz]ed|is unsynchroni[sz]ed)|System clock wrong|Timed out waiting for reply",
+        re.I,
+    ),
     "queue": re.compile(r"queue (?:is )?full|backlog|lag(?:ging)?\b|consumer.*behind", re.I),
     # A database refusing or running out of connections (the 5xx behind it are its fault).
     "database": re.compile(
@@ -143,6 +170,8 @@ TAG_WEIGHT = {
     "firewall": 3.0,
     "dns": 3.0,
     "tls": 3.0,
+    "conntrack": 3.0,
+    "link": 3.0,
     "listen": 2.5,
     "reboot": 2.5,
     "deploy": 2.0,
@@ -177,8 +206,16 @@ class LogLine:
     recent: bool  # in the window just before (and after) startsAt
 
 
+# Listening on every address (`:9100`, `0.0.0.0:9100`, `[::]:9100`, `*:80`) is how a healthy
+# start-up reads; only a loopback or specific address, or a failure to bind, says anything.
+_ALL_ADDRESSES = re.compile(r"(?:0\.0\.0\.0|\[::\]|\*|(?<![\w.\]]))(?::|port )\d{2,5}\b")
+_BIND_FAILED = re.compile(r"in use|cannot|can't|fail|error|unable|denied|not available", re.I)
+
+
 def tags_of(line: str) -> list[str]:
     found = [tag for tag, pattern in TAGS.items() if pattern.search(line)]
+    if "listen" in found and _ALL_ADDRESSES.search(line) and not _BIND_FAILED.search(line):
+        found.remove("listen")
     if _KERNEL.search(line):
         found.append("kernel")
     return found

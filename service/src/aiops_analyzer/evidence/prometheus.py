@@ -181,53 +181,91 @@ def _host_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
         return []
     i = f"instance={_quote(instance)}"
     fs = f'{i},fstype!~"tmpfs|overlay|squashfs|ramfs"'
+    return (
+        [
+            NamedQuery(
+                "host load1 per CPU",
+                f"node_load1{{{i}}} / on (instance) count by (instance) "
+                f'(node_cpu_seconds_total{{{i},mode="idle"}})',
+                "host_load",
+            ),
+            NamedQuery(
+                "host memory available ratio",
+                f"node_memory_MemAvailable_bytes{{{i}}} / node_memory_MemTotal_bytes{{{i}}}",
+                "host_memory_available",
+            ),
+            NamedQuery(
+                "host filesystem available ratio",
+                f"node_filesystem_avail_bytes{{{fs}}} / node_filesystem_size_bytes{{{fs}}}",
+                "host_filesystem_available",
+            ),
+            NamedQuery(
+                "host swap used ratio",
+                f"1 - node_memory_SwapFree_bytes{{{i}}} / node_memory_SwapTotal_bytes{{{i}}} > -1",
+                "host_swap_used",
+            ),
+            NamedQuery(
+                "host pages swapped in per second",
+                f"rate(node_vmstat_pswpin{{{i}}}[5m])",
+                "host_swap_in",
+            ),
+            NamedQuery(
+                "host memory pressure (share of time stalled)",
+                f"rate(node_pressure_memory_waiting_seconds_total{{{i}}}[5m])",
+                "host_memory_pressure",
+            ),
+            NamedQuery(
+                "host OOM kills in 15m",
+                f"increase(node_vmstat_oom_kill{{{i}}}[15m])",
+                "host_oom_kills",
+            ),
+            NamedQuery(
+                "host filesystem inodes free ratio",
+                f"node_filesystem_files_free{{{fs}}} / node_filesystem_files{{{fs}}} > 0",
+                "host_inodes_free",
+            ),
+            NamedQuery("host boot time", f"node_boot_time_seconds{{{i}}}", "host_boot_time"),
+            NamedQuery(
+                "host clock offset seconds",
+                f"node_timex_offset_seconds{{{i}}}",
+                "host_clock_offset",
+            ),
+        ]
+        + (_host_cpu_queries(i) if _about_cpu(expr) else [])
+        + (_host_network_queries(i) if _about_network(expr) else [])
+    )
+
+
+def _about_network(expr: str) -> bool:
+    return any(
+        m.startswith(("node_network", "node_nf_conntrack", "node_netstat", "node_sockstat"))
+        for m in _metrics(expr)
+    )
+
+
+# Virtual interfaces come and go with containers; only the host's own NICs say anything.
+_VIRTUAL_NICS = 'device!~"lo|veth.*|docker.*|br-.*|cni.*|flannel.*|cali.*|virbr.*|tun.*|wg.*"'
+
+
+def _host_network_queries(i: str) -> list[NamedQuery]:
+    """For a network alert: the conntrack table against its limit, and each NIC's link."""
     return [
         NamedQuery(
-            "host load1 per CPU",
-            f"node_load1{{{i}}} / on (instance) count by (instance) "
-            f'(node_cpu_seconds_total{{{i},mode="idle"}})',
-            "host_load",
+            "host conntrack entries / limit",
+            f"node_nf_conntrack_entries{{{i}}} / node_nf_conntrack_entries_limit{{{i}}} > 0",
+            "host_conntrack",
         ),
         NamedQuery(
-            "host memory available ratio",
-            f"node_memory_MemAvailable_bytes{{{i}}} / node_memory_MemTotal_bytes{{{i}}}",
-            "host_memory_available",
+            "host NIC operational state (1 up)",
+            f"node_network_up{{{i},{_VIRTUAL_NICS}}}",
+            "host_nic_up",
         ),
         NamedQuery(
-            "host filesystem available ratio",
-            f"node_filesystem_avail_bytes{{{fs}}} / node_filesystem_size_bytes{{{fs}}}",
-            "host_filesystem_available",
+            "host NIC carrier changes in 15m",
+            f"increase(node_network_carrier_changes_total{{{i},{_VIRTUAL_NICS}}}[15m])",
+            "host_nic_carrier_changes",
         ),
-        NamedQuery(
-            "host swap used ratio",
-            f"1 - node_memory_SwapFree_bytes{{{i}}} / node_memory_SwapTotal_bytes{{{i}}} > -1",
-            "host_swap_used",
-        ),
-        NamedQuery(
-            "host pages swapped in per second",
-            f"rate(node_vmstat_pswpin{{{i}}}[5m])",
-            "host_swap_in",
-        ),
-        NamedQuery(
-            "host memory pressure (share of time stalled)",
-            f"rate(node_pressure_memory_waiting_seconds_total{{{i}}}[5m])",
-            "host_memory_pressure",
-        ),
-        NamedQuery(
-            "host OOM kills in 15m",
-            f"increase(node_vmstat_oom_kill{{{i}}}[15m])",
-            "host_oom_kills",
-        ),
-        NamedQuery(
-            "host filesystem inodes free ratio",
-            f"node_filesystem_files_free{{{fs}}} / node_filesystem_files{{{fs}}} > 0",
-            "host_inodes_free",
-        ),
-        NamedQuery("host boot time", f"node_boot_time_seconds{{{i}}}", "host_boot_time"),
-        NamedQuery(
-            "host clock offset seconds", f"node_timex_offset_seconds{{{i}}}", "host_clock_offset"
-        ),
-    ] + (_host_cpu_queries(i) if _about_cpu(expr) else [])
+    ]
 
 
 def _about_cpu(expr: str) -> bool:
