@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -42,6 +43,24 @@ def test_demo_replays_the_samples_and_prints_the_analyses() -> None:
     assert "s3cr3t-pass" not in out  # The recorded log line's password is masked.
     assert "(0 failed)" in out and "analyzer stopped" in out
     assert "Resolved after 8.0 min; closes analysis #1" in out
+    # The samples in the README and the getting-started guide are this run's, word for word
+    # (times aside). If the engine's reasoning changed, paste the new `make demo` output there.
+    printed = crash_loop_causes(out.splitlines())
+    for doc in ("README.md", "docs/getting-started.md"):
+        shown = crash_loop_causes((REPO / doc).read_text().splitlines())
+        assert shown and shown in printed, f"{doc}'s demo sample is stale:\n{printed}"
+
+
+def crash_loop_causes(lines: list[str]) -> str:
+    """The ContainerRestarting analysis' "Probable causes" lines, times masked."""
+    start = next(i for i, line in enumerate(lines) if "ContainerRestarting [firing]" in line)
+    first = next(i for i in range(start, len(lines)) if lines[i].strip() == "Probable causes:")
+    block = []
+    for line in lines[first + 1 :]:
+        if not line.startswith("    "):
+            break
+        block.append(re.sub(r"\b\d\d:\d\d:\d\d\b", "HH:MM:SS", line))
+    return "\n".join(block)
 
 
 def test_the_closing_hint_starts_a_server_that_accepts_the_sample(tmp_path: Path) -> None:
