@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from tests.service.apptools import AUTH, WEBHOOK, make_settings, payload, running_app
 
@@ -79,4 +82,57 @@ async def test_full_disk_answers_503_once_logged_and_recovers(
         listed = await client.get("/analyses", headers=AUTH)
         ids = {item["id"] for item in listed.json()["items"]}
         assert first.json()["analysis_ids"][0] in ids
+        del app
+
+
+# The other faults the issue names, injected at the driver: what SQLite says when its volume
+# was remounted read-only after an I/O error, and when the database file or mount went away.
+DRIVER_FAULTS = [
+    ("read-only", "attempt to write a readonly database", "readonly"),
+    ("unreachable", "unable to open database file", "unable to open"),
+]
+
+
+@pytest.mark.parametrize(
+    ("fault", "message", "said"), DRIVER_FAULTS, ids=[f[0] for f in DRIVER_FAULTS]
+)
+async def test_store_fault_answers_503_logs_once_and_recovers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, fault: str, message: str, said: str
+) -> None:
+    settings = make_settings(tmp_path)
+    async with running_app(settings) as (app, client):
+        first = await client.post(WEBHOOK, json=payload(), headers=AUTH)
+        assert first.status_code == 202
+        broken = {"on": True}
+
+        def refuse_writes(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            if broken["on"] and statement.lstrip().upper().startswith(("INSERT", "UPDATE")):
+                raise sqlite3.OperationalError(message)
+
+        writer = app.state.store.db.writer
+        event.listen(writer, "before_cursor_execute", refuse_writes)
+        caplog.set_level(logging.INFO)
+        answers = [
+            await client.post(
+                WEBHOOK, json=payload(fingerprint=f"{fault[:2]}{n:014d}"), headers=AUTH
+            )
+            for n in range(4)
+        ]
+        assert [r.status_code for r in answers] == [503] * 4
+        assert answers[0].headers["retry-after"].isdigit()
+        assert said in answers[0].json()["detail"]  # the cause, not a traceback
+        assert (await client.get("/readyz")).status_code == 503
+        messages = [r.getMessage() for r in caplog.records]
+        assert sum("store cannot take writes" in m for m in messages) == 1, messages
+        assert not [r for r in caplog.records if r.exc_info], messages
+
+        broken["on"] = False
+        again = await client.post(
+            WEBHOOK, json=payload(fingerprint="after0000000000"), headers=AUTH
+        )
+        assert again.status_code == 202
+        assert (await client.get("/readyz")).status_code == 200
+        listed = await client.get("/analyses", headers=AUTH)
+        assert first.json()["analysis_ids"][0] in {item["id"] for item in listed.json()["items"]}
+        event.remove(writer, "before_cursor_execute", refuse_writes)
         del app
