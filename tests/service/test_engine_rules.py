@@ -530,6 +530,22 @@ def test_cpu_quota_throttling_caps_a_container() -> None:
         ("chronyd[612]: Can't synchronise: no selectable sources", "clock is off"),
         ("listen tcp 0.0.0.0:9100: bind: address already in use", "listen address"),
         ("systemd-logind[522]: System is rebooting.", "rebooted"),
+        ("gc 4013 @5811.2s 31%: 0.12+210+0.09 ms clock, 0.9+0.4/400/0+0.7 ms cpu", "Garbage"),
+        (
+            "[2026-11-28T00:58:00,112][WARN ][o.e.m.j.JvmGcMonitorService] [gc][88213] "
+            "overhead, spent [2.1s] collecting in the last [2.3s]",
+            "Garbage",
+        ),
+        (
+            "[12.881s][info][gc] GC(311) Pause Full (G1 Compaction Pause) 1019M->1012M(1024M) "
+            "1893.224ms",
+            "Garbage",
+        ),
+        (
+            "[4410:0x5f1c]  91023 ms: Mark-Compact 1981.2 (2043.1) -> 1979.8 (2043.6) MB, "
+            "1402.1 / 0.0 ms",
+            "Garbage",
+        ),
     ],
     ids=[
         "firewall",
@@ -550,6 +566,10 @@ def test_cpu_quota_throttling_caps_a_container() -> None:
         "chrony",
         "port-in-use",
         "logind-reboot",
+        "go-gc",
+        "es-gc",
+        "jvm-gc",
+        "v8",
     ],
 )
 def test_causes_from_ranked_info_and_kernel_lines(line: str, words: str) -> None:

@@ -110,7 +110,15 @@ TAGS: dict[str, re.Pattern[str]] = {
         r"|invalid config|configuration error|is not set|KeyError|unknown (?:flag|option)",
         re.I,
     ),
-    "gc": re.compile(r"\bGC\b.*pause|garbage collect|Full GC|allocation failure|gc overhead", re.I),
+    # Collector stalls as runtimes log them: JVM (`Pause Full`, `Full GC`, `GC overhead limit
+    # exceeded`), Go's gctrace (`gc 412 @63.1s 31%:` = 31% of CPU in GC), V8's --trace-gc
+    # (`Mark-Compact`), Elasticsearch (`[gc][..] overhead, spent [2.1s] collecting`).
+    "gc": re.compile(
+        r"\bGC\b.*pause|\bpause (?:full|young)\b|garbage collect|Full GC|allocation failure"
+        r"|gc overhead|\bgc \d+ @\d+(?:\.\d+)?s \d+%:|\bMark-(?:Compact|sweep)\b"
+        r"|\[gc\].*\bspent \[[\d.]+m?s\] collecting",
+        re.I,
+    ),
     # Memory swapping in its usual words; not "swapped alias" nor a "swap_buffers" field.
     "swap": re.compile(
         r"\bswap(?:ping|s|in|out|on|off|file|space|iness)?\b(?!_)|swapped (?:in|out)|kswapd"
