@@ -52,6 +52,14 @@ def test_local_analyzer_links_to_its_published_port_and_annotates_grafana(
     assert scheme == "Basic" and base64.b64decode(encoded).decode() == f"admin:{password}"
 
 
+def test_local_alerts_link_to_prometheus_where_the_browser_reaches_it(local: StackRun) -> None:
+    """The page's "Alert query in Prometheus" link is the alert's generatorURL, which
+    Prometheus builds from its external URL: the published port, not the stack's network."""
+    command = local.named("prometheus").plain("command")
+    assert f"--web.external-url={local.outputs['prometheusUrl'].value}" in command
+    assert local.outputs["prometheusUrl"].value.startswith("http://localhost:")
+
+
 @pytest.mark.parametrize("stack", ["gcp", "dev"])
 def test_cloud_run_analyzer_links_to_its_deterministic_url(stack: str) -> None:
     run = run_stack(stack)
