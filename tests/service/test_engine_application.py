@@ -118,6 +118,37 @@ def test_a_deploy_followed_by_a_database_refusing_connections_is_not_blamed() ->
 
 
 @pytest.mark.parametrize(
+    "line",
+    [
+        "HikariPool-1 - Connection is not available, request timed out after 30000ms. n={i}",
+        "KnexTimeoutError: Knex: Timeout acquiring a connection. The pool is probably full. {i}",
+        "ActiveRecord::ConnectionTimeoutError: could not obtain a connection from the pool "
+        "within 5.000 seconds; all pooled connections were in use (req {i})",
+        "Error: timeout exceeded when trying to connect (pg pool) id={i}",
+    ],
+)
+def test_a_pool_with_no_free_connection_is_named_behind_latency(line: str) -> None:
+    # Whatever the stack's words, the service's own pool waits: not the database's limit.
+    result = RulesEngine().analyze(
+        alert("CheckoutSlow", LATENCY, {"service": "checkout"}),
+        [logs(repeated(line, 600))],
+    )
+    top = result.probable_causes[0]
+    assert "connection pool has no free connection" in top.cause
+    assert any("hikaricp_connections_pending" in step for step in result.remediation)
+    assert "refuses" not in top.cause
+
+
+def test_the_database_refusing_is_not_called_a_pool_wait() -> None:
+    line = "FATAL: remaining connection slots are reserved for superuser connections {i}"
+    result = RulesEngine().analyze(
+        alert("CheckoutSlow", LATENCY, {"service": "checkout"}), [logs(repeated(line, 600))]
+    )
+    text = " ".join(c.cause for c in result.probable_causes)
+    assert "refuses or runs out of connections" in text and "no free connection" not in text
+
+
+@pytest.mark.parametrize(
     ("expr", "labels"),
     [
         ("time() - backup_last_success_timestamp_seconds > 90000", {"instance": "db-1:9100"}),
@@ -172,6 +203,8 @@ def test_a_queue_alert_names_the_stalled_consumer_and_a_rate_limit() -> None:
     ("line", "tag"),
     [
         ("FATAL:  sorry, too many clients already", "database"),
+        ("HikariPool-1 - Connection is not available, request timed out after 30000ms", "database"),
+        ("TimeoutError: ResourceRequest timed out", "database"),
         (
             "HikariPool-1 - Connection is not available, unable to acquire JDBC Connection",
             "database",
@@ -191,10 +224,17 @@ def test_application_tags(line: str, tag: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "line", ["throttle_ms=0 sent=42", "SMTP 250 2.0.0 OK queued as 4Zx1", "idle workers: 4"]
+    "line",
+    [
+        "throttle_ms=0 sent=42",
+        "SMTP 250 2.0.0 OK queued as 4Zx1",
+        "idle workers: 4",
+        "HikariPool-1 - Pool stats (total=10, active=3, idle=7, waiting=0)",
+        "HikariPool-1 - Start completed.",
+    ],
 )
 def test_ordinary_lines_are_no_throttling_nor_lock(line: str) -> None:
-    assert not {"rate_limit", "lock"} & set(tags_of(line))
+    assert not {"rate_limit", "lock", "database"} & set(tags_of(line))
 
 
 def test_exit_code_137_is_an_oom_kill_not_a_failed_job() -> None:

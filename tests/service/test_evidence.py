@@ -348,6 +348,7 @@ async def test_host_alert_reads_the_hosts_own_streams() -> None:
         ({"compose_service": "worker"}, '{compose_service="worker"}'),
         ({"service": "analyzer", "job": "x"}, '{service="analyzer"}'),
         ({"service_name": "checkout"}, '{service_name="checkout"}'),
+        ({"application": "invoices", "job": "x"}, '{service="invoices"}'),
         ({"job": "node"}, '{job="node"}'),
     ],
 )

@@ -44,6 +44,22 @@ ROLL_BACK = (
 # A regular line silent this long before the newest line of the window: it stopped.
 QUIET_SECONDS = 300.0
 ERROR_LEVELS = ("error", "crit", "fatal", "emerg", "alert")
+# A "database" line that is the client's own pool waiting, not the database refusing: the
+# connections are held by this service (slow queries, a leak), so the database's limit is not
+# the first thing to look at.
+_POOL_WAIT = re.compile(r"pool|acquir|obtain|not available|waiting for|trying to connect", re.I)
+_DB_REFUSES = re.compile(r"too many|remaining connection slots|could not connect|system is", re.I)
+_POOL_SENTENCE = (
+    "The service's connection pool has no free connection: '{line}' ({seen}). Requests wait "
+    "for a connection and time out; connections are held by slow queries, long transactions "
+    "or a leak, or the pool is too small for the load."
+)
+_POOL_REMEDY = (
+    "Compare the pool's active and pending connections with its size (HikariCP "
+    "`hikaricp_connections_pending`, the pool's own stats); find what holds them (slow or idle "
+    "in transaction sessions in `pg_stat_activity` ordered by `xact_start`, a code path that "
+    "never returns its connection); raise the pool only if the database has room."
+)
 
 
 @dataclass(frozen=True)
@@ -207,6 +223,12 @@ def dependency_failure(logs: list[EvidenceItem]) -> Finding | None:
         found = _best(logs, tag)
         if found:
             item, template = found
+            if (
+                tag == "database"
+                and _POOL_WAIT.search(template.example)
+                and not _DB_REFUSES.search(template.example)
+            ):
+                sentence, remedy = _POOL_SENTENCE, _POOL_REMEDY
             return Finding(
                 sentence.format(line=_clip(template.example), seen=_seen(template)),
                 0.75,

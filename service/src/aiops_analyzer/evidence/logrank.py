@@ -136,7 +136,12 @@ TAGS: dict[str, re.Pattern[str]] = {
     "database": re.compile(
         r"too many (?:clients|connections)|remaining connection slots|connection pool"
         r" (?:exhausted|timeout|is full)|pool exhausted|QueuePool limit|could not connect to"
-        r" (?:server|database)|(?:acquire|obtain) (?:a )?(?:JDBC )?connection"
+        r" (?:server|database)|(?:acquir(?:e|ing)|obtain) (?:a )?(?:JDBC |DB |database )?connection"
+        # A client-side pool with no free connection, in each stack's words: HikariCP, Knex,
+        # node-postgres / generic-pool, ActiveRecord, Go's database/sql wait counters.
+        r"|Connection is not available, request timed out|pool is probably full"
+        r"|all pooled connections were in use|ResourceRequest timed out"
+        r"|timeout exceeded when trying to connect|waiting for (?:a )?(?:free |idle )?connection"
         r"|the database system is (?:starting up|shutting down|in recovery mode)",
         re.I,
     ),

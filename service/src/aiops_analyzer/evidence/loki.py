@@ -61,6 +61,8 @@ _SELECTOR_LABELS = (
     ("container_label_com_docker_compose_service", "compose_service"),
     ("service", "service"),  # the local stack's Alloy sets `service` on every stream
     ("service_name", "service_name"),
+    # Micrometer's common tag (Spring Boot's management.metrics.tags.application): the service.
+    ("application", "service"),
     ("job", "job"),
 )
 # An alert about a scheduled job (a backup's last success, a failed systemd unit): its cause is
