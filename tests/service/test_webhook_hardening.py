@@ -133,8 +133,12 @@ async def test_422_names_the_refused_field(
     [
         json.dumps(payload()).replace("{", '{"status": "resolved", ', 1).encode(),
         json.dumps(payload()).replace('"alertname"', '"alertname": "A", "alertname"', 1).encode(),
+        # The same key spelt with an escape is still the same key once decoded.
+        json.dumps(payload())
+        .replace('"alertname"', '"alertname": "A", "\\u0061lertname"', 1)
+        .encode(),
     ],
-    ids=["top level", "in labels"],
+    ids=["top level", "in labels", "escaped spelling"],
 )
 async def test_duplicate_json_keys_are_refused(tmp_path: Path, raw: bytes) -> None:
     headers = {**AUTH, "Content-Type": "application/json"}
