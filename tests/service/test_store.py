@@ -8,7 +8,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -388,3 +388,47 @@ def test_a_unix_socket_url_as_cloud_run_mounts_it_reaches_postgresql(
     assert engine_url.drivername == "postgresql+psycopg"
     assert engine_url.host is None
     assert engine_url.query["host"] == "/cloudsql/acme-1:europe-west1:aiops-gcp-db"
+
+
+def test_ingest_stores_exactly_what_sqlalchemys_insert_stores(store: Store) -> None:
+    """The ingest binds its INSERT's parameters itself: the stored text of every column must
+    be what SQLAlchemy's own insert(analyses) writes for the same alert."""
+    from aiops_analyzer.store.ingest import _ALERT_COLUMNS
+    from aiops_analyzer.store.tables import analyses
+
+    starts = datetime(2026, 11, 28, 11, 0, 0, 123456, tzinfo=timezone(timedelta(hours=1)))
+    labels = {"alertname": "NginxDown", "note": 'é \u2603 "quoted"', "n": "1"}
+    annotations = {"summary": "ünïcode", "runbook": "https://example.invalid/x"}
+    mine = Alert(
+        fingerprint="mine",
+        status="firing",
+        starts_at=starts,
+        ends_at=starts + timedelta(minutes=5),
+        labels=labels,
+        annotations=annotations,
+        generator_url="http://g",
+    )
+    ingest(store, mine)
+    columns = [c.name for c in analyses.columns if c.name not in ("id", "fingerprint")]
+    with store.db.writer.connect() as connection:
+        row = dict(
+            connection.execute(analyses.select().where(analyses.c.fingerprint == "mine"))
+            .mappings()
+            .one()
+        )
+    with store.db.write() as connection:
+        connection.execute(
+            analyses.insert()
+            .values({**{k: row[k] for k in _ALERT_COLUMNS}, "starts_at": starts, "labels": labels})
+            .values(fingerprint="theirs", annotations=annotations)
+        )
+    texts = ", ".join(f"CAST({name} AS TEXT)" for name in columns)
+    with store.db.writer.connect() as connection:
+        stored = {
+            fingerprint: tuple(rest)
+            for fingerprint, *rest in connection.exec_driver_sql(
+                f"SELECT fingerprint, {texts} FROM analyses"  # noqa: S608
+            )
+        }
+    assert stored["mine"] == stored["theirs"]
+    assert '"\\u00e9' in stored["mine"][columns.index("labels")]
