@@ -592,8 +592,20 @@ def test_causes_from_ranked_info_and_kernel_lines(line: str, words: str) -> None
         "Congratulations, all renewals succeeded: /etc/letsencrypt/live/x/fullchain.pem",
         "kernel: [UFW ALLOW] IN=eth0 OUT= SRC=10.0.0.5 DST=10.0.0.7 PROTO=TCP DPT=22",
         "eno1: Link is Up - 1000Mbps/Full - flow control off",
+        "systemd-timesyncd[501]: Contacted time server 10.20.0.1:123 (ntp1.internal).",
+        "systemd-timesyncd[501]: Initial clock synchronization to Tue 2026-12-02 06:36:04 UTC.",
     ],
-    ids=["listen-all-v6", "sshd-listen", "listen-star", "certbot-ok", "renewed", "ufw-allow", "up"],
+    ids=[
+        "listen-all-v6",
+        "sshd-listen",
+        "listen-star",
+        "certbot-ok",
+        "renewed",
+        "ufw-allow",
+        "up",
+        "timesync-ok",
+        "first-sync",
+    ],
 )
 def test_harmless_lines_with_the_same_words_name_no_cause(line: str) -> None:
     """A healthy start-up, renewal or allowed packet shares words with a cause; it is none."""

@@ -125,10 +125,13 @@ TAGS: dict[str, re.Pattern[str]] = {
         r"|page allocation stall|thrash",
         re.I,
     ),
+    # A clock that is off or cannot be synchronised; a healthy sync ("Contacted time server",
+    # "Initial clock synchronization", "Selected source") names no cause.
     "clock": re.compile(
-        r"clock skew|clock drift|time (?:jump|drift)|ntp|chrony|timesync"
-        r"|no selectable sources|can(?:'|no)t synchroni[sz]e|clock (?:unsynchroni[sz]ed|not "
-        r"synchroni[sz]ed|is unsynchroni[sz]ed)|System clock wrong|Timed out waiting for reply",
+        r"clock skew|clock drift|time (?:jump|drift)|no selectable sources|System clock wrong"
+        r"|can(?:'|no)t synchroni[sz]e|clock (?:is )?(?:unsynchroni[sz]ed|not synchroni[sz]ed)"
+        r"|clock (?:was )?stepped|Timed out waiting for reply|(?:ntp|chrony|timesync|time server)"
+        r"\S*.*\b(?:fail\w*|error|unreachable|timed? ?out|can'?t|cannot|unable|lost|not reach)",
         re.I,
     ),
     "queue": re.compile(r"queue (?:is )?full|backlog|lag(?:ging)?\b|consumer.*behind", re.I),
