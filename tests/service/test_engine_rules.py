@@ -644,6 +644,31 @@ def test_conntrack_table_and_nic_link_from_host_metrics() -> None:
     assert "table is full" not in said and "went down" not in said
 
 
+def test_a_failing_probe_says_which_phase_fails_and_what_its_certificate_has_left() -> None:
+    site = {"instance": "https://shop.example.com", "job": "blackbox"}
+    a = alert("ProbeFailed", 'probe_success{job="blackbox"} == 0', site)
+    failing = metric("prom-1", "alert_expression", [0, 0, 0], site)
+    unresolved = metric("prom-2", "probe_ip_protocol", [4] * 10 + [0] * 5, site)
+    result = RulesEngine().analyze(a, [failing, unresolved])
+    dns = next(c for c in result.probable_causes if "can no longer resolve" in c.cause)
+    assert dns.evidence_ids == ["prom-2"] and "01:01:00 UTC" in dns.cause
+    assert result.remediation[0].startswith("Resolve the failing name")
+
+    resolved = metric("prom-2", "probe_ip_protocol", [4] * 15, site)
+    answers = metric("prom-3", "probe_http_status", [200] * 10 + [503] * 5, site)
+    expired = metric("prom-4", "probe_cert_expiry", [3600.0 - 60 * i for i in range(15)], site)
+    result = RulesEngine().analyze(a, [failing, resolved, answers, expired])
+    said = {c.cause: c.evidence_ids for c in result.probable_causes}
+    assert not any("resolve the target" in c for c in said)
+    assert said[next(c for c in said if "HTTP 503" in c)] == ["prom-3"]
+    assert said[next(c for c in said if "certificate the probe saw expires in 0.0" in c)] == [
+        "prom-4"
+    ]
+    healthy = metric("prom-4", "probe_cert_expiry", [60 * 86400.0] * 15, site)
+    result = RulesEngine().analyze(a, [failing, resolved, healthy])
+    assert not any("certificate" in c.cause for c in result.probable_causes)
+
+
 def test_oom_in_logs_and_clean_shutdown_in_logs() -> None:
     down = alert("ContainerDown", "time() - container_last_seen > 60", {"name": "etl"})
     killed = log_item("loki-1", "worker exited code=137 (OOMKilled)")

@@ -500,6 +500,65 @@ def nic_link(prom: list[EvidenceItem]) -> Finding | None:
     return None
 
 
+# A certificate with less than this left is worth naming next to a failing probe.
+CERT_SOON_SECONDS = 14 * 86400
+
+
+def probe_phase(prom: list[EvidenceItem]) -> Finding | None:
+    """Where a blackbox probe fails: the name no longer resolves, or the target answers 5xx."""
+    found = own_series(prom, "probe_ip_protocol")
+    if found and found[1].current == 0 and (found[1].peak or 0) > 0:
+        return Finding(
+            "The probe can no longer resolve the target's name: probe_ip_protocol fell to 0 "
+            f"at about {_clock(_first_at(found[1], 0))} (it was IPv{fmt(found[1].peak)}), so the "
+            "probe fails at the DNS lookup before any connection.",
+            0.7,
+            (found[0].id,),
+            remedy=LOG_REMEDIES["dns"],
+            topic="dns",
+        )
+    status = own_series(prom, "probe_http_status")
+    if status and status[1].current is not None and status[1].current >= 500:
+        return Finding(
+            f"The target answers the probe with HTTP {fmt(status[1].current)} "
+            "(probe_http_status_code): it is reachable, the application behind it fails.",
+            0.6,
+            (status[0].id,),
+        )
+    return None
+
+
+def probe_certificate(prom: list[EvidenceItem]) -> Finding | None:
+    """The certificate the probe saw has expired or expires soon."""
+    found = own_series(prom, "probe_cert_expiry")
+    if not found or found[1].current is None or found[1].current > CERT_SOON_SECONDS:
+        return None
+    item, s = found
+    left = s.current or 0.0
+    if left <= 0:
+        text = (
+            f"The certificate the probe saw expired {abs(left) / 86400:.1f} days ago "
+            "(probe_ssl_earliest_cert_expiry): clients refuse the TLS handshake."
+        )
+    else:
+        text = (
+            f"The certificate the probe saw expires in {left / 86400:.1f} days "
+            "(probe_ssl_earliest_cert_expiry): its renewal has not happened."
+        )
+    return Finding(text, 0.75 if left <= 0 else 0.6, (item.id,), remedy=LOG_REMEDIES["tls"])
+
+
+def _first_at(s: SeriesStats, value: float) -> float:
+    """When the series first took ``value`` after having another one."""
+    seen_other = False
+    for ts, v in s.points:
+        if v != value:
+            seen_other = True
+        elif seen_other:
+            return ts
+    return s.last_seen or 0.0
+
+
 def growth(prom: list[EvidenceItem]) -> Finding | None:
     """Memory or disk use growing steadily toward its ceiling: when it gets there.
 

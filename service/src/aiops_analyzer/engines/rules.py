@@ -491,6 +491,7 @@ class RulesEngine:
         extra += [cache, findings.metric_shift(prom, shift_logs)]
         extra += [findings.rebooted(prom), findings.clock_offset(prom)]
         extra += [findings.conntrack_full(prom), findings.nic_link(prom)]
+        extra += [findings.probe_phase(prom), findings.probe_certificate(prom)]
         if cpu_alert or family.category == "latency":
             # Busy CPU that the workload does not spend: stolen, waiting on disk, or capped.
             # Swapping also shows as iowait; then memory is the cause, not the disk.

@@ -59,6 +59,7 @@ def plan_queries(alert: Alert) -> list[NamedQuery]:
     family += _container_queries(labels, expr)
     family += _host_queries(labels, expr)
     family += _nginx_queries(labels, expr)
+    family += _probe_queries(labels, expr)
     plan += family[:MAX_FAMILY_QUERIES]
     return plan
 
@@ -291,6 +292,28 @@ def _host_cpu_queries(i: str) -> list[NamedQuery]:
             "host disk busy share (io_time)",
             f'rate(node_disk_io_time_seconds_total{{{i},device!~"loop.*|ram.*|sr.*"}}[5m])',
             "host_disk_busy",
+        ),
+    ]
+
+
+def _probe_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
+    """For a blackbox probe alert: which phase fails (name resolution, the HTTP answer) and
+    how long the certificate the probe saw has left."""
+    instance = labels.get("instance")
+    if not instance or not any(m.startswith("probe_") for m in _metrics(expr)):
+        return []
+    i = f"instance={_quote(instance)}"
+    return [
+        NamedQuery(
+            "probe IP protocol (0: the name did not resolve)",
+            f"probe_ip_protocol{{{i}}}",
+            "probe_ip_protocol",
+        ),
+        NamedQuery("probe HTTP status code", f"probe_http_status_code{{{i}}}", "probe_http_status"),
+        NamedQuery(
+            "probe certificate seconds left",
+            f"probe_ssl_earliest_cert_expiry{{{i}}} - time()",
+            "probe_cert_expiry",
         ),
     ]
 
