@@ -182,6 +182,47 @@ def test_job_alerts_read_the_hosts_journal_and_quote_the_jobs_error(
     assert "password authentication failed" in result.probable_causes[0].cause
 
 
+@pytest.mark.parametrize(
+    "killed",
+    [
+        "certsync.service: start operation timed out. Terminating.",
+        "timeout: sending signal TERM to command 'certsync'",
+    ],
+)
+def test_a_job_killed_at_its_time_limit_names_what_it_waited_on(killed: str) -> None:
+    unit = alert(
+        "UnitFailed",
+        'node_systemd_unit_state{state="failed"} == 1',
+        {"job": "node", "instance": "edge-2:9100", "name": "certsync.service"},
+    )
+    lines = [
+        (700, "Starting certsync.service - Fetch TLS material from Vault..."),
+        (700, "certsync[20871]: connecting to https://vault.internal:8200 ..."),
+        (610, killed),
+        (610, "certsync.service: Failed with result 'timeout'."),
+    ]
+    result = RulesEngine().analyze(unit, [logs(lines)])
+    top = result.probable_causes[0]
+    assert result.category == "failed_job"
+    assert "time limit" in top.cause and "connecting to https://vault.internal" in top.cause
+    assert "credentials" not in result.remediation[0]
+
+
+def test_a_job_that_fails_with_its_own_error_is_no_timeout() -> None:
+    unit = alert(
+        "UnitFailed",
+        'node_systemd_unit_state{state="failed"} == 1',
+        {"job": "node", "instance": "edge-2:9100", "name": "certsync.service"},
+    )
+    lines = [
+        (700, "certsync[20871]: connecting to https://vault.internal:8200 ..."),
+        (690, "certsync[20871]: error: permission denied on pki/issue/edge"),
+        (690, "certsync.service: Main process exited, code=exited, status=1/FAILURE"),
+    ]
+    top = RulesEngine().analyze(unit, [logs(lines)]).probable_causes[0]
+    assert "time limit" not in top.cause and "permission denied" in top.cause
+
+
 def test_a_queue_alert_names_the_stalled_consumer_and_a_rate_limit() -> None:
     lines = repeated(
         "Member consumer-billing-{i} sending LeaveGroup request to coordinator due to consumer "

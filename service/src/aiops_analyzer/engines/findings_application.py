@@ -36,7 +36,18 @@ DEPLOY_LEAD_SECONDS = 1200.0
 # A failure line names a job (not any process exiting) when it says one of these.
 JOB_WORDS = re.compile(r"backup|cron|timer|\bjob\b|dump|rsync|restic|borg|snapshot", re.I)
 # systemd's own words about a unit's end, less telling than the job's error.
-_SYSTEMD = re.compile(r"Failed with result|status=\d+/|Main process exited|Failed to start")
+_SYSTEMD = re.compile(
+    r"Failed with result|status=\d+/|Main process exited|Failed to start|operation timed out"
+)
+# A run killed at its time limit (systemd's start timeout, coreutils timeout, a job runner's
+# deadline): it hung on something, it did not fail with an error of its own.
+_TIMED_OUT = re.compile(
+    r"result 'timeout'|operation timed out|timed out\. (?:Terminating|Killing)"
+    r"|timeout: sending signal|killed (?:by|after|on) (?:the )?time ?out|deadline exceeded",
+    re.I,
+)
+# systemd's lines about starting or ending a unit: not what the run itself was doing.
+_UNIT_LIFECYCLE = re.compile(r"^(?:Starting|Started|Finished|Stopping|Stopped|Failed to) \S")
 ROLL_BACK = (
     "Roll back to the previous version (or image) now, then reproduce the new error or "
     "slowdown against the release's changes before deploying again."
@@ -167,6 +178,8 @@ def failed_job(logs: list[EvidenceItem], *, job_alert: bool) -> Finding | None:
         and abs(t.first_seen - template.first_seen) <= 60
     ][:1]
     also = "".join(f" after '{_clip(t.example)}'" for t in same_run)
+    if _TIMED_OUT.search(template.example):
+        return _timed_out(logs, item, template)
     return Finding(
         f"The job failed: '{_clip(template.example)}'{also} ({_seen(template)}). Its last success "
         "is getting old because its runs end in this error, not because it did not start.",
@@ -176,6 +189,42 @@ def failed_job(logs: list[EvidenceItem], *, job_alert: bool) -> Finding | None:
         remedy="Run the job by hand as its own user and read its error (`systemctl status "
         "UNIT`, `journalctl -u UNIT -n 100`); fix what it reports (credentials, permissions, "
         "free space on the target, a reachable destination) and check the next run succeeds.",
+        replaces_steps=True,
+        topic="job",
+    )
+
+
+def _timed_out(logs: list[EvidenceItem], item: EvidenceItem, ended: LogTemplate) -> Finding:
+    """A run killed at its time limit, with the last thing it said before: what it waited on."""
+    said = [
+        (i, t)
+        for i, t in templates(logs)
+        if t is not ended
+        and not _is_error(t)
+        and not _SYSTEMD.search(t.example)
+        and not _UNIT_LIFECYCLE.search(t.example)
+        and ended.first_seen - 600 <= t.first_seen <= ended.first_seen
+    ]
+    last = max(said, key=lambda found: found[1].first_seen, default=None)
+    waited = (
+        f" Its last words before that were '{_clip(last[1].example)}': it hung there."
+        if last
+        else ""
+    )
+    cited = (item.id, last[0].id) if last else (item.id,)
+    return Finding(
+        f"The job did not finish within its time limit and was killed: "
+        f"'{_clip(ended.example)}' ({_seen(ended)}).{waited} A run that hangs waits on a "
+        "dependency that does not answer, a lock or a slow transfer; it did not fail with an "
+        "error of its own.",
+        0.75,
+        tuple(dict.fromkeys(cited)),
+        "failed_job",
+        remedy="Find what the run waits on (`systemctl status UNIT`, `journalctl -u UNIT`): "
+        "reach the address it was connecting to from the host, look for the lock or transfer "
+        "it is stuck on; fix that, and give the job's own calls a timeout shorter than the "
+        "unit's (`TimeoutStartSec=`) so it fails with a reason. Raise the limit only if the "
+        "work is legitimately longer.",
         replaces_steps=True,
         topic="job",
     )

@@ -162,7 +162,8 @@ TAGS: dict[str, re.Pattern[str]] = {
         r"|(?:pg_dump|pg_basebackup|mysqldump|rsync|restic|borg|tar|gzip)"
         r"(?:\[\d+\])?: (?:error|fatal)|rsync error|backup (?:failed|aborted|error)"
         r"|job \S+ failed|(?:job|task|script) (?:failed|exited with)"
-        r"|exit (?:status|code) [1-9]\d*\b(?! \(?killed)|returned non-zero exit",
+        r"|exit (?:status|code) [1-9]\d*\b(?! \(?killed)|returned non-zero exit"
+        r"|(?:start|stop) operation timed out|timeout: sending signal",
         re.I,
     ),
     "consumer": re.compile(
