@@ -370,4 +370,8 @@ def test_an_ip_address_target_is_no_service_name() -> None:
         starts_at=datetime(2026, 12, 2, 12, 0, tzinfo=UTC),
         generator_url="http://prometheus:9090/graph?g0.expr=" + quote("up == 0"),
     )
-    assert stream_selectors(alert) == ['{job="payments"}', '{service="payments"}']
+    selectors = stream_selectors(alert)
+    assert selectors[:2] == ['{job="payments"}', '{service="payments"}']
+    assert '{service="10.0.4.12"}' not in selectors
+    # A scrape target down: its host's journal by address (why it stopped answering).
+    assert selectors[2:] == ['{instance="10.0.4.12:8000"}', '{host="10.0.4.12"}']
