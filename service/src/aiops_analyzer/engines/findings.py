@@ -295,14 +295,19 @@ def _cpu_mode(prom: list[EvidenceItem], mode: str) -> tuple[EvidenceItem, Series
     return None
 
 
+def _share_earlier(s: SeriesStats) -> str:
+    """The share's level before it rose, as " (it was 3% earlier in the window)", if known."""
+    before = s.baseline if s.baseline is not None else s.minimum
+    return f" (it was {before:.0%} earlier in the window)" if before is not None else ""
+
+
 def cpu_steal(prom: list[EvidenceItem]) -> Finding | None:
     """CPU time the hypervisor gave to other guests: a noisy neighbour, not this host's work."""
     found = _cpu_mode(prom, "steal")
     if not found or found[1].peak is None or found[1].peak < STEAL_SHARE:
         return None
     item, s = found
-    before = s.baseline if s.baseline is not None else s.minimum
-    rose = f" (it was {before:.0%} earlier in the window)" if before is not None else ""
+    rose = _share_earlier(s)
     return Finding(
         f"The hypervisor takes the CPU: steal time reached {s.peak:.0%} of the host's CPUs"
         f"{rose}. Other guests on the same physical machine (a noisy neighbour) or an "
@@ -456,8 +461,7 @@ def conntrack_full(prom: list[EvidenceItem]) -> Finding | None:
     if not found or found[1].peak is None or found[1].peak < CONNTRACK_FULL_SHARE:
         return None
     item, s = found
-    before = s.baseline if s.baseline is not None else s.minimum
-    was = f" (it was {before:.0%} earlier in the window)" if before is not None else ""
+    was = _share_earlier(s)
     return Finding(
         f"The connection-tracking table is full: conntrack entries reached {s.peak:.0%} of "
         f"nf_conntrack_max{was}. The kernel drops packets of new connections when it is full, "

@@ -218,7 +218,8 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
     ]
     # A job alert: the failure lines of its last runs, however long before the alert.
     last_runs = Window(recent.start - LAST_RUN_LOOKBACK, recent.start)
-    if about_job(alert):
+    job_alert = about_job(alert)
+    if job_alert:
         planned += [
             (
                 _read(url, s + LAST_RUN_FILTER, last_runs, timeout, http, MAX_LAST_RUN_LINES),
@@ -240,7 +241,7 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
     )
     seen: set[tuple[int, str]] = set()
     lines: list[LogLine] = []
-    first_job_read = len(results) - (len(selectors) if about_job(alert) else 0)
+    first_job_read = len(results) - (len(selectors) if job_alert else 0)
     # The last runs' failure lines first: they count as recent even inside the baseline.
     order = [*range(first_job_read, len(results)), *range(first_job_read)]
     for index in order:
