@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 import pytest
+from aiops_analyzer.engines import findings
 from aiops_analyzer.engines.rules import RulesEngine, classify
 from aiops_analyzer.evidence.logrank import LogLine, rank, tags_of
 from aiops_analyzer.evidence.loki import about_job, stream_selectors
@@ -459,3 +460,27 @@ def test_one_image_all_along_is_no_deploy() -> None:
     )
     assert result.category != "deploy_regression"
     assert not any("redeployed" in c.cause for c in result.probable_causes)
+
+
+def test_errors_around_the_alert_are_the_new_ones_not_the_baselines_background() -> None:
+    """An AppArmor denial logged before the alert too (once, too rare to call periodic) is
+    not the error: the quoted errors are the ones that are new before the alert."""
+    denial = 'kernel: audit: apparmor="DENIED" operation="open" profile="snap.x" name="/proc/1"'
+    new_error = "ERROR invoice {i} could not be rendered: template has no field total"
+    evidence = logs(
+        [(800, denial), *repeated(new_error, 500)],
+        baseline=(denial,) + ("INFO served GET /health",) * 12,
+    )
+    found = findings.error_messages([evidence])
+    assert found is not None
+    assert "could not be rendered" in found.cause and "apparmor" not in found.cause
+
+
+def test_errors_only_as_old_as_the_baseline_are_not_quoted_as_the_error() -> None:
+    steady = "ERROR token refresh failed for tenant {i}, retrying"
+    evidence = logs(
+        repeated(steady, 600, times=2, every=300),
+        baseline=tuple(steady.format(i=i) for i in range(6)) + ("INFO served GET /health",) * 6,
+    )
+    assert findings.error_messages([evidence]) is None
+    assert findings.error_messages([evidence], slow_burn=True) is not None

@@ -825,28 +825,38 @@ def error_messages(
     skip: tuple[Finding, ...] = (),
     slow_burn: bool = False,
 ) -> Finding | None:
-    """Up to ``limit`` error-level or error-worded templates, best-ranked first, that no
-    finding in ``skip`` quotes already. Errors logged as often before the alert are left out,
+    """Up to ``limit`` error-level or error-worded templates that are news before the alert,
+    best-ranked first, that no finding in ``skip`` quotes already.
+
+    An error template already logged before the alert at about its pace (an AppArmor denial,
+    a retry warning the service always logs) is background, not "the error": it is left out,
     unless the alert is a ``slow_burn`` (a disk or memory filling over hours: a failure that
-    has gone on all along, an archiver that cannot ship WAL, is its likely cause)."""
-    quoted: list[str] = []
-    cited: list[str] = []
+    has gone on all along, an archiver that cannot ship WAL, is its likely cause). New and
+    surging errors come before errors with no baseline to compare with.
+    """
     said = " ".join(f.cause for f in skip)
+    fresh: list[tuple[EvidenceItem, LogTemplate]] = []
+    unknown: list[tuple[EvidenceItem, LogTemplate]] = []
     for item, template in templates(logs):
-        if _clip(template.example) in said or (background(template) and not slow_burn):
+        if _clip(template.example) in said or not _is_error_line(template):
             continue
-        if "error" in template.tags or template.level in ("error", "crit", "fatal", "emerg"):
-            quoted.append(f"'{_clip(template.example)}'")
-            cited.append(item.id)
-        if len(quoted) >= limit:
-            break
-    if not quoted:
+        if template.novelty in ("new", "surging"):
+            fresh.append((item, template))
+        elif slow_burn or (template.baseline_count == 0 and not background(template)):
+            unknown.append((item, template))
+    picked = (fresh + unknown)[:limit]
+    if not picked:
         return None
+    quoted = "; ".join(f"'{_clip(t.example)}'" for _, t in picked)
     return Finding(
-        f"The affected workload logged errors around the alert: {'; '.join(quoted)}",
+        f"The affected workload logged errors around the alert: {quoted}",
         0.5,
-        tuple(dict.fromkeys(cited)),
+        tuple(dict.fromkeys(item.id for item, _ in picked)),
     )
+
+
+def _is_error_line(template: LogTemplate) -> bool:
+    return "error" in template.tags or template.level in ("error", "crit", "fatal", "emerg")
 
 
 # A line saying a process dumped core (systemd-coredump, the kernel, a shell, systemd's exit).

@@ -10,11 +10,11 @@ cause of an outage is often an ordinary-looking line (``Listening on 127.0.0.1:9
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
 
+from aiops_analyzer.evidence.logline import ERROR_LEVELS, condense, is_frame, level_of
 from aiops_analyzer.evidence.templates import TemplateMiner
 from aiops_analyzer.schemas import LogTemplate
 
@@ -208,10 +208,6 @@ TAG_WEIGHT = {
     "consumer": 2.0,
     "error": 1.5,
 }
-_LEVEL = re.compile(
-    r"(?i)\blevel[=:]\s*\"?(\w+)|^\W*(trace|debug|info|notice|warn(?:ing)?|error|err|crit(?:ical)?"
-    r"|fatal|emerg|alert)\b|\[(trace|debug|info|notice|warn(?:ing)?|error|crit|fatal)\]"
-)
 _KERNEL = re.compile(r"\bkernel(?::|\[\d*\]:)")
 MAX_EXAMPLE_CHARS = 240
 
@@ -229,30 +225,25 @@ _ALL_ADDRESSES = re.compile(r"(?:0\.0\.0\.0|\[::\]|\*|(?<![\w.\]]))(?::|port )\d
 _BIND_FAILED = re.compile(r"in use|cannot|can't|fail|error|unable|denied|not available", re.I)
 
 
+# A field or phrase that says nothing failed: `errors=0`, `"error":null`, `err=<nil>`,
+# `0 failed`, `no errors`. Healthy summaries carry them; they are not error lines.
+_NO_ERROR = re.compile(
+    r"(?i)\b(?:errors?|err|failures?|failed|exceptions?)(?:_count|_total)?\"?\s*[=:]\s*"
+    r"(?:\"\"|\[\]|\"?(?:0|null|nil|none|false|<nil>)(?![\w.])\"?)"
+    r"|\b(?:0|no|zero|without) (?:errors?|failures?|exceptions?|failed)\b"
+)
+
+
 def tags_of(line: str) -> list[str]:
-    found = [tag for tag, pattern in TAGS.items() if pattern.search(line)]
+    healthy = _NO_ERROR.sub(" ", line)
+    found = [
+        tag for tag, pattern in TAGS.items() if pattern.search(healthy if tag == "error" else line)
+    ]
     if "listen" in found and _ALL_ADDRESSES.search(line) and not _BIND_FAILED.search(line):
         found.remove("listen")
     if _KERNEL.search(line):
         found.append("kernel")
     return found
-
-
-def level_of(line: str) -> str:
-    if line.lstrip().startswith("{"):
-        try:
-            data = json.loads(line)
-        except ValueError:
-            data = None
-        if isinstance(data, dict):
-            for key in ("level", "severity", "lvl", "levelname"):
-                if isinstance(data.get(key), str):
-                    return str(data[key]).lower()[:10]
-    match = _LEVEL.search(line)
-    if not match:
-        return ""
-    word = next(g for g in match.groups() if g).lower()
-    return {"warning": "warn", "err": "error", "critical": "crit"}.get(word, word)
 
 
 # Logged before the alert at least this often, at no more than this times the earlier pace:
@@ -309,15 +300,19 @@ def rank_with_lines(
     every ten minutes all day must not rank above the line that is new before the alert.
     """
     miner = TemplateMiner()
-    ordered = sorted(lines, key=lambda item: item.ts)
-    for item in ordered:
-        miner.add(item.line)
+    # Stack frames say nothing alone (the exception line or "Caused by:" does); a multi-line
+    # exception or a JSON entry is mined as one readable line that keeps its cause.
+    ordered = sorted((ln for ln in lines if not is_frame(ln.line)), key=lambda item: item.ts)
+    texts = [condense(item.line) for item in ordered]
+    for text in texts:
+        miner.add(text)
     baseline_had_lines = any(not item.recent for item in ordered)
     ranked: list[LogTemplate] = []
     telling: list[list[LogLine]] = []
     for template in miner.templates:
         members = [ordered[i] for i in template.lines]
         recent = [m for m in members if m.recent]
+        said = [texts[i] for i in template.lines if ordered[i].recent]
         if not recent:
             continue
         base_count = len(members) - len(recent)
@@ -329,17 +324,17 @@ def rank_with_lines(
             novelty = "surging"
         else:
             novelty = "steady"
-        example = recent[-1].line.replace("\n", " ").strip()
+        example = said[-1].replace("\n", " ").strip()
         # The first and the last line of a template speak for it (tagging is the costly step).
-        tags = sorted({*tags_of(recent[0].line), *tags_of(example)})
-        level = level_of(example)
+        tags = sorted({*tags_of(said[0]), *tags_of(example)})
+        level = level_of(recent[-1].line)
         ratio = round(recent_rate / base_rate, 2) if base_count else None
         quiet = _background(novelty, base_count, ratio, len(recent))
         words = max((TAG_WEIGHT.get(t, 0.0) for t in tags), default=0.0)
         score = {"new": 2.0, "surging": 1.5, "steady": 0.0}[novelty]
         score += words / 2 if quiet else words
         if not quiet:
-            score += 1.0 if level in ("error", "crit", "fatal", "emerg", "alert") else 0.0
+            score += 1.0 if level in ERROR_LEVELS else 0.0
             score += 0.5 if level == "warn" or "kernel" in tags else 0.0
             telling.append(recent)
         score += 1.0 / (1.0 + math.log1p(len(recent)))  # rarer says more

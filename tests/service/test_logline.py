@@ -1,0 +1,145 @@
+"""Reading one log entry whatever its format: level, readable text, exception causes."""
+
+from __future__ import annotations
+
+import pytest
+from aiops_analyzer.evidence.logline import condense, is_frame, level_of
+from aiops_analyzer.evidence.logrank import LogLine, rank, tags_of
+
+
+@pytest.mark.parametrize(
+    ("line", "level"),
+    [
+        # Spring Boot, Python logging, log4j: the level after the time stamp and pid.
+        ("2026-12-01 09:30:00.000 ERROR 1 --- [nio-8080-exec-3] o.a.c.c.C : failed", "error"),
+        ("2026-12-01 09:30:00,123 WARNING billing.sync: retrying", "warn"),
+        ("2026-12-01 09:30:00,123 [main] ERROR com.acme.Job - boom", "error"),
+        # PostgreSQL and MySQL.
+        ("2026-12-01 09:30:00.000 UTC [58] FATAL:  sorry, too many clients already", "fatal"),
+        ("2026-12-01 09:30:00.000 UTC [58] LOG:  checkpoint complete", "info"),
+        ("2026-12-01T09:30:00.123456Z 12 [Warning] [MY-010055] [Server] IP address", "warn"),
+        # nginx, Rails, glog, uvicorn, Go's panic.
+        ("2026/12/01 09:30:00 [crit] 31#31: *1 connect() failed", "crit"),
+        ("E, [2026-12-01T09:30:00.123 #1] ERROR -- : PG::ConnectionBad", "error"),
+        ("E1201 09:30:00.123456       1 reflector.go:138] failed to list", "error"),
+        ("ERROR:    Exception in ASGI application", "error"),
+        ("panic: runtime error: invalid memory address", "fatal"),
+        # JSON lines: level, severity, lvl, ECS's nested log.level, pino's numbers.
+        ('{"level":"error","msg":"charge failed"}', "error"),
+        ('{"severity":"WARNING","message":"slow"}', "warn"),
+        ('{"lvl":"eror","msg":"x"}', "error"),
+        ('{"log":{"level":"error"},"message":"x"}', "error"),
+        ('{"level":50,"time":1,"msg":"db down"}', "error"),
+        ('{"level":30,"time":1,"msg":"ok"}', "info"),
+        # logfmt.
+        ('ts=2026-12-01T09:30:00Z level=warn msg="queue slow"', "warn"),
+        ('t=2026-12-01T09:30:00Z lvl=crit msg="x"', "crit"),
+        # Words that lead a line without being its level.
+        ("Alert sent to on-call for ledger", ""),
+        ("Log rotation done", ""),
+        ("GET /healthz 200 3ms", ""),
+    ],
+)
+def test_levels_in_every_common_format(line: str, level: str) -> None:
+    assert level_of(line) == level
+
+
+def test_a_java_exception_is_its_headline_and_its_deepest_cause() -> None:
+    entry = (
+        "2026-12-01 09:30:00.000 ERROR 1 --- [exec-3] o.a.c.c.C.[dispatcherServlet] : "
+        "Servlet.service() threw exception\n"
+        "org.springframework.dao.DataAccessResourceFailureException: could not prepare\n"
+        "\tat org.springframework.orm.jpa.vendor.HibernateJpaDialect.convert(H.java:277)\n"
+        "\t... 54 common frames omitted\n"
+        "Caused by: org.hibernate.exception.JDBCConnectionException: unable to connect\n"
+        "\tat org.hibernate.exception.internal.SQLStateConversionDelegate.convert(S.java:100)\n"
+        "Caused by: java.net.ConnectException: Connection refused\n"
+        "\tat java.base/sun.nio.ch.Net.connect0(Native Method)\n"
+    )
+    text = condense(entry)
+    assert text.startswith("2026-12-01 09:30:00.000 ERROR 1")
+    assert text.endswith("java.net.ConnectException: Connection refused")
+    assert "\tat" not in text and "network" in tags_of(text)
+
+
+def test_a_python_traceback_is_its_message_and_its_last_line() -> None:
+    entry = (
+        "ERROR:root:Exception in worker\n"
+        "Traceback (most recent call last):\n"
+        '  File "/app/worker.py", line 42, in run\n'
+        "    conn = psycopg2.connect(dsn)\n"
+        "psycopg2.OperationalError: FATAL:  remaining connection slots are reserved"
+    )
+    text = condense(entry)
+    assert text == (
+        "ERROR:root:Exception in worker ... psycopg2.OperationalError: FATAL:  remaining "
+        "connection slots are reserved"
+    )
+    assert "database" in tags_of(text)
+
+
+def test_json_lines_read_as_level_message_and_error() -> None:
+    line = (
+        '{"time":"2026-12-01T09:30:00Z","level":"error","msg":"payment failed",'
+        '"status":429,"error":"POST https://acquirer/charge: 429 Too Many Requests",'
+        '"trace_id":"abc"}'
+    )
+    text = condense(line)
+    assert text.startswith("error payment failed error=POST https://acquirer/charge: 429")
+    assert "2026-12-01T09:30:00Z" not in text and "trace_id=abc" in text
+    assert "rate_limit" in tags_of(text)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "\tat com.acme.Orders.place(Orders.java:88)",
+        "    at TCPConnectWrap.afterConnect [as oncomplete] (node:net:1555:16)",
+        '  File "/app/worker.py", line 42, in run',
+        "Traceback (most recent call last):",
+        "goroutine 1 [running]:",
+        "\t/app/internal/orders/handler.go:57 +0x1d",
+        "main.(*Server).handle(0xc000123400, 0x1)",
+        "\t... 54 common frames omitted",
+    ],
+)
+def test_stack_frames_are_frames(line: str) -> None:
+    assert is_frame(line)
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["Caused by: java.net.SocketTimeoutException: Read timed out", "at 09:30 the job started"],
+)
+def test_messages_are_not_frames(line: str) -> None:
+    assert not is_frame(line)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'level=info msg="sync done" errors=0 failed=0',
+        '{"level":"info","msg":"request done","error":null}',
+        "batch 41 finished: 1200 rows, 0 errors",
+        'level=info msg="dial ok" err=<nil>',
+    ],
+)
+def test_fields_saying_nothing_failed_are_not_errors(line: str) -> None:
+    assert "error" not in tags_of(condense(line))
+
+
+def test_frames_logged_one_per_entry_do_not_crowd_the_ranking() -> None:
+    """A collector without a multiline stage ships each frame as an entry: the exception
+    line is ranked, the frames are not templates at all."""
+    lines = [LogLine(float(i), "INFO GET /health 200", False) for i in range(50)]
+    for i in range(5):
+        at = 1000.0 + i * 30
+        lines += [
+            LogLine(at, "ERROR c.a.Orders: order failed", True),
+            LogLine(at, "\tat com.acme.Orders.place(Orders.java:88)", True),
+            LogLine(at, "\tat com.acme.Http.handle(Http.java:12)", True),
+            LogLine(at, "Caused by: java.net.SocketTimeoutException: Read timed out", True),
+        ]
+    ranked = rank(lines, 900.0, 900.0)
+    assert not any("Orders.java" in t.example or "Http.java" in t.example for t in ranked)
+    assert ranked[0].example.startswith("Caused by: java.net.SocketTimeoutException")
