@@ -484,3 +484,105 @@ def test_errors_only_as_old_as_the_baseline_are_not_quoted_as_the_error() -> Non
     )
     assert findings.error_messages([evidence]) is None
     assert findings.error_messages([evidence], slow_burn=True) is not None
+
+
+@pytest.mark.parametrize(
+    ("line", "where", "kind"),
+    [
+        (
+            "2026/12/02 11:00:00 [error] 29#29: *881 connect() failed (111: Connection refused) "
+            'while connecting to upstream, upstream: "http://172.18.0.9:8080/api/cart"',
+            "172.18.0.9:8080",
+            "refuses",
+        ),
+        (
+            "2026/12/02 11:00:00 [error] 29#29: *881 upstream timed out (110: Connection timed "
+            'out) while reading response header from upstream, upstream: "http://cart:8080/"',
+            "cart:8080",
+            "too slowly",
+        ),
+        (
+            'level=error caller=main.go:71 msg="reserve failed" err="rpc error: code = '
+            'Unavailable desc = dial tcp 10.0.4.12:50051: connect: connection refused"',
+            "10.0.4.12:50051",
+            "refuses",
+        ),
+        (
+            '{{"level":50,"msg":"fx lookup failed","err":{{"message":"network timeout at: '
+            'http://fx-rates:8080/v1/rates"}}}}',
+            "fx-rates:8080",
+            "too slowly",
+        ),
+        (
+            "ERROR c.a.Client: call failed: java.net.SocketTimeoutException: Read timed out",
+            "",
+            "too slowly",
+        ),
+        ("Error: connect ECONNREFUSED 10.1.0.7:6379", "10.1.0.7:6379", "refuses"),
+    ],
+)
+def test_a_dependency_that_refuses_or_is_slow_is_named_from_the_clients_words(
+    line: str, where: str, kind: str
+) -> None:
+    result = RulesEngine().analyze(
+        alert("ApiErrors", ERROR_RATIO, {"service": "shop"}), [logs(repeated(line, 600))]
+    )
+    assert result.category == "error_rate"
+    top = result.probable_causes[0]
+    assert top.evidence_ids == ["loki-1"] and kind in top.cause
+    assert f"({where})" in top.cause if where else "dependency answers" in top.cause
+
+
+def test_a_dependency_error_as_old_as_the_baseline_names_no_dependency() -> None:
+    line = "ERROR call to geo:9000 failed: connection refused"
+    evidence = logs([(300, line)], baseline=(line, "INFO served GET /health") * 10)
+    result = RulesEngine().analyze(alert("ApiErrors", ERROR_RATIO, {"service": "s"}), [evidence])
+    assert not any("refuses or drops" in c.cause for c in result.probable_causes)
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        ("java.io.IOException: Too many open files", "file descriptors"),
+        ("2026/12/02 11:00:00 [alert] 12#12: 1024 worker_connections are not enough", "file"),
+        ("Error: EMFILE: too many open files, open '/app/tpl/x.html'", "file descriptors"),
+        ("ERROR RejectedExecutionException: Task rejected from ThreadPoolExecutor", "threads"),
+        ("[2026-12-02 11:00:00 +0000] [1] [CRITICAL] WORKER TIMEOUT (pid:18)", "workers"),
+        ("WARNING: [pool www] server reached pm.max_children setting (20)", "workers"),
+    ],
+)
+def test_a_limit_of_the_service_itself_is_read_with_its_own_remedy(line: str, says: str) -> None:
+    result = RulesEngine().analyze(
+        alert("ApiErrors", ERROR_RATIO, {"service": "s"}), [logs(repeated(line, 600))]
+    )
+    top = result.probable_causes[0]
+    assert top.cause.startswith("The service ran out of") and says in top.cause
+
+
+@pytest.mark.parametrize(
+    ("line", "remedy"),
+    [
+        (
+            "redis.exceptions.OutOfMemoryError: OOM command not allowed when used memory > "
+            "'maxmemory'.",
+            "maxmemory-policy",
+        ),
+        (
+            "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to "
+            "persist to disk",
+            "rdb_last_bgsave_status",
+        ),
+        (
+            "FORBIDDEN/12/index read-only / allow delete (api) blocked by: "
+            "[read-only-allow-delete]",
+            "read_only_allow_delete",
+        ),
+    ],
+)
+def test_a_store_that_refuses_writes_is_not_an_oom_kill(line: str, remedy: str) -> None:
+    result = RulesEngine().analyze(
+        alert("ApiErrors", ERROR_RATIO, {"service": "s"}), [logs(repeated(line, 600))]
+    )
+    assert result.category == "error_rate"
+    assert result.probable_causes[0].cause.startswith("The data store refuses writes")
+    assert remedy in result.remediation[0]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from aiops_analyzer.evidence.logline import condense, is_frame, level_of
+from aiops_analyzer.evidence.logline import condense, is_frame, level_of, shorten
 from aiops_analyzer.evidence.logrank import LogLine, rank, tags_of
 
 
@@ -85,8 +85,11 @@ def test_json_lines_read_as_level_message_and_error() -> None:
         '"trace_id":"abc"}'
     )
     text = condense(line)
-    assert text.startswith("error payment failed error=POST https://acquirer/charge: 429")
-    assert "2026-12-01T09:30:00Z" not in text and "trace_id=abc" in text
+    # The error last: a clipped quote keeps a line's start and end.
+    assert text == (
+        "error payment failed status=429 trace_id=abc "
+        "error=POST https://acquirer/charge: 429 Too Many Requests"
+    )
     assert "rate_limit" in tags_of(text)
 
 
@@ -143,3 +146,25 @@ def test_frames_logged_one_per_entry_do_not_crowd_the_ranking() -> None:
     ranked = rank(lines, 900.0, 900.0)
     assert not any("Orders.java" in t.example or "Http.java" in t.example for t in ranked)
     assert ranked[0].example.startswith("Caused by: java.net.SocketTimeoutException")
+
+
+def test_logfmt_lines_read_as_level_message_fields_then_the_error() -> None:
+    line = (
+        'ts=2026-12-02T11:00:00Z level=error caller=checkout/reserve.go:71 msg="reserve stock '
+        'failed" err="rpc error: code = Unavailable desc = dial tcp 10.0.4.12:50051: connect: '
+        'connection refused"'
+    )
+    assert condense(line) == (
+        "error reserve stock failed caller=checkout/reserve.go:71 err=rpc error: code = "
+        "Unavailable desc = dial tcp 10.0.4.12:50051: connect: connection refused"
+    )
+    # Plain text that happens to hold a pair or two is left alone.
+    plain = "GET /search q=shoes took 41ms"
+    assert condense(plain) == plain
+
+
+def test_a_long_line_keeps_its_start_and_its_reason() -> None:
+    line = "2026-12-02T11:00:00Z " + "ERROR call failed " + "x" * 300 + " connection refused"
+    short = shorten(line, 240)
+    assert len(short) <= 240 and short.startswith("ERROR call failed")
+    assert short.endswith("connection refused")

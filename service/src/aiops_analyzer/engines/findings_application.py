@@ -23,6 +23,11 @@ from aiops_analyzer.engines.findings import (
     own_series,
     templates,
 )
+from aiops_analyzer.engines.findings_dependency import (
+    dependency_call,
+    own_limit,
+    store_refuses_writes,
+)
 from aiops_analyzer.evidence.logrank import TAGS
 from aiops_analyzer.evidence.series import fmt
 from aiops_analyzer.schemas import EvidenceItem, LogTemplate, SeriesStats
@@ -30,7 +35,7 @@ from aiops_analyzer.schemas import EvidenceItem, LogTemplate, SeriesStats
 # Alert families an application cause may replace: symptoms, not causes.
 SYMPTOM_FAMILIES = frozenset({"error_rate", "latency", "traffic_anomaly", "unknown"})
 # Tags of a dependency failing (the errors are someone else's): not a regression of this code.
-DEPENDENCY_TAGS = ("database", "network", "dns", "tls", "rate_limit")
+DEPENDENCY_TAGS = ("database", "network", "dns", "tls", "rate_limit", "store_full")
 # A deploy this long before the errors' first line (or the alert's level shift) can be blamed.
 DEPLOY_LEAD_SECONDS = 1200.0
 # A failure line names a job (not any process exiting) when it says one of these.
@@ -509,12 +514,17 @@ def read(
     elif family == "queue_lag":
         stalled = consumer_stalled(prom, logs)
         out += [f for f in (stalled, dependency_failure(logs)) if f]
+        out += [f for f in (dependency_call(logs), store_refuses_writes(logs)) if f]
     else:
         lock = lock_contention(logs)
         deploy = deploy_regression(prom, logs)
         dependency = dependency_failure(logs)
         job = failed_job(logs, job_alert=False) if not expression_family else None
-        out += [f for f in (lock, deploy, dependency, job) if f]
+        # Someone else's failure seen from here (a store refusing writes, a dependency down
+        # or slow), or a limit of the service's own.
+        store, call, limit = store_refuses_writes(logs), dependency_call(logs), own_limit(logs)
+        out += [f for f in (lock, deploy, dependency, store, call, limit, job) if f]
+        dependency = dependency or store or call
         dependency_failed = dependency is not None or _new_dependency_errors(logs)
         if family in SYMPTOM_FAMILIES or family == "lock_contention":
             if lock and (family in ("latency", "lock_contention") or not dependency):

@@ -58,6 +58,7 @@ _TIME_KEYS = frozenset(
     {"time", "ts", "timestamp", "@timestamp", "t", "@t", "date", "datetime", "asctime"}
 )
 # Keys whose value is the failure itself: quoted right after the message.
+_PAIR = re.compile(r'([\w.@-]+)=("(?:[^"\\]|\\.)*"|[^\s"]*)(?=\s|$)')
 _ERROR_KEYS = ("error", "err", "exception", "exc_info", "error.message", "reason", "cause")
 _MESSAGE_KEYS = ("msg", "message", "@m", "@mt", "event", "M")
 
@@ -174,7 +175,8 @@ def _value(value: Any) -> str:
 
 
 def _readable(data: dict[str, Any], raw: str) -> str:
-    """A JSON entry as one line: level, message, the error, then the other fields."""
+    """A JSON entry as one line: level, message, the other fields, then the error (last,
+    where a clipped quote keeps it)."""
     level = ""
     for key in _LEVEL_KEYS:
         value = _field(data, key)
@@ -184,22 +186,44 @@ def _readable(data: dict[str, Any], raw: str) -> str:
     message = next((_value(data[k]) for k in _MESSAGE_KEYS if data.get(k)), "")
     used = {*_LEVEL_KEYS, *_MESSAGE_KEYS, *_TIME_KEYS}
     parts = [p for p in (level, message) if p]
+    errors: list[str] = []
     for key in _ERROR_KEYS:
         value = _field(data, key)
         if value not in (None, "", [], {}):
-            parts.append(f"{key}={_value(value)}")
+            errors.append(f"{key}={_value(value)}")
             used.add(key.partition(".")[0])
     for key, value in data.items():
         if key in used or value in (None, "", [], {}):
             continue
         parts.append(f"{key}={_value(value)}")
+    parts += errors
     return " ".join(parts) if parts else raw
 
 
+def _logfmt(line: str) -> dict[str, Any] | None:
+    """``key=value key="quoted value"`` pairs of a logfmt line (with a message or a level),
+    in order, or None for any other line."""
+    text = line.strip()
+    pairs = list(_PAIR.finditer(text))
+    if len(pairs) < 3 or not _PAIR.match(text) or "\n" in text:
+        return None
+    covered = sum(len(m.group(0)) for m in pairs) + len(pairs) - 1
+    if covered < 0.9 * len(text):
+        return None
+    data = {m.group(1): _unquote(m.group(2)) for m in pairs}
+    return data if any(k in data for k in (*_MESSAGE_KEYS, *_LEVEL_KEYS)) else None
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+    return value
+
+
 def condense(entry: str) -> str:
-    """One line for an entry: a JSON line made readable; a multi-line exception as its
-    headline and its deepest cause (frames dropped)."""
-    data = _structured(entry)
+    """One line for an entry: a JSON or logfmt line made readable; a multi-line exception as
+    its headline and its deepest cause (frames dropped)."""
+    data = _structured(entry) or _logfmt(entry)
     if data is not None:
         return _readable(data, entry)
     if "\n" not in entry:
@@ -221,3 +245,24 @@ def condense(entry: str) -> str:
     if not cause or cause == headline:
         return headline
     return f"{headline} ... {cause}"
+
+
+# A leading time stamp (ISO, syslog, `ts=`/`time=` field): the ranking reports the time itself.
+_LEADING_TIME = re.compile(
+    r"^\[?(?:(?:time|ts|timestamp|t)=)?\"?"
+    r"(?:\d{4}[-/]\d{2}[-/]\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2}| [+-]\d{4})?"
+    r"|[A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2})\"?\]?\s+"
+)
+
+
+def shorten(line: str, limit: int) -> str:
+    """``line`` within ``limit`` characters: without its leading time stamp, then its start
+    (what logged it) and its end (where the reason usually is) around an ellipsis."""
+    line = " ".join(line.split())
+    if len(line) <= limit:
+        return line
+    line = _LEADING_TIME.sub("", line, count=1)
+    if len(line) <= limit:
+        return line
+    head = limit // 2
+    return f"{line[:head]} ... {line[-(limit - head - 5) :]}"

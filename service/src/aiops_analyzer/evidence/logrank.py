@@ -14,7 +14,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from aiops_analyzer.evidence.logline import ERROR_LEVELS, condense, is_frame, level_of
+from aiops_analyzer.evidence.logline import ERROR_LEVELS, condense, is_frame, level_of, shorten
 from aiops_analyzer.evidence.templates import TemplateMiner
 from aiops_analyzer.schemas import LogTemplate
 
@@ -70,7 +70,38 @@ TAGS: dict[str, re.Pattern[str]] = {
     "network": re.compile(
         r"connection refused|connection reset|no route to host|network is unreachable"
         r"|ECONNREFUSED|ECONNRESET|ETIMEDOUT|i/o timeout|timed out|broken pipe|\bupstream\b"
-        r"|link is down|NIC Link is Down|carrier lost|packet loss|retransmi",
+        r"|link is down|NIC Link is Down|carrier lost|packet loss|retransmi"
+        # A dependency called over the network that is down or slow, in clients' words:
+        # gRPC status codes, HTTP clients' timeouts, proxies (nginx, Envoy), circuit breakers.
+        r"|EHOSTUNREACH|ENETUNREACH|ESOCKETTIMEDOUT|socket hang up|deadline exceeded"
+        r"|DeadlineExceeded|DEADLINE_EXCEEDED|code ?= ?Unavailable|\bUNAVAILABLE\b"
+        r"|Read timed out|ReadTimeout|ConnectTimeout|SocketTimeoutException|Client\.Timeout"
+        r"|timeout awaiting|upstream request timeout|upstream connect error|no live upstreams"
+        r"|server closed the connection unexpectedly|RemoteDisconnected|Connection aborted"
+        r"|circuit ?breaker\S*(?: '?[\w.-]+'?)? (?:is )?(?:now )?open\b|CallNotPermitted"
+        r"|503 Service Unavailable|Bad Gateway|Gateway Time-?out|timeout of \d+ ?ms exceeded"
+        # "network timeout at: URL", "read timeout", "request timeout" (not "timeout=30s").
+        r"|\b(?:network|socket|read|write|connect(?:ion)?|request|response|upstream|call|rpc"
+        r"|http|client) time-?out\b(?!\s*[=:]\s*\d)",
+        re.I,
+    ),
+    # The service hit a limit of its own: file descriptors, threads, workers, connections slots
+    # of its web server. Requests fail or queue though every dependency is healthy.
+    "resource_limit": re.compile(
+        r"too many open files|\bE[MN]FILE\b|out of file descriptors|file descriptor limit"
+        r"|worker_connections are not enough|RejectedExecutionException"
+        r"|thread ?pool\S* (?:is )?(?:exhausted|full|saturated)|(?:executor|task|work) queue"
+        r" (?:is )?full|unable to create (?:new )?native thread|pthread_create failed"
+        r"|Resource temporarily unavailable|WORKER TIMEOUT|listen queue\b.*\bfull"
+        r"|reached (?:pm\.)?max_children|MaxRequestWorkers|no (?:free|idle) workers?",
+        re.I,
+    ),
+    # A data store that refuses writes because it is full or read-only (Redis at maxmemory or
+    # unable to persist, Elasticsearch's flood stage, a read-only replica, SQLite full).
+    "store_full": re.compile(
+        r"OOM command not allowed|> 'maxmemory'|\bMISCONF\b|unable to persist to disk"
+        r"|read-only-allow-delete|flood[- ]stage (?:disk )?watermark|index read-only"
+        r"|READONLY You can't write|could not extend file|database or disk is full",
         re.I,
     ),
     "deploy": re.compile(
@@ -197,6 +228,8 @@ TAG_WEIGHT = {
     "config": 2.5,
     "crash": 2.5,
     "network": 2.0,
+    "resource_limit": 3.0,
+    "store_full": 3.0,
     "shutdown": 2.0,
     "gc": 2.0,
     "swap": 2.0,
@@ -341,7 +374,7 @@ def rank_with_lines(
         ranked.append(
             LogTemplate(
                 template=template.text[:MAX_EXAMPLE_CHARS],
-                example=example[:MAX_EXAMPLE_CHARS],
+                example=shorten(example, MAX_EXAMPLE_CHARS),
                 count=len(recent),
                 baseline_count=base_count,
                 novelty=novelty,  # type: ignore[arg-type]

@@ -1,0 +1,222 @@
+"""What the application's own logs say about the things it calls, and its own limits.
+
+A service's errors are often someone else's: a dependency that refuses connections (down,
+restarting, not listening), one that answers too slowly (the calls time out), a data store
+that refuses writes (Redis at ``maxmemory``, a read-only index). Or the service ran into a
+limit of its own (file descriptors, threads, workers) while every dependency is healthy. Each
+reader takes the best-ranked template of its kind that is new or surging before the alert
+and says which it is, naming the dependency's address when the line gives it; a line that is
+as common before the alert is background and names nothing.
+"""
+
+from __future__ import annotations
+
+import re
+
+from aiops_analyzer.engines.findings import Finding, _clip, _clock, templates
+from aiops_analyzer.evidence.logline import ERROR_LEVELS
+from aiops_analyzer.schemas import EvidenceItem, LogTemplate
+
+# Tags whose own findings say more about a line than "a call failed" (a pool waiting, a lock
+# timeout, a job's exit, a consumer's session timeout).
+_MORE_SPECIFIC = (
+    "database",
+    "lock",
+    "store_full",
+    "resource_limit",
+    "rate_limit",
+    "job",
+    "consumer",
+    "dns",
+    "tls",
+)
+# The dependency refuses, resets or is unreachable: it is down or not listening.
+_DOWN = re.compile(
+    r"refused|ECONNREFUSED|reset by peer|ECONNRESET|no route to host|unreachable|EHOSTUNREACH"
+    r"|ENETUNREACH|no live upstreams|Unavailable|upstream connect error|circuit ?breaker"
+    r"|CallNotPermitted|Bad Gateway|closed the connection unexpectedly|RemoteDisconnected"
+    r"|Connection aborted|socket hang up|broken pipe|prematurely closed",
+    re.I,
+)
+# The dependency answers too slowly: the calls run into their timeout.
+_SLOW = re.compile(r"timed? ?out|timeout|deadline|ETIMEDOUT|Gateway Time-?out", re.I)
+# The address a client line names: a URL's host, nginx's `upstream: "..."`, `dial tcp
+# HOST:PORT`, Node's `ECONNREFUSED 10.0.0.5:6379`, or a bare host:port.
+_ADDRESS = re.compile(
+    r"\b(?:https?|grpcs?|postgres(?:ql)?|mysql|redis|amqps?|mongodb|nats|kafka)://"
+    r"(?:[^@\s/]+@)?([\w.-]+(?::\d{2,5})?)"
+    r"|\b(\d{1,3}(?:\.\d{1,3}){3}:\d{2,5})\b"
+    r"|(?<![\w.:/-])([a-z][a-z0-9-]*(?:\.[a-z0-9-]+)*:\d{2,5})\b"
+    r"|\b(?:upstream|host|server|peer|backend|target|addr|address|endpoint|dependency)"
+    r"=\"?([\w.-]+(?::\d{2,5})?)"
+)
+
+
+def seen(template: LogTemplate) -> str:
+    novelty = {"new": ", new in the window", "surging": ", surging"}.get(template.novelty, "")
+    return f"{template.count}x from {_clock(template.first_seen)}{novelty}"
+
+
+def news(template: LogTemplate) -> bool:
+    """New or surging before the alert, or logged when there was no baseline to compare
+    with (a stream that only has recent lines cannot show that anything is old news)."""
+    return template.novelty in ("new", "surging") or template.baseline_count == 0
+
+
+def _failing(template: LogTemplate) -> bool:
+    """A line that reports a failure (an error or warning level, or error words)."""
+    return template.level in ERROR_LEVELS or template.level == "warn" or "error" in template.tags
+
+
+def _fresh_with(
+    logs: list[EvidenceItem], tag: str, *, failing: bool = True
+) -> tuple[EvidenceItem, LogTemplate] | None:
+    for item, template in templates(logs):
+        if tag not in template.tags or not news(template):
+            continue
+        if failing and not _failing(template):
+            continue
+        return item, template
+    return None
+
+
+# `handler.go:57`, `worker.py:42`: a place in the code, not an address.
+_SOURCE_FILE = re.compile(
+    r"\.(?:go|py|js|mjs|ts|java|kt|scala|rb|rs|php|cs|cc|cpp|c|h|ex|exs)(?::|$)"
+)
+
+
+def address(line: str) -> str:
+    """The dependency's address in a client's error line, or ""."""
+    for match in _ADDRESS.finditer(line):
+        found = next((g for g in match.groups() if g), "")
+        if found and not _SOURCE_FILE.search(found):
+            return found
+    return ""
+
+
+def dependency_call(logs: list[EvidenceItem]) -> Finding | None:
+    """Calls to a dependency that are refused (it is down) or time out (it is slow)."""
+    for item, template in templates(logs):
+        if "network" not in template.tags or not news(template):
+            continue
+        if not _failing(template) or any(tag in template.tags for tag in _MORE_SPECIFIC):
+            continue
+        line = template.example
+        # "connect() failed (110: Connection timed out)" is slow; "(111: Connection
+        # refused)" is down: the refusal wins when both words appear.
+        down, slow = _DOWN.search(line), _SLOW.search(line)
+        if not (down or slow):
+            continue
+        where = address(line)
+        to = f" ({where})" if where else ""
+        quoted = f"'{_clip(line)}' ({seen(template)})"
+        if down:
+            return Finding(
+                f"A dependency{to} refuses or drops the calls: {quoted}. The requests that "
+                "need it fail, so the errors are its outage seen from this service: it is "
+                "down, restarting, not listening on that port, or unreachable from here.",
+                0.75,
+                (item.id,),
+                remedy=f"Check the dependency{to}: is it running and listening (its health "
+                "endpoint, logs and restarts; `ss -ltnp` on its host) and reachable from this "
+                "service (`nc -vz HOST PORT`)? Restart or fail it over; meanwhile keep this "
+                "service's calls failing fast (timeouts, a circuit breaker).",
+                topic="network",
+            )
+        return Finding(
+            f"A dependency{to} answers too slowly and the calls time out: {quoted}. Requests "
+            "wait for it until their timeout, which shows as latency first and then as "
+            "errors; the dependency (or the network to it) is saturated or stuck.",
+            0.75,
+            (item.id,),
+            remedy=f"Check the dependency's own latency and saturation{to} (its dashboards, "
+            "slow queries, CPU, connection counts) and what changed there; keep this "
+            "service's call timeout below its own request timeout, with a circuit breaker, "
+            "and scale or fix the slow dependency.",
+            topic="network",
+        )
+    return None
+
+
+# What to check for each kind of own limit: (what the words name, the sentence, the remedy).
+_LIMITS: tuple[tuple[re.Pattern[str], str, str], ...] = (
+    (
+        re.compile(r"open files|E[MN]FILE|file descriptor|worker_connections", re.I),
+        "file descriptors (every socket and file is one)",
+        "Compare the process's open descriptors with its limit (`ls /proc/PID/fd | wc -l` "
+        "against `grep 'open files' /proc/PID/limits`); find what leaks them (sockets left "
+        "open, connections never closed: `ss -tanp`), and raise the limit (`LimitNOFILE=`, "
+        "`ulimit -n`, nginx's `worker_rlimit_nofile` and `worker_connections`) if the load is "
+        "legitimate.",
+    ),
+    (
+        re.compile(r"thread|Rejected|pthread|queue", re.I),
+        "threads (its worker or executor pool is full)",
+        "Take a thread dump (`jstack PID`, `py-spy dump`, the runtime's own) to see what the "
+        "busy threads wait on, usually a slow dependency or a lock; fix that, then size the "
+        "pool and its queue for the load.",
+    ),
+    (
+        re.compile(r"."),
+        "workers (every worker process is busy)",
+        "See what the busy workers do (slow requests, a slow dependency); raise the number of "
+        "workers (`pm.max_children`, `MaxRequestWorkers`, gunicorn `--workers`) only if "
+        "memory allows, and add a timeout to the slow calls.",
+    ),
+)
+
+
+def own_limit(logs: list[EvidenceItem]) -> Finding | None:
+    """The service ran into a limit of its own (descriptors, threads, workers)."""
+    found = _fresh_with(logs, "resource_limit", failing=False)
+    if not found:
+        return None
+    item, template = found
+    what, remedy = next((w, r) for p, w, r in _LIMITS if p.search(template.example))
+    return Finding(
+        f"The service ran out of {what}: '{_clip(template.example)}' ({seen(template)}). "
+        "It cannot accept or make connections or run more work while at that limit, so "
+        "requests fail or queue even though its dependencies may be healthy.",
+        0.75,
+        (item.id,),
+        remedy=remedy,
+        topic="resource_limit",
+    )
+
+
+def store_refuses_writes(logs: list[EvidenceItem]) -> Finding | None:
+    """A data store the service writes to refuses writes: full or read-only."""
+    found = _fresh_with(logs, "store_full", failing=False)
+    if not found:
+        return None
+    item, template = found
+    line = template.example
+    if re.search(r"maxmemory|OOM command", line, re.I):
+        remedy = (
+            "Compare Redis' memory with its limit (`redis-cli INFO memory`: used_memory against "
+            "maxmemory) and its eviction policy (`CONFIG GET maxmemory-policy`: noeviction "
+            "refuses writes); find the keys that grow without a TTL (`redis-cli --bigkeys`), "
+            "set TTLs or an allkeys-lru policy, or raise maxmemory."
+        )
+    elif re.search(r"MISCONF|persist", line, re.I):
+        remedy = (
+            "Redis cannot write its RDB snapshot: check `redis-cli INFO persistence` "
+            "(rdb_last_bgsave_status) and the free space and permissions of its `dir`; fix "
+            "the disk, then writes resume."
+        )
+    else:
+        remedy = (
+            "Free space on the store's data volume (or add nodes), then lift the read-only "
+            "block (Elasticsearch: reset `index.blocks.read_only_allow_delete`); point writes "
+            "at the primary if a replica refused them."
+        )
+    return Finding(
+        f"The data store refuses writes: '{_clip(line)}' ({seen(template)}). It is full or "
+        "read-only, so every request that writes to it fails; the store, not this service's "
+        "code, is the cause.",
+        0.75,
+        (item.id,),
+        remedy=remedy,
+        topic="store_full",
+    )
