@@ -586,3 +586,26 @@ def test_a_store_that_refuses_writes_is_not_an_oom_kill(line: str, remedy: str) 
     assert result.category == "error_rate"
     assert result.probable_causes[0].cause.startswith("The data store refuses writes")
     assert remedy in result.remediation[0]
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        'sum(rate(http_server_requests_seconds_count{outcome="SERVER_ERROR"}[5m])) '
+        "/ sum(rate(http_server_requests_seconds_count[5m])) > 0.05",
+        'sum(rate(grpc_server_handled_total{grpc_code!="OK"}[5m])) '
+        "/ sum(rate(grpc_server_handled_total[5m])) > 0.01",
+        'sum(rate(grpc_server_handled_total{grpc_code=~"Unavailable|Internal"}[5m])) > 1',
+    ],
+)
+def test_error_ratios_in_micrometer_and_grpc_terms_are_error_rates(expr: str) -> None:
+    assert classify(alert("ShopSLOBurn", expr)).family.category == "error_rate"
+
+
+def test_a_line_a_finding_explains_is_not_quoted_again_as_errors_around_the_alert() -> None:
+    line = "ERROR in app: redis.exceptions.ResponseError: OOM command not allowed > 'maxmemory'"
+    result = RulesEngine().analyze(
+        alert("ApiErrors", ERROR_RATIO, {"service": "s"}), [logs(repeated(line, 600))]
+    )
+    said = [c.cause for c in result.probable_causes if "maxmemory" in c.cause]
+    assert len(said) == 1 and said[0].startswith("The data store refuses writes")

@@ -216,8 +216,10 @@ FAMILIES: tuple[Family, ...] = (
         ),
         metric=r"errors?(?:_total)?$|failures?(?:_total)?$|failed(?:_total)?$|exceptions?",
         # 5xx/4xx matchers on a status label, or an outcome/result label that is not "ok".
+        # Micrometer's outcome="SERVER_ERROR", gRPC codes other than OK.
         expr=r"\b(?:code|status|status_code|response_code)\s*=~?\s*\"\[?[45]|\b5xx\b"
-        r"|\b(?:outcome|result|status)\s*(?:!=\s*\"(?:ok|success)\"|=~?\s*\"(?:error|fail))",
+        r"|\b(?:outcome|result|status)\s*(?:!=\s*\"(?:ok|success)\"|=~?\s*\"\w*(?:error|fail))"
+        r"|\bgrpc_(?:code|status)\s*(?:!=\s*\"OK\"|=~?\s*\"(?!OK\")\w)",
         name=r"error|5xx|fail|fallback",
     ),
     Family(
@@ -505,7 +507,9 @@ class RulesEngine:
         extra += list(application.findings)
         extra += log_found
         slow_burn = family.category in ("disk_space", "memory_pressure")
-        extra.append(findings.error_messages(logs, skip=tuple(log_found), slow_burn=slow_burn))
+        # Lines a finding already quotes with their meaning are not quoted again as "errors".
+        quoted = (*log_found, *application.findings)
+        extra.append(findings.error_messages(logs, skip=quoted, slow_burn=slow_burn))
         if family.category in ("container_crash", "oom_killed"):
             extra.append(findings.no_restarts(prom) if not oom else None)
         if family.category in RESOURCE_FAMILIES:
