@@ -79,8 +79,9 @@ FAMILIES: tuple[Family, ...] = (
         "none",
         ("This alert fires on purpose to prove that rule evaluation and delivery work.",),
         ("No action needed; alert on its absence (dead man's switch) instead.",),
-        expr=r"^\s*vector\s*\(\s*1\s*\)\s*$",
-        name=r"watchdog|dead ?man'?s ?switch|heartbeat",
+        # kube-prometheus' InfoInhibitor only mutes info alerts: also nothing to investigate.
+        expr=r"^\s*vector\s*\(\s*1\s*\)\s*$|^\s*ALERTS\s*\{[^}]*severity\s*=\s*\"info\"",
+        name=r"watchdog|dead ?man'?s ?switch|heartbeat|info ?inhibitor",
     ),
     Family(
         "oom_killed",
@@ -147,8 +148,9 @@ FAMILIES: tuple[Family, ...] = (
             "Look at recent deploys or configuration changes of the service.",
         ),
         metric=r"^up$|_up$|^probe_success$|_alive$|_healthy$",
-        expr=r"\babsent(?:_over_time)?\s*\(",
-        name=r"down|unreachable|absent|missing|unavailable|dead\b",
+        # absent(); a Kubernetes node whose Ready condition is not true.
+        expr=r"\babsent(?:_over_time)?\s*\(|condition\s*=\s*\"Ready\"",
+        name=r"down|unreachable|absent|missing|unavailable|dead\b|not ?ready",
         container_steps=(
             "`docker ps -a --filter name=NAME`; if it exited: `docker logs --tail 200 NAME`, "
             "then `docker start NAME`.",
@@ -187,7 +189,8 @@ FAMILIES: tuple[Family, ...] = (
             "Run it by hand as its user, fix the error, and check the next scheduled run.",
         ),
         metric=JOB_METRICS,
-        expr=r"\bstate\s*=\s*\"failed\"",
+        # A failed systemd unit (a RAID member's state="failed" is no job).
+        expr=r"systemd_unit_state\s*\{[^}]*\bstate\s*=\s*\"failed\"",
         name=r"backup|\bcron|\bjob\b|\btimer\b|snapshot|\bdump\b",
     ),
     Family(
@@ -216,8 +219,10 @@ FAMILIES: tuple[Family, ...] = (
         ),
         metric=r"errors?(?:_total)?$|failures?(?:_total)?$|failed(?:_total)?$|exceptions?",
         # 5xx/4xx matchers on a status label, or an outcome/result label that is not "ok".
-        # Micrometer's outcome="SERVER_ERROR", gRPC codes other than OK.
-        expr=r"\b(?:code|status|status_code|response_code)\s*=~?\s*\"\[?[45]|\b5xx\b"
+        # status=~"5..", "^5..", "(5|4).."; a probe's status_code >= 400; Micrometer's
+        # outcome="SERVER_ERROR", gRPC codes other than OK.
+        expr=r"\b(?:code|status|status_code|response_code)\s*=~?\s*\"\^?\(?\[?[45]|\b5xx\b"
+        r"|(?:code|status)\w*\s*>=?\s*[45]\d\d\b"
         r"|\b(?:outcome|result|status)\s*(?:!=\s*\"(?:ok|success)\"|=~?\s*\"\w*(?:error|fail))"
         r"|\bgrpc_(?:code|status)\s*(?:!=\s*\"OK\"|=~?\s*\"(?!OK\")\w)",
         name=r"error|5xx|fail|fallback",
@@ -238,6 +243,21 @@ FAMILIES: tuple[Family, ...] = (
         name=r"latency|slow|duration|response ?time",
     ),
     Family(
+        "disk_io",
+        "a disk saturated with I/O",
+        "warning",
+        (
+            "A process reads or writes more than the disk can serve (a backup, compaction, "
+            "a log storm, swapping), so requests queue on the device.",
+        ),
+        (
+            "Find who does the I/O: `iostat -x 5` (%util, await) and `sudo iotop -o`.",
+            "Move or throttle the heavy reader or writer, or give the volume more IOPS.",
+        ),
+        metric=r"node_disk_(?:io_time|io_now|read|written|reads|writes)|disk_io|io_time",
+        name=r"\bio\b|i/o|iops|disk (?:busy|saturat|latency|read|write)",
+    ),
+    Family(
         "disk_space",
         "a filesystem running out of space",
         "warning",
@@ -249,7 +269,8 @@ FAMILIES: tuple[Family, ...] = (
             "Find what grew: `df -h` and `du -xh --max-depth=2 MOUNT | sort -h | tail`.",
             "Clean or rotate logs and old data, or grow the volume.",
         ),
-        metric=r"filesystem|disk|volume|_fs_|inode",
+        # node_disk_* and telegraf's diskio_* count I/O, not space.
+        metric=r"filesystem|volume|_fs_|inode|^(?!node_disk_|diskio).*disk",
         name=r"disk|filesystem|volume|storage|inode|space",
         container_steps=("`docker system df` to see images, volumes and logs using space.",),
     ),
@@ -364,7 +385,9 @@ MAX_METRICS = 50
 MAX_LABEL_CHARS = 100
 FAMILY_BY_CATEGORY = {family.category: family for family in FAMILIES}
 # Families about a resource running out: the busiest program in the logs is worth naming.
-RESOURCE_FAMILIES = frozenset({"cpu_saturation", "host_load", "memory_pressure", "disk_space"})
+RESOURCE_FAMILIES = frozenset(
+    {"cpu_saturation", "host_load", "memory_pressure", "disk_space", "disk_io"}
+)
 
 UNKNOWN = Family(
     "unknown",
@@ -389,9 +412,17 @@ def classify(alert: Alert) -> Classification:
     expr = alert_expression(alert)
     # Real rules use a handful of metrics; a giant generated expression must stay cheap.
     metrics = metric_names(expr)[:MAX_METRICS] if expr and not is_logql(expr) else []
-    name_text = " ".join(
-        [_split_camel(alert.alertname), alert.annotations.get("summary", "")]
-    ).lower()
+    # What the rule's author says it is about: the summary, else the description or message
+    # (kube-prometheus' older rules carry only `message`).
+    said = next(
+        (
+            alert.annotations[k]
+            for k in ("summary", "description", "message")
+            if alert.annotations.get(k)
+        ),
+        "",
+    )
+    name_text = " ".join([_split_camel(alert.alertname), said[:300]]).lower()
     best: tuple[int, int, Family, str] | None = None
     for order, family in enumerate(FAMILIES):
         score = 0
@@ -412,8 +443,9 @@ def classify(alert: Alert) -> Classification:
 
 
 def _split_camel(name: str) -> str:
-    """KubePodCrashLooping -> Kube Pod Crash Looping, so name regexes see words."""
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name).replace("_", " ")
+    """KubePodCrashLooping -> Kube Pod Crash Looping, NodeDiskIOSaturation -> Node Disk IO
+    Saturation, so name regexes see words."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", " ", name).replace("_", " ")
 
 
 def _label(alert: Alert, key: str) -> str:
@@ -469,7 +501,7 @@ class RulesEngine:
         )
         if oom and family.category in ("container_crash", "target_down", "unknown"):
             family = FAMILY_BY_CATEGORY["oom_killed"]  # the evidence says why it stopped
-        cpu_alert = family.category in ("cpu_saturation", "host_load")
+        cpu_alert = family.category in ("cpu_saturation", "host_load", "disk_io")
         memory = findings.memory_exhaustion(prom, cpu_alert=cpu_alert)
         if memory and cpu_alert:
             family = FAMILY_BY_CATEGORY["memory_pressure"]  # CPU time spent reclaiming memory

@@ -133,3 +133,52 @@ JOB_METRICS = (
     r"last_success|last_run|last_completion|lastsuccess|^backup_|_backup_"
     r"|(?:^|_)cron_|_job_(?:failed|failures|success|status|last)"
 )
+
+
+# label_replace(v, "dst", "replacement", "src", "regex"): the last four arguments are strings.
+_LABEL_REPLACE = re.compile(
+    r"label_replace\s*\(.*?,\s*\"(?P<dst>[a-zA-Z_]\w*)\"\s*,\s*\"(?P<replacement>(?:[^\"\\]|\\.)*)\""
+    r"\s*,\s*\"(?P<src>[a-zA-Z_]\w*)\"\s*,\s*\"(?P<regex>(?:[^\"\\]|\\.)*)\"\s*\)",
+    re.DOTALL,
+)
+_FIRST_GROUP = re.compile(r"\((?!\?)(?:[^()\\]|\\.)*\)")
+_REGEX_META = re.compile(r"[.^$*+?{}\[\]|()\\]")
+
+
+def renamed_labels(expr: str, labels: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """Labels an alert lost to ``label_replace``, worked back from the labels it carries.
+
+    ``label_replace(up, "host", "$1", "instance", "(.*):.*")`` gives the alert ``host="web-3"``
+    but the raw series still say ``instance="web-3:9100"``. For each such source label the
+    alert does not carry, returns ``{src: (op, value)}``: ``("=", "web-3")`` when the regex
+    gives the value back exactly, ``("=~", "web-3:.*")`` when only a pattern is known.
+    """
+    found: dict[str, tuple[str, str]] = {}
+    for match in _LABEL_REPLACE.finditer(expr):
+        dst, src = match["dst"], match["src"]
+        value = labels.get(dst, "")
+        if not value or src in labels or src in found or dst == src:
+            continue
+        inverse = _invert(value, match["replacement"], match["regex"])
+        if inverse:
+            found[src] = inverse
+    return found
+
+
+def _invert(value: str, replacement: str, regex: str) -> tuple[str, str] | None:
+    """The source value (or pattern) that ``regex`` and ``replacement`` turned into ``value``."""
+    replacement = replacement.replace("${1}", "$1")
+    if replacement.count("$1") != 1 or re.search(r"\$(?!1)", replacement):
+        return None
+    prefix, suffix = replacement.split("$1")
+    if not (value.startswith(prefix) and value.endswith(suffix)):
+        return None
+    inner = value[len(prefix) : len(value) - len(suffix)] if suffix else value[len(prefix) :]
+    pattern = regex.removeprefix("^").removesuffix("$")
+    group = _FIRST_GROUP.search(pattern)
+    if not group or not inner:
+        return None
+    before, after = pattern[: group.start()], pattern[group.end() :]
+    if not _REGEX_META.search(before + after):
+        return "=", before + inner + after
+    return "=~", before + re.escape(inner) + after

@@ -32,7 +32,13 @@ from aiops_analyzer.evidence.expression import (
 )
 from aiops_analyzer.evidence.logrank import LogLine, rank_with_lines
 from aiops_analyzer.evidence.prometheus import render_item, typed_series
-from aiops_analyzer.evidence.target import host_name, scope, subject_labels
+from aiops_analyzer.evidence.target import (
+    HOST_LABELS,
+    host_name,
+    is_probe,
+    scope,
+    subject_labels,
+)
 from aiops_analyzer.schemas import Alert, EvidenceItem, LogTemplate
 
 MAX_LINE_CHARS = 300
@@ -83,8 +89,16 @@ def _quote(value: str) -> str:
     return f'"{escaped}"'
 
 
+# node_systemd_unit_state{name="backup.service"}: a unit, whose lines the journal files under
+# `unit` (Alloy's and promtail's journal relabelling of _SYSTEMD_UNIT), not a container.
+_SYSTEMD_UNIT = re.compile(r"\.(?:service|timer|socket|mount|scope|target|path)$")
+
+
 def stream_selector(alert: Alert) -> str | None:
     labels = subject_labels(alert)
+    unit = labels.get("name", "")
+    if _SYSTEMD_UNIT.search(unit) and scope(alert) == "host":
+        return "{" + f"unit={_quote(unit)}" + "}"
     for alert_label, stream_label in _SELECTOR_LABELS:
         value = labels.get(alert_label)
         if value:
@@ -105,14 +119,25 @@ def stream_selectors(alert: Alert) -> list[str]:
             selectors.append(selector)
     labels = subject_labels(alert)
     instance = labels.get("instance", "")
-    # A host alert's subject is the host, not the exporter that reports it.
-    if own and own.startswith("{job=") and scope(alert) != "host":
+    if labels.get("pod"):  # Kubernetes log collectors label streams by namespace and pod
+        keys = [k for k in ("namespace", "pod") if labels.get(k)]
+        selectors.append("{" + ",".join(f"{k}={_quote(labels[k])}" for k in keys) + "}")
+    # A host alert's subject is the host, not the exporter that reports it; a probe's is the
+    # probed address, not the prober.
+    if (own and own.startswith("{job=") and scope(alert) != "host") or is_probe(alert):
         selectors += _service_selectors(labels.get("job", ""), instance)
-    if instance and (scope(alert) == "host" or about_job(alert) or about_scrape(alert)):
-        host = host_name(instance)
+    host_alert = scope(alert) == "host" or about_job(alert) or about_scrape(alert)
+    if instance and host_alert:
         selectors.append("{" + f"instance={_quote(instance)}" + "}")
+    # A rule that kept only the machine's name (by (nodename), a renamed instance).
+    host = host_name(instance) if instance else _host_label(labels)
+    if host and host_alert:
         selectors += ["{" + f"{label}={_quote(host)}" + "}" for label in _HOST_STREAM_LABELS]
     return list(dict.fromkeys(selectors))
+
+
+def _host_label(labels: dict[str, str]) -> str:
+    return next((labels[k] for k in HOST_LABELS if labels.get(k)), "")
 
 
 def _service_selectors(job: str, instance: str) -> list[str]:
@@ -123,6 +148,8 @@ def _service_selectors(job: str, instance: str) -> list[str]:
     `job="analyzer", instance="analyzer:8080"` finds its logs under `{service="analyzer"}`.
     """
     names = [job, host_name(instance)] if instance else [job]
+    if "://" in instance:  # a probed URL: the service is often its host's first name
+        names.append(host_name(instance).split(".")[0])
     return [
         "{" + f"service={_quote(name)}" + "}" for name in dict.fromkeys(names) if _is_name(name)
     ]

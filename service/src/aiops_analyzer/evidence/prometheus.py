@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,7 @@ from aiops_analyzer.evidence.expression import (
     threshold,
 )
 from aiops_analyzer.evidence.series import describe, label_text, render
-from aiops_analyzer.evidence.target import subject_labels
+from aiops_analyzer.evidence.target import instance_matcher, quote, subject_labels
 from aiops_analyzer.schemas import Alert, EvidenceItem, SeriesStats, Threshold
 
 MAX_SERIES = 5
@@ -57,32 +58,38 @@ def plan_queries(alert: Alert) -> list[NamedQuery]:
     labels = subject_labels(alert)
     family: list[NamedQuery] = []
     family += _container_queries(labels, expr)
-    family += _host_queries(labels, expr)
+    family += _host_queries(instance_matcher(alert), expr)
     family += _nginx_queries(labels, expr)
     family += _probe_queries(labels, expr)
     plan += family[:MAX_FAMILY_QUERIES]
     return plan
 
 
-def _quote(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
+_quote = quote
 
 
 def _metrics(expr: str) -> list[str]:
     return metric_names(expr) if expr else []
 
 
+# cAdvisor's cgroup path of a Docker container: /docker/<id> (cgroupfs) or
+# /system.slice/docker-<id>.scope (systemd driver). It names one container as well as `name`.
+_DOCKER_CGROUP = re.compile(r"^/(?:docker/|system\.slice/docker-)[0-9a-f]{12,64}(?:\.scope)?$")
+
+
 def _container_selector(labels: dict[str, str], metrics: list[str]) -> str | None:
+    pod = [f"{k}={_quote(labels[k])}" for k in ("namespace", "pod") if labels.get("pod")]
     for key in ("name", "container", "container_label_com_docker_compose_service"):
         if labels.get(key):
             if key == "container" and _docker_container_name(labels, metrics):
                 return f"name={_quote(labels[key])}"
-            return f"{key}={_quote(labels[key])}"
+            return ",".join([f"{key}={_quote(labels[key])}", *pod])
     for key in sorted(labels):
         if key.startswith("container_label_") and labels[key]:
             return f"{key}={_quote(labels[key])}"
-    return None
+    if _DOCKER_CGROUP.match(labels.get("id", "")):
+        return f"id={_quote(labels['id'])}"
+    return ",".join(pod) or None
 
 
 def _docker_container_name(labels: dict[str, str], metrics: list[str]) -> bool:
@@ -101,7 +108,7 @@ def _container_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
     # node_systemd_unit_state{name="x.service"}: a `name` label on a host metric is no container.
     on_host = bool(metrics) and all(m.startswith("node_") for m in metrics)
     about_container = any(m.startswith("container_") for m in metrics) or (
-        not on_host and any(k in labels for k in ("name", "container"))
+        not on_host and any(k in labels for k in ("name", "container", "pod"))
     )
     selector = _container_selector(labels, metrics) if about_container else None
     if not selector:
@@ -176,11 +183,11 @@ def _throttling_queries(s: str) -> list[NamedQuery]:
     ]
 
 
-def _host_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
-    instance = labels.get("instance")
+def _host_queries(instance: str | None, expr: str) -> list[NamedQuery]:
+    """``instance``: the matcher of the host's node_exporter series (``instance_matcher``)."""
     if not instance or not any(m.startswith("node_") for m in _metrics(expr)):
         return []
-    i = f"instance={_quote(instance)}"
+    i = instance
     fs = f'{i},fstype!~"tmpfs|overlay|squashfs|ramfs"'
     return (
         [
@@ -232,7 +239,7 @@ def _host_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
                 "host_clock_offset",
             ),
         ]
-        + (_host_cpu_queries(i) if _about_cpu(expr) else [])
+        + (_host_cpu_queries(i) if _about_cpu_or_io(expr) else [])
         + (_host_network_queries(i) if _about_network(expr) else [])
     )
 
@@ -269,8 +276,10 @@ def _host_network_queries(i: str) -> list[NamedQuery]:
     ]
 
 
-def _about_cpu(expr: str) -> bool:
-    return any(m.startswith(("node_cpu", "node_load", "node_pressure_cpu")) for m in _metrics(expr))
+def _about_cpu_or_io(expr: str) -> bool:
+    """CPU, load or disk I/O: the busy time the workload does not spend is worth reading."""
+    prefixes = ("node_cpu", "node_load", "node_pressure_cpu", "node_pressure_io", "node_disk_")
+    return any(m.startswith(prefixes) for m in _metrics(expr))
 
 
 def _host_cpu_queries(i: str) -> list[NamedQuery]:

@@ -4,15 +4,27 @@ An exporter that reports on *other* objects (kube-state-metrics) is scraped like
 so its own pod and container land on the alert as ``pod``/``container`` and the subject's
 labels are renamed ``exported_pod``/``exported_container``. Querying by the plain labels would
 investigate the exporter itself; ``subject_labels`` prefers the exported ones and drops labels
-that only name the exporter.
+that only name the exporter. A blackbox prober is the same: on a ``probe_*`` alert ``instance``
+is the probed URL or address, and ``job`` names only the prober.
+
+Rules written for other setups rename labels (``label_replace`` of ``instance`` into ``host``)
+or aggregate them away (``by (nodename)``); ``subject_labels`` gets back what the expression
+renamed exactly, and ``instance_matcher`` finds the host's node_exporter series from whatever
+names the machine.
 """
 
 from __future__ import annotations
 
 import re
 from typing import Literal
+from urllib.parse import urlsplit
 
-from aiops_analyzer.evidence.expression import alert_expression, is_logql, metric_names
+from aiops_analyzer.evidence.expression import (
+    alert_expression,
+    is_logql,
+    metric_names,
+    renamed_labels,
+)
 from aiops_analyzer.schemas import Alert
 
 Scope = Literal["kubernetes", "container", "nginx", "host", "service"]
@@ -20,6 +32,12 @@ Scope = Literal["kubernetes", "container", "nginx", "host", "service"]
 # Exporters whose series describe other objects; their own identity labels are not the subject.
 _REPORTING_EXPORTERS = re.compile(r"kube-state-metrics|kube_state_metrics|ksm\b")
 _IDENTITY_LABELS = ("container", "pod", "namespace", "service", "job", "instance", "name")
+# Scrape jobs of probers (blackbox_exporter and the like): on a probe alert the job is the
+# prober, the instance the probed target.
+_PROBER_JOBS = re.compile(r"blackbox|probe|prober|uptime", re.IGNORECASE)
+# Labels that name a machine when a rule kept no `instance` (aggregated by node name, or
+# renamed it); node_exporter's instance is that name, usually with a port.
+HOST_LABELS = ("host", "hostname", "nodename", "node", "instance_name")
 
 
 def _is_reporting_exporter(labels: dict[str, str]) -> bool:
@@ -28,9 +46,28 @@ def _is_reporting_exporter(labels: dict[str, str]) -> bool:
     )
 
 
+def _metrics(alert: Alert) -> list[str]:
+    expr = alert_expression(alert)
+    return metric_names(expr) if expr and not is_logql(expr) else []
+
+
+def is_probe(alert: Alert) -> bool:
+    """A blackbox-style probe alert: ``probe_*`` metrics, or a URL as its instance."""
+    instance = alert.labels.get("instance", "")
+    return "://" in instance or any(m.startswith("probe_") for m in _metrics(alert))
+
+
 def subject_labels(alert: Alert) -> dict[str, str]:
     """The alert's labels with the subject's identity, never the reporting exporter's."""
     labels = dict(alert.labels)
+    expr = alert_expression(alert)
+    if expr and not is_logql(expr):
+        # A label the rule renamed (label_replace) is asked by the name the series carry.
+        for key, (op, value) in renamed_labels(expr, labels).items():
+            if op == "=":
+                labels[key] = value
+    if _PROBER_JOBS.search(labels.get("job", "")) and is_probe(alert):
+        labels.pop("job")
     if not _is_reporting_exporter(labels):
         return labels
     for key in _IDENTITY_LABELS:
@@ -62,8 +99,38 @@ def scope(alert: Alert) -> Scope:
     return "service"
 
 
+def instance_matcher(alert: Alert) -> str | None:
+    """A PromQL matcher for the node_exporter series of the machine the alert is about.
+
+    The alert's own ``instance`` when it has one; else the instance a ``label_replace`` renamed
+    (exactly, or as the pattern its regex allows); else a host, node or nodename label, which
+    is node_exporter's instance with or without its port.
+    """
+    labels = subject_labels(alert)
+    if labels.get("instance"):
+        return f"instance={quote(labels['instance'])}"
+    expr = alert_expression(alert)
+    renamed = renamed_labels(expr, labels) if expr and not is_logql(expr) else {}
+    if "instance" in renamed:
+        op, value = renamed["instance"]
+        return f"instance{op}{quote(value)}"
+    for key in HOST_LABELS:
+        if labels.get(key):
+            return f"instance=~{quote(re.escape(labels[key]) + '(?::[0-9]+)?')}"
+    return None
+
+
+def quote(value: str) -> str:
+    """A PromQL or LogQL string literal."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
 def host_name(instance: str) -> str:
-    """``10.0.3.21:9100`` -> ``10.0.3.21``; ``[::1]:9100`` -> ``::1``."""
+    """``10.0.3.21:9100`` -> ``10.0.3.21``; ``[::1]:9100`` -> ``::1``; a probed URL
+    ``https://api.example.com/health`` -> ``api.example.com``."""
+    if "://" in instance:
+        return urlsplit(instance).hostname or instance
     if instance.startswith("["):
         return instance[1:].split("]", 1)[0]
     return instance.rsplit(":", 1)[0] if instance.count(":") == 1 else instance

@@ -1,0 +1,248 @@
+"""Alerts shaped by rules this engine did not write: public rule sets, other label conventions.
+
+Users bring rules from awesome-prometheus-alerts, the node-exporter mixin or kube-prometheus,
+and label conventions from Kubernetes, Docker Compose, systemd and blackbox probes. The family
+must come from what the expression measures, and the evidence must find this alert's subject.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+import pytest
+from aiops_analyzer.engines.rules import classify
+from aiops_analyzer.evidence.expression import renamed_labels
+from aiops_analyzer.evidence.loki import stream_selectors
+from aiops_analyzer.evidence.prometheus import plan_queries
+from aiops_analyzer.evidence.target import host_name, instance_matcher, subject_labels
+from aiops_analyzer.schemas import Alert
+
+NODE = {"instance": "web-3:9100", "job": "node"}
+PROBE = {"instance": "https://api.example.com/health", "job": "blackbox"}
+
+
+def alert(
+    name: str,
+    expr: str = "",
+    labels: dict[str, str] | None = None,
+    annotations: dict[str, str] | None = None,
+) -> Alert:
+    url = f"http://prometheus:9090/graph?g0.expr={quote(expr)}&g0.tab=1" if expr else ""
+    return Alert(
+        fingerprint="0123456789abcdef",
+        status="firing",
+        labels={"alertname": name, **(labels or {})},
+        annotations=annotations or {},
+        starts_at=datetime(2026, 12, 3, 9, 0, tzinfo=UTC),
+        generator_url=url,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "expr", "labels", "category"),
+    [
+        (
+            "NginxHighHttp5xxErrorRate",
+            'sum(rate(nginx_http_requests_total{status=~"^5.."}[1m]))'
+            " / sum(rate(nginx_http_requests_total[1m])) * 100 > 5",
+            {"instance": "edge:9113", "job": "nginx"},
+            "error_rate",
+        ),
+        (
+            "BlackboxProbeHttpFailure",
+            "probe_http_status_code <= 199 OR probe_http_status_code >= 400",
+            PROBE,
+            "error_rate",
+        ),
+        (
+            "InfoInhibitor",
+            'ALERTS{severity = "info"} == 1 unless on(namespace) '
+            'ALERTS{alertname != "InfoInhibitor", severity =~ "warning|critical"} == 1',
+            {"namespace": "shop", "severity": "none"},
+            "heartbeat",
+        ),
+        (
+            "KubeNodeNotReady",
+            'kube_node_status_condition{job="kube-state-metrics",condition="Ready",'
+            'status="true"} == 0',
+            {"node": "worker-2", "job": "kube-state-metrics"},
+            "target_down",
+        ),
+        (
+            "HostUnusualDiskIo",
+            "rate(node_disk_io_time_seconds_total[1m]) > 0.8",
+            {**NODE, "device": "sda"},
+            "disk_io",
+        ),
+        (
+            # The acronym must split ("IO Saturation"), and node_disk_* is I/O, not space.
+            "NodeDiskIOSaturation",
+            'rate(node_disk_io_time_weighted_seconds_total{job="node"}[5m]) > 10',
+            {**NODE, "device": "nvme0n1"},
+            "disk_io",
+        ),
+        (
+            # A RAID member's state="failed" is no failed systemd job.
+            "HostRaidDiskFailure",
+            'node_md_disks{state="failed"} > 0',
+            {**NODE, "device": "md0"},
+            "disk_space",
+        ),
+        (
+            "NodeSystemdServiceFailed",
+            'node_systemd_unit_state{job="node", state="failed"} == 1',
+            {**NODE, "name": "nginx.service", "state": "failed"},
+            "failed_job",
+        ),
+        (
+            "HostOutOfInodes",
+            "node_filesystem_files_free / node_filesystem_files * 100 < 10",
+            {**NODE, "mountpoint": "/var"},
+            "disk_space",
+        ),
+        (
+            "ContainerKilled",
+            "time() - container_last_seen > 60",
+            {"name": "shop_api_1", "instance": "cadvisor:8080", "job": "cadvisor"},
+            "container_crash",
+        ),
+        (
+            "CPUThrottlingHigh",
+            'sum(increase(container_cpu_cfs_throttled_periods_total{container!=""}[5m])) '
+            "by (container, pod, namespace) / sum(increase(container_cpu_cfs_periods_total[5m]))"
+            " by (container, pod, namespace) > (25 / 100)",
+            {"namespace": "shop", "pod": "api-7d9-abc", "container": "api"},
+            "cpu_saturation",
+        ),
+    ],
+)
+def test_public_rule_sets_are_classified_by_what_they_measure(
+    name: str, expr: str, labels: dict[str, str], category: str
+) -> None:
+    assert classify(alert(name, expr, labels)).family.category == category
+
+
+def test_an_alert_with_only_a_description_is_classified_by_it() -> None:
+    said = {"description": "Swap on the batch host is more than 80% used"}
+    assert classify(alert("Rule17", "", {}, said)).family.category == "memory_pressure"
+    said = {"message": "Pod shop/api-7d9 keeps restarting (5 times in 10 minutes)"}
+    assert classify(alert("Rule17", "", {}, said)).family.category == "container_crash"
+    # Without any annotation nor expression, nothing names a family.
+    assert classify(alert("Rule17")).family.category == "unknown"
+
+
+@pytest.mark.parametrize(
+    ("expr", "labels", "expected"),
+    [
+        (
+            'label_replace(up == 0, "host", "$1", "instance", "(.*):.*")',
+            {"host": "web-3"},
+            {"instance": ("=~", "web\\-3:.*")},
+        ),
+        (
+            'label_replace(container_memory_working_set_bytes{name=~".+"} > 1e9, '
+            '"container", "$1", "name", "(.*)")',
+            {"container": "shop_api_1"},
+            {"name": ("=", "shop_api_1")},
+        ),
+        (
+            'label_replace(pg_up == 0, "svc", "db-${1}", "job", "^(.+)-exporter$")',
+            {"svc": "db-orders"},
+            {"job": ("=", "orders-exporter")},
+        ),
+        # The alert still carries the source label, or the replacement is not "$1" based.
+        (
+            'label_replace(up, "host", "$1", "instance", "(.*):.*")',
+            {"host": "a", "instance": "a:1"},
+            {},
+        ),
+        ('label_replace(up, "env", "prod", "job", ".*")', {"env": "prod"}, {}),
+    ],
+)
+def test_labels_renamed_by_label_replace_are_worked_back(
+    expr: str, labels: dict[str, str], expected: dict[str, tuple[str, str]]
+) -> None:
+    assert renamed_labels(expr, labels) == expected
+
+
+@pytest.mark.parametrize(
+    ("instance", "host"),
+    [
+        ("web-3:9100", "web-3"),
+        ("10.0.0.5:9100", "10.0.0.5"),
+        ("web-3.prod.example.com:9100", "web-3.prod.example.com"),
+        ("[::1]:9100", "::1"),
+        ("https://api.example.com/health", "api.example.com"),
+        ("http://10.0.0.7:8080/ready", "10.0.0.7"),
+    ],
+)
+def test_host_name_of_every_instance_form(instance: str, host: str) -> None:
+    assert host_name(instance) == host
+
+
+def test_a_probe_alert_is_about_the_probed_address_not_the_prober() -> None:
+    probe = alert("SiteDown", "probe_success == 0", PROBE)
+    assert subject_labels(probe) == {"alertname": "SiteDown", **{"instance": PROBE["instance"]}}
+    selectors = stream_selectors(probe)
+    assert '{job="blackbox"}' not in selectors  # the prober's own logs say nothing
+    assert '{service="api.example.com"}' in selectors and '{service="api"}' in selectors
+    # The blackbox exporter's own scrape target down is about the exporter.
+    exporter = alert("TargetDown", "up == 0", {"instance": "probe-1:9115", "job": "blackbox"})
+    assert subject_labels(exporter)["job"] == "blackbox"
+
+
+def test_host_queries_find_the_machine_without_an_instance_label() -> None:
+    expr = "node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes < 0.1"
+    by_host = alert("MemLow", expr, {"nodename": "web-3"})
+    assert instance_matcher(by_host) == 'instance=~"web\\\\-3(?::[0-9]+)?"'
+    queries = {q.kind: q.promql for q in plan_queries(by_host)}
+    assert 'instance=~"web\\\\-3(?::[0-9]+)?"' in queries["host_memory_available"]
+    renamed = alert(
+        "MemLow",
+        f'label_replace({expr}, "server", "$1", "instance", "([^:]+):9100")',
+        {"server": "db-1"},
+    )
+    assert instance_matcher(renamed) == 'instance="db-1:9100"'
+    assert '{host="web-3"}' in stream_selectors(by_host)
+
+
+def test_container_queries_follow_docker_kubernetes_and_renamed_labels() -> None:
+    cpu = "rate(container_cpu_usage_seconds_total[5m]) > 0.9"
+    by_id = alert("Hot", cpu, {"id": "/system.slice/docker-" + "ab12" * 16 + ".scope"})
+    assert 'id="/system.slice/docker-' in plan_queries(by_id)[1].promql
+    pod = alert("Hot", cpu, {"namespace": "shop", "pod": "api-7d9-abc", "container": "api"})
+    assert 'container="api",namespace="shop",pod="api-7d9-abc"' in plan_queries(pod)[1].promql
+    renamed = alert(
+        "MemHigh",
+        'label_replace(container_memory_working_set_bytes{name=~".+"} > 1e9, '
+        '"container", "$1", "name", "(.*)")',
+        {"container": "shop_api_1"},
+    )
+    assert 'name="shop_api_1"' in plan_queries(renamed)[1].promql
+
+
+def test_a_failed_systemd_unit_reads_the_units_journal_not_a_container() -> None:
+    failed = alert(
+        "NodeSystemdServiceFailed",
+        'node_systemd_unit_state{state="failed"} == 1',
+        {**NODE, "name": "backup.service", "state": "failed"},
+    )
+    selectors = stream_selectors(failed)
+    assert selectors[0] == '{unit="backup.service"}'
+    assert '{container="backup.service"}' not in selectors
+    assert '{host="web-3"}' in selectors
+
+
+def test_a_pod_alert_reads_the_pods_streams() -> None:
+    waiting = alert(
+        "KubeContainerWaiting",
+        "kube_pod_container_status_waiting_reason > 0",
+        {
+            "job": "kube-state-metrics",
+            "namespace": "shop",
+            "pod": "api-7d9-abc",
+            "container": "api",
+        },
+    )
+    assert '{namespace="shop",pod="api-7d9-abc"}' in stream_selectors(waiting)
