@@ -126,6 +126,9 @@ def stream_selectors(alert: Alert) -> list[str]:
     # probed address, not the prober.
     if (own and own.startswith("{job=") and scope(alert) != "host") or is_probe(alert):
         selectors += _service_selectors(labels.get("job", ""), instance)
+    prober = alert.labels.get("job", "")
+    if prober and is_probe(alert):  # the prober may log why a probe failed (its debug lines)
+        selectors.append("{" + f"job={_quote(prober)}" + "}")
     host_alert = scope(alert) == "host" or about_job(alert) or about_scrape(alert)
     if instance and host_alert:
         selectors.append("{" + f"instance={_quote(instance)}" + "}")
