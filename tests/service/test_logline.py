@@ -168,3 +168,50 @@ def test_a_long_line_keeps_its_start_and_its_reason() -> None:
     short = shorten(line, 240)
     assert len(short) <= 240 and short.startswith("ERROR call failed")
     assert short.endswith("connection refused")
+
+
+@pytest.mark.parametrize(
+    ("line", "tag"),
+    [
+        ("org.hibernate.PessimisticLockException: could not obtain lock", "lock"),
+        ("sqlite3.OperationalError: database is locked", "lock"),
+        ("redis lock: failed to acquire lock order:42 within 5s", "lock"),
+        ("Command failed with error 112 (WriteConflict)", "lock"),
+        ("Job has reached the specified backoff limit (BackoffLimitExceeded)", "job"),
+        ('Job "nightly_export (trigger: cron[hour=2])" raised an exception', "job"),
+        ("(CRON) error (grandchild #4121 failed with exit status 2)", "job"),
+        ("Marking task as FAILED. dag_id=etl, task_id=load", "job"),
+        (
+            "CommitFailedException: Commit cannot be completed since the group has rebalanced",
+            "consumer",
+        ),
+        (
+            "PRECONDITION_FAILED - delivery acknowledgement on channel 1 timed out",
+            "consumer",
+        ),
+        ("celery.exceptions.WorkerLostError: Worker exited prematurely: signal 9", "consumer"),
+        ("rpc error: code = ResourceExhausted desc = quota exceeded", "rate_limit"),
+        (
+            "redis.clients.jedis.exceptions.JedisException: Could not get a resource from the pool",
+            "database",
+        ),
+        ("Cannot get a connection, pool error Timeout waiting for idle object", "database"),
+    ],
+)
+def test_application_causes_in_their_stacks_words(line: str, tag: str) -> None:
+    assert tag in tags_of(line)
+
+
+def test_a_handler_raising_an_exception_is_no_failed_job() -> None:
+    assert "job" not in tags_of("ERROR handler raised an exception: KeyError 'sku'")
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'Exception in thread "main" java.lang.IllegalStateException: no datasource',
+        "    triggerUncaughtException(err, true /* fromPromise */);",
+    ],
+)
+def test_a_process_dying_on_an_unhandled_exception_is_a_crash(line: str) -> None:
+    assert "crash" in tags_of(line)

@@ -130,7 +130,12 @@ TAGS: dict[str, re.Pattern[str]] = {
         r"lock wait|deadlock|waiting for (?:a |the )?lock|lock timeout|could not obtain lock"
         r"|still waiting for \w+ ?lock|lock contention"
         # A session idle in a transaction holds its locks (PostgreSQL's timeout says so).
-        r"|idle[- ]in[- ]transaction",
+        r"|idle[- ]in[- ]transaction"
+        # ORMs' and stores' own words: Hibernate/Spring lock exceptions, SQLite, a
+        # distributed lock that cannot be taken, MongoDB's write conflicts.
+        r"|Lock(?:Acquisition|Timeout)Exception|CannotAcquireLock|PessimisticLock"
+        r"|database (?:table )?is locked|SQLITE_BUSY|WriteConflict"
+        r"|(?:could not|failed to|unable to|cannot) acquire (?:the |a )?(?:\w+ )?lock",
         re.I,
     ),
     "disk": re.compile(
@@ -176,7 +181,10 @@ TAGS: dict[str, re.Pattern[str]] = {
         r"|Connection is not available, request timed out|pool is probably full"
         r"|all pooled connections were in use|ResourceRequest timed out"
         r"|timeout exceeded when trying to connect|waiting for (?:a )?(?:free |idle )?connection"
-        r"|the database system is (?:starting up|shutting down|in recovery mode)",
+        r"|the database system is (?:starting up|shutting down|in recovery mode)"
+        # Pools of other clients: Jedis, Commons DBCP/Pool, Npgsql, mysql2.
+        r"|Could not get a resource from the pool|Timeout waiting for idle object"
+        r"|Cannot get a connection, pool error|connection pool has been exhausted",
         re.I,
     ),
     "rate_limit": re.compile(
@@ -184,7 +192,7 @@ TAGS: dict[str, re.Pattern[str]] = {
         r"|\" 429 |\b429 Too"
         # Throttling by other protocols: SMTP 421/451 4.7.x, cloud APIs' throttling errors.
         r"|\b(?:421|451)[ -]4\.7\.\d+|\bthrottl(?:ed|ing)\b|ThrottlingException|\bSlowDown\b"
-        r"|RequestLimitExceeded|TooManyRequests",
+        r"|RequestLimitExceeded|TooManyRequests|RESOURCE_EXHAUSTED|code ?= ?ResourceExhausted",
         re.I,
     ),
     # A batch job, cron or systemd unit that ended in failure, and the tools' own errors.
@@ -194,7 +202,12 @@ TAGS: dict[str, re.Pattern[str]] = {
         r"(?:\[\d+\])?: (?:error|fatal)|rsync error|backup (?:failed|aborted|error)"
         r"|job \S+ failed|(?:job|task|script) (?:failed|exited with)"
         r"|exit (?:status|code) [1-9]\d*\b(?! \(?killed)|returned non-zero exit"
-        r"|(?:start|stop) operation timed out|timeout: sending signal",
+        r"|(?:start|stop) operation timed out|timeout: sending signal"
+        # Kubernetes Jobs and CronJobs, cron, APScheduler, Airflow, Celery beat.
+        r"|BackoffLimitExceeded|reached the specified backoff limit|active longer than specified"
+        r"|failed with exit status [1-9]|\bJob \"[^\"]+\" raised an exception"
+        r"|of job .* was missed by"
+        r"|marking task as (?:failed|up_for_retry)",
         re.I,
     ),
     "consumer": re.compile(
@@ -202,12 +215,19 @@ TAGS: dict[str, re.Pattern[str]] = {
         r"|poll timeout|consumer (?:stopped|paused|closed|shut"
         r" ?down|is not running|has no partitions)|heartbeat (?:failed|expired|timeout)"
         r"|session timed out|max\.poll\.interval|member \S+ (?:removed|has failed)"
-        r"|no consumers|consumer (?:cancel|timeout)|worker (?:lost|offline|stopped)",
+        r"|no consumers|consumer (?:cancel|timeout)|worker (?:lost|offline|stopped)"
+        # Kafka commits refused after a rebalance, RabbitMQ's ack timeout closing the channel,
+        # Celery workers lost, Sidekiq/Celery heartbeats missed.
+        r"|CommitFailedException|offset commit (?:failed|cannot be completed)|partitions revoked"
+        r"|delivery acknowledgement on channel \d+ timed out|consumer_timeout"
+        r"|WorkerLostError|Worker exited prematurely|missed heartbeat",
         re.I,
     ),
     "crash": re.compile(
         r"\bpanic\b|segfault|segmentation fault|core dumped|dumped core|code=dumped|SIGSEGV"
-        r"|status=\d+/(?:SEGV|ABRT|BUS)|Traceback|fatal error|\bFATAL\b",
+        r"|status=\d+/(?:SEGV|ABRT|BUS)|Traceback|fatal error|\bFATAL\b"
+        # A JVM's main thread dying, Node exiting on an unhandled error.
+        r"|Exception in thread \"main\"|triggerUncaughtException|UnhandledPromiseRejection",
         re.I,
     ),
     "error": re.compile(r"error|fail|exception|\b(?:crit|emerg)\b|denied", re.I),
