@@ -609,3 +609,27 @@ def test_a_line_a_finding_explains_is_not_quoted_again_as_errors_around_the_aler
     )
     said = [c.cause for c in result.probable_causes if "maxmemory" in c.cause]
     assert len(said) == 1 and said[0].startswith("The data store refuses writes")
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'level=warn msg="slow query" query=list_orders took={i}12ms',
+        "2026-12-02 15:40:00.000 UTC [88] LOG:  duration: 5{i}23.456 ms  statement: SELECT 1",
+        "# Query_time: 12.{i}  Lock_time: 0.000 Rows_sent: 1  Rows_examined: 9000000",
+    ],
+)
+def test_slow_queries_that_surge_before_a_latency_alert_are_named(line: str) -> None:
+    old = line.format(i=9)
+    evidence = logs(repeated(line, 600, times=8), baseline=(old,) + ("INFO GET /health",) * 12)
+    result = RulesEngine().analyze(alert("ApiSlow", LATENCY, {"service": "s"}), [evidence])
+    top = result.probable_causes[0]
+    assert top.cause.startswith("Database queries got slow") and "surging" in top.cause
+    assert "EXPLAIN" in result.remediation[0]
+
+
+def test_a_slow_query_as_common_as_before_is_background() -> None:
+    line = 'level=warn msg="slow query" query=list_orders took=812ms'
+    evidence = logs([(300, line)], baseline=(line, "INFO GET /health", "INFO GET /health") * 4)
+    result = RulesEngine().analyze(alert("ApiSlow", LATENCY, {"service": "s"}), [evidence])
+    assert not any("queries got slow" in c.cause for c in result.probable_causes)

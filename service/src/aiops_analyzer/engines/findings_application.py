@@ -26,6 +26,7 @@ from aiops_analyzer.engines.findings import (
 from aiops_analyzer.engines.findings_dependency import (
     dependency_call,
     own_limit,
+    slow_queries,
     store_refuses_writes,
 )
 from aiops_analyzer.evidence.logrank import TAGS
@@ -523,7 +524,8 @@ def read(
         # Someone else's failure seen from here (a store refusing writes, a dependency down
         # or slow), or a limit of the service's own.
         store, call, limit = store_refuses_writes(logs), dependency_call(logs), own_limit(logs)
-        out += [f for f in (lock, deploy, dependency, store, call, limit, job) if f]
+        slow = slow_queries(logs) if not lock else None
+        out += [f for f in (lock, deploy, dependency, store, call, limit, slow, job) if f]
         dependency = dependency or store or call
         dependency_failed = dependency is not None or _new_dependency_errors(logs)
         if family in SYMPTOM_FAMILIES or family == "lock_contention":

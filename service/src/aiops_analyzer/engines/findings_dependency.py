@@ -139,6 +139,30 @@ def dependency_call(logs: list[EvidenceItem]) -> Finding | None:
     return None
 
 
+def slow_queries(logs: list[EvidenceItem]) -> Finding | None:
+    """Database statements that got slow before the alert (new or surging slow-query lines;
+    the occasional slow query every service logs is background)."""
+    for item, template in templates(logs):
+        if "slow_query" not in template.tags or "lock" in template.tags:
+            continue
+        if template.novelty not in ("new", "surging"):
+            continue
+        return Finding(
+            f"Database queries got slow before the alert: '{_clip(template.example)}' "
+            f"({seen(template)}). Requests wait on them, which shows as latency and, past "
+            "their timeouts, as errors: a missing index or a changed plan, grown or bloated "
+            "tables, or a database short of CPU or I/O.",
+            0.7,
+            (item.id,),
+            remedy="Find the slow statements and their plans (`pg_stat_statements` ordered by "
+            "`mean_exec_time`, `EXPLAIN (ANALYZE, BUFFERS)` of the quoted query; MySQL's slow "
+            "log); look for what changed (a migration that dropped an index, data growth, "
+            "autovacuum falling behind, the database host's CPU and I/O) and fix that.",
+            topic="slow_query",
+        )
+    return None
+
+
 # What to check for each kind of own limit: (what the words name, the sentence, the remedy).
 _LIMITS: tuple[tuple[re.Pattern[str], str, str], ...] = (
     (

@@ -170,6 +170,15 @@ TAGS: dict[str, re.Pattern[str]] = {
         r"\S*.*\b(?:fail\w*|error|unreachable|timed? ?out|can'?t|cannot|unable|lost|not reach)",
         re.I,
     ),
+    # Database statements that take long: apps' "slow query" warnings, PostgreSQL's
+    # log_min_duration_statement, MySQL's slow log, Redis' SLOWLOG. A slow *request* is the
+    # symptom, not this.
+    "slow_query": re.compile(
+        r"slow (?:sql |db |database )?quer(?:y|ies)|slow statement|\bslowlog\b|Query_time: \d"
+        r"|\bduration: \d+(?:\.\d+)? ms +(?:statement|execute|bind|parse)"
+        r"|\bquery took \d|long[- ]running (?:quer|statement|transaction)",
+        re.I,
+    ),
     "queue": re.compile(r"queue (?:is )?full|backlog|lag(?:ging)?\b|consumer.*behind", re.I),
     # A database refusing or running out of connections (the 5xx behind it are its fault).
     "database": re.compile(
@@ -255,6 +264,7 @@ TAG_WEIGHT = {
     "swap": 2.0,
     "clock": 2.0,
     "queue": 1.5,
+    "slow_query": 2.0,
     "database": 3.0,
     "rate_limit": 2.5,
     "job": 2.5,
