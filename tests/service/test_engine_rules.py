@@ -1012,3 +1012,24 @@ def test_a_disk_alert_without_dumps_names_none() -> None:
         [log_item("loki-1", *lines)],
     )
     assert not any("core" in c.cause for c in result.probable_causes)
+
+
+def test_a_long_cause_line_still_logged_after_the_resolution_is_seen_persisting() -> None:
+    """The cause quotes a long line clipped (without its time stamp, its middle cut): the
+    line's later entries are still recognised as that cause."""
+    a = _resolved(4)
+    ended = STARTS.timestamp() + 240
+    own = metric("prom-1", "alert_expression", [0.92, 0.95, 0.93], {"name": "api"}, end=ended)
+    start = STARTS.timestamp()
+    line = (
+        "2026-11-28T01:00:00.000Z ERROR c.a.Checkout: charge {i} failed after 3 attempts, "
+        "giving up: java.net.ConnectException: Connection refused (payments-gateway:8443) "
+        "while calling POST /v2/charges on behalf of tenant acme-international"
+    )
+    lines = [LogLine(start - 60 + i, line.format(i=i), True) for i in range(5)]
+    lines += [LogLine(start + 700, line.format(i=9), True)]
+    logs = EvidenceItem(
+        id="loki-1", source="loki", kind="log_templates", templates=rank(lines, 900.0, 900.0)
+    )
+    result = RulesEngine().analyze(a, [own, logs])
+    assert result.recovery is not None and result.recovery.cause_persists

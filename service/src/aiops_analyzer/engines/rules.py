@@ -764,7 +764,8 @@ def recovery_of(
     for item, template in findings.templates(logs):
         if item.id not in cited or template.last_seen <= end_ts + 60:
             continue
-        if findings.background(template) or template.example[:60] not in quoted:
+        # The causes quote a line clipped (its time stamp dropped, its middle cut).
+        if findings.background(template) or findings._clip(template.example)[:60] not in quoted:
             continue
         after.append(f"'{template.example[:120]}' is still logged after it ({item.id})")
         ids.append(item.id)
