@@ -7,14 +7,16 @@ must come from what the expression measures, and the evidence must find this ale
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from urllib.parse import quote
 
+import httpx
 import pytest
-from aiops_analyzer.engines.rules import classify
+from aiops_analyzer.engines.rules import classify, target
 from aiops_analyzer.evidence.expression import renamed_labels
 from aiops_analyzer.evidence.loki import stream_selectors
-from aiops_analyzer.evidence.prometheus import plan_queries
+from aiops_analyzer.evidence.prometheus import node_instance, plan_queries
 from aiops_analyzer.evidence.target import host_name, instance_matcher, subject_labels
 from aiops_analyzer.schemas import Alert
 
@@ -245,4 +247,39 @@ def test_a_pod_alert_reads_the_pods_streams() -> None:
             "container": "api",
         },
     )
-    assert '{namespace="shop",pod="api-7d9-abc"}' in stream_selectors(waiting)
+    # This pod's streams first; the container's name only where streams carry no pod label,
+    # never an older replica's lines (its SIGTERM at a rollout is not this pod's story).
+    assert stream_selectors(waiting) == [
+        '{namespace="shop",pod="api-7d9-abc"}',
+        '{container="api",pod=""}',
+    ]
+
+
+def test_a_host_named_only_by_nodename_is_found_through_node_uname_info() -> None:
+    expr = (
+        "sum by (nodename) (rate(node_vmstat_pgmajfault[5m]) * on (instance) "
+        "group_left (nodename) node_uname_info) > 500"
+    )
+    faults = alert("NodeMemoryMajorPagesFaults", expr, {"nodename": "etl-2"})
+    assert classify(faults).family.category == "memory_pressure"
+    assert target(faults) == "nodename etl-2"
+    asked: list[str] = []
+
+    def prometheus(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.params["query"])
+        # node_exporter is scraped by IP address: the node name is not the instance's host.
+        result = [{"metric": {"instance": "10.0.7.14:9100"}, "value": [0, "1"]}]
+        return httpx.Response(200, json={"status": "success", "data": {"result": result}})
+
+    async def lookup(alert: Alert) -> str | None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(prometheus)) as http:
+            return await node_instance(alert, "http://prom", 1.0, http)
+
+    assert asyncio.run(lookup(faults)) == 'instance="10.0.7.14:9100"'
+    assert asked == ['group by (instance) (node_uname_info{nodename=~"etl\\\\-2(?:\\\\..*)?"})']
+    planned = {q.kind: q.promql for q in plan_queries(faults, 'instance="10.0.7.14:9100"')}
+    assert 'node_vmstat_pswpin{instance="10.0.7.14:9100"}' in planned["host_swap_in"]
+    # An alert that has its instance asks nothing more.
+    asked.clear()
+    assert asyncio.run(lookup(alert("X", expr, {**NODE, "nodename": "web-3"}))) is None
+    assert asked == []

@@ -287,7 +287,8 @@ FAMILIES: tuple[Family, ...] = (
             "growth) from load (follows traffic).",
             "Raise the limit or scale out if the usage is legitimate; restart buys time only.",
         ),
-        metric=r"memory|mem_|heap|swap|MemAvailable",
+        # Major page faults and swap traffic are memory short of the working set.
+        metric=r"memory|mem_|heap|swap|MemAvailable|pgmajfault|pswp",
         name=r"memory|\bmem|heap|swap",
         container_steps=("`docker stats --no-stream NAME` for current memory use and limit.",),
         host_steps=("`free -m` and `ps aux --sort=-rss | head` on the host.",),
@@ -454,10 +455,39 @@ def _label(alert: Alert, key: str) -> str:
     return value if len(value) <= MAX_LABEL_CHARS else value[: MAX_LABEL_CHARS - 3] + "..."
 
 
+# Labels that name an alert's subject, most specific first: a container or pod, a workload, a
+# service (Compose, Kubernetes `app`/`component`, Micrometer's `application`), then the scrape
+# target, a machine named without one, and what a queue or storage alert is about.
+SUBJECT_KEYS = (
+    "name",
+    "container",
+    "pod",
+    "deployment",
+    "statefulset",
+    "daemonset",
+    "job_name",
+    "service",
+    "compose_service",
+    "app",
+    "app_kubernetes_io_name",
+    "component",
+    "application",
+    "instance",
+    "nodename",
+    "hostname",
+    "host",
+    "node",
+    "persistentvolumeclaim",
+    "queue",
+    "consumergroup",
+    "topic",
+)
+
+
 def target(alert: Alert) -> str:
     """The alert's subject (never the exporter that reported on it)."""
     labels = subject_labels(alert)
-    for key in ("name", "container", "pod", "service", "compose_service", "instance"):
+    for key in SUBJECT_KEYS:
         if labels.get(key):
             where = f"{key} {_label(alert, key)}"
             if key == "instance" and labels.get("job"):

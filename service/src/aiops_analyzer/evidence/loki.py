@@ -33,7 +33,7 @@ from aiops_analyzer.evidence.expression import (
 from aiops_analyzer.evidence.logrank import LogLine, rank_with_lines
 from aiops_analyzer.evidence.prometheus import render_item, typed_series
 from aiops_analyzer.evidence.target import (
-    HOST_LABELS,
+    host_label,
     host_name,
     is_probe,
     scope,
@@ -99,11 +99,23 @@ def stream_selector(alert: Alert) -> str | None:
     unit = labels.get("name", "")
     if _SYSTEMD_UNIT.search(unit) and scope(alert) == "host":
         return "{" + f"unit={_quote(unit)}" + "}"
+    pod = _pod_selector(labels)
+    if pod:
+        return pod
     for alert_label, stream_label in _SELECTOR_LABELS:
         value = labels.get(alert_label)
         if value:
             return "{" + f"{stream_label}={_quote(value)}" + "}"
     return None
+
+
+def _pod_selector(labels: dict[str, str]) -> str | None:
+    """Kubernetes log collectors label streams by namespace and pod: this pod's lines, not
+    those of an older replica whose container has the same name."""
+    if not labels.get("pod"):
+        return None
+    keys = [k for k in ("namespace", "pod") if labels.get(k)]
+    return "{" + ",".join(f"{k}={_quote(labels[k])}" for k in keys) + "}"
 
 
 def stream_selectors(alert: Alert) -> list[str]:
@@ -119,9 +131,9 @@ def stream_selectors(alert: Alert) -> list[str]:
             selectors.append(selector)
     labels = subject_labels(alert)
     instance = labels.get("instance", "")
-    if labels.get("pod"):  # Kubernetes log collectors label streams by namespace and pod
-        keys = [k for k in ("namespace", "pod") if labels.get(k)]
-        selectors.append("{" + ",".join(f"{k}={_quote(labels[k])}" for k in keys) + "}")
+    if labels.get("pod") and labels.get("container"):
+        # Where streams carry no pod label (Docker, Compose), the container's name finds them.
+        selectors.append("{" + f"container={_quote(labels['container'])}" + ',pod=""}')
     # A host alert's subject is the host, not the exporter that reports it; a probe's is the
     # probed address, not the prober.
     if (own and own.startswith("{job=") and scope(alert) != "host") or is_probe(alert):
@@ -133,14 +145,10 @@ def stream_selectors(alert: Alert) -> list[str]:
     if instance and host_alert:
         selectors.append("{" + f"instance={_quote(instance)}" + "}")
     # A rule that kept only the machine's name (by (nodename), a renamed instance).
-    host = host_name(instance) if instance else _host_label(labels)
+    host = host_name(instance) if instance else host_label(labels)
     if host and host_alert:
         selectors += ["{" + f"{label}={_quote(host)}" + "}" for label in _HOST_STREAM_LABELS]
     return list(dict.fromkeys(selectors))
-
-
-def _host_label(labels: dict[str, str]) -> str:
-    return next((labels[k] for k in HOST_LABELS if labels.get(k)), "")
 
 
 def _service_selectors(job: str, instance: str) -> list[str]:

@@ -23,10 +23,11 @@ from aiops_analyzer.evidence.expression import (
     alert_expression,
     is_logql,
     metric_names,
+    renamed_labels,
     threshold,
 )
 from aiops_analyzer.evidence.series import describe, label_text, render
-from aiops_analyzer.evidence.target import instance_matcher, quote, subject_labels
+from aiops_analyzer.evidence.target import host_label, instance_matcher, quote, subject_labels
 from aiops_analyzer.schemas import Alert, EvidenceItem, SeriesStats, Threshold
 
 MAX_SERIES = 5
@@ -44,10 +45,11 @@ class NamedQuery:
     limit_promql: str = ""
 
 
-def plan_queries(alert: Alert) -> list[NamedQuery]:
+def plan_queries(alert: Alert, instance: str | None = None) -> list[NamedQuery]:
     """The alert's own expression first, then queries chosen by what the alert is about.
 
     A LogQL expression (a Loki ruler alert) is not Prometheus' to run: the Loki source runs it.
+    ``instance``: the host's node_exporter matcher when it was looked up (``node_instance``).
     """
     plan: list[NamedQuery] = []
     expr = alert_expression(alert)
@@ -58,7 +60,7 @@ def plan_queries(alert: Alert) -> list[NamedQuery]:
     labels = subject_labels(alert)
     family: list[NamedQuery] = []
     family += _container_queries(labels, expr)
-    family += _host_queries(instance_matcher(alert), expr)
+    family += _host_queries(instance or instance_matcher(alert), expr)
     family += _nginx_queries(labels, expr)
     family += _probe_queries(labels, expr)
     plan += family[:MAX_FAMILY_QUERIES]
@@ -349,11 +351,54 @@ def _nginx_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
     ]
 
 
+def _node_name_query(alert: Alert) -> str | None:
+    """For a host alert that names its machine only by host or node name (a rule that
+    aggregated ``by (nodename)``): the query of node_exporter's instance with that node name,
+    short or fully qualified. The name is not always the instance's host: targets are often
+    scraped by IP address."""
+    expr = alert_expression(alert)
+    if not expr or is_logql(expr) or not any(m.startswith("node_") for m in _metrics(expr)):
+        return None
+    labels = subject_labels(alert)
+    name = host_label(labels)
+    if not name or labels.get("instance") or "instance" in renamed_labels(expr, labels):
+        return None
+    nodename = _quote(re.escape(name) + r"(?:\..*)?")
+    return f"group by (instance) (node_uname_info{{nodename=~{nodename}}})"
+
+
+async def node_instance(
+    alert: Alert, base: str, seconds: float, http: httpx.AsyncClient
+) -> str | None:
+    """The matcher of the one node_exporter instance whose node name is the alert's host."""
+    promql = _node_name_query(alert)
+    if not promql:
+        return None
+    try:
+        async with asyncio.timeout(seconds):
+            response = await http.get(
+                f"{base}/api/v1/query", params={"query": promql}, timeout=seconds
+            )
+            body = response.json() if _is_json(response) else None
+    except Exception:
+        return None
+    result = (body.get("data") or {}).get("result") if isinstance(body, dict) else None
+    instances = {
+        str(entry.get("metric", {}).get("instance", ""))
+        for entry in (result if isinstance(result, list) else [])
+        if isinstance(entry, dict)
+    } - {""}
+    return f"instance={_quote(instances.pop())}" if len(instances) == 1 else None
+
+
 async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> list[EvidenceItem]:
-    plan = plan_queries(alert)
     if not settings.prometheus_url:
+        plan = plan_queries(alert)
         query = plan[0].promql if plan else ""
         return [unavailable("prom-1", "prometheus", query, "AIOPS_PROMETHEUS_URL is not set")]
+    base = settings.prometheus_url.rstrip("/")
+    seconds = settings.evidence_timeout_seconds
+    plan = plan_queries(alert, await node_instance(alert, base, seconds, http))
     if not plan:
         why = (
             "the alert's expression is LogQL (a Loki ruler alert), which Loki runs"
@@ -369,9 +414,7 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
             )
         ]
     window = alert_window(alert, settings)
-    base = settings.prometheus_url.rstrip("/")
     found = threshold(plan[0].promql) if plan[0].kind == "alert_expression" else None
-    seconds = settings.evidence_timeout_seconds
     # One request per distinct limit query, however many items divide by it.
     limits = {
         q.limit_promql: asyncio.ensure_future(_limit(q.limit_promql, base, window, seconds, http))

@@ -114,10 +114,15 @@ def instance_matcher(alert: Alert) -> str | None:
     if "instance" in renamed:
         op, value = renamed["instance"]
         return f"instance{op}{quote(value)}"
-    for key in HOST_LABELS:
-        if labels.get(key):
-            return f"instance=~{quote(re.escape(labels[key]) + '(?::[0-9]+)?')}"
+    name = host_label(labels)
+    if name:
+        return f"instance=~{quote(re.escape(name) + '(?::[0-9]+)?')}"
     return None
+
+
+def host_label(labels: dict[str, str]) -> str:
+    """The machine's name from a host, hostname, nodename or node label ("" if none)."""
+    return next((labels[k] for k in HOST_LABELS if labels.get(k)), "")
 
 
 def quote(value: str) -> str:
