@@ -13,12 +13,13 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from aiops_analyzer.engines.rules import classify, target
+from aiops_analyzer.engines.rules import RulesEngine, classify, target
 from aiops_analyzer.evidence.expression import renamed_labels
 from aiops_analyzer.evidence.loki import stream_selectors
 from aiops_analyzer.evidence.prometheus import node_instance, plan_queries
+from aiops_analyzer.evidence.series import describe
 from aiops_analyzer.evidence.target import host_name, instance_matcher, subject_labels
-from aiops_analyzer.schemas import Alert
+from aiops_analyzer.schemas import Alert, EvidenceItem
 
 NODE = {"instance": "web-3:9100", "job": "node"}
 PROBE = {"instance": "https://api.example.com/health", "job": "blackbox"}
@@ -283,3 +284,60 @@ def test_a_host_named_only_by_nodename_is_found_through_node_uname_info() -> Non
     asked.clear()
     assert asyncio.run(lookup(alert("X", expr, {**NODE, "nodename": "web-3"}))) is None
     assert asked == []
+
+
+def test_an_fqdn_instance_reads_the_journal_by_its_short_host_name_too() -> None:
+    fqdn = alert(
+        "HostOutOfInodes",
+        "node_filesystem_files_free / node_filesystem_files < 0.1",
+        {"instance": "media-4.prod.example.net:9100", "job": "node"},
+    )
+    selectors = stream_selectors(fqdn)
+    assert '{host="media-4.prod.example.net"}' in selectors and '{host="media-4"}' in selectors
+    by_ip = alert(
+        "HostOutOfInodes", "node_filesystem_files_free < 10", {"instance": "10.0.0.5:9100"}
+    )
+    assert [s for s in stream_selectors(by_ip) if s.startswith("{host=")] == ['{host="10.0.0.5"}']
+
+
+def _series_item(
+    item_id: str, kind: str, labels: dict[str, str], values: list[float]
+) -> EvidenceItem:
+    end = 1_780_000_000.0
+    points = [(end - (len(values) - 1 - i) * 60.0, v) for i, v in enumerate(values)]
+    return EvidenceItem(
+        id=item_id,
+        source="prometheus",
+        kind=kind,
+        series=[describe(points, 60.0, labels=labels, alert_labels=labels)],
+        text=kind,
+        window_start=end - 1800,
+        window_end=end,
+    )
+
+
+def test_a_disk_io_alert_reads_iowait_and_busy_time_as_a_saturated_disk() -> None:
+    labels = {"instance": "media-4:9100", "job": "node", "device": "nvme0n1"}
+    disk = alert(
+        "NodeDiskIOSaturation", "rate(node_disk_io_time_weighted_seconds_total[5m]) > 10", labels
+    )
+    evidence = [
+        _series_item("prom-1", "alert_expression", labels, [12.0, 15.0, 19.0]),
+        _series_item(
+            "prom-2",
+            "host_cpu_modes",
+            {"instance": "media-4:9100", "mode": "iowait"},
+            [0.01, 0.3, 0.29],
+        ),
+        _series_item(
+            "prom-3",
+            "host_disk_busy",
+            {"device": "nvme0n1", "instance": "media-4:9100"},
+            [0.1, 0.97, 0.98],
+        ),
+    ]
+    result = RulesEngine().analyze(disk, evidence)
+    assert result.category == "disk_io"
+    said = " ".join(c.cause for c in result.probable_causes)
+    assert "The disk is saturated" in said and "nvme0n1 was busy 98%" in said
+    assert "not the CPU" not in said  # that wording is for CPU and load alerts

@@ -323,8 +323,9 @@ def cpu_steal(prom: list[EvidenceItem]) -> Finding | None:
     )
 
 
-def io_saturation(prom: list[EvidenceItem]) -> Finding | None:
-    """CPU counted as busy while it waits on a saturated disk (iowait, io_time)."""
+def io_saturation(prom: list[EvidenceItem], *, disk_alert: bool = False) -> Finding | None:
+    """CPU counted as busy while it waits on a saturated disk (iowait, io_time); for a disk
+    I/O alert, the same numbers confirm the disk is saturated, not merely busy in bursts."""
     iowait = _cpu_mode(prom, "iowait")
     disks = [(item, s) for item in of_kind(prom, "host_disk_busy") for s in item.series]
     busiest = max(disks, key=lambda d: d[1].peak or 0.0, default=None)
@@ -341,11 +342,21 @@ def io_saturation(prom: list[EvidenceItem]) -> Finding | None:
         device = busiest[1].labels.get("device", "a disk")
         signs.append(f"disk {device} was busy {min(busy_peak, 1.0):.0%} of the time")
         cited.append(busiest[0].id)
+    if disk_alert:
+        text = (
+            "The disk is saturated, not just busy in bursts: "
+            + " and ".join(signs)
+            + ". Requests queue on the device and every process that touches it waits."
+        )
+    else:
+        text = (
+            "The disk, not the CPU, is the bottleneck: "
+            + " and ".join(signs)
+            + ". Processes blocked on I/O count as load and as non-idle CPU, so the alert "
+            "measures a saturated disk."
+        )
     return Finding(
-        "The disk, not the CPU, is the bottleneck: "
-        + " and ".join(signs)
-        + ". Processes blocked on I/O count as load and as non-idle CPU, so the alert "
-        "measures a saturated disk.",
+        text,
         0.7,
         tuple(dict.fromkeys(cited)),
         remedy="Find who does the I/O: `iostat -x 5` (%util, await) and `sudo iotop -o`; "

@@ -531,9 +531,10 @@ class RulesEngine:
         )
         if oom and family.category in ("container_crash", "target_down", "unknown"):
             family = FAMILY_BY_CATEGORY["oom_killed"]  # the evidence says why it stopped
-        cpu_alert = family.category in ("cpu_saturation", "host_load", "disk_io")
+        cpu_alert = family.category in ("cpu_saturation", "host_load")
+        disk_alert = family.category == "disk_io"
         memory = findings.memory_exhaustion(prom, cpu_alert=cpu_alert)
-        if memory and cpu_alert:
+        if memory and (cpu_alert or disk_alert):  # swapping is disk I/O too
             family = FAMILY_BY_CATEGORY["memory_pressure"]  # CPU time spent reclaiming memory
         application = findings_application.read(
             family.category, prom, logs, found.matched_by == "expression"
@@ -556,11 +557,11 @@ class RulesEngine:
         extra += [findings.rebooted(prom), findings.clock_offset(prom)]
         extra += [findings.conntrack_full(prom), findings.nic_link(prom)]
         extra += [findings.probe_phase(prom), findings.probe_certificate(prom)]
-        if cpu_alert or family.category == "latency":
+        if cpu_alert or disk_alert or family.category == "latency":
             # Busy CPU that the workload does not spend: stolen, waiting on disk, or capped.
             # Swapping also shows as iowait; then memory is the cause, not the disk.
             extra += [findings.cpu_steal(prom), findings.cpu_throttled(prom)]
-            extra.append(None if memory else findings.io_saturation(prom))
+            extra.append(None if memory else findings.io_saturation(prom, disk_alert=disk_alert))
         if family.category == "disk_space":
             extra.append(findings.inodes(prom, alert_expression(alert)))
             extra.append(findings.core_dumps(logs))

@@ -147,7 +147,14 @@ def stream_selectors(alert: Alert) -> list[str]:
     # A rule that kept only the machine's name (by (nodename), a renamed instance).
     host = host_name(instance) if instance else host_label(labels)
     if host and host_alert:
-        selectors += ["{" + f"{label}={_quote(host)}" + "}" for label in _HOST_STREAM_LABELS]
+        # Journal collectors file a host under its short name; node_exporter is often
+        # scraped by the FQDN (web-3.prod.example.net:9100).
+        names = [host, host.split(".")[0]] if _is_name(host) else [host]
+        selectors += [
+            "{" + f"{label}={_quote(name)}" + "}"
+            for name in dict.fromkeys(names)
+            for label in _HOST_STREAM_LABELS
+        ]
     return list(dict.fromkeys(selectors))
 
 
