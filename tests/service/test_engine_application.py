@@ -633,3 +633,29 @@ def test_a_slow_query_as_common_as_before_is_background() -> None:
     evidence = logs([(300, line)], baseline=(line, "INFO GET /health", "INFO GET /health") * 4)
     result = RulesEngine().analyze(alert("ApiSlow", LATENCY, {"service": "s"}), [evidence])
     assert not any("queries got slow" in c.cause for c in result.probable_causes)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'level=error msg="db connect" err="server error (FATAL: password authentication failed '
+        'for user \\"app\\" (SQLSTATE 28P01))"',
+        "ERROR 1045 (28000): Access denied for user 'shop'@'10.0.3.7' (using password: YES)",
+        "botocore.exceptions.ClientError: An error occurred (ExpiredToken) when calling the "
+        "PutObject operation: The security token included in the request is expired",
+        "redis.exceptions.AuthenticationError: WRONGPASS invalid username-password pair",
+        "rpc error: code = Unauthenticated desc = invalid token",
+    ],
+)
+def test_credentials_a_dependency_rejects_are_named(line: str) -> None:
+    result = RulesEngine().analyze(
+        alert("ApiErrors", ERROR_RATIO, {"service": "s"}), [logs(repeated(line, 600))]
+    )
+    top = result.probable_causes[0]
+    assert "rejects the service's credentials" in top.cause
+    assert "rotation" in result.remediation[0]
+
+
+def test_scanners_failing_ssh_logins_are_no_rejected_credentials() -> None:
+    line = "pam_unix(sshd:auth): authentication failure; logname= uid=0 rhost=203.0.113.{i}"
+    assert "auth" not in tags_of(line.format(i=7))

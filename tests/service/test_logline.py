@@ -215,3 +215,31 @@ def test_a_handler_raising_an_exception_is_no_failed_job() -> None:
 )
 def test_a_process_dying_on_an_unhandled_exception_is_a_crash(line: str) -> None:
     assert "crash" in tags_of(line)
+
+
+def test_a_periodic_line_the_last_run_read_caught_is_background_not_a_failure() -> None:
+    """A job alert reads failure-worded lines hours back and counts them as recent; an
+    AppArmor denial every 50 minutes is caught too, but it recurs all day: its lines before
+    the recent window are its baseline. The job's own failure, once, stays recent."""
+    denial = 'kernel: audit: apparmor="DENIED" operation="open" profile="snap.x" name="/proc/1"'
+    failure = 'pg_dump: error: FATAL: password authentication failed for user "backup"'
+    lines = [
+        LogLine(float(t), "INFO checkpoint complete", t >= 10000) for t in range(0, 11000, 300)
+    ]
+    lines += [LogLine(float(t), denial, True, "base") for t in (1000, 4000, 7000)]
+    lines += [LogLine(10500.0, denial, True)]
+    lines += [LogLine(2000.0, failure, True, "base")]
+    ranked = {t.example: t for t in rank(lines, 900.0, 9000.0)}
+    assert ranked[denial].count == 1 and ranked[denial].baseline_count == 3
+    assert ranked[denial].novelty == "steady"
+    assert ranked[failure].count == 1 and ranked[failure].novelty == "new"
+
+
+def test_a_job_failing_every_hour_keeps_its_failures_as_recent() -> None:
+    failure = "backup.service: Failed with result 'exit-code'."
+    lines = [
+        LogLine(float(t), "INFO checkpoint complete", t >= 10000) for t in range(0, 11000, 300)
+    ]
+    lines += [LogLine(float(t), failure, True, "base") for t in (600, 4200, 7800)]
+    ranked = {t.example: t for t in rank(lines, 900.0, 9000.0)}
+    assert ranked[failure].count == 3

@@ -24,6 +24,7 @@ from aiops_analyzer.engines.findings import (
     templates,
 )
 from aiops_analyzer.engines.findings_dependency import (
+    credentials_rejected,
     dependency_call,
     own_limit,
     slow_queries,
@@ -525,7 +526,8 @@ def read(
         # or slow), or a limit of the service's own.
         store, call, limit = store_refuses_writes(logs), dependency_call(logs), own_limit(logs)
         slow = slow_queries(logs) if not lock else None
-        out += [f for f in (lock, deploy, dependency, store, call, limit, slow, job) if f]
+        auth = credentials_rejected(logs)
+        out += [f for f in (lock, deploy, dependency, store, call, auth, limit, slow, job) if f]
         dependency = dependency or store or call
         dependency_failed = dependency is not None or _new_dependency_errors(logs)
         if family in SYMPTOM_FAMILIES or family == "lock_contention":

@@ -20,6 +20,7 @@ from aiops_analyzer.schemas import EvidenceItem, LogTemplate
 # Tags whose own findings say more about a line than "a call failed" (a pool waiting, a lock
 # timeout, a job's exit, a consumer's session timeout).
 _MORE_SPECIFIC = (
+    "auth",
     "database",
     "lock",
     "store_full",
@@ -137,6 +138,29 @@ def dependency_call(logs: list[EvidenceItem]) -> Finding | None:
             topic="network",
         )
     return None
+
+
+def credentials_rejected(logs: list[EvidenceItem]) -> Finding | None:
+    """A dependency that rejects the service's credentials, new or surging before the alert."""
+    found = _fresh_with(logs, "auth")
+    if not found:
+        return None
+    item, template = found
+    where = address(template.example)
+    to = f" ({where})" if where else ""
+    return Finding(
+        f"A dependency{to} rejects the service's credentials: '{_clip(template.example)}' "
+        f"({seen(template)}). The password, token or key the service presents was rotated, "
+        "expired or revoked (or the account lost its grants), so every call that needs it "
+        "fails; the dependency itself is up.",
+        0.75,
+        (item.id,),
+        remedy="Compare the credentials the service uses (its secret or environment as "
+        "deployed) with what the dependency expects now (a rotated password, an expired token "
+        "or key, a revoked grant); update the secret, reload or restart the service, and check "
+        "the rotation job that should have done it.",
+        topic="auth",
+    )
 
 
 def slow_queries(logs: list[EvidenceItem]) -> Finding | None:

@@ -96,6 +96,17 @@ TAGS: dict[str, re.Pattern[str]] = {
         r"|reached (?:pm\.)?max_children|MaxRequestWorkers|no (?:free|idle) workers?",
         re.I,
     ),
+    # A dependency rejecting the service's credentials (a rotated password, an expired token or
+    # key, a revoked grant). Not sshd's "authentication failure" from internet scanners.
+    "auth": re.compile(
+        r"password authentication failed|Access denied for user|\bauthentication failed\b"
+        r"|invalid (?:credentials|api[ _-]?key|access[ _-]?key|token)|\bUnauthenticated\b"
+        r"|code ?= ?PermissionDenied|\b401 Unauthorized|\b403 Forbidden|invalid_grant"
+        r"|invalid_client|token (?:has |is )?expired|ExpiredToken|InvalidAccessKeyId"
+        r"|SignatureDoesNotMatch|\bNOAUTH\b|\bWRONGPASS\b|SASL authentication failed"
+        r"|permission denied for (?:table|relation|schema|database|sequence)",
+        re.I,
+    ),
     # A data store that refuses writes because it is full or read-only (Redis at maxmemory or
     # unable to persist, Elasticsearch's flood stage, a read-only replica, SQLite full).
     "store_full": re.compile(
@@ -259,6 +270,7 @@ TAG_WEIGHT = {
     "network": 2.0,
     "resource_limit": 3.0,
     "store_full": 3.0,
+    "auth": 3.0,
     "shutdown": 2.0,
     "gc": 2.0,
     "swap": 2.0,
@@ -280,6 +292,9 @@ class LogLine:
     ts: float  # unix seconds
     line: str
     recent: bool  # in the window just before (and after) startsAt
+    # A job alert's last-run line read hours back: "old" (before the baseline) or "base" (in
+    # it); such lines count as recent, unless they are a periodic line's history.
+    lookback: str = ""
 
 
 # Listening on every address (`:9100`, `0.0.0.0:9100`, `[::]:9100`, `*:80`) is how a healthy
@@ -348,6 +363,22 @@ def _poisson_at_least(k: int, mean: float) -> float:
     return max(0.0, 1.0 - below)
 
 
+# A template read this often, over this long, by a job alert's last-run read recurs all day:
+# more than one run's failure (a run lasts minutes, a daily job fails once a day).
+PERIODIC_LOOKBACK_LINES = 3
+PERIODIC_LOOKBACK_SPAN = 3600.0
+
+
+def _periodic_history(members: list[LogLine], text: str) -> bool:
+    """Lines read back for a job alert that recur all day and are no job's failure."""
+    back = [m.ts for m in members if m.lookback]
+    return (
+        len(back) >= PERIODIC_LOOKBACK_LINES
+        and max(back) - min(back) >= PERIODIC_LOOKBACK_SPAN
+        and "job" not in tags_of(text)
+    )
+
+
 def rank(lines: list[LogLine], recent_seconds: float, baseline_seconds: float) -> list[LogTemplate]:
     """Templates with recent lines, best first."""
     return rank_with_lines(lines, recent_seconds, baseline_seconds)[0]
@@ -374,11 +405,17 @@ def rank_with_lines(
     telling: list[list[LogLine]] = []
     for template in miner.templates:
         members = [ordered[i] for i in template.lines]
-        recent = [m for m in members if m.recent]
-        said = [texts[i] for i in template.lines if ordered[i].recent]
+        kept = [i for i in template.lines if ordered[i].recent]
+        base_count = len(members) - len(kept)
+        if _periodic_history(members, texts[template.lines[0]]):
+            # An hourly denial or scanner line the last-run filter caught: its lines in the
+            # baseline are baseline, the older ones history, none a last run's failure.
+            kept = [i for i in kept if not ordered[i].lookback]
+            base_count += sum(1 for m in members if m.lookback == "base")
+        recent = [ordered[i] for i in kept]
+        said = [texts[i] for i in kept]
         if not recent:
             continue
-        base_count = len(members) - len(recent)
         recent_rate = len(recent) / max(recent_seconds, 1.0)
         base_rate = base_count / max(baseline_seconds, 1.0)
         if base_count == 0:

@@ -297,11 +297,17 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
             if (ts_ns, text) in seen:
                 continue
             seen.add((ts_ns, text))
+            ts = ts_ns / 1e9
             last_run = index >= first_job_read
-            recent_line = last_run or recent.start.timestamp() <= ts_ns / 1e9
-            if not recent_line and ts_ns / 1e9 < covered_from:
+            recent_line = last_run or recent.start.timestamp() <= ts
+            if not recent_line and ts < covered_from:
                 continue  # older than what every capped read covers: rates would be skewed
-            lines.append(LogLine(ts_ns / 1e9, text, recent_line))
+            # Where a last run's line was read: the ranking tells a job's failure (once or
+            # twice a day) from a periodic line the filter also caught (an hourly denial).
+            lookback = ""
+            if last_run and ts < recent.start.timestamp():
+                lookback = "old" if ts < covered_from else "base"
+            lines.append(LogLine(ts, text, recent_line, lookback))
     query = " + ".join(selectors)
     if not any(line.recent for line in lines):
         return [
