@@ -341,3 +341,27 @@ def test_a_disk_io_alert_reads_iowait_and_busy_time_as_a_saturated_disk() -> Non
     said = " ".join(c.cause for c in result.probable_causes)
     assert "The disk is saturated" in said and "nvme0n1 was busy 98%" in said
     assert "not the CPU" not in said  # that wording is for CPU and load alerts
+
+
+def test_a_job_pushed_to_a_pushgateway_is_about_the_job_not_the_gateway() -> None:
+    stale = alert(
+        "BackupNotPushed",
+        "time() - push_time_seconds > 26 * 3600",
+        {"job": "pushgateway", "instance": "pushgateway:9091", "exported_job": "pg-backup"},
+    )
+    labels = subject_labels(stale)
+    assert labels["job"] == "pg-backup" and "instance" not in labels
+    assert classify(stale).family.category == "failed_job"
+    assert stream_selectors(stale)[0] == '{job="pg-backup"}'
+    # Any exporter whose series had their own job renamed only reported them.
+    federated = alert(
+        "X",
+        "up == 0",
+        {
+            "job": "federate",
+            "exported_job": "node",
+            "instance": "a:9090",
+            "exported_instance": "web-3:9100",
+        },
+    )
+    assert subject_labels(federated)["instance"] == "web-3:9100"

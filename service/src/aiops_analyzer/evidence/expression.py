@@ -132,6 +132,8 @@ def threshold(expr: str) -> tuple[str, float] | None:
 JOB_METRICS = (
     r"last_success|last_run|last_completion|lastsuccess|^backup_|_backup_"
     r"|(?:^|_)cron_|_job_(?:failed|failures|success|status|last)"
+    # A Pushgateway's time of a job's last push: a job that stopped pushing stopped succeeding.
+    r"|^push_time_seconds$|^push_failure_time_seconds$"
 )
 
 

@@ -30,7 +30,10 @@ from aiops_analyzer.schemas import Alert
 Scope = Literal["kubernetes", "container", "nginx", "host", "service"]
 
 # Exporters whose series describe other objects; their own identity labels are not the subject.
-_REPORTING_EXPORTERS = re.compile(r"kube-state-metrics|kube_state_metrics|ksm\b")
+# A Pushgateway holds what batch jobs pushed; a federating Prometheus, what others scraped.
+_REPORTING_EXPORTERS = re.compile(
+    r"kube-state-metrics|kube_state_metrics|ksm\b|pushgateway|federat", re.IGNORECASE
+)
 _IDENTITY_LABELS = ("container", "pod", "namespace", "service", "job", "instance", "name")
 # Scrape jobs of probers (blackbox_exporter and the like): on a probe alert the job is the
 # prober, the instance the probed target.
@@ -41,9 +44,11 @@ HOST_LABELS = ("host", "hostname", "nodename", "node", "instance_name")
 
 
 def _is_reporting_exporter(labels: dict[str, str]) -> bool:
+    """Prometheus renames a series' own job or instance to ``exported_*`` when the scrape
+    target's clash with it: whatever the exporter, the target only reported it."""
     return any(
         _REPORTING_EXPORTERS.search(labels.get(key, "")) for key in ("job", "container", "service")
-    )
+    ) or any(f"exported_{key}" in labels for key in ("job", "instance"))
 
 
 def _metrics(alert: Alert) -> list[str]:
