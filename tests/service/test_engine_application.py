@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 import pytest
-from aiops_analyzer.engines import findings
+from aiops_analyzer.engines import findings, findings_dependency
 from aiops_analyzer.engines.rules import RulesEngine, classify
 from aiops_analyzer.evidence.logrank import LogLine, rank, tags_of
 from aiops_analyzer.evidence.loki import about_job, stream_selectors
@@ -652,10 +652,27 @@ def test_credentials_a_dependency_rejects_are_named(line: str) -> None:
         alert("ApiErrors", ERROR_RATIO, {"service": "s"}), [logs(repeated(line, 600))]
     )
     top = result.probable_causes[0]
-    assert "rejects the service's credentials" in top.cause
+    assert "rejects the password, token or key" in top.cause
     assert "rotation" in result.remediation[0]
 
 
 def test_scanners_failing_ssh_logins_are_no_rejected_credentials() -> None:
     line = "pam_unix(sshd:auth): authentication failure; logname= uid=0 rhost=203.0.113.{i}"
     assert "auth" not in tags_of(line.format(i=7))
+
+
+@pytest.mark.parametrize(
+    ("line", "where"),
+    [
+        ('connection to server at "10.0.5.4", port 5432 failed: FATAL: password', "10.0.5.4:5432"),
+        ('connection to server at "db" (10.0.5.4), port 6432 failed', "db:6432"),
+        (
+            'level=error caller=main.go:71 err="dial tcp 10.0.4.12:50051: refused"',
+            "10.0.4.12:50051",
+        ),
+        ("Error: connect ECONNREFUSED redis-cache:6379", "redis-cache:6379"),
+        ('upstream: "http://cart:8080/api", host: "shop.local"', "cart:8080"),
+    ],
+)
+def test_the_dependencys_address_is_read_from_the_clients_line(line: str, where: str) -> None:
+    assert findings_dependency.address(line) == where

@@ -87,8 +87,15 @@ _SOURCE_FILE = re.compile(
 )
 
 
+# libpq: connection to server at "db" (10.0.5.4), port 5432 failed
+_SERVER_AT = re.compile(r'server at "([\w.:-]+)"(?: \([\w.:]+\))?, port (\d+)')
+
+
 def address(line: str) -> str:
     """The dependency's address in a client's error line, or ""."""
+    libpq = _SERVER_AT.search(line)
+    if libpq:
+        return f"{libpq.group(1)}:{libpq.group(2)}"
     for match in _ADDRESS.finditer(line):
         found = next((g for g in match.groups() if g), "")
         if found and not _SOURCE_FILE.search(found):
@@ -149,9 +156,11 @@ def credentials_rejected(logs: list[EvidenceItem]) -> Finding | None:
     where = address(template.example)
     to = f" ({where})" if where else ""
     return Finding(
-        f"A dependency{to} rejects the service's credentials: '{_clip(template.example)}' "
-        f"({seen(template)}). The password, token or key the service presents was rotated, "
-        "expired or revoked (or the account lost its grants), so every call that needs it "
+        # Not "credentials: '...'": the scrubber would take the quote for a secret's value.
+        f"A dependency{to} rejects the password, token or key the service logs in with "
+        f"('{_clip(template.example)}', "
+        f"{seen(template)}). It was rotated, expired or revoked (or the account lost its "
+        "grants) without the service being given the new one, so every call that needs it "
         "fails; the dependency itself is up.",
         0.75,
         (item.id,),
