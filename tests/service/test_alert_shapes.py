@@ -365,3 +365,25 @@ def test_a_job_pushed_to_a_pushgateway_is_about_the_job_not_the_gateway() -> Non
         },
     )
     assert subject_labels(federated)["instance"] == "web-3:9100"
+
+
+def test_an_alert_known_by_its_app_label_reads_the_apps_streams() -> None:
+    errors = alert(
+        "CheckoutErrors",
+        'sum by (app) (rate(http_requests_total{app="checkout",code=~"5.."}[5m])) > 1',
+        {"app": "checkout"},
+    )
+    assert stream_selectors(errors)[:2] == ['{app="checkout"}', '{service="checkout"}']
+    assert target(errors) == "app checkout"
+
+
+def test_info_inhibitor_is_harmless() -> None:
+    expr = (
+        'ALERTS{severity = "info"} == 1 unless on (namespace) '
+        'ALERTS{alertname != "InfoInhibitor", severity =~ "warning|critical"} == 1'
+    )
+    result = RulesEngine().analyze(
+        alert("InfoInhibitor", expr, {"namespace": "shop", "severity": "none"}), []
+    )
+    assert result.category == "heartbeat" and result.severity == "none"
+    assert "Nothing is broken" in result.probable_causes[0].cause

@@ -77,7 +77,11 @@ FAMILIES: tuple[Family, ...] = (
         "heartbeat",
         "an always-firing heartbeat (the alerting pipeline works)",
         "none",
-        ("This alert fires on purpose to prove that rule evaluation and delivery work.",),
+        (
+            "This alert fires on purpose: a heartbeat proving that rule evaluation and "
+            "delivery work (Watchdog), or a helper that only mutes info-level alerts "
+            "(InfoInhibitor). Nothing is broken.",
+        ),
         ("No action needed; alert on its absence (dead man's switch) instead.",),
         # kube-prometheus' InfoInhibitor only mutes info alerts: also nothing to investigate.
         expr=r"^\s*vector\s*\(\s*1\s*\)\s*$|^\s*ALERTS\s*\{[^}]*severity\s*=\s*\"info\"",
@@ -481,6 +485,7 @@ SUBJECT_KEYS = (
     "queue",
     "consumergroup",
     "topic",
+    "namespace",
 )
 
 

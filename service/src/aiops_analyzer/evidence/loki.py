@@ -67,6 +67,9 @@ _SELECTOR_LABELS = (
     ("container_label_com_docker_compose_service", "compose_service"),
     ("service", "service"),  # the local stack's Alloy sets `service` on every stream
     ("service_name", "service_name"),
+    # Kubernetes' app label, which log collectors keep on the pod's streams.
+    ("app", "app"),
+    ("app_kubernetes_io_name", "app"),
     # Micrometer's common tag (Spring Boot's management.metrics.tags.application): the service.
     ("application", "service"),
     ("job", "job"),
@@ -136,6 +139,9 @@ def stream_selectors(alert: Alert) -> list[str]:
         selectors.append("{" + f"container={_quote(labels['container'])}" + ',pod=""}')
     # A host alert's subject is the host, not the exporter that reports it; a probe's is the
     # probed address, not the prober.
+    app = labels.get("app") or labels.get("app_kubernetes_io_name")
+    if app and own and own.startswith("{app="):  # Compose and Alloy call it the service
+        selectors.append("{" + f"service={_quote(app)}" + "}")
     if (own and own.startswith("{job=") and scope(alert) != "host") or is_probe(alert):
         selectors += _service_selectors(labels.get("job", ""), instance)
     prober = alert.labels.get("job", "")
