@@ -676,3 +676,16 @@ def test_scanners_failing_ssh_logins_are_no_rejected_credentials() -> None:
 )
 def test_the_dependencys_address_is_read_from_the_clients_line(line: str, where: str) -> None:
     assert findings_dependency.address(line) == where
+
+
+def test_a_database_refusing_a_password_is_not_out_of_connections() -> None:
+    line = (
+        "psycopg2.OperationalError: could not connect to server: FATAL:  password "
+        'authentication failed for user "app" {i}'
+    )
+    result = RulesEngine().analyze(
+        alert("ApiErrors", ERROR_RATIO, {"service": "s"}), [logs(repeated(line, 600))]
+    )
+    text = " ".join(c.cause for c in result.probable_causes)
+    assert "rejects the password, token or key" in text
+    assert "runs out of connections" not in text

@@ -277,6 +277,8 @@ def dependency_failure(logs: list[EvidenceItem]) -> Finding | None:
         ),
     ):
         found = _best(logs, tag)
+        if found and "auth" in found[1].tags:
+            continue  # refused credentials, not connections: findings_dependency names it
         if found:
             item, template = found
             if (
