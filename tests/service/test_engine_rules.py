@@ -1033,3 +1033,67 @@ def test_a_long_cause_line_still_logged_after_the_resolution_is_seen_persisting(
     )
     result = RulesEngine().analyze(a, [own, logs])
     assert result.recovery is not None and result.recovery.cause_persists
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "EXT4-fs error (device sda1): ext4_find_entry:1455: inode #2: comm nginx: reading "
+        "directory lblock 0",
+        "EXT4-fs (sda1): Remounting filesystem read-only",
+        "blk_update_request: I/O error, dev sdb, sector 1953525168 op 0x0:(READ) flags 0x0",
+        "I/O error, dev nvme0n1, sector 88012344 op 0x1:(WRITE) flags 0x800 phys_seg 1 prio 0",
+        "Buffer I/O error on dev sdb1, logical block 244190390, async page read",
+        'XFS (dm-0): metadata I/O error in "xfs_trans_read_buf_map" at daddr 0x2 len 1',
+        "OSError: [Errno 30] Read-only file system: '/var/lib/app/state.json'",
+    ],
+    ids=["ext4-error", "ro-remount", "blk", "nvme", "buffer", "xfs", "erofs-python"],
+)
+def test_a_failing_filesystem_is_not_a_full_one(line: str) -> None:
+    """Kernel filesystem and block errors name the device as the cause, not its free space."""
+    logs = log_item("loki-1", line, "GET /metrics 200", baseline=("GET /metrics 200",) * 20)
+    a = alert(
+        "NodeFilesystemReadOnly",
+        'node_filesystem_readonly{fstype!="tmpfs"} == 1',
+        {"instance": "db-2:9100", "mountpoint": "/var/lib", "device": "/dev/sdb1"},
+    )
+    result = RulesEngine().analyze(a, [logs])
+    assert result.category == "disk_space"
+    first = result.probable_causes[0]
+    assert "not its free space" in first.cause and first.evidence_ids == ["loki-1"]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "EXT4-fs (sda1): mounted filesystem with ordered data mode. Quota mode: none.",
+        "XFS (dm-0): Ending clean mount",
+        "mount: /mnt/iso: WARNING: source write-protected, mounted read-only.",
+    ],
+)
+def test_healthy_filesystem_lines_name_no_filesystem_failure(line: str) -> None:
+    logs = log_item("loki-1", line, "GET /metrics 200", baseline=("GET /metrics 200",) * 20)
+    a = alert("NodeFilesystemAlmostFull", "node_filesystem_avail_bytes < 1e9", {"instance": "h"})
+    result = RulesEngine().analyze(a, [logs])
+    assert not any("not its free space" in c.cause for c in result.probable_causes)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "systemd-oomd[611]: Killed /system.slice/reporting.service due to memory pressure for "
+        "/system.slice being 71.20% > 50.00% for > 20s with reclaim activity",
+        "low memory! at or below SIGTERM limits: mem 10.00%, swap  5.00%",
+        'sending SIGTERM to process 4121 uid 998 "java": badness 912, VmRSS 6913 MiB',
+        "oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=docker-3f2a.scope,"
+        "mems_allowed=0,oom_memcg=/system.slice/docker-3f2a.scope,task=java,pid=4121,uid=0",
+        "Memory cgroup out of memory: Killed process 4121 (java) total-vm:8123400kB, "
+        "anon-rss:2093012kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:4512kB oom_score_adj:0",
+        "oom_reaper: reaped process 4121 (java), now anon-rss:0kB, file-rss:0kB, shmem-rss:0kB",
+    ],
+    ids=["systemd-oomd", "earlyoom-low", "earlyoom-kill", "oom-kill", "memcg", "reaper"],
+)
+def test_oom_killers_in_their_own_words_stop_a_container(line: str) -> None:
+    down = alert("ContainerDown", "time() - container_last_seen > 60", {"name": "etl"})
+    result = RulesEngine().analyze(down, [log_item("loki-1", line)])
+    assert result.category == "oom_killed"

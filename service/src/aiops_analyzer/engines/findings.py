@@ -701,6 +701,9 @@ LOG_REMEDIES: dict[str, str] = {
     "lock": "Find the lock holder (e.g. `pg_locks` joined with `pg_stat_activity`) and the "
     "long transaction or job behind it.",
     "disk": "Free space on the full filesystem (`df -h`, `du -xh --max-depth=2`).",
+    "fs_error": "Read the kernel log (`journalctl -k | grep -iE 'I/O error|fs error|read-only'`) "
+    "and the disk's health (`smartctl -a DEV`); deleting files will not help. Move the data "
+    "off or replace the disk, then `fsck` the filesystem before remounting it read-write.",
     "config": "Fix the setting the process complains about and redeploy.",
     "clock": "Check time synchronisation: `timedatectl`, `chronyc tracking` / `ntpq -p`, and "
     "that NTP (UDP 123) to the time servers is reachable.",
@@ -750,6 +753,12 @@ LOG_CAUSES: dict[str, tuple[str, float, str]] = {
     "reboot": (
         "The host rebooted or was going down: {line} (at {when}).",
         0.7,
+        "",
+    ),
+    "fs_error": (
+        "The filesystem or the disk under it fails, not its free space: {line} (at {when}). "
+        "After such errors the kernel remounts the filesystem read-only and writes fail.",
+        0.75,
         "",
     ),
     "disk": ("The logs report a full disk: {line}", 0.7, ""),

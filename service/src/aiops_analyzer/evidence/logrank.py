@@ -22,7 +22,23 @@ from aiops_analyzer.schemas import LogTemplate
 TAGS: dict[str, re.Pattern[str]] = {
     "oom": re.compile(
         r"OOMKilled|out of memory|\boom[-_ ]?kill|killed process|earlyoom|oom_reaper"
-        r"|exit(?:ed)? (?:with )?(?:code|status)[= ]?137|memory cgroup out of memory",
+        r"|exit(?:ed)? (?:with )?(?:code|status)[= ]?137|memory cgroup out of memory"
+        # systemd-oomd kills a whole cgroup on pressure: "Killed /user.slice/... due to memory
+        # pressure"; earlyoom's journal lines carry no "earlyoom" in the message itself.
+        r"|systemd-oomd|\bKilled \S+ due to memory|low memory! at or below"
+        r"|sending SIG(?:TERM|KILL) to process \d+ uid|\bbadness \d+, VmRSS",
+        re.I,
+    ),
+    # The filesystem or the disk under it fails: the kernel's filesystem errors, a read-only
+    # remount after them, block-layer I/O errors, and applications hitting EROFS. Space is not
+    # the cause here; the device or the filesystem is.
+    "fs_error": re.compile(
+        r"\b(?:EXT[234]|XFS|BTRFS)(?:-fs)? (?:error|warning|critical|\(\S+\): (?:metadata I/O"
+        r" error|Corruption|log I/O error|Filesystem has been shut down))"
+        r"|Remounting filesystem read-only|read-only file ?system|\bEROFS\b"
+        r"|I/O error,? dev \S+,? sector|Buffer I/O error on dev|blk_update_request: \S* ?I/O error"
+        r"|Medium Error|Unrecovered read error|end_request: I/O error|journal (?:has )?aborted"
+        r"|Detected aborted journal|Shutting down filesystem",
         re.I,
     ),
     "firewall": re.compile(
@@ -264,6 +280,7 @@ TAG_WEIGHT = {
     "reboot": 2.5,
     "deploy": 2.0,
     "disk": 3.0,
+    "fs_error": 3.0,
     "lock": 2.5,
     "config": 2.5,
     "crash": 2.5,
