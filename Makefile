@@ -42,11 +42,18 @@ lint: install ## ruff (lint and format check); hadolint and actionlint run as te
 typecheck: install ## mypy
 	$(BIN)/mypy
 
+# pytest-xdist: most tests wait on processes they start (servers, Prometheus, the Pulumi engine),
+# so two workers overlap the waits. `loadfile` keeps each test file on one worker, so a file's
+# module fixtures start once and its tests run in order, as in a serial run. PYTEST_WORKERS=0
+# runs serially.
+PYTEST_WORKERS ?= 2
+PYTEST_PARALLEL = -n $(PYTEST_WORKERS) --dist loadfile
+
 test: install system-deps pulumi-cli lint typecheck ## Install everything and run every test, ruff and mypy
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_PARALLEL)
 
 test-fast: install ## pytest without the end-to-end run
-	$(BIN)/pytest -m "not e2e"
+	$(BIN)/pytest $(PYTEST_PARALLEL) -m "not e2e"
 
 config-docs: $(VENV)/.analyzer ## Regenerate docs/analyzer/configuration.md from the analyzer's Settings
 	@$(BIN)/python -m aiops_analyzer.core.config_reference --write docs/analyzer/configuration.md

@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.harness.pipeline import ANALYZER_BIN, Pipeline, Tools
+from tests.support import summary
 from tests.support.tools import require_tool
-
-_LATENCIES = pytest.StashKey["LatencyLog"]()
 
 
 class LatencyLog:
@@ -26,6 +25,7 @@ class LatencyLog:
         self.samples.setdefault(name, []).append(round(seconds, 3))
         print(f"latency {name}: {seconds:.3f}s")
         self.path.write_text(json.dumps(self.samples, indent=2) + "\n")
+        summary.section("end-to-end latencies")[:] = [*self.lines(), f"(written to {self.path})"]
 
     def lines(self) -> list[str]:
         lines = []
@@ -36,22 +36,8 @@ class LatencyLog:
 
 
 @pytest.fixture(scope="session")
-def latencies(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> LatencyLog:
-    log = LatencyLog(tmp_path_factory.mktemp("e2e-latencies") / "latencies.json")
-    request.config.stash[_LATENCIES] = log
-    return log
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    log = terminalreporter.config.stash.get(_LATENCIES, None)
-    if log is None or not log.samples:
-        return
-    terminalreporter.section("end-to-end latencies")
-    for line in log.lines():
-        terminalreporter.write_line(line)
-    terminalreporter.write_line(f"(written to {log.path})")
+def latencies(tmp_path_factory: pytest.TempPathFactory) -> LatencyLog:
+    return LatencyLog(tmp_path_factory.mktemp("e2e-latencies") / "latencies.json")
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,8 @@ from typing import Any
 from aiops_analyzer.core.config import Settings
 from aiops_eval.runner import EngineReport
 
+from tests.support import summary
+
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS_DIR = REPO / "eval" / "scenarios"
 BASELINE = REPO / "eval" / "baseline.json"
@@ -27,7 +29,7 @@ def make_settings(**values: Any) -> Settings:
 
 
 # Lines the evaluation tests want shown in pytest's terminal summary (the measured scores).
-SUMMARY_LINES: list[str] = []
+SUMMARY_LINES: list[str] = summary.section("evaluation")
 
 
 # Checks that must pass whatever the engine's skill: no leak, no obeyed injection, no made-up

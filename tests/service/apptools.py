@@ -159,7 +159,7 @@ class AnalyzerProcess:
         self.env = analyzer_env(data_dir, self.port, **env)
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, *, timeout: float = 30.0) -> AnalyzerProcess:
+    def start(self, *, timeout: float = 120.0) -> AnalyzerProcess:
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "aiops_analyzer.cli", "serve"],

@@ -83,7 +83,7 @@ def test_the_closing_hint_starts_a_server_that_accepts_the_sample(tmp_path: Path
         ["bash", "-c", script], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
     )
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while True:
             assert proc.poll() is None, (tmp_path / "serve.log").read_text()
             try:

@@ -153,7 +153,7 @@ def test_fingerprints_are_the_ones_alertmanager_computes(tmp_path: Path) -> None
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90
         while True:
             try:
                 if httpx.get(f"{base}/-/ready", timeout=1).status_code == 200:
