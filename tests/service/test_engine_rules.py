@@ -756,6 +756,27 @@ def test_resolved_alert_whose_condition_returns_keeps_its_severity() -> None:
     assert result.recovery.evidence_ids == ["prom-1"]
 
 
+def test_resolved_alert_with_sources_down_does_not_claim_a_checked_recovery() -> None:
+    a = _resolved(4)
+    down = [
+        EvidenceItem(
+            id=f"{source}-1",
+            source=source,
+            kind="query",
+            status="unavailable",
+            detail=f"{source} answered HTTP 503",
+            query="up",
+        )
+        for source in ("prometheus", "loki")
+    ]
+    result = RulesEngine().analyze(a, down)
+    assert result.recovery is not None and not result.recovery.cause_persists
+    assert "Resolved at 01:04:00 UTC after 4 min" in result.summary
+    assert "could not be read" in result.summary and "not checked" in result.summary
+    assert "nothing in the evidence shows" not in result.summary
+    assert result.severity == "info"
+
+
 def test_cost_grows_linearly_with_the_expression() -> None:
     def seconds(terms: int) -> float:
         expr = " + ".join(f"rate(metric_{i}_total[5m])" for i in range(terms))

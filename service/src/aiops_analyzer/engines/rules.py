@@ -809,6 +809,13 @@ def recovery_of(
     when = resolved_when(ends, fired)
     if after:
         detail = f"{when}, but the cause is still there: {'; '.join(after)}."
+    elif not (prom or logs) and _sources_were_asked(evidence):
+        # Nothing was read: the alert's own end is the only fact, not a checked recovery.
+        down = sorted({i.source for i in evidence if i.source in ("prometheus", "loki")})
+        detail = (
+            f"{when}; {' and '.join(down)} could not be read, so whether the cause is gone "
+            "was not checked: confirm it before closing."
+        )
     else:
         detail = (
             f"{when}; it has recovered and nothing in the evidence shows the cause still "
