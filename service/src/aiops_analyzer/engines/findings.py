@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from aiops_analyzer.evidence.logline import shorten
 from aiops_analyzer.evidence.logrank import is_background
 from aiops_analyzer.evidence.series import fmt, label_text
 from aiops_analyzer.schemas import EvidenceItem, LogTemplate, SeriesStats
@@ -39,27 +40,13 @@ class Finding:
     topic: str = ""
 
 
-# A leading time stamp says nothing a quote needs (the finding gives the time): RFC 3339 or
-# `2026-11-30 14:22:01`, maybe bracketed or a `time=`/`ts=` field, or syslog's `Nov 30 14:22:01`.
-_LEADING_TIME = re.compile(
-    r"^\[?(?:(?:time|ts|timestamp)=)?\"?"
-    r"(?:\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2}| [+-]\d{4})?"
-    r"|[A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2})\"?\]?\s+"
-)
 # Of a line too long to quote whole, keep its start (what logged it) and its end, where the
 # reason usually is ("... server error (FATAL: sorry, too many clients already)").
 _CLIP_HEAD = 70
 
 
 def _clip(line: str) -> str:
-    line = " ".join(line.split())
-    if len(line) <= MAX_QUOTED:
-        return line
-    line = _LEADING_TIME.sub("", line, count=1)
-    if len(line) <= MAX_QUOTED:
-        return line
-    tail = MAX_QUOTED - _CLIP_HEAD - 5
-    return f"{line[:_CLIP_HEAD]} ... {line[-tail:]}"
+    return shorten(line, MAX_QUOTED, head=_CLIP_HEAD)
 
 
 def _clock(ts: float) -> str:

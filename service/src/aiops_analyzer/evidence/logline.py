@@ -255,14 +255,15 @@ _LEADING_TIME = re.compile(
 )
 
 
-def shorten(line: str, limit: int) -> str:
+def shorten(line: str, limit: int, head: int | None = None) -> str:
     """``line`` within ``limit`` characters: without its leading time stamp, then its start
-    (what logged it) and its end (where the reason usually is) around an ellipsis."""
+    (what logged it; ``head`` characters, half by default) and its end (where the reason
+    usually is) around an ellipsis."""
     line = " ".join(line.split())
     if len(line) <= limit:
         return line
     line = _LEADING_TIME.sub("", line, count=1)
     if len(line) <= limit:
         return line
-    head = limit // 2
+    head = limit // 2 if head is None else head
     return f"{line[:head]} ... {line[-(limit - head - 5) :]}"
