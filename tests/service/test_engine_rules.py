@@ -169,7 +169,8 @@ def test_cites_only_evidence_it_used_and_quotes_it() -> None:
         annotations={"runbook_url": "https://runbooks.example.com/api-down"},
     )
     result = RulesEngine().analyze(a, evidence)
-    assert result.category == "target_down"
+    # Down is the symptom; a port another process holds is the cause.
+    assert result.category == "misconfiguration"
     assert result.engine == "rules"
     assert not result.inconclusive
     main = next(c for c in result.probable_causes if "Observed" in c.cause)
@@ -680,7 +681,7 @@ def test_oom_in_logs_and_clean_shutdown_in_logs() -> None:
         'level=info msg="shutdown complete"',
     )
     result = RulesEngine().analyze(down, [stopped])
-    assert result.category == "container_crash"
+    assert result.category == "container_stopped"  # an orderly stop, not a crash
     clean = [c for c in result.probable_causes if "termination signal" in c.cause]
     assert clean and clean[0].evidence_ids == ["loki-1"]
     assert "not a crash" in clean[0].cause
@@ -851,17 +852,17 @@ def test_reboot_and_clock_offset_from_host_metrics() -> None:
     assert "00:56:00 UTC" in reboot and text[reboot] == ["prom-12"]
     clock = next(c for c in text if "clock is off by 2.5 s" in c)
     assert text[clock] == ["prom-13"]
+    assert result.category == "reboot"  # the cause, where the alert only says "down"
     # Steady boot time and a synchronised clock: neither is claimed.
     calm = [
         evidence[0],
         metric("prom-12", "host_boot_time", [1.7e9] * 24, host),
         metric("prom-13", "host_clock_offset", [0.001] * 15, host),
     ]
-    quiet = " ".join(
-        c.cause
-        for c in RulesEngine().analyze(alert("TargetDown", "up == 0", host), calm).probable_causes
-    )
+    calm_result = RulesEngine().analyze(alert("TargetDown", "up == 0", host), calm)
+    quiet = " ".join(c.cause for c in calm_result.probable_causes)
     assert "rebooted" not in quiet and "clock" not in quiet
+    assert calm_result.category == "target_down"  # no cause found: the symptom's family
 
 
 def test_clock_alerts_have_a_family() -> None:

@@ -547,7 +547,13 @@ def probe_certificate(prom: list[EvidenceItem]) -> Finding | None:
             f"The certificate the probe saw expires in {left / 86400:.1f} days "
             "(probe_ssl_earliest_cert_expiry): its renewal has not happened."
         )
-    return Finding(text, 0.75 if left <= 0 else 0.6, (item.id,), remedy=LOG_REMEDIES["tls"])
+    return Finding(
+        text,
+        0.75 if left <= 0 else 0.6,
+        (item.id,),
+        remedy=LOG_REMEDIES["tls"],
+        topic="certificate",
+    )
 
 
 def _first_at(s: SeriesStats, value: float) -> float:

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from aiops_analyzer.engines import findings, findings_application
+from aiops_analyzer.engines import categories, findings, findings_application
 from aiops_analyzer.evidence.expression import (
     JOB_METRICS,
     alert_expression,
@@ -614,7 +614,9 @@ class RulesEngine:
             runbook_urls=runbook_links(alert, evidence),
             inconclusive=inconclusive,
             # Inconclusive names no root-cause family (the summary still says what it measures).
-            category=UNKNOWN.category if inconclusive else family.category,
+            category=UNKNOWN.category
+            if inconclusive
+            else categories.cause_category(family.category, supported),
             engine="rules",
             recovery=recovery.model_copy(update={"detail": scrub(recovery.detail)})
             if recovery

@@ -1,0 +1,73 @@
+"""The category an analysis reports: the root cause the evidence supports, else the symptom.
+
+An alert names a symptom (a target is down, CPU is busy, the error ratio rose); its family
+decides the title and the generic steps. When a finding explains *why* (the host rebooted,
+a firewall drops the scrape, garbage collection eats the CPU), the useful category is that
+cause: it is what an on-call engineer files the incident under and what history searches by.
+The names are the documented vocabulary (docs/development/evaluation.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aiops_analyzer.engines.findings import Finding
+
+# A finding's topic -> the root-cause category it names.
+CAUSE_BY_TOPIC: dict[str, str] = {
+    "reboot": "reboot",
+    "clock": "clock_skew",
+    "dns": "dns",
+    "firewall": "firewall",
+    "tls": "tls",
+    "certificate": "certificate_expiry",
+    "conntrack": "network",
+    "link": "network",
+    "gc": "garbage_collection",
+    "config": "misconfiguration",
+    "listen": "misconfiguration",
+    "shutdown": "container_stopped",
+}
+
+# Symptom families a cause may replace. A family that already names a cause (an OOM kill, a
+# failed job, lock contention, a certificate alert...) keeps its own name.
+SYMPTOM_FAMILIES = frozenset(
+    {
+        "target_down",
+        "container_crash",
+        "error_rate",
+        "latency",
+        "cpu_saturation",
+        "host_load",
+        "network",
+        "traffic_anomaly",
+        "workload_unavailable",
+        "unknown",
+    }
+)
+
+# A runtime's collector explains busy CPU or slow requests; behind a memory alert it is the
+# symptom of a full heap, so memory stays the category there.
+_CAUSES_FOR: dict[str, frozenset[str]] = {
+    "garbage_collection": frozenset({"cpu_saturation", "host_load", "latency", "error_rate"}),
+    "container_stopped": frozenset({"target_down", "container_crash", "workload_unavailable"}),
+}
+
+# Below this a finding is a lead, not the cause.
+MIN_CONFIDENCE = 0.6
+
+
+def cause_category(family: str, supported: Iterable[Finding]) -> str:
+    """The best-supported cause's category when ``family`` is a symptom, else ``family``."""
+    if family not in SYMPTOM_FAMILIES:
+        return family
+    best: tuple[float, str] | None = None
+    for finding in supported:
+        cause = CAUSE_BY_TOPIC.get(finding.topic)
+        if cause is None or not finding.explains or finding.confidence < MIN_CONFIDENCE:
+            continue
+        if family not in _CAUSES_FOR.get(cause, SYMPTOM_FAMILIES):
+            continue
+        if best is None or finding.confidence > best[0]:
+            best = (finding.confidence, cause)
+    return best[1] if best else family

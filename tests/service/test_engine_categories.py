@@ -1,0 +1,57 @@
+"""The category names the cause the evidence supports, and only replaces a symptom."""
+
+from __future__ import annotations
+
+import pytest
+from aiops_analyzer.engines.categories import cause_category
+from aiops_analyzer.engines.findings import Finding
+
+
+def finding(topic: str, confidence: float = 0.7, *, explains: bool = True) -> Finding:
+    return Finding(f"a {topic} cause", confidence, ("prom-1",), topic=topic, explains=explains)
+
+
+@pytest.mark.parametrize(
+    ("family", "topic", "expected"),
+    [
+        ("target_down", "reboot", "reboot"),
+        ("target_down", "firewall", "firewall"),
+        ("target_down", "listen", "misconfiguration"),
+        ("error_rate", "dns", "dns"),
+        ("target_down", "certificate", "certificate_expiry"),
+        ("cpu_saturation", "gc", "garbage_collection"),
+        ("container_crash", "shutdown", "container_stopped"),
+        ("unknown", "clock", "clock_skew"),
+    ],
+)
+def test_a_symptom_gives_way_to_the_cause_the_evidence_names(
+    family: str, topic: str, expected: str
+) -> None:
+    assert cause_category(family, [finding(topic)]) == expected
+
+
+def test_a_family_that_already_names_a_cause_keeps_it() -> None:
+    assert cause_category("oom_killed", [finding("shutdown")]) == "oom_killed"
+    assert cause_category("certificate_expiry", [finding("tls")]) == "certificate_expiry"
+    assert cause_category("failed_job", [finding("dns")]) == "failed_job"
+
+
+def test_garbage_collection_behind_a_memory_alert_is_the_symptom_of_a_full_heap() -> None:
+    assert cause_category("memory_pressure", [finding("gc")]) == "memory_pressure"
+    assert cause_category("latency", [finding("gc")]) == "garbage_collection"
+
+
+def test_an_orderly_shutdown_names_no_cause_for_a_busy_cpu() -> None:
+    assert cause_category("cpu_saturation", [finding("shutdown")]) == "cpu_saturation"
+
+
+def test_weak_context_and_unmapped_findings_leave_the_symptom() -> None:
+    assert cause_category("target_down", [finding("reboot", 0.5)]) == "target_down"
+    assert cause_category("target_down", [finding("reboot", explains=False)]) == "target_down"
+    assert cause_category("error_rate", [finding("deploy", 0.9), finding("")]) == "error_rate"
+    assert cause_category("target_down", []) == "target_down"
+
+
+def test_the_best_supported_cause_wins() -> None:
+    found = [finding("link", 0.7), finding("firewall", 0.75), finding("dns", 0.6)]
+    assert cause_category("target_down", found) == "firewall"
