@@ -78,7 +78,7 @@ def test_lock_waits_as_old_as_the_baseline_are_not_the_cause() -> None:
     steady = "ERROR:  deadlock detected"
     evidence = logs([(300, steady)], baseline=(steady, "INFO served GET /health") * 10)
     result = RulesEngine().analyze(alert("ApiSlow", LATENCY, {"service": "orders"}), [evidence])
-    assert result.category == "latency"
+    assert result.inconclusive and result.category == "unknown"  # an old habit explains nothing
     assert not any("Lock contention" in c.cause for c in result.probable_causes)
 
 
@@ -307,7 +307,7 @@ def test_a_version_on_every_line_is_no_deploy() -> None:
         baseline=(line,) * 20,
     )
     result = RulesEngine().analyze(alert("Errors", ERROR_RATIO, {"service": "x"}), [evidence])
-    assert result.category == "error_rate"
+    assert result.inconclusive and result.category == "unknown"  # routine lines explain nothing
     assert not any("version or deploy started" in c.cause for c in result.probable_causes)
 
 

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from aiops_analyzer.evidence.anomaly import kendall_tau
 from aiops_analyzer.evidence.logline import shorten
 from aiops_analyzer.evidence.logrank import is_background
 from aiops_analyzer.evidence.series import fmt, label_text
@@ -567,6 +568,23 @@ def _first_at(s: SeriesStats, value: float) -> float:
     return s.last_seen or 0.0
 
 
+# Share of point pairs that must move the same way (Kendall's tau) for a steady climb, and the
+# least total move (of the level) that counts: a wiggle around a flat level is no growth.
+STEADY_TAU = 0.6
+MIN_CLIMB_SHARE = 0.02
+
+
+def _climbs_steadily(s: SeriesStats, rising: bool) -> bool:
+    """A steady move the first-to-last-third trend can miss near a ceiling (86% -> 94%)."""
+    if s.trend == ("rising" if rising else "falling"):
+        return True
+    if s.peak is None or s.minimum is None or s.trend == "oscillating":
+        return False
+    tau = kendall_tau(s.points)
+    big_enough = s.peak - s.minimum >= MIN_CLIMB_SHARE * max(abs(s.peak), 1e-9)
+    return big_enough and (tau >= STEADY_TAU if rising else tau <= -STEADY_TAU)
+
+
 def growth(prom: list[EvidenceItem]) -> Finding | None:
     """Memory or disk use growing steadily toward its ceiling: when it gets there.
 
@@ -583,7 +601,7 @@ def growth(prom: list[EvidenceItem]) -> Finding | None:
             continue
         item, s = found
         slope = s.slope_per_hour if rising else -s.slope_per_hour
-        if s.current is None or s.trend != ("rising" if rising else "falling") or slope <= 0:
+        if s.current is None or slope <= 0 or not _climbs_steadily(s, rising):
             continue
         if s.drops or s.change_point is not None:
             continue  # a step or a restart, not a steady climb

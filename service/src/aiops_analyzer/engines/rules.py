@@ -584,8 +584,14 @@ class RulesEngine:
             extra.append(findings.busy_programs(logs))
         supported = _one_per_topic([f for f in extra if f])
         no_data = not (prom or logs) and (family is UNKNOWN or _sources_were_asked(evidence))
-        # An alert the engine cannot place and evidence that explains nothing: say so.
-        inconclusive = no_data or (family is UNKNOWN and not any(f.explains for f in supported))
+        # A firing alert whose evidence was read and explains nothing is inconclusive, even
+        # when the alert says what it measures: a stock cause would be a guess. A heartbeat
+        # explains itself; a resolved alert is answered by when and whether it recovered;
+        # with no source configured at all (offline), the family's advice is all there is.
+        explained = any(f.explains for f in supported)
+        read = bool(prom or logs) and family.category != "heartbeat"
+        unexplained = not explained and (family is UNKNOWN or (read and alert.status == "firing"))
+        inconclusive = no_data or unexplained
         recovery = recovery_of(
             alert,
             evidence,

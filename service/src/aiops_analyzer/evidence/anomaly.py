@@ -54,6 +54,22 @@ def theil_sen_slope(points: list[tuple[float, float]]) -> float:
     return statistics.median(slopes) if slopes else 0.0
 
 
+def kendall_tau(points: list[tuple[float, float]]) -> float:
+    """How monotonic a series is, -1 (always falling) to 1 (always rising); 0 for fewer than
+    two points. Unlike a start-to-end comparison it sees a slow, steady climb near a
+    ceiling (86% -> 94% of a limit) as clearly as a steep one."""
+    concordant = discordant = 0
+    for (t1, v1), (t2, v2) in itertools.combinations(points, 2):
+        if t2 == t1 or v2 == v1:
+            continue
+        if (v2 > v1) == (t2 > t1):
+            concordant += 1
+        else:
+            discordant += 1
+    pairs = len(points) * (len(points) - 1) // 2
+    return (concordant - discordant) / pairs if pairs else 0.0
+
+
 def _line_sse(points: list[tuple[float, float]]) -> float:
     n = len(points)
     mean_t = sum(t for t, _ in points) / n
