@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from aiops_analyzer.engines.categories import cause_category
-from aiops_analyzer.engines.findings import Finding
+from aiops_analyzer.engines.findings import Finding, log_topic
 
 
 def finding(topic: str, confidence: float = 0.7, *, explains: bool = True) -> Finding:
@@ -55,3 +55,16 @@ def test_weak_context_and_unmapped_findings_leave_the_symptom() -> None:
 def test_the_best_supported_cause_wins() -> None:
     found = [finding("link", 0.7), finding("firewall", 0.75), finding("dns", 0.6)]
     assert cause_category("target_down", found) == "firewall"
+
+
+def test_a_tls_line_about_a_certificate_s_dates_is_its_expiry() -> None:
+    expired = "x509: certificate has expired or is not yet valid: current time is after notAfter"
+    assert log_topic("tls", expired) == "certificate"
+    assert log_topic("tls", "certbot: Failed to renew certificate shop.example.com") == (
+        "certificate"
+    )
+    assert log_topic("tls", "x509: certificate signed by unknown authority") == "tls"
+    assert log_topic("dns", "lookup db: no such host, renew lease") == "dns"
+    assert cause_category("error_rate", [finding(log_topic("tls", expired))]) == (
+        "certificate_expiry"
+    )

@@ -46,6 +46,16 @@ class Finding:
 _CLIP_HEAD = 70
 
 
+# A TLS failure that is a certificate's dates (expired, not yet valid, a renewal that failed),
+# not its trust chain or host name: the cause is the certificate's expiry.
+_CERT_DATES = re.compile(r"expire|not yet valid|notAfter|renew", re.I)
+
+
+def log_topic(tag: str, line: str) -> str:
+    """The topic of a tagged line: ``certificate`` for a TLS line about a certificate's dates."""
+    return "certificate" if tag == "tls" and _CERT_DATES.search(line) else tag
+
+
 def _clip(line: str) -> str:
     return shorten(line, MAX_QUOTED, head=_CLIP_HEAD)
 
@@ -840,7 +850,7 @@ def log_causes(logs: list[EvidenceItem], limit: int = 3) -> list[Finding]:
                 (item.id,),
                 family,
                 remedy=LOG_REMEDIES.get(tag, ""),
-                topic=tag,
+                topic=log_topic(tag, template.example),
             )
         )
         used.add(tag)

@@ -19,6 +19,7 @@ from aiops_analyzer.engines.findings import (
     Finding,
     _clip,
     _clock,
+    log_topic,
     of_kind,
     own_series,
     templates,
@@ -292,7 +293,7 @@ def dependency_failure(logs: list[EvidenceItem]) -> Finding | None:
                 0.75,
                 (item.id,),
                 remedy=remedy,
-                topic=tag,
+                topic=log_topic(tag, template.example),
             )
     return None
 
