@@ -33,8 +33,11 @@ TIGHT_FIELD_CHARS = 200
 REPLY_FIELDS = """{
   "summary": "one or two sentences: what is wrong, where, and how sure you are",
   "severity": "critical | warning | info | none",
-  "category": "short snake_case root-cause family, e.g. target_down, container_crash,
-               oom_killed, memory_pressure, cpu_saturation, disk_space, error_rate, latency",
+  "category": "short snake_case root-cause family: the cause the evidence shows, e.g.
+               oom_killed, reboot, firewall, dns, tls, certificate_expiry, garbage_collection,
+               misconfiguration, lock_contention, failed_job, deploy_regression, network;
+               else what the alert measures: target_down, container_crash, cpu_saturation,
+               memory_pressure, disk_space, error_rate, latency",
   "inconclusive": "true when the evidence does not support a probable cause",
   "probable_causes": [{"cause": "text", "confidence": 0.0-1.0,
                        "evidence_ids": ["ids of the evidence items that support it"]}],
