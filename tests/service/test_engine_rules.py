@@ -322,6 +322,15 @@ def test_secrets_in_annotations_do_not_reach_the_summary() -> None:
     assert "[REDACTED:url_password]" in result.summary
 
 
+def test_the_alert_s_own_words_end_as_a_sentence() -> None:
+    a = alert("Rejects", "up == 0", annotations={"summary": "feed rejected rows in the last hour"})
+    assert "The alert says: feed rejected rows in the last hour. " in (
+        RulesEngine().analyze(a, [metric("prom-1", "alert_expression", [1, 2, 3])]).summary
+    )
+    done = alert("Rejects", "up == 0", annotations={"summary": "Feed is down!"})
+    assert "Feed is down!." not in RulesEngine().analyze(done, []).summary
+
+
 def test_deterministic() -> None:
     a = alert("X", "node_filesystem_avail_bytes < 1e9", {"instance": "n1:9100"})
     assert RulesEngine().analyze(a, []) == RulesEngine().analyze(a, [])

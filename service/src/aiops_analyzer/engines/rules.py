@@ -732,7 +732,8 @@ class RulesEngine:
         text = f"{name} ({severity}, {state}) on {where} {target(alert)}: {family.title}."
         stated = alert.annotations.get("summary") or alert.annotations.get("description")
         if stated:
-            text += f" The alert says: {stated.strip()[:300]}"
+            said = stated.strip()[:300]
+            text += f" The alert says: {said}" + ("" if said[-1:] in ".!?" else ".")
         missing = [i.source for i in evidence if i.status == "unavailable"]
         if missing:
             text += f" Unavailable evidence: {', '.join(sorted(set(missing)))}."
