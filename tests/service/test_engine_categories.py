@@ -41,8 +41,10 @@ def test_garbage_collection_behind_a_memory_alert_is_the_symptom_of_a_full_heap(
     assert cause_category("latency", [finding("gc")]) == "garbage_collection"
 
 
-def test_an_orderly_shutdown_names_no_cause_for_a_busy_cpu() -> None:
-    assert cause_category("cpu_saturation", [finding("shutdown")]) == "cpu_saturation"
+def test_a_cause_of_unavailability_names_no_cause_for_a_busy_cpu() -> None:
+    for topic in ("shutdown", "firewall", "dns", "reboot", "listen"):
+        assert cause_category("cpu_saturation", [finding(topic)]) == "cpu_saturation", topic
+    assert cause_category("host_load", [finding("conntrack")]) == "host_load"
 
 
 def test_weak_context_and_unmapped_findings_leave_the_symptom() -> None:

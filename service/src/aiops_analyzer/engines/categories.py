@@ -29,16 +29,15 @@ CAUSE_BY_TOPIC: dict[str, str] = {
     "shutdown": "container_stopped",
 }
 
-# Symptom families a cause may replace. A family that already names a cause (an OOM kill, a
-# failed job, lock contention, a certificate alert...) keeps its own name.
-SYMPTOM_FAMILIES = frozenset(
+# Symptoms of something unreachable or failing, which a broken path (network, name, firewall,
+# certificate, configuration, a reboot) explains. A family that already names a cause (an OOM
+# kill, a failed job, lock contention, a certificate alert...) keeps its own name.
+AVAILABILITY_SYMPTOMS = frozenset(
     {
         "target_down",
         "container_crash",
         "error_rate",
         "latency",
-        "cpu_saturation",
-        "host_load",
         "network",
         "traffic_anomaly",
         "workload_unavailable",
@@ -46,12 +45,16 @@ SYMPTOM_FAMILIES = frozenset(
     }
 )
 
-# A runtime's collector explains busy CPU or slow requests; behind a memory alert it is the
-# symptom of a full heap, so memory stays the category there.
+# Causes that explain other symptoms: a runtime's collector explains busy CPU or slow
+# requests (behind a memory alert it is the symptom of a full heap, so memory stays the
+# category there); an orderly stop explains only something that went away. A firewall line
+# next to a CPU alert explains nothing about the CPU.
 _CAUSES_FOR: dict[str, frozenset[str]] = {
     "garbage_collection": frozenset({"cpu_saturation", "host_load", "latency", "error_rate"}),
     "container_stopped": frozenset({"target_down", "container_crash", "workload_unavailable"}),
 }
+
+SYMPTOM_FAMILIES = AVAILABILITY_SYMPTOMS | frozenset().union(*_CAUSES_FOR.values())
 
 # Below this a finding is a lead, not the cause.
 MIN_CONFIDENCE = 0.6
@@ -66,7 +69,7 @@ def cause_category(family: str, supported: Iterable[Finding]) -> str:
         cause = CAUSE_BY_TOPIC.get(finding.topic)
         if cause is None or not finding.explains or finding.confidence < MIN_CONFIDENCE:
             continue
-        if family not in _CAUSES_FOR.get(cause, SYMPTOM_FAMILIES):
+        if family not in _CAUSES_FOR.get(cause, AVAILABILITY_SYMPTOMS):
             continue
         if best is None or finding.confidence > best[0]:
             best = (finding.confidence, cause)
