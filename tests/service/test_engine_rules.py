@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 STARTS = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)
+WORKING_SET_OVER_90 = "container_memory_working_set_bytes / container_spec_memory_limit_bytes > 0.9"
 
 
 def alert(name: str, expr: str = "", labels: dict[str, str] | None = None, **kw: object) -> Alert:
@@ -43,7 +44,7 @@ def alert(name: str, expr: str = "", labels: dict[str, str] | None = None, **kw:
         ("increase(kube_pod_container_status_restarts_total[10m]) > 3", "container_crash"),
         ("increase(container_oom_events_total[5m]) > 0", "oom_killed"),
         (
-            "container_memory_working_set_bytes / container_spec_memory_limit_bytes > 0.9",
+            WORKING_SET_OVER_90,
             "memory_pressure",
         ),
         ("node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes < 0.1", "memory_pressure"),
@@ -300,7 +301,7 @@ def test_a_slow_steady_climb_near_the_limit_is_growth() -> None:
     ]
     a = alert(
         "ContainerMemoryHigh",
-        "container_memory_working_set_bytes / container_spec_memory_limit_bytes > 0.9",
+        WORKING_SET_OVER_90,
         api,
     )
     result = RulesEngine().analyze(a, evidence)
@@ -426,7 +427,7 @@ def test_page_cache_is_not_a_reason_to_raise_the_limit() -> None:
     ]
     a = alert(
         "ContainerHighMemoryUsage",
-        "container_memory_working_set_bytes / container_spec_memory_limit_bytes > 0.9",
+        WORKING_SET_OVER_90,
         web,
     )
     result = RulesEngine().analyze(a, evidence)
@@ -777,7 +778,7 @@ def test_busiest_program_named_for_a_resource_alert() -> None:
 def _resolved(ends_after_minutes: float) -> Alert:
     firing = alert(
         "ContainerHighMemoryUsage",
-        "container_memory_working_set_bytes / container_spec_memory_limit_bytes > 0.9",
+        WORKING_SET_OVER_90,
         {"name": "api", "severity": "critical"},
     )
     ends = STARTS + timedelta(minutes=ends_after_minutes)
@@ -932,7 +933,7 @@ def test_steady_growth_is_projected_to_its_ceiling() -> None:
     ]
     a = alert(
         "ContainerHighMemoryUsage",
-        "container_memory_working_set_bytes / container_spec_memory_limit_bytes > 0.9",
+        WORKING_SET_OVER_90,
         w,
     )
     result = RulesEngine().analyze(a, evidence)

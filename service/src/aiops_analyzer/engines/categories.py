@@ -54,16 +54,13 @@ _CAUSES_FOR: dict[str, frozenset[str]] = {
     "container_stopped": frozenset({"target_down", "container_crash", "workload_unavailable"}),
 }
 
-SYMPTOM_FAMILIES = AVAILABILITY_SYMPTOMS | frozenset().union(*_CAUSES_FOR.values())
-
 # Below this a finding is a lead, not the cause.
 MIN_CONFIDENCE = 0.6
 
 
 def cause_category(family: str, supported: Iterable[Finding]) -> str:
-    """The best-supported cause's category when ``family`` is a symptom, else ``family``."""
-    if family not in SYMPTOM_FAMILIES:
-        return family
+    """The best-supported cause's category when ``family`` is a symptom it explains, else
+    ``family``."""
     best: tuple[float, str] | None = None
     for finding in supported:
         cause = CAUSE_BY_TOPIC.get(finding.topic)

@@ -588,9 +588,11 @@ class RulesEngine:
         # when the alert says what it measures: a stock cause would be a guess. A heartbeat
         # explains itself; a resolved alert is answered by when and whether it recovered;
         # with no source configured at all (offline), the family's advice is all there is.
-        explained = any(f.explains for f in supported)
-        read = bool(prom or logs) and family.category != "heartbeat"
-        unexplained = not explained and (family is UNKNOWN or (read and alert.status == "firing"))
+        evidence_read = bool(prom or logs)
+        firing_symptom = alert.status == "firing" and family.category != "heartbeat"
+        unexplained = not any(f.explains for f in supported) and (
+            family is UNKNOWN or (evidence_read and firing_symptom)
+        )
         inconclusive = no_data or unexplained
         recovery = recovery_of(
             alert,
