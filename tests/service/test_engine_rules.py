@@ -9,6 +9,7 @@ from urllib.parse import quote
 import pytest
 from aiops_analyzer.engines.rules import RulesEngine, classify
 from aiops_analyzer.evidence.logrank import LogLine, rank
+from aiops_analyzer.evidence.prometheus import plan_queries
 from aiops_analyzer.evidence.runbooks import LINK_ONLY_DETAIL
 from aiops_analyzer.evidence.series import describe
 from aiops_analyzer.schemas import Alert, EvidenceItem
@@ -75,6 +76,14 @@ def alert(name: str, expr: str = "", labels: dict[str, str] | None = None, **kw:
         ('rate(llm_requests_total{outcome!="ok"}[10m]) > 0', "error_rate"),
         ("max(work_queue_depth) > 50", "queue_lag"),
         ("max(workers_alive) < 1", "target_down"),
+        ("rate(jvm_gc_pause_seconds_sum[5m]) > 0.1", "garbage_collection"),
+        ("rate(go_gc_duration_seconds_sum[5m]) > 0.05", "garbage_collection"),
+        ("changes(node_boot_time_seconds[30m]) > 0", "reboot"),
+        ("node_reboot_required > 0", "reboot"),
+        (
+            "certmanager_certificate_expiration_timestamp_seconds - time() < 21 * 86400",
+            "certificate_expiry",
+        ),
     ],
 )
 def test_unseen_rules_are_classified_by_their_expression(expr: str, category: str) -> None:
@@ -287,6 +296,52 @@ def test_inconclusive_when_nothing_supports_a_cause() -> None:
     # A heartbeat explains itself.
     watchdog = alert("Watchdog", "vector(1)")
     assert not RulesEngine().analyze(watchdog, with_data).inconclusive
+
+
+@pytest.mark.parametrize(
+    ("name", "expr", "category"),
+    [
+        (
+            "CertManagerCertExpirySoon",
+            "certmanager_certificate_expiration_timestamp_seconds - time() < 21 * 86400",
+            "certificate_expiry",
+        ),
+        ("HostClockSkew", "abs(node_timex_offset_seconds) > 0.05", "clock_skew"),
+        ("JvmGcTimeHigh", "rate(jvm_gc_pause_seconds_sum[5m]) > 0.1", "garbage_collection"),
+        ("NodeRebooted", "changes(node_boot_time_seconds[30m]) > 0", "reboot"),
+    ],
+)
+def test_an_alert_that_measures_a_cause_is_not_inconclusive(
+    name: str, expr: str, category: str
+) -> None:
+    """Days left on a certificate, a clock's offset, time in GC, a boot time that moved: the
+    alert's own series is the evidence for its cause, even when why (a failed renewal) is not
+    in the evidence."""
+    with_data = [metric("prom-1", "alert_expression", [5, 5, 5, 5])]
+    result = RulesEngine().analyze(alert(name, expr), with_data)
+    assert not result.inconclusive and result.category == category
+    assert "prom-1" in result.probable_causes[0].evidence_ids
+    # Its series gone (nothing to read): no evidence of the cause, inconclusive as before.
+    gone = [EvidenceItem(id="prom-1", source="prometheus", status="empty", query=expr)]
+    assert RulesEngine().analyze(alert(name, expr), gone).inconclusive
+    # A symptom alert with the same data stays inconclusive: CPU busy says nothing of why.
+    cpu = alert("HighCpu", "rate(process_cpu_seconds_total[5m]) > 0.9")
+    assert RulesEngine().analyze(cpu, with_data).inconclusive
+
+
+def test_another_exporter_s_name_label_is_not_a_container() -> None:
+    """cAdvisor's `name` is a container; cert-manager's is a certificate."""
+    cert = alert(
+        "CertManagerCertExpirySoon",
+        "certmanager_certificate_expiration_timestamp_seconds - time() < 21 * 86400",
+        {"name": "shop-api-tls", "exported_namespace": "shop"},
+    )
+    result = RulesEngine().analyze(cert, [])
+    assert "container" not in result.summary.split(":")[0]
+    assert (
+        "container name web"
+        in RulesEngine().analyze(alert("Xyzzy", labels={"name": "web"}), []).summary
+    )
 
 
 def test_a_slow_steady_climb_near_the_limit_is_growth() -> None:
@@ -1172,3 +1227,29 @@ def test_oom_killers_in_their_own_words_stop_a_container(line: str) -> None:
     down = alert("ContainerDown", "time() - container_last_seen > 60", {"name": "etl"})
     result = RulesEngine().analyze(down, [log_item("loki-1", line)])
     assert result.category == "oom_killed"
+
+
+def test_time_paused_in_garbage_collection_explains_slow_responses() -> None:
+    """A JVM's collector running back to back, its heap full: the latency alert's cause."""
+    labels = {"instance": "orders-1:8080", "job": "orders"}
+    slow = alert("OrdersSlow", "rate(http_server_requests_seconds_sum[5m]) > 0.5", labels)
+    queries = {q.kind: q.promql for q in plan_queries(slow)}
+    assert 'jvm_gc_pause_seconds_sum{instance="orders-1:8080"}' in queries["runtime_gc_share"]
+    assert 'area="heap"' in queries["runtime_heap_ratio"]
+    # A host's alert has no runtime to ask about.
+    assert "runtime_gc_share" not in {q.kind for q in plan_queries(alert("X", "node_load1 > 4"))}
+
+    own = metric("prom-1", "alert_expression", [0.1] * 20 + [1.2] * 10)
+    gc = metric("prom-2", "runtime_gc_share", [0.005] * 20 + [0.25] * 10, {"instance": "a"})
+    heap = metric("prom-3", "runtime_heap_ratio", [0.4] * 20 + [0.99] * 10, {"instance": "a"})
+    result = RulesEngine().analyze(slow, [own, gc, heap])
+    assert result.category == "garbage_collection" and not result.inconclusive
+    top = result.probable_causes[0]
+    assert "25% of its time paused in garbage collection" in top.cause
+    assert "heap at 99%" in top.cause and top.evidence_ids == ["prom-2", "prom-3"]
+    assert any("heap dump" in step for step in result.remediation)
+    # A runtime that always pauses that much is not what changed.
+    always = metric("prom-2", "runtime_gc_share", [0.25] * 30, {"instance": "a"})
+    result = RulesEngine().analyze(slow, [own, always])
+    assert result.category != "garbage_collection"
+    assert not any("garbage collection" in c.cause for c in result.probable_causes)

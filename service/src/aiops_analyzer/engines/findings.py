@@ -567,6 +567,46 @@ def probe_certificate(prom: list[EvidenceItem]) -> Finding | None:
     )
 
 
+# A tenth of wall time paused in the collector stalls requests visibly; it must also have
+# risen against the window's start (a runtime that always spends that much is not the change).
+GC_PAUSE_SHARE = 0.1
+HEAP_FULL_SHARE = 0.85
+GC_REMEDY = (
+    "Compare the heap left after each collection with the maximum heap: if it stays high, "
+    "raise the heap (-Xmx, GOMEMLIMIT, --max-old-space-size) or find what fills it with a heap "
+    "dump or profile; restarting only resets the clock."
+)
+
+
+def gc_pauses(prom: list[EvidenceItem]) -> Finding | None:
+    """The runtime spends a large and grown share of its time paused in garbage collection."""
+    found = own_series(prom, "runtime_gc_share")
+    if not found:
+        return None
+    item, s = found
+    peak, now, before = s.peak or 0.0, s.current or 0.0, s.baseline or 0.0
+    if peak < GC_PAUSE_SHARE or now < GC_PAUSE_SHARE / 2 or peak < 2 * before + 0.02:
+        return None
+    cited = [item.id]
+    heap = ""
+    full = own_series(prom, "runtime_heap_ratio")
+    if full and (full[1].peak or 0.0) >= HEAP_FULL_SHARE:
+        cited.append(full[0].id)
+        heap = (
+            f", with the heap at {full[1].peak:.0%} of its maximum: it is too small for what it "
+            "holds, or something leaks"
+        )
+    return Finding(
+        f"The process spends {peak:.0%} of its time paused in garbage collection, against "
+        f"{before:.0%} earlier in the window ({label_text(s.labels)}){heap}. Requests stall "
+        "during the pauses.",
+        0.7,
+        tuple(cited),
+        remedy=GC_REMEDY,
+        topic="gc",
+    )
+
+
 def _first_at(s: SeriesStats, value: float) -> float:
     """When the series first took ``value`` after having another one."""
     seen_other = False
@@ -730,6 +770,7 @@ LOG_REMEDIES: dict[str, str] = {
     "that NTP (UDP 123) to the time servers is reachable.",
     "shutdown": "Find who or what stopped it (`docker events --since 1h`, the deploy log, the "
     "orchestrator's events) and start it again if that was not intended.",
+    "gc": GC_REMEDY,
 }
 
 # What a tagged template means, as a cause sentence; {line} is the quoted example.

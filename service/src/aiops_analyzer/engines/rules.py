@@ -139,6 +139,26 @@ FAMILIES: tuple[Family, ...] = (
         name=r"cert|ssl|tls",
     ),
     Family(
+        "reboot",
+        "a host that rebooted",
+        "warning",
+        (
+            "The host restarted: planned (kernel or package updates, unattended-upgrades, "
+            "maintenance) or not (a kernel panic, a watchdog, a power or hypervisor event).",
+        ),
+        (
+            "`journalctl --list-boots` and `last -x reboot shutdown` for when; the end of the "
+            "previous boot (`journalctl -b -1 -n 100`) for why: a clean shutdown shows units "
+            "stopping, a crash ends abruptly.",
+            "If it was unplanned, read the previous boot's kernel log and the hypervisor's or "
+            "cloud console's events for the host.",
+        ),
+        # node_boot_time_seconds moving, node_exporter's textfile flag, uptime rules.
+        metric=r"boot_time|reboot_required|uptime",
+        name=r"reboot|\bboot|uptime",
+        host_steps=("`uptime` and `journalctl -b -1 -e` on the host.",),
+    ),
+    Family(
         "target_down",
         "a scrape target or service that is down",
         "critical",
@@ -160,6 +180,27 @@ FAMILIES: tuple[Family, ...] = (
             "then `docker start NAME`.",
         ),
         host_steps=("`systemctl status SERVICE` and `journalctl -u SERVICE -n 200` on the host.",),
+    ),
+    Family(
+        "garbage_collection",
+        "time lost to garbage collection",
+        "warning",
+        (
+            "The heap is too small for the live data (or something leaks), so the collector "
+            "runs back to back and pauses the application.",
+            "An allocation burst (a large result set, a cache fill, a batch) drives the collector.",
+        ),
+        (
+            "Compare the heap left after each collection with the maximum heap: if it stays "
+            "high, raise the heap (-Xmx, GOMEMLIMIT, --max-old-space-size) or find the leak "
+            "with a heap dump or profile.",
+            "Read the GC log around the alert start (full collections, allocation failures, "
+            "pause causes).",
+        ),
+        # JVM (Micrometer's jvm_gc_pause_seconds, simpleclient's jvm_gc_collection_seconds),
+        # Go's go_gc_duration_seconds, Node's nodejs_gc_duration_seconds, .NET's dotnet_gc_*.
+        metric=r"(?:^|_)gc_|_gc$|garbage",
+        name=r"\bgc\b|garbage",
     ),
     Family(
         "lock_contention",
@@ -562,6 +603,7 @@ class RulesEngine:
         extra += [findings.rebooted(prom), findings.clock_offset(prom)]
         extra += [findings.conntrack_full(prom), findings.nic_link(prom)]
         extra += [findings.probe_phase(prom), findings.probe_certificate(prom)]
+        extra.append(findings.gc_pauses(prom))
         if cpu_alert or disk_alert or family.category == "latency":
             # Busy CPU that the workload does not spend: stolen, waiting on disk, or capped.
             # Swapping also shows as iowait; then memory is the cause, not the disk.
@@ -591,7 +633,8 @@ class RulesEngine:
         evidence_read = bool(prom or logs)
         firing_symptom = alert.status == "firing" and family.category != "heartbeat"
         unexplained = not any(f.explains for f in supported) and (
-            family is UNKNOWN or (evidence_read and firing_symptom)
+            family is UNKNOWN
+            or (evidence_read and firing_symptom and not _measures_cause(found, family, prom))
         )
         inconclusive = no_data or unexplained
         recovery = recovery_of(
@@ -761,6 +804,33 @@ def _family_steps(alert: Alert, family: Family, where: str) -> list[str]:
             "(the exporter reports nginx_up == 0 when it cannot)."
         )
     return steps + list(family.remediation)
+
+
+# Families whose alert measures a root cause itself: a certificate's time left, a clock's
+# offset, a failed job, an OOM kill, time in garbage collection, a reboot, lock waits. Their
+# own series holding the condition supports that cause, even when why it happened (a renewal
+# that failed, a time server out of reach) is not in the evidence.
+MEASURED_CAUSES = frozenset(
+    {
+        "certificate_expiry",
+        "clock_skew",
+        "failed_job",
+        "oom_killed",
+        "garbage_collection",
+        "reboot",
+        "lock_contention",
+    }
+)
+
+
+def _measures_cause(found: Classification, family: Family, prom: list[EvidenceItem]) -> bool:
+    """The alert's expression measures a cause (``MEASURED_CAUSES``) and its series has data."""
+    if family is not found.family or found.matched_by != "expression":
+        return False
+    if family.category not in MEASURED_CAUSES:
+        return False
+    own = findings.own_series(prom, "alert_expression")
+    return own is not None and own[1].current is not None
 
 
 def _one_per_topic(found: list[findings.Finding]) -> list[findings.Finding]:

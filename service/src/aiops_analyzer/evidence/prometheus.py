@@ -59,6 +59,7 @@ def plan_queries(alert: Alert, instance: str | None = None) -> list[NamedQuery]:
         plan.append(NamedQuery("alert expression", expr, "alert_expression"))
     labels = subject_labels(alert)
     family: list[NamedQuery] = []
+    family += _runtime_queries(labels, expr)
     family += _container_queries(labels, expr)
     family += _host_queries(instance or instance_matcher(alert), expr)
     family += _nginx_queries(labels, expr)
@@ -170,6 +171,51 @@ def _container_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
             "container_image",
         ),
     ] + (_throttling_queries(s) if any(m.startswith("container_cpu") for m in metrics) else [])
+
+
+# Counters of seconds spent in collector pauses, as each runtime's client exports them:
+# Micrometer and OpenTelemetry (JVM), simpleclient's hotspot exports, Elasticsearch's exporter,
+# Go's client_golang, prom-client (Node.js).
+GC_PAUSE_SECONDS = (
+    "jvm_gc_pause_seconds_sum",
+    "jvm_gc_duration_seconds_sum",
+    "jvm_gc_collection_seconds_sum",
+    "elasticsearch_jvm_gc_collection_seconds_sum",
+    "go_gc_duration_seconds_sum",
+    "nodejs_gc_duration_seconds_sum",
+)
+# Exporters about machines, containers, probes and clusters: their alerts are not about an
+# application runtime with a heap.
+_INFRASTRUCTURE_METRICS = ("node_", "container_", "kube_", "probe_", "nginx_", "machine_")
+_RUNTIME_SUBJECT_KEYS = ("instance", "job", "application", "app", "service")
+
+
+def _runtime_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
+    """For an application's alert (latency, errors, CPU, memory of a process): how much of
+    its time the runtime spends paused in garbage collection, and how full its heap is.
+
+    A collector running back to back stalls every request, so a latency or CPU alert on a JVM,
+    Go or Node.js service is often a heap that is too small for what it holds."""
+    metrics = _metrics(expr)
+    if not metrics or all(m.startswith(_INFRASTRUCTURE_METRICS) for m in metrics):
+        return []
+    key = next((k for k in _RUNTIME_SUBJECT_KEYS if labels.get(k)), None)
+    if key is None:
+        return []
+    sel = f"{key}={_quote(labels[key])}"
+    share = " or ".join(f"sum by (instance) (rate({m}{{{sel}}}[5m]))" for m in GC_PAUSE_SECONDS)
+    heap = " or ".join(
+        f'sum by (instance) ({used}{{{sel},area="heap"}})'
+        f' / sum by (instance) ({limit}{{{sel},area="heap"}} > 0)'
+        for used, limit in (
+            ("jvm_memory_used_bytes", "jvm_memory_max_bytes"),
+            ("jvm_memory_bytes_used", "jvm_memory_bytes_max"),
+        )
+    )
+    return [
+        NamedQuery("share of time paused in garbage collection", share, "runtime_gc_share"),
+        NamedQuery("heap used / maximum heap", heap, "runtime_heap_ratio"),
+    ]
 
 
 def _throttling_queries(s: str) -> list[NamedQuery]:

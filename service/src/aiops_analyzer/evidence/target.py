@@ -93,8 +93,10 @@ def scope(alert: Alert) -> Scope:
     if any(m.startswith("kube_") for m in metrics) or "pod" in labels or "namespace" in labels:
         return "kubernetes"
     on_host = bool(metrics) and all(m.startswith("node_") for m in metrics)
+    # `name` is cAdvisor's container name, but other exporters' object name (cert-manager's
+    # certificate, a queue): with their metrics it names no container.
     if any(m.startswith("container_") for m in metrics) or (
-        not on_host and ("container" in labels or "name" in labels)
+        not on_host and ("container" in labels or ("name" in labels and not metrics))
     ):
         return "container"
     if any(m.startswith("nginx_") for m in metrics) or "nginx" in labels.get("job", ""):
