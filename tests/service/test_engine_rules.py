@@ -80,6 +80,9 @@ def alert(name: str, expr: str = "", labels: dict[str, str] | None = None, **kw:
         ("rate(go_gc_duration_seconds_sum[5m]) > 0.05", "garbage_collection"),
         ("changes(node_boot_time_seconds[30m]) > 0", "reboot"),
         ("node_reboot_required > 0", "reboot"),
+        ("time() - sales_report_generated_timestamp_seconds > 93600", "failed_job"),
+        ('time() - node_textfile_mtime_seconds{file="backup.prom"} > 3600', "failed_job"),
+        ("time() - node_boot_time_seconds < 600", "reboot"),
         (
             "certmanager_certificate_expiration_timestamp_seconds - time() < 21 * 86400",
             "certificate_expiry",
@@ -956,7 +959,7 @@ def test_reboot_and_clock_offset_from_host_metrics() -> None:
     ]
     result = RulesEngine().analyze(alert("TargetDown", "up == 0", host), evidence)
     text = {c.cause: c.evidence_ids for c in result.probable_causes}
-    reboot = next(c for c in text if c.startswith("The host rebooted"))
+    reboot = next(c for c in text if c.startswith("The host (h:9100) rebooted"))
     assert "00:56:00 UTC" in reboot and text[reboot] == ["prom-12"]
     clock = next(c for c in text if "clock is off by 2.5 s" in c)
     assert text[clock] == ["prom-13"]
@@ -1253,3 +1256,26 @@ def test_time_paused_in_garbage_collection_explains_slow_responses() -> None:
     result = RulesEngine().analyze(slow, [own, always])
     assert result.category != "garbage_collection"
     assert not any("garbage collection" in c.cause for c in result.probable_causes)
+
+
+def test_a_service_down_after_its_machine_rebooted_is_the_reboot() -> None:
+    """The machine's node_exporter (any port, same host) shows the reboot the service's own
+    series cannot."""
+    down = alert("BillingDown", 'up{job="billing"} == 0', {"instance": "app-3:8080"})
+    machine = {q.kind: q.promql for q in plan_queries(down)}["host_boot_time"]
+    assert (
+        machine == 'max by (instance) (node_boot_time_seconds{instance=~"app\\\\-3(?::[0-9]+)?"})'
+    )
+    # node_exporter's own alerts ask their host's boot time directly, not this way.
+    assert all("instance=~" not in q.promql for q in plan_queries(alert("X", "node_load1 > 4")))
+
+    long_ago = END - 20 * 86400
+    boot = metric(
+        "prom-2", "host_boot_time", [long_ago] * 20 + [END - 600] * 10, {"instance": "app-3:9100"}
+    )
+    result = RulesEngine().analyze(down, [metric("prom-1", "alert_expression", [0] * 30), boot])
+    assert result.category == "reboot" and not result.inconclusive
+    top = result.probable_causes[0]
+    assert top.cause.startswith("The host (app-3:9100) rebooted") and top.evidence_ids == ["prom-2"]
+    assert "was 2026-11-08" in top.cause  # a boot days ago is given with its date
+    assert any("systemctl is-enabled" in step for step in result.remediation)

@@ -430,9 +430,15 @@ def rebooted(prom: list[EvidenceItem]) -> Finding | None:
     item, s = found
     if s.peak is None or s.minimum is None or s.peak - s.minimum < 60:
         return None
+    machine = s.labels.get("instance", "")
+    before = (
+        _clock(s.minimum)
+        if s.peak - s.minimum < 86400
+        else datetime.fromtimestamp(s.minimum, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+    )
     return Finding(
-        f"The host rebooted: its boot time moved to {_clock(s.peak)} "
-        f"(node_boot_time_seconds was {_clock(s.minimum)} before).",
+        f"The host{f' ({machine})' if machine else ''} rebooted: its boot time moved to "
+        f"{_clock(s.peak)} (node_boot_time_seconds was {before} before).",
         0.7,
         (item.id,),
         remedy=LOG_REMEDIES_REBOOT,
@@ -739,7 +745,8 @@ def _bytes(value: float) -> str:
 # --- logs ------------------------------------------------------------------------------------
 LOG_REMEDIES_REBOOT = (
     "Check why the host rebooted (`last -x`, `journalctl --list-boots`, unattended-upgrades "
-    "logs) and that every service came back."
+    "logs) and that every service came back: a unit that was started by hand and never "
+    "enabled (`systemctl is-enabled UNIT`) does not start at boot."
 )
 # The first step for a cause named by a tagged template.
 LOG_REMEDIES: dict[str, str] = {

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from aiops_analyzer.engines import categories, findings, findings_application
 from aiops_analyzer.evidence.expression import (
     JOB_METRICS,
+    STALE_OUTPUT,
     alert_expression,
     is_logql,
     metric_names,
@@ -234,8 +235,9 @@ FAMILIES: tuple[Family, ...] = (
             "Run it by hand as its user, fix the error, and check the next scheduled run.",
         ),
         metric=JOB_METRICS,
-        # A failed systemd unit (a RAID member's state="failed" is no job).
-        expr=r"systemd_unit_state\s*\{[^}]*\bstate\s*=\s*\"failed\"",
+        # A failed systemd unit (a RAID member's state="failed" is no job); the time stamp a
+        # job leaves on success grown old (`time() - x_timestamp_seconds`).
+        expr=r"systemd_unit_state\s*\{[^}]*\bstate\s*=\s*\"failed\"|" + STALE_OUTPUT,
         name=r"backup|\bcron|\bjob\b|\btimer\b|snapshot|\bdump\b",
     ),
     Family(

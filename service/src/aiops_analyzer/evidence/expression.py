@@ -137,6 +137,15 @@ JOB_METRICS = (
 )
 
 
+# `time() - x_timestamp_seconds > N`: what a scheduled job leaves when it succeeds (a time
+# stamp it exports, node_exporter's textfile written by a cron job) is N seconds old: the job
+# stopped succeeding. Boot, start and last-seen times are other families' measures.
+STALE_OUTPUT = (
+    r"time\s*\(\s*\)\s*-[^<>=!]*?\b(?!\w*(?:boot|start|seen|expir))\w+"
+    r"(?:_timestamp(?:_seconds)?|_mtime_seconds)\b"
+)
+
+
 # label_replace(v, "dst", "replacement", "src", "regex"): the last four arguments are strings.
 _LABEL_REPLACE = re.compile(
     r"label_replace\s*\(.*?,\s*\"(?P<dst>[a-zA-Z_]\w*)\"\s*,\s*\"(?P<replacement>(?:[^\"\\]|\\.)*)\""

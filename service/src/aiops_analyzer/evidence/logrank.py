@@ -145,7 +145,10 @@ TAGS: dict[str, re.Pattern[str]] = {
     ),
     "reboot": re.compile(
         r"\breboot|unattended-upgrade|system is going down|shutdown scheduled|rebooting"
-        r"|Booting Linux|systemd-shutdown|kernel: Linux version",
+        r"|Booting Linux|systemd-shutdown|kernel: Linux version"
+        # logind and systemd on the way down: a power-off is a reboot that someone finishes.
+        r"|System is powering (?:down|off)|Power key pressed|Reached target (?:Reboot|Power-Off)"
+        r"|\bkexec\b",
         re.I,
     ),
     "shutdown": re.compile(

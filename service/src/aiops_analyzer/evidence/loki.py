@@ -25,6 +25,7 @@ from aiops_analyzer.core.config import Settings
 from aiops_analyzer.evidence.common import Window, alert_window, describe_error, unavailable
 from aiops_analyzer.evidence.expression import (
     JOB_METRICS,
+    STALE_OUTPUT,
     alert_expression,
     is_logql,
     logql_selector,
@@ -205,7 +206,9 @@ def about_job(alert: Alert) -> bool:
     expr = alert_expression(alert)
     if not expr or is_logql(expr):
         return False
-    return any(_JOB_METRICS.search(m) for m in metric_names(expr))
+    return any(_JOB_METRICS.search(m) for m in metric_names(expr)) or bool(
+        re.search(STALE_OUTPUT, expr)
+    )
 
 
 def windows(alert: Alert, settings: Settings) -> tuple[Window, Window]:

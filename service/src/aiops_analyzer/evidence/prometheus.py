@@ -27,7 +27,13 @@ from aiops_analyzer.evidence.expression import (
     threshold,
 )
 from aiops_analyzer.evidence.series import describe, label_text, render
-from aiops_analyzer.evidence.target import host_label, instance_matcher, quote, subject_labels
+from aiops_analyzer.evidence.target import (
+    host_label,
+    host_name,
+    instance_matcher,
+    quote,
+    subject_labels,
+)
 from aiops_analyzer.schemas import Alert, EvidenceItem, SeriesStats, Threshold
 
 MAX_SERIES = 5
@@ -60,6 +66,7 @@ def plan_queries(alert: Alert, instance: str | None = None) -> list[NamedQuery]:
     labels = subject_labels(alert)
     family: list[NamedQuery] = []
     family += _runtime_queries(labels, expr)
+    family += _machine_queries(labels, expr)
     family += _container_queries(labels, expr)
     family += _host_queries(instance or instance_matcher(alert), expr)
     family += _nginx_queries(labels, expr)
@@ -215,6 +222,27 @@ def _runtime_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
     return [
         NamedQuery("share of time paused in garbage collection", share, "runtime_gc_share"),
         NamedQuery("heap used / maximum heap", heap, "runtime_heap_ratio"),
+    ]
+
+
+def _machine_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
+    """For a service's alert (not node_exporter's own): the boot time of the machine it runs
+    on, from a node_exporter scraped under the same host name (any port). A target down or
+    failing right after its machine rebooted is the reboot's doing (a unit not enabled at
+    boot, a mount or a dependency that did not come back)."""
+    instance = labels.get("instance", "")
+    if not instance or any(m.startswith("node_") for m in _metrics(expr)):
+        return []
+    host = host_name(instance)
+    if not host:
+        return []
+    machine = _quote(re.escape(host) + "(?::[0-9]+)?")
+    return [
+        NamedQuery(
+            "boot time of the machine under the target",
+            f"max by (instance) (node_boot_time_seconds{{instance=~{machine}}})",
+            "host_boot_time",
+        )
     ]
 
 
