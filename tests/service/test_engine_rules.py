@@ -1266,6 +1266,15 @@ def test_a_service_down_after_its_machine_rebooted_is_the_reboot() -> None:
     assert (
         machine == 'max by (instance) (node_boot_time_seconds{instance=~"app\\\\-3(?::[0-9]+)?"})'
     )
+    # A Kubernetes node reported by kube-state-metrics: node_exporter's series by node name.
+    not_ready = alert(
+        "KubeNodeNotReady",
+        'kube_node_status_condition{condition="Ready",status="true"} == 0',
+        {"node": "worker-3", "job": "kube-state-metrics", "instance": "10.0.0.9:8080"},
+    )
+    node_boot = {q.kind: q.promql for q in plan_queries(not_ready)}["host_boot_time"]
+    assert 'node_uname_info{nodename=~"worker\\\\-3(?:\\\\..*)?"}' in node_boot
+    assert "10.0.0" not in node_boot  # never the exporter's own address
     # node_exporter's own alerts ask their host's boot time directly, not this way.
     assert all("instance=~" not in q.promql for q in plan_queries(alert("X", "node_load1 > 4")))
 

@@ -230,20 +230,24 @@ def _machine_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
     on, from a node_exporter scraped under the same host name (any port). A target down or
     failing right after its machine rebooted is the reboot's doing (a unit not enabled at
     boot, a mount or a dependency that did not come back)."""
+    if any(m.startswith("node_") for m in _metrics(expr)):
+        return []
     instance = labels.get("instance", "")
-    if not instance or any(m.startswith("node_") for m in _metrics(expr)):
-        return []
-    host = host_name(instance)
-    if not host:
-        return []
-    machine = _quote(re.escape(host) + "(?::[0-9]+)?")
-    return [
-        NamedQuery(
-            "boot time of the machine under the target",
-            f"max by (instance) (node_boot_time_seconds{{instance=~{machine}}})",
-            "host_boot_time",
+    host = host_name(instance) if instance else ""
+    if host:
+        machine = _quote(re.escape(host) + "(?::[0-9]+)?")
+        promql = f"max by (instance) (node_boot_time_seconds{{instance=~{machine}}})"
+    elif node := host_label(labels):
+        # A Kubernetes node or a machine named without a scrape address (KubeNodeNotReady's
+        # `node`): node_exporter's series whose node name is that name, short or qualified.
+        nodename = _quote(re.escape(node) + r"(?:\..*)?")
+        promql = (
+            "max by (instance) (node_boot_time_seconds and on (instance) "
+            f"node_uname_info{{nodename=~{nodename}}})"
         )
-    ]
+    else:
+        return []
+    return [NamedQuery("boot time of the machine under the target", promql, "host_boot_time")]
 
 
 def _throttling_queries(s: str) -> list[NamedQuery]:
