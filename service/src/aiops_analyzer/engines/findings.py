@@ -554,14 +554,15 @@ def probe_certificate(prom: list[EvidenceItem]) -> Finding | None:
         return None
     item, s = found
     left = s.current or 0.0
+    span = f"{abs(left) / 86400:.1f} days" if abs(left) >= 86400 else f"{abs(left) / 3600:.1f} h"
     if left <= 0:
         text = (
-            f"The certificate the probe saw expired {abs(left) / 86400:.1f} days ago "
+            f"The certificate the probe saw expired {span} ago "
             "(probe_ssl_earliest_cert_expiry): clients refuse the TLS handshake."
         )
     else:
         text = (
-            f"The certificate the probe saw expires in {left / 86400:.1f} days "
+            f"The certificate the probe saw expires in {span} "
             "(probe_ssl_earliest_cert_expiry): its renewal has not happened."
         )
     return Finding(

@@ -148,7 +148,11 @@ TAGS: dict[str, re.Pattern[str]] = {
         r"|Booting Linux|systemd-shutdown|kernel: Linux version"
         # logind and systemd on the way down: a power-off is a reboot that someone finishes.
         r"|System is powering (?:down|off)|Power key pressed|Reached target (?:Reboot|Power-Off)"
-        r"|\bkexec\b",
+        r"|\bkexec\b"
+        # An operator's own reboot or power-off, as sudo logs it (`COMMAND=/usr/sbin/shutdown
+        # -r now`, `systemctl reboot`).
+        r"|\bshutdown\s+(?:-\w*[rhP]\b|--(?:reboot|halt|poweroff)\b)"
+        r"|COMMAND=\S*/(?:reboot|poweroff|halt)\b|systemctl\s+(?:reboot|poweroff|halt)\b",
         re.I,
     ),
     "shutdown": re.compile(
