@@ -32,7 +32,9 @@ from aiops_analyzer.evidence.target import (
     host_name,
     instance_matcher,
     quote,
+    short_or_qualified,
     subject_labels,
+    with_any_port,
 )
 from aiops_analyzer.schemas import Alert, EvidenceItem, SeriesStats, Threshold
 
@@ -235,12 +237,12 @@ def _machine_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
     instance = labels.get("instance", "")
     host = host_name(instance) if instance else ""
     if host:
-        machine = _quote(re.escape(host) + "(?::[0-9]+)?")
+        machine = _quote(with_any_port(host))
         promql = f"max by (instance) (node_boot_time_seconds{{instance=~{machine}}})"
     elif node := host_label(labels):
         # A Kubernetes node or a machine named without a scrape address (KubeNodeNotReady's
         # `node`): node_exporter's series whose node name is that name, short or qualified.
-        nodename = _quote(re.escape(node) + r"(?:\..*)?")
+        nodename = _quote(short_or_qualified(node))
         promql = (
             "max by (instance) (node_boot_time_seconds and on (instance) "
             f"node_uname_info{{nodename=~{nodename}}})"
@@ -441,7 +443,7 @@ def _node_name_query(alert: Alert) -> str | None:
     name = host_label(labels)
     if not name or labels.get("instance") or "instance" in renamed_labels(expr, labels):
         return None
-    nodename = _quote(re.escape(name) + r"(?:\..*)?")
+    nodename = _quote(short_or_qualified(name))
     return f"group by (instance) (node_uname_info{{nodename=~{nodename}}})"
 
 

@@ -123,8 +123,18 @@ def instance_matcher(alert: Alert) -> str | None:
         return f"instance{op}{quote(value)}"
     name = host_label(labels)
     if name:
-        return f"instance=~{quote(re.escape(name) + '(?::[0-9]+)?')}"
+        return f"instance=~{quote(with_any_port(name))}"
     return None
+
+
+def with_any_port(host: str) -> str:
+    """A regex of node_exporter's instance on ``host``: the name alone or with any port."""
+    return re.escape(host) + "(?::[0-9]+)?"
+
+
+def short_or_qualified(name: str) -> str:
+    """A regex of a node name given short (``web-3``) or fully qualified (``web-3.dc1``)."""
+    return re.escape(name) + r"(?:\..*)?"
 
 
 def host_label(labels: dict[str, str]) -> str:
