@@ -330,11 +330,13 @@ def test_list_filters_pages_and_links_resolutions(store: Store) -> None:
     assert listed.resolved_by == resolution_id
 
 
-async def test_group_commit_fails_only_the_delivery_that_fails(store: Store) -> None:
-    committer = GroupCommitter(store.ingestor)
+def built(fingerprint: str, threads: list[int] | None = None) -> Callable[[], Delivery]:
+    """A delivery builder for the group committer; records the thread that built it."""
 
-    def good(fingerprint: str) -> Callable[[], Delivery]:
-        return lambda: Delivery(
+    def build() -> Delivery:
+        if threads is not None:
+            threads.append(threading.get_ident())
+        return Delivery(
             receiver="r",
             status="firing",
             group_key="g",
@@ -342,14 +344,25 @@ async def test_group_commit_fails_only_the_delivery_that_fails(store: Store) -> 
             alerts=[alert(fingerprint=fingerprint)],
         )
 
+    return build
+
+
+# Small batches on SQLite are stored on the event loop; the rest in a thread. Both must fail
+# only the delivery that fails.
+@pytest.mark.parametrize("size", [None, 500], ids=["thread", "event-loop-when-sqlite"])
+async def test_group_commit_fails_only_the_delivery_that_fails(
+    store: Store, size: int | None
+) -> None:
+    committer = GroupCommitter(store.ingestor, inline_max_bytes=64_000 if store.db.sqlite else 0)
+
     def bad() -> Delivery:
         raise ValueError("cannot build this one")
 
     results = await asyncio.gather(
-        committer.ingest(good("a")),
-        committer.ingest(bad),
-        committer.ingest(good("b")),
-        committer.ingest(good("a")),
+        committer.ingest(built("a"), size=size),
+        committer.ingest(bad, size=size),
+        committer.ingest(built("b"), size=size),
+        committer.ingest(built("a"), size=size),
         return_exceptions=True,
     )
     assert isinstance(results[1], ValueError)
@@ -357,6 +370,96 @@ async def test_group_commit_fails_only_the_delivery_that_fails(store: Store) -> 
     assert isinstance(first, IngestResult) and isinstance(second, IngestResult)
     assert isinstance(again, IngestResult) and again.analysis_ids == first.analysis_ids
     assert count(store, JobState.PENDING) == 2
+
+
+async def test_a_batch_failing_on_the_event_loop_is_retried_one_by_one_in_a_thread(
+    tmp_path: Path,
+) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'analyzer.db'}")
+    store.migrate()
+    failures = {"left": 1}
+
+    def fail_once(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if failures["left"] and statement.lstrip().upper().startswith("INSERT INTO ANALYSES"):
+            failures["left"] -= 1
+            raise sqlite3.OperationalError("disk I/O error")
+
+    event.listen(store.db.writer, "before_cursor_execute", fail_once)
+    results = await asyncio.gather(
+        *(store.ingest_grouped(built(f"f{n}"), size=200) for n in (1, 2))
+    )
+    assert sorted(len(result.new_ids) for result in results) == [1, 1]
+    assert count(store, JobState.PENDING) == 2
+    store.dispose()
+
+
+async def test_small_sqlite_batches_are_stored_on_the_event_loop_large_ones_in_a_thread(
+    tmp_path: Path,
+) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'analyzer.db'}")
+    store.migrate()
+    loop_thread = threading.get_ident()
+    small: list[int] = []
+    await store.ingest_grouped(built("small", small), size=2_000)
+    large: list[int] = []
+    await store.ingest_grouped(built("large", large), size=1_000_000)
+    unknown: list[int] = []
+    await store.ingest_grouped(built("unknown", unknown))
+    assert small == [loop_thread]
+    assert large and large[0] != loop_thread
+    assert unknown and unknown[0] != loop_thread
+    assert count(store, JobState.PENDING) == 3
+    store.dispose()
+
+
+async def test_postgresql_batches_never_run_on_the_event_loop(
+    postgres_server: PostgresServer,
+) -> None:
+    # A database that is down would freeze every request, health checks included.
+    store = Store(postgres_server.create_database())
+    store.migrate()
+    threads: list[int] = []
+    await store.ingest_grouped(built("pg", threads), size=200)
+    assert threads and threads[0] != threading.get_ident()
+    store.dispose()
+
+
+@pytest.mark.parametrize("holder", ["another-process", "a-worker-thread"])
+async def test_a_held_sqlite_lock_never_blocks_the_event_loop(tmp_path: Path, holder: str) -> None:
+    """The webhook waits for the lock in a thread: the loop keeps serving meanwhile."""
+    path = tmp_path / "analyzer.db"
+    store = Store(f"sqlite:///{path}")
+    store.migrate()
+    release = threading.Event()
+    held = threading.Event()
+
+    def hold_lock() -> None:
+        if holder == "another-process":  # a second connection stands in for one
+            other = sqlite3.connect(path, isolation_level=None)
+            other.execute("BEGIN IMMEDIATE")
+            held.set()
+            release.wait(10)
+            other.execute("COMMIT")
+            other.close()
+        else:
+            with store.db.write():
+                held.set()
+                release.wait(10)
+
+    holder_thread = threading.Thread(target=hold_lock)
+    holder_thread.start()
+    assert held.wait(5)
+    stored = asyncio.create_task(store.ingest_grouped(built("waits"), size=200))
+    ticks = 0
+    for _ in range(10):  # the loop runs while the delivery waits for the lock
+        await asyncio.sleep(0.01)
+        ticks += 1
+    assert ticks == 10 and not stored.done()
+    release.set()
+    result = await asyncio.wait_for(stored, 10)
+    holder_thread.join()
+    assert len(result.new_ids) == 1
+    store.dispose()
 
 
 def test_a_unix_socket_url_as_cloud_run_mounts_it_reaches_postgresql(

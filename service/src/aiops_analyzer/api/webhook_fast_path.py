@@ -103,7 +103,7 @@ class WebhookFastPath:
             return
 
         try:
-            accepted = await accept(payload, state)
+            accepted = await accept(payload, state, size=len(body))
         except Exception as exc:
             if not is_storage_error(exc):
                 raise
