@@ -424,6 +424,36 @@ async def test_postgresql_batches_never_run_on_the_event_loop(
     store.dispose()
 
 
+async def test_a_request_cancelled_while_waiting_still_has_its_delivery_stored(
+    tmp_path: Path,
+) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'analyzer.db'}")
+    store.migrate()
+    release = threading.Event()
+    held = threading.Event()
+
+    def hold_lock() -> None:
+        with store.db.write():
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    assert held.wait(5)
+    request = asyncio.create_task(store.ingest_grouped(built("gone"), size=200))
+    await asyncio.sleep(0.05)
+    request.cancel()  # the client went away
+    release.set()
+    holder.join()
+    for _ in range(200):
+        if count(store, JobState.PENDING) == 1:
+            break
+        await asyncio.sleep(0.01)
+    assert request.cancelled()
+    assert count(store, JobState.PENDING) == 1
+    store.dispose()
+
+
 @pytest.mark.parametrize("holder", ["another-process", "a-worker-thread"])
 async def test_a_held_sqlite_lock_never_blocks_the_event_loop(tmp_path: Path, holder: str) -> None:
     """The webhook waits for the lock in a thread: the loop keeps serving meanwhile."""

@@ -424,8 +424,9 @@ class GroupCommitter:
         self._waiting.append(_Waiting(build, future, size))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_all(), name="aiops-ingest-writer")
-        # A request cancelled while waiting (client gone) leaves the write to finish.
-        return await asyncio.shield(future)
+        # A request cancelled while waiting (client gone) cancels only this future: the
+        # writer still stores the delivery, and skips answering it.
+        return await future
 
     async def _write_all(self) -> None:
         while self._waiting:
