@@ -118,6 +118,39 @@ def alert(
             {"namespace": "shop", "pod": "api-7d9-abc", "container": "api"},
             "cpu_saturation",
         ),
+        (
+            # kube-prometheus' CoreDNS mixin: the expression measures DNS, whatever the name.
+            "CoreDNSErrorsHigh",
+            'sum(rate(coredns_dns_responses_total{rcode="SERVFAIL"}[5m])) '
+            "/ sum(rate(coredns_dns_responses_total[5m])) > 0.03",
+            {"instance": "dns-1:9153", "job": "coredns"},
+            "dns",
+        ),
+        (
+            "BlackboxSlowDnsLookup",
+            "probe_dns_lookup_time_seconds > 1",
+            {"instance": "https://api.example.com", "job": "blackbox"},
+            "dns",
+        ),
+        (
+            "NginxTlsHandshakeErrors",
+            "rate(nginx_ssl_handshake_errors_total[5m]) > 1",
+            {"instance": "edge-1:9113", "job": "nginx"},
+            "tls",
+        ),
+        (
+            # The certificate's own dates stay certificate_expiry, TLS words or not.
+            "BlackboxSslCertificateWillExpireSoon",
+            "probe_ssl_earliest_cert_expiry - time() < 86400 * 3",
+            {"instance": "https://api.example.com", "job": "blackbox"},
+            "certificate_expiry",
+        ),
+        (
+            "SqsOldestMessageTooOld",
+            "aws_sqs_approximate_age_of_oldest_message_maximum > 600",
+            {"queue_name": "orders"},
+            "queue_lag",
+        ),
     ],
 )
 def test_public_rule_sets_are_classified_by_what_they_measure(

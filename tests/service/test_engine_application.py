@@ -261,6 +261,12 @@ def test_a_queue_alert_names_the_stalled_consumer_and_a_rate_limit() -> None:
         ("451-4.7.1 Too many messages from 10.0.3.9, please slow down", "rate_limit"),
         ("botocore.errorfactory.ThrottlingException: Rate exceeded", "rate_limit"),
         ("FATAL:  terminating connection due to idle-in-transaction timeout", "lock"),
+        # A resolver's upstream timing out (CoreDNS forwarding to port 53) is DNS.
+        (
+            "[ERROR] plugin/errors: 2 example.com. A: "
+            "read udp 10.0.5.7:4107->10.0.0.2:53: i/o timeout",
+            "dns",
+        ),
     ],
 )
 def test_application_tags(line: str, tag: str) -> None:
@@ -674,6 +680,8 @@ def test_scanners_failing_ssh_logins_are_no_rejected_credentials() -> None:
         ),
         ("Error: connect ECONNREFUSED redis-cache:6379", "redis-cache:6379"),
         ('upstream: "http://cart:8080/api", host: "shop.local"', "cart:8080"),
+        # Go's net errors name the local end first: the dependency is the remote one.
+        ("read tcp 10.0.5.7:41070->10.0.0.9:5432: read: connection reset by peer", "10.0.0.9:5432"),
     ],
 )
 def test_the_dependencys_address_is_read_from_the_clients_line(line: str, where: str) -> None:

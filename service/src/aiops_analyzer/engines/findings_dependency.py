@@ -53,6 +53,10 @@ _ADDRESS = re.compile(
 )
 
 
+# A connection written local->remote (Go's net errors, conntrack, ss).
+_LOCAL_TO_REMOTE = re.compile(r"\S+:\d{1,5}->(\[?[\w.:-]+\]?:\d{1,5})\b")
+
+
 def seen(template: LogTemplate) -> str:
     novelty = {"new": ", new in the window", "surging": ", surging"}.get(template.novelty, "")
     return f"{template.count}x from {_clock(template.first_seen)}{novelty}"
@@ -96,6 +100,9 @@ def address(line: str) -> str:
     libpq = _SERVER_AT.search(line)
     if libpq:
         return f"{libpq.group(1)}:{libpq.group(2)}"
+    connection = _LOCAL_TO_REMOTE.search(line)
+    if connection:  # Go's "read tcp 10.0.5.7:41070->10.0.0.9:5432": the remote end
+        return connection.group(1)
     for match in _ADDRESS.finditer(line):
         found = next((g for g in match.groups() if g), "")
         if found and not _SOURCE_FILE.search(found):

@@ -128,6 +128,41 @@ FAMILIES: tuple[Family, ...] = (
         ),
     ),
     Family(
+        "tls",
+        "TLS handshakes failing",
+        "warning",
+        (
+            "Clients and the server no longer agree on TLS: a certificate that does not match "
+            "the name or lacks its chain, an untrusted or expired CA, or a protocol or cipher "
+            "one side no longer allows.",
+        ),
+        (
+            "`openssl s_client -connect HOST:443 -servername NAME` shows the chain and the "
+            "handshake's error.",
+            "Check the certificate's names and chain and the TLS versions both sides allow; "
+            "compare with the last change to either.",
+        ),
+        metric=r"(?:tls|ssl)_handshake|handshake_(?:errors?|failures?)",
+        name=r"handshake",
+    ),
+    Family(
+        "dns",
+        "name resolution failing or slow",
+        "warning",
+        (
+            "The resolver answers slowly, fails (SERVFAIL) or has no record (NXDOMAIN): its "
+            "upstream is down or unreachable, a zone or record changed, or the path to it is "
+            "blocked.",
+        ),
+        (
+            "`dig @RESOLVER NAME` from the affected host, then against another resolver.",
+            "Read the resolver's log and its upstreams (CoreDNS `forward`, "
+            "`resolvectl status`) and the last zone or record change.",
+        ),
+        metric=r"^probe_dns_|^coredns_|^dnsmasq_|^unbound_|^bind_|^pdns_|_dns_(?:lookup|quer)",
+        name=r"\bdns\b|name resolution|resolver|nxdomain|servfail|core ?dns",
+    ),
+    Family(
         "certificate_expiry",
         "a TLS certificate close to expiry",
         "warning",
@@ -387,7 +422,7 @@ FAMILIES: tuple[Family, ...] = (
             "Check that the consumers are alive and how fast they complete work.",
             "Look for a slow dependency behind each job; add workers if input simply grew.",
         ),
-        metric=r"queue|backlog|_lag|pending|inflight|in_flight",
+        metric=r"queue|backlog|_lag|pending|inflight|in_flight|age_of_oldest|messages_(?:ready|visible)",
         name=r"backlog|queue|\blag\b",
     ),
     Family(
@@ -816,6 +851,8 @@ MEASURED_CAUSES = frozenset(
     {
         "certificate_expiry",
         "clock_skew",
+        "dns",
+        "tls",
         "failed_job",
         "oom_killed",
         "garbage_collection",

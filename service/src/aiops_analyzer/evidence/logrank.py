@@ -65,7 +65,10 @@ TAGS: dict[str, re.Pattern[str]] = {
         r"|ENOTFOUND|UnknownHostException|NameResolutionError|Name or service not known"
         r"|nodename nor servname|server misbehaving|no servers could be reached"
         r"|degraded feature set|resolv\.conf|DNS server \S+ (?:timed out|not responding)"
-        r"|(?:DNS|resolver) (?:request |query )?(?:timed out|timeout|failed)",
+        r"|(?:DNS|resolver) (?:request |query )?(?:timed out|timeout|failed)"
+        # A query to a resolver's port 53 that fails (Go's "read udp A->B:53: i/o timeout",
+        # CoreDNS's forward plugin).
+        r"|(?:udp|tcp) \S+->\S+:53\b|plugin/forward",
         re.I,
     ),
     "tls": re.compile(
