@@ -331,6 +331,28 @@ async def test_loki_window_stays_around_an_old_start() -> None:
     assert (starts_ns - start_ns) / 1e9 == pytest.approx(lead_and_baseline.total_seconds(), abs=2)
 
 
+async def test_a_deploy_logged_before_the_recent_window_is_part_of_the_lead_up() -> None:
+    """A rule with `for: 15m` starts well after the release that broke it: the deploy line,
+    logged before the quarter hour preceding startsAt, is still new; an older one is not."""
+    base = STARTS.timestamp()
+    lines = [(base - 3 * 3600 + 60 * i, f"GET /invoices 200 request {i}") for i in range(185)]
+    lines += [
+        (base - 5 * 3600 + 600, "invoicing version=5.2.7 ready"),  # hours ago: not read
+        (base - 2 * 3600, "cache warm-up version=3.1.0 applied"),  # in the baseline: history
+        (base - 17 * 60, "invoicing version=5.3.0 ready (git 4be81c2)"),
+        (base - 16 * 60, "GET /health 200 heartbeat"),  # not a deploy: stays in the baseline
+    ]
+    with LoopbackServer(_loki_by_window(lines, {"container": "invoicing"})) as loki:
+        s = settings(loki_url=loki.url)
+        items = by_id(await gather_evidence(alert({"alertname": "X", "name": "invoicing"}), s))
+    by_example = {t.example: t for t in items["loki-1"].templates}
+    deploy = by_example["invoicing version=5.3.0 ready (git 4be81c2)"]
+    assert deploy.novelty == "new" and "deploy" in deploy.tags
+    assert deploy.first_seen == pytest.approx(base - 17 * 60, abs=1)
+    assert not any("warm-up" in example for example in by_example)
+    assert not any("heartbeat" in example for example in by_example)
+
+
 async def test_host_alert_reads_the_hosts_own_streams() -> None:
     expr = '100 * (1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m]))) > 90'
     labels = {"alertname": "HighCpu", "instance": "10.0.3.17:9100", "job": "node"}

@@ -31,7 +31,7 @@ from aiops_analyzer.evidence.expression import (
     logql_selector,
     metric_names,
 )
-from aiops_analyzer.evidence.logrank import LogLine, rank_with_lines
+from aiops_analyzer.evidence.logrank import TAGS, LogLine, rank_with_lines
 from aiops_analyzer.evidence.prometheus import render_item, typed_series
 from aiops_analyzer.evidence.target import (
     host_label,
@@ -53,6 +53,10 @@ MAX_FETCH_LINES = 500
 LOG_BASELINE = timedelta(hours=3)
 # The recent window starts this long before startsAt (a rule's `for:` plus the lead-up).
 RECENT_LEAD = timedelta(minutes=15)
+# A deploy logged this long before the recent window still belongs to the lead-up: a rule
+# with a long `for:` (15 or 30 minutes) starts its alert well after the release that broke it.
+DEPLOY_LEAD_IN = timedelta(minutes=30)
+_DEPLOY_LINE = TAGS["deploy"]
 # The lead-up read of the recent window runs this far past startsAt.
 LEAD_UP_AFTER_START = timedelta(minutes=5)
 MAX_TEMPLATES_KEPT = 10
@@ -298,6 +302,7 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
     first_job_read = len(results) - (len(selectors) if job_alert else 0)
     # The last runs' failure lines first: they count as recent even inside the baseline.
     order = [*range(first_job_read, len(results)), *range(first_job_read)]
+    deploy_from = (recent.start - DEPLOY_LEAD_IN).timestamp()
     for index in order:
         result = results[index]
         if isinstance(result, str):
@@ -308,7 +313,11 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
             seen.add((ts_ns, text))
             ts = ts_ns / 1e9
             last_run = index >= first_job_read
-            recent_line = last_run or recent.start.timestamp() <= ts
+            recent_line = (
+                last_run
+                or recent.start.timestamp() <= ts
+                or (deploy_from <= ts and bool(_DEPLOY_LINE.search(text)))
+            )
             if not recent_line and ts < covered_from:
                 continue  # older than what every capped read covers: rates would be skewed
             # Where a last run's line was read: the ranking tells a job's failure (once or
