@@ -274,6 +274,27 @@ def test_application_tags(line: str, tag: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("line", "stops"),
+    [
+        ("Stopping nginx.service - A high performance web server...", True),
+        ("Stopped prometheus-node-exporter.service - Prometheus exporter.", True),
+        (
+            "alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; "
+            "COMMAND=/usr/bin/systemctl stop prometheus-node-exporter",
+            True,
+        ),
+        ("bob : COMMAND=/usr/bin/docker stop shop_api_1", True),
+        # A user's session manager ends with every logout; a oneshot unit finishes every run.
+        ("Stopping user@1000.service - User Manager for UID 1000...", False),
+        ("apt-daily.service: Deactivated successfully.", False),
+        ("Starting apt-daily.service - Daily apt download activities...", False),
+    ],
+)
+def test_orderly_stops_and_the_commands_that_make_them(line: str, stops: bool) -> None:
+    assert ("shutdown" in tags_of(line)) is stops
+
+
+@pytest.mark.parametrize(
     "line",
     [
         "throttle_ms=0 sent=42",

@@ -888,6 +888,8 @@ def log_causes(logs: list[EvidenceItem], limit: int = 3) -> list[Finding]:
         if tag == "deploy" and template.novelty != "new":
             continue  # a version every line carries, or a start long before: no deploy now
         sentence, confidence, family = LOG_CAUSES[tag]
+        if tag == "shutdown" and (operator := _operator_command(logs)) is not None:
+            item, template, sentence = operator
         novelty = {"new": " (new in the window)", "surging": " (surging)"}.get(template.novelty, "")
         out.append(
             Finding(
@@ -906,6 +908,29 @@ def log_causes(logs: list[EvidenceItem], limit: int = 3) -> list[Finding]:
         if len(out) >= limit:
             break
     return out
+
+
+# sudo's journal line: "alice : TTY=pts/0 ; PWD=... ; USER=root ; COMMAND=/usr/bin/systemctl ...".
+_SUDO_COMMAND = re.compile(r"(?:^|\s)([a-z_][\w.-]*) : .*?\bCOMMAND=(\S.*)$")
+
+
+def _operator_command(
+    logs: list[EvidenceItem],
+) -> tuple[EvidenceItem, LogTemplate, str] | None:
+    """An operator's command that stopped something, new before the alert: who and what."""
+    for item, template in templates(logs):
+        if "shutdown" not in template.tags or template.novelty != "new":
+            continue
+        found = _SUDO_COMMAND.search(template.example)
+        if found:
+            user, command = found.group(1), _clip(found.group(2).strip())
+            return (
+                item,
+                template,
+                f"An operator stopped it: {user} ran `{command}` (at {{when}}), an orderly "
+                "stop, not a crash: {line}",
+            )
+    return None
 
 
 def error_messages(

@@ -160,7 +160,13 @@ TAGS: dict[str, re.Pattern[str]] = {
     ),
     "shutdown": re.compile(
         r"\bSIG(?:TERM|INT|QUIT)\b|received signal|signal[=: ]+(?:terminated|interrupt)"
-        r"|shutting down|shutdown complete|graceful(?:ly)? (?:shutdown|stop)",
+        r"|shutting down|shutdown complete|graceful(?:ly)? (?:shutdown|stop)"
+        # systemd stopping a service unit (not a user's session manager), and an operator's
+        # command that stops one (sudo's COMMAND=, a shell history line).
+        r"|\bStopp(?:ing|ed) (?!user@|user-runtime-dir@|session-)[\w@.-]+\.service\b"
+        r"|(?:systemctl|rc-service|service \S+) (?:--now )?(?:stop|kill|disable --now|mask --now)\b"
+        r"|\b(?:docker|podman) (?:container )?(?:stop|kill|rm -f)\b"
+        r"|kubectl (?:scale\b.*--replicas[= ]0\b|drain\b|delete (?:pod|deploy))",
         re.I,
     ),
     "lock": re.compile(
