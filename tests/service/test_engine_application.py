@@ -284,6 +284,7 @@ def test_application_tags(line: str, tag: str) -> None:
             True,
         ),
         ("bob : COMMAND=/usr/bin/docker stop shop_api_1", True),
+        ("kubectl scale deploy/api --replicas=0", True),
         # A user's session manager ends with every logout; a oneshot unit finishes every run.
         ("Stopping user@1000.service - User Manager for UID 1000...", False),
         ("apt-daily.service: Deactivated successfully.", False),
@@ -292,6 +293,7 @@ def test_application_tags(line: str, tag: str) -> None:
 )
 def test_orderly_stops_and_the_commands_that_make_them(line: str, stops: bool) -> None:
     assert ("shutdown" in tags_of(line)) is stops
+    assert "deploy" not in tags_of(line)  # scaling a deployment to zero ships nothing
 
 
 @pytest.mark.parametrize(

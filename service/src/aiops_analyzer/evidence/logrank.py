@@ -135,8 +135,9 @@ TAGS: dict[str, re.Pattern[str]] = {
         re.I,
     ),
     "deploy": re.compile(
-        # Not the user called "deploy" (sshd, sudo, pam: "for deploy", "user deploy(uid=").
-        r"(?<!user )(?<!for )\bdeploy(?:ed|ing|ment)?\b(?![(@])"
+        # Not the user called "deploy" (sshd, sudo, pam: "for deploy", "user deploy(uid="),
+        # nor kubectl's resource names ("kubectl scale deploy/api --replicas=0").
+        r"(?<!user )(?<!for )\bdeploy(?:ed|ing|ment)?\b(?![(@/])"
         r"|\brollout\b|rolled out|rolling (?:update|restart)"
         r"|new version|upgraded? (?:to|from) v?\d|starting \S+ (?:version|v)\s*[=:]?\s*v?\d"
         r"|\bversion\"?\s*[=:]\s*\"?v?\d+\.\d+|image \S+ (?:pulled|updated)|migration \S* ?applied"
