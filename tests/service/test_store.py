@@ -7,7 +7,8 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -424,27 +425,47 @@ async def test_postgresql_batches_never_run_on_the_event_loop(
     store.dispose()
 
 
+@contextmanager
+def write_lock_held(store: Store, *, by: str = "a-worker-thread") -> Iterator[threading.Event]:
+    """Hold the store's SQLite write lock until the yielded event is set: from a worker
+    thread of this process, or from a second connection standing in for another process.
+    (A holder never released in time lets go after 10 s.)"""
+    release = threading.Event()
+    held = threading.Event()
+
+    def hold() -> None:
+        if by == "another-process":
+            other = sqlite3.connect(store.db.writer.url.database or "", isolation_level=None)
+            other.execute("BEGIN IMMEDIATE")
+            held.set()
+            release.wait(10)
+            other.execute("COMMIT")
+            other.close()
+        else:
+            with store.db.write():
+                held.set()
+                release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(5)
+    try:
+        yield release
+    finally:
+        release.set()
+        holder.join()
+
+
 async def test_a_request_cancelled_while_waiting_still_has_its_delivery_stored(
     tmp_path: Path,
 ) -> None:
     store = Store(f"sqlite:///{tmp_path / 'analyzer.db'}")
     store.migrate()
-    release = threading.Event()
-    held = threading.Event()
-
-    def hold_lock() -> None:
-        with store.db.write():
-            held.set()
-            release.wait(10)
-
-    holder = threading.Thread(target=hold_lock)
-    holder.start()
-    assert held.wait(5)
-    request = asyncio.create_task(store.ingest_grouped(built("gone"), size=200))
-    await asyncio.sleep(0.05)
-    request.cancel()  # the client went away
-    release.set()
-    holder.join()
+    with write_lock_held(store) as release:
+        request = asyncio.create_task(store.ingest_grouped(built("gone"), size=200))
+        await asyncio.sleep(0.05)
+        request.cancel()  # the client went away
+        release.set()
     for _ in range(200):
         if count(store, JobState.PENDING) == 1:
             break
@@ -456,38 +477,18 @@ async def test_a_request_cancelled_while_waiting_still_has_its_delivery_stored(
 
 @pytest.mark.parametrize("holder", ["another-process", "a-worker-thread"])
 async def test_a_held_sqlite_lock_never_blocks_the_event_loop(tmp_path: Path, holder: str) -> None:
-    """The webhook waits for the lock in a thread: the loop keeps serving meanwhile."""
-    path = tmp_path / "analyzer.db"
-    store = Store(f"sqlite:///{path}")
+    """The webhook waits for the lock in a thread: the loop keeps serving meanwhile. (Were
+    the loop blocked, the sleeps would only end once the holder gives up, after 10 s, with
+    the delivery stored by then.)"""
+    store = Store(f"sqlite:///{tmp_path / 'analyzer.db'}")
     store.migrate()
-    release = threading.Event()
-    held = threading.Event()
-
-    def hold_lock() -> None:
-        if holder == "another-process":  # a second connection stands in for one
-            other = sqlite3.connect(path, isolation_level=None)
-            other.execute("BEGIN IMMEDIATE")
-            held.set()
-            release.wait(10)
-            other.execute("COMMIT")
-            other.close()
-        else:
-            with store.db.write():
-                held.set()
-                release.wait(10)
-
-    holder_thread = threading.Thread(target=hold_lock)
-    holder_thread.start()
-    assert held.wait(5)
-    stored = asyncio.create_task(store.ingest_grouped(built("waits"), size=200))
-    ticks = 0
-    for _ in range(10):  # the loop runs while the delivery waits for the lock
-        await asyncio.sleep(0.01)
-        ticks += 1
-    assert ticks == 10 and not stored.done()
-    release.set()
-    result = await asyncio.wait_for(stored, 10)
-    holder_thread.join()
+    with write_lock_held(store, by=holder) as release:
+        stored = asyncio.create_task(store.ingest_grouped(built("waits"), size=200))
+        for _ in range(10):
+            await asyncio.sleep(0.01)
+        assert not stored.done()
+        release.set()
+        result = await asyncio.wait_for(stored, 10)
     assert len(result.new_ids) == 1
     store.dispose()
 
