@@ -261,6 +261,12 @@ def test_a_queue_alert_names_the_stalled_consumer_and_a_rate_limit() -> None:
         ("451-4.7.1 Too many messages from 10.0.3.9, please slow down", "rate_limit"),
         ("botocore.errorfactory.ThrottlingException: Rate exceeded", "rate_limit"),
         ("FATAL:  terminating connection due to idle-in-transaction timeout", "lock"),
+        # What a skewed clock breaks.
+        (
+            "An error occurred while attempting to decode the Jwt: Jwt used before 2026-12-03",
+            "clock",
+        ),
+        ("<Code>RequestTimeTooSkewed</Code>", "clock"),
         # A resolver's upstream timing out (CoreDNS forwarding to port 53) is DNS.
         (
             "[ERROR] plugin/errors: 2 example.com. A: "

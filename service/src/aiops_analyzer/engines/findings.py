@@ -465,6 +465,39 @@ def clock_offset(prom: list[EvidenceItem]) -> Finding | None:
     )
 
 
+# A service's machine this far off is a cause on its own; closer, only when the service's own
+# lines fail on time (a token "used before" its issue time).
+MACHINE_CLOCK_SKEW_SECONDS = 60.0
+
+
+def machine_clock(prom: list[EvidenceItem], logs: list[EvidenceItem]) -> Finding | None:
+    """The clock of the machine a service runs on is off (its node_exporter's offset)."""
+    found = own_series(prom, "machine_clock_offset")
+    if not found or found[1].current is None:
+        return None
+    item, s = found
+    worst = max(abs(s.peak or 0.0), abs(s.minimum or 0.0))
+    if worst < 0.5:
+        return None
+    failing = next(
+        ((i, t) for i, t in templates(logs) if "clock" in t.tags and not is_background(t)),
+        None,
+    )
+    if failing is None and worst < MACHINE_CLOCK_SKEW_SECONDS:
+        return None
+    said = f", and the service fails on time: '{_clip(failing[1].example)}'" if failing else ""
+    return Finding(
+        f"The clock of the machine the service runs on is off by {fmt(s.current)} s (worst "
+        f"{fmt(worst)} s in the window, node_timex_offset_seconds of its node_exporter)"
+        f"{said}. Tokens, TLS and signed requests fail when clocks disagree: time "
+        "synchronisation is not working there.",
+        0.75,
+        (item.id, *((failing[0].id,) if failing else ())),
+        remedy=LOG_REMEDIES["clock"],
+        topic="clock",
+    )
+
+
 # Conntrack entries at this share of nf_conntrack_max: the kernel starts dropping new flows
 # when the table is full; near it, bursts already overflow between scrapes.
 CONNTRACK_FULL_SHARE = 0.9

@@ -638,6 +638,7 @@ class RulesEngine:
         shift_logs = [] if "deploy" in application.drop_topics else logs
         extra += [cache, findings.metric_shift(prom, shift_logs)]
         extra += [findings.rebooted(prom), findings.clock_offset(prom)]
+        extra.append(findings.machine_clock(prom, logs))
         extra += [findings.conntrack_full(prom), findings.nic_link(prom)]
         extra += [findings.probe_phase(prom), findings.probe_certificate(prom)]
         extra.append(findings.gc_pauses(prom))

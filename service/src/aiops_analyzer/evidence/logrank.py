@@ -211,7 +211,11 @@ TAGS: dict[str, re.Pattern[str]] = {
         r"clock skew|clock drift|time (?:jump|drift)|no selectable sources|System clock wrong"
         r"|can(?:'|no)t synchroni[sz]e|clock (?:is )?(?:unsynchroni[sz]ed|not synchroni[sz]ed)"
         r"|clock (?:was )?stepped|Timed out waiting for reply|(?:ntp|chrony|timesync|time server)"
-        r"\S*.*\b(?:fail\w*|error|unreachable|timed? ?out|can'?t|cannot|unable|lost|not reach)",
+        r"\S*.*\b(?:fail\w*|error|unreachable|timed? ?out|can'?t|cannot|unable|lost|not reach)"
+        # What a skewed clock breaks: tokens "used before" their issue time, requests a
+        # signing service finds too far off, Kerberos tickets.
+        r"|\b(?:Jwt|JWT|token) used before\b|issued in the future|RequestTimeTooSkewed"
+        r"|KRB_AP_ERR_SKEW|Clock skew too great|token (?:is )?not (?:yet )?active",
         re.I,
     ),
     # Database statements that take long: apps' "slow query" warnings, PostgreSQL's

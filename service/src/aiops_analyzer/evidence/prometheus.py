@@ -228,28 +228,46 @@ def _runtime_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
 
 
 def _machine_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
-    """For a service's alert (not node_exporter's own): the boot time of the machine it runs
-    on, from a node_exporter scraped under the same host name (any port). A target down or
-    failing right after its machine rebooted is the reboot's doing (a unit not enabled at
-    boot, a mount or a dependency that did not come back)."""
+    """For a service's alert (not node_exporter's own): the boot time and the clock offset of
+    the machine it runs on, from a node_exporter scraped under the same host name (any port).
+    A target down or failing right after its machine rebooted is the reboot's doing (a unit
+    not enabled at boot, a mount or a dependency that did not come back)."""
     if any(m.startswith("node_") for m in _metrics(expr)):
         return []
     instance = labels.get("instance", "")
     host = host_name(instance) if instance else ""
     if host:
         machine = _quote(with_any_port(host))
-        promql = f"max by (instance) (node_boot_time_seconds{{instance=~{machine}}})"
+
+        def of_machine(metric: str) -> str:
+            return f"max by (instance) ({metric}{{instance=~{machine}}})"
+
     elif node := host_label(labels):
         # A Kubernetes node or a machine named without a scrape address (KubeNodeNotReady's
         # `node`): node_exporter's series whose node name is that name, short or qualified.
         nodename = _quote(short_or_qualified(node))
-        promql = (
-            "max by (instance) (node_boot_time_seconds and on (instance) "
-            f"node_uname_info{{nodename=~{nodename}}})"
-        )
+
+        def of_machine(metric: str) -> str:
+            return (
+                f"max by (instance) ({metric} and on (instance) "
+                f"node_uname_info{{nodename=~{nodename}}})"
+            )
+
     else:
         return []
-    return [NamedQuery("boot time of the machine under the target", promql, "host_boot_time")]
+    return [
+        NamedQuery(
+            "boot time of the machine under the target",
+            of_machine("node_boot_time_seconds"),
+            "host_boot_time",
+        ),
+        # Tokens, TLS and signed requests fail on a machine whose clock is off.
+        NamedQuery(
+            "clock offset of the machine under the target",
+            of_machine("node_timex_offset_seconds"),
+            "machine_clock_offset",
+        ),
+    ]
 
 
 def _throttling_queries(s: str) -> list[NamedQuery]:
