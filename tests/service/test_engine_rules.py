@@ -634,7 +634,10 @@ def test_cpu_quota_throttling_caps_a_container() -> None:
         ("socket.gaierror: [Errno -3] Temporary failure in name resolution", "Name resolution"),
         ("Error: getaddrinfo EAI_AGAIN api.payments.internal", "Name resolution"),
         ("java.net.UnknownHostException: db-primary.svc: Name or service not known", "resolution"),
-        ("certbot: Failed to renew certificate shop.example.com with error: Timeout", "TLS fails"),
+        (
+            "certbot: Failed to renew certificate shop.example.com with error: Timeout",
+            "renewal fails",
+        ),
         (
             "http: TLS handshake error from 10.0.0.3:51234: remote error: tls: bad certificate",
             "TLS",
@@ -1295,3 +1298,23 @@ def test_a_service_down_after_its_machine_rebooted_is_the_reboot() -> None:
     assert top.cause.startswith("The host (app-3:9100) rebooted") and top.evidence_ids == ["prom-2"]
     assert "was 2026-11-08" in top.cause  # a boot days ago is given with its date
     assert any("systemctl is-enabled" in step for step in result.remediation)
+
+
+def test_a_failed_renewal_is_told_as_the_reason_the_certificate_expires() -> None:
+    a = alert(
+        "SslCertificateExpiresSoon",
+        "probe_ssl_earliest_cert_expiry - time() < 86400 * 3",
+        {"instance": "https://shop.example.net/", "job": "blackbox"},
+    )
+    evidence = [
+        metric("prom-1", "alert_expression", [260000.0] * 6, {"instance": a.labels["instance"]}),
+        log_item(
+            "loki-1",
+            "Failed to renew certificate shop.example.net with error: Some challenges have failed.",
+            baseline=("probe ok",) * 5,
+        ),
+    ]
+    result = RulesEngine().analyze(a, evidence)
+    assert result.category == "certificate_expiry"
+    top = next(c for c in result.probable_causes if "loki-1" in c.evidence_ids)
+    assert "renewal fails" in top.cause and "Some challenges have failed" in top.cause

@@ -15,7 +15,7 @@ import pytest
 from aiops_analyzer.core.config import Settings
 from aiops_analyzer.evidence import gather_evidence
 from aiops_analyzer.evidence.logrank import is_background
-from aiops_analyzer.evidence.loki import LOG_BASELINE, RECENT_LEAD
+from aiops_analyzer.evidence.loki import LOG_BASELINE, RECENT_LEAD, certificate_domain
 from aiops_analyzer.evidence.prometheus import plan_queries
 from aiops_analyzer.evidence.series import MAX_POINTS, describe, matches
 from aiops_analyzer.schemas import Alert, EvidenceItem
@@ -351,6 +351,56 @@ async def test_a_deploy_logged_before_the_recent_window_is_part_of_the_lead_up()
     assert deploy.first_seen == pytest.approx(base - 17 * 60, abs=1)
     assert not any("warm-up" in example for example in by_example)
     assert not any("heartbeat" in example for example in by_example)
+
+
+@pytest.mark.parametrize(
+    ("labels", "expr", "domain"),
+    [
+        (
+            {"instance": "https://shop.example.net/healthz", "job": "blackbox"},
+            "probe_ssl_earliest_cert_expiry - time() < 86400 * 3",
+            "shop.example.net",
+        ),
+        (
+            {"subject_CN": "*.api.example.org", "job": "x509"},
+            "(x509_cert_not_after - time()) / 86400 < 14",
+            "api.example.org",
+        ),
+        # Not about a certificate's dates, or no domain to name: no search.
+        ({"instance": "https://shop.example.net/", "job": "blackbox"}, "probe_success == 0", ""),
+        ({"name": "shop-api-tls"}, "certmanager_certificate_expiration_timestamp_seconds", ""),
+    ],
+)
+def test_the_domain_of_a_certificate_expiry_alert(
+    labels: dict[str, str], expr: str, domain: str
+) -> None:
+    assert certificate_domain(alert({"alertname": "X", **labels}, expr)) == domain
+
+
+async def test_a_certificate_alert_reads_its_renewals_failures_hours_back() -> None:
+    """certbot failed two hours before the alert, on another machine's journal: the failure
+    lines that name the domain are read from any stream and count as recent."""
+    base = STARTS.timestamp()
+    renewal = (base - 2 * 3600, "Failed to renew certificate shop.example.net with error: x")
+    lines = [(base - 3 * 3600 + 60 * i, f"probe ok {i}") for i in range(185)] + [renewal]
+
+    def loki(request: Recorded) -> Reply:
+        query = request.param("query")
+        if "shop.example.net" in query:  # the renewal search, filtered as Loki would
+            assert query.startswith('{job=~".+"} |= "shop.example.net" |~')
+            return Reply(body=loki_streams([renewal], {"unit": "certbot.service"}))
+        return _loki_by_window(lines, {"job": "blackbox"})(request)
+
+    labels = {"alertname": "SslExpiry", "instance": "https://shop.example.net/healthz"}
+    with LoopbackServer(loki) as server:
+        items = by_id(
+            await gather_evidence(
+                alert({**labels, "job": "blackbox"}, "probe_ssl_earliest_cert_expiry < 3e5"),
+                settings(loki_url=server.url),
+            )
+        )
+    [found] = [t for t in items["loki-1"].templates if "Failed to renew" in t.example]
+    assert found.novelty == "new" and "tls" in found.tags
 
 
 async def test_host_alert_reads_the_hosts_own_streams() -> None:

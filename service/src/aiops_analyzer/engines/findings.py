@@ -923,6 +923,13 @@ def log_causes(logs: list[EvidenceItem], limit: int = 3) -> list[Finding]:
         sentence, confidence, family = LOG_CAUSES[tag]
         if tag == "shutdown" and (operator := _operator_command(logs)) is not None:
             item, template, sentence = operator
+        if tag == "tls" and _RENEWAL.search(template.example):
+            sentence = (
+                "The certificate's renewal fails, so it will expire: {line}. Fix what the "
+                "renewal reports (the ACME challenge's webroot or DNS record, the CA's answer), "
+                "then renew by hand and check (`certbot renew --dry-run`, cert-manager's "
+                "`kubectl describe certificate`)."
+            )
         novelty = {"new": " (new in the window)", "surging": " (surging)"}.get(template.novelty, "")
         out.append(
             Finding(
@@ -943,6 +950,8 @@ def log_causes(logs: list[EvidenceItem], limit: int = 3) -> list[Finding]:
     return out
 
 
+# A certificate renewal's own failure (certbot, acme.sh, cert-manager), not a handshake's.
+_RENEWAL = re.compile(r"renew|acme|challenge", re.I)
 # sudo's journal line: "alice : TTY=pts/0 ; PWD=... ; USER=root ; COMMAND=/usr/bin/systemctl ...".
 _SUDO_COMMAND = re.compile(r"(?:^|\s)([a-z_][\w.-]*) : .*?\bCOMMAND=(\S.*)$")
 

@@ -87,6 +87,15 @@ _JOB_METRICS = re.compile(JOB_METRICS + "|systemd_unit_state", re.I)
 LAST_RUN_LOOKBACK = timedelta(hours=26)
 LAST_RUN_FILTER = ' |~ "(?i)fail|error|denied|fatal|refused|timed out|exit (?:code|status)"'
 MAX_LAST_RUN_LINES = 200
+# A certificate's renewal is a job too (certbot, acme.sh, a cert-manager challenge): for an
+# alert on a certificate's expiry, the failure lines that name its domain in any stream over
+# the same lookback. One bounded read; the domain comes from the probed URL or a label.
+_CERT_EXPIRY_METRICS = re.compile(r"(?:ssl|tls|cert|x509).*(?:expir|not_?after)", re.I)
+_DOMAIN_LABELS = ("cn", "common_name", "subject_cn", "subject_CN", "domain", "server_name")
+RENEWAL_FILTER = (
+    ' |~ "(?i)fail|error|denied|refused|timed out|invalid|unauthorized|could not|unable"'
+)
+_DOMAIN = re.compile(r"^(?:\*\.)?(?:[a-z0-9-]+\.)+[a-z]{2,}$", re.I)
 # Stream label under which collectors (Alloy's loki.source.journal, promtail) commonly file a
 # host's journal and syslog; `instance` is asked too.
 _HOST_STREAM_LABELS = ("host",)
@@ -215,6 +224,25 @@ def about_job(alert: Alert) -> bool:
     )
 
 
+def certificate_domain(alert: Alert) -> str:
+    """The domain of the certificate an expiry alert is about, or "" (not such an alert,
+    or no domain to name)."""
+    expr = alert_expression(alert)
+    if not expr or is_logql(expr):
+        return ""
+    if not any(_CERT_EXPIRY_METRICS.search(m) for m in metric_names(expr)):
+        return ""
+    labels = alert.labels
+    for value in (
+        *(labels.get(k, "") for k in _DOMAIN_LABELS),
+        host_name(labels.get("instance", "")) if "://" in labels.get("instance", "") else "",
+    ):
+        domain = value.strip().removeprefix("*.")
+        if domain and _DOMAIN.match(domain):
+            return domain
+    return ""
+
+
 def windows(alert: Alert, settings: Settings) -> tuple[Window, Window]:
     """(baseline, recent): logs *around* startsAt, even for an alert analysed hours later."""
     window = alert_window(alert, settings)
@@ -277,6 +305,7 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
     # A job alert: the failure lines of its last runs, however long before the alert.
     last_runs = Window(recent.start - LAST_RUN_LOOKBACK, recent.start)
     job_alert = about_job(alert)
+    job_reads = len(selectors) if job_alert else 0
     if job_alert:
         planned += [
             (
@@ -286,6 +315,16 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
             )
             for s in selectors
         ]
+    if domain := certificate_domain(alert):
+        renewals = '{job=~".+"} |= ' + _quote(domain) + RENEWAL_FILTER
+        planned.append(
+            (
+                _read(url, renewals, last_runs, timeout, http, MAX_LAST_RUN_LINES),
+                MAX_LAST_RUN_LINES,
+                False,
+            )
+        )
+        job_reads += 1
     results, items = await asyncio.gather(
         asyncio.gather(*(read for read, _, _ in planned)),
         _expression(logql, url, recent, timeout, http),
@@ -299,7 +338,7 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
     )
     seen: set[tuple[int, str]] = set()
     lines: list[LogLine] = []
-    first_job_read = len(results) - (len(selectors) if job_alert else 0)
+    first_job_read = len(results) - job_reads
     # The last runs' failure lines first: they count as recent even inside the baseline.
     order = [*range(first_job_read, len(results)), *range(first_job_read)]
     deploy_from = (recent.start - DEPLOY_LEAD_IN).timestamp()
