@@ -446,14 +446,28 @@ def rebooted(prom: list[EvidenceItem]) -> Finding | None:
     )
 
 
-def clock_offset(prom: list[EvidenceItem]) -> Finding | None:
-    found = own_series(prom, "host_clock_offset")
+# A clock this far off is reported at all (NTP keeps a healthy one within milliseconds).
+CLOCK_OFF_SECONDS = 0.5
+
+
+def _clock_off(
+    prom: list[EvidenceItem], kind: str
+) -> tuple[EvidenceItem, SeriesStats, float] | None:
+    """The offset series of ``kind`` when it is off: its item, its stats and the worst
+    offset in the window."""
+    found = own_series(prom, kind)
     if not found or found[1].current is None:
         return None
     item, s = found
     worst = max(abs(s.peak or 0.0), abs(s.minimum or 0.0))
-    if worst < 0.5:
+    return (item, s, worst) if worst >= CLOCK_OFF_SECONDS else None
+
+
+def clock_offset(prom: list[EvidenceItem]) -> Finding | None:
+    off = _clock_off(prom, "host_clock_offset")
+    if off is None:
         return None
+    item, s, worst = off
     return Finding(
         f"The host's clock is off by {fmt(s.current)} s (worst {fmt(worst)} s in the window, "
         "node_timex_offset_seconds): time synchronisation is not working. Tokens, TLS, "
@@ -472,13 +486,10 @@ MACHINE_CLOCK_SKEW_SECONDS = 60.0
 
 def machine_clock(prom: list[EvidenceItem], logs: list[EvidenceItem]) -> Finding | None:
     """The clock of the machine a service runs on is off (its node_exporter's offset)."""
-    found = own_series(prom, "machine_clock_offset")
-    if not found or found[1].current is None:
+    off = _clock_off(prom, "machine_clock_offset")
+    if off is None:
         return None
-    item, s = found
-    worst = max(abs(s.peak or 0.0), abs(s.minimum or 0.0))
-    if worst < 0.5:
-        return None
+    item, s, worst = off
     failing = next(
         ((i, t) for i, t in templates(logs) if "clock" in t.tags and not is_background(t)),
         None,
