@@ -204,20 +204,24 @@ def _is_name(value: str) -> bool:
     return False
 
 
+def _promql(alert: Alert) -> str:
+    """The alert's PromQL expression, or "" (none, or a Loki ruler's LogQL)."""
+    expr = alert_expression(alert)
+    return "" if not expr or is_logql(expr) else expr
+
+
 def about_scrape(alert: Alert) -> bool:
     """The alert's expression is a scrape target's health (`up == 0`): why a target stopped
     answering is often only in its host's journal (the exporter's unit restarted on another
     address, a firewall rule, the host rebooting), not in the target's own streams."""
-    expr = alert_expression(alert)
-    if not expr or is_logql(expr):
-        return False
-    return "up" in metric_names(expr)
+    expr = _promql(alert)
+    return bool(expr) and "up" in metric_names(expr)
 
 
 def about_job(alert: Alert) -> bool:
     """The alert's expression measures a scheduled job (its last success, a failed unit)."""
-    expr = alert_expression(alert)
-    if not expr or is_logql(expr):
+    expr = _promql(alert)
+    if not expr:
         return False
     return any(_JOB_METRICS.search(m) for m in metric_names(expr)) or bool(
         re.search(STALE_OUTPUT, expr)
@@ -227,10 +231,8 @@ def about_job(alert: Alert) -> bool:
 def certificate_domain(alert: Alert) -> str:
     """The domain of the certificate an expiry alert is about, or "" (not such an alert,
     or no domain to name)."""
-    expr = alert_expression(alert)
-    if not expr or is_logql(expr):
-        return ""
-    if not any(_CERT_EXPIRY_METRICS.search(m) for m in metric_names(expr)):
+    expr = _promql(alert)
+    if not expr or not any(_CERT_EXPIRY_METRICS.search(m) for m in metric_names(expr)):
         return ""
     labels = alert.labels
     for value in (

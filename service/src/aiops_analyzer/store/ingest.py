@@ -471,10 +471,10 @@ class GroupCommitter:
         (another writer holds the lock, or the batch failed and is to be retried there)."""
         valid = [d for d in built if isinstance(d, Delivery)]
         try:
-            stored = iter(self.ingestor.ingest_many(valid, wait=False))
+            stored = self.ingestor.ingest_many(valid, wait=False)
         except Exception:  # rolled back: the thread retries it, waiting, then one by one
             return None
-        return [d if isinstance(d, Exception) else next(stored) for d in built]
+        return _in_order(built, stored)
 
     def _commit(
         self, builders: list[Callable[[], Delivery]], built: list[Delivery | Exception] | None
@@ -484,10 +484,10 @@ class GroupCommitter:
         deliveries = built if built is not None else _build(builders)
         valid = [d for d in deliveries if isinstance(d, Delivery)]
         try:
-            stored = iter(self.ingestor.ingest_many(valid))
+            stored = self.ingestor.ingest_many(valid)
         except Exception:
             return [d if isinstance(d, Exception) else self._alone(d) for d in deliveries]
-        return [d if isinstance(d, Exception) else next(stored) for d in deliveries]
+        return _in_order(deliveries, stored)
 
     def _alone(self, delivery: Delivery) -> IngestResult | Exception:
         try:
@@ -513,3 +513,11 @@ def _build(builders: list[Callable[[], Delivery]]) -> list[Delivery | Exception]
         except Exception as exc:
             deliveries.append(exc)
     return deliveries
+
+
+def _in_order(
+    built: list[Delivery | Exception], stored: list[IngestResult]
+) -> list[IngestResult | Exception]:
+    """One outcome per request: its build's exception, else the next stored result."""
+    results = iter(stored)
+    return [d if isinstance(d, Exception) else next(results) for d in built]
