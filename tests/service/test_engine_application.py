@@ -92,6 +92,20 @@ def test_the_event_just_before_the_lock_waits_is_named_as_the_holder() -> None:
     assert "price import started" in result.probable_causes[0].cause
 
 
+def test_the_session_postgresql_says_holds_the_lock_is_named() -> None:
+    waits = repeated(
+        "postgres: LOG:  process 48{i}11 still waiting for ShareLock on transaction 91", 600
+    )
+    details = repeated(
+        "postgres: DETAIL:  Process holding the lock: 47102. Wait queue: 48{i}11.", 600
+    )
+    result = RulesEngine().analyze(
+        alert("ApiSlow", LATENCY, {"service": "orders"}), [logs(waits + details)]
+    )
+    assert result.category == "lock_contention"
+    assert "holding the lock: process 47102" in result.probable_causes[0].cause
+
+
 def test_new_errors_after_a_deploy_are_a_deploy_regression() -> None:
     lines = [(700, 'level=info msg="starting checkout" version=2.14.0')]
     lines += repeated('level=error msg="charge failed" err="json: cannot unmarshal {i}"', 600)

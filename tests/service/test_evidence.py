@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import time
 from collections.abc import Callable
@@ -15,7 +16,14 @@ import pytest
 from aiops_analyzer.core.config import Settings
 from aiops_analyzer.evidence import gather_evidence
 from aiops_analyzer.evidence.logrank import is_background
-from aiops_analyzer.evidence.loki import LOG_BASELINE, RECENT_LEAD, certificate_domain
+from aiops_analyzer.evidence.loki import (
+    LOCK_WAIT_FILTER,
+    LOG_BASELINE,
+    RECENT_LEAD,
+    certificate_domain,
+    lock_wait_selector,
+    stream_selectors,
+)
 from aiops_analyzer.evidence.prometheus import plan_queries
 from aiops_analyzer.evidence.series import MAX_POINTS, describe, matches
 from aiops_analyzer.schemas import Alert, EvidenceItem
@@ -268,7 +276,14 @@ def _loki_by_window(lines: list[tuple[float, str]], labels: dict[str, str]) -> H
 
     def handle(request: Recorded) -> Reply:
         start, end = int(request.param("start")), int(request.param("end"))
-        inside = [(ts, line) for ts, line in lines if start <= ts * 1e9 <= end]
+        # A line filter (`|~ "regex"`), applied as Loki would: RE2 and Python agree on these.
+        wanted = re.search(r'\|~ "(.*)"$', request.param("query"))
+        keep = re.compile(wanted.group(1).replace("\\\\", "\\")) if wanted else None
+        inside = [
+            (ts, line)
+            for ts, line in lines
+            if start <= ts * 1e9 <= end and (keep is None or keep.search(line))
+        ]
         inside.sort(reverse=True)
         return Reply(body=loki_streams(inside[: int(request.param("limit"))], labels))
 
@@ -291,7 +306,10 @@ async def test_loki_templates_new_before_the_alert_rank_first_whatever_their_lev
     with LoopbackServer(_loki_by_window(lines, {"container": "billing"})) as loki:
         s = settings(loki_url=loki.url, loki_max_lines=5)
         items = by_id(await gather_evidence(alert({"alertname": "X", "name": "billing"}), s))
-    assert {r.param("query") for r in loki.requests} == {'{container="billing"}'}
+    own_reads = {r.param("query") for r in loki.requests} - {
+        lock_wait_selector(alert({"alertname": "X", "name": "billing"}), '{container="billing"}')
+    }
+    assert own_reads == {'{container="billing"}'}
     assert all(r.param("direction") == "backward" for r in loki.requests)
     assert all(int(r.param("limit")) <= 1000 for r in loki.requests)  # bounded reads
     ranked = items["loki-1"]
@@ -401,6 +419,62 @@ async def test_a_certificate_alert_reads_its_renewals_failures_hours_back() -> N
         )
     [found] = [t for t in items["loki-1"].templates if "Failed to renew" in t.example]
     assert found.novelty == "new" and "tls" in found.tags
+
+
+async def test_a_service_alert_reads_lock_waits_its_database_logged() -> None:
+    """PostgreSQL logs the lock waits (log_lock_waits) in its own stream, not the API's: a
+    latency alert on the API reads them from the other services' streams, named by theirs."""
+    base = STARTS.timestamp()
+    own = [(base - 3 * 3600 + 60 * i, f"GET /orders 200 request {i}") for i in range(185)]
+    waits = [
+        (base - 300 + 40 * i, f"LOG:  process 48{i} still waiting for ShareLock on transaction 9")
+        for i in range(6)
+    ]
+
+    def loki(request: Recorded) -> Reply:
+        query = request.param("query")
+        if "still waiting for" in query:  # the lock-wait read, filtered as Loki would
+            assert query.startswith('{service=~".+",service!="orders-api"} |~ "(?i)')
+            return Reply(body=loki_streams(waits, {"service": "postgres", "container": "pg-1"}))
+        assert query == '{service="orders-api"}'
+        return _loki_by_window(own, {"service": "orders-api"})(request)
+
+    expr = "histogram_quantile(0.99, sum by (le) (rate(http_duration_seconds_bucket[5m]))) > 2"
+    with LoopbackServer(loki) as server:
+        items = by_id(
+            await gather_evidence(
+                alert({"alertname": "ApiSlow", "service": "orders-api"}, expr),
+                settings(loki_url=server.url),
+            )
+        )
+    [found] = [t for t in items["loki-1"].templates if "ShareLock" in t.example]
+    assert found.example.startswith("postgres: LOG: process")  # which stream said it
+    assert found.novelty == "new" and "lock" in found.tags
+
+
+@pytest.mark.parametrize(
+    ("labels", "expr", "selector"),
+    [
+        # A pod's namespace bounds the read; a container alert leaves its own streams out.
+        ({"namespace": "shop", "pod": "api-7f"}, "x > 1", '{namespace="shop"}'),
+        (
+            {"name": "billing"},
+            "container_memory_usage_bytes > 1",
+            '{service=~".+",container!="billing"}',
+        ),
+        # A host, a scheduled job, a scrape: nothing waits on a database's rows.
+        ({"instance": "h:9100"}, "node_load1 > 4", ""),
+        ({"job": "backup"}, "time() - backup_last_success_timestamp_seconds > 3600", ""),
+        ({"job": "api", "instance": "api:80"}, "up == 0", ""),
+    ],
+)
+def test_which_alerts_read_their_neighbours_lock_waits(
+    labels: dict[str, str], expr: str, selector: str
+) -> None:
+    subject = alert({"alertname": "X", **labels}, expr)
+    found = lock_wait_selector(subject, stream_selectors(subject)[0])
+    assert found.removesuffix(LOCK_WAIT_FILTER) == selector
+    assert found.endswith(LOCK_WAIT_FILTER) == bool(selector)
 
 
 async def test_host_alert_reads_the_hosts_own_streams() -> None:
@@ -684,7 +758,8 @@ async def test_a_chatty_stream_after_the_start_does_not_crowd_out_the_lead_up() 
         items = by_id(await gather_evidence(resolved, settings(loki_url=loki.url)))
     # Every read is bounded, the recent window is read as its lead-up and what followed.
     assert all(int(r.param("limit")) <= 500 for r in loki.requests)
-    assert len(loki.requests) == 3
+    # Three reads of its own streams, plus the line-filtered read of other services' lock waits.
+    assert sorted("|~" in r.param("query") for r in loki.requests) == [False] * 3 + [True]
     assert any("warming from postgres" in t.example for t in items["loki-1"].templates)
 
 

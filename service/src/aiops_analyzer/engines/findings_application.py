@@ -140,6 +140,9 @@ def lock_contention(logs: list[EvidenceItem]) -> Finding | None:
         if holder
         else ""
     )
+    named = _lock_holders(logs)
+    if named:
+        suspect += f" The database names the session holding the lock: process {', '.join(named)}."
     return Finding(
         f"Lock contention: requests wait on database or application locks "
         f"('{_clip(template.example)}', {_seen(template)}). A long-running transaction or "
@@ -155,6 +158,20 @@ def lock_contention(logs: list[EvidenceItem]) -> Finding | None:
         replaces_steps=True,
         topic="lock",
     )
+
+
+# PostgreSQL's DETAIL of a lock wait (log_lock_waits): "Process holding the lock: 47102."
+_LOCK_HOLDER = re.compile(r"holding the lock: (\d+)")
+
+
+def _lock_holders(logs: list[EvidenceItem]) -> list[str]:
+    """The process ids the database says hold the lock others wait on, most cited first."""
+    counts: dict[str, int] = {}
+    for _, template in templates(logs):
+        if "lock" in template.tags and _fresh(template):
+            for match in _LOCK_HOLDER.finditer(template.example):
+                counts[match.group(1)] = counts.get(match.group(1), 0) + template.count
+    return sorted(counts, key=lambda pid: -counts[pid])[:3]
 
 
 def failed_job(logs: list[EvidenceItem], *, job_alert: bool) -> Finding | None:

@@ -172,7 +172,7 @@ TAGS: dict[str, re.Pattern[str]] = {
     ),
     "lock": re.compile(
         r"lock wait|deadlock|waiting for (?:a |the )?lock|lock timeout|could not obtain lock"
-        r"|still waiting for \w+ ?lock|lock contention"
+        r"|still waiting for \w+ ?lock|lock contention|holding the lock"
         # A session idle in a transaction holds its locks (PostgreSQL's timeout says so).
         r"|idle[- ]in[- ]transaction"
         # ORMs' and stores' own words: Hibernate/Spring lock exceptions, SQLite, a

@@ -96,6 +96,15 @@ RENEWAL_FILTER = (
     ' |~ "(?i)fail|error|denied|refused|timed out|invalid|unauthorized|could not|unable"'
 )
 _DOMAIN = re.compile(r"^(?:\*\.)?(?:[a-z0-9-]+\.)+[a-z]{2,}$", re.I)
+# Databases log their own lock waits (PostgreSQL's log_lock_waits, its DETAIL naming the
+# holder, MySQL's and InnoDB's timeouts and deadlocks) in their own streams, not in those of
+# the service that waits. A service's alert (latency, errors) reads these lines from its
+# neighbours' streams too: one bounded read over its log window, each line named by its stream.
+LOCK_WAIT_FILTER = (
+    ' |~ "(?i)still waiting for [a-z]*lock|holding the lock|lock wait timeout'
+    '|deadlock (?:detected|found)|lock timeout"'
+)
+MAX_LOCK_WAIT_LINES = 200
 # Stream label under which collectors (Alloy's loki.source.journal, promtail) commonly file a
 # host's journal and syslog; `instance` is asked too.
 _HOST_STREAM_LABELS = ("host",)
@@ -245,6 +254,20 @@ def certificate_domain(alert: Alert) -> str:
     return ""
 
 
+def lock_wait_selector(alert: Alert, own: str) -> str:
+    """The streams a service's alert reads lock waits from (its neighbours'), or "" for a
+    host's, a job's or a scrape's alert. ``own`` is the subject's selector: its streams are
+    read already."""
+    if scope(alert) == "host" or about_job(alert) or about_scrape(alert):
+        return ""
+    namespace = subject_labels(alert).get("namespace", "")
+    matchers = [f"namespace={_quote(namespace)}" if namespace else 'service=~".+"']
+    own_matcher = re.fullmatch(r'\{(\w+)=("(?:[^"\\]|\\.)*")\}', own)
+    if own_matcher:
+        matchers.append(f"{own_matcher.group(1)}!={own_matcher.group(2)}")
+    return "{" + ",".join(matchers) + "}" + LOCK_WAIT_FILTER
+
+
 def windows(alert: Alert, settings: Settings) -> tuple[Window, Window]:
     """(baseline, recent): logs *around* startsAt, even for an alert analysed hours later."""
     window = alert_window(alert, settings)
@@ -304,6 +327,11 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
         (_read(url, s, span, timeout, http, 2 * MAX_FETCH_LINES), 2 * MAX_FETCH_LINES, True)
         for s in selectors[1:]
     ]
+    if lock_waits := lock_wait_selector(alert, selectors[0]):
+        limit = MAX_LOCK_WAIT_LINES
+        planned.append(
+            (_read(url, lock_waits, span, timeout, http, limit, named=True), limit, True)
+        )
     # A job alert: the failure lines of its last runs, however long before the alert.
     last_runs = Window(recent.start - LAST_RUN_LOOKBACK, recent.start)
     job_alert = about_job(alert)
@@ -456,8 +484,11 @@ async def _read(
     seconds: float,
     http: httpx.AsyncClient,
     limit: int = MAX_FETCH_LINES,
+    *,
+    named: bool = False,
 ) -> list[tuple[int, str]] | str:
-    """(timestamp ns, line) of every stream, or why the read failed."""
+    """(timestamp ns, line) of every stream, or why the read failed. ``named``: each line
+    starts with its stream's name (a read across other services' streams)."""
     params = {
         "query": selector,
         "start": str(int(window.start.timestamp() * 1e9)),
@@ -474,7 +505,7 @@ async def _read(
     if not isinstance(body, dict) or body.get("status") != "success":
         error = body.get("error") if isinstance(body, dict) else None
         return f"loki query failed: {error or f'HTTP {response.status_code}'}"
-    return _lines((body.get("data") or {}).get("result") or [])
+    return _lines((body.get("data") or {}).get("result") or [], named=named)
 
 
 async def _expression(
@@ -525,12 +556,12 @@ async def _expression(
     ]
 
 
-def _lines(result: list[Any]) -> list[tuple[int, str]]:
+def _lines(result: list[Any], *, named: bool = False) -> list[tuple[int, str]]:
     out: list[tuple[int, str]] = []
     for stream in result:
         if not isinstance(stream, dict):
             continue
-        origin = _origin(stream.get("stream"))
+        origin = (_stream_name if named else _origin)(stream.get("stream"))
         for pair in stream.get("values") or []:
             if isinstance(pair, list | tuple) and len(pair) >= 2:
                 try:
@@ -556,6 +587,16 @@ def _origin(labels: Any) -> str:
         return ""
     kernel = "kernel" in (labels.get("unit"), labels.get("transport"))
     return "kernel" if kernel else ""
+
+
+def _stream_name(labels: Any) -> str:
+    """What a stream is called: its service, container, app or job."""
+    if not isinstance(labels, dict):
+        return ""
+    for key in ("service", "container", "app", "job"):
+        if labels.get(key):
+            return str(labels[key])
+    return ""
 
 
 def _clock(ts: float) -> str:
