@@ -526,6 +526,38 @@ def test_a_host_out_of_memory_is_memory_pressure(name: str, expr: str, words: st
     assert plain.category != "memory_pressure" and classify(a).family.title in plain.summary
 
 
+def test_the_process_group_holding_a_swapping_hosts_memory_is_named() -> None:
+    host = {"instance": "wp-1:9100"}
+    gib = 2**30
+    points = [(END - (4 - i) * 60.0, v) for i, v in enumerate([0.4, 0.9, 1.5, 2.1, 2.4])]
+    groups = EvidenceItem(
+        id="prom-9",
+        source="prometheus",
+        kind="host_process_memory",
+        series=[
+            describe([(t, v * gib) for t, v in points], 60.0, labels={"groupname": "mariadbd"}),
+            describe([(t, 0.9 * gib) for t, _ in points], 60.0, labels={"groupname": "php-fpm"}),
+        ],
+        text="host_process_memory: 2 series",
+    )
+    evidence = [
+        metric("prom-1", "alert_expression", [90, 94, 96], host),
+        metric("prom-3", "host_memory_available", [0.2, 0.05, 0.04], host),
+        metric("prom-5", "host_swap_in", [0, 80, 150], host),
+        groups,
+    ]
+    expr = "(1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes) * 100 > 90"
+    result = RulesEngine().analyze(alert("HostMemoryHigh", expr, host), evidence)
+    cause = result.probable_causes[0]
+    assert "largest process group is mariadbd at 2.4 GiB resident, up from 409.6 MiB" in cause.cause
+    assert "prom-9" in cause.evidence_ids
+    # process-exporter beside node_exporter: the host's name with any port.
+    planned = {q.kind: q.promql for q in plan_queries(alert("HostMemoryHigh", expr, host))}
+    assert r'instance=~"wp\\-1(?::[0-9]+)?",memtype="resident"' in planned["host_process_memory"]
+    disk = alert("HostDiskFull", "node_filesystem_avail_bytes < 1e9", host)
+    assert "host_process_memory" not in {q.kind for q in plan_queries(disk)}
+
+
 def test_a_memfree_rule_on_a_host_with_memory_available_is_page_cache() -> None:
     host = {"instance": "h:9100"}
     expr = "(1 - node_memory_MemFree_bytes / node_memory_MemTotal_bytes) * 100 > 90"

@@ -251,6 +251,10 @@ def memory_exhaustion(prom: list[EvidenceItem], *, cpu_alert: bool) -> Finding |
             signs.append(label.format(v=fmt(value), p=f"{value:.0%}"))
     if len(signs) < 2:
         return None
+    holder = _largest_process(prom)
+    if holder:
+        cited.append(holder[0])
+        signs.append(holder[1])
     if cpu_alert:
         text = (
             "The host is out of memory, not CPU: "
@@ -273,6 +277,22 @@ def memory_exhaustion(prom: list[EvidenceItem], *, cpu_alert: bool) -> Finding |
         "columns); stop or limit it, or add RAM, before tuning anything for CPU.",
         replaces_steps=cpu_alert,
     )
+
+
+def _largest_process(prom: list[EvidenceItem]) -> tuple[str, str] | None:
+    """(evidence id, words) of the process group holding the most resident memory, with how
+    much it grew over the window, when process-exporter reports the host's processes."""
+    for item in of_kind(prom, "host_process_memory"):
+        sized = [s for s in item.series if s.current is not None and s.labels.get("groupname")]
+        if not sized:
+            continue
+        top = max(sized, key=lambda s: s.current or 0.0)
+        now, low = top.current or 0.0, top.minimum or 0.0
+        grew = f", up from {_bytes(low)}" if now >= 1.5 * low and now - low >= 2**27 else ""
+        name = top.labels["groupname"]
+        return item.id, f"the largest process group is {name} at {_bytes(now)} resident{grew}"
+
+    return None
 
 
 # Steal above a tenth of the CPUs is a hypervisor short of CPU for its guests; a few percent

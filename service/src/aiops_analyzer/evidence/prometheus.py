@@ -341,7 +341,32 @@ def _host_queries(instance: str | None, expr: str) -> list[NamedQuery]:
         ]
         + (_host_cpu_queries(i) if _about_cpu_or_io(expr) else [])
         + (_host_network_queries(i) if _about_network(expr) else [])
+        + (_host_process_queries(i) if _about_memory(expr) or _about_cpu_or_io(expr) else [])
     )
+
+
+def _about_memory(expr: str) -> bool:
+    prefixes = ("node_memory", "node_vmstat_pswp", "node_vmstat_pgmajfault", "node_pressure_memory")
+    return any(m.startswith(prefixes) for m in _metrics(expr))
+
+
+# The node_exporter matcher's host with any port: process-exporter (9256) runs beside it.
+_EXACT_INSTANCE = re.compile(r'^instance="((?:[^"\\]|\\.)*)"$')
+
+
+def _host_process_queries(i: str) -> list[NamedQuery]:
+    """What holds a host's memory, by process group, when process-exporter
+    (``namedprocess_*``) runs on it: the question `ps aux --sort=-rss` answers."""
+    exact = _EXACT_INSTANCE.match(i)
+    on_host = f"instance=~{quote(with_any_port(host_name(exact.group(1))))}" if exact else i
+    return [
+        NamedQuery(
+            "host process groups' resident memory (top 5)",
+            "topk(5, max by (groupname) "
+            f'(namedprocess_namegroup_memory_bytes{{{on_host},memtype="resident"}}))',
+            "host_process_memory",
+        )
+    ]
 
 
 def _about_network(expr: str) -> bool:
