@@ -1,4 +1,4 @@
-"""The held-out sets in world format (eval/holdout-2, eval/holdout-3): scenarios written blind to
+"""The held-out sets in world format (eval/holdout-2, -3 and -4): scenarios written blind to
 the engines, replayed through a real Prometheus and the Loki stand-in.
 
 For each set the rules engine's pass rate must not drop below its baseline.json (raise it when
@@ -34,6 +34,7 @@ class HeldOutSet:
 SETS = [
     HeldOutSet(2, REPO / "eval" / "holdout-2", 20),
     HeldOutSet(3, REPO / "eval" / "holdout-3", 15),
+    HeldOutSet(4, REPO / "eval" / "holdout-4", 20),
 ]
 
 
