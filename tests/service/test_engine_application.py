@@ -398,6 +398,27 @@ def test_a_deploy_after_the_step_is_not_its_cause() -> None:
     assert result.category == "latency"
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        "WARN BulkIndexer: slow bulk request: 100 actions took 15{i}71ms (es took=14271ms)",
+        "WARN client: call to payments took 4.{i}s",
+        "WARN upstream responded slowly (3{i}12 ms)",
+    ],
+)
+def test_calls_the_consumer_logs_as_slow_are_named_behind_queue_lag(line: str) -> None:
+    lag = alert("LagHigh", "sum(kafka_consumergroup_lag) > 5000", {"consumergroup": "indexer"})
+    result = RulesEngine().analyze(lag, [logs(repeated(line, 600))])
+    assert result.category == "queue_lag" and not result.inconclusive
+    top = result.probable_causes[0]
+    assert top.cause.startswith("Calls to a dependency got slow") and top.evidence_ids == ["loki-1"]
+    # As slow all along (the baseline has it too): nothing new to blame.
+    steady = logs([(300, line.format(i=1))], baseline=(line.format(i=2), "INFO ok") * 10)
+    assert not any(
+        "got slow" in c.cause for c in RulesEngine().analyze(lag, [steady]).probable_causes
+    )
+
+
 def test_a_consumer_whose_regular_line_went_quiet_is_named_behind_queue_lag() -> None:
     start = STARTS.timestamp()
     commit = "INFO committed offsets for 3 partitions batch={i}"

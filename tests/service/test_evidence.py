@@ -496,6 +496,8 @@ async def test_host_alert_reads_the_hosts_own_streams() -> None:
         ({"service_name": "checkout"}, '{service_name="checkout"}'),
         ({"application": "invoices", "job": "x"}, '{service="invoices"}'),
         ({"job": "node"}, '{job="node"}'),
+        # kafka_exporter's consumer group: the consuming service, as it is usually named.
+        ({"consumergroup": "shipment-indexer"}, '{service="shipment-indexer"}'),
     ],
 )
 async def test_loki_selector_from_labels(labels: dict[str, str], selector: str) -> None:

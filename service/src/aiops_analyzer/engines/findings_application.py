@@ -28,6 +28,7 @@ from aiops_analyzer.engines.findings_dependency import (
     credentials_rejected,
     dependency_call,
     own_limit,
+    slow_calls,
     slow_queries,
     store_refuses_writes,
 )
@@ -537,6 +538,10 @@ def read(
         stalled = consumer_stalled(prom, logs)
         out += [f for f in (stalled, dependency_failure(logs)) if f]
         out += [f for f in (dependency_call(logs), store_refuses_writes(logs)) if f]
+        # Only here: behind a latency alert, the service's own "slow request" lines are the
+        # symptom, not a dependency.
+        if not out:
+            out += [f for f in (slow_calls(logs),) if f]
     else:
         lock = lock_contention(logs)
         deploy = deploy_regression(prom, logs)

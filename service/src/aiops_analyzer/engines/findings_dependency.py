@@ -154,6 +154,37 @@ def dependency_call(logs: list[EvidenceItem]) -> Finding | None:
     return None
 
 
+# A call the client itself reports as slow: "slow bulk request: 100 actions took 15271ms",
+# "upstream responded slowly", "call to payments took 4.2s". A second or more.
+_SLOW_CALL = re.compile(
+    r"\bslow (?:\w+ ){0,2}(?:request|call|response|upstream|write|flush|batch)"
+    r"|responded slowly|took[ =:]*(?:\d{4,}(?:\.\d+)? ?ms|\d+(?:\.\d+)? ?s)\b",
+    re.I,
+)
+
+
+def slow_calls(logs: list[EvidenceItem]) -> Finding | None:
+    """Calls to a dependency that the service logs as slow, new or surging before the alert
+    (not timing out yet): its throughput falls, so a consumer lags and requests queue."""
+    for item, template in templates(logs):
+        if not news(template) or not _failing(template) or "slow_query" in template.tags:
+            continue
+        if not _SLOW_CALL.search(template.example):
+            continue
+        return Finding(
+            f"Calls to a dependency got slow before the alert: '{_clip(template.example)}' "
+            f"({seen(template)}). Each call holds a worker or the consumer's loop for that "
+            "long, so throughput falls: a consumer's lag grows, requests queue and slow down.",
+            0.7,
+            (item.id,),
+            remedy="Look at the called system at that time (the store or API the line names: "
+            "its latency, CPU, I/O, merges, GC, throttling, and what changed there); meanwhile "
+            "scale the consumers or shrink their batches, and keep call timeouts bounded.",
+            topic="slow_call",
+        )
+    return None
+
+
 def credentials_rejected(logs: list[EvidenceItem]) -> Finding | None:
     """A dependency that rejects the service's credentials, new or surging before the alert."""
     found = _fresh_with(logs, "auth")

@@ -77,6 +77,10 @@ _SELECTOR_LABELS = (
     ("app_kubernetes_io_name", "app"),
     # Micrometer's common tag (Spring Boot's management.metrics.tags.application): the service.
     ("application", "service"),
+    # A consumer group (kafka_exporter's `consumergroup`, KMinion's `group_id`) is usually
+    # named after the service that consumes: its lag's cause is in that service's lines.
+    ("consumergroup", "service"),
+    ("group_id", "service"),
     ("job", "job"),
 )
 # An alert about a scheduled job (a backup's last success, a failed systemd unit): its cause is
