@@ -526,6 +526,17 @@ def test_a_host_out_of_memory_is_memory_pressure(name: str, expr: str, words: st
     assert plain.category != "memory_pressure" and classify(a).family.title in plain.summary
 
 
+def test_a_host_alert_is_about_the_machine_not_the_exporters_container() -> None:
+    labels = {"instance": "wp-1:9100", "job": "node-exporter", "container": "node-exporter"}
+    expr = "(1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes) * 100 > 90"
+    result = RulesEngine().analyze(alert("HostMemoryHigh", expr, labels), [])
+    assert "on host instance wp-1:9100 (job node-exporter)" in result.summary
+    # A container's alert still names the container.
+    cpu = "rate(container_cpu_usage_seconds_total[5m]) > 0.9"
+    result = RulesEngine().analyze(alert("Busy", cpu, {**labels, "name": "api-1"}), [])
+    assert "on container name api-1" in result.summary
+
+
 def test_the_process_group_holding_a_swapping_hosts_memory_is_named() -> None:
     host = {"instance": "wp-1:9100"}
     gib = 2**30

@@ -570,7 +570,10 @@ SUBJECT_KEYS = (
 def target(alert: Alert) -> str:
     """The alert's subject (never the exporter that reported on it)."""
     labels = subject_labels(alert)
-    for key in SUBJECT_KEYS:
+    # A host's alert is about the machine: a `container` or `pod` label on node_exporter's
+    # series (kube-prometheus) is the exporter's own.
+    keys = ("instance", *SUBJECT_KEYS) if scope(alert) == "host" else SUBJECT_KEYS
+    for key in keys:
         if labels.get(key):
             where = f"{key} {_label(alert, key)}"
             if key == "instance" and labels.get("job"):
