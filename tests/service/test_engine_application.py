@@ -225,6 +225,27 @@ def test_a_job_killed_at_its_time_limit_names_what_it_waited_on(killed: str) -> 
     assert "credentials" not in result.remediation[0]
 
 
+def test_a_job_that_gave_up_on_a_lock_says_something_else_held_it() -> None:
+    backup = alert(
+        "BackupTooOld",
+        "(time() - backup_last_success_timestamp_seconds) / 3600 > 26",
+        {"job": "node", "instance": "files-1:9100"},
+    )
+    lines = [
+        (700, "Failed to create/acquire the lock /srv/borg/files-1/lock.exclusive (timeout)."),
+        (700, "borg create exited with rc=2 - backup FAILED, skipping prune and compact"),
+    ]
+    result = RulesEngine().analyze(backup, [logs(lines)])
+    assert result.category == "failed_job"
+    top = result.probable_causes[0]
+    assert "lock.exclusive" in top.cause and "another process held it" in top.cause
+    assert "`lsof` on the lock file" in result.remediation[0]
+    # A job that failed for another reason is told nothing about locks.
+    other = [(700, "borg create exited with rc=2 - backup FAILED: connection closed by remote")]
+    top = RulesEngine().analyze(backup, [logs(other)]).probable_causes[0]
+    assert "lock" not in top.cause
+
+
 def test_a_job_that_fails_with_its_own_error_is_no_timeout() -> None:
     unit = alert(
         "UnitFailed",

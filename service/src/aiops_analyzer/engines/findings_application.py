@@ -206,15 +206,30 @@ def failed_job(logs: list[EvidenceItem], *, job_alert: bool) -> Finding | None:
     also = "".join(f" after '{_clip(t.example)}'" for t in same_run)
     if _TIMED_OUT.search(template.example):
         return _timed_out(logs, item, template)
+    # A run that gave up waiting for a lock: something else held it while the job ran.
+    locked = any("lock" in t.tags for t in (template, *same_run))
+    held = (
+        " It could not take its lock: another process held it at the time, a concurrent run "
+        "of this job or another job on the same resource (a check, a prune, a previous run "
+        "still going)."
+        if locked
+        else ""
+    )
     return Finding(
         f"The job failed: '{_clip(template.example)}'{also} ({_seen(template)}). Its last success "
-        "is getting old because its runs end in this error, not because it did not start.",
+        "is getting old because its runs end in this error, not because it did not start." + held,
         0.75,
         (item.id,),
         "failed_job",
         remedy="Run the job by hand as its own user and read its error (`systemctl status "
         "UNIT`, `journalctl -u UNIT -n 100`); fix what it reports (credentials, permissions, "
-        "free space on the target, a reachable destination) and check the next run succeeds.",
+        "free space on the target, a reachable destination) and check the next run succeeds."
+        + (
+            " For a lock: find who holds it (`lsof` on the lock file, `ps`, the other jobs' "
+            "schedules: `systemctl list-timers`, the crontabs) and keep their windows apart."
+            if locked
+            else ""
+        ),
         replaces_steps=True,
         topic="job",
     )

@@ -179,7 +179,7 @@ TAGS: dict[str, re.Pattern[str]] = {
         # distributed lock that cannot be taken, MongoDB's write conflicts.
         r"|Lock(?:Acquisition|Timeout)Exception|CannotAcquireLock|PessimisticLock"
         r"|database (?:table )?is locked|SQLITE_BUSY|WriteConflict"
-        r"|(?:could not|failed to|unable to|cannot) acquire (?:the |a )?(?:\w+ )?lock",
+        r"|(?:could not|failed to|unable to|cannot) (?:create/)?acquire (?:the |a )?(?:\w+ )?lock",
         re.I,
     ),
     "disk": re.compile(
