@@ -194,6 +194,27 @@ def test_a_batch_counts_exactly_as_the_same_deliveries_one_by_one(store: Store) 
     assert [row[0] for row in rows[1:]] == [r.delivery_id for r in (first, second, third)]
 
 
+def test_each_delivery_of_a_batch_gets_its_own_row(store: Store) -> None:
+    """Ids come back in the batch's order: each result names the row of its own delivery."""
+    batch = [
+        Delivery(
+            receiver=f"r{i}",
+            status="firing",
+            group_key=f"g{i}",
+            truncated_alerts=i,
+            alerts=[alert(f"x{i}")],
+        )
+        for i in range(7)
+    ]
+    results = store.ingestor.ingest_many(batch)
+    with store.db.read() as conn:
+        rows = {
+            row.id: row.group_key
+            for row in conn.execute(text("SELECT id, group_key FROM deliveries"))
+        }
+    assert [rows[r.delivery_id] for r in results] == [f"g{i}" for i in range(7)]
+
+
 def test_an_alert_stored_by_another_replica_mid_batch_becomes_a_duplicate(
     database_url: str,
 ) -> None:

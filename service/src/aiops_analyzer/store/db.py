@@ -46,7 +46,15 @@ def create_store_engine(url: str, *, immediate: bool, pool_size: int = 8) -> Eng
     parsed = normalise_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(
-            parsed, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size
+            parsed,
+            pool_pre_ping=True,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            # psycopg prepares a statement run five times; PostgreSQL then may keep a generic
+            # plan made while the tables were nearly empty (a fresh store, or its first minute
+            # before autovacuum analyses them): a sequential scan per webhook lookup that grew
+            # to 6 ms a batch. Planning these small statements each time costs microseconds.
+            connect_args={"options": "-c plan_cache_mode=force_custom_plan"},
         )
     database = parsed.database
     if database and database != ":memory:":

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -125,25 +125,22 @@ class Ingestor:
         stored = self._lookup(conn, list(alerts_by_key))
         plans = _plan(batch, set(stored))
 
-        delivery_ids = [
-            int(row[0])
-            for row in conn.execute(
-                self._insert_deliveries,
-                [
-                    {
-                        "received_at": now,
-                        "receiver": delivery.receiver,
-                        "status": delivery.status,
-                        "group_key": delivery.group_key,
-                        "alerts": len(delivery.alerts),
-                        "new_alerts": len(plan.firsts),
-                        "duplicate_alerts": len(plan.repeats) + plan.echoes,
-                        "truncated_alerts": delivery.truncated_alerts,
-                    }
-                    for delivery, plan in zip(batch, plans, strict=True)
-                ],
-            )
-        ]
+        delivery_ids = self._insert_delivery_rows(
+            conn,
+            [
+                {
+                    "received_at": now,
+                    "receiver": delivery.receiver,
+                    "status": delivery.status,
+                    "group_key": delivery.group_key,
+                    "alerts": len(delivery.alerts),
+                    "new_alerts": len(plan.firsts),
+                    "duplicate_alerts": len(plan.repeats) + plan.echoes,
+                    "truncated_alerts": delivery.truncated_alerts,
+                }
+                for delivery, plan in zip(batch, plans, strict=True)
+            ],
+        )
 
         inserted = self._alert_rows.insert(
             conn,
@@ -195,22 +192,71 @@ class Ingestor:
             for plan, delivery_id in zip(plans, delivery_ids, strict=True)
         ]
 
+    def _insert_delivery_rows(self, conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
+        """Insert the deliveries; their ids in the order of ``rows``."""
+        if not self.db.postgres:
+            return [int(row[0]) for row in conn.execute(self._insert_deliveries, rows)]
+        # One statement text whatever the batch size (psycopg converts and PostgreSQL plans
+        # it once): arrays through unnest(), inserted in their order, so the ids the sequence
+        # hands out rise with it (what SQLAlchemy's own sorted RETURNING relies on).
+        bind = self._alert_rows.bind_datetime
+        arrays = tuple(
+            [bind(r[c]) if c == "received_at" else r[c] for r in rows]
+            for c in _DELIVERY_ARRAY_TYPES
+        )
+        ids = [int(row[0]) for row in conn.exec_driver_sql(_PG_INSERT_DELIVERIES, arrays)]
+        return sorted(ids)
+
     def _lookup(self, conn: Connection, keys: list[AlertKey]) -> dict[AlertKey, int]:
         """The ids of the alert states among ``keys`` that are already stored."""
         wanted = set(keys)
-        fingerprints = sorted({key[0] for key in keys})
-        c = analyses.c
         found: dict[AlertKey, int] = {}
+        for analysis_id, fingerprint, status, starts_at in self._stored_states(conn, keys):
+            key = (fingerprint, status, starts_at)
+            if key in wanted:
+                found[key] = int(analysis_id)
+        return found
+
+    def _stored_states(
+        self, conn: Connection, keys: list[AlertKey]
+    ) -> Iterator[tuple[int, str, str, datetime]]:
+        """(id, fingerprint, status, starts_at) of every stored state of the keys' alerts."""
+        fingerprints = sorted({key[0] for key in keys})
+        if self.db.postgres:  # one statement text, prepared once (see _insert_delivery_rows)
+            for row in conn.exec_driver_sql(_PG_LOOKUP, (fingerprints,)):
+                yield row[0], row[1], row[2], row[3].replace(tzinfo=UTC)
+            return
+        c = analyses.c
         for start in range(0, len(fingerprints), LOOKUP_CHUNK):
             chunk = fingerprints[start : start + LOOKUP_CHUNK]
             query = select(c.id, c.fingerprint, c.status, c.starts_at).where(
                 c.fingerprint.in_(chunk)
             )
             for row in conn.execute(query):
-                key = (row.fingerprint, row.status, row.starts_at)
-                if key in wanted:
-                    found[key] = int(row.id)
-        return found
+                yield row.id, row.fingerprint, row.status, row.starts_at
+
+
+_PG_LOOKUP = (
+    "SELECT id, fingerprint, status, starts_at FROM analyses WHERE fingerprint = ANY(%s::varchar[])"
+)
+# The deliveries' columns and their PostgreSQL types, for the arrays unnest() reads.
+_DELIVERY_ARRAY_TYPES = {
+    "received_at": "timestamp",
+    "receiver": "varchar",
+    "status": "varchar",
+    "group_key": "text",
+    "alerts": "integer",
+    "new_alerts": "integer",
+    "duplicate_alerts": "integer",
+    "truncated_alerts": "integer",
+}
+_DELIVERY_COLUMNS = ", ".join(_DELIVERY_ARRAY_TYPES)
+# Constant column names and types; every value is a bound parameter.
+_PG_INSERT_DELIVERIES = (
+    f"INSERT INTO deliveries ({_DELIVERY_COLUMNS}) SELECT {_DELIVERY_COLUMNS} FROM unnest("  # noqa: S608
+    + ", ".join(f"%s::{t}[]" for t in _DELIVERY_ARRAY_TYPES.values())
+    + f") WITH ORDINALITY AS given({_DELIVERY_COLUMNS}, position) ORDER BY position RETURNING id"
+)
 
 
 def _key(alert: Alert) -> AlertKey:
@@ -293,6 +339,7 @@ class _AlertRows:
             return processor if processor is not None else _same
 
         self._datetime = bind("starts_at")
+        self.bind_datetime = self._datetime
         self._json = bind("labels")
         placeholder = "?" if dialect.paramstyle == "qmark" else "%s"
         self._values = "(" + ", ".join([placeholder] * len(_ALERT_COLUMNS)) + ")"
