@@ -106,6 +106,33 @@ def test_the_session_postgresql_says_holds_the_lock_is_named() -> None:
     assert "holding the lock: process 47102" in result.probable_causes[0].cause
 
 
+def test_a_service_down_after_its_package_upgrade_is_the_release_not_a_stop() -> None:
+    """apt restarts the unit: systemd's orderly stop, then the new version crashing in a
+    restart loop. The stop was a restart; the upgrade that broke it is the cause."""
+    down = alert("TargetDown", 'up{job="pricing"} == 0', {"job": "pricing", "instance": "c:9400"})
+    lines = [
+        (700, "ops : USER=root ; COMMAND=/usr/bin/apt-get install -y pricing-engine=5.0.1-1"),
+        (690, "Stopping pricing-engine.service - Pricing engine..."),
+        (690, "Stopped pricing-engine.service - Pricing engine."),
+    ]
+    lines += repeated("fatal: load config /etc/pricing/config.yaml: yaml: unmarshal errors", 680)
+    lines += repeated(
+        "pricing-engine.service: Scheduled restart job, restart counter is at {i}.", 675
+    )
+    result = RulesEngine().analyze(down, [logs(lines)])
+    assert result.category == "deploy_regression"
+    assert "apt-get install" in result.probable_causes[0].cause
+    assert not any("orderly way" in c.cause for c in result.probable_causes)
+
+
+def test_a_crash_loops_own_version_banner_is_no_release() -> None:
+    crashed = alert("ContainerDown", "time() - container_last_seen > 60", {"name": "search-3"})
+    lines = [(420, 'level=info msg="starting search" version=3.2.0')]
+    lines += repeated('level=fatal msg="missing required setting SEARCH_INDEX_URL" {i}', 410)
+    result = RulesEngine().analyze(crashed, [logs(lines)])
+    assert result.category != "deploy_regression"
+
+
 def test_new_errors_after_a_deploy_are_a_deploy_regression() -> None:
     lines = [(700, 'level=info msg="starting checkout" version=2.14.0')]
     lines += repeated('level=error msg="charge failed" err="json: cannot unmarshal {i}"', 600)

@@ -50,7 +50,11 @@ def test_a_cause_of_unavailability_names_no_cause_for_a_busy_cpu() -> None:
 def test_weak_context_and_unmapped_findings_leave_the_symptom() -> None:
     assert cause_category("target_down", [finding("reboot", 0.5)]) == "target_down"
     assert cause_category("target_down", [finding("reboot", explains=False)]) == "target_down"
-    assert cause_category("error_rate", [finding("deploy", 0.9), finding("")]) == "error_rate"
+    assert cause_category("error_rate", [finding("")]) == "error_rate"
+    # A version that started before the alert is a lead; new errors right after a release
+    # (0.8) are its failure.
+    assert cause_category("target_down", [finding("deploy", 0.75)]) == "target_down"
+    assert cause_category("target_down", [finding("deploy", 0.8)]) == "deploy_regression"
     assert cause_category("target_down", []) == "target_down"
 
 

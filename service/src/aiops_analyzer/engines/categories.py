@@ -27,6 +27,9 @@ CAUSE_BY_TOPIC: dict[str, str] = {
     "config": "misconfiguration",
     "listen": "misconfiguration",
     "shutdown": "container_stopped",
+    # New errors right after a release (a package upgraded, a new version started): a target
+    # down or crashing since then is the release's failure.
+    "deploy": "deploy_regression",
 }
 
 # Symptoms of something unreachable or failing, which a broken path (network, name, firewall,
@@ -56,6 +59,9 @@ _CAUSES_FOR: dict[str, frozenset[str]] = {
 
 # Below this a finding is a lead, not the cause.
 MIN_CONFIDENCE = 0.6
+# A release names the category only when errors that never appeared before began right
+# after it (0.8); a version merely starting before the alert is a lead.
+_MIN_CONFIDENCE_FOR = {"deploy": 0.8}
 
 
 def cause_category(family: str, supported: Iterable[Finding]) -> str:
@@ -64,7 +70,8 @@ def cause_category(family: str, supported: Iterable[Finding]) -> str:
     best: tuple[float, str] | None = None
     for finding in supported:
         cause = CAUSE_BY_TOPIC.get(finding.topic)
-        if cause is None or not finding.explains or finding.confidence < MIN_CONFIDENCE:
+        floor = _MIN_CONFIDENCE_FOR.get(finding.topic, MIN_CONFIDENCE)
+        if cause is None or not finding.explains or finding.confidence < floor:
             continue
         if family not in _CAUSES_FOR.get(cause, AVAILABILITY_SYMPTOMS):
             continue

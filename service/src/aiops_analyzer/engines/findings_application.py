@@ -380,12 +380,21 @@ def deploy_regression(prom: list[EvidenceItem], logs: list[EvidenceItem]) -> Fin
         f"A deploy regression: {deploy.what} at "
         f"{_clock(since)}, and {minutes:.0f} min later errors that never appeared before it "
         f"began: {quoted}. The new version introduced them.",
-        0.8,
+        # The failing process's own start-up banner ("starting search version=3.2.0") says
+        # which version crashes, not that a release broke it: the finding stands, but only a
+        # release seen apart from it (a package upgraded, a rollout, a new image) names the
+        # category (categories._MIN_CONFIDENCE_FOR).
+        0.75
+        if deploy.template is not None and _START_BANNER.search(deploy.template.example)
+        else 0.8,
         tuple(dict.fromkeys(cited)),
         "deploy_regression",
         remedy=ROLL_BACK,
         topic="deploy",
     )
+
+
+_START_BANNER = re.compile(r"\bstart(?:ing|ed)?\b|\bboot(?:ing|ed)?\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -525,6 +534,15 @@ def _quoted_topics(logs: list[EvidenceItem], found: list[Finding]) -> list[str]:
     return [tag for tag, t in first.items() if tag not in own and _clip(t.example) in said]
 
 
+def _crashed_after_stopping(logs: list[EvidenceItem]) -> bool:
+    """An orderly stop followed by fresh crashes: it was stopped to start again (a package
+    upgrade, a restart), and what it does now is crash, which is the cause to tell."""
+    stops = [t for _, t in templates(logs) if "shutdown" in t.tags and _fresh(t)]
+    crashes = [t for _, t in templates(logs) if "crash" in t.tags and _fresh(t)]
+    first_stop = min((t.first_seen for t in stops), default=None)
+    return first_stop is not None and any(t.first_seen > first_stop for t in crashes)
+
+
 def _steady_topics(logs: list[EvidenceItem]) -> list[str]:
     """Log-cause tags whose best-ranked line is old news (as common before the alert): with an
     application cause found, a steady firewall or crash line is background, not a rival."""
@@ -583,6 +601,8 @@ def read(
         drop.append("deploy")
     if named == "deploy_regression":
         drop.append("shutdown")  # the old version stopping is the deploy itself
+    if _crashed_after_stopping(logs):
+        drop.append("shutdown")  # the stop was a restart (an upgrade's), and the new one fails
     drop += _quoted_topics(logs, out)
     if named or any(f.explains and f.confidence >= 0.75 for f in out):
         drop += _steady_topics(logs)

@@ -144,7 +144,10 @@ TAGS: dict[str, re.Pattern[str]] = {
         # A start-up line that names its version: "app version 4.2.0 started", "api 1.4.2
         # starting on port 8000".
         r"|\bv?\d+\.\d+\.\d+\S* (?:start(?:ed|ing)\b|booting)"
-        r"|version v?\d+\.\d+\.\d+\S* (?:start|boot|is up|ready)",
+        r"|version v?\d+\.\d+\.\d+\S* (?:start|boot|is up|ready)"
+        # A package installed at a version (apt's pin, dpkg's own lines): an upgrade.
+        r"|\b(?:apt(?:-get)?|dnf|yum|zypper)\b.* (?:install|upgrade)\b.*\S=\d[\w.:~+-]*"
+        r"|\bUnpacking \S+ \(\d[^)]*\) over \(|\bSetting up \S+ \(\d",
         re.I,
     ),
     "reboot": re.compile(
