@@ -248,7 +248,8 @@ def test_container_queries_follow_docker_kubernetes_and_renamed_labels() -> None
     by_id = alert("Hot", cpu, {"id": "/system.slice/docker-" + "ab12" * 16 + ".scope"})
     assert 'id="/system.slice/docker-' in plan_queries(by_id)[1].promql
     pod = alert("Hot", cpu, {"namespace": "shop", "pod": "api-7d9-abc", "container": "api"})
-    assert 'container="api",namespace="shop",pod="api-7d9-abc"' in plan_queries(pod)[1].promql
+    first_container_query = next(q for q in plan_queries(pod) if q.kind.startswith("container_"))
+    assert 'container="api",namespace="shop",pod="api-7d9-abc"' in first_container_query.promql
     renamed = alert(
         "MemHigh",
         'label_replace(container_memory_working_set_bytes{name=~".+"} > 1e9, '

@@ -526,6 +526,27 @@ def test_a_host_out_of_memory_is_memory_pressure(name: str, expr: str, words: st
     assert plain.category != "memory_pressure" and classify(a).family.title in plain.summary
 
 
+def test_a_crash_loop_kubernetes_reports_as_oomkilled_is_an_oom_kill() -> None:
+    labels = {"namespace": "catalog", "pod": "indexer-5b8d-tq7lp", "container": "indexer"}
+    expr = 'kube_pod_container_status_waiting_reason{reason="CrashLoopBackOff"} >= 1'
+    a = alert("KubePodCrashLooping", expr, {**labels, "job": "kube-state-metrics"})
+    planned = {q.kind: q.promql for q in plan_queries(a)}
+    assert planned["pod_last_terminated"] == (
+        "max by (container, reason) (kube_pod_container_status_last_terminated_reason"
+        '{namespace="catalog",pod="indexer-5b8d-tq7lp",container="indexer"} > 0)'
+    )
+    looping = metric("prom-1", "alert_expression", [1, 1, 1], labels)
+    reason = metric("prom-4", "pod_last_terminated", [1, 1, 1], {**labels, "reason": "OOMKilled"})
+    result = RulesEngine().analyze(a, [looping, reason])
+    assert result.category == "oom_killed"
+    top = result.probable_causes[0]
+    assert "last run ended OOMKilled" in top.cause and top.evidence_ids == ["prom-4"]
+    # It ended with an error instead: no OOM claim.
+    error = metric("prom-4", "pod_last_terminated", [1, 1, 1], {**labels, "reason": "Error"})
+    result = RulesEngine().analyze(a, [looping, error])
+    assert result.category != "oom_killed"
+
+
 def test_a_host_alert_is_about_the_machine_not_the_exporters_container() -> None:
     labels = {"instance": "wp-1:9100", "job": "node-exporter", "container": "node-exporter"}
     expr = "(1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes) * 100 > 90"

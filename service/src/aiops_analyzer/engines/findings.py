@@ -149,6 +149,23 @@ def memory_at_limit(
     return None
 
 
+def pod_oom_killed(prom: list[EvidenceItem]) -> Finding | None:
+    """kube-state-metrics says the container's last run ended OOMKilled."""
+    for item in of_kind(prom, "pod_last_terminated"):
+        for series in item.series:
+            if series.labels.get("reason") == "OOMKilled" and (series.peak or 0.0) > 0:
+                container = series.labels.get("container", "the container")
+                return Finding(
+                    f"Kubernetes reports that {container}'s last run ended OOMKilled "
+                    "(kube_pod_container_status_last_terminated_reason): the kernel killed it "
+                    "at its memory limit (exit code 137), and the kubelet restarts it.",
+                    0.85,
+                    (item.id,),
+                    "oom_killed",
+                )
+    return None
+
+
 def oom_counters(prom: list[EvidenceItem]) -> Finding | None:
     for kind, what in (
         ("container_oom_events", "the container's OOM event counter"),

@@ -611,7 +611,8 @@ class RulesEngine:
             "kubernetes",
         )
         oom = (
-            findings.oom_counters(prom)
+            findings.pod_oom_killed(prom)
+            or findings.oom_counters(prom)
             or findings.memory_at_limit(prom, window_end, container_gone=gone)
             or _first(findings.log_causes(logs), "oom_killed")
         )

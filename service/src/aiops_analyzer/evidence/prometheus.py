@@ -67,6 +67,7 @@ def plan_queries(alert: Alert, instance: str | None = None) -> list[NamedQuery]:
         plan.append(NamedQuery("alert expression", expr, "alert_expression"))
     labels = subject_labels(alert)
     family: list[NamedQuery] = []
+    family += _pod_termination_queries(labels)
     family += _runtime_queries(labels, expr)
     family += _machine_queries(labels, expr)
     family += _container_queries(labels, expr)
@@ -113,6 +114,23 @@ def _docker_container_name(labels: dict[str, str], metrics: list[str]) -> bool:
     """
     from_cadvisor = any(m.startswith("container_") for m in metrics)
     return not from_cadvisor and "pod" not in labels
+
+
+def _pod_termination_queries(labels: dict[str, str]) -> list[NamedQuery]:
+    """Why a pod's container last ended, as kube-state-metrics reports it (OOMKilled, Error,
+    ContainerCannotRun...): the kubelet's own word for a crash loop's restarts."""
+    if not labels.get("pod"):
+        return []
+    keys = [k for k in ("namespace", "pod", "container") if labels.get(k)]
+    matchers = ",".join(f"{k}={quote(labels[k])}" for k in keys)
+    return [
+        NamedQuery(
+            "pod container last terminated reason",
+            f"max by (container, reason) "
+            f"(kube_pod_container_status_last_terminated_reason{{{matchers}}} > 0)",
+            "pod_last_terminated",
+        )
+    ]
 
 
 def _container_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
