@@ -547,6 +547,35 @@ def test_a_crash_loop_kubernetes_reports_as_oomkilled_is_an_oom_kill() -> None:
     assert result.category != "oom_killed"
 
 
+@pytest.mark.parametrize(
+    ("reason", "words"),
+    [
+        ("ImagePullBackOff", "cannot pull its image registry.local/shop/cart:2.14.3"),
+        ("CreateContainerConfigError", "a ConfigMap or Secret"),
+    ],
+)
+def test_a_container_waiting_on_its_configuration_is_misconfiguration(
+    reason: str, words: str
+) -> None:
+    labels = {"namespace": "shop", "pod": "cart-6d9f-x2kqp", "container": "cart"}
+    a = alert("KubeContainerWaiting", "kube_pod_container_status_waiting_reason > 0", labels)
+    assert {"pod_waiting", "pod_image"} <= {q.kind for q in plan_queries(a)}
+    image = {**labels, "image": "registry.local/shop/cart:2.14.3"}
+    evidence = [
+        metric("prom-1", "alert_expression", [1, 1, 1], labels),
+        metric("prom-5", "pod_waiting", [1, 1, 1], {**labels, "reason": reason}),
+        metric("prom-6", "pod_image", [1, 1, 1], image),
+    ]
+    result = RulesEngine().analyze(a, evidence)
+    assert result.category == "misconfiguration" and not result.inconclusive
+    top = result.probable_causes[0]
+    assert f"cannot start ({reason})" in top.cause and words in top.cause
+    # Waiting only because it crashed before (CrashLoopBackOff) says nothing about its config.
+    looping = metric("prom-5", "pod_waiting", [1, 1, 1], {**labels, "reason": "CrashLoopBackOff"})
+    result = RulesEngine().analyze(a, [evidence[0], looping])
+    assert not any("cannot start" in c.cause for c in result.probable_causes)
+
+
 def test_a_host_alert_is_about_the_machine_not_the_exporters_container() -> None:
     labels = {"instance": "wp-1:9100", "job": "node-exporter", "container": "node-exporter"}
     expr = "(1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes) * 100 > 90"

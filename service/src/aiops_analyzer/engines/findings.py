@@ -166,6 +166,55 @@ def pod_oom_killed(prom: list[EvidenceItem]) -> Finding | None:
     return None
 
 
+# Why a container cannot start, in the kubelet's words (kube-state-metrics' waiting reason).
+_WAITING_REASONS = {
+    "ImagePullBackOff": "the kubelet cannot pull its image{image}: the tag or repository does "
+    "not exist (mistyped, or deleted by a registry cleanup), the registry refuses the node's "
+    "credentials (imagePullSecrets), or it cannot be reached",
+    "InvalidImageName": "its image name{image} is not a valid reference",
+    "CreateContainerConfigError": "a ConfigMap or Secret (or a key in one) that it references "
+    "does not exist",
+    "CreateContainerError": "the runtime cannot create it (a volume, a mount or a name conflict)",
+}
+_WAITING_REASONS["ErrImagePull"] = _WAITING_REASONS["ImagePullBackOff"]
+
+
+def pod_cannot_start(prom: list[EvidenceItem]) -> Finding | None:
+    """kube-state-metrics says the container waits for a reason that is its configuration's."""
+    images = {
+        s.labels.get("container", ""): s.labels["image"]
+        for item in of_kind(prom, "pod_image")
+        for s in item.series
+        if s.labels.get("image")
+    }
+    for item in of_kind(prom, "pod_waiting"):
+        for series in item.series:
+            reason = series.labels.get("reason", "")
+            if reason not in _WAITING_REASONS or not (series.current or 0.0) > 0:
+                continue
+            container = series.labels.get("container", "")
+            image = images.get(container, "")
+            why = _WAITING_REASONS[reason].format(image=f" {image}" if image else "")
+            return Finding(
+                f"The container {container} cannot start ({reason}): {why}. Nothing "
+                "will run until that is fixed; restarting the pod does not help.",
+                0.8,
+                (item.id,),
+                "container_crash",
+                remedy="`kubectl describe pod` for the kubelet's event naming the exact error; "
+                + (
+                    f"check that {image} exists in the registry (`crane manifest {image}` or "
+                    "the registry's UI) and that the pod's imagePullSecrets can read it; "
+                    "deploy a tag that exists."
+                    if "Image" in reason
+                    else "create the missing object or key, or fix the reference."
+                ),
+                replaces_steps=True,
+                topic="config",
+            )
+    return None
+
+
 def oom_counters(prom: list[EvidenceItem]) -> Finding | None:
     for kind, what in (
         ("container_oom_events", "the container's OOM event counter"),

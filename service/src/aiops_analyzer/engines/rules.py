@@ -646,6 +646,7 @@ class RulesEngine:
         extra += [findings.conntrack_full(prom), findings.nic_link(prom)]
         extra += [findings.probe_phase(prom), findings.probe_certificate(prom)]
         extra.append(findings.gc_pauses(prom))
+        extra.append(findings.pod_cannot_start(prom))
         if cpu_alert or disk_alert or family.category == "latency":
             # Busy CPU that the workload does not spend: stolen, waiting on disk, or capped.
             # Swapping also shows as iowait; then memory is the cause, not the disk.

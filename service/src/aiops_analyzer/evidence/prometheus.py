@@ -129,7 +129,18 @@ def _pod_termination_queries(labels: dict[str, str]) -> list[NamedQuery]:
             f"max by (container, reason) "
             f"(kube_pod_container_status_last_terminated_reason{{{matchers}}} > 0)",
             "pod_last_terminated",
-        )
+        ),
+        NamedQuery(
+            "pod container waiting reason",
+            f"max by (container, reason) "
+            f"(kube_pod_container_status_waiting_reason{{{matchers}}} > 0)",
+            "pod_waiting",
+        ),
+        NamedQuery(
+            "pod container image",
+            f"max by (container, image) (kube_pod_container_info{{{matchers}}})",
+            "pod_image",
+        ),
     ]
 
 
