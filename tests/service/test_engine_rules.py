@@ -576,6 +576,26 @@ def test_a_container_waiting_on_its_configuration_is_misconfiguration(
     assert not any("cannot start" in c.cause for c in result.probable_causes)
 
 
+def test_goroutines_that_only_climb_are_a_leak_behind_latency() -> None:
+    labels = {"instance": "gw-3:9464", "job": "quote-gateway"}
+    expr = "histogram_quantile(0.99, sum by (le) (rate(http_duration_seconds_bucket[5m]))) > 0.5"
+    a = alert("GatewaySlow", expr, labels)
+    planned = {q.kind: q.promql for q in plan_queries(a)}
+    goroutines = 'sum by (instance) (go_goroutines{instance="gw-3:9464"})'
+    assert planned["runtime_goroutines"] == goroutines
+    slow = metric("prom-1", "alert_expression", [0.4, 0.8, 1.2, 1.6], labels)
+    leak = metric("prom-4", "runtime_goroutines", [26000, 29000, 33000, 37000], labels)
+    result = RulesEngine().analyze(a, [slow, leak])
+    assert not result.inconclusive
+    top = result.probable_causes[0]
+    assert "goroutine leak" in top.cause and top.evidence_ids == ["prom-4"]
+    # A count that follows the load up and down, or a small one, is no leak.
+    for values in ([900, 1400, 800, 1300], [40, 60, 80, 120]):
+        steady = metric("prom-4", "runtime_goroutines", values, labels)
+        result = RulesEngine().analyze(a, [slow, steady])
+        assert not any("goroutine leak" in c.cause for c in result.probable_causes)
+
+
 def test_a_host_alert_is_about_the_machine_not_the_exporters_container() -> None:
     labels = {"instance": "wp-1:9100", "job": "node-exporter", "container": "node-exporter"}
     expr = "(1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes) * 100 > 90"

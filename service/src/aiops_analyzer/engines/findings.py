@@ -744,6 +744,36 @@ def gc_pauses(prom: list[EvidenceItem]) -> Finding | None:
     )
 
 
+# Goroutines a leak is told from: thousands, climbing steadily by a tenth of them or more
+# within the window. A busy service's count moves with its load, up and down.
+LEAKING_GOROUTINES = 1000
+
+
+def goroutine_leak(prom: list[EvidenceItem]) -> Finding | None:
+    """A Go process whose goroutines only climb: they are started and never end."""
+    found = own_series(prom, "runtime_goroutines")
+    if not found:
+        return None
+    item, s = found
+    now, low, peak = s.current or 0.0, s.minimum or 0.0, s.peak or 0.0
+    climbing = s.trend == "rising" and now >= 0.95 * peak  # a leak is at its highest now
+    if not climbing or now < LEAKING_GOROUTINES or now - low < 0.1 * now:
+        return None
+    return Finding(
+        f"The process's goroutines climb steadily, from {fmt(low)} to {fmt(now)} in the window "
+        f"({label_text(s.labels)}): a goroutine leak. Each one that never ends keeps its stack "
+        "and what it waits on (a connection, a channel, a lock), so memory, GC work and "
+        "latency grow with them until the process is restarted.",
+        0.75,
+        (item.id,),
+        remedy="Take a goroutine profile (`curl http://HOST:PORT/debug/pprof/goroutine?debug=1`, "
+        "or `go tool pprof`) and look for the stack that holds thousands of them: usually a "
+        "call without a timeout or a channel nobody reads; compare with the last release. A "
+        "restart only buys time.",
+        topic="goroutines",
+    )
+
+
 def _first_at(s: SeriesStats, value: float) -> float:
     """When the series first took ``value`` after having another one."""
     seen_other = False

@@ -253,6 +253,11 @@ def _runtime_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
     return [
         NamedQuery("share of time paused in garbage collection", share, "runtime_gc_share"),
         NamedQuery("heap used / maximum heap", heap, "runtime_heap_ratio"),
+        # A Go service's goroutines: a count that only climbs is a leak (each one holds its
+        # stack and whatever it waits on), which shows as latency and memory growth.
+        NamedQuery(
+            "goroutines", f"sum by (instance) (go_goroutines{{{sel}}})", "runtime_goroutines"
+        ),
     ]
 
 
