@@ -259,6 +259,16 @@ def test_container_queries_follow_docker_kubernetes_and_renamed_labels() -> None
     assert 'name="shop_api_1"' in plan_queries(renamed)[1].promql
 
 
+def test_a_kubernetes_nodes_condition_reads_the_nodes_journal() -> None:
+    """NotReady or DiskPressure: the kubelet and the container runtime log on the node."""
+    expr = 'kube_node_status_condition{condition="Ready",status="true"} == 0'
+    labels = {"node": "wk-6", "instance": "10.244.0.9:8080", "job": "kube-state-metrics"}
+    assert '{host="wk-6"}' in stream_selectors(alert("KubeNodeNotReady", expr, labels))
+    # A pod's alert that names its node is about the pod: the node's journal is not its log.
+    pod = alert("Crash", "kube_pod_container_status_restarts_total > 3", {**labels, "pod": "p"})
+    assert '{host="wk-6"}' not in stream_selectors(pod)
+
+
 def test_a_failed_systemd_unit_reads_the_units_journal_not_a_container() -> None:
     failed = alert(
         "NodeSystemdServiceFailed",

@@ -179,6 +179,8 @@ def stream_selectors(alert: Alert) -> list[str]:
         selectors.append("{" + f"instance={_quote(instance)}" + "}")
     # A rule that kept only the machine's name (by (nodename), a renamed instance).
     host = host_name(instance) if instance else host_label(labels)
+    if about_node(alert):  # its kubelet and container runtime log in the node's journal
+        host_alert, host = True, labels["node"]
     if host and host_alert:
         # Journal collectors file a host under its short name; node_exporter is often
         # scraped by the FQDN (web-3.prod.example.net:9100).
@@ -221,6 +223,18 @@ def _promql(alert: Alert) -> str:
     """The alert's PromQL expression, or "" (none, or a Loki ruler's LogQL)."""
     expr = alert_expression(alert)
     return "" if not expr or is_logql(expr) else expr
+
+
+def about_node(alert: Alert) -> bool:
+    """A Kubernetes node's own condition (NotReady, disk or memory pressure), not a pod's:
+    kube-state-metrics' ``kube_node_*`` series with a ``node`` label."""
+    labels = subject_labels(alert)
+    expr = _promql(alert)
+    return (
+        bool(labels.get("node"))
+        and not labels.get("pod")
+        and any(m.startswith("kube_node_") for m in metric_names(expr))
+    )
 
 
 def about_scrape(alert: Alert) -> bool:
