@@ -421,6 +421,18 @@ async def test_a_certificate_alert_reads_its_renewals_failures_hours_back() -> N
     assert found.novelty == "new" and "tls" in found.tags
 
 
+async def _api_latency_evidence(loki: Handler) -> dict[str, EvidenceItem]:
+    """The evidence of a latency alert on orders-api, its logs from ``loki``."""
+    expr = "histogram_quantile(0.99, sum by (le) (rate(http_duration_seconds_bucket[5m]))) > 2"
+    with LoopbackServer(loki) as server:
+        return by_id(
+            await gather_evidence(
+                alert({"alertname": "ApiSlow", "service": "orders-api"}, expr),
+                settings(loki_url=server.url),
+            )
+        )
+
+
 async def test_a_service_alert_reads_lock_waits_its_database_logged() -> None:
     """PostgreSQL logs the lock waits (log_lock_waits) in its own stream, not the API's: a
     latency alert on the API reads them from the other services' streams, named by theirs."""
@@ -439,14 +451,7 @@ async def test_a_service_alert_reads_lock_waits_its_database_logged() -> None:
         assert query == '{service="orders-api"}'
         return _loki_by_window(own, {"service": "orders-api"})(request)
 
-    expr = "histogram_quantile(0.99, sum by (le) (rate(http_duration_seconds_bucket[5m]))) > 2"
-    with LoopbackServer(loki) as server:
-        items = by_id(
-            await gather_evidence(
-                alert({"alertname": "ApiSlow", "service": "orders-api"}, expr),
-                settings(loki_url=server.url),
-            )
-        )
+    items = await _api_latency_evidence(loki)
     [found] = [t for t in items["loki-1"].templates if "ShareLock" in t.example]
     assert found.example.startswith("postgres: LOG: process")  # which stream said it
     assert found.novelty == "new" and "lock" in found.tags
@@ -470,14 +475,7 @@ async def test_a_database_with_chronic_lock_waits_leaves_the_baseline_whole() ->
             return db(request)
         return _loki_by_window(own, {"service": "orders-api"})(request)
 
-    expr = "histogram_quantile(0.99, sum by (le) (rate(http_duration_seconds_bucket[5m]))) > 2"
-    with LoopbackServer(loki) as server:
-        items = by_id(
-            await gather_evidence(
-                alert({"alertname": "ApiSlow", "service": "orders-api"}, expr),
-                settings(loki_url=server.url),
-            )
-        )
+    items = await _api_latency_evidence(loki)
     by_example = {t.example: t for t in items["loki-1"].templates}
     assert by_example[hourly].novelty == "steady" and by_example[hourly].baseline_count == 3
     waits = next(t for t in by_example.values() if "ShareLock" in t.example)
