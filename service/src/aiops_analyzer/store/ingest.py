@@ -338,8 +338,7 @@ class _AlertRows:
             processor = analyses.c[column].type.dialect_impl(dialect).bind_processor(dialect)
             return processor if processor is not None else _same
 
-        self._datetime = bind("starts_at")
-        self.bind_datetime = self._datetime
+        self.bind_datetime = bind("starts_at")
         self._json = bind("labels")
         placeholder = "?" if dialect.paramstyle == "qmark" else "%s"
         self._values = "(" + ", ".join([placeholder] * len(_ALERT_COLUMNS)) + ")"
@@ -365,8 +364,8 @@ class _AlertRows:
         self, conn: Connection, new: list[tuple[Alert, int, int]], now: datetime
     ) -> dict[AlertKey, int]:
         """Store ``new`` (alert, delivery id, truncated count); the ids of the rows inserted."""
-        now_bound = self._datetime(now)
-        to_datetime, to_json = self._datetime, self._json
+        now_bound = self.bind_datetime(now)
+        to_datetime, to_json = self.bind_datetime, self._json
         keys: dict[tuple[str, str, Any], AlertKey] = {}
         rows: list[tuple[Any, ...]] = []
         for alert, delivery_id, truncated in new:
