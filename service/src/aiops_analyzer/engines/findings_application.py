@@ -573,8 +573,8 @@ def read(
         out += [f for f in (dependency_call(logs), store_refuses_writes(logs)) if f]
         # Only here: behind a latency alert, the service's own "slow request" lines are the
         # symptom, not a dependency.
-        if not out:
-            out += [f for f in (slow_calls(logs),) if f]
+        if not out and (slow := slow_calls(logs)):
+            out.append(slow)
     else:
         lock = lock_contention(logs)
         deploy = deploy_regression(prom, logs)
