@@ -18,11 +18,12 @@ from aiops_analyzer.store import Delivery, IngestResult, JobState, Outcome, Stor
 from aiops_analyzer.store.database import Database
 from aiops_analyzer.store.db import normalise_url
 from aiops_analyzer.store.ingest import GroupCommitter
+from aiops_analyzer.store.ingest_postgres import PostgresBatchWriter
 from aiops_analyzer.store.migrate import head_revision
 from aiops_analyzer.store.tables import metadata
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import event, text
+from sqlalchemy import Connection, event, text
 
 from tests.support.postgres import PostgresServer
 
@@ -215,31 +216,41 @@ def test_each_delivery_of_a_batch_gets_its_own_row(store: Store) -> None:
     assert [rows[r.delivery_id] for r in results] == [f"g{i}" for i in range(7)]
 
 
-def test_an_alert_stored_by_another_replica_mid_batch_becomes_a_duplicate(
+def test_an_alert_another_replica_is_storing_becomes_a_duplicate_once_it_commits(
     database_url: str,
 ) -> None:
     if not database_url.startswith("postgresql"):
         pytest.skip("one SQLite writer at a time: no other replica can write mid-batch")
     mine, other = Store(database_url), Store(database_url)
     mine.migrate()
-    raced: list[int] = []
-
-    def other_replica_first(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        if statement.startswith("INSERT INTO analyses") and not raced:
-            raced.extend(other.ingest(delivery(alert("a"))).analysis_ids)
-
-    event.listen(mine.db.writer, "before_cursor_execute", other_replica_first)
+    outcome: list[IngestResult] = []
     try:
-        [result] = mine.ingestor.ingest_many([delivery(alert("a"), alert("b"))])
+        # The other replica's batch holds "a", inserted but not committed, while ours runs.
+        with other.db.writer.begin() as theirs:
+            [raced] = PostgresBatchWriter(theirs.dialect).store(
+                theirs, [delivery(alert("a"))], datetime.now(UTC)
+            )
+            ours = threading.Thread(
+                target=lambda: outcome.extend(
+                    mine.ingestor.ingest_many([delivery(alert("a"), alert("b"))])
+                )
+            )
+            ours.start()
+            deadline = time.monotonic() + 10
+            while not _waits_on_a_lock(theirs) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert _waits_on_a_lock(theirs), "our batch never waited for the other replica"
+            assert not outcome
+        ours.join(timeout=10)
     finally:
-        event.remove(mine.db.writer, "before_cursor_execute", other_replica_first)
         mine.dispose()
         other.dispose()
+    [result] = outcome
     store = Store(database_url)
     try:
-        assert result.analysis_ids[0] == raced[0]
+        assert result.analysis_ids[0] == raced.analysis_ids[0]
         assert result.new_ids == [result.analysis_ids[1]] and result.duplicates == 1
-        record = store.analyses.get(raced[0])
+        record = store.analyses.get(raced.analysis_ids[0])
         assert record is not None and record.deliveries == 2
         with store.db.read() as conn:
             counts = conn.execute(
@@ -249,6 +260,20 @@ def test_an_alert_stored_by_another_replica_mid_batch_becomes_a_duplicate(
         assert tuple(counts) == (1, 1)
     finally:
         store.dispose()
+
+
+def _waits_on_a_lock(conn: Connection) -> bool:
+    """Another session waits for a lock this one holds (the race above is on)."""
+    # A transaction sees the activity view as of its first read unless told to look again.
+    conn.execute(text("SELECT pg_stat_clear_snapshot()"))
+    return bool(
+        conn.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND pg_backend_pid() = ANY(pg_blocking_pids(pid))"
+            )
+        ).scalar()
+    )
 
 
 def test_concurrent_claims_never_hand_out_a_job_twice(store: Store) -> None:

@@ -71,6 +71,13 @@ class Database:
             create_store_engine(url, immediate=False) if self.sqlite else self.writer
         )
         self.postgres = self.writer.dialect.name == "postgresql"
+        # PostgreSQL's ingest runs one statement per batch in autocommit (``autocommit``), on
+        # connections of its own that keep the statement's plan.
+        self.ingest_writer: Engine = (
+            create_store_engine(url, immediate=True, pool_size=2, cached_plans=True)
+            if self.postgres
+            else self.writer
+        )
         # Queueing this process's SQLite writers on a lock hands the turn over at once, where
         # SQLite's busy handler would sleep in growing steps. PostgreSQL locks rows instead.
         self._write_lock = PriorityLock() if self.sqlite else None
@@ -84,6 +91,13 @@ class Database:
             return
         with self._write_lock.hold(urgent=urgent), self.writer.begin() as conn:
             yield conn
+
+    @contextmanager
+    def autocommit(self) -> Iterator[Connection]:
+        """A connection on which each statement commits on its own (PostgreSQL's
+        one-statement ingest: no BEGIN or COMMIT round trip)."""
+        with self.ingest_writer.connect() as conn:
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
 
     @contextmanager
     def write_now(self) -> Iterator[Connection]:
@@ -127,3 +141,4 @@ class Database:
     def dispose(self) -> None:
         self.writer.dispose()
         self.reader.dispose()
+        self.ingest_writer.dispose()

@@ -37,11 +37,14 @@ def normalise_url(url: str) -> URL:
     return parsed
 
 
-def create_store_engine(url: str, *, immediate: bool, pool_size: int = 8) -> Engine:
+def create_store_engine(
+    url: str, *, immediate: bool, pool_size: int = 8, cached_plans: bool = False
+) -> Engine:
     """An engine for ``url``. On SQLite, ``immediate`` takes the write lock at BEGIN.
 
     Taking the lock up front avoids SQLite's deadlock of two readers both upgrading to writers
-    (which fails at once, ignoring busy_timeout).
+    (which fails at once, ignoring busy_timeout). On PostgreSQL, ``cached_plans`` lets the
+    server keep a prepared statement's generic plan (see below).
     """
     parsed = normalise_url(url)
     if parsed.get_backend_name() != "sqlite":
@@ -52,9 +55,13 @@ def create_store_engine(url: str, *, immediate: bool, pool_size: int = 8) -> Eng
             max_overflow=pool_size,
             # psycopg prepares a statement run five times; PostgreSQL then may keep a generic
             # plan made while the tables were nearly empty (a fresh store, or its first minute
-            # before autovacuum analyses them): a sequential scan per webhook lookup that grew
-            # to 6 ms a batch. Planning these small statements each time costs microseconds.
-            connect_args={"options": "-c plan_cache_mode=force_custom_plan"},
+            # before autovacuum analyses them): a sequential scan per lookup, which grew to
+            # 6 ms a batch. Planning the queue's small statements each time costs microseconds.
+            # The ingest statement's plan does not depend on the tables' sizes (its conflict
+            # check always uses the unique index), and planning it costs more than running it.
+            connect_args={
+                "options": f"-c plan_cache_mode={'auto' if cached_plans else 'force_custom_plan'}"
+            },
         )
     database = parsed.database
     if database and database != ":memory:":

@@ -1,9 +1,10 @@
 """Ingest: deliveries and their alerts, stored before the webhook answers.
 
-Idempotency lives here: an alert state is inserted with ON CONFLICT DO NOTHING on
-(fingerprint, status, starts_at), so a resend, a retry or the other member of an HA pair finds
-the existing row and only bumps its delivery counter. ``ingest_many`` stores the deliveries of
-concurrent requests in one transaction (one fsync): see ``GroupCommitter``.
+Idempotency lives here: an alert state is stored once per (fingerprint, status, starts_at),
+so a resend, a retry or the other member of an HA pair finds the existing row and only bumps
+its delivery counter. ``ingest_many`` stores the deliveries of concurrent requests in one
+transaction (one fsync): see ``GroupCommitter``. PostgreSQL does it in one statement
+(``ingest_postgres``); SQLite, which has one writer at a time, looks the keys up first.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import anyio
@@ -20,8 +21,9 @@ from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.engine import Dialect
 
 from aiops_analyzer.store.database import Database
+from aiops_analyzer.store.ingest_postgres import PostgresBatchWriter
 from aiops_analyzer.store.records import Alert, Delivery, IngestResult, JobState, utcnow
-from aiops_analyzer.store.tables import analyses, deliveries
+from aiops_analyzer.store.tables import analyses, bind_processor, deliveries
 
 AlertKey = tuple[str, str, datetime]
 
@@ -68,34 +70,32 @@ class _Planned:
 
 
 class Ingestor:
-    """Stores a batch of deliveries with a handful of set-based statements, whatever its size:
-    one lookup of the keys already stored, one multi-row insert per table, one executemany for
-    the duplicates' counters. Per-alert statements held the GIL the webhook needs and delayed
-    the durable commit (benchmarks/README.md has the profile)."""
+    """Stores a batch of deliveries with a handful of set-based statements, whatever its size.
+
+    SQLite: one lookup of the keys already stored, one multi-row insert per table, one
+    executemany for the duplicates' counters, in a BEGIN IMMEDIATE transaction (no other
+    writer can store a key between the lookup and the insert). Per-alert statements held the
+    GIL the webhook needs and delayed the durable commit (benchmarks/README.md has the
+    profile). PostgreSQL: one statement (``PostgresBatchWriter``)."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
         # The statements are built once: constructing them per call costs more than SQLite
         # takes to run them.
-        greatest = func.greatest if db.postgres else func.max
         c = analyses.c
         self._insert_deliveries = deliveries.insert().returning(
             deliveries.c.id, sort_by_parameter_order=True
         )
         self._alert_rows = _AlertRows(db.writer.dialect)
+        self._postgres = PostgresBatchWriter(db.writer.dialect) if db.postgres else None
         self._bump_alert = (
             update(analyses)
             .where(c.id == bindparam("b_id"))
             .values(
                 deliveries=c.deliveries + bindparam("b_count"),
                 last_received_at=bindparam("b_now"),
-                truncated_alerts=greatest(c.truncated_alerts, bindparam("b_truncated")),
+                truncated_alerts=func.max(c.truncated_alerts, bindparam("b_truncated")),
             )
-        )
-        self._count_delivery = (
-            update(deliveries)
-            .where(deliveries.c.id == bindparam("b_id"))
-            .values(new_alerts=bindparam("b_new"), duplicate_alerts=bindparam("b_duplicates"))
         )
 
     def ingest(self, delivery: Delivery) -> IngestResult:
@@ -112,6 +112,9 @@ class Ingestor:
         if not batch:
             return []
         now = utcnow()
+        if self._postgres is not None:
+            with self.db.autocommit() as conn:
+                return self._postgres.store(conn, batch, now)
         with self.db.write(urgent=True) if wait else self.db.write_now() as conn:
             return self._store(conn, batch, now)
 
@@ -142,31 +145,17 @@ class Ingestor:
             ],
         )
 
-        inserted = self._alert_rows.insert(
-            conn,
-            [
-                (alerts_by_key[key], delivery_id, delivery.truncated_alerts)
-                for delivery, plan, delivery_id in zip(batch, plans, delivery_ids, strict=True)
-                for key in plan.firsts
-            ],
-            now,
-        )
-        stored.update(inserted)
-        lost = [key for plan in plans for key in plan.firsts if key not in inserted]
-        if lost:  # Another replica stored these between the lookup and the insert.
-            stored.update(self._lookup(conn, lost))
-            plans = _demote(plans, set(lost))
-            conn.execute(
-                self._count_delivery,
+        stored.update(
+            self._alert_rows.insert(
+                conn,
                 [
-                    {
-                        "b_id": delivery_id,
-                        "b_new": len(plan.firsts),
-                        "b_duplicates": len(plan.repeats) + plan.echoes,
-                    }
-                    for plan, delivery_id in zip(plans, delivery_ids, strict=True)
+                    (alerts_by_key[key], delivery_id, delivery.truncated_alerts)
+                    for delivery, plan, delivery_id in zip(batch, plans, delivery_ids, strict=True)
+                    for key in plan.firsts
                 ],
+                now,
             )
+        )
 
         bumps: dict[int, tuple[int, int]] = {}
         for delivery, plan in zip(batch, plans, strict=True):
@@ -194,18 +183,7 @@ class Ingestor:
 
     def _insert_delivery_rows(self, conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
         """Insert the deliveries; their ids in the order of ``rows``."""
-        if not self.db.postgres:
-            return [int(row[0]) for row in conn.execute(self._insert_deliveries, rows)]
-        # One statement text whatever the batch size (psycopg converts and PostgreSQL plans
-        # it once): arrays through unnest(), inserted in their order, so the ids the sequence
-        # hands out rise with it (what SQLAlchemy's own sorted RETURNING relies on).
-        bind = self._alert_rows.bind_datetime
-        arrays = tuple(
-            [bind(r[c]) if c == "received_at" else r[c] for r in rows]
-            for c in _DELIVERY_ARRAY_TYPES
-        )
-        ids = [int(row[0]) for row in conn.exec_driver_sql(_PG_INSERT_DELIVERIES, arrays)]
-        return sorted(ids)
+        return [int(row[0]) for row in conn.execute(self._insert_deliveries, rows)]
 
     def _lookup(self, conn: Connection, keys: list[AlertKey]) -> dict[AlertKey, int]:
         """The ids of the alert states among ``keys`` that are already stored."""
@@ -222,10 +200,6 @@ class Ingestor:
     ) -> Iterator[tuple[int, str, str, datetime]]:
         """(id, fingerprint, status, starts_at) of every stored state of the keys' alerts."""
         fingerprints = sorted({key[0] for key in keys})
-        if self.db.postgres:  # one statement text, prepared once (see _insert_delivery_rows)
-            for row in conn.exec_driver_sql(_PG_LOOKUP, (fingerprints,)):
-                yield row[0], row[1], row[2], row[3].replace(tzinfo=UTC)
-            return
         c = analyses.c
         for start in range(0, len(fingerprints), LOOKUP_CHUNK):
             chunk = fingerprints[start : start + LOOKUP_CHUNK]
@@ -234,29 +208,6 @@ class Ingestor:
             )
             for row in conn.execute(query):
                 yield row.id, row.fingerprint, row.status, row.starts_at
-
-
-_PG_LOOKUP = (
-    "SELECT id, fingerprint, status, starts_at FROM analyses WHERE fingerprint = ANY(%s::varchar[])"
-)
-# The deliveries' columns and their PostgreSQL types, for the arrays unnest() reads.
-_DELIVERY_ARRAY_TYPES = {
-    "received_at": "timestamp",
-    "receiver": "varchar",
-    "status": "varchar",
-    "group_key": "text",
-    "alerts": "integer",
-    "new_alerts": "integer",
-    "duplicate_alerts": "integer",
-    "truncated_alerts": "integer",
-}
-_DELIVERY_COLUMNS = ", ".join(_DELIVERY_ARRAY_TYPES)
-# Constant column names and types; every value is a bound parameter.
-_PG_INSERT_DELIVERIES = (
-    f"INSERT INTO deliveries ({_DELIVERY_COLUMNS}) SELECT {_DELIVERY_COLUMNS} FROM unnest("  # noqa: S608
-    + ", ".join(f"%s::{t}[]" for t in _DELIVERY_ARRAY_TYPES.values())
-    + f") WITH ORDINALITY AS given({_DELIVERY_COLUMNS}, position) ORDER BY position RETURNING id"
-)
 
 
 def _key(alert: Alert) -> AlertKey:
@@ -285,42 +236,6 @@ def _plan(batch: Sequence[Delivery], stored: set[AlertKey]) -> list[_Planned]:
     return plans
 
 
-def _demote(plans: list[_Planned], lost: set[AlertKey]) -> list[_Planned]:
-    """The plans again, with the keys another writer stored first turned into repeats."""
-    return [
-        _Planned(
-            keys=plan.keys,
-            firsts=[key for key in plan.firsts if key not in lost],
-            repeats=plan.repeats + [key for key in plan.firsts if key in lost],
-            echoes=plan.echoes,
-        )
-        for plan in plans
-    ]
-
-
-# PostgreSQL's type of each inserted column, for the arrays unnest() reads.
-_PG_ARRAY_TYPES = {
-    "fingerprint": "varchar",
-    "status": "varchar",
-    "starts_at": "timestamp",
-    "ends_at": "timestamp",
-    "alertname": "varchar",
-    "labels": "json",
-    "annotations": "json",
-    "generator_url": "text",
-    "received_at": "timestamp",
-    "delivery_id": "integer",
-    "deliveries": "integer",
-    "last_received_at": "timestamp",
-    "truncated_alerts": "integer",
-    "state": "varchar",
-    "attempts": "integer",
-    "available_at": "timestamp",
-    "prompt_tokens": "integer",
-    "completion_tokens": "integer",
-}
-
-
 class _AlertRows:
     """The multi-row INSERT of new alert states, with parameters bound by hand.
 
@@ -329,43 +244,25 @@ class _AlertRows:
     processors, taken from the dialect once, so what is stored is byte for byte what
     ``insert(analyses)`` stores (JSON text, naive-UTC datetimes); ``now`` is bound once per batch.
 
-    ON CONFLICT DO NOTHING: a replica (PostgreSQL) may store the same alert state between our
-    lookup and our insert; the rows it wins are not returned and become duplicates.
+    No ON CONFLICT clause: the lookup ran in the same BEGIN IMMEDIATE transaction, so no other
+    writer can have stored these states since.
     """
 
     def __init__(self, dialect: Dialect) -> None:
-        def bind(column: str) -> Callable[[Any], Any]:
-            processor = analyses.c[column].type.dialect_impl(dialect).bind_processor(dialect)
-            return processor if processor is not None else _same
-
-        self.bind_datetime = bind("starts_at")
-        self._json = bind("labels")
+        self._datetime = bind_processor(analyses.c.starts_at, dialect)
+        self._json = bind_processor(analyses.c.labels, dialect)
         placeholder = "?" if dialect.paramstyle == "qmark" else "%s"
         self._values = "(" + ", ".join([placeholder] * len(_ALERT_COLUMNS)) + ")"
         # Constant column names; every value is a bound parameter.
         self._statement_head = f"INSERT INTO analyses ({', '.join(_ALERT_COLUMNS)}) VALUES "  # noqa: S608
-        self._statement_tail = (
-            " ON CONFLICT (fingerprint, status, starts_at) DO NOTHING"
-            " RETURNING id, fingerprint, status, starts_at"
-        )
-        # PostgreSQL: one array per column and one statement text whatever the batch size.
-        # psycopg rewrites a statement's placeholders on every execution when its text is
-        # new or long (a multi-row VALUES list is both): a fifth of the writer's time under
-        # load. The text of this one is always the same, so psycopg converts it once.
-        self._unnest: str | None = None
-        if dialect.name == "postgresql":
-            arrays = ", ".join(f"%s::{_PG_ARRAY_TYPES[c]}[]" for c in _ALERT_COLUMNS)
-            self._unnest = (
-                f"INSERT INTO analyses ({', '.join(_ALERT_COLUMNS)}) "  # noqa: S608
-                f"SELECT * FROM unnest({arrays})" + self._statement_tail
-            )
+        self._statement_tail = " RETURNING id, fingerprint, status, starts_at"
 
     def insert(
         self, conn: Connection, new: list[tuple[Alert, int, int]], now: datetime
     ) -> dict[AlertKey, int]:
         """Store ``new`` (alert, delivery id, truncated count); the ids of the rows inserted."""
-        now_bound = self.bind_datetime(now)
-        to_datetime, to_json = self.bind_datetime, self._json
+        now_bound = self._datetime(now)
+        to_datetime, to_json = self._datetime, self._json
         keys: dict[tuple[str, str, Any], AlertKey] = {}
         rows: list[tuple[Any, ...]] = []
         for alert, delivery_id, truncated in new:
@@ -396,27 +293,17 @@ class _AlertRows:
         inserted: dict[AlertKey, int] = {}
         for start in range(0, len(rows), INSERT_CHUNK):
             chunk = rows[start : start + INSERT_CHUNK]
-            if self._unnest is not None:
-                statement = self._unnest
-                parameters = tuple(list(column) for column in zip(*chunk, strict=True))
-            else:
-                statement = (
-                    self._statement_head
-                    + ", ".join([self._values] * len(chunk))
-                    + self._statement_tail
-                )
-                parameters = tuple(value for row in chunk for value in row)
-            # The driver returns starts_at as it was bound (SQLite's text, PostgreSQL's naive
-            # timestamp): matched against the bound values, not parsed back.
+            statement = (
+                self._statement_head + ", ".join([self._values] * len(chunk)) + self._statement_tail
+            )
+            parameters = tuple(value for row in chunk for value in row)
+            # The driver returns starts_at as it was bound (SQLite's text): matched against
+            # the bound values, not parsed back.
             for analysis_id, fingerprint, status, starts_at in conn.exec_driver_sql(
                 statement, parameters
             ):
                 inserted[keys[(fingerprint, status, starts_at)]] = int(analysis_id)
         return inserted
-
-
-def _same(value: Any) -> Any:
-    return value
 
 
 class GroupCommitter:

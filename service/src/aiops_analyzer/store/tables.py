@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
 metadata = MetaData()
@@ -106,3 +108,14 @@ analyses = Table(
     Index("ix_analyses_finished_at", "finished_at"),
     Index("ix_analyses_state_lease", "state", "lease_expires_at"),
 )
+
+
+def bind_processor(column: Column[Any], dialect: Dialect) -> Callable[[Any], Any]:
+    """What ``column``'s type does to a value before the driver gets it (JSON to text,
+    aware datetimes to naive UTC), for statements whose parameters are bound by hand."""
+    processor = column.type.dialect_impl(dialect).bind_processor(dialect)
+    return processor if processor is not None else _unchanged
+
+
+def _unchanged(value: Any) -> Any:
+    return value
