@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import pytest
 from aiops_analyzer.core.config import Settings
+from aiops_analyzer.engines import analyze
 from aiops_analyzer.evidence import gather_evidence
 from aiops_analyzer.evidence.logrank import is_background
 from aiops_analyzer.evidence.loki import (
@@ -480,6 +481,76 @@ async def test_a_database_with_chronic_lock_waits_leaves_the_baseline_whole() ->
     assert by_example[hourly].novelty == "steady" and by_example[hourly].baseline_count == 3
     waits = next(t for t in by_example.values() if "ShareLock" in t.example)
     assert waits.novelty == "steady"
+
+
+async def test_an_aggregated_alert_reads_the_machine_of_the_series_behind_it() -> None:
+    """`sum by (proxy)` keeps no instance: the series contributing most when the alert
+    started names the machine, whose kernel and unit journal are then read."""
+    expr = "sum by (proxy) (rate(haproxy_backend_connection_errors_total[1m])) > 100"
+    labels = {"alertname": "HaproxyBackendConnectionErrors", "proxy": "be_checkout"}
+    behind = {"instance": "lb-3:8405", "job": "haproxy", "proxy": "be_checkout"}
+
+    def prometheus(request: Recorded) -> Reply:
+        if request.path.endswith("/api/v1/query"):
+            result = [{"metric": behind, "value": [STARTS.timestamp(), "240"]}]
+            return Reply(body={"status": "success", "data": {"result": result}})
+        return Reply(body=matrix())
+
+    full = "kernel: nf_conntrack: nf_conntrack: table full, dropping packet"
+    reply = loki_streams([(STARTS.timestamp() - 60, full)], {})
+    with LoopbackServer(prometheus) as prom, LoopbackServer(always(Reply(body=reply))) as loki:
+        subject = alert(labels, expr)
+        items = await gather_evidence(subject, settings(prometheus_url=prom.url, loki_url=loki.url))
+        result = await analyze(subject, items, settings())
+    [asked] = [r.param("query") for r in prom.requests if r.path.endswith("/api/v1/query")]
+    assert asked == (
+        'topk(1, rate(haproxy_backend_connection_errors_total{proxy="be_checkout"}[5m]))'
+    )
+    assert by_id(items)["prom-subject"].series[0].labels == {
+        "instance": "lb-3:8405",
+        "job": "haproxy",
+    }
+    read = {r.param("query") for r in loki.requests}
+    assert {'{host="lb-3",unit="kernel"}', '{host="lb-3",unit="haproxy.service"}'} <= read
+    assert "lb-3:8405" in result.summary
+    assert "conntrack" in " ".join(c.cause for c in result.probable_causes)
+
+
+async def test_an_alert_naming_its_subject_asks_no_subject_query() -> None:
+    with LoopbackServer(always(Reply(body=matrix()))) as prom:
+        await gather_evidence(
+            alert({"alertname": "X", "instance": "api:8080"}, "sum by (instance) (x_total) > 1"),
+            settings(prometheus_url=prom.url),
+        )
+    assert not [r for r in prom.requests if r.path.endswith("/api/v1/query")]
+
+
+async def test_a_capped_chatty_stream_shortens_only_its_own_baseline() -> None:
+    """The unit's access log hits its line limit within the last hour; the kernel's scanner
+    blocks every ten minutes for three hours stay background, not new."""
+    base = STARTS.timestamp()
+    access = [(base - 3 * 3600 + 2 * i, f"GET /item/{i} 200") for i in range(5600)]
+    block = "kernel: [UFW BLOCK] IN=eth0 OUT= SRC=198.51.100.23 DST=10.0.0.5 PROTO=TCP DPT=23"
+    blocks = [(base - 3 * 3600 + 600 * i, block) for i in range(19)]
+    streams = {"kernel": blocks, "haproxy.service": access}
+
+    def loki(request: Recorded) -> Reply:
+        unit = re.search(r'unit="([^"]+)"', request.param("query"))
+        lines = streams.get(unit.group(1), []) if unit else []
+        return _loki_by_window(lines, {})(request)
+
+    with LoopbackServer(loki) as server:
+        items = by_id(
+            await gather_evidence(
+                alert(
+                    {"alertname": "X", "instance": "lb-3:8405", "job": "haproxy"},
+                    "rate(haproxy_backend_connection_errors_total[1m]) > 100",
+                ),
+                settings(loki_url=server.url),
+            )
+        )
+    [found] = [t for t in items["loki-1"].templates if "UFW" in t.example]
+    assert found.novelty == "steady" and found.baseline_count >= 15
 
 
 @pytest.mark.parametrize(

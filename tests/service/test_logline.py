@@ -206,6 +206,11 @@ def test_a_handler_raising_an_exception_is_no_failed_job() -> None:
     assert "job" not in tags_of("ERROR handler raised an exception: KeyError 'sku'")
 
 
+def test_the_kernels_own_log_throttling_is_no_rate_limit() -> None:
+    assert "rate_limit" not in tags_of("kernel: net_ratelimit: 1867 callbacks suppressed")
+    assert "rate_limit" in tags_of("upstream answered: X-RateLimit-Remaining: 0, rate limited")
+
+
 @pytest.mark.parametrize(
     "line",
     [

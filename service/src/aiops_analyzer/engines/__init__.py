@@ -21,6 +21,7 @@ from aiops_analyzer.core.config import Settings
 from aiops_analyzer.engines.cost import cost_usd
 from aiops_analyzer.engines.llm import LLMEngine, LLMFailure
 from aiops_analyzer.engines.rules import RulesEngine, recovery_of, resolved_when
+from aiops_analyzer.evidence.subject import with_subject
 from aiops_analyzer.schemas import Alert, AnalysisResult, EvidenceItem
 from aiops_analyzer.scrub import scrubber_for
 
@@ -39,8 +40,12 @@ async def analyze(
     tokens_used_today: int = 0,
     llm: LLMEngine | None = None,
 ) -> AnalysisResult:
-    """Analyse one alert. Pass ``llm`` to reuse one client (and its connections) across jobs."""
+    """Analyse one alert. Pass ``llm`` to reuse one client (and its connections) across jobs.
+
+    An aggregated alert is analysed with the subject its evidence found (``with_subject``).
+    """
     started = time.perf_counter()
+    alert = with_subject(alert, evidence)
     result = await _choose(alert, evidence, settings, tokens_used_today, llm)
     if result.engine == "llm":
         result = _with_recovery(alert, evidence, result)

@@ -13,7 +13,7 @@ from collections.abc import Awaitable
 import httpx
 
 from aiops_analyzer.core.config import Settings
-from aiops_analyzer.evidence import loki, prometheus, runbooks
+from aiops_analyzer.evidence import loki, prometheus, runbooks, subject
 from aiops_analyzer.evidence.common import (
     MAX_ITEM_CHARS,
     MAX_RUNBOOK_CHARS,
@@ -36,15 +36,23 @@ async def gather_evidence(
     http: httpx.AsyncClient | None = None,
     scrubber: Scrubber | None = None,
 ) -> list[EvidenceItem]:
-    """Collect every source concurrently; the result is ordered prometheus, loki, runbook."""
+    """Collect every source concurrently; the result is ordered prometheus, loki, runbook.
+
+    An alert whose rule aggregated away every label naming its subject first has the subject
+    looked up (``subject.resolve``): the sources then read that machine or service.
+    """
     scrubber = scrubber or scrubber_for(settings.scrub_extra_patterns)
     own_client = http is None
     client = http or httpx.AsyncClient(timeout=settings.evidence_timeout_seconds)
     try:
+        found = await subject.resolve(alert, settings, client)
+        about = subject.with_subject(alert, [found]) if found else alert
         prom, logs = await asyncio.gather(
-            _guard("prom-1", "prometheus", prometheus.collect(alert, settings, client)),
-            _guard("loki-1", "loki", loki.collect(alert, settings, client)),
+            _guard("prom-1", "prometheus", prometheus.collect(about, settings, client)),
+            _guard("loki-1", "loki", loki.collect(about, settings, client)),
         )
+        if found:
+            prom = [found, *prom]
     finally:
         if own_client:
             await client.aclose()

@@ -248,7 +248,9 @@ TAGS: dict[str, re.Pattern[str]] = {
         re.I,
     ),
     "rate_limit": re.compile(
-        r"too many requests|rate[- ]?limit(?:ed|ing|s)?\b|quota exceeded|(?:status|code)[=: ]+429\b"
+        # Not the kernel's own log throttling ("net_ratelimit: 1867 callbacks suppressed").
+        r"too many requests|(?<!\w)rate[- ]?limit(?:ed|ing|s)?\b|quota exceeded"
+        r"|(?:status|code)[=: ]+429\b"
         r"|\" 429 |\b429 Too"
         # Throttling by other protocols: SMTP 421/451 4.7.x, cloud APIs' throttling errors.
         r"|\b(?:421|451)[ -]4\.7\.\d+|\bthrottl(?:ed|ing)\b|ThrottlingException|\bSlowDown\b"
@@ -336,6 +338,10 @@ class LogLine:
     # A job alert's last-run line read hours back: "old" (before the baseline) or "base" (in
     # it); such lines count as recent, unless they are a periodic line's history.
     lookback: str = ""
+    # Unix seconds from which its stream's baseline was read completely (0: the whole
+    # baseline). A chatty stream whose read hit its line limit covers less of it; a quiet
+    # stream read beside it keeps its own, longer baseline.
+    since: float = 0.0
 
 
 # Listening on every address (`:9100`, `0.0.0.0:9100`, `[::]:9100`, `*:80`) is how a healthy
@@ -426,7 +432,10 @@ def rank(lines: list[LogLine], recent_seconds: float, baseline_seconds: float) -
 
 
 def rank_with_lines(
-    lines: list[LogLine], recent_seconds: float, baseline_seconds: float
+    lines: list[LogLine],
+    recent_seconds: float,
+    baseline_seconds: float,
+    baseline_end: float | None = None,
 ) -> tuple[list[LogTemplate], list[list[LogLine]]]:
     """Templates with recent lines, best first, and the recent lines of each template that is
     not background.
@@ -458,7 +467,12 @@ def rank_with_lines(
         if not recent:
             continue
         recent_rate = len(recent) / max(recent_seconds, 1.0)
-        base_rate = base_count / max(baseline_seconds, 1.0)
+        # The template's baseline is what its streams' reads covered (``LogLine.since``).
+        since = max((m.since for m in members), default=0.0)
+        covered = baseline_seconds
+        if baseline_end is not None and since:
+            covered = min(baseline_seconds, max(0.0, baseline_end - since))
+        base_rate = base_count / max(covered, 1.0)
         if base_count == 0:
             novelty = "new" if baseline_had_lines else "steady"
         elif recent_rate > 3 * base_rate and len(recent) >= 3:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import re
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -184,14 +185,24 @@ def stream_selectors(alert: Alert) -> list[str]:
     host = host_name(instance) if instance else host_label(labels)
     if about_node(alert):  # its kubelet and container runtime log in the node's journal
         host_alert, host = True, labels["node"]
+    # Journal collectors file a host under its short name; node_exporter is often scraped by
+    # the FQDN (web-3.prod.example.net:9100).
+    names = list(dict.fromkeys([host, host.split(".")[0]] if _is_name(host) else [host]))
     if host and host_alert:
-        # Journal collectors file a host under its short name; node_exporter is often
-        # scraped by the FQDN (web-3.prod.example.net:9100).
-        names = [host, host.split(".")[0]] if _is_name(host) else [host]
         selectors += [
-            "{" + f"{label}={_quote(name)}" + "}"
-            for name in dict.fromkeys(names)
+            "{" + f"{label}={_quote(name)}" + "}" for name in names for label in _HOST_STREAM_LABELS
+        ]
+    elif instance and _is_name(host) and not is_probe(alert):
+        # A service scraped on a named machine: the kernel's lines there (a full conntrack
+        # table, OOM kills, firewall drops, a link going down) and, on a VM, its systemd
+        # unit's journal (Alloy's `unit`, "kernel" for the kernel's lines).
+        job = labels.get("job", "")
+        units = ["kernel", f"{job}.service"] if _is_name(job) else ["kernel"]
+        selectors += [
+            "{" + f"{label}={_quote(name)},unit={_quote(unit)}" + "}"
+            for name in names
             for label in _HOST_STREAM_LABELS
+            for unit in units
         ]
     return list(dict.fromkeys(selectors))
 
@@ -348,11 +359,14 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
         (_read(url, s, span, timeout, http, 2 * MAX_FETCH_LINES), 2 * MAX_FETCH_LINES, True)
         for s in selectors[1:]
     ]
+    # Which stream set each read is of (the subject's own reads are one), for its coverage.
+    streams = [0] * (len(planned) - len(selectors) + 1) + list(range(1, len(selectors)))
     if lock_waits := lock_wait_selector(alert, selectors[0]):
         limit = MAX_LOCK_WAIT_LINES
         planned.append(
             (_read(url, lock_waits, span, timeout, http, limit, named=True), limit, True)
         )
+        streams.append(len(selectors))
     # A job alert: the failure lines of its last runs, however long before the alert.
     last_runs = Window(recent.start - LAST_RUN_LOOKBACK, recent.start)
     job_alert = about_job(alert)
@@ -383,10 +397,13 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
     failures = [r for r in results if isinstance(r, str)]
     if len(failures) == len(results):
         return [unavailable("loki-1", "loki", selectors[0], failures[0]), *items]
-    covered_from = _baseline_covered_from(
-        baseline,
-        [(r, limit) for r, (_, limit, spans) in zip(results, planned, strict=True) if spans],
-    )
+    spanning = [
+        (r, limit, stream)
+        for r, (_, limit, spans), stream in zip(results, planned, streams, strict=False)
+        if spans  # the job reads come last and span nothing
+    ]
+    covered_from = _baseline_covered_from(baseline, [(r, limit) for r, limit, _ in spanning])
+    floor, since_by_stream = _stream_coverage(baseline, spanning)
     seen: set[tuple[int, str]] = set()
     lines: list[LogLine] = []
     first_job_read = len(results) - job_reads
@@ -408,14 +425,15 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
                 or recent.start.timestamp() <= ts
                 or (deploy_from <= ts and bool(_DEPLOY_LINE.search(text)))
             )
-            if not recent_line and ts < covered_from:
-                continue  # older than what every capped read covers: rates would be skewed
+            since = since_by_stream.get(streams[index], floor) if index < len(streams) else floor
+            if not recent_line and ts < since:
+                continue  # older than what its stream's read covers: rates would be skewed
             # Where a last run's line was read: the ranking tells a job's failure (once or
             # twice a day) from a periodic line the filter also caught (an hourly denial).
             lookback = ""
             if last_run and ts < recent.start.timestamp():
                 lookback = "old" if ts < covered_from else "base"
-            lines.append(LogLine(ts, text, recent_line, lookback))
+            lines.append(LogLine(ts, text, recent_line, lookback, since))
     query = " + ".join(selectors)
     if not any(line.recent for line in lines):
         return [
@@ -429,8 +447,10 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
             ),
             *items,
         ]
-    baseline_seconds = max(0.0, baseline.end.timestamp() - covered_from)
-    ranked, telling = rank_with_lines(lines, recent.seconds, baseline_seconds)
+    baseline_end = baseline.end.timestamp()
+    ranked, telling = rank_with_lines(
+        lines, recent.seconds, max(0.0, baseline_end - floor), baseline_end
+    )
     templates = ranked[:MAX_TEMPLATES_KEPT]
     newest = _newest(lines, telling, settings.loki_max_lines)
     items[:0] = [
@@ -481,6 +501,24 @@ def _baseline_covered_from(
     if oldest:
         covered = max(covered, min(oldest))
     return min(covered, baseline.end.timestamp())
+
+
+def _stream_coverage(
+    baseline: Window, reads: list[tuple[list[tuple[int, str]] | str, int, int]]
+) -> tuple[float, dict[int, float]]:
+    """Where each stream set's baseline is complete: (the floor for all, {stream: since}).
+
+    Like ``_baseline_covered_from``, but a read that hit its limit shortens only its own
+    streams' baseline. A chatty access log capped at its last hour must not make a kernel
+    line logged every ten minutes for three hours look new.
+    """
+    floor = _baseline_covered_from(baseline, [(result, sys.maxsize) for result, _, _ in reads])
+    since: dict[int, float] = {}
+    for result, limit, stream in reads:
+        if isinstance(result, list) and result and len(result) >= limit:
+            oldest = min(ts for ts, _ in result) / 1e9
+            since[stream] = min(max(since.get(stream, floor), oldest), baseline.end.timestamp())
+    return floor, since
 
 
 def _newest(lines: list[LogLine], telling: list[list[LogLine]], limit: int) -> list[LogLine]:
