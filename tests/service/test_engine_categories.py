@@ -36,6 +36,14 @@ def test_a_family_that_already_names_a_cause_keeps_it() -> None:
     assert cause_category("failed_job", [finding("dns")]) == "failed_job"
 
 
+def test_a_broken_path_names_the_category_of_a_stream_that_lags() -> None:
+    """Replication or consumers lag because the network between them broke (an MTU change,
+    a full conntrack table, a name that no longer resolves)."""
+    assert cause_category("queue_lag", [finding("mtu")]) == "network"
+    assert cause_category("queue_lag", [finding("dns")]) == "dns"
+    assert cause_category("queue_lag", [finding("reboot")]) == "queue_lag"
+
+
 def test_garbage_collection_behind_a_memory_alert_is_the_symptom_of_a_full_heap() -> None:
     assert cause_category("memory_pressure", [finding("gc")]) == "memory_pressure"
     assert cause_category("latency", [finding("gc")]) == "garbage_collection"

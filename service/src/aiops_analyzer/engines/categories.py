@@ -22,6 +22,7 @@ CAUSE_BY_TOPIC: dict[str, str] = {
     "tls": "tls",
     "certificate": "certificate_expiry",
     "conntrack": "network",
+    "mtu": "network",
     "link": "network",
     "gc": "garbage_collection",
     "config": "misconfiguration",
@@ -52,7 +53,12 @@ AVAILABILITY_SYMPTOMS = frozenset(
 # requests (behind a memory alert it is the symptom of a full heap, so memory stays the
 # category there); an orderly stop explains only something that went away. A firewall line
 # next to a CPU alert explains nothing about the CPU.
+# A broken path also stalls a stream that only lags (replication, consumers).
+_PATH_SYMPTOMS = AVAILABILITY_SYMPTOMS | {"queue_lag"}
 _CAUSES_FOR: dict[str, frozenset[str]] = {
+    "network": _PATH_SYMPTOMS,
+    "dns": _PATH_SYMPTOMS,
+    "firewall": _PATH_SYMPTOMS,
     "garbage_collection": frozenset({"cpu_saturation", "host_load", "latency", "error_rate"}),
     "container_stopped": frozenset({"target_down", "container_crash", "workload_unavailable"}),
 }

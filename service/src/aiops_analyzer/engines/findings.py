@@ -916,6 +916,9 @@ LOG_REMEDIES: dict[str, str] = {
     "conntrack": "Compare `conntrack -C` (or node_nf_conntrack_entries) with "
     "`sysctl net.netfilter.nf_conntrack_max`; raise the limit or shorten timeouts, and find "
     "what opens so many connections (`conntrack -L | awk '{print $5}' | sort | uniq -c`).",
+    "mtu": "Compare the interface's MTU (`ip link show DEV`) with the path's: `ping -M do -s "
+    "8972 PEER` fails where jumbo frames are not carried end to end. Set the MTU back (or "
+    "enable jumbo frames on every switch port of the path).",
     "link": "Check the interface: `ip -s link show DEV`, `ethtool DEV` (link, speed, duplex) "
     "and the kernel log; reseat or replace the cable/port, or check the virtual NIC's host.",
     "dns": "Resolve the failing name from the affected host (`dig NAME`, `getent hosts NAME`) "
@@ -953,6 +956,13 @@ LOG_CAUSES: dict[str, tuple[str, float, str]] = {
     "conntrack": (
         "The kernel's connection-tracking table is full and new connections are dropped: "
         "{line}. Connections (scrapes, probes, requests) time out while the services are up.",
+        0.75,
+        "",
+    ),
+    "mtu": (
+        "An interface's MTU changed or the path refuses large packets: {line} (at {when}). "
+        "Packets larger than the path carries (jumbo frames across a 1500-byte switch path) "
+        "are dropped: bulk transfers stall while pings and health checks pass.",
         0.75,
         "",
     ),

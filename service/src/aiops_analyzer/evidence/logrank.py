@@ -52,6 +52,14 @@ TAGS: dict[str, re.Pattern[str]] = {
         r"|conntrack.*dropping packet",
         re.I,
     ),
+    # An interface's MTU changed, or packets too large for the path are refused: jumbo frames
+    # set on a host whose switch path carries 1500 bytes stall large transfers (replication,
+    # TLS handshakes with long chains) while pings and health checks pass.
+    "mtu": re.compile(
+        r"changing MTU from \d+ to \d+|\bMTU (?:changed|set|mismatch|to \d{4})"
+        r"|frag(?:mentation)? needed|packet too big|\bPMTU\b|message too long|\bEMSGSIZE\b",
+        re.I,
+    ),
     # The NIC lost its carrier, flaps or renegotiated at a lower speed.
     "link": re.compile(
         r"\bLink is Down\b|\blink (?:is |went )?down\b(?! (?:detect|delay|timer))"
@@ -218,7 +226,9 @@ TAGS: dict[str, re.Pattern[str]] = {
         # What a skewed clock breaks: tokens "used before" their issue time, requests a
         # signing service finds too far off, Kerberos tickets.
         r"|\b(?:Jwt|JWT|token) used before\b|issued in the future|RequestTimeTooSkewed"
-        r"|KRB_AP_ERR_SKEW|Clock skew too great|token (?:is )?not (?:yet )?active",
+        r"|KRB_AP_ERR_SKEW|Clock skew too great|token (?:is )?not (?:yet )?active"
+        # A token or certificate "not valid yet" (JWT's nbf/iat in the future of this clock).
+        r"|\bnot valid yet\b|\bnot yet valid\b|\bnbf\b.{0,40}\bfuture|issued at.{0,20}future",
         re.I,
     ),
     # Database statements that take long: apps' "slow query" warnings, PostgreSQL's
@@ -301,6 +311,7 @@ TAG_WEIGHT = {
     "dns": 3.0,
     "tls": 3.0,
     "conntrack": 3.0,
+    "mtu": 3.0,
     "link": 3.0,
     "listen": 2.5,
     "reboot": 2.5,
