@@ -904,6 +904,32 @@ def test_a_failing_probe_says_which_phase_fails_and_what_its_certificate_has_lef
     assert not any("certificate" in c.cause for c in result.probable_causes)
 
 
+def test_a_slow_probe_says_which_phase_waits_and_what_went_down_meanwhile() -> None:
+    site = {"instance": "https://orders.example/healthz", "job": "blackbox"}
+    a = alert(
+        "BlackboxSlowProbe", 'avg_over_time(probe_duration_seconds{job="blackbox"}[1m]) > 1', site
+    )
+    slow = metric("prom-1", "alert_expression", [5.0, 5.0, 5.0], site)
+    phases = metric("prom-2", "probe_phases", [0.001] * 25 + [5.0] * 5, {"phase": "resolve"})
+    connect = metric("prom-2", "probe_phases", [0.002] * 30, {"phase": "connect"}).series
+    phases.series.extend(connect)
+    resolver = metric("prom-3", "targets_down", [0.0] * 4, {"instance": "dns-1:9100"})
+    result = RulesEngine().analyze(a, [slow, phases, resolver])
+    assert result.category == "dns"
+    cause = next(c for c in result.probable_causes if "resolving the target's name" in c.cause)
+    assert "Down since about then: dns-1:9100" in cause.cause
+    assert cause.evidence_ids == ["prom-2", "prom-3"]
+
+    # Down all window long: not news. A slow answer is the server's, not the path's.
+    chronic = metric("prom-3", "targets_down", [0.0] * 30, {"instance": "old-1:9100"})
+    result = RulesEngine().analyze(a, [slow, phases, chronic])
+    assert "Down since" not in " ".join(c.cause for c in result.probable_causes)
+    waits = metric("prom-2", "probe_phases", [0.01] * 25 + [5.0] * 5, {"phase": "processing"})
+    result = RulesEngine().analyze(a, [slow, waits])
+    assert result.category != "dns"
+    assert not any("spends" in c.cause for c in result.probable_causes)
+
+
 def test_oom_in_logs_and_clean_shutdown_in_logs() -> None:
     down = alert("ContainerDown", "time() - container_last_seen > 60", {"name": "etl"})
     killed = log_item("loki-1", "worker exited code=137 (OOMKilled)")

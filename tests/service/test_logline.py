@@ -209,6 +209,12 @@ def test_a_handler_raising_an_exception_is_no_failed_job() -> None:
     assert "job" not in tags_of("ERROR handler raised an exception: KeyError 'sku'")
 
 
+def test_ecs_loggings_schema_version_is_no_release() -> None:
+    line = "INFO node-left[es-3] reason: disconnected ecs.version=1.2.0 service.name=ES_ECS"
+    assert "deploy" not in tags_of(line)
+    assert "deploy" in tags_of("INFO app version=2.3.1 started")
+
+
 def test_the_kernels_own_log_throttling_is_no_rate_limit() -> None:
     assert "rate_limit" not in tags_of("kernel: net_ratelimit: 1867 callbacks suppressed")
     assert "rate_limit" in tags_of("upstream answered: X-RateLimit-Remaining: 0, rate limited")

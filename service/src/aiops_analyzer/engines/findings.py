@@ -666,6 +666,8 @@ def probe_phase(prom: list[EvidenceItem]) -> Finding | None:
             remedy=LOG_REMEDIES["dns"],
             topic="dns",
         )
+    if slow := _slow_probe_phase(prom):
+        return slow
     status = own_series(prom, "probe_http_status")
     if status and status[1].current is not None and status[1].current >= 500:
         return Finding(
@@ -675,6 +677,72 @@ def probe_phase(prom: list[EvidenceItem]) -> Finding | None:
             (status[0].id,),
         )
     return None
+
+
+# A phase this long, and this many times what it took before, is where a slow probe waits.
+SLOW_PHASE_SECONDS = 1.0
+SLOW_PHASE_FACTOR = 5.0
+_PHASES = {
+    "resolve": (
+        "resolving the target's name",
+        "the resolver is slow or a nameserver in resolv.conf does not answer, so each lookup "
+        "waits for its timeout before the next server answers",
+        "dns",
+    ),
+    "connect": (
+        "connecting",
+        "packets are lost or SYNs dropped on the way (a firewall, a full conntrack table or "
+        "accept queue), so the connection waits for retransmissions",
+        "network",
+    ),
+    "tls": (
+        "the TLS handshake",
+        "the handshake waits (an OCSP or CRL check, a slow key exchange, large packets lost "
+        "on a path with a smaller MTU)",
+        "tls",
+    ),
+}
+
+
+def _slow_probe_phase(prom: list[EvidenceItem]) -> Finding | None:
+    """The phase of a blackbox probe that went from quick to seconds (probe_http_duration
+    by phase), with the targets that went down at about the same time."""
+    item = next(iter(of_kind(prom, "probe_phases")), None)
+    if item is None:
+        return None
+    slow = [
+        s
+        for s in item.series
+        if s.labels.get("phase") in _PHASES
+        and (s.peak or 0.0) >= SLOW_PHASE_SECONDS
+        and (s.peak or 0.0) >= SLOW_PHASE_FACTOR * max(s.baseline or 0.0, 0.001)
+    ]
+    if not slow:
+        return None
+    s = max(slow, key=lambda x: x.peak or 0.0)
+    doing, why, topic = _PHASES[s.labels["phase"]]
+    before = (s.baseline or 0.0) * 1000
+    down = _went_down(prom, item.window_start)
+    also = f" Down since about then: {', '.join(down)}." if down else ""
+    return Finding(
+        f"The probe spends {fmt(s.peak)} s {doing} (it took {before:.0f} ms before): {why}." + also,
+        0.75,
+        (item.id, *([i.id for i in of_kind(prom, "targets_down")] if down else [])),
+        remedy=LOG_REMEDIES[topic],
+        topic=topic,
+    )
+
+
+def _went_down(prom: list[EvidenceItem], window_start: float | None) -> list[str]:
+    """Targets that stopped answering inside the window (`up == 0` only once they are down:
+    a series whose first point is well after the window began went down then)."""
+    names = []
+    for item in of_kind(prom, "targets_down"):
+        for s in item.series:
+            began = s.points[0][0] if s.points else None
+            if began is not None and window_start is not None and began > window_start + 120:
+                names.append(s.labels.get("instance") or s.labels.get("job") or "?")
+    return names[:3]
 
 
 def probe_certificate(prom: list[EvidenceItem]) -> Finding | None:

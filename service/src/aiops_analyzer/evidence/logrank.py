@@ -148,7 +148,9 @@ TAGS: dict[str, re.Pattern[str]] = {
         r"(?<!user )(?<!for )\bdeploy(?:ed|ing|ment)?\b(?![(@/])"
         r"|\brollout\b|rolled out|rolling (?:update|restart)"
         r"|new version|upgraded? (?:to|from) v?\d|starting \S+ (?:version|v)\s*[=:]?\s*v?\d"
-        r"|\bversion\"?\s*[=:]\s*\"?v?\d+\.\d+|image \S+ (?:pulled|updated)|migration \S* ?applied"
+        # Not ECS logging's schema version ("ecs.version": "1.2.0" on every line).
+        r"|(?<!ecs\.)\bversion\"?\s*[=:]\s*\"?v?\d+\.\d+|image \S+ (?:pulled|updated)"
+        r"|migration \S* ?applied"
         # A start-up line that names its version: "app version 4.2.0 started", "api 1.4.2
         # starting on port 8000".
         r"|\bv?\d+\.\d+\.\d+\S* (?:start(?:ed|ing)\b|booting)"

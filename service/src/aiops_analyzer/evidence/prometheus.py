@@ -483,6 +483,15 @@ def _probe_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
             f"probe_ssl_earliest_cert_expiry{{{i}}} - time()",
             "probe_cert_expiry",
         ),
+        # Where a slow probe spends its time: resolving the name, connecting, the TLS
+        # handshake, or waiting for the answer.
+        NamedQuery(
+            "probe duration by phase",
+            f"max by (phase) (probe_http_duration_seconds{{{i}}})",
+            "probe_phases",
+        ),
+        # What else stopped answering meanwhile (a resolver, a proxy the probe goes through).
+        NamedQuery("scrape targets down", "up == 0", "targets_down"),
     ]
 
 
