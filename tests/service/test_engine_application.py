@@ -106,6 +106,35 @@ def test_the_session_postgresql_says_holds_the_lock_is_named() -> None:
     assert "holding the lock: process 47102" in result.probable_causes[0].cause
 
 
+def test_the_table_whose_rows_are_locked_is_named() -> None:
+    waits = repeated(
+        "postgres: LOG:  process 48{i}11 still waiting for ShareLock on transaction 91", 600
+    )
+    context = repeated(
+        'postgres: CONTEXT:  while updating tuple (412,{i}) in relation "inventory"', 600
+    )
+    result = RulesEngine().analyze(
+        alert("ApiSlow", LATENCY, {"service": "orders"}), [logs(waits + context)]
+    )
+    assert "The waits are on rows of inventory." in result.probable_causes[0].cause
+
+
+def test_requests_waiting_on_locks_hold_the_pool_they_exhaust() -> None:
+    """The pool runs dry because its connections wait on row locks: lock contention names the
+    error alert, not the pool."""
+    waits = repeated(
+        "postgres: LOG:  process 48{i}11 still waiting for ShareLock on transaction 91", 600
+    )
+    pool = repeated("error reserveStock failed: timeout exceeded when trying to connect {i}", 300)
+    errors = alert(
+        "ErrorLogs", 'sum(rate(log_errors_total{service="c"}[5m])) > 1', {"service": "c"}
+    )
+    result = RulesEngine().analyze(errors, [logs(waits + pool)])
+    causes = " ".join(c.cause for c in result.probable_causes)
+    assert "connection pool has no free connection" in causes
+    assert result.category == "lock_contention"
+
+
 def test_a_service_down_after_its_package_upgrade_is_the_release_not_a_stop() -> None:
     """apt restarts the unit: systemd's orderly stop, then the new version crashing in a
     restart loop. The stop was a restart; the upgrade that broke it is the cause."""

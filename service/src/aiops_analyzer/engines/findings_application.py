@@ -144,6 +144,8 @@ def lock_contention(logs: list[EvidenceItem]) -> Finding | None:
     named = _lock_holders(logs)
     if named:
         suspect += f" The database names the session holding the lock: process {', '.join(named)}."
+    if tables := _locked_relations(logs):
+        suspect += f" The waits are on rows of {', '.join(tables)}."
     return Finding(
         f"Lock contention: requests wait on database or application locks "
         f"('{_clip(template.example)}', {_seen(template)}). A long-running transaction or "
@@ -173,6 +175,21 @@ def _lock_holders(logs: list[EvidenceItem]) -> list[str]:
             for match in _LOCK_HOLDER.finditer(template.example):
                 counts[match.group(1)] = counts.get(match.group(1), 0) + template.count
     return sorted(counts, key=lambda pid: -counts[pid])[:3]
+
+
+# PostgreSQL's CONTEXT of a lock wait: 'while updating tuple (412,7) in relation "inventory"'.
+_LOCKED_RELATION = re.compile(
+    r'while (?:updating|locking|deleting|inserting)[^"]* relation "([^"]+)"'
+)
+
+
+def _locked_relations(logs: list[EvidenceItem]) -> list[str]:
+    """The tables whose rows the waiting sessions wanted, most cited first."""
+    counts: dict[str, int] = {}
+    for _, template in templates(logs):
+        for match in _LOCKED_RELATION.finditer(template.example):
+            counts[match.group(1)] = counts.get(match.group(1), 0) + template.count
+    return sorted(counts, key=lambda name: -counts[name])[:2]
 
 
 def failed_job(logs: list[EvidenceItem], *, job_alert: bool) -> Finding | None:
@@ -315,18 +332,19 @@ def dependency_failure(logs: list[EvidenceItem]) -> Finding | None:
             continue  # refused credentials, not connections: findings_dependency names it
         if found:
             item, template = found
+            topic = log_topic(tag, template.example)
             if (
                 tag == "database"
                 and _POOL_WAIT.search(template.example)
                 and not _DB_REFUSES.search(template.example)
             ):
-                sentence, remedy = _POOL_SENTENCE, _POOL_REMEDY
+                sentence, remedy, topic = _POOL_SENTENCE, _POOL_REMEDY, "pool"
             return Finding(
                 sentence.format(line=_clip(template.example), seen=_seen(template)),
                 0.75,
                 (item.id,),
                 remedy=remedy,
-                topic=log_topic(tag, template.example),
+                topic=topic,
             )
     return None
 
@@ -588,8 +606,10 @@ def read(
         out += [f for f in (lock, deploy, dependency, store, call, auth, limit, slow, job) if f]
         dependency = dependency or store or call
         dependency_failed = dependency is not None or _new_dependency_errors(logs)
+        # A pool with no free connection while requests wait on locks: the waits hold them.
+        pool_held = dependency is not None and dependency.topic == "pool"
         if family in SYMPTOM_FAMILIES or family == "lock_contention":
-            if lock and (family in ("latency", "lock_contention") or not dependency):
+            if lock and (family in ("latency", "lock_contention") or not dependency or pool_held):
                 named = "lock_contention"
             elif deploy and not dependency:
                 named = "deploy_regression"

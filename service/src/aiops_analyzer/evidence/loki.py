@@ -102,12 +102,13 @@ RENEWAL_FILTER = (
 )
 _DOMAIN = re.compile(r"^(?:\*\.)?(?:[a-z0-9-]+\.)+[a-z]{2,}$", re.I)
 # Databases log their own lock waits (PostgreSQL's log_lock_waits, its DETAIL naming the
-# holder, MySQL's and InnoDB's timeouts and deadlocks) in their own streams, not in those of
-# the service that waits. A service's alert (latency, errors) reads these lines from its
-# neighbours' streams too: one bounded read over its log window, each line named by its stream.
+# holder, its CONTEXT the table, MySQL's and InnoDB's timeouts and deadlocks) in their own
+# streams, not in those of the service that waits. A service's alert (latency, errors) reads
+# these lines from its neighbours' streams too: one bounded read over its log window, each
+# line named by its stream.
 LOCK_WAIT_FILTER = (
     ' |~ "(?i)still waiting for [a-z]*lock|holding the lock|lock wait timeout'
-    '|deadlock (?:detected|found)|lock timeout"'
+    '|deadlock (?:detected|found)|lock timeout|while (?:updating|locking|deleting) tuple"'
 )
 # As many as any other extra stream's read: a read that hits its limit shortens the baseline
 # every template is compared with (``_baseline_covered_from``), and a database with chronic
