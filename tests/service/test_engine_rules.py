@@ -541,10 +541,15 @@ def test_a_crash_loop_kubernetes_reports_as_oomkilled_is_an_oom_kill() -> None:
     assert result.category == "oom_killed"
     top = result.probable_causes[0]
     assert "last run ended OOMKilled" in top.cause and top.evidence_ids == ["prom-4"]
-    # It ended with an error instead: no OOM claim.
+    assert not any("last run ended with" in c.cause for c in result.probable_causes)
+    # It ended with an error instead: no OOM claim, and how it ended is said.
     error = metric("prom-4", "pod_last_terminated", [1, 1, 1], {**labels, "reason": "Error"})
-    result = RulesEngine().analyze(a, [looping, error])
+    code = metric("prom-5", "pod_exit_code", [1, 1, 1], {"container": "indexer"})
+    result = RulesEngine().analyze(a, [looping, error, code])
     assert result.category != "oom_killed"
+    ended = next(c for c in result.probable_causes if "last run ended" in c.cause)
+    assert "reason Error, exit code 1" in ended.cause and "error of its own" in ended.cause
+    assert ended.evidence_ids == ["prom-4", "prom-5"]
 
 
 @pytest.mark.parametrize(

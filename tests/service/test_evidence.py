@@ -516,6 +516,50 @@ async def test_an_aggregated_alert_reads_the_machine_of_the_series_behind_it() -
     assert "conntrack" in " ".join(c.cause for c in result.probable_causes)
 
 
+async def test_a_consumer_groups_lag_reads_the_lines_that_name_its_group_or_partition() -> None:
+    """kafka_exporter's own pod is not the consumer; the consumer is named otherwise than its
+    group, and the producer logs the partition: one read across streams finds both."""
+    labels = {
+        "alertname": "TooLargeConsumerGroupLag",
+        "consumergroup": "shipment-events",
+        "topic": "shipments.v1",
+        "partition": "3",
+        "pod": "kafka-exporter-6f9c7d8b5-t4wzq",
+        "container": "kafka-exporter",
+        "namespace": "kafka",
+        "job": "kafka-exporter",
+    }
+    base = STARTS.timestamp()
+    lines = [
+        (base - 120 + 10 * i, "Record shipments.v1-3@1882211 failed, seeking back and retrying")
+        for i in range(12)
+    ]
+    lines += [(base - 130, "msg=published type=X topic=shipments.v1 partition=3 offset=1882211")]
+    lines += [(base - 100, "processed 30 events from shipments.v1-30 in 12 ms")]
+    lines += [
+        (base - 3 * 3600 + 600 * i, f"processed {i} events from shipments.v1-3") for i in range(17)
+    ]
+
+    def loki(request: Recorded) -> Reply:
+        if '|~ "(?i)shipment-events' in request.param("query"):  # not the group's name
+            return _loki_by_window(lines, {"service": "shipment-tracker"})(request)
+        return _loki_by_window([], {})(request)
+
+    with LoopbackServer(loki) as server:
+        subject = alert(labels, "kafka_consumergroup_lag > 1000")
+        items = by_id(await gather_evidence(subject, settings(loki_url=server.url)))
+        result = await analyze(subject, list(items.values()), settings())
+    asked = [r.param("query") for r in server.requests]
+    assert '{service=~".+"} |~ "(?i)shipment-events|shipments\\\\.v1-3\\\\b|' in " ".join(asked)
+    assert not any("namespace" in q or "kafka-exporter" in q for q in asked)
+    examples = [t.example for t in items["loki-1"].templates]
+    assert not any("v1-30" in e for e in examples)  # another partition
+    assert result.category == "queue_lag"
+    top = result.probable_causes[0].cause
+    assert top.startswith("One record blocks the consumer: 'shipment-tracker: Record shipments")
+    assert "The same record in another stream: 'shipment-tracker: msg=published" in top
+
+
 async def test_an_alert_naming_its_subject_asks_no_subject_query() -> None:
     with LoopbackServer(always(Reply(body=matrix()))) as prom:
         await gather_evidence(

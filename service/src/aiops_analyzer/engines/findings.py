@@ -166,6 +166,47 @@ def pod_oom_killed(prom: list[EvidenceItem]) -> Finding | None:
     return None
 
 
+# What a container's exit code says (128 + n: killed by signal n).
+_EXIT_CODES = {
+    1: "the process exited on an error of its own (its last logs, `kubectl logs --previous`, "
+    "say which)",
+    2: "the process exited on a usage or configuration error (a bad flag or setting)",
+    126: "the command could not be executed (permissions, a missing interpreter)",
+    127: "the command was not found in the image (a wrong entrypoint or path)",
+    137: "it was killed with SIGKILL (the OOM killer, or a kill after the grace period)",
+    139: "it crashed on a segmentation fault (SIGSEGV)",
+    143: "it was stopped with SIGTERM (a shutdown asked by the kubelet or an operator)",
+}
+
+
+def pod_last_exit(prom: list[EvidenceItem]) -> Finding | None:
+    """How the container's last run ended (kube-state-metrics' reason and exit code): context
+    for a crash loop, not a cause; OOMKilled is ``pod_oom_killed``'s."""
+    codes = [(i, s) for i in of_kind(prom, "pod_exit_code") for s in i.series]
+    reasons = [
+        (i, s)
+        for i in of_kind(prom, "pod_last_terminated")
+        for s in i.series
+        if (s.peak or 0.0) > 0 and s.labels.get("reason") not in (None, "", "OOMKilled")
+    ]
+    if not codes and not reasons:
+        return None
+    code = int(codes[0][1].current) if codes and codes[0][1].current is not None else None
+    if code == 0 or (code is None and not reasons):
+        return None
+    container = (reasons or codes)[0][1].labels.get("container", "the container")
+    said = [f"reason {reasons[0][1].labels['reason']}"] if reasons else []
+    said += [f"exit code {code}"] if code is not None else []
+    meaning = _EXIT_CODES.get(code, "") if code is not None else ""
+    return Finding(
+        f"Kubernetes reports that {container}'s last run ended with {', '.join(said)} "
+        "(kube_pod_container_status_last_terminated_*)" + (f": {meaning}." if meaning else "."),
+        0.5,
+        tuple(dict.fromkeys(i.id for i, _ in (*reasons, *codes))),
+        explains=False,
+    )
+
+
 # Why a container cannot start, in the kubelet's words (kube-state-metrics' waiting reason).
 _WAITING_REASONS = {
     "ImagePullBackOff": "the kubelet cannot pull its image{image}: the tag or repository does "

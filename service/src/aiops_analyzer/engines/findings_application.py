@@ -530,6 +530,40 @@ def consumer_stalled(prom: list[EvidenceItem], logs: list[EvidenceItem]) -> Find
     return None
 
 
+# The position of a record in a consumer's words: "shipments.v1-3@1882211", "offset 1882211".
+_RECORD_OFFSET = re.compile(r"@(\d{3,})\b|\boffset[=: ]+(\d{3,})\b", re.I)
+
+
+def poison_record(logs: list[EvidenceItem]) -> Finding | None:
+    """A consumer failing on one record and retrying it forever, and, when another stream
+    logged that record's offset, who produced it."""
+    found = _best(logs, "poison")
+    if not found:
+        return None
+    item, template = found
+    said = ""
+    offsets = {a or b for a, b in _RECORD_OFFSET.findall(template.example)}
+    for _, other in templates(logs):
+        if other is template or "poison" in other.tags:
+            continue
+        if offsets & {a or b for a, b in _RECORD_OFFSET.findall(other.example)}:
+            said = f" The same record in another stream: '{_clip(other.example)}'."
+            break
+    return Finding(
+        f"One record blocks the consumer: '{_excerpt(template, 'poison')}' ({_seen(template)}). "
+        "It fails on that record and retries it without end, so nothing behind it on that "
+        "partition or queue is consumed while the others move." + said,
+        0.75,
+        (item.id,),
+        "queue_lag",
+        remedy="Find why the record fails (its type or format against the consumer's "
+        "version); skip it or send it to a dead-letter topic (Spring Kafka's "
+        "DeadLetterPublishingRecoverer, a bounded retry) and fix the consumer or the producer "
+        "that sent it.",
+        topic="poison",
+    )
+
+
 def _new_dependency_errors(logs: list[EvidenceItem]) -> bool:
     """New error templates that say a dependency fails (refused, DNS, TLS, timeouts)."""
     return any(
@@ -586,7 +620,7 @@ def read(
         job = failed_job(logs, job_alert=True)
         out += [f for f in (job, last_success_age(prom)) if f]
     elif family == "queue_lag":
-        stalled = consumer_stalled(prom, logs)
+        stalled = poison_record(logs) or consumer_stalled(prom, logs)
         out += [f for f in (stalled, dependency_failure(logs)) if f]
         out += [f for f in (dependency_call(logs), store_refuses_writes(logs)) if f]
         # Only here: behind a latency alert, the service's own "slow request" lines are the

@@ -647,6 +647,8 @@ class RulesEngine:
         extra += [findings.probe_phase(prom), findings.probe_certificate(prom)]
         extra += [findings.gc_pauses(prom), findings.goroutine_leak(prom)]
         extra.append(findings.pod_cannot_start(prom))
+        if not oom:
+            extra.append(findings.pod_last_exit(prom))
         if cpu_alert or disk_alert or family.category == "latency":
             # Busy CPU that the workload does not spend: stolen, waiting on disk, or capped.
             # Swapping also shows as iowait; then memory is the cause, not the disk.

@@ -297,6 +297,15 @@ TAGS: dict[str, re.Pattern[str]] = {
         r"|WorkerLostError|Worker exited prematurely|missed heartbeat",
         re.I,
     ),
+    # A consumer that fails on one record and retries it forever (a poison message): nothing
+    # behind it on that partition or queue is consumed.
+    "poison": re.compile(
+        r"seeking back and retrying|Seek(?:ing)? to current after exception|failed, seeking"
+        r"|retrying the same (?:record|message|offset)|poison (?:pill|message|record)"
+        r"|(?:Record)?DeserializationException|Error deserializing key/value"
+        r"|can(?:not|'t) (?:map|deserialize|decode|parse) (?:event|message|record)",
+        re.I,
+    ),
     "crash": re.compile(
         r"\bpanic\b|segfault|segmentation fault|core dumped|dumped core|code=dumped|SIGSEGV"
         r"|status=\d+/(?:SEGV|ABRT|BUS)|Traceback|fatal error|\bFATAL\b"
@@ -337,6 +346,7 @@ TAG_WEIGHT = {
     "rate_limit": 2.5,
     "job": 2.5,
     "consumer": 2.0,
+    "poison": 2.5,
     "error": 1.5,
 }
 _KERNEL = re.compile(r"\bkernel(?::|\[\d*\]:)")

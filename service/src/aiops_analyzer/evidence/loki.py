@@ -301,6 +301,39 @@ def lock_wait_selector(alert: Alert, own: str) -> str:
     return "{" + ",".join(matchers) + "}" + LOCK_WAIT_FILTER
 
 
+# kafka_exporter's and KMinion's labels of a consumer group's lag.
+_GROUP_LABELS = ("consumergroup", "group_id", "group")
+MAX_QUEUE_MENTION_LINES = 1000
+
+
+def queue_mention_selector(alert: Alert) -> str:
+    """For a consumer group's lag: the lines of any stream that name the group or the lagging
+    topic-partition ("shipments.v1-3@1882211", "groupId=shipment-events"), or "".
+
+    The consumer is often named otherwise than its group, and the producer of what it cannot
+    process logs the partition too: one bounded read finds both, each line named by its
+    stream."""
+    labels = subject_labels(alert)
+    group = next((labels[k] for k in _GROUP_LABELS if labels.get(k)), "")
+    topic, partition = labels.get("topic", ""), labels.get("partition", "")
+    words = [_literal(group)] if group else []
+    if topic and partition.isdigit():
+        words += [
+            _literal(f"{topic}-{partition}") + r"\b",
+            _literal(topic) + r".{0,60}partition[=: ]*" + partition + r"\b",
+        ]
+    elif topic:
+        words.append(_literal(topic))
+    if not words:
+        return ""
+    return '{service=~".+"} |~ ' + _quote("(?i)" + "|".join(words))
+
+
+def _literal(text: str) -> str:
+    """``text`` as a regular expression that matches it literally (RE2 and Python alike)."""
+    return re.sub(r"([.^$*+?()\[\]{}|\\])", r"\\\1", text)
+
+
 def windows(alert: Alert, settings: Settings) -> tuple[Window, Window]:
     """(baseline, recent): logs *around* startsAt, even for an alert analysed hours later."""
     window = alert_window(alert, settings)
@@ -368,6 +401,10 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
             (_read(url, lock_waits, span, timeout, http, limit, named=True), limit, True)
         )
         streams.append(len(selectors))
+    if mentions := queue_mention_selector(alert):
+        limit = MAX_QUEUE_MENTION_LINES
+        planned.append((_read(url, mentions, span, timeout, http, limit, named=True), limit, True))
+        streams.append(len(selectors) + 1)
     # A job alert: the failure lines of its last runs, however long before the alert.
     last_runs = Window(recent.start - LAST_RUN_LOOKBACK, recent.start)
     job_alert = about_job(alert)

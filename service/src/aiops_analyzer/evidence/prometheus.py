@@ -131,6 +131,12 @@ def _pod_termination_queries(labels: dict[str, str]) -> list[NamedQuery]:
             "pod_last_terminated",
         ),
         NamedQuery(
+            "pod container last exit code",
+            f"max by (container) "
+            f"(kube_pod_container_status_last_terminated_exitcode{{{matchers}}})",
+            "pod_exit_code",
+        ),
+        NamedQuery(
             "pod container waiting reason",
             f"max by (container, reason) "
             f"(kube_pod_container_status_waiting_reason{{{matchers}}} > 0)",

@@ -31,8 +31,12 @@ Scope = Literal["kubernetes", "container", "nginx", "host", "service"]
 
 # Exporters whose series describe other objects; their own identity labels are not the subject.
 # A Pushgateway holds what batch jobs pushed; a federating Prometheus, what others scraped.
+# kafka_exporter, KMinion and Burrow report consumer groups' lag: their own pod is not the
+# consumer.
 _REPORTING_EXPORTERS = re.compile(
-    r"kube-state-metrics|kube_state_metrics|ksm\b|pushgateway|federat", re.IGNORECASE
+    r"kube-state-metrics|kube_state_metrics|ksm\b|pushgateway|federat"
+    r"|kafka[-_]?exporter|kminion|burrow",
+    re.IGNORECASE,
 )
 _IDENTITY_LABELS = ("container", "pod", "namespace", "service", "job", "instance", "name")
 # Scrape jobs of probers (blackbox_exporter and the like): on a probe alert the job is the
@@ -75,6 +79,7 @@ def subject_labels(alert: Alert) -> dict[str, str]:
         labels.pop("job")
     if not _is_reporting_exporter(labels):
         return labels
+    exporters_pod = False
     for key in _IDENTITY_LABELS:
         exported = labels.pop(f"exported_{key}", "")
         value = labels.get(key, "")
@@ -82,6 +87,9 @@ def subject_labels(alert: Alert) -> dict[str, str]:
             labels[key] = exported
         elif value and (_REPORTING_EXPORTERS.search(value) or key in ("instance", "job")):
             labels.pop(key)  # the exporter's own pod, container, address or job
+            exporters_pod = exporters_pod or key == "pod"
+    if exporters_pod and "exported_namespace" not in alert.labels:
+        labels.pop("namespace", None)  # where the exporter runs, not its subject
     return labels
 
 
