@@ -30,6 +30,18 @@ def test_benchmark_script_runs_with_tiny_counts() -> None:
     assert cells[6] == "0"  # resent: new
 
 
+def test_postgresql_ingest_micro_benchmark_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "pg_ingest_micro.py"), "--batches", "5"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("batch of 4: ") and "deliveries/s" in result.stdout
+
+
 def test_load_arguments_keep_a_token_that_starts_with_a_dash() -> None:
     # secrets.token_urlsafe() can start with "-"; passed as a separate argv item
     # argparse took it for an option and the load process exited with 2.
