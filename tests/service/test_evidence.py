@@ -560,6 +560,40 @@ async def test_a_consumer_groups_lag_reads_the_lines_that_name_its_group_or_part
     assert "The same record in another stream: 'shipment-tracker: msg=published" in top
 
 
+async def test_a_proxys_errors_read_its_stacks_other_services_failures() -> None:
+    """nginx answers 5xx because the app behind it cannot get a database connection: the
+    proxy's own streams name its Compose project, whose other services' failures are read."""
+    base = STARTS.timestamp()
+    access = [(base - 3 * 3600 + 60 * i, f"GET /orders/{i} 200") for i in range(175)]
+    access += [(base - 100 + 10 * i, f"GET /orders/{i} 500") for i in range(10)]
+    app = [(base - 3 * 3600 + 900 * i, "WARN slow request GET /orders") for i in range(12)]
+    app += [
+        (base - 120 + 10 * i, "ERROR HikariPool-1 - Connection is not available, request timed out")
+        for i in range(12)
+    ]
+    # Since the release two hours ago, every five minutes: old news, still the reason.
+    leak = "WARN ProxyLeakTask : Apparent connection leak detected"
+    app += [(base - 7200 + 300 * i, leak) for i in range(24)]
+
+    def loki(request: Recorded) -> Reply:
+        query = request.param("query")
+        if query.startswith('{stack="shop",service!="nginx"} |~ "(?i)error|'):
+            return _loki_by_window(app, {"service": "storefront", "stack": "shop"})(request)
+        if query == '{container="edge-nginx"}':
+            labels = {"container": "edge-nginx", "service": "nginx", "stack": "shop"}
+            return _loki_by_window(access, labels)(request)
+        return _loki_by_window([], {})(request)
+
+    labels = {"alertname": "NginxHigh5xxRate", "container": "edge-nginx", "service": "nginx"}
+    with LoopbackServer(loki) as server:
+        subject = alert(labels, 'sum(rate(nginx_http_requests_total{status=~"5.."}[5m])) > 1')
+        items = await gather_evidence(subject, settings(loki_url=server.url))
+        result = await analyze(subject, items, settings())
+    causes = " ".join(c.cause for c in result.probable_causes)
+    assert "connection pool has no free connection: 'storefront: ERROR HikariPool-1" in causes
+    assert "leaked connections: 'storefront: WARN ProxyLeakTask" in causes
+
+
 async def test_an_alert_naming_its_subject_asks_no_subject_query() -> None:
     with LoopbackServer(always(Reply(body=matrix()))) as prom:
         await gather_evidence(

@@ -339,6 +339,8 @@ def dependency_failure(logs: list[EvidenceItem]) -> Finding | None:
                 and not _DB_REFUSES.search(template.example)
             ):
                 sentence, remedy, topic = _POOL_SENTENCE, _POOL_REMEDY, "pool"
+                if leak := _leak_report(logs):
+                    sentence += f" The pool reports leaked connections: '{_clip(leak.example)}'."
             return Finding(
                 sentence.format(line=_clip(template.example), seen=_seen(template)),
                 0.75,
@@ -347,6 +349,17 @@ def dependency_failure(logs: list[EvidenceItem]) -> Finding | None:
                 topic=topic,
             )
     return None
+
+
+# A pool's leak detection (HikariCP's leakDetectionThreshold, c3p0, Tomcat JDBC's abandoned
+# connections): a code path that never returns its connection, whenever it began.
+_LEAK = re.compile(r"connection leak|leak detect|abandoned connection|unreturned connection", re.I)
+
+
+def _leak_report(logs: list[EvidenceItem]) -> LogTemplate | None:
+    """The pool's own report of a leaked connection, new or not (leaks that began with a
+    release hours ago fill the pool slowly)."""
+    return next((t for _, t in templates(logs) if _LEAK.search(t.example)), None)
 
 
 def deploy_regression(prom: list[EvidenceItem], logs: list[EvidenceItem]) -> Finding | None:

@@ -329,6 +329,36 @@ def queue_mention_selector(alert: Alert) -> str:
     return '{service=~".+"} |~ ' + _quote("(?i)" + "|".join(words))
 
 
+# Proxies, load balancers and gateways: their 5xx and timeouts are their upstreams' failures.
+_PROXY = re.compile(r"nginx|haproxy|envoy|traefik|caddy|proxy|gateway|ingress|\bedge\b|\blb\b")
+_PROXY_METRICS = ("nginx_", "haproxy_", "envoy_", "traefik_", "caddy_")
+# Labels under which collectors file a deployment's group of services.
+_STACK_LABELS = ("stack", "compose_project", "namespace")
+NEIGHBOUR_FILTER = (
+    ' |~ "(?i)error|exception|fatal|panic|refused|timed? ?out|too many|not available'
+    '|exhausted|denied|fail|leak|unavailable|reset by peer"'
+)
+MAX_NEIGHBOUR_LINES = 1000
+
+
+def neighbour_selector(alert: Alert, own: list[dict[str, str]]) -> str:
+    """For a proxy's alert: the failure lines of the other services in its stack, or ""."""
+    if scope(alert) == "host" or about_job(alert) or about_scrape(alert) or is_probe(alert):
+        return ""
+    labels = subject_labels(alert)
+    names = " ".join(labels.get(k, "") for k in ("container", "service", "job", "name", "app"))
+    metrics = alert_expression(alert)
+    if not (_PROXY.search(names) or any(m in metrics for m in _PROXY_METRICS)):
+        return ""
+    for key in _STACK_LABELS:
+        values = {s.get(key, "") for s in own}
+        if len(values) == 1 and (value := values.pop()):
+            services = sorted({s["service"] for s in own if s.get("service")})
+            others = [f"service!={_quote(name)}" for name in services] or ['service=~".+"']
+            return "{" + ",".join([f"{key}={_quote(value)}", *others]) + "}" + NEIGHBOUR_FILTER
+    return ""
+
+
 def _literal(text: str) -> str:
     """``text`` as a regular expression that matches it literally (RE2 and Python alike)."""
     return re.sub(r"([.^$*+?()\[\]{}|\\])", r"\\\1", text)
@@ -384,8 +414,9 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
     # baseline; the host's extra streams (quieter system logs) in one read spanning both.
     span = Window(baseline.start, recent.end)
     # (read, its line limit, whether it reaches into the baseline)
+    own_streams: list[dict[str, str]] = []
     planned = [
-        (_read(url, selectors[0], w, timeout, http), MAX_FETCH_LINES, False)
+        (_read(url, selectors[0], w, timeout, http, streams=own_streams), MAX_FETCH_LINES, False)
         for w in _lead_up(recent)
     ]
     planned.append((_read(url, selectors[0], baseline, timeout, http), MAX_FETCH_LINES, True))
@@ -428,16 +459,29 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
             )
         )
         job_reads += 1
-    results, items = await asyncio.gather(
+    gathered, items = await asyncio.gather(
         asyncio.gather(*(read for read, _, _ in planned)),
         _expression(logql, url, recent, timeout, http),
     )
+    results = list(gathered)
+    # (line limit, whether the read reaches into the baseline) of each result.
+    shapes = [(limit, spans) for _, limit, spans in planned]
+    # A proxy's errors are its upstreams': their failures in the same stack, read once the
+    # proxy's own streams said which stack (Compose project, namespace) it belongs to.
+    if neighbours := neighbour_selector(alert, own_streams):
+        limit = MAX_NEIGHBOUR_LINES
+        at = len(results) - job_reads  # before the job reads, which come last
+        found = await _read(url, neighbours, span, timeout, http, limit, named=True)
+        results = [*results[:at], found, *results[at:]]
+        shapes.insert(at, (limit, True))
+        streams.insert(at, len(selectors) + 2)
+        selectors = [*selectors, neighbours]
     failures = [r for r in results if isinstance(r, str)]
     if len(failures) == len(results):
         return [unavailable("loki-1", "loki", selectors[0], failures[0]), *items]
     spanning = [
         (r, limit, stream)
-        for r, (_, limit, spans), stream in zip(results, planned, streams, strict=False)
+        for r, (limit, spans), stream in zip(results, shapes, streams, strict=False)
         if spans  # the job reads come last and span nothing
     ]
     covered_from = _baseline_covered_from(baseline, [(r, limit) for r, limit, _ in spanning])
@@ -583,9 +627,11 @@ async def _read(
     limit: int = MAX_FETCH_LINES,
     *,
     named: bool = False,
+    streams: list[dict[str, str]] | None = None,
 ) -> list[tuple[int, str]] | str:
     """(timestamp ns, line) of every stream, or why the read failed. ``named``: each line
-    starts with its stream's name (a read across other services' streams)."""
+    starts with its stream's name (a read across other services' streams). ``streams``
+    receives the label sets of the streams read."""
     params = {
         "query": selector,
         "start": str(int(window.start.timestamp() * 1e9)),
@@ -602,7 +648,14 @@ async def _read(
     if not isinstance(body, dict) or body.get("status") != "success":
         error = body.get("error") if isinstance(body, dict) else None
         return f"loki query failed: {error or f'HTTP {response.status_code}'}"
-    return _lines((body.get("data") or {}).get("result") or [], named=named)
+    result = (body.get("data") or {}).get("result") or []
+    if streams is not None:
+        streams += [
+            {str(k): str(v) for k, v in s["stream"].items()}
+            for s in result
+            if isinstance(s, dict) and isinstance(s.get("stream"), dict)
+        ]
+    return _lines(result, named=named)
 
 
 async def _expression(
