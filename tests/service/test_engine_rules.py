@@ -935,6 +935,35 @@ def test_a_slow_probe_says_which_phase_waits_and_what_went_down_meanwhile() -> N
     assert not any("spends" in c.cause for c in result.probable_causes)
 
 
+def test_a_certificate_renewed_on_disk_but_still_served_old_needs_a_reload() -> None:
+    site = {"instance": "https://shop.example.com/", "job": "blackbox"}
+    expr = "probe_ssl_earliest_cert_expiry - time() < 86400 * 3"
+    a = alert("SslCertificateWillExpireSoon", expr, site)
+    planned = {q.kind: q.promql for q in plan_queries(a)}
+    assert planned["cert_files"] == (
+        "max by (filepath, instance) (x509_cert_not_after"
+        '{subject_CN=~"shop\\\\.example\\\\.com|\\\\*\\\\.example\\\\.com"}) - time()'
+    )
+    served = metric("prom-1", "probe_cert_expiry", [2.9 * 86400] * 5, site)
+    on_disk = metric(
+        "prom-2",
+        "cert_files",
+        [62 * 86400.0] * 5,
+        {"filepath": "/etc/letsencrypt/live/shop.example.com/cert.pem", "instance": "web-5:9793"},
+    )
+    result = RulesEngine().analyze(a, [served, on_disk])
+    cause = next(c for c in result.probable_causes if "renewed" in c.cause)
+    assert (
+        "/etc/letsencrypt/live/shop.example.com/cert.pem on web-5 is valid for 62.0" in cause.cause
+    )
+    assert cause.evidence_ids == ["prom-1", "prom-2"]
+    assert any("--deploy-hook" in step for step in result.remediation)
+    # The file on disk expires as soon: the renewal itself did not happen.
+    stale = metric("prom-2", "cert_files", [3.0 * 86400] * 5, {"filepath": "/x/cert.pem"})
+    result = RulesEngine().analyze(a, [served, stale])
+    assert not any("renewed" in c.cause for c in result.probable_causes)
+
+
 def test_oom_in_logs_and_clean_shutdown_in_logs() -> None:
     down = alert("ContainerDown", "time() - container_last_seen > 60", {"name": "etl"})
     killed = log_item("loki-1", "worker exited code=137 (OOMKilled)")

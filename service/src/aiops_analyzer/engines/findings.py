@@ -786,6 +786,23 @@ def _went_down(prom: list[EvidenceItem], window_start: float | None) -> list[str
     return names[:3]
 
 
+def _renewed_on_disk(prom: list[EvidenceItem], served_left: float) -> tuple[float, str] | None:
+    """(seconds left, file and machine) of a certificate file for the same name that is valid
+    well beyond the one served: renewed, not loaded."""
+    best: tuple[float, str] | None = None
+    for item in of_kind(prom, "cert_files"):
+        for s in item.series:
+            left = s.current
+            if left is None or left < served_left + 7 * 86400 or left < 2 * served_left:
+                continue
+            where = s.labels.get("filepath", "a certificate file")
+            if machine := s.labels.get("instance", ""):
+                where += f" on {machine.rsplit(':', 1)[0]}"
+            if best is None or left > best[0]:
+                best = (left, where)
+    return best
+
+
 def probe_certificate(prom: list[EvidenceItem]) -> Finding | None:
     """The certificate the probe saw has expired or expires soon."""
     found = own_series(prom, "probe_cert_expiry")
@@ -794,10 +811,20 @@ def probe_certificate(prom: list[EvidenceItem]) -> Finding | None:
     item, s = found
     left = s.current or 0.0
     span = f"{abs(left) / 86400:.1f} days" if abs(left) >= 86400 else f"{abs(left) / 3600:.1f} h"
+    renewed = _renewed_on_disk(prom, left)
     if left <= 0:
         text = (
             f"The certificate the probe saw expired {span} ago "
             "(probe_ssl_earliest_cert_expiry): clients refuse the TLS handshake."
+        )
+    elif renewed:
+        file_left, where = renewed
+        text = (
+            f"The certificate the probe saw expires in {span} "
+            f"(probe_ssl_earliest_cert_expiry), but the one on disk was renewed: {where} is "
+            f"valid for {file_left / 86400:.1f} more days (x509_cert_not_after). The server "
+            "still serves the old certificate from memory: it was not reloaded after the "
+            "renewal (no deploy hook)."
         )
     else:
         text = (
@@ -806,11 +833,18 @@ def probe_certificate(prom: list[EvidenceItem]) -> Finding | None:
         )
     return Finding(
         text,
-        0.75 if left <= 0 else 0.6,
-        (item.id,),
-        remedy=LOG_REMEDIES["tls"],
+        0.75 if left <= 0 or renewed else 0.6,
+        (item.id, *(i.id for i in of_kind(prom, "cert_files") if renewed)),
+        remedy=_RELOAD_REMEDY if renewed else LOG_REMEDIES["tls"],
         topic="certificate",
     )
+
+
+_RELOAD_REMEDY = (
+    "Reload the server that terminates TLS so it reads the renewed file (`nginx -s reload`, "
+    "`systemctl reload haproxy`, a container restart), then make the renewal do it: certbot's "
+    "`--deploy-hook`, or a reloader watching the certificate."
+)
 
 
 # A tenth of wall time paused in the collector stalls requests visibly; it must also have

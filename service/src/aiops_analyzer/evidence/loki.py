@@ -35,6 +35,7 @@ from aiops_analyzer.evidence.expression import (
 from aiops_analyzer.evidence.logrank import TAGS, LogLine, rank_with_lines
 from aiops_analyzer.evidence.prometheus import render_item, typed_series
 from aiops_analyzer.evidence.target import (
+    certificate_domain,
     host_label,
     host_name,
     is_probe,
@@ -95,12 +96,9 @@ MAX_LAST_RUN_LINES = 200
 # A certificate's renewal is a job too (certbot, acme.sh, a cert-manager challenge): for an
 # alert on a certificate's expiry, the failure lines that name its domain in any stream over
 # the same lookback. One bounded read; the domain comes from the probed URL or a label.
-_CERT_EXPIRY_METRICS = re.compile(r"(?:ssl|tls|cert|x509).*(?:expir|not_?after)", re.I)
-_DOMAIN_LABELS = ("cn", "common_name", "subject_cn", "subject_CN", "domain", "server_name")
 RENEWAL_FILTER = (
     ' |~ "(?i)fail|error|denied|refused|timed out|invalid|unauthorized|could not|unable"'
 )
-_DOMAIN = re.compile(r"^(?:\*\.)?(?:[a-z0-9-]+\.)+[a-z]{2,}$", re.I)
 # Databases log their own lock waits (PostgreSQL's log_lock_waits, its DETAIL naming the
 # holder, its CONTEXT the table, MySQL's and InnoDB's timeouts and deadlocks) in their own
 # streams, not in those of the service that waits. A service's alert (latency, errors) reads
@@ -268,23 +266,6 @@ def about_job(alert: Alert) -> bool:
     return any(_JOB_METRICS.search(m) for m in metric_names(expr)) or bool(
         re.search(STALE_OUTPUT, expr)
     )
-
-
-def certificate_domain(alert: Alert) -> str:
-    """The domain of the certificate an expiry alert is about, or "" (not such an alert,
-    or no domain to name)."""
-    expr = _promql(alert)
-    if not expr or not any(_CERT_EXPIRY_METRICS.search(m) for m in metric_names(expr)):
-        return ""
-    labels = alert.labels
-    for value in (
-        *(labels.get(k, "") for k in _DOMAIN_LABELS),
-        host_name(labels.get("instance", "")) if "://" in labels.get("instance", "") else "",
-    ):
-        domain = value.strip().removeprefix("*.")
-        if domain and _DOMAIN.match(domain):
-            return domain
-    return ""
 
 
 def lock_wait_selector(alert: Alert, own: str) -> str:

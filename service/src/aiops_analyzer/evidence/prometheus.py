@@ -28,6 +28,7 @@ from aiops_analyzer.evidence.expression import (
 )
 from aiops_analyzer.evidence.series import describe, label_text, render
 from aiops_analyzer.evidence.target import (
+    certificate_domain,
     host_label,
     host_name,
     instance_matcher,
@@ -74,6 +75,7 @@ def plan_queries(alert: Alert, instance: str | None = None) -> list[NamedQuery]:
     family += _host_queries(instance or instance_matcher(alert), expr)
     family += _nginx_queries(labels, expr)
     family += _probe_queries(labels, expr)
+    family += _certificate_file_queries(alert)
     plan += family[:MAX_FAMILY_QUERIES]
     return plan
 
@@ -467,6 +469,22 @@ def _host_cpu_queries(i: str) -> list[NamedQuery]:
             f'rate(node_disk_io_time_seconds_total{{{i},device!~"loop.*|ram.*|sr.*"}}[5m])',
             "host_disk_busy",
         ),
+    ]
+
+
+def _certificate_file_queries(alert: Alert) -> list[NamedQuery]:
+    """For a certificate's expiry alert: the certificate files with that name on disk (the
+    x509-certificate-exporter), whose time left says whether it was renewed and not loaded."""
+    domain = certificate_domain(alert)
+    if not domain:
+        return []
+    names = quote(re.escape(domain) + "|" + re.escape("*." + domain.split(".", 1)[-1]))
+    return [
+        NamedQuery(
+            "certificate files on disk, seconds left",
+            f"max by (filepath, instance) (x509_cert_not_after{{subject_CN=~{names}}}) - time()",
+            "cert_files",
+        )
     ]
 
 

@@ -164,3 +164,31 @@ def host_name(instance: str) -> str:
     if instance.startswith("["):
         return instance[1:].split("]", 1)[0]
     return instance.rsplit(":", 1)[0] if instance.count(":") == 1 else instance
+
+
+# A certificate's expiry alert (blackbox's probe_ssl_earliest_cert_expiry, x509 exporters'
+# not_after) and the labels that may name its domain.
+_CERT_EXPIRY_METRICS = re.compile(r"(?:ssl|tls|cert|x509).*(?:expir|not_?after)", re.I)
+_DOMAIN_LABELS = ("cn", "common_name", "subject_cn", "subject_CN", "domain", "server_name")
+_DOMAIN = re.compile(r"^(?:\*\.)?(?:[a-z0-9-]+\.)+[a-z]{2,}$", re.I)
+
+
+def certificate_domain(alert: Alert) -> str:
+    """The domain of the certificate an expiry alert is about, or "" (not such an alert,
+    or no domain to name)."""
+    expr = alert_expression(alert)
+    if (
+        not expr
+        or is_logql(expr)
+        or not any(_CERT_EXPIRY_METRICS.search(m) for m in metric_names(expr))
+    ):
+        return ""
+    labels = alert.labels
+    for value in (
+        *(labels.get(k, "") for k in _DOMAIN_LABELS),
+        host_name(labels.get("instance", "")) if "://" in labels.get("instance", "") else "",
+    ):
+        domain = value.strip().removeprefix("*.")
+        if domain and _DOMAIN.match(domain):
+            return domain
+    return ""
