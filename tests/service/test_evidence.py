@@ -20,9 +20,11 @@ from aiops_analyzer.evidence.logrank import is_background
 from aiops_analyzer.evidence.loki import (
     LOCK_WAIT_FILTER,
     LOG_BASELINE,
+    NEIGHBOUR_FILTER,
     RECENT_LEAD,
     certificate_domain,
     lock_wait_selector,
+    neighbour_selector,
     stream_selectors,
 )
 from aiops_analyzer.evidence.prometheus import plan_queries
@@ -592,6 +594,20 @@ async def test_a_proxys_errors_read_its_stacks_other_services_failures() -> None
     causes = " ".join(c.cause for c in result.probable_causes)
     assert "connection pool has no free connection: 'storefront: ERROR HikariPool-1" in causes
     assert "leaked connections: 'storefront: WARN ProxyLeakTask" in causes
+
+
+def test_a_journal_units_alert_reads_its_machines_other_units_failures() -> None:
+    a = alert(
+        {"alertname": "LedgerSyncErrorLogs", "host": "sync-2", "unit": "ledger-sync.service"},
+        'sum by (host, unit) (count_over_time({unit="ledger-sync.service"} |= "error" [5m])) > 20',
+    )
+    own = [{"job": "systemd-journal", "host": "sync-2", "unit": "ledger-sync.service"}]
+    assert neighbour_selector(a, own) == (
+        '{host="sync-2",unit!="ledger-sync.service"}' + NEIGHBOUR_FILTER
+    )
+    # A service that is no proxy and has no unit of its own reads no neighbours.
+    api = alert({"alertname": "ApiErrors", "service": "orders"}, "rate(x_total[5m]) > 1")
+    assert neighbour_selector(api, [{"service": "orders", "stack": "shop"}]) == ""
 
 
 async def test_an_alert_naming_its_subject_asks_no_subject_query() -> None:

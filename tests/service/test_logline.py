@@ -192,6 +192,11 @@ def test_a_long_line_keeps_its_start_and_its_reason() -> None:
         ("celery.exceptions.WorkerLostError: Worker exited prematurely: signal 9", "consumer"),
         ("rpc error: code = ResourceExhausted desc = quota exceeded", "rate_limit"),
         ("kernel: ixgbe 0000:03:00.1 eth1: changing MTU from 1500 to 9000", "mtu"),
+        (
+            'Post "https://pricing:8443/q": dial tcp 10.3.2.17:8443: connect: cannot assign '
+            "requested address",
+            "ports",
+        ),
         ("ICMP fragmentation needed and DF set from 10.0.0.1 (mtu 1450)", "mtu"),
         ("status=401 reason=token has invalid claims: token is not valid yet", "clock"),
         (

@@ -23,6 +23,7 @@ CAUSE_BY_TOPIC: dict[str, str] = {
     "certificate": "certificate_expiry",
     "conntrack": "network",
     "mtu": "network",
+    "ports": "network",
     "link": "network",
     "gc": "garbage_collection",
     "config": "misconfiguration",

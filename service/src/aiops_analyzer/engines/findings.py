@@ -1059,6 +1059,9 @@ LOG_REMEDIES: dict[str, str] = {
     "conntrack": "Compare `conntrack -C` (or node_nf_conntrack_entries) with "
     "`sysctl net.netfilter.nf_conntrack_max`; raise the limit or shorten timeouts, and find "
     "what opens so many connections (`conntrack -L | awk '{print $5}' | sort | uniq -c`).",
+    "ports": "Count the connections per state and destination (`ss -tan state time-wait | awk "
+    "'{print $4}' | sort | uniq -c | sort -n`); find the client that opens one per request and "
+    "give it keep-alive or a pool; widen `net.ipv4.ip_local_port_range` only as a stopgap.",
     "mtu": "Compare the interface's MTU (`ip link show DEV`) with the path's: `ping -M do -s "
     "8972 PEER` fails where jumbo frames are not carried end to end. Set the MTU back (or "
     "enable jumbo frames on every switch port of the path).",
@@ -1099,6 +1102,13 @@ LOG_CAUSES: dict[str, tuple[str, float, str]] = {
     "conntrack": (
         "The kernel's connection-tracking table is full and new connections are dropped: "
         "{line}. Connections (scrapes, probes, requests) time out while the services are up.",
+        0.75,
+        "",
+    ),
+    "ports": (
+        "The machine runs out of local (ephemeral) ports: {line}. Connections in TIME_WAIT to "
+        "one destination use up the port range (a client opening a new connection per request, "
+        "keep-alive off), and new connections fail with EADDRNOTAVAIL.",
         0.75,
         "",
     ),

@@ -60,6 +60,14 @@ TAGS: dict[str, re.Pattern[str]] = {
         r"|frag(?:mentation)? needed|packet too big|\bPMTU\b|message too long|\bEMSGSIZE\b",
         re.I,
     ),
+    # The machine ran out of local (ephemeral) ports: connect() fails with EADDRNOTAVAIL when
+    # connections in TIME_WAIT to one destination use up the range.
+    "ports": re.compile(
+        r"cannot assign requested address|\bEADDRNOTAVAIL\b|ephemeral ports?\b.{0,30}"
+        r"(?:exhaust|run out|depleted)|no (?:free|available) (?:local |ephemeral )?ports?"
+        r"|port exhaustion",
+        re.I,
+    ),
     # The NIC lost its carrier, flaps or renegotiated at a lower speed.
     "link": re.compile(
         r"\bLink is Down\b|\blink (?:is |went )?down\b(?! (?:detect|delay|timer))"
@@ -323,6 +331,7 @@ TAG_WEIGHT = {
     "tls": 3.0,
     "conntrack": 3.0,
     "mtu": 3.0,
+    "ports": 3.0,
     "link": 3.0,
     "listen": 2.5,
     "reboot": 2.5,

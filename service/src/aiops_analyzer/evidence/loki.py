@@ -323,9 +323,16 @@ MAX_NEIGHBOUR_LINES = 1000
 
 
 def neighbour_selector(alert: Alert, own: list[dict[str, str]]) -> str:
-    """For a proxy's alert: the failure lines of the other services in its stack, or ""."""
+    """The failure lines of the subject's neighbours, or "": the other services in a proxy's
+    stack, or the other units of the machine whose journal unit the alert is about (a job on
+    the same host competing for its ports, memory or quota)."""
     if scope(alert) == "host" or about_job(alert) or about_scrape(alert) or is_probe(alert):
         return ""
+    hosts = {s.get("host", "") for s in own}
+    units = {s.get("unit", "") for s in own}
+    if len(hosts) == 1 and len(units) == 1 and "" not in hosts | units and "kernel" not in units:
+        host, unit = hosts.pop(), units.pop()
+        return "{" + f"host={_quote(host)},unit!={_quote(unit)}" + "}" + NEIGHBOUR_FILTER
     labels = subject_labels(alert)
     names = " ".join(labels.get(k, "") for k in ("container", "service", "job", "name", "app"))
     metrics = alert_expression(alert)
@@ -721,10 +728,10 @@ def _origin(labels: Any) -> str:
 
 
 def _stream_name(labels: Any) -> str:
-    """What a stream is called: its service, container, app or job."""
+    """What a stream is called: its service, container, app, systemd unit or job."""
     if not isinstance(labels, dict):
         return ""
-    for key in ("service", "container", "app", "job"):
+    for key in ("service", "container", "app", "unit", "job"):
         if labels.get(key):
             return str(labels[key])
     return ""
