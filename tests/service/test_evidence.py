@@ -610,6 +610,29 @@ def test_a_journal_units_alert_reads_its_machines_other_units_failures() -> None
     assert neighbour_selector(api, [{"service": "orders", "stack": "shop"}]) == ""
 
 
+async def test_a_probe_reads_the_failures_that_name_its_host_whenever_they_began() -> None:
+    """The edge proxy has been out of file descriptors for half an hour when the probe's
+    alert fires: its lines naming the probed host are read, and a filtered read's first line
+    is not taken for its stream's beginning (which would make them look old)."""
+    base = STARTS.timestamp()
+    fd = "[crit] open() failed (24: Too many open files), server: shop.example.com"
+    lines = [(base - 2040 + 60 * i, fd) for i in range(36)]
+
+    def loki(request: Recorded) -> Reply:
+        if '|= "shop.example.com"' in request.param("query"):
+            return _loki_by_window(lines, {"service": "edge"})(request)
+        return _loki_by_window([], {})(request)
+
+    site = {"alertname": "BlackboxProbeFailed", "instance": "https://shop.example.com/healthz"}
+    with LoopbackServer(loki) as server:
+        items = by_id(
+            await gather_evidence(alert(site, "probe_success == 0"), settings(loki_url=server.url))
+        )
+    [found] = items["loki-1"].templates
+    assert found.example.startswith("edge: [crit] open() failed (24: Too many open files)")
+    assert found.novelty == "surging"
+
+
 async def test_an_alert_naming_its_subject_asks_no_subject_query() -> None:
     with LoopbackServer(always(Reply(body=matrix()))) as prom:
         await gather_evidence(

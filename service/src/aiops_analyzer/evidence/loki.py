@@ -325,8 +325,15 @@ MAX_NEIGHBOUR_LINES = 1000
 def neighbour_selector(alert: Alert, own: list[dict[str, str]]) -> str:
     """The failure lines of the subject's neighbours, or "": the other services in a proxy's
     stack, or the other units of the machine whose journal unit the alert is about (a job on
-    the same host competing for its ports, memory or quota)."""
-    if scope(alert) == "host" or about_job(alert) or about_scrape(alert) or is_probe(alert):
+    the same host competing for its ports, memory or quota), or, for a probe of a URL, the
+    failure lines that name its host in any stream (a proxy's error lines carry
+    `server: shop.example.com`)."""
+    if is_probe(alert):
+        domain = host_name(subject_labels(alert).get("instance", ""))
+        if "." not in domain or not _is_name(domain):
+            return ""
+        return '{service=~".+"} |= ' + _quote(domain) + NEIGHBOUR_FILTER
+    if scope(alert) == "host" or about_job(alert) or about_scrape(alert):
         return ""
     hosts = {s.get("host", "") for s in own}
     units = {s.get("unit", "") for s in own}
@@ -414,16 +421,19 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
     ]
     # Which stream set each read is of (the subject's own reads are one), for its coverage.
     streams = [0] * (len(planned) - len(selectors) + 1) + list(range(1, len(selectors)))
+    # The reads filtered to some lines (lock waits, a group's mentions, neighbours' failures)
+    # after the selectors': they say nothing about when their streams began.
+    lock_key, mention_key, neighbour_key = (len(selectors) + k for k in range(3))
     if lock_waits := lock_wait_selector(alert, selectors[0]):
         limit = MAX_LOCK_WAIT_LINES
         planned.append(
             (_read(url, lock_waits, span, timeout, http, limit, named=True), limit, True)
         )
-        streams.append(len(selectors))
+        streams.append(lock_key)
     if mentions := queue_mention_selector(alert):
         limit = MAX_QUEUE_MENTION_LINES
         planned.append((_read(url, mentions, span, timeout, http, limit, named=True), limit, True))
-        streams.append(len(selectors) + 1)
+        streams.append(mention_key)
     # A job alert: the failure lines of its last runs, however long before the alert.
     last_runs = Window(recent.start - LAST_RUN_LOOKBACK, recent.start)
     job_alert = about_job(alert)
@@ -462,7 +472,7 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
         found = await _read(url, neighbours, span, timeout, http, limit, named=True)
         results = [*results[:at], found, *results[at:]]
         shapes.insert(at, (limit, True))
-        streams.insert(at, len(selectors) + 2)
+        streams.insert(at, neighbour_key)
         selectors = [*selectors, neighbours]
     failures = [r for r in results if isinstance(r, str)]
     if len(failures) == len(results):
@@ -473,7 +483,8 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
         if spans  # the job reads come last and span nothing
     ]
     covered_from = _baseline_covered_from(baseline, [(r, limit) for r, limit, _ in spanning])
-    floor, since_by_stream = _stream_coverage(baseline, spanning)
+    filtered = {lock_key, mention_key, neighbour_key}
+    floor, since_by_stream = _stream_coverage(baseline, spanning, filtered)
     seen: set[tuple[int, str]] = set()
     lines: list[LogLine] = []
     first_job_read = len(results) - job_reads
@@ -574,7 +585,9 @@ def _baseline_covered_from(
 
 
 def _stream_coverage(
-    baseline: Window, reads: list[tuple[list[tuple[int, str]] | str, int, int]]
+    baseline: Window,
+    reads: list[tuple[list[tuple[int, str]] | str, int, int]],
+    filtered: set[int],
 ) -> tuple[float, dict[int, float]]:
     """Where each stream set's baseline is complete: (the floor for all, {stream: since}).
 
@@ -582,7 +595,9 @@ def _stream_coverage(
     streams' baseline. A chatty access log capped at its last hour must not make a kernel
     line logged every ten minutes for three hours look new.
     """
-    floor = _baseline_covered_from(baseline, [(result, sys.maxsize) for result, _, _ in reads])
+    floor = _baseline_covered_from(
+        baseline, [(result, sys.maxsize) for result, _, stream in reads if stream not in filtered]
+    )
     since: dict[int, float] = {}
     for result, limit, stream in reads:
         if isinstance(result, list) and result and len(result) >= limit:
