@@ -964,6 +964,23 @@ def test_a_certificate_renewed_on_disk_but_still_served_old_needs_a_reload() -> 
     assert not any("renewed" in c.cause for c in result.probable_causes)
 
 
+def test_a_configuration_run_that_removed_a_file_before_a_job_failed_is_quoted() -> None:
+    host = {"instance": "db-backup-1:9100", "name": "offsite-sync.service"}
+    a = alert("HostSystemdServiceCrashed", 'node_systemd_unit_state{state="failed"} == 1', host)
+    logs = log_item(
+        "loki-1",
+        "ansible-ansible.legacy.apt Invoked with name=['restic'] state=present",
+        "ansible-ansible.legacy.file Invoked with path=/etc/credstore/offsite.env state=absent "
+        "recurse=False force=False follow=True",
+        "ansible-ansible.legacy.systemd Invoked with daemon_reload=True scope=system",
+        "offsite-sync.service: Failed at step CREDENTIALS spawning /usr/local/bin/offsite-sync",
+        baseline=("Started session 1 of user root.",) * 5,
+    )
+    result = RulesEngine().analyze(a, [logs])
+    change = next(c for c in result.probable_causes if "configuration-management" in c.cause)
+    assert "'...path=/etc/credstore/offsite.env state=absent" in change.cause
+
+
 def test_oom_in_logs_and_clean_shutdown_in_logs() -> None:
     down = alert("ContainerDown", "time() - container_last_seen > 60", {"name": "etl"})
     killed = log_item("loki-1", "worker exited code=137 (OOMKilled)")

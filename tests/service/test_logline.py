@@ -192,6 +192,8 @@ def test_a_long_line_keeps_its_start_and_its_reason() -> None:
         ("celery.exceptions.WorkerLostError: Worker exited prematurely: signal 9", "consumer"),
         ("rpc error: code = ResourceExhausted desc = quota exceeded", "rate_limit"),
         ("kernel: ixgbe 0000:03:00.1 eth1: changing MTU from 1500 to 9000", "mtu"),
+        ("ansible-ansible.legacy.file Invoked with path=/etc/x state=absent", "change"),
+        ("puppet-agent[812]: Applied catalog in 4.21 seconds", "change"),
         (
             'Post "https://pricing:8443/q": dial tcp 10.3.2.17:8443: connect: cannot assign '
             "requested address",

@@ -1169,6 +1169,13 @@ LOG_CAUSES: dict[str, tuple[str, float, str]] = {
         "",
     ),
     "clock": ("The clock is off: {line}. Check time synchronisation (NTP/chrony).", 0.6, ""),
+    "change": (
+        "A configuration-management run changed the machine shortly before: {line} (at "
+        "{when}). What it removed or rewrote (a file, a credential, a config or firewall rule) "
+        "is the first suspect.",
+        0.6,
+        "",
+    ),
     "gc": ("Garbage collection stalls the process: {line}", 0.6, ""),
     "swap": ("The system is swapping: {line}", 0.55, ""),
     "queue": ("Work backs up: {line}", 0.5, ""),
@@ -1213,6 +1220,8 @@ def log_causes(logs: list[EvidenceItem], limit: int = 3) -> list[Finding]:
         sentence, confidence, family = LOG_CAUSES[tag]
         if tag == "shutdown" and (operator := _operator_command(logs)) is not None:
             item, template, sentence = operator
+        if tag == "change":
+            item, template = _most_destructive_change(logs) or (item, template)
         if tag == "tls" and _RENEWAL.search(template.example):
             sentence = (
                 "The certificate's renewal fails, so it will expire: {line}. Fix what the "
@@ -1221,11 +1230,14 @@ def log_causes(logs: list[EvidenceItem], limit: int = 3) -> list[Finding]:
                 "`kubectl describe certificate`)."
             )
         novelty = {"new": " (new in the window)", "surging": " (surging)"}.get(template.novelty, "")
+        quoted = _clip(template.example)
+        if tag == "change" and (removal := _REMOVAL.search(template.example)):
+            # What was removed, and where: the words before "state=absent".
+            start = template.example.rfind(" path=", 0, removal.start())
+            quoted = "..." + _clip(template.example[max(start, removal.start() - 90) :])
         out.append(
             Finding(
-                sentence.format(
-                    line=f"'{_clip(template.example)}'", when=_clock(template.first_seen)
-                )
+                sentence.format(line=f"'{quoted}'", when=_clock(template.first_seen))
                 + f" Seen {template.count}x{novelty} from {_clock(template.first_seen)}.",
                 confidence,
                 (item.id,),
@@ -1238,6 +1250,24 @@ def log_causes(logs: list[EvidenceItem], limit: int = 3) -> list[Finding]:
         if len(out) >= limit:
             break
     return out
+
+
+# What a configuration-management run removed, rather than what it merely ensured.
+_REMOVAL = re.compile(r"state=absent|ensure: (?:absent|removed)|ensure removed|\bremoved\b", re.I)
+
+
+def _most_destructive_change(
+    logs: list[EvidenceItem],
+) -> tuple[EvidenceItem, LogTemplate] | None:
+    """Of the configuration-management lines, the one that removed something."""
+    return next(
+        (
+            (item, t)
+            for item, t in templates(logs)
+            if "change" in t.tags and _REMOVAL.search(t.example)
+        ),
+        None,
+    )
 
 
 # A certificate renewal's own failure (certbot, acme.sh, cert-manager), not a handshake's.

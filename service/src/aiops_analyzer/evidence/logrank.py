@@ -168,6 +168,15 @@ TAGS: dict[str, re.Pattern[str]] = {
         r"|\bUnpacking \S+ \(\d[^)]*\) over \(|\bSetting up \S+ \(\d",
         re.I,
     ),
+    # A configuration-management run changing the machine (Ansible's module invocations in the
+    # journal, a Puppet catalog or resource change, Chef, Salt): a file removed, a config or a
+    # firewall rule rewritten, shortly before something broke.
+    "change": re.compile(
+        r"\bansible-\S+ Invoked with\b|\bPLAY RECAP\b|Applied catalog in|\bensure (?:changed|"
+        r"removed)|ensure: (?:absent|removed|created)|content changed '\{|Chef (?:Infra )?Client "
+        r"finished|salt-minion.*\b(?:changed|Executing state)",
+        re.I,
+    ),
     "reboot": re.compile(
         r"\breboot|unattended-upgrade|system is going down|shutdown scheduled|rebooting"
         r"|Booting Linux|systemd-shutdown|kernel: Linux version"
@@ -336,6 +345,7 @@ TAG_WEIGHT = {
     "listen": 2.5,
     "reboot": 2.5,
     "deploy": 2.0,
+    "change": 2.0,
     "disk": 3.0,
     "fs_error": 3.0,
     "lock": 2.5,

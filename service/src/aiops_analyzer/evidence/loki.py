@@ -59,6 +59,8 @@ RECENT_LEAD = timedelta(minutes=15)
 # with a long `for:` (15 or 30 minutes) starts its alert well after the release that broke it.
 DEPLOY_LEAD_IN = timedelta(minutes=30)
 _DEPLOY_LINE = TAGS["deploy"]
+# A configuration-management run is a change too: its lines join the lead-up the same way.
+_CHANGE_LINE = TAGS["change"]
 # The lead-up read of the recent window runs this far past startsAt.
 LEAD_UP_AFTER_START = timedelta(minutes=5)
 MAX_TEMPLATES_KEPT = 10
@@ -504,7 +506,10 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
             recent_line = (
                 last_run
                 or recent.start.timestamp() <= ts
-                or (deploy_from <= ts and bool(_DEPLOY_LINE.search(text)))
+                or (
+                    deploy_from <= ts
+                    and bool(_DEPLOY_LINE.search(text) or _CHANGE_LINE.search(text))
+                )
             )
             since = since_by_stream.get(streams[index], floor) if index < len(streams) else floor
             if not recent_line and ts < since:
