@@ -9,7 +9,7 @@ import pytest
 from aiops_analyzer.engines import findings, findings_dependency
 from aiops_analyzer.engines.rules import RulesEngine, classify
 from aiops_analyzer.evidence.logrank import LogLine, rank, tags_of
-from aiops_analyzer.evidence.loki import about_job, stream_selectors
+from aiops_analyzer.evidence.loki import about_job, queue_mention_selector, stream_selectors
 from aiops_analyzer.evidence.prometheus import plan_queries
 from aiops_analyzer.evidence.series import describe
 from aiops_analyzer.evidence.target import scope
@@ -332,6 +332,21 @@ def test_a_queue_alert_names_the_stalled_consumer_and_a_rate_limit() -> None:
     assert result.category == "queue_lag"
     text = " ".join(c.cause for c in result.probable_causes)
     assert "LeaveGroup" in text and "Too Many Requests" in text
+
+
+def test_a_queue_without_consumer_names_the_service_that_consumes_it() -> None:
+    lines = repeated("rabbitmq: missed heartbeats from client {i}, timeout: 60s", 500, times=1)
+    lines += [(200, 'pdf-worker: {"level":"info","msg":"consuming","queue":"invoice.render"}')]
+    queue = {"queue": "invoice.render", "instance": "rabbitmq:15692", "job": "rabbitmq"}
+    result = RulesEngine().analyze(
+        alert("RabbitmqNoConsumer", "rabbitmq_queue_consumers == 0", queue), [logs(lines)]
+    )
+    stalled = next(c for c in result.probable_causes if "stopped consuming" in c.cause)
+    assert "the consumer is pdf-worker ('pdf-worker:" in stalled.cause
+    assert (
+        queue_mention_selector(alert("RabbitmqNoConsumer", "rabbitmq_queue_consumers == 0", queue))
+        == '{service=~".+"} |~ "(?i)invoice\\\\.render"'
+    )
 
 
 @pytest.mark.parametrize(

@@ -529,6 +529,8 @@ def consumer_stalled(prom: list[EvidenceItem], logs: list[EvidenceItem]) -> Find
     if lag and lag[1].trend == "rising":
         said.append(f"the backlog rises ({fmt(lag[1].baseline)} -> {fmt(lag[1].current)})")
         cited.append(lag[0].id)
+    if (found or quiet) and (consumer := _named_consumer(logs)):
+        said.append(f"the consumer is {consumer[1]} ('{_clip(consumer[0].example)}')")
     if found or quiet:
         return Finding(
             "The consumer stopped consuming: " + "; ".join(said) + ".",
@@ -575,6 +577,20 @@ def poison_record(logs: list[EvidenceItem]) -> Finding | None:
         "that sent it.",
         topic="poison",
     )
+
+
+# A line of another stream (named "service: ...") in which a consumer attaches to the queue.
+_ATTACHES = re.compile(
+    r"^([\w.-]+): .*\b(?:consuming|consumer (?:started|attached)|subscribed)\b", re.I
+)
+
+
+def _named_consumer(logs: list[EvidenceItem]) -> tuple[LogTemplate, str] | None:
+    """The service whose lines say it consumes the queue (read by the queue's name)."""
+    for _, template in templates(logs):
+        if match := _ATTACHES.search(template.example):
+            return template, match.group(1)
+    return None
 
 
 def _new_dependency_errors(logs: list[EvidenceItem]) -> bool:

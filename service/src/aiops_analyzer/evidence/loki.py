@@ -290,8 +290,9 @@ MAX_QUEUE_MENTION_LINES = 1000
 
 
 def queue_mention_selector(alert: Alert) -> str:
-    """For a consumer group's lag: the lines of any stream that name the group or the lagging
-    topic-partition ("shipments.v1-3@1882211", "groupId=shipment-events"), or "".
+    """For a consumer group's lag or a RabbitMQ queue's: the lines of any stream that name the
+    group, the queue or the lagging topic-partition ("shipments.v1-3@1882211",
+    "groupId=shipment-events"), or "".
 
     The consumer is often named otherwise than its group, and the producer of what it cannot
     process logs the partition too: one bounded read finds both, each line named by its
@@ -299,7 +300,9 @@ def queue_mention_selector(alert: Alert) -> str:
     labels = subject_labels(alert)
     group = next((labels[k] for k in _GROUP_LABELS if labels.get(k)), "")
     topic, partition = labels.get("topic", ""), labels.get("partition", "")
-    words = [_literal(group)] if group else []
+    # A RabbitMQ queue (its exporter's `queue`): its consumers log its name when they attach.
+    queue = labels.get("queue", "") if "rabbitmq" in alert_expression(alert) else ""
+    words = [_literal(name) for name in (group, queue) if name]
     if topic and partition.isdigit():
         words += [
             _literal(f"{topic}-{partition}") + r"\b",
