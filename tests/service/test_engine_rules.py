@@ -981,6 +981,25 @@ def test_a_configuration_run_that_removed_a_file_before_a_job_failed_is_quoted()
     assert "'...path=/etc/credstore/offsite.env state=absent" in change.cause
 
 
+def test_an_oom_kill_says_what_the_process_was_doing() -> None:
+    labels = {"namespace": "catalog", "pod": "indexer-5b8d-tq7lp", "container": "indexer"}
+    expr = 'kube_pod_container_status_waiting_reason{reason="CrashLoopBackOff"} >= 1'
+    a = alert("KubePodCrashLooping", expr, {**labels, "job": "kube-state-metrics"})
+    looping = metric("prom-1", "alert_expression", [1, 1, 1], labels)
+    reason = metric("prom-4", "pod_last_terminated", [1, 1, 1], {**labels, "reason": "OOMKilled"})
+    logs = log_item(
+        "loki-1",
+        "INFO search-indexer 5.2.0 starting",
+        "INFO FullReindex - loading catalog snapshot: 4812332 documents",
+        "WARN FullReindex - slow batch 9: 14.9s (heap used 96%)",
+        baseline=("INFO served query in 12 ms",) * 5,
+    )
+    result = RulesEngine().analyze(a, [looping, reason, logs])
+    assert result.category == "oom_killed"
+    doing = next(c for c in result.probable_causes if "what it was doing" in c.cause)
+    assert "'WARN FullReindex - slow batch 9: 14.9s (heap used 96%)'" in doing.cause
+
+
 def test_oom_in_logs_and_clean_shutdown_in_logs() -> None:
     down = alert("ContainerDown", "time() - container_last_seen > 60", {"name": "etl"})
     killed = log_item("loki-1", "worker exited code=137 (OOMKilled)")

@@ -166,6 +166,26 @@ def pod_oom_killed(prom: list[EvidenceItem]) -> Finding | None:
     return None
 
 
+def last_words(logs: list[EvidenceItem]) -> Finding | None:
+    """What a process killed for its memory was doing: its newest fresh line that is not a
+    start-up banner, a stop or the kill itself (a full reindex, a large export, a batch)."""
+    fresh = [
+        (item, t)
+        for item, t in templates(logs)
+        if t.novelty in ("new", "surging") and not {"deploy", "oom", "shutdown"} & set(t.tags)
+    ]
+    if not fresh:
+        return None
+    item, template = max(fresh, key=lambda found: found[1].last_seen or 0.0)
+    return Finding(
+        f"Its last lines before the kill say what it was doing: '{_clip(template.example)}' "
+        f"(last at {_clock(template.last_seen or 0.0)}).",
+        0.5,
+        (item.id,),
+        explains=False,
+    )
+
+
 # What a container's exit code says (128 + n: killed by signal n).
 _EXIT_CODES = {
     1: "the process exited on an error of its own (its last logs, `kubectl logs --previous`, "

@@ -649,6 +649,8 @@ class RulesEngine:
         extra.append(findings.pod_cannot_start(prom))
         if not oom:
             extra.append(findings.pod_last_exit(prom))
+        elif family.category == "oom_killed":
+            extra.append(findings.last_words(logs))
         if cpu_alert or disk_alert or family.category == "latency":
             # Busy CPU that the workload does not spend: stolen, waiting on disk, or capped.
             # Swapping also shows as iowait; then memory is the cause, not the disk.
