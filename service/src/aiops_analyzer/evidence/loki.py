@@ -469,8 +469,8 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
     results = list(gathered)
     # (line limit, whether the read reaches into the baseline) of each result.
     shapes = [(limit, spans) for _, limit, spans in planned]
-    # A proxy's errors are its upstreams': their failures in the same stack, read once the
-    # proxy's own streams said which stack (Compose project, namespace) it belongs to.
+    # The neighbours' failures (a proxy's stack, a unit's machine, a probed host's mentions),
+    # read once the subject's own streams said which stack or machine they belong to.
     if neighbours := neighbour_selector(alert, own_streams):
         limit = MAX_NEIGHBOUR_LINES
         at = len(results) - job_reads  # before the job reads, which come last
