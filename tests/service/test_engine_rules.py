@@ -1000,6 +1000,36 @@ def test_an_oom_kill_says_what_the_process_was_doing() -> None:
     assert "'WARN FullReindex - slow batch 9: 14.9s (heap used 96%)'" in doing.cause
 
 
+def test_no_space_left_with_a_filesystem_out_of_inodes_is_the_inodes() -> None:
+    labels = {"container": "edge-proxy", "service": "nginx"}
+    a = alert(
+        "NginxHigh5xxRate", 'sum(rate(nginx_http_requests_total{status=~"5.."}[5m])) > 1', labels
+    )
+    planned = {q.kind for q in plan_queries(a)}
+    assert "fleet_inodes_low" in planned
+    logs = log_item(
+        "loki-1",
+        'open() "/var/cache/nginx/client_temp/0044" failed (28: No space left on device)',
+        baseline=("GET / 200",) * 5,
+    )
+    low = metric(
+        "prom-5",
+        "fleet_inodes_low",
+        [0.01, 0.004, 0.0007],
+        {"instance": "web-2:9100", "mountpoint": "/"},
+    )
+    result = RulesEngine().analyze(a, [logs, low])
+    assert result.category == "disk_space"
+    cause = next(c for c in result.probable_causes if "out of inodes" in c.cause)
+    assert "/ on web-2:9100" in cause.cause and cause.evidence_ids == ["loki-1", "prom-5"]
+    # Without a filesystem short of inodes, nothing is said about inodes.
+    result = RulesEngine().analyze(a, [logs])
+    assert not any("inodes" in c.cause for c in result.probable_causes)
+    # A host's own disk alert has its own inode finding and asks for no fleet query.
+    host = alert("HostOutOfDiskSpace", "node_filesystem_avail_bytes < 1", {"instance": "h:9100"})
+    assert "fleet_inodes_low" not in {q.kind for q in plan_queries(host)}
+
+
 def test_oom_in_logs_and_clean_shutdown_in_logs() -> None:
     down = alert("ContainerDown", "time() - container_last_seen > 60", {"name": "etl"})
     killed = log_item("loki-1", "worker exited code=137 (OOMKilled)")

@@ -17,7 +17,14 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from tests.service.apptools import AUTH, WEBHOOK, make_settings, payload, running_app
+from tests.service.apptools import (
+    AUTH,
+    WEBHOOK,
+    make_settings,
+    payload,
+    running_app,
+    wait_until,
+)
 
 
 @pytest.fixture
@@ -131,7 +138,14 @@ async def test_store_fault_answers_503_logs_once_and_recovers(
             WEBHOOK, json=payload(fingerprint="after0000000000"), headers=AUTH
         )
         assert again.status_code == 202
-        assert (await client.get("/readyz")).status_code == 200
+
+        # A worker's write that failed while the store was broken may report its failure
+        # just after this success: /readyz is green again once a write succeeds after that
+        # (the worker's next one), not necessarily on the very next request.
+        async def ready() -> bool:
+            return (await client.get("/readyz")).status_code == 200
+
+        await wait_until(ready, within=15.0)
         listed = await client.get("/analyses", headers=AUTH)
         assert first.json()["analysis_ids"][0] in {item["id"] for item in listed.json()["items"]}
         event.remove(writer, "before_cursor_execute", refuse_writes)

@@ -23,6 +23,8 @@ CAUSE_BY_TOPIC: dict[str, str] = {
     "certificate": "certificate_expiry",
     "conntrack": "network",
     "mtu": "network",
+    # A service that cannot write a file because a filesystem ran out of inodes.
+    "inodes": "disk_space",
     "ports": "network",
     "link": "network",
     "gc": "garbage_collection",

@@ -569,6 +569,32 @@ def inodes(prom: list[EvidenceItem], expression: str) -> Finding | None:
     )
 
 
+def inodes_behind_no_space(prom: list[EvidenceItem], logs: list[EvidenceItem]) -> Finding | None:
+    """A service's "No space left on device" while a filesystem somewhere is out of inodes
+    (the service's own machine is not named by its alert): the inodes, not the bytes."""
+    said = next(
+        ((i, t) for i, t in templates(logs) if "disk" in t.tags and not is_background(t)), None
+    )
+    low = [(i, s) for i in of_kind(prom, "fleet_inodes_low") for s in i.series]
+    if said is None or not low:
+        return None
+    where = ", ".join(
+        f"{s.labels.get('mountpoint', '?')} on {s.labels.get('instance', '?')} "
+        f"({fmt((s.current or 0.0) * 100)}% free)"
+        for _, s in low[:3]
+    )
+    return Finding(
+        f"'{_clip(said[1].example)}' while a filesystem is out of inodes, not bytes: {where}. "
+        "Millions of small files (sessions, caches, thumbnails, a spool) exhaust the inodes; "
+        "the service fails to create any file there however much space is free.",
+        0.7,
+        (said[0].id, low[0][0].id),
+        remedy="Find the directories with the most files: `sudo du --inodes -x MOUNT | sort -n "
+        "| tail`; remove or rotate the small files, or fix what creates them.",
+        topic="inodes",
+    )
+
+
 def rebooted(prom: list[EvidenceItem]) -> Finding | None:
     """node_boot_time_seconds changed in the window: the host rebooted."""
     found = own_series(prom, "host_boot_time")

@@ -647,6 +647,7 @@ class RulesEngine:
         extra += [findings.probe_phase(prom), findings.probe_certificate(prom)]
         extra += [findings.gc_pauses(prom), findings.goroutine_leak(prom)]
         extra.append(findings.pod_cannot_start(prom))
+        extra.append(findings.inodes_behind_no_space(prom, logs))
         if not oom:
             extra.append(findings.pod_last_exit(prom))
         elif family.category == "oom_killed":

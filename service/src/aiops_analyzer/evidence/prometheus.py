@@ -73,6 +73,7 @@ def plan_queries(alert: Alert, instance: str | None = None) -> list[NamedQuery]:
     family += _machine_queries(labels, expr)
     family += _container_queries(labels, expr)
     family += _host_queries(instance or instance_matcher(alert), expr)
+    family += _fleet_inode_queries(alert, expr)
     family += _nginx_queries(labels, expr)
     family += _probe_queries(labels, expr)
     family += _certificate_file_queries(alert)
@@ -469,6 +470,25 @@ def _host_cpu_queries(i: str) -> list[NamedQuery]:
             f'rate(node_disk_io_time_seconds_total{{{i},device!~"loop.*|ram.*|sr.*"}}[5m])',
             "host_disk_busy",
         ),
+    ]
+
+
+def _fleet_inode_queries(alert: Alert, expr: str) -> list[NamedQuery]:
+    """For an alert on a container or service (whose machine is not named): the filesystems
+    anywhere that are nearly out of inodes. "No space left on device" with bytes free is
+    inodes, and the machine is then whichever one that is."""
+    if any(m.startswith("node_") for m in _metrics(expr)) or instance_matcher(alert):
+        return []
+    labels = subject_labels(alert)
+    if not any(labels.get(k) for k in ("container", "pod", "name", "service")):
+        return []
+    return [
+        NamedQuery(
+            "filesystems nearly out of inodes",
+            'min by (instance, mountpoint) (node_filesystem_files_free{fstype!~"tmpfs|overlay|'
+            'squashfs|nsfs|ramfs"} / node_filesystem_files > 0) < 0.05',
+            "fleet_inodes_low",
+        )
     ]
 
 
