@@ -27,10 +27,10 @@ from aiops_analyzer.store.tables import analyses, bind_processor, deliveries
 
 AlertKey = tuple[str, str, datetime]
 
-# Fingerprints per `IN (...)` list: far below SQLite's and PostgreSQL's parameter limits.
+# SQLite's statements (PostgreSQL's batch is one statement of two JSON documents).
+# Fingerprints per `IN (...)` list: far below SQLite's parameter limit.
 LOOKUP_CHUNK = 500
-# Alert rows per multi-row INSERT: 18 parameters each, under SQLite's 32,766 and PostgreSQL's
-# 65,535 parameters per statement.
+# Alert rows per multi-row INSERT: 18 parameters each, under SQLite's 32,766 per statement.
 INSERT_CHUNK = 500
 
 # The columns a new alert state is stored with, in the order of ``_AlertRows.row``'s tuple.
