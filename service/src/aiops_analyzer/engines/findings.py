@@ -539,6 +539,12 @@ def cpu_throttled(prom: list[EvidenceItem]) -> Finding | None:
     )
 
 
+INODE_REMEDY = (
+    "Find the directories with the most files: `sudo du --inodes -x MOUNT | sort -n | tail`; "
+    "remove or rotate the small files, or fix what creates them."
+)
+
+
 def inodes(prom: list[EvidenceItem], expression: str) -> Finding | None:
     """Inodes, not bytes, run out: many small files."""
     found = own_series(prom, "host_inodes_free")
@@ -563,8 +569,7 @@ def inodes(prom: list[EvidenceItem], expression: str) -> Finding | None:
         "caches, a mail or spool queue) exhaust it; deleting large files does not help.",
         0.75,
         tuple(cited),
-        remedy="Find the directories with the most files: `sudo du --inodes -x MOUNT | sort -n "
-        "| tail`; remove or rotate the small files, or fix what creates them.",
+        remedy=INODE_REMEDY,
         replaces_steps=True,
     )
 
@@ -589,8 +594,7 @@ def inodes_behind_no_space(prom: list[EvidenceItem], logs: list[EvidenceItem]) -
         "the service fails to create any file there however much space is free.",
         0.7,
         (said[0].id, low[0][0].id),
-        remedy="Find the directories with the most files: `sudo du --inodes -x MOUNT | sort -n "
-        "| tail`; remove or rotate the small files, or fix what creates them.",
+        remedy=INODE_REMEDY,
         topic="inodes",
     )
 

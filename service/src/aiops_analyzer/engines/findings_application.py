@@ -169,12 +169,18 @@ _LOCK_HOLDER = re.compile(r"holding the lock: (\d+)")
 
 def _lock_holders(logs: list[EvidenceItem]) -> list[str]:
     """The process ids the database says hold the lock others wait on, most cited first."""
+    fresh_waits = [t for _, t in templates(logs) if "lock" in t.tags and _fresh(t)]
+    return _most_cited(fresh_waits, _LOCK_HOLDER)[:3]
+
+
+def _most_cited(cited_in: list[LogTemplate], pattern: re.Pattern[str]) -> list[str]:
+    """What ``pattern``'s first group captures in the templates' examples, the most often
+    logged first (each template counts its lines)."""
     counts: dict[str, int] = {}
-    for _, template in templates(logs):
-        if "lock" in template.tags and _fresh(template):
-            for match in _LOCK_HOLDER.finditer(template.example):
-                counts[match.group(1)] = counts.get(match.group(1), 0) + template.count
-    return sorted(counts, key=lambda pid: -counts[pid])[:3]
+    for template in cited_in:
+        for match in pattern.finditer(template.example):
+            counts[match.group(1)] = counts.get(match.group(1), 0) + template.count
+    return sorted(counts, key=lambda value: -counts[value])
 
 
 # PostgreSQL's CONTEXT of a lock wait: 'while updating tuple (412,7) in relation "inventory"'.
@@ -185,11 +191,7 @@ _LOCKED_RELATION = re.compile(
 
 def _locked_relations(logs: list[EvidenceItem]) -> list[str]:
     """The tables whose rows the waiting sessions wanted, most cited first."""
-    counts: dict[str, int] = {}
-    for _, template in templates(logs):
-        for match in _LOCKED_RELATION.finditer(template.example):
-            counts[match.group(1)] = counts.get(match.group(1), 0) + template.count
-    return sorted(counts, key=lambda name: -counts[name])[:2]
+    return _most_cited([t for _, t in templates(logs)], _LOCKED_RELATION)[:2]
 
 
 def failed_job(logs: list[EvidenceItem], *, job_alert: bool) -> Finding | None:

@@ -584,21 +584,31 @@ async def node_instance(
     promql = _node_name_query(alert)
     if not promql:
         return None
+    result = await instant_query(base, promql, seconds, http)
+    instances = {str(labels.get("instance", "")) for labels in result or []} - {""}
+    return f"instance={_quote(instances.pop())}" if len(instances) == 1 else None
+
+
+async def instant_query(
+    base: str, promql: str, seconds: float, http: httpx.AsyncClient, at: float | None = None
+) -> list[dict[str, Any]] | None:
+    """The label sets of an instant query's series (at ``at``, Unix seconds, else now), in
+    Prometheus' order; None when it failed. For lookups that only need who answers."""
+    params = {"query": promql} | ({"time": f"{at:.3f}"} if at is not None else {})
     try:
         async with asyncio.timeout(seconds):
-            response = await http.get(
-                f"{base}/api/v1/query", params={"query": promql}, timeout=seconds
-            )
+            response = await http.get(f"{base}/api/v1/query", params=params, timeout=seconds)
             body = response.json() if _is_json(response) else None
     except Exception:
         return None
     result = (body.get("data") or {}).get("result") if isinstance(body, dict) else None
-    instances = {
-        str(entry.get("metric", {}).get("instance", ""))
-        for entry in (result if isinstance(result, list) else [])
-        if isinstance(entry, dict)
-    } - {""}
-    return f"instance={_quote(instances.pop())}" if len(instances) == 1 else None
+    if not isinstance(result, list):
+        return None
+    return [
+        entry["metric"]
+        for entry in result
+        if isinstance(entry, dict) and isinstance(entry.get("metric"), dict)
+    ]
 
 
 async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> list[EvidenceItem]:

@@ -10,14 +10,13 @@ labels back, for the evidence sources and for the engines, which read the same i
 
 from __future__ import annotations
 
-import asyncio
 import re
-from typing import Any
 
 import httpx
 
 from aiops_analyzer.core.config import Settings
 from aiops_analyzer.evidence.expression import alert_expression, is_logql, metric_names, threshold
+from aiops_analyzer.evidence.prometheus import instant_query
 from aiops_analyzer.evidence.target import HOST_LABELS, quote, subject_labels
 from aiops_analyzer.schemas import Alert, EvidenceItem, SeriesStats
 
@@ -83,19 +82,12 @@ async def resolve(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
     promql = subject_query(alert)
     if not promql or not settings.prometheus_url:
         return None
-    url = settings.prometheus_url.rstrip("/") + "/api/v1/query"
+    base = settings.prometheus_url.rstrip("/")
     seconds = settings.evidence_timeout_seconds
-    params = {"query": promql, "time": f"{alert.starts_at.timestamp():.3f}"}
-    try:
-        async with asyncio.timeout(seconds):
-            response = await http.get(url, params=params, timeout=seconds)
-            body: Any = response.json()
-    except Exception:
+    result = await instant_query(base, promql, seconds, http, at=alert.starts_at.timestamp())
+    if not result:
         return None
-    result = (body.get("data") or {}).get("result") if isinstance(body, dict) else None
-    if not isinstance(result, list) or not result or not isinstance(result[0], dict):
-        return None
-    metric = result[0].get("metric") or {}
+    metric = result[0]
     identity = {
         key: str(metric[key]) for key in IDENTITY_LABELS if isinstance(metric.get(key), str)
     }
