@@ -92,10 +92,15 @@ def test_the_event_just_before_the_lock_waits_is_named_as_the_holder() -> None:
     assert "price import started" in result.probable_causes[0].cause
 
 
-def test_the_session_postgresql_says_holds_the_lock_is_named() -> None:
-    waits = repeated(
+def postgres_lock_waits() -> list[tuple[int, str]]:
+    """PostgreSQL's log_lock_waits lines, in its stream, from ten minutes before startsAt."""
+    return repeated(
         "postgres: LOG:  process 48{i}11 still waiting for ShareLock on transaction 91", 600
     )
+
+
+def test_the_session_postgresql_says_holds_the_lock_is_named() -> None:
+    waits = postgres_lock_waits()
     details = repeated(
         "postgres: DETAIL:  Process holding the lock: 47102. Wait queue: 48{i}11.", 600
     )
@@ -107,9 +112,7 @@ def test_the_session_postgresql_says_holds_the_lock_is_named() -> None:
 
 
 def test_the_table_whose_rows_are_locked_is_named() -> None:
-    waits = repeated(
-        "postgres: LOG:  process 48{i}11 still waiting for ShareLock on transaction 91", 600
-    )
+    waits = postgres_lock_waits()
     context = repeated(
         'postgres: CONTEXT:  while updating tuple (412,{i}) in relation "inventory"', 600
     )
@@ -122,9 +125,7 @@ def test_the_table_whose_rows_are_locked_is_named() -> None:
 def test_requests_waiting_on_locks_hold_the_pool_they_exhaust() -> None:
     """The pool runs dry because its connections wait on row locks: lock contention names the
     error alert, not the pool."""
-    waits = repeated(
-        "postgres: LOG:  process 48{i}11 still waiting for ShareLock on transaction 91", 600
-    )
+    waits = postgres_lock_waits()
     pool = repeated("error reserveStock failed: timeout exceeded when trying to connect {i}", 300)
     errors = alert(
         "ErrorLogs", 'sum(rate(log_errors_total{service="c"}[5m])) > 1', {"service": "c"}
