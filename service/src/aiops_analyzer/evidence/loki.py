@@ -439,6 +439,13 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
         limit = MAX_QUEUE_MENTION_LINES
         planned.append((_read(url, mentions, span, timeout, http, limit, named=True), limit, True))
         streams.append(mention_key)
+    # A probe's neighbours are whatever names its host: no need to wait for its own streams.
+    mentioning = neighbour_selector(alert, []) if is_probe(alert) else ""
+    if mentioning:
+        limit = MAX_NEIGHBOUR_LINES
+        read = _read(url, mentioning, span, timeout, http, limit, named=True)
+        planned.append((read, limit, True))
+        streams.append(neighbour_key)
     # A job alert: the failure lines of its last runs, however long before the alert.
     last_runs = Window(recent.start - LAST_RUN_LOOKBACK, recent.start)
     job_alert = about_job(alert)
@@ -469,9 +476,11 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
     results = list(gathered)
     # (line limit, whether the read reaches into the baseline) of each result.
     shapes = [(limit, spans) for _, limit, spans in planned]
-    # The neighbours' failures (a proxy's stack, a unit's machine, a probed host's mentions),
-    # read once the subject's own streams said which stack or machine they belong to.
-    if neighbours := neighbour_selector(alert, own_streams):
+    # The other neighbours' failures (a proxy's stack, a unit's machine), read once the
+    # subject's own streams said which stack or machine they belong to.
+    if mentioning:
+        selectors = [*selectors, mentioning]
+    elif neighbours := neighbour_selector(alert, own_streams):
         limit = MAX_NEIGHBOUR_LINES
         at = len(results) - job_reads  # before the job reads, which come last
         found = await _read(url, neighbours, span, timeout, http, limit, named=True)
