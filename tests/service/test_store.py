@@ -512,6 +512,9 @@ async def test_a_request_cancelled_while_waiting_still_has_its_delivery_stored(
         await asyncio.sleep(0.05)
         request.cancel()  # the client went away
         release.set()
+    # The request's own task finishes on its next turn of the loop, which may come after
+    # the store has already written the delivery: wait for both.
+    await asyncio.wait({request}, timeout=5)
     for _ in range(200):
         if count(store, JobState.PENDING) == 1:
             break
