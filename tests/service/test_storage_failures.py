@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiops_analyzer.store.ingest_sqlite import SqliteBatchWriter
 from sqlalchemy import event
 
 from tests.service.apptools import (
@@ -94,6 +95,8 @@ async def test_full_disk_answers_503_once_logged_and_recovers(
 
 # The other faults the issue names, injected at the driver: what SQLite says when its volume
 # was remounted read-only after an I/O error, and when the database file or mount went away.
+# The workers' writes go through SQLAlchemy (its cursor event raises); the webhook's batch
+# runs on the sqlite3 connection itself (its writer raises as the driver would).
 DRIVER_FAULTS = [
     ("read-only", "attempt to write a readonly database", "readonly"),
     ("unreachable", "unable to open database file", "unable to open"),
@@ -104,7 +107,12 @@ DRIVER_FAULTS = [
     ("fault", "message", "said"), DRIVER_FAULTS, ids=[f[0] for f in DRIVER_FAULTS]
 )
 async def test_store_fault_answers_503_logs_once_and_recovers(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, fault: str, message: str, said: str
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    fault: str,
+    message: str,
+    said: str,
 ) -> None:
     settings = make_settings(tmp_path)
     async with running_app(settings) as (app, client):
@@ -118,6 +126,14 @@ async def test_store_fault_answers_503_logs_once_and_recovers(
 
         writer = app.state.store.db.writer
         event.listen(writer, "before_cursor_execute", refuse_writes)
+        store_batch = SqliteBatchWriter.store
+
+        def refuse_batches(self: SqliteBatchWriter, *args: Any) -> Any:
+            if broken["on"]:
+                raise sqlite3.OperationalError(message)
+            return store_batch(self, *args)
+
+        monkeypatch.setattr(SqliteBatchWriter, "store", refuse_batches)
         caplog.set_level(logging.INFO)
         answers = [
             await client.post(

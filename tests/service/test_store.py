@@ -576,7 +576,7 @@ def test_a_unix_socket_url_as_cloud_run_mounts_it_reaches_postgresql(
 def test_ingest_stores_exactly_what_sqlalchemys_insert_stores(store: Store) -> None:
     """The ingest binds its INSERT's parameters itself: the stored text of every column must
     be what SQLAlchemy's own insert(analyses) writes for the same alert."""
-    from aiops_analyzer.store.ingest import _ALERT_COLUMNS
+    from aiops_analyzer.store.ingest_sqlite import ALERT_COLUMNS
     from aiops_analyzer.store.tables import analyses
 
     starts = datetime(2026, 11, 28, 11, 0, 0, 123456, tzinfo=timezone(timedelta(hours=1)))
@@ -602,7 +602,7 @@ def test_ingest_stores_exactly_what_sqlalchemys_insert_stores(store: Store) -> N
     with store.db.write() as connection:
         connection.execute(
             analyses.insert()
-            .values({**{k: row[k] for k in _ALERT_COLUMNS}, "starts_at": starts, "labels": labels})
+            .values({**{k: row[k] for k in ALERT_COLUMNS}, "starts_at": starts, "labels": labels})
             .values(fingerprint="theirs", annotations=annotations)
         )
     texts = ", ".join(f"CAST({name} AS TEXT)" for name in columns)

@@ -4,99 +4,35 @@ Idempotency lives here: an alert state is stored once per (fingerprint, status, 
 so a resend, a retry or the other member of an HA pair finds the existing row and only bumps
 its delivery counter. ``ingest_many`` stores the deliveries of concurrent requests in one
 transaction (one fsync): see ``GroupCommitter``. PostgreSQL does it in one statement
-(``ingest_postgres``); SQLite, which has one writer at a time, looks the keys up first.
+(``ingest_postgres``); SQLite, which has one writer at a time, looks the keys up first
+(``ingest_sqlite``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
 import anyio
-from sqlalchemy import Connection, bindparam, func, select, update
-from sqlalchemy.engine import Dialect
 
 from aiops_analyzer.store.database import Database
 from aiops_analyzer.store.ingest_postgres import PostgresBatchWriter
-from aiops_analyzer.store.records import Alert, Delivery, IngestResult, JobState, utcnow
-from aiops_analyzer.store.tables import analyses, bind_processor, deliveries
-
-AlertKey = tuple[str, str, datetime]
-
-# SQLite's statements (PostgreSQL's batch is one statement of two JSON documents).
-# Fingerprints per `IN (...)` list: far below SQLite's parameter limit.
-LOOKUP_CHUNK = 500
-# Alert rows per multi-row INSERT: 18 parameters each, under SQLite's 32,766 per statement.
-INSERT_CHUNK = 500
-
-# The columns a new alert state is stored with, in the order of ``_AlertRows.row``'s tuple.
-_ALERT_COLUMNS = (
-    "fingerprint",
-    "status",
-    "starts_at",
-    "ends_at",
-    "alertname",
-    "labels",
-    "annotations",
-    "generator_url",
-    "received_at",
-    "delivery_id",
-    "deliveries",
-    "last_received_at",
-    "truncated_alerts",
-    "state",
-    "attempts",
-    "available_at",
-    "prompt_tokens",
-    "completion_tokens",
-)
-
-
-@dataclass
-class _Planned:
-    """One delivery of a batch: its alerts' keys in payload order, and what each one is."""
-
-    keys: list[AlertKey]
-    # Keys this delivery brings to the store first (in this batch, nobody had them before).
-    firsts: list[AlertKey]
-    # Keys seen before (stored earlier or by an earlier delivery of the batch): one bump each.
-    repeats: list[AlertKey]
-    # The same key again inside this one payload: counted as a duplicate, no bump.
-    echoes: int
+from aiops_analyzer.store.ingest_sqlite import SqliteBatchWriter
+from aiops_analyzer.store.records import Delivery, IngestResult, utcnow
 
 
 class Ingestor:
-    """Stores a batch of deliveries with a handful of set-based statements, whatever its size.
-
-    SQLite: one lookup of the keys already stored, one multi-row insert per table, one
-    executemany for the duplicates' counters, in a BEGIN IMMEDIATE transaction (no other
-    writer can store a key between the lookup and the insert). Per-alert statements held the
-    GIL the webhook needs and delayed the durable commit (benchmarks/README.md has the
-    profile). PostgreSQL: one statement (``PostgresBatchWriter``)."""
+    """Stores a batch of deliveries with a few statements, whatever its size: PostgreSQL in
+    one (``PostgresBatchWriter``), SQLite in a BEGIN IMMEDIATE transaction
+    (``SqliteBatchWriter``). Per-alert statements held the GIL the webhook needs and delayed
+    the durable commit (benchmarks/README.md has the profiles)."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        # The statements are built once: constructing them per call costs more than SQLite
-        # takes to run them.
-        c = analyses.c
-        self._insert_deliveries = deliveries.insert().returning(
-            deliveries.c.id, sort_by_parameter_order=True
-        )
-        self._alert_rows = _AlertRows(db.writer.dialect)
-        self._postgres = PostgresBatchWriter(db.writer.dialect) if db.postgres else None
-        self._bump_alert = (
-            update(analyses)
-            .where(c.id == bindparam("b_id"))
-            .values(
-                deliveries=c.deliveries + bindparam("b_count"),
-                last_received_at=bindparam("b_now"),
-                truncated_alerts=func.max(c.truncated_alerts, bindparam("b_truncated")),
-            )
-        )
+        dialect = db.writer.dialect
+        self._writer = PostgresBatchWriter(dialect) if db.postgres else SqliteBatchWriter(dialect)
 
     def ingest(self, delivery: Delivery) -> IngestResult:
         """Store one delivery and its alerts in one transaction."""
@@ -112,198 +48,11 @@ class Ingestor:
         if not batch:
             return []
         now = utcnow()
-        if self._postgres is not None:
+        if isinstance(self._writer, PostgresBatchWriter):
             with self.db.autocommit() as conn:
-                return self._postgres.store(conn, batch, now)
+                return self._writer.store(conn, batch, now)
         with self.db.write(urgent=True) if wait else self.db.write_now() as conn:
-            return self._store(conn, batch, now)
-
-    def _store(
-        self, conn: Connection, batch: Sequence[Delivery], now: datetime
-    ) -> list[IngestResult]:
-        alerts_by_key: dict[AlertKey, Alert] = {}
-        for delivery in batch:
-            for alert in delivery.alerts:
-                alerts_by_key.setdefault(_key(alert), alert)
-        stored = self._lookup(conn, list(alerts_by_key))
-        plans = _plan(batch, set(stored))
-
-        delivery_ids = self._insert_delivery_rows(
-            conn,
-            [
-                {
-                    "received_at": now,
-                    "receiver": delivery.receiver,
-                    "status": delivery.status,
-                    "group_key": delivery.group_key,
-                    "alerts": len(delivery.alerts),
-                    "new_alerts": len(plan.firsts),
-                    "duplicate_alerts": len(plan.repeats) + plan.echoes,
-                    "truncated_alerts": delivery.truncated_alerts,
-                }
-                for delivery, plan in zip(batch, plans, strict=True)
-            ],
-        )
-
-        stored.update(
-            self._alert_rows.insert(
-                conn,
-                [
-                    (alerts_by_key[key], delivery_id, delivery.truncated_alerts)
-                    for delivery, plan, delivery_id in zip(batch, plans, delivery_ids, strict=True)
-                    for key in plan.firsts
-                ],
-                now,
-            )
-        )
-
-        bumps: dict[int, tuple[int, int]] = {}
-        for delivery, plan in zip(batch, plans, strict=True):
-            for key in plan.repeats:
-                count, truncated = bumps.get(stored[key], (0, 0))
-                bumps[stored[key]] = (count + 1, max(truncated, delivery.truncated_alerts))
-        if bumps:
-            conn.execute(
-                self._bump_alert,
-                [
-                    {"b_id": analysis_id, "b_count": count, "b_now": now, "b_truncated": truncated}
-                    for analysis_id, (count, truncated) in bumps.items()
-                ],
-            )
-
-        return [
-            IngestResult(
-                delivery_id=delivery_id,
-                analysis_ids=[stored[key] for key in plan.keys],
-                new_ids=[stored[key] for key in plan.firsts],
-                duplicates=len(plan.repeats) + plan.echoes,
-            )
-            for plan, delivery_id in zip(plans, delivery_ids, strict=True)
-        ]
-
-    def _insert_delivery_rows(self, conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
-        """Insert the deliveries; their ids in the order of ``rows``."""
-        return [int(row[0]) for row in conn.execute(self._insert_deliveries, rows)]
-
-    def _lookup(self, conn: Connection, keys: list[AlertKey]) -> dict[AlertKey, int]:
-        """The ids of the alert states among ``keys`` that are already stored."""
-        wanted = set(keys)
-        found: dict[AlertKey, int] = {}
-        for analysis_id, fingerprint, status, starts_at in self._stored_states(conn, keys):
-            key = (fingerprint, status, starts_at)
-            if key in wanted:
-                found[key] = int(analysis_id)
-        return found
-
-    def _stored_states(
-        self, conn: Connection, keys: list[AlertKey]
-    ) -> Iterator[tuple[int, str, str, datetime]]:
-        """(id, fingerprint, status, starts_at) of every stored state of the keys' alerts."""
-        fingerprints = sorted({key[0] for key in keys})
-        c = analyses.c
-        for start in range(0, len(fingerprints), LOOKUP_CHUNK):
-            chunk = fingerprints[start : start + LOOKUP_CHUNK]
-            query = select(c.id, c.fingerprint, c.status, c.starts_at).where(
-                c.fingerprint.in_(chunk)
-            )
-            for row in conn.execute(query):
-                yield row.id, row.fingerprint, row.status, row.starts_at
-
-
-def _key(alert: Alert) -> AlertKey:
-    return (alert.fingerprint, alert.status, alert.starts_at)
-
-
-def _plan(batch: Sequence[Delivery], stored: set[AlertKey]) -> list[_Planned]:
-    claimed = set(stored)
-    plans = []
-    for delivery in batch:
-        plan = _Planned(keys=[], firsts=[], repeats=[], echoes=0)
-        mine: set[AlertKey] = set()
-        for alert in delivery.alerts:
-            key = _key(alert)
-            plan.keys.append(key)
-            if key in mine:
-                plan.echoes += 1
-                continue
-            mine.add(key)
-            if key in claimed:
-                plan.repeats.append(key)
-            else:
-                claimed.add(key)
-                plan.firsts.append(key)
-        plans.append(plan)
-    return plans
-
-
-class _AlertRows:
-    """The multi-row INSERT of new alert states, with parameters bound by hand.
-
-    SQLAlchemy's per-parameter processing of 18 columns per alert was a quarter of the
-    writer's time under load. Here each row is a plain tuple made with the columns' own bind
-    processors, taken from the dialect once, so what is stored is byte for byte what
-    ``insert(analyses)`` stores (JSON text, naive-UTC datetimes); ``now`` is bound once per batch.
-
-    No ON CONFLICT clause: the lookup ran in the same BEGIN IMMEDIATE transaction, so no other
-    writer can have stored these states since.
-    """
-
-    def __init__(self, dialect: Dialect) -> None:
-        self._datetime = bind_processor(analyses.c.starts_at, dialect)
-        self._json = bind_processor(analyses.c.labels, dialect)
-        placeholder = "?" if dialect.paramstyle == "qmark" else "%s"
-        self._values = "(" + ", ".join([placeholder] * len(_ALERT_COLUMNS)) + ")"
-        # Constant column names; every value is a bound parameter.
-        self._statement_head = f"INSERT INTO analyses ({', '.join(_ALERT_COLUMNS)}) VALUES "  # noqa: S608
-        self._statement_tail = " RETURNING id, fingerprint, status, starts_at"
-
-    def insert(
-        self, conn: Connection, new: list[tuple[Alert, int, int]], now: datetime
-    ) -> dict[AlertKey, int]:
-        """Store ``new`` (alert, delivery id, truncated count); the ids of the rows inserted."""
-        now_bound = self._datetime(now)
-        to_datetime, to_json = self._datetime, self._json
-        keys: dict[tuple[str, str, Any], AlertKey] = {}
-        rows: list[tuple[Any, ...]] = []
-        for alert, delivery_id, truncated in new:
-            starts_at = to_datetime(alert.starts_at)
-            keys[(alert.fingerprint, alert.status, starts_at)] = _key(alert)
-            rows.append(
-                (
-                    alert.fingerprint,
-                    alert.status,
-                    starts_at,
-                    to_datetime(alert.ends_at),
-                    alert.alertname[:255],
-                    to_json(alert.labels),
-                    to_json(alert.annotations),
-                    alert.generator_url,
-                    now_bound,
-                    delivery_id,
-                    1,
-                    now_bound,
-                    truncated,
-                    JobState.PENDING,
-                    0,
-                    now_bound,
-                    0,
-                    0,
-                )
-            )
-        inserted: dict[AlertKey, int] = {}
-        for start in range(0, len(rows), INSERT_CHUNK):
-            chunk = rows[start : start + INSERT_CHUNK]
-            statement = (
-                self._statement_head + ", ".join([self._values] * len(chunk)) + self._statement_tail
-            )
-            parameters = tuple(value for row in chunk for value in row)
-            # The driver returns starts_at as it was bound (SQLite's text): matched against
-            # the bound values, not parsed back.
-            for analysis_id, fingerprint, status, starts_at in conn.exec_driver_sql(
-                statement, parameters
-            ):
-                inserted[keys[(fingerprint, status, starts_at)]] = int(analysis_id)
-        return inserted
+            return self._writer.store(conn, batch, now)
 
 
 class GroupCommitter:
