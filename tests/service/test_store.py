@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiops_analyzer.schemas import Alert, AnalysisResult, NotificationOutcome
@@ -19,11 +20,12 @@ from aiops_analyzer.store.database import Database
 from aiops_analyzer.store.db import normalise_url
 from aiops_analyzer.store.ingest import GroupCommitter
 from aiops_analyzer.store.ingest_postgres import PostgresBatchWriter
+from aiops_analyzer.store.ingest_sqlite import SqliteBatchWriter
 from aiops_analyzer.store.migrate import head_revision
 from aiops_analyzer.store.tables import metadata
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, text
 
 from tests.support.postgres import PostgresServer
 
@@ -420,21 +422,24 @@ async def test_group_commit_fails_only_the_delivery_that_fails(
 
 
 async def test_a_batch_failing_on_the_event_loop_is_retried_one_by_one_in_a_thread(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = Store(f"sqlite:///{tmp_path / 'analyzer.db'}")
     store.migrate()
-    failures = {"left": 1}
+    failed_on: list[int] = []
+    store_batch = SqliteBatchWriter.store
 
-    def fail_once(conn: object, cursor: object, statement: str, *args: object) -> None:
-        if failures["left"] and statement.lstrip().upper().startswith("INSERT INTO ANALYSES"):
-            failures["left"] -= 1
+    def fail_once(self: SqliteBatchWriter, *args: Any) -> list[IngestResult]:
+        if not failed_on:
+            failed_on.append(threading.get_ident())
             raise sqlite3.OperationalError("disk I/O error")
+        return store_batch(self, *args)
 
-    event.listen(store.db.writer, "before_cursor_execute", fail_once)
+    monkeypatch.setattr(SqliteBatchWriter, "store", fail_once)
     results = await asyncio.gather(
         *(store.ingest_grouped(built(f"f{n}"), size=200) for n in (1, 2))
     )
+    assert failed_on == [threading.get_ident()]  # the batch failed on the event loop
     assert sorted(len(result.new_ids) for result in results) == [1, 1]
     assert count(store, JobState.PENDING) == 2
     store.dispose()
@@ -468,6 +473,33 @@ async def test_postgresql_batches_never_run_on_the_event_loop(
     threads: list[int] = []
     await store.ingest_grouped(built("pg", threads), size=200)
     assert threads and threads[0] != threading.get_ident()
+    store.dispose()
+
+
+async def test_a_postgresql_connection_the_server_dropped_costs_no_delivery(
+    postgres_server: PostgresServer,
+) -> None:
+    """The ingest's connections skip the pre-ping: a connection the server closed (restart,
+    failover, idle timeout) fails its batch, and the deliveries are stored on new ones."""
+    url = postgres_server.create_database()
+    store = Store(url)
+    store.migrate()
+    await store.ingest_grouped(built("before"), size=200)  # a pooled ingest connection now
+    database = url.rsplit("/", 1)[1]
+    with store.db.writer.connect() as conn:
+        dropped = conn.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = :database AND pid <> pg_backend_pid()"
+            ),
+            {"database": database},
+        ).scalar_one()
+    assert dropped >= 1
+    results = await asyncio.gather(
+        *(store.ingest_grouped(built(f"after{n}"), size=200) for n in range(3))
+    )
+    assert [len(result.new_ids) for result in results] == [1, 1, 1]
+    assert count(store, JobState.PENDING) == 4
     store.dispose()
 
 

@@ -38,19 +38,25 @@ def normalise_url(url: str) -> URL:
 
 
 def create_store_engine(
-    url: str, *, immediate: bool, pool_size: int = 8, cached_plans: bool = False
+    url: str,
+    *,
+    immediate: bool,
+    pool_size: int = 8,
+    cached_plans: bool = False,
+    pre_ping: bool = True,
 ) -> Engine:
     """An engine for ``url``. On SQLite, ``immediate`` takes the write lock at BEGIN.
 
     Taking the lock up front avoids SQLite's deadlock of two readers both upgrading to writers
     (which fails at once, ignoring busy_timeout). On PostgreSQL, ``cached_plans`` lets the
-    server keep a prepared statement's generic plan (see below).
+    server keep a prepared statement's generic plan (see below), and ``pre_ping`` tests a
+    pooled connection (one round trip) before handing it out.
     """
     parsed = normalise_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(
             parsed,
-            pool_pre_ping=True,
+            pool_pre_ping=pre_ping,
             pool_size=pool_size,
             max_overflow=pool_size,
             # psycopg prepares a statement run five times; PostgreSQL then may keep a generic
