@@ -1557,3 +1557,118 @@ def test_a_failed_renewal_is_told_as_the_reason_the_certificate_expires() -> Non
     assert result.category == "certificate_expiry"
     top = next(c for c in result.probable_causes if "loki-1" in c.evidence_ids)
     assert "renewal fails" in top.cause and "Some challenges have failed" in top.cause
+
+
+# --- what changed just before: a setting, a listen address, a machine, a primary ----------
+def _reload(port: int, flag: str) -> tuple[str, ...]:
+    """fare-gateway's configuration dump at a reload: one line per setting."""
+    return (
+        'level=INFO msg="config file changed, reloading" path=/etc/fare-gateway/config.yaml',
+        'level=INFO msg="upstream configured" name=fares-db addr=fares-db:5432 timeout=2s',
+        f'level=INFO msg="upstream configured" name=seatmap addr=seatmap-svc:{port} timeout=2s',
+        'level=INFO msg="upstream configured" name=pricing addr=pricing:7000 timeout=3s',
+        f'level=INFO msg="feature flags" fare_cache_v2={flag}',
+    )
+
+
+def test_a_reloaded_setting_the_failures_name_is_the_misconfiguration() -> None:
+    """The reload repeats every setting word for word but one: the new port, which the
+    refused calls name. The flag that also changed is not blamed."""
+    refused = (
+        'level=ERROR msg="upstream call failed" upstream=seatmap err="dial tcp 172.22.0.9:{}: '
+        'connect: connection refused"'
+    )
+    probe = alert(
+        "BlackboxProbeFailed", "probe_success == 0", {"instance": "http://fare-gateway:8080/"}
+    )
+    own = metric("prom-1", "alert_expression", [1] * 25 + [0] * 5, {"instance": "x"})
+    wrong_port = log_item(
+        "loki-1",
+        *_reload(8081, "true"),
+        *[refused.format(8081)] * 6,
+        baseline=_reload(8080, "false"),
+    )
+    changed = next(t for t in wrong_port.templates if t.variant)
+    assert "seatmap-svc:8081" in changed.variant and "seatmap-svc:8080" in changed.variant_of
+    result = RulesEngine().analyze(probe, [own, wrong_port])
+    assert result.category == "misconfiguration"
+    top = result.probable_causes[0]
+    assert "addr=seatmap-svc:8081" in top.cause and "(before: '" in top.cause
+    assert "seatmap-svc:8080" in top.cause and top.evidence_ids == ["loki-1"]
+    assert any("addr=seatmap-svc:8080" in step for step in result.remediation)
+    # The same reload, but the calls fail on a port it did not touch: no such finding.
+    other = log_item(
+        "loki-1",
+        *_reload(8081, "true"),
+        *[refused.format(9090)] * 6,
+        baseline=_reload(8080, "false"),
+    )
+    result = RulesEngine().analyze(probe, [own, other])
+    assert not any("set a new value" in c.cause for c in result.probable_causes)
+
+
+def test_lines_that_differ_on_every_line_have_no_changed_value() -> None:
+    """Request lines carry ids: a recent one the baseline never had is no changed setting."""
+    item = log_item(
+        "loki-1",
+        *(f"GET /carts/{n} 200 user=u{n}" for n in range(5)),
+        baseline=tuple(f"GET /carts/{n} 200 user=u{n}" for n in range(100, 105)),
+    )
+    assert not any(t.variant for t in item.templates)
+
+
+def test_a_structured_listening_line_on_loopback_is_the_listen_address() -> None:
+    down = alert("TargetDown", 'up{job="imgresize"} == 0', {"instance": "media-3:9464"})
+    own = metric("prom-1", "alert_expression", [1] * 25 + [0] * 5, {"instance": "media-3:9464"})
+    loopback = log_item(
+        "loki-1",
+        'level=info msg="listening" component=metrics addr=127.0.0.1:9464 path=/metrics',
+        baseline=("level=info msg=resized w=640",) * 5,
+    )
+    result = RulesEngine().analyze(down, [own, loopback])
+    assert result.category == "misconfiguration"
+    assert any("addr=127.0.0.1:9464" in c.cause for c in result.probable_causes)
+    # Every address (`addr=:9464`) is no listen mistake.
+    everywhere = log_item(
+        "loki-1",
+        'level=info msg="listening" component=metrics addr=:9464 path=/metrics',
+        baseline=("level=info msg=resized w=640",) * 5,
+    )
+    assert not any("listen" in t.tags for t in everywhere.templates)
+
+
+def test_a_service_down_while_another_machine_rebooted_is_the_reboot() -> None:
+    """redis-a's address names no machine; the fleet's boot times show the one that went
+    down with it."""
+    down = alert("RedisDown", "redis_up == 0", {"instance": "redis://redis-a:6379"})
+    [fleet] = [q for q in plan_queries(down) if q.kind == "fleet_reboots"]
+    assert fleet.promql == (
+        f"max by (instance) (node_boot_time_seconds) > {int(STARTS.timestamp()) - 1800}"
+    )
+    assert not [q for q in plan_queries(alert("X", "node_load1 > 4")) if q.kind == "fleet_reboots"]
+    own = metric("prom-1", "alert_expression", [0] * 5, {"instance": "redis://redis-a:6379"})
+    booted = STARTS.timestamp() + 90
+    rebooted = metric("prom-2", "fleet_reboots", [booted] * 4, {"instance": "cache-1:9100"})
+    result = RulesEngine().analyze(down, [own, rebooted])
+    assert result.category == "reboot"
+    top = next(c for c in result.probable_causes if "prom-2" in c.evidence_ids)
+    assert top.cause.startswith("The machine cache-1:9100 booted at 01:01:30 UTC")
+    assert "2 min after the target went down at 01:00:00 UTC" in top.cause
+    # A boot long after the alert began is not its cause.
+    late = metric("prom-2", "fleet_reboots", [STARTS.timestamp() + 3600] * 4, {"instance": "b"})
+    result = RulesEngine().analyze(down, [own, late])
+    assert result.category != "reboot"
+    assert not any("booted" in c.cause for c in result.probable_causes)
+
+
+def test_a_primary_that_changed_is_told_as_a_failover() -> None:
+    down = alert("RedisDown", "redis_up == 0", {"instance": "redis://redis-a:6379"})
+    own = metric("prom-1", "alert_expression", [0] * 5, {"instance": "redis://redis-a:6379"})
+    logs = log_item(
+        "loki-1",
+        "1:X 18 Dec 2026 10:08:21.104 # +switch-master sessions 10.0.5.11 6379 10.0.5.12 6379",
+        baseline=("1:X 18 Dec 2026 09:00:00.000 * Sentinel ID is 7a1c9e2b",) * 3,
+    )
+    result = RulesEngine().analyze(down, [own, logs])
+    failover = next(c for c in result.probable_causes if "failover" in c.cause)
+    assert "10.0.5.12" in failover.cause and failover.evidence_ids == ["loki-1"]

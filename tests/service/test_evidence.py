@@ -1056,3 +1056,29 @@ async def test_a_read_that_hits_its_limit_counts_only_the_baseline_it_covers() -
     # Over the 17 minutes the capped read covers, the pace is the recent window's own.
     assert requests.novelty == "steady" and requests.rate_ratio is not None
     assert requests.rate_ratio == pytest.approx(1.0, abs=0.2)
+
+
+def test_a_traefik_service_reads_the_logs_of_the_service_it_routes_to() -> None:
+    """Traefik names its services <name>@<provider>; the logs carry the name alone."""
+    errors = alert(
+        {"alertname": "TraefikHighHttp5xxErrorRateService", "service": "cart-api@docker"},
+        'sum by (service) (rate(traefik_service_requests_total{code=~"5.*"}[3m])) > 5',
+    )
+    selectors = stream_selectors(errors)
+    assert '{service="cart-api"}' in selectors and '{container="cart-api"}' in selectors
+    # A service label without a provider is read as it is.
+    plain = alert({"alertname": "X", "service": "mail@example"}, "rate(x_total[5m]) > 1")
+    assert not any('"mail"' in s for s in stream_selectors(plain))
+
+
+def test_a_proxys_neighbours_are_read_for_their_stalls_too() -> None:
+    """A proxy's upstream that times out may be paused in garbage collection, logged at info
+    level: the neighbours' filter keeps those lines (RE2 and Python agree on it)."""
+    pattern = re.compile(re.search(r'\|~ "(.*)"$', NEIGHBOUR_FILTER).group(1))  # type: ignore[union-attr]
+    for stall in (
+        "[info][gc] GC(40816) Pause Full (G1 Compaction Pause) 4096M->3978M(4096M) 8311.270ms",
+        "[Full GC (Allocation Failure)  3967M->3921M(4096M), 7.1 secs]",
+        "[gc][1203] overhead, spent [2.1s] collecting in the last [2.3s], gc overhead",
+    ):
+        assert pattern.search(stall), stall
+    assert not pattern.search("[info][gc] GC(40211) Concurrent Mark Cycle 402.881ms")

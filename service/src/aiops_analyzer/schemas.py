@@ -101,6 +101,12 @@ class LogTemplate(BaseModel):
         default=None,
         description="Recent rate over baseline rate; None when the baseline had none of it.",
     )
+    variant: str = Field(
+        default="",
+        description="A recent line of a template whose lines otherwise repeat word for word "
+        "(a configuration dump at each reload) that the baseline never had: a changed value.",
+    )
+    variant_of: str = Field(default="", description="The baseline line closest to ``variant``.")
 
 
 class EvidenceItem(BaseModel):

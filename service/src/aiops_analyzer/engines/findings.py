@@ -186,6 +186,53 @@ def last_words(logs: list[EvidenceItem]) -> Finding | None:
     )
 
 
+# The value of a setting: what follows its key (``addr=seatmap-svc:8081``, ``"port": 8081``).
+_SETTING_VALUE = re.compile(r"[=:]\s*\"?([\w.-]+(?::\d{2,5})?)\"?,?$")
+_PORT = re.compile(r":(\d{2,5})$")
+
+
+def changed_setting(logs: list[EvidenceItem]) -> Finding | None:
+    """A setting the service logs at each start or reload changed just before its calls began
+    to fail, and the failures name the new value (a port nothing listens on, a host name that
+    does not resolve): a configuration mistake, not the dependency's outage."""
+    found = templates(logs)
+    failing = [
+        t
+        for _, t in found
+        if t.novelty in ("new", "surging") and {"network", "error", "dns", "tls"} & set(t.tags)
+    ]
+    for item, template in found:
+        if not template.variant or not template.variant_of:
+            continue
+        old_words = template.variant_of.split()
+        for new_word, old_word in zip(template.variant.split(), old_words, strict=False):
+            value = _SETTING_VALUE.search(new_word)
+            if new_word == old_word or value is None:
+                continue
+            port = _PORT.search(value.group(1))
+            needles = [value.group(1)] + ([f":{port.group(1)}"] if port else [])
+            failure = next(
+                (t for t in failing if any(n in t.example for n in needles) and t is not template),
+                None,
+            )
+            if failure is None:
+                continue
+            return Finding(
+                f"A configuration change just before the failures set a new value: "
+                f"'{_clip(template.variant)}' (before: '{_clip(template.variant_of)}'). Since "
+                f"then the calls to it fail: '{_clip(failure.example)}' ({failure.count}x from "
+                f"{_clock(failure.first_seen)}). The new value is wrong, not the dependency.",
+                0.8,
+                (item.id,),
+                "misconfiguration",
+                remedy=f"Restore the previous value ({old_word}) or correct what set the new one "
+                "(the configuration file, its template or variables), then reload and watch the "
+                "calls succeed.",
+                topic="config",
+            )
+    return None
+
+
 # What a container's exit code says (128 + n: killed by signal n).
 _EXIT_CODES = {
     1: "the process exited on an error of its own (its last logs, `kubectl logs --previous`, "
@@ -616,6 +663,35 @@ def rebooted(prom: list[EvidenceItem]) -> Finding | None:
     return Finding(
         f"The host{f' ({machine})' if machine else ''} rebooted: its boot time moved to "
         f"{_clock(s.peak)} (node_boot_time_seconds was {before} before).",
+        0.7,
+        (item.id,),
+        remedy=LOG_REMEDIES_REBOOT,
+        topic="reboot",
+    )
+
+
+# A boot this long after the alert began did not cause it (it may be the fix).
+REBOOT_AFTER_SECONDS = 600
+
+
+def machine_rebooted_meanwhile(prom: list[EvidenceItem], starts_at: float) -> Finding | None:
+    """A machine booted shortly before the service went down (``fleet_reboots``): the reboot
+    took it down, even where the service's name does not say which machine it runs on."""
+    booted = [
+        (item, s, s.peak)
+        for item in of_kind(prom, "fleet_reboots")
+        for s in item.series
+        if s.peak is not None and s.peak <= starts_at + REBOOT_AFTER_SECONDS
+    ]
+    if not booted:
+        return None
+    item, s, at = min(booted, key=lambda found: abs(starts_at - found[2]))
+    machine = s.labels.get("instance", "a machine")
+    when = "before" if at <= starts_at else "after"
+    return Finding(
+        f"The machine {machine} booted at {_clock(at)} (node_boot_time_seconds), "
+        f"{abs(starts_at - at) / 60:.0f} min {when} the target went down at "
+        f"{_clock(starts_at)}: its reboot stopped what runs there.",
         0.7,
         (item.id,),
         remedy=LOG_REMEDIES_REBOOT,
@@ -1231,6 +1307,12 @@ LOG_CAUSES: dict[str, tuple[str, float, str]] = {
     "queue": ("Work backs up: {line}", 0.5, ""),
     "network": ("Connections to a dependency fail: {line}", 0.55, ""),
     "crash": ("The process crashed: {line}", 0.6, ""),
+    "failover": (
+        "A failover changed which node is the primary: {line} (at {when}). Clients must "
+        "follow the new primary; the old one comes back as a replica.",
+        0.6,
+        "",
+    ),
     "shutdown": (
         "The process received a termination signal and shut down in an orderly way "
         "(stopped by an operator, a deploy or the orchestrator), not a crash: {line}",

@@ -642,6 +642,8 @@ class RulesEngine:
         shift_logs = [] if "deploy" in application.drop_topics else logs
         extra += [cache, findings.metric_shift(prom, shift_logs)]
         extra += [findings.rebooted(prom), findings.clock_offset(prom)]
+        extra.append(findings.machine_rebooted_meanwhile(prom, alert.starts_at.timestamp()))
+        extra.append(findings.changed_setting(logs))
         extra.append(findings.machine_clock(prom, logs))
         extra += [findings.conntrack_full(prom), findings.nic_link(prom)]
         extra += [findings.probe_phase(prom), findings.probe_certificate(prom)]

@@ -99,7 +99,9 @@ TAGS: dict[str, re.Pattern[str]] = {
     ),
     "listen": re.compile(
         r"listening on|listen(?:ing)? (?:address|addr)|bind(?:ing)? to|address already in use"
-        r"|bind\(\)|\bbind: |serving on|started server on",
+        r"|bind\(\)|\bbind: |serving on|started server on"
+        # Structured loggers: msg="listening" component=metrics addr=127.0.0.1:9464
+        r"|\blistening\W{1,3}(?:\w+=\S+ ){0,3}(?:addr|address|bind|host)=",
         re.I,
     ),
     "network": re.compile(
@@ -316,6 +318,15 @@ TAGS: dict[str, re.Pattern[str]] = {
     ),
     # A consumer that fails on one record and retries it forever (a poison message): nothing
     # behind it on that partition or queue is consumed.
+    # A replicated store changing its primary: Redis Sentinel's +switch-master, a replica
+    # connecting to a new master, Patroni's and etcd's leader changes, MySQL orchestrators.
+    "failover": re.compile(
+        r"\+switch-master|\bfail(?:ed|ing)? ?over\b|promot(?:ed|ing)\b.{0,30}\b(?:master|primary"
+        r"|leader)|MASTER MODE enabled|turning into a replica|Connecting to MASTER"
+        r"|became (?:the )?(?:leader|primary|master)|new (?:master|primary|leader)\b"
+        r"|(?:lost|acquired) (?:the )?leader(?:ship| lock)",
+        re.I,
+    ),
     "poison": re.compile(
         r"seeking back and retrying|Seek(?:ing)? to current after exception|failed, seeking"
         r"|retrying the same (?:record|message|offset)|poison (?:pill|message|record)"
@@ -366,6 +377,7 @@ TAG_WEIGHT = {
     "job": 2.5,
     "consumer": 2.0,
     "poison": 2.5,
+    "failover": 2.5,
     "error": 1.5,
 }
 _KERNEL = re.compile(r"\bkernel(?::|\[\d*\]:)")
@@ -535,6 +547,8 @@ def rank_with_lines(
             score += 0.5 if level == "warn" or "kernel" in tags else 0.0
             telling.append(recent)
         score += 1.0 / (1.0 + math.log1p(len(recent)))  # rarer says more
+        earlier = [texts[i] for i in template.lines if not ordered[i].recent]
+        variant, variant_of = _changed_value(earlier, said)
         ranked.append(
             LogTemplate(
                 template=template.text[:MAX_EXAMPLE_CHARS],
@@ -548,7 +562,43 @@ def rank_with_lines(
                 level=level,
                 tags=tags,
                 rate_ratio=ratio,
+                variant=shorten(variant, MAX_EXAMPLE_CHARS),
+                variant_of=shorten(variant_of, MAX_EXAMPLE_CHARS),
             )
         )
     ranked.sort(key=lambda t: (-t.score, -t.last_seen))
     return ranked, telling
+
+
+# Lines a template may have, in each window, for its values to be compared: a configuration
+# dump logged at start or reload, not a stream of requests whose ids differ on every line.
+MAX_VARIANT_LINES = 12
+_CLOCK = re.compile(
+    r"\b\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?"
+    r"|\b\d\d:\d\d:\d\d(?:[.,]\d+)?\b"
+)
+
+
+def _changed_value(earlier: list[str], recent: list[str]) -> tuple[str, str]:
+    """(a recent line the baseline never had, the baseline line closest to it), when the
+    template's other recent lines repeat baseline lines word for word; else ("", "").
+
+    A service that logs its settings at each reload repeats them exactly, but for the one
+    that changed (``addr=seatmap-svc:8081`` where it was ``:8080``)."""
+    if not 0 < len(earlier) <= MAX_VARIANT_LINES or len(recent) > MAX_VARIANT_LINES:
+        return "", ""
+    baseline = {_CLOCK.sub("", text): text for text in earlier}
+    fresh = [text for text in recent if _CLOCK.sub("", text) not in baseline]
+    if not fresh or len(fresh) == len(recent):
+        return "", ""
+    variant = fresh[-1]
+    words = _CLOCK.sub("", variant).split()
+
+    def differing(text: str) -> int:
+        other = text.split()
+        if len(other) != len(words):
+            return len(words) + 1
+        return sum(a != b for a, b in zip(words, other, strict=True))
+
+    closest = min(baseline, key=differing)
+    return variant, baseline[closest] if differing(closest) <= len(words) else ""

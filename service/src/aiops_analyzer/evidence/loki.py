@@ -166,6 +166,9 @@ def stream_selectors(alert: Alert) -> list[str]:
             selectors.append(selector)
     labels = subject_labels(alert)
     instance = labels.get("instance", "")
+    service, provider = _traefik_service(labels.get("service", ""))
+    if provider:  # the service Traefik routes to, by the name its logs carry
+        selectors += ["{" + f"{key}={_quote(service)}" + "}" for key in ("service", "container")]
     if labels.get("pod") and labels.get("container"):
         # Where streams carry no pod label (Docker, Compose), the container's name finds them.
         selectors.append("{" + f"container={_quote(labels['container'])}" + ',pod=""}')
@@ -206,6 +209,19 @@ def stream_selectors(alert: Alert) -> list[str]:
             for unit in units
         ]
     return list(dict.fromkeys(selectors))
+
+
+# Traefik names its services <name>@<provider> (cart-api@docker, api@file,
+# shop-web-80@kubernetes, auth@kubernetescrd).
+_TRAEFIK_SERVICE = re.compile(
+    r"^([\w.-]+)@(docker|swarm|file|kubernetes\w*|consul\w*|ecs|nomad|http)$"
+)
+
+
+def _traefik_service(value: str) -> tuple[str, str]:
+    """(name, provider) of a Traefik service label, or (value, "")."""
+    found = _TRAEFIK_SERVICE.match(value)
+    return (found.group(1), found.group(2)) if found else (value, "")
 
 
 def _service_selectors(job: str, instance: str) -> list[str]:
@@ -320,9 +336,11 @@ _PROXY = re.compile(r"nginx|haproxy|envoy|traefik|caddy|proxy|gateway|ingress|\b
 _PROXY_METRICS = ("nginx_", "haproxy_", "envoy_", "traefik_", "caddy_")
 # Labels under which collectors file a deployment's group of services.
 _STACK_LABELS = ("stack", "compose_project", "namespace")
+# Failures, and the stalls behind a neighbour's slowness (collector pauses, swapping).
 NEIGHBOUR_FILTER = (
     ' |~ "(?i)error|exception|fatal|panic|refused|timed? ?out|too many|not available'
-    '|exhausted|denied|fail|leak|unavailable|reset by peer"'
+    "|exhausted|denied|fail|leak|unavailable|reset by peer|pause (?:full|young)|full gc"
+    '|gc overhead"'
 )
 MAX_NEIGHBOUR_LINES = 1000
 

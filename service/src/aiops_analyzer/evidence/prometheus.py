@@ -74,6 +74,7 @@ def plan_queries(alert: Alert, instance: str | None = None) -> list[NamedQuery]:
     family += _container_queries(labels, expr)
     family += _host_queries(instance or instance_matcher(alert), expr)
     family += _fleet_inode_queries(alert, expr)
+    family += _fleet_reboot_queries(alert, expr)
     family += _nginx_queries(labels, expr)
     family += _probe_queries(labels, expr)
     family += _certificate_file_queries(alert)
@@ -488,6 +489,31 @@ def _fleet_inode_queries(alert: Alert, expr: str) -> list[NamedQuery]:
             'min by (instance, mountpoint) (node_filesystem_files_free{fstype!~"tmpfs|overlay|'
             'squashfs|nsfs|ramfs"} / node_filesystem_files > 0) < 0.05',
             "fleet_inodes_low",
+        )
+    ]
+
+
+# A target's own health: its scrape (`up`), an exporter's view of its service (`redis_up`,
+# `pg_up`), a probe.
+_HEALTH_METRIC = re.compile(r"^(?:up|\w+_up|probe_success)$")
+# How long before the alert a machine's boot still explains it (a service that comes back
+# slowly, or not at all, after the boot).
+REBOOT_LEAD_SECONDS = 1800
+
+
+def _fleet_reboot_queries(alert: Alert, expr: str) -> list[NamedQuery]:
+    """For a service found down: the machines that booted since shortly before the alert. A
+    reboot takes down what runs there, and a service's address (redis-a, a virtual IP) seldom
+    names its machine."""
+    metrics = _metrics(expr)
+    if not any(_HEALTH_METRIC.match(m) for m in metrics):
+        return []
+    since = int(alert.starts_at.timestamp()) - REBOOT_LEAD_SECONDS
+    return [
+        NamedQuery(
+            "machines booted since shortly before the alert",
+            f"max by (instance) (node_boot_time_seconds) > {since}",
+            "fleet_reboots",
         )
     ]
 
