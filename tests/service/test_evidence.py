@@ -1082,3 +1082,30 @@ def test_a_proxys_neighbours_are_read_for_their_stalls_too() -> None:
     ):
         assert pattern.search(stall), stall
     assert not pattern.search("[info][gc] GC(40211) Concurrent Mark Cycle 402.881ms")
+
+
+async def test_a_further_selector_filled_by_its_recent_lines_has_its_baseline_read() -> None:
+    """The alert's own selector (a Traefik name) finds nothing; the service's chatty stream,
+    read over both windows at once, returns only recent lines. Its baseline is read on its
+    own, so the warning that began before the alert is new, not merely steady."""
+    base = STARTS.timestamp()
+    lines = [(base - 7200 + i / 2, f"GET /v2/orders 200 {i % 7}ms") for i in range(15000)]
+    lines += [(base - 300 + 3 * i, "WARN token is not valid yet") for i in range(60)]
+
+    def loki(request: Recorded) -> Reply:
+        if request.param("query") == '{service="orders-api"}':
+            return _loki_by_window(lines, {"service": "orders-api"})(request)
+        return _loki_by_window([], {})(request)
+
+    errors = alert(
+        {"alertname": "TraefikHighHttp4xxErrorRateService", "service": "orders-api@docker"},
+        'sum by (service) (rate(traefik_service_requests_total{code=~"4.*"}[3m])) > 5',
+    )
+    with LoopbackServer(loki) as server:
+        items = by_id(await gather_evidence(errors, settings(loki_url=server.url)))
+    reads = [r for r in server.requests if r.param("query") == '{service="orders-api"}']
+    assert len(reads) == 2  # both windows at once, then the baseline alone
+    templates = {t.example: t for t in items["loki-1"].templates}
+    assert templates["WARN token is not valid yet"].novelty == "new"
+    steady = next(t for t in templates.values() if t.example.startswith("GET /v2/orders"))
+    assert steady.baseline_count > 0 and steady.novelty == "steady"

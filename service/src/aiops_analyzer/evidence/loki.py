@@ -494,16 +494,33 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
     results = list(gathered)
     # (line limit, whether the read reaches into the baseline) of each result.
     shapes = [(limit, spans) for _, limit, spans in planned]
+    # A further selector's read spans both windows; a chatty stream's recent lines alone may
+    # fill it. Its baseline is then read on its own, or none of its templates could be new.
+    own_reads = len(_lead_up(recent)) + 1
+    refills = [
+        index
+        for index in range(own_reads, own_reads + len(selectors) - 1)
+        if _filled_by_recent(results[index], shapes[index][0], recent)
+    ]
     # The other neighbours' failures (a proxy's stack, a unit's machine), read once the
     # subject's own streams said which stack or machine they belong to.
+    neighbours = "" if mentioning else neighbour_selector(alert, own_streams)
+    second = [_read(url, selectors[i - own_reads + 1], baseline, timeout, http) for i in refills]
+    if neighbours:
+        second.append(_read(url, neighbours, span, timeout, http, MAX_NEIGHBOUR_LINES, named=True))
+    found = list(await asyncio.gather(*second)) if second else []
+    at = len(results) - job_reads  # before the job reads, which come last
+    for index, its_baseline in zip(refills, found, strict=False):
+        shapes[index] = (shapes[index][0], False)  # its lines are recent ones only
+        results.insert(at, its_baseline)
+        shapes.insert(at, (MAX_FETCH_LINES, True))
+        streams.insert(at, streams[index])
+        at += 1
     if mentioning:
         selectors = [*selectors, mentioning]
-    elif neighbours := neighbour_selector(alert, own_streams):
-        limit = MAX_NEIGHBOUR_LINES
-        at = len(results) - job_reads  # before the job reads, which come last
-        found = await _read(url, neighbours, span, timeout, http, limit, named=True)
-        results = [*results[:at], found, *results[at:]]
-        shapes.insert(at, (limit, True))
+    elif neighbours:
+        results.insert(at, found[-1])
+        shapes.insert(at, (MAX_NEIGHBOUR_LINES, True))
         streams.insert(at, neighbour_key)
         selectors = [*selectors, neighbours]
     failures = [r for r in results if isinstance(r, str)]
@@ -592,6 +609,13 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
         ),
     ]
     return items
+
+
+def _filled_by_recent(result: list[tuple[int, str]] | str, limit: int, recent: Window) -> bool:
+    """A read that returned its whole limit without reaching back before the recent window."""
+    if isinstance(result, str) or len(result) < limit:
+        return False
+    return min(ts for ts, _ in result) / 1e9 >= recent.start.timestamp()
 
 
 def _baseline_covered_from(
