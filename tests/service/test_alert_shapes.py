@@ -221,8 +221,23 @@ def test_a_probe_alert_is_about_the_probed_address_not_the_prober() -> None:
     probe = alert("SiteDown", "probe_success == 0", PROBE)
     assert subject_labels(probe) == {"alertname": "SiteDown", **{"instance": PROBE["instance"]}}
     selectors = stream_selectors(probe)
-    # The probed service's streams first; the prober's own lines (why a probe failed) last.
-    assert selectors == ['{service="api.example.com"}', '{service="api"}', '{job="blackbox"}']
+    # The probed service's streams first; the prober's own lines (why a probe failed); the
+    # probed machine's kernel lines (a link that flaps, a firewall that drops), by its
+    # qualified or short name.
+    assert selectors == [
+        '{service="api.example.com"}',
+        '{service="api"}',
+        '{job="blackbox"}',
+        '{host="api.example.com",unit="kernel"}',
+        '{host="api",unit="kernel"}',
+    ]
+    # Its node_exporter, by either name, for the NICs that flap under it.
+    nics = {q.kind: q.promql for q in plan_queries(probe)}["host_nic_carrier_changes"]
+    assert 'instance=~"(?:api\\\\.example\\\\.com|api)(?::[0-9]+)?"' in nics
+    # An address is no name: not shortened.
+    by_ip = alert("SiteDown", "probe_success == 0", {"instance": "https://10.0.3.21/health"})
+    boot = {q.kind: q.promql for q in plan_queries(by_ip)}["host_boot_time"]
+    assert 'instance=~"10\\\\.0\\\\.3\\\\.21(?::[0-9]+)?"' in boot
     # The blackbox exporter's own scrape target down is about the exporter.
     exporter = alert("TargetDown", "up == 0", {"instance": "probe-1:9115", "job": "blackbox"})
     assert subject_labels(exporter)["job"] == "blackbox"

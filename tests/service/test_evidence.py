@@ -1109,3 +1109,19 @@ async def test_a_further_selector_filled_by_its_recent_lines_has_its_baseline_re
     assert templates["WARN token is not valid yet"].novelty == "new"
     steady = next(t for t in templates.values() if t.example.startswith("GET /v2/orders"))
     assert steady.baseline_count > 0 and steady.novelty == "steady"
+
+
+def test_a_kubernetes_jobs_alert_reads_its_pods() -> None:
+    """kube-state-metrics names the Job (`job_name`); its pods are `<job>-<5 chars>`."""
+    failed = alert(
+        {
+            "alertname": "KubeJobFailed",
+            "job_name": "pg-dump-nightly-29953550",
+            "namespace": "billing",
+            "job": "kube-state-metrics",
+        },
+        'kube_job_failed{job="kube-state-metrics"} > 0',
+    )
+    assert stream_selectors(failed)[0] == (
+        '{namespace="billing",pod=~"pg-dump-nightly-29953550-[a-z0-9]{5}"}'
+    )

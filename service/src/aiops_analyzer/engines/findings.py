@@ -805,7 +805,7 @@ def nic_link(prom: list[EvidenceItem]) -> Finding | None:
             if (s.peak or 0) >= 2:
                 device = s.labels.get("device", "a NIC")
                 return Finding(
-                    f"Network interface {device} flapped: its carrier changed {fmt(s.peak)} "
+                    f"Network interface {device} flapped: its carrier changed {s.peak:.0f} "
                     "times in 15 minutes (node_network_carrier_changes_total), so connections "
                     "through it break intermittently.",
                     0.7,

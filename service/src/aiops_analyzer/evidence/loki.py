@@ -137,6 +137,10 @@ def stream_selector(alert: Alert) -> str | None:
     pod = _pod_selector(labels)
     if pod:
         return pod
+    job, namespace = labels.get("job_name", ""), labels.get("namespace", "")
+    if job and namespace:  # a Kubernetes Job (kube-state-metrics): its pods are <job>-<5 chars>
+        pods = _quote(_literal(job) + "-[a-z0-9]{5}")
+        return "{" + f"namespace={_quote(namespace)},pod=~{pods}" + "}"
     for alert_label, stream_label in _SELECTOR_LABELS:
         value = labels.get(alert_label)
         if value:
@@ -196,11 +200,12 @@ def stream_selectors(alert: Alert) -> list[str]:
         selectors += [
             "{" + f"{label}={_quote(name)}" + "}" for name in names for label in _HOST_STREAM_LABELS
         ]
-    elif instance and _is_name(host) and not is_probe(alert):
-        # A service scraped on a named machine: the kernel's lines there (a full conntrack
-        # table, OOM kills, firewall drops, a link going down) and, on a VM, its systemd
-        # unit's journal (Alloy's `unit`, "kernel" for the kernel's lines).
-        job = labels.get("job", "")
+    elif instance and _is_name(host):
+        # A service scraped or probed on a named machine: the kernel's lines there (a full
+        # conntrack table, OOM kills, firewall drops, a link going down) and, on a VM, a
+        # scraped service's systemd unit's journal (Alloy's `unit`, "kernel" for the kernel's
+        # lines; a probe's job is the prober's).
+        job = "" if is_probe(alert) else labels.get("job", "")
         units = ["kernel", f"{job}.service"] if _is_name(job) else ["kernel"]
         selectors += [
             "{" + f"{label}={_quote(name)},unit={_quote(unit)}" + "}"

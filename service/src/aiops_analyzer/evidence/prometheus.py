@@ -280,11 +280,23 @@ def _machine_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
         return []
     instance = labels.get("instance", "")
     host = host_name(instance) if instance else ""
+    nics: list[NamedQuery] = []
     if host:
         machine = _quote(with_any_port(host))
 
         def of_machine(metric: str) -> str:
             return f"max by (instance) ({metric}{{instance=~{machine}}})"
+
+        # A NIC that flaps breaks the connections to whatever runs on the machine, now and
+        # then: a probe or a scrape that fails intermittently.
+        nics.append(
+            NamedQuery(
+                "NIC carrier changes in 15m on the machine under the target",
+                "max by (instance, device) (increase(node_network_carrier_changes_total"
+                f"{{instance=~{machine},{_VIRTUAL_NICS}}}[15m]))",
+                "host_nic_carrier_changes",
+            )
+        )
 
     elif node := host_label(labels):
         # A Kubernetes node or a machine named without a scrape address (KubeNodeNotReady's
@@ -311,6 +323,7 @@ def _machine_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
             of_machine("node_timex_offset_seconds"),
             "machine_clock_offset",
         ),
+        *nics,
     ]
 
 

@@ -15,6 +15,7 @@ names the machine.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Literal
 from urllib.parse import urlsplit
@@ -136,8 +137,21 @@ def instance_matcher(alert: Alert) -> str | None:
 
 
 def with_any_port(host: str) -> str:
-    """A regex of node_exporter's instance on ``host``: the name alone or with any port."""
+    """A regex of node_exporter's instance on ``host``: the name alone or with any port, and
+    a qualified name (``gw-3.dc2.internal``, a probed URL's) also by its short name, which
+    node_exporter's targets often use."""
+    short = host.split(".")[0]
+    if short and short != host and not _is_address(host):
+        return f"(?:{re.escape(host)}|{re.escape(short)})(?::[0-9]+)?"
     return re.escape(host) + "(?::[0-9]+)?"
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def short_or_qualified(name: str) -> str:
