@@ -446,3 +446,45 @@ def test_info_inhibitor_is_harmless() -> None:
     )
     assert result.category == "heartbeat" and result.severity == "none"
     assert "Nothing is broken" in result.probable_causes[0].cause
+
+
+def test_a_mesh_latency_alert_is_about_the_service_called() -> None:
+    """Istio's request metrics name a caller and a destination; the alert's `namespace` is
+    the caller's. The slow one is the destination, in its own namespace, whose CPU quota is
+    asked about (a throttled container answers slowly)."""
+    slow = alert(
+        "IstioLatency99Percentile",
+        "histogram_quantile(0.99, sum by (destination_canonical_service, le) "
+        '(rate(istio_request_duration_milliseconds_bucket{namespace="payments"}[1m]))) > 1000',
+        {
+            "destination_canonical_service": "fraud-score",
+            "destination_workload_namespace": "risk",
+            "source_canonical_service": "payments-worker",
+            "namespace": "payments",
+        },
+    )
+    subject = subject_labels(slow)
+    assert subject["container"] == "fraud-score" and subject["namespace"] == "risk"
+    assert stream_selectors(slow)[0] == '{container="fraud-score"}'
+    queries = {q.kind: q.promql for q in plan_queries(slow)}
+    assert (
+        'container_cpu_cfs_throttled_periods_total{container="fraud-score"}'
+        in (queries["container_cpu_throttled"])
+    )
+    throttled = EvidenceItem(
+        id="prom-2",
+        source="prometheus",
+        kind="container_cpu_throttled",
+        series=[
+            describe(
+                [(slow.starts_at.timestamp() - 60 * (5 - i), 0.87) for i in range(6)],
+                60.0,
+                labels={"container": "fraud-score"},
+                alert_labels=subject,
+            )
+        ],
+    )
+    result = RulesEngine().analyze(slow, [throttled])
+    assert result.category == "cpu_saturation"
+    top = result.probable_causes[0]
+    assert top.cause.startswith("The container fraud-score's CPU limit throttles it: 87%")

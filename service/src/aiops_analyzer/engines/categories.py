@@ -28,6 +28,8 @@ CAUSE_BY_TOPIC: dict[str, str] = {
     "ports": "network",
     "link": "network",
     "gc": "garbage_collection",
+    # Requests that wait for CPU the container's quota denies.
+    "throttling": "cpu_saturation",
     "config": "misconfiguration",
     "listen": "misconfiguration",
     "shutdown": "container_stopped",
@@ -63,6 +65,7 @@ _CAUSES_FOR: dict[str, frozenset[str]] = {
     "dns": _PATH_SYMPTOMS,
     "firewall": _PATH_SYMPTOMS,
     "garbage_collection": frozenset({"cpu_saturation", "host_load", "latency", "error_rate"}),
+    "cpu_saturation": frozenset({"latency"}),
     "container_stopped": frozenset({"target_down", "container_crash", "workload_unavailable"}),
 }
 

@@ -571,8 +571,10 @@ def cpu_throttled(prom: list[EvidenceItem]) -> Finding | None:
     if cores and cores[1].current is not None:
         cited.append(cores[0].id)
         used = f" while it used {fmt(cores[1].current)} cores"
+    name = s.labels.get("name") or s.labels.get("container")
     return Finding(
-        f"The container's CPU limit throttles it: {s.peak:.0%} of its scheduler periods hit "
+        f"The container{f' {name}' if name else ''}'s CPU limit throttles it: {s.peak:.0%} "
+        "of its scheduler periods hit "
         f"the CFS quota{used}. It is capped by its cgroup quota, so requests wait for CPU "
         "even when the host has idle cores.",
         0.7,

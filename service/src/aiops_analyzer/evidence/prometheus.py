@@ -112,12 +112,13 @@ def _container_selector(labels: dict[str, str], metrics: list[str]) -> str | Non
 def _docker_container_name(labels: dict[str, str], metrics: list[str]) -> bool:
     """Whether a `container` label names a Docker container, which cAdvisor calls `name`.
 
-    On a cAdvisor series (or next to a Kubernetes `pod`) `container` is cAdvisor's own label;
+    On a cAdvisor series (or next to a Kubernetes `pod` or `namespace`) `container` is
+    cAdvisor's own label;
     elsewhere (a Loki ruler alert on Alloy's streams, an application's metrics) it is the
     Docker container's name, and `container="x"` would select no cAdvisor series on Docker.
     """
     from_cadvisor = any(m.startswith("container_") for m in metrics)
-    return not from_cadvisor and "pod" not in labels
+    return not from_cadvisor and "pod" not in labels and "namespace" not in labels
 
 
 def _pod_termination_queries(labels: dict[str, str]) -> list[NamedQuery]:
@@ -218,7 +219,7 @@ def _container_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
             f"max by (name, image) (container_start_time_seconds{s})",
             "container_image",
         ),
-    ] + (_throttling_queries(s) if any(m.startswith("container_cpu") for m in metrics) else [])
+    ] + (_throttling_queries(s) if any(_CPU_OR_LATENCY.search(m) for m in metrics) else [])
 
 
 # Counters of seconds spent in collector pauses, as each runtime's client exports them:
@@ -327,14 +328,18 @@ def _machine_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
     ]
 
 
+# A container's CPU, or how long its requests take: both are capped by a CPU quota.
+_CPU_OR_LATENCY = re.compile(r"^container_cpu|duration|latency|response_time")
+
+
 def _throttling_queries(s: str) -> list[NamedQuery]:
     """Share of CFS periods in which the cgroup hit its CPU quota: a CPU limit, not the
     machine, caps the container (requests wait while the host has idle CPU)."""
     return [
         NamedQuery(
             "container CPU throttled share of periods",
-            f"sum by (name) (rate(container_cpu_cfs_throttled_periods_total{s}[5m]))"
-            f" / sum by (name) (rate(container_cpu_cfs_periods_total{s}[5m]) > 0)",
+            f"sum by (name, container) (rate(container_cpu_cfs_throttled_periods_total{s}[5m]))"
+            f" / sum by (name, container) (rate(container_cpu_cfs_periods_total{s}[5m]) > 0)",
             "container_cpu_throttled",
         )
     ]

@@ -40,6 +40,13 @@ _REPORTING_EXPORTERS = re.compile(
     re.IGNORECASE,
 )
 _IDENTITY_LABELS = ("container", "pod", "namespace", "service", "job", "instance", "name")
+# The labels naming the service a mesh's request metrics were measured against.
+_MESH_DESTINATIONS = (
+    "destination_canonical_service",
+    "destination_workload",
+    "destination_app",
+    "dst_deployment",
+)
 # Scrape jobs of probers (blackbox_exporter and the like): on a probe alert the job is the
 # prober, the instance the probed target.
 _PROBER_JOBS = re.compile(r"blackbox|probe|prober|uptime", re.IGNORECASE)
@@ -78,6 +85,14 @@ def subject_labels(alert: Alert) -> dict[str, str]:
                 labels[key] = value
     if _PROBER_JOBS.search(labels.get("job", "")) and is_probe(alert):
         labels.pop("job")
+    if destination := next((labels[k] for k in _MESH_DESTINATIONS if labels.get(k)), ""):
+        # A service mesh's request metrics (Istio, Linkerd): the service called is the
+        # subject, in its own namespace; the alert's `namespace` is the caller's.
+        labels["container"] = destination
+        for key in ("destination_workload_namespace", "destination_service_namespace"):
+            if labels.get(key):
+                labels["namespace"] = labels[key]
+                break
     if not _is_reporting_exporter(labels):
         return labels
     exporters_pod = False
