@@ -601,6 +601,53 @@ def test_goroutines_that_only_climb_are_a_leak_behind_latency() -> None:
         assert not any("goroutine leak" in c.cause for c in result.probable_causes)
 
 
+def test_without_process_exporter_the_largest_container_on_the_host_is_named() -> None:
+    host = {"instance": "etl-2:9100"}
+    gib = 2**30
+    expr = "(1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes) * 100 > 90"
+    assert "containers_memory_rss" in {
+        q.kind for q in plan_queries(alert("HostMemoryHigh", expr, host))
+    }
+
+    def containers(*rss: tuple[str, str, float]) -> EvidenceItem:
+        return EvidenceItem(
+            id="prom-9",
+            source="prometheus",
+            kind="containers_memory_rss",
+            series=[
+                describe(
+                    [(END - 60.0, gb * gib), (END, gb * gib)],
+                    60.0,
+                    labels={"name": name, "instance": cadvisor},
+                )
+                for name, cadvisor, gb in rss
+            ],
+        )
+
+    def analysed(rss: EvidenceItem) -> str:
+        evidence = [
+            metric("prom-1", "alert_expression", [90, 94, 96], host),
+            metric("prom-3", "host_memory_available", [0.2, 0.05, 0.03], host),
+            metric("prom-5", "host_swap_in", [0, 80, 150], host),
+            rss,
+        ]
+        return (
+            RulesEngine()
+            .analyze(alert("HostMemoryHigh", expr, host), evidence)
+            .probable_causes[0]
+            .cause
+        )
+
+    # One cAdvisor (a single Docker host, scraped as cadvisor:8080): its containers are here.
+    single = containers(("recon", "cadvisor:8080", 6.0), ("api", "cadvisor:8080", 0.5))
+    assert "the largest container is recon at 6.0 GiB resident" in analysed(single)
+    # Several cAdvisors: only the one on this machine counts.
+    fleet = containers(("recon", "etl-9:8080", 6.0), ("loader", "etl-2:8080", 1.0))
+    assert "the largest container is loader at 1.0 GiB resident" in analysed(fleet)
+    elsewhere = containers(("recon", "etl-9:8080", 6.0), ("api", "etl-8:8080", 1.0))
+    assert "largest container" not in analysed(elsewhere)
+
+
 def test_a_host_alert_is_about_the_machine_not_the_exporters_container() -> None:
     labels = {"instance": "wp-1:9100", "job": "node-exporter", "container": "node-exporter"}
     expr = "(1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes) * 100 > 90"

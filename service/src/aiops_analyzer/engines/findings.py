@@ -16,6 +16,7 @@ from aiops_analyzer.evidence.anomaly import kendall_tau
 from aiops_analyzer.evidence.logline import shorten
 from aiops_analyzer.evidence.logrank import is_background
 from aiops_analyzer.evidence.series import fmt, label_text
+from aiops_analyzer.evidence.target import host_name
 from aiops_analyzer.schemas import EvidenceItem, LogTemplate, SeriesStats
 
 MAX_QUOTED = 160
@@ -425,7 +426,7 @@ def memory_exhaustion(prom: list[EvidenceItem], *, cpu_alert: bool) -> Finding |
             signs.append(label.format(v=fmt(value), p=f"{value:.0%}"))
     if len(signs) < 2:
         return None
-    holder = _largest_process(prom)
+    holder = _largest_process(prom, host_name(available[1].labels.get("instance", "")))
     if holder:
         cited.append(holder[0])
         signs.append(holder[1])
@@ -453,7 +454,7 @@ def memory_exhaustion(prom: list[EvidenceItem], *, cpu_alert: bool) -> Finding |
     )
 
 
-def _largest_process(prom: list[EvidenceItem]) -> tuple[str, str] | None:
+def _largest_process(prom: list[EvidenceItem], host: str = "") -> tuple[str, str] | None:
     """(evidence id, words) of the process group holding the most resident memory, with how
     much it grew over the window, when process-exporter reports the host's processes."""
     for item in of_kind(prom, "host_process_memory"):
@@ -465,7 +466,24 @@ def _largest_process(prom: list[EvidenceItem]) -> tuple[str, str] | None:
         grew = f", up from {_bytes(low)}" if now >= 1.5 * low and now - low >= 2**27 else ""
         name = top.labels["groupname"]
         return item.id, f"the largest process group is {name} at {_bytes(now)} resident{grew}"
+    return _largest_container(prom, host)
 
+
+def _largest_container(prom: list[EvidenceItem], host: str) -> tuple[str, str] | None:
+    """(evidence id, words) of the container holding the most resident memory on ``host``:
+    cAdvisor's containers there, or those of the only cAdvisor there is."""
+    for item in of_kind(prom, "containers_memory_rss"):
+        sized = [s for s in item.series if s.current is not None and s.labels.get("name")]
+        cadvisors = {s.labels.get("instance", "") for s in sized}
+        here = [s for s in sized if host and host_name(s.labels.get("instance", "")) == host]
+        candidates = here or (sized if len(cadvisors) == 1 else [])
+        if not candidates:
+            continue
+        top = max(candidates, key=lambda s: s.current or 0.0)
+        return item.id, (
+            f"the largest container is {top.labels['name']} at {_bytes(top.current or 0.0)} "
+            "resident"
+        )
     return None
 
 

@@ -41,7 +41,7 @@ from aiops_analyzer.schemas import Alert, EvidenceItem, SeriesStats, Threshold
 
 MAX_SERIES = 5
 TARGET_POINTS = 60  # about one point a minute over the default 30-minute window
-MAX_FAMILY_QUERIES = 13
+MAX_FAMILY_QUERIES = 15
 
 
 @dataclass(frozen=True)
@@ -427,7 +427,14 @@ def _host_process_queries(i: str) -> list[NamedQuery]:
             "topk(5, max by (groupname) "
             f'(namedprocess_namegroup_memory_bytes{{{on_host},memtype="resident"}}))',
             "host_process_memory",
-        )
+        ),
+        # Without process-exporter, cAdvisor's containers: the findings keep those of the
+        # cAdvisor on this machine, or of the only cAdvisor there is (a single Docker host).
+        NamedQuery(
+            "containers' resident memory (top 5)",
+            'topk(5, max by (name, instance) (container_memory_rss{name!=""}))',
+            "containers_memory_rss",
+        ),
     ]
 
 
