@@ -335,6 +335,30 @@ def test_a_queue_alert_names_the_stalled_consumer_and_a_rate_limit() -> None:
     assert "LeaveGroup" in text and "Too Many Requests" in text
 
 
+def test_a_consumer_evicted_after_its_calls_got_slow_is_told_why() -> None:
+    """Bulk writes that outlast the poll interval make the group evict its consumer: the
+    eviction is quoted with the slow calls that came first."""
+    leave = (
+        "Member consumer-indexer-{i} sending LeaveGroup request to coordinator due to consumer "
+        "poll timeout has expired"
+    )
+    slow = "WARN BulkWriter: bulk to opensearch took 4{i}000 ms (100 actions, 0 failed)"
+    lag = alert("LagHigh", "sum(kafka_consumergroup_lag) > 5000", {"service": "indexer"})
+    result = RulesEngine().analyze(
+        lag, [logs(repeated(leave, 300, times=2) + repeated(slow, 900, times=6))]
+    )
+    stalled = next(c for c in result.probable_causes if "stopped consuming" in c.cause)
+    assert "its calls got slow first: 'WARN BulkWriter: bulk to opensearch took" in stalled.cause
+    # Calls that got slow only after the eviction did not cause it.
+    late = repeated(leave, 900, times=2) + repeated(slow, 300, times=6)
+    stalled = next(
+        c
+        for c in RulesEngine().analyze(lag, [logs(late)]).probable_causes
+        if "stopped consuming" in c.cause
+    )
+    assert "got slow first" not in stalled.cause
+
+
 def test_a_queue_without_consumer_names_the_service_that_consumes_it() -> None:
     lines = repeated("rabbitmq: missed heartbeats from client {i}, timeout: 60s", 500, times=1)
     lines += [(200, 'pdf-worker: {"level":"info","msg":"consuming","queue":"invoice.render"}')]

@@ -28,6 +28,7 @@ from aiops_analyzer.engines.findings_dependency import (
     credentials_rejected,
     dependency_call,
     own_limit,
+    slow_call_line,
     slow_calls,
     slow_queries,
     store_refuses_writes,
@@ -533,6 +534,12 @@ def consumer_stalled(prom: list[EvidenceItem], logs: list[EvidenceItem]) -> Find
         cited.append(lag[0].id)
     if (found or quiet) and (consumer := _named_consumer(logs)):
         said.append(f"the consumer is {consumer[1]} ('{_clip(consumer[0].example)}')")
+    # Work that got slow first: a batch that outlasts the poll interval (Kafka's
+    # max.poll.interval.ms) makes the group evict its consumer, again and again.
+    slow = slow_call_line(logs)
+    if found and slow and slow[1].first_seen <= found[1].first_seen:
+        said.append(f"its calls got slow first: '{_clip(slow[1].example)}' ({_seen(slow[1])})")
+        cited.append(slow[0].id)
     if found or quiet:
         return Finding(
             "The consumer stopped consuming: " + "; ".join(said) + ".",

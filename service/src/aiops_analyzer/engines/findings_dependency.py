@@ -163,14 +163,21 @@ _SLOW_CALL = re.compile(
 )
 
 
-def slow_calls(logs: list[EvidenceItem]) -> Finding | None:
-    """Calls to a dependency that the service logs as slow, new or surging before the alert
-    (not timing out yet): its throughput falls, so a consumer lags and requests queue."""
+def slow_call_line(logs: list[EvidenceItem]) -> tuple[EvidenceItem, LogTemplate] | None:
+    """The best-ranked line of a call the service logs as slow, new or surging."""
     for item, template in templates(logs):
         if not news(template) or not _failing(template) or "slow_query" in template.tags:
             continue
-        if not _SLOW_CALL.search(template.example):
-            continue
+        if _SLOW_CALL.search(template.example):
+            return item, template
+    return None
+
+
+def slow_calls(logs: list[EvidenceItem]) -> Finding | None:
+    """Calls to a dependency that the service logs as slow, new or surging before the alert
+    (not timing out yet): its throughput falls, so a consumer lags and requests queue."""
+    if found := slow_call_line(logs):
+        item, template = found
         return Finding(
             f"Calls to a dependency got slow before the alert: '{_clip(template.example)}' "
             f"({seen(template)}). Each call holds a worker or the consumer's loop for that "
