@@ -316,8 +316,6 @@ TAGS: dict[str, re.Pattern[str]] = {
         r"|WorkerLostError|Worker exited prematurely|missed heartbeat",
         re.I,
     ),
-    # A consumer that fails on one record and retries it forever (a poison message): nothing
-    # behind it on that partition or queue is consumed.
     # A replicated store changing its primary: Redis Sentinel's +switch-master, a replica
     # connecting to a new master, Patroni's and etcd's leader changes, MySQL orchestrators.
     "failover": re.compile(
@@ -327,6 +325,8 @@ TAGS: dict[str, re.Pattern[str]] = {
         r"|(?:lost|acquired) (?:the )?leader(?:ship| lock)",
         re.I,
     ),
+    # A consumer that fails on one record and retries it forever (a poison message): nothing
+    # behind it on that partition or queue is consumed.
     "poison": re.compile(
         r"seeking back and retrying|Seek(?:ing)? to current after exception|failed, seeking"
         r"|retrying the same (?:record|message|offset)|poison (?:pill|message|record)"

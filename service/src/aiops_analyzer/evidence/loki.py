@@ -14,7 +14,6 @@ the *baseline* before it, at most ``MAX_FETCH_LINES`` lines each, newest first. 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import re
 import sys
 from datetime import UTC, datetime, timedelta
@@ -38,6 +37,7 @@ from aiops_analyzer.evidence.target import (
     certificate_domain,
     host_label,
     host_name,
+    is_name,
     is_probe,
     scope,
     subject_labels,
@@ -195,18 +195,18 @@ def stream_selectors(alert: Alert) -> list[str]:
         host_alert, host = True, labels["node"]
     # Journal collectors file a host under its short name; node_exporter is often scraped by
     # the FQDN (web-3.prod.example.net:9100).
-    names = list(dict.fromkeys([host, host.split(".")[0]] if _is_name(host) else [host]))
+    names = list(dict.fromkeys([host, host.split(".")[0]] if is_name(host) else [host]))
     if host and host_alert:
         selectors += [
             "{" + f"{label}={_quote(name)}" + "}" for name in names for label in _HOST_STREAM_LABELS
         ]
-    elif instance and _is_name(host):
+    elif instance and is_name(host):
         # A service scraped or probed on a named machine: the kernel's lines there (a full
         # conntrack table, OOM kills, firewall drops, a link going down) and, on a VM, a
         # scraped service's systemd unit's journal (Alloy's `unit`, "kernel" for the kernel's
         # lines; a probe's job is the prober's).
         job = "" if is_probe(alert) else labels.get("job", "")
-        units = ["kernel", f"{job}.service"] if _is_name(job) else ["kernel"]
+        units = ["kernel", f"{job}.service"] if is_name(job) else ["kernel"]
         selectors += [
             "{" + f"{label}={_quote(name)},unit={_quote(unit)}" + "}"
             for name in names
@@ -239,20 +239,7 @@ def _service_selectors(job: str, instance: str) -> list[str]:
     names = [job, host_name(instance)] if instance else [job]
     if "://" in instance:  # a probed URL: the service is often its host's first name
         names.append(host_name(instance).split(".")[0])
-    return [
-        "{" + f"service={_quote(name)}" + "}" for name in dict.fromkeys(names) if _is_name(name)
-    ]
-
-
-def _is_name(value: str) -> bool:
-    """A service-like name, not an IP address or an empty label."""
-    if not value:
-        return False
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return True
-    return False
+    return ["{" + f"service={_quote(name)}" + "}" for name in dict.fromkeys(names) if is_name(name)]
 
 
 def _promql(alert: Alert) -> str:
@@ -358,7 +345,7 @@ def neighbour_selector(alert: Alert, own: list[dict[str, str]]) -> str:
     `server: shop.example.com`)."""
     if is_probe(alert):
         domain = host_name(subject_labels(alert).get("instance", ""))
-        if "." not in domain or not _is_name(domain):
+        if "." not in domain or not is_name(domain):
             return ""
         return '{service=~".+"} |= ' + _quote(domain) + NEIGHBOUR_FILTER
     if scope(alert) == "host" or about_job(alert) or about_scrape(alert):

@@ -156,17 +156,20 @@ def with_any_port(host: str) -> str:
     a qualified name (``gw-3.dc2.internal``, a probed URL's) also by its short name, which
     node_exporter's targets often use."""
     short = host.split(".")[0]
-    if short and short != host and not _is_address(host):
+    if short and short != host and is_name(host):
         return f"(?:{re.escape(host)}|{re.escape(short)})(?::[0-9]+)?"
     return re.escape(host) + "(?::[0-9]+)?"
 
 
-def _is_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
+def is_name(value: str) -> bool:
+    """A service-like name, not an IP address or an empty label."""
+    if not value:
         return False
-    return True
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return True
+    return False
 
 
 def short_or_qualified(name: str) -> str:
