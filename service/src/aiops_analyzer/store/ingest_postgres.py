@@ -27,10 +27,15 @@ from datetime import datetime
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
 
-from aiops_analyzer.store.records import Alert, Delivery, IngestResult, JobState
+from aiops_analyzer.store.records import (
+    Alert,
+    AlertKey,
+    Delivery,
+    IngestResult,
+    JobState,
+    alert_key,
+)
 from aiops_analyzer.store.tables import analyses, bind_processor
-
-AlertKey = tuple[str, str, datetime]
 
 # The batch goes in as two JSON documents, read by json_to_recordset() with these columns
 # and types. Sixteen typed arrays cost psycopg more (finding each array's dumper in Python)
@@ -137,7 +142,7 @@ class PostgresBatchWriter:
         for position, delivery in enumerate(batch, start=1):
             seen: set[AlertKey] = set()  # the same state twice in one payload counts once
             for alert in delivery.alerts:
-                key = _key(alert)
+                key = alert_key(alert)
                 if key in seen:
                     continue
                 seen.add(key)
@@ -202,7 +207,7 @@ class PostgresBatchWriter:
         results = []
         for position, delivery in enumerate(batch, start=1):
             delivery_id = delivery_ids[position]
-            keys = [_key(alert) for alert in delivery.alerts]
+            keys = [alert_key(alert) for alert in delivery.alerts]
             new_ids = [
                 rows[key][0]
                 for key in dict.fromkeys(keys)
@@ -222,7 +227,3 @@ class PostgresBatchWriter:
 def _timestamp(value: datetime | None) -> str | None:
     """A naive UTC datetime as PostgreSQL's timestamp input reads it."""
     return None if value is None else value.isoformat()
-
-
-def _key(alert: Alert) -> AlertKey:
-    return (alert.fingerprint, alert.status, alert.starts_at)

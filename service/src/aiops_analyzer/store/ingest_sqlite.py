@@ -24,10 +24,15 @@ from typing import Any, cast
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
 
-from aiops_analyzer.store.records import Alert, Delivery, IngestResult, JobState
+from aiops_analyzer.store.records import (
+    Alert,
+    AlertKey,
+    Delivery,
+    IngestResult,
+    JobState,
+    alert_key,
+)
 from aiops_analyzer.store.tables import analyses, bind_processor
-
-AlertKey = tuple[str, str, datetime]
 
 # Fingerprints per `IN (...)` list: far below SQLite's parameter limit (32,766).
 LOOKUP_CHUNK = 500
@@ -111,7 +116,7 @@ class SqliteBatchWriter:
         alerts_by_key: dict[AlertKey, Alert] = {}
         for delivery in batch:
             for alert in delivery.alerts:
-                alerts_by_key.setdefault(_key(alert), alert)
+                alerts_by_key.setdefault(alert_key(alert), alert)
         stored = self._lookup(cursor, list(alerts_by_key))
         plans = _plan(batch, set(stored))
 
@@ -142,7 +147,7 @@ class SqliteBatchWriter:
             cursor, _INSERT_STATES, [self._state_row(*row, now) for row in new]
         )
         stored.update(
-            (_key(alert), analysis_id)
+            (alert_key(alert), analysis_id)
             for (alert, _, _), analysis_id in zip(new, new_ids, strict=True)
         )
 
@@ -231,10 +236,6 @@ def _insert_returning_ids(
     return ids
 
 
-def _key(alert: Alert) -> AlertKey:
-    return (alert.fingerprint, alert.status, alert.starts_at)
-
-
 def _plan(batch: Sequence[Delivery], stored: set[AlertKey]) -> list[_Planned]:
     claimed = set(stored)
     plans = []
@@ -242,7 +243,7 @@ def _plan(batch: Sequence[Delivery], stored: set[AlertKey]) -> list[_Planned]:
         plan = _Planned(keys=[], firsts=[], repeats=[], echoes=0)
         mine: set[AlertKey] = set()
         for alert in delivery.alerts:
-            key = _key(alert)
+            key = alert_key(alert)
             plan.keys.append(key)
             if key in mine:
                 plan.echoes += 1

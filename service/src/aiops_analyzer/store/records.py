@@ -23,6 +23,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# An alert state is stored once per (fingerprint, status, starts_at).
+AlertKey = tuple[str, str, datetime]
+
+
+def alert_key(alert: Alert) -> AlertKey:
+    return (alert.fingerprint, alert.status, alert.starts_at)
+
+
 class JobState(StrEnum):
     """pending -> running -> done | failed; running goes back to pending on a retry or when
     its lease expires."""
