@@ -464,15 +464,35 @@ async def test_small_sqlite_batches_are_stored_on_the_event_loop_large_ones_in_a
     store.dispose()
 
 
-async def test_postgresql_batches_never_run_on_the_event_loop(
+async def test_a_postgresql_batch_waits_without_blocking_the_event_loop(
     postgres_server: PostgresServer,
 ) -> None:
-    # A database that is down would freeze every request, health checks included.
+    """The webhook's PostgreSQL statement is awaited on the event loop: a server that is slow
+    to answer (here: a table lock another session holds) delays only those requests, never
+    the loop that serves the others and the health checks."""
     store = Store(postgres_server.create_database())
     store.migrate()
-    threads: list[int] = []
-    await store.ingest_grouped(built("pg", threads), size=200)
-    assert threads and threads[0] != threading.get_ident()
+    await store.ingest_grouped(built("warm"), size=200)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    with store.db.writer.connect() as locker:
+        locker.exec_driver_sql("LOCK TABLE deliveries IN ACCESS EXCLUSIVE MODE")
+        ingest = asyncio.create_task(store.ingest_grouped(built("locked"), size=200))
+        ticking = asyncio.create_task(ticker())
+        await asyncio.sleep(0.5)
+        assert not ingest.done()  # the statement really waits for the lock
+        assert ticks >= 20  # and the loop ran meanwhile
+        locker.rollback()
+    result = await asyncio.wait_for(ingest, 10)
+    ticking.cancel()
+    assert result.new_ids and result.duplicates == 0
+    assert store.analyses.get(result.new_ids[0]) is not None
     store.dispose()
 
 

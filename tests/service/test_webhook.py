@@ -293,10 +293,15 @@ async def test_an_internal_bug_answers_json_500_without_a_traceback(
     # Stand-in for a bug (no client input reaches one): the store raising unexpectedly.
     async with running_app(make_settings(tmp_path), start_workers=False) as (app, client):
 
-        def broken_ingest(*_: object) -> None:
+        def broken_ingest(*_: object, **__: object) -> None:
             raise RuntimeError("secret internals: /var/lib/analyzer.db is corrupt")
 
-        monkeypatch.setattr(app.state.store.ingestor, "ingest_many", broken_ingest)
+        async def broken_ingest_async(*_: object) -> None:
+            broken_ingest()
+
+        ingestor = app.state.store.ingestor
+        monkeypatch.setattr(ingestor, "ingest_many", broken_ingest)
+        monkeypatch.setattr(ingestor, "ingest_many_async", broken_ingest_async)
         response = await client.post(WEBHOOK, json=payload(), headers=AUTH)
         assert response.status_code == 500
         body = response.json()

@@ -4,12 +4,14 @@ lock: see ``write_now``)."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import cast
+from typing import Any, cast
 
+import psycopg
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import OperationalError
 
@@ -84,6 +86,8 @@ class Database:
         # Queueing this process's SQLite writers on a lock hands the turn over at once, where
         # SQLite's busy handler would sleep in growing steps. PostgreSQL locks rows instead.
         self._write_lock = PriorityLock() if self.sqlite else None
+        self._async_ingest: psycopg.AsyncConnection[Any] | None = None
+        self._async_ingest_loop: asyncio.AbstractEventLoop | None = None
 
     @contextmanager
     def write(self, *, urgent: bool = False) -> Iterator[Connection]:
@@ -101,6 +105,32 @@ class Database:
         one-statement ingest: no BEGIN or COMMIT round trip)."""
         with self.ingest_writer.connect() as conn:
             yield conn.execution_options(isolation_level="AUTOCOMMIT")
+
+    async def async_ingest_connection(self) -> psycopg.AsyncConnection[Any]:
+        """PostgreSQL: the webhook's own asyncio connection (autocommit), opened on first use
+        and kept, so the ingest statement waits on the event loop instead of in a thread.
+        One writer uses it at a time (``GroupCommitter``)."""
+        loop = asyncio.get_running_loop()
+        conn = self._async_ingest
+        if conn is not None and (conn.closed or self._async_ingest_loop is not loop):
+            self.discard_async_ingest_connection()
+            conn = None
+        if conn is None:
+            engine = self.ingest_writer
+            args, options = engine.dialect.create_connect_args(engine.url)
+            options.setdefault("connect_timeout", 10)
+            conn = await psycopg.AsyncConnection.connect(
+                *args, **options, options="-c plan_cache_mode=auto", autocommit=True
+            )
+            self._async_ingest, self._async_ingest_loop = conn, loop
+        return conn
+
+    def discard_async_ingest_connection(self) -> None:
+        """Drop the asyncio connection (after a failure its state is unknown): closed at
+        once, without a round trip, so it also works from a loop that has ended."""
+        conn, self._async_ingest, self._async_ingest_loop = self._async_ingest, None, None
+        if conn is not None and not conn.closed:
+            conn.pgconn.finish()
 
     @contextmanager
     def write_now(self) -> Iterator[Connection]:
@@ -142,6 +172,7 @@ class Database:
             return connection.execute(text("SELECT 1")).scalar() == 1
 
     def dispose(self) -> None:
+        self.discard_async_ingest_connection()
         self.writer.dispose()
         self.reader.dispose()
         self.ingest_writer.dispose()

@@ -54,6 +54,24 @@ class Ingestor:
         with self.db.write(urgent=True) if wait else self.db.write_now() as conn:
             return self._writer.store(conn, batch, now)
 
+    @property
+    def asynchronous(self) -> bool:
+        """Batches are stored on the event loop with ``ingest_many_async`` (PostgreSQL)."""
+        return isinstance(self._writer, PostgresBatchWriter)
+
+    async def ingest_many_async(self, batch: Sequence[Delivery]) -> list[IngestResult]:
+        """``ingest_many`` on PostgreSQL's asyncio connection. A failure discards the
+        connection (its state is unknown) and raises: the caller retries in a thread."""
+        assert isinstance(self._writer, PostgresBatchWriter)
+        if not batch:
+            return []
+        try:
+            conn = await self.db.async_ingest_connection()
+            return await self._writer.store_async(conn, batch, utcnow())
+        except BaseException:
+            self.db.discard_async_ingest_connection()
+            raise
+
 
 class GroupCommitter:
     """One writer for the webhook: the deliveries of concurrent requests go into one
@@ -61,11 +79,12 @@ class GroupCommitter:
 
     No request waits for a batch to fill: the first goes alone, and those that arrive while
     a commit runs form the next batch. ``build`` runs in the writer too (the webhook scrubs
-    there). A small batch on SQLite is built and committed on the event loop when the write
-    lock is free (``Database.write_now``): the hop to a thread and back cost more than the
-    commit. Anything else (PostgreSQL, a large batch, a busy lock, a failure) goes to a
-    thread, where a failed batch is retried one delivery at a time, so one bad delivery fails
-    only its own request.
+    there). A small batch is built on the event loop and stored without blocking it: on
+    PostgreSQL its one statement is awaited on an asyncio connection, and the loop serves
+    other requests meanwhile; on SQLite it is committed on the loop when the write lock is
+    free (``Database.write_now``): the hop to a thread and back cost more than the commit.
+    Anything else (a large batch, a busy lock, a failure) goes to a thread, where a failed
+    batch is retried one delivery at a time, so one bad delivery fails only its own request.
     """
 
     # Deliveries queueing behind a commit mean the webhook is under load: for this long after,
@@ -122,7 +141,11 @@ class GroupCommitter:
                 outcomes: list[IngestResult | Exception] | None = None
                 if self._small(batch):
                     built = _build(builders)
-                    outcomes = self._store_now(built)
+                    outcomes = (
+                        await self._store_async(built)
+                        if self.ingestor.asynchronous
+                        else self._store_now(built)
+                    )
                 if outcomes is None:
                     outcomes = await anyio.to_thread.run_sync(self._commit, builders, built)
             except BaseException as exc:  # Never leave a request waiting forever.
@@ -155,6 +178,18 @@ class GroupCommitter:
         try:
             stored = self.ingestor.ingest_many(valid, wait=False)
         except Exception:  # rolled back: the thread retries it, waiting, then one by one
+            return None
+        return _in_order(built, stored)
+
+    async def _store_async(
+        self, built: list[Delivery | Exception]
+    ) -> list[IngestResult | Exception] | None:
+        """Store a built batch on PostgreSQL's asyncio connection; None when it failed and is
+        to be retried in a thread (a new connection, then one delivery at a time)."""
+        valid = [d for d in built if isinstance(d, Delivery)]
+        try:
+            stored = await self.ingestor.ingest_many_async(valid)
+        except Exception:
             return None
         return _in_order(built, stored)
 

@@ -20,10 +20,12 @@ writer retries its deliveries one at a time (``GroupCommitter``).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+import psycopg
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
 
@@ -74,7 +76,7 @@ def _records(parameter: str, record: dict[str, str], name: str) -> str:
 # Every value is a bound parameter; names and types are the constants above. Data-modifying
 # CTEs all run, referenced or not, against one snapshot. The foreign key from analyses to
 # deliveries is checked at the end of the statement, when both inserts are done.
-_UPSERT_BATCH = f"""
+UPSERT_BATCH = f"""
 WITH batch AS (
     SELECT nextval(pg_get_serial_sequence('deliveries', 'id')) AS id, given.*
     FROM (SELECT * FROM {_records("deliveries", _DELIVERY_RECORD, "d")} ORDER BY position)
@@ -129,7 +131,9 @@ class _State:
 
 
 class PostgresBatchWriter:
-    """Stores a batch of deliveries with ``_UPSERT_BATCH``; one result per delivery."""
+    """Stores a batch of deliveries with ``UPSERT_BATCH``; one result per delivery. The
+    statement runs on a SQLAlchemy connection (``store``) or on the event loop through
+    psycopg's asyncio connection (``store_async``, the webhook's path)."""
 
     def __init__(self, dialect: Dialect) -> None:
         self._datetime = bind_processor(analyses.c.starts_at, dialect)
@@ -138,6 +142,20 @@ class PostgresBatchWriter:
         self, conn: Connection, batch: Sequence[Delivery], now: datetime
     ) -> list[IngestResult]:
         """Run the batch's statement on ``conn`` (in autocommit: the statement commits)."""
+        plan = self._plan(batch, now)
+        return plan.results(conn.exec_driver_sql(UPSERT_BATCH, plan.parameters))
+
+    async def store_async(
+        self, conn: psycopg.AsyncConnection[Any], batch: Sequence[Delivery], now: datetime
+    ) -> list[IngestResult]:
+        """The same statement on an autocommit asyncio connection: the event loop serves
+        other requests while PostgreSQL runs and fsyncs it."""
+        plan = self._plan(batch, now)
+        async with conn.cursor() as cursor:
+            await cursor.execute(UPSERT_BATCH, plan.parameters)
+            return plan.results(await cursor.fetchall())
+
+    def _plan(self, batch: Sequence[Delivery], now: datetime) -> _Plan:
         states: dict[AlertKey, _State] = {}
         for position, delivery in enumerate(batch, start=1):
             seen: set[AlertKey] = set()  # the same state twice in one payload counts once
@@ -188,30 +206,43 @@ class PostgresBatchWriter:
                 ]
             ),
         }
-
-        delivery_ids: dict[int, int] = {}
         # The driver returns starts_at as it was bound (naive UTC): matched on the bound value.
         bound_keys = {
             (s.alert.fingerprint, s.alert.status, to_datetime(s.alert.starts_at)): key
             for key, s in states.items()
         }
+        return _Plan(batch, states, parameters, bound_keys)
+
+
+@dataclass
+class _Plan:
+    """A batch's statement parameters, and how to read its result back."""
+
+    batch: Sequence[Delivery]
+    states: dict[AlertKey, _State]
+    parameters: dict[str, Any]
+    bound_keys: dict[tuple[str, Any, Any], AlertKey]
+
+    def results(self, result_rows: Iterable[Sequence[Any]]) -> list[IngestResult]:
+        delivery_ids: dict[int, int] = {}
         rows: dict[AlertKey, tuple[int, int]] = {}
-        for position, row_id, fingerprint, status, starts_at, delivery_id in conn.exec_driver_sql(
-            _UPSERT_BATCH, parameters
-        ):
+        for position, row_id, fingerprint, status, starts_at, delivery_id in result_rows:
             if position is not None:
                 delivery_ids[position] = int(row_id)
             else:
-                rows[bound_keys[(fingerprint, status, starts_at)]] = (int(row_id), delivery_id)
+                rows[self.bound_keys[(fingerprint, status, starts_at)]] = (
+                    int(row_id),
+                    delivery_id,
+                )
 
         results = []
-        for position, delivery in enumerate(batch, start=1):
+        for position, delivery in enumerate(self.batch, start=1):
             delivery_id = delivery_ids[position]
             keys = [alert_key(alert) for alert in delivery.alerts]
             new_ids = [
                 rows[key][0]
                 for key in dict.fromkeys(keys)
-                if states[key].first_position == position and rows[key][1] == delivery_id
+                if self.states[key].first_position == position and rows[key][1] == delivery_id
             ]
             results.append(
                 IngestResult(

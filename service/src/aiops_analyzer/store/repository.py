@@ -11,8 +11,8 @@ from aiops_analyzer.store.queries import AnalysisQueries
 from aiops_analyzer.store.queue import JobQueue
 from aiops_analyzer.store.records import Delivery, IngestResult
 
-# Body bytes of the deliveries one SQLite batch may build and store on the event loop: a
-# batch of typical deliveries (1-3 KB each) scrubs and commits in a few milliseconds.
+# Body bytes of the deliveries one batch may build (scrub) on the event loop before it is
+# stored there (SQLite) or awaited there (PostgreSQL): typical deliveries are 1-3 KB each.
 INLINE_BATCH_MAX_BYTES = 64 * 1024
 
 
@@ -22,9 +22,7 @@ class Store:
     def __init__(self, url: str) -> None:
         self.db = Database(url)
         self.ingestor = Ingestor(self.db)
-        self.committer = GroupCommitter(
-            self.ingestor, inline_max_bytes=INLINE_BATCH_MAX_BYTES if self.db.sqlite else 0
-        )
+        self.committer = GroupCommitter(self.ingestor, inline_max_bytes=INLINE_BATCH_MAX_BYTES)
         self.jobs = JobQueue(self.db)
         self.analyses = AnalysisQueries(self.db)
 
