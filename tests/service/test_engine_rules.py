@@ -795,6 +795,11 @@ def test_cpu_quota_throttling_caps_a_container() -> None:
         ("kernel: [IPTABLES-DROP] IN=eth0 OUT= SRC=10.0.0.5 DST=10.0.0.7 DPT=9100", "firewall"),
         ("kernel: nf_conntrack: nf_conntrack: table full, dropping packet", "connection-tracking"),
         ("kernel: igb 0000:03:00.0 eno1: NIC Link is Down", "lost its link"),
+        ("kernel: nfs: server nas-2 not responding, still trying", "file system's server"),
+        (
+            "kernel: CIFS: VFS: \\\\files-1 has not responded in 180 seconds. Reconnecting...",
+            "file system's server",
+        ),
         ("systemd-networkd[412]: eno1: Lost carrier", "lost its link"),
         ("socket.gaierror: [Errno -3] Temporary failure in name resolution", "Name resolution"),
         ("Error: getaddrinfo EAI_AGAIN api.payments.internal", "Name resolution"),
@@ -842,6 +847,8 @@ def test_cpu_quota_throttling_caps_a_container() -> None:
         "iptables",
         "conntrack",
         "nic-down",
+        "nfs",
+        "cifs",
         "carrier",
         "dns-python",
         "dns-node",
@@ -976,10 +983,47 @@ def test_a_slow_probe_says_which_phase_waits_and_what_went_down_meanwhile() -> N
     chronic = metric("prom-3", "targets_down", [0.0] * 30, {"instance": "old-1:9100"})
     result = RulesEngine().analyze(a, [slow, phases, chronic])
     assert "Down since" not in " ".join(c.cause for c in result.probable_causes)
+    # A slow connect: the path loses SYNs (a regression once: no remedy for it, KeyError).
+    syn = metric("prom-2", "probe_phases", [0.002] * 25 + [3.0] * 5, {"phase": "connect"})
+    result = RulesEngine().analyze(a, [slow, syn])
+    cause = next(c for c in result.probable_causes if "spends 3 s connecting" in c.cause)
+    assert "SYNs dropped" in cause.cause and not result.inconclusive
+    assert any("mtr -T" in step for step in result.remediation)
     waits = metric("prom-2", "probe_phases", [0.01] * 25 + [5.0] * 5, {"phase": "processing"})
     result = RulesEngine().analyze(a, [slow, waits])
     assert result.category != "dns"
     assert not any("spends" in c.cause for c in result.probable_causes)
+
+
+def test_a_slow_probe_names_the_machine_whose_conntrack_table_is_full() -> None:
+    """The probed URL does not name the load balancer in front of it: any machine whose
+    connection-tracking table is full is on the suspect list, with its lowered limit."""
+    site = {"instance": "https://shop.example/healthz", "job": "blackbox"}
+    a = alert(
+        "BlackboxSlowProbe", 'avg_over_time(probe_duration_seconds{job="blackbox"}[1m]) > 1', site
+    )
+    planned = {q.kind: q.promql for q in plan_queries(a)}
+    assert planned["fleet_conntrack"] == (
+        "max by (instance) (node_nf_conntrack_entries / node_nf_conntrack_entries_limit) > 0.8"
+    )
+    assert (
+        "max_over_time(node_nf_conntrack_entries_limit[6h])" in planned["fleet_conntrack_lowered"]
+    )
+    slow = metric("prom-1", "alert_expression", [3.0, 3.0, 3.0], site)
+    lb = {"instance": "lb-2:9100"}
+    full = metric("prom-2", "fleet_conntrack", [0.85, 0.95, 0.99998], lb)
+    limit = metric("prom-3", "fleet_conntrack_limit", [65536.0] * 3, lb)
+    before = metric("prom-4", "fleet_conntrack_lowered", [262144.0] * 3, lb)
+    result = RulesEngine().analyze(a, [slow, full, limit, before])
+    assert result.category == "network"
+    cause = next(c for c in result.probable_causes if "lb-2:9100" in c.cause)
+    assert "nf_conntrack_max is 65536, lowered from 262144" in cause.cause
+    assert cause.evidence_ids == ["prom-2", "prom-3", "prom-4"]
+
+    # A table at 70% is busy, not full: nothing to blame.
+    busy = metric("prom-2", "fleet_conntrack", [0.7] * 3, lb)
+    result = RulesEngine().analyze(a, [slow, busy, limit, before])
+    assert not any("lb-2" in c.cause for c in result.probable_causes)
 
 
 def test_a_certificate_renewed_on_disk_but_still_served_old_needs_a_reload() -> None:
@@ -1719,3 +1763,26 @@ def test_a_primary_that_changed_is_told_as_a_failover() -> None:
     result = RulesEngine().analyze(down, [own, logs])
     failover = next(c for c in result.probable_causes if "failover" in c.cause)
     assert "10.0.5.12" in failover.cause and failover.evidence_ids == ["loki-1"]
+
+
+def test_iowait_from_a_file_server_that_stopped_answering_is_a_network_cause() -> None:
+    """A hung NFS mount shows as iowait and load on its client: the cause is the server (or
+    the path to it), not the CPU, and a firewall line beside it would explain nothing."""
+    expr = 'avg by (instance) (rate(node_cpu_seconds_total{mode="iowait"}[5m])) * 100 > 10'
+    a = alert("HostCpuHighIowait", expr, {"instance": "media-1:9100"})
+    iowait = metric("prom-1", "alert_expression", [2.0, 9.0, 16.0], {"instance": "media-1:9100"})
+    hung = log_item(
+        "loki-1",
+        "kernel: nfs: server nas-2 not responding, still trying",
+        "CRON[1]: (root) CMD (run-parts /etc/cron.hourly)",
+        baseline=("CRON[1]: (root) CMD (run-parts /etc/cron.hourly)",) * 20,
+    )
+    result = RulesEngine().analyze(a, [iowait, hung])
+    assert result.category == "network" and not result.inconclusive
+    assert "nas-2 not responding" in result.probable_causes[0].cause
+    blocked = log_item(
+        "loki-1",
+        "kernel: [UFW BLOCK] IN=eth0 SRC=10.0.0.5 DST=10.0.0.7 PROTO=TCP DPT=9100",
+        baseline=("CRON[1]: (root) CMD (run-parts /etc/cron.hourly)",) * 20,
+    )
+    assert RulesEngine().analyze(a, [iowait, blocked]).category != "firewall"

@@ -27,6 +27,9 @@ CAUSE_BY_TOPIC: dict[str, str] = {
     "inodes": "disk_space",
     "ports": "network",
     "link": "network",
+    "nfs": "network",
+    # A probe's connect phase from milliseconds to seconds: SYNs lost on the way.
+    "path": "network",
     "gc": "garbage_collection",
     # Requests that wait for CPU the container's quota denies.
     "throttling": "cpu_saturation",
@@ -69,6 +72,12 @@ _CAUSES_FOR: dict[str, frozenset[str]] = {
     "container_stopped": frozenset({"target_down", "container_crash", "workload_unavailable"}),
 }
 
+# Topics that explain more than their category's usual symptoms: a file server that stopped
+# answering also shows as iowait, load and slow requests on its clients.
+_TOPIC_EXPLAINS: dict[str, frozenset[str]] = {
+    "nfs": _PATH_SYMPTOMS | {"cpu_saturation", "host_load", "disk_io"},
+}
+
 # Below this a finding is a lead, not the cause.
 MIN_CONFIDENCE = 0.6
 # A release names the category only when errors that never appeared before began right
@@ -85,7 +94,10 @@ def cause_category(family: str, supported: Iterable[Finding]) -> str:
         floor = _MIN_CONFIDENCE_FOR.get(finding.topic, MIN_CONFIDENCE)
         if cause is None or not finding.explains or finding.confidence < floor:
             continue
-        if family not in _CAUSES_FOR.get(cause, AVAILABILITY_SYMPTOMS):
+        explained = _TOPIC_EXPLAINS.get(finding.topic) or _CAUSES_FOR.get(
+            cause, AVAILABILITY_SYMPTOMS
+        )
+        if family not in explained:
             continue
         if best is None or finding.confidence > best[0]:
             best = (finding.confidence, cause)

@@ -805,6 +805,55 @@ def conntrack_full(prom: list[EvidenceItem]) -> Finding | None:
     )
 
 
+def machine_conntrack_full(prom: list[EvidenceItem]) -> Finding | None:
+    """Another machine's conntrack table full (``fleet_conntrack``, for a probe): a load
+    balancer or gateway on the path drops new connections, and the probe waits for SYN
+    retransmits. Its limit, and whether it was lowered (a sysctl change), say why."""
+    full = [
+        (item, s)
+        for item in of_kind(prom, "fleet_conntrack")
+        for s in item.series
+        if s.peak is not None and s.peak >= CONNTRACK_FULL_SHARE
+    ]
+    if not full:
+        return None
+    item, s = max(full, key=lambda found: found[1].peak or 0.0)
+    machine = s.labels.get("instance", "")
+    ids = [item.id]
+    limit = _machine_value(prom, "fleet_conntrack_limit", machine)
+    earlier = _machine_value(prom, "fleet_conntrack_lowered", machine)
+    said = f" (limit {limit[1]:.0f})" if limit else ""
+    if limit and earlier and earlier[1] > limit[1]:
+        said = (
+            f": nf_conntrack_max is {limit[1]:.0f}, lowered from {earlier[1]:.0f} within the "
+            "last six hours (a sysctl change)"
+        )
+        ids += [limit[0].id, earlier[0].id]
+    elif limit:
+        ids.append(limit[0].id)
+    return Finding(
+        f"The connection-tracking table of {machine} is full: its entries reached "
+        f"{s.peak:.0%} of nf_conntrack_max{said}. A machine on the path (a load balancer, a "
+        "gateway) drops new connections' packets when its table is full, so clients wait "
+        "for SYN retransmits while the services answer normally.",
+        0.75,
+        tuple(ids),
+        remedy=LOG_REMEDIES["conntrack"],
+        topic="conntrack",
+    )
+
+
+def _machine_value(
+    prom: list[EvidenceItem], kind: str, machine: str
+) -> tuple[EvidenceItem, float] | None:
+    """The last value of ``kind``'s series for ``machine`` (its instance label)."""
+    for item in of_kind(prom, kind):
+        for s in item.series:
+            if s.labels.get("instance") == machine and s.current is not None:
+                return item, s.current
+    return None
+
+
 def nic_link(prom: list[EvidenceItem]) -> Finding | None:
     """A host NIC that went down or whose carrier flapped in the window."""
     for item in of_kind(prom, "host_nic_up"):
@@ -880,7 +929,7 @@ _PHASES = {
         "connecting",
         "packets are lost or SYNs dropped on the way (a firewall, a full conntrack table or "
         "accept queue), so the connection waits for retransmissions",
-        "network",
+        "path",
     ),
     "tls": (
         "the TLS handshake",
@@ -915,7 +964,7 @@ def _slow_probe_phase(prom: list[EvidenceItem]) -> Finding | None:
         f"The probe spends {fmt(s.peak)} s {doing} (it took {before:.0f} ms before): {why}." + also,
         0.75,
         (item.id, *([i.id for i in of_kind(prom, "targets_down")] if down else [])),
-        remedy=LOG_REMEDIES[topic],
+        remedy=LOG_REMEDIES.get(topic, ""),
         topic=topic,
     )
 
@@ -1202,6 +1251,8 @@ LOG_REMEDIES_REBOOT = (
 LOG_REMEDIES: dict[str, str] = {
     "firewall": "Check the host firewall for the blocked port: `ufw status numbered` or "
     "`iptables -S`/`nft list ruleset`; restore the allow rule that changed.",
+    "path": "Test the path from the client's machine (`mtr -T -P PORT HOST`, `nc -vz HOST "
+    "PORT`) and read the kernel log on both ends for drops (firewall, conntrack, link).",
     "conntrack": "Compare `conntrack -C` (or node_nf_conntrack_entries) with "
     "`sysctl net.netfilter.nf_conntrack_max`; raise the limit or shorten timeouts, and find "
     "what opens so many connections (`conntrack -L | awk '{print $5}' | sort | uniq -c`).",
@@ -1213,6 +1264,9 @@ LOG_REMEDIES: dict[str, str] = {
     "enable jumbo frames on every switch port of the path).",
     "link": "Check the interface: `ip -s link show DEV`, `ethtool DEV` (link, speed, duplex) "
     "and the kernel log; reseat or replace the cable/port, or check the virtual NIC's host.",
+    "nfs": "Check the file server and the path to it (`rpcinfo -p SERVER`, `showmount -e "
+    "SERVER`, `ping`/`mtr` from this host); the blocked tasks resume once it answers. A mount "
+    "that may fail without hanging its users needs `soft,timeo=...` or an automount.",
     "dns": "Resolve the failing name from the affected host (`dig NAME`, `getent hosts NAME`) "
     "and check /etc/resolv.conf and the DNS server.",
     "tls": "Inspect the certificate: `openssl s_client -connect HOST:PORT -servername HOST` "
@@ -1269,6 +1323,13 @@ LOG_CAUSES: dict[str, tuple[str, float, str]] = {
         "The network interface lost its link or renegotiated it: {line} (at {when}). Traffic "
         "to and from the host stops or slows while the link is down or degraded.",
         0.7,
+        "",
+    ),
+    "nfs": (
+        "A network file system's server stopped answering: {line} (from {when}). Processes "
+        "touching the mount hang in uninterruptible sleep (D state): load and iowait rise "
+        "while the local disks stay idle.",
+        0.75,
         "",
     ),
     "dns": (

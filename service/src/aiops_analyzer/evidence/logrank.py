@@ -75,6 +75,13 @@ TAGS: dict[str, re.Pattern[str]] = {
         r"|transmit queue \d+ timed out|Link is Up - (?:10|100) ?Mbps",
         re.I,
     ),
+    # A network file system's server that stopped answering (the kernel's NFS client, CIFS):
+    # whatever touches the mount hangs in D state.
+    "nfs": re.compile(
+        r"\bnfs\S*: server \S+ not responding|\bCIFS\b.*\bhas not responded\b"
+        r"|\bCIFS\b.*(?:reconnect|Send error) .*\bserver\b|\bsmb2?\S*: .*\bnot responding\b",
+        re.I,
+    ),
     "dns": re.compile(
         r"no such host|NXDOMAIN|SERVFAIL|name resolution|could not resolve|resolve host"
         r"|getaddrinfo|lookup \S+ on \S+|dns (?:lookup|query|resolution)|EAI_AGAIN"
@@ -353,6 +360,7 @@ TAG_WEIGHT = {
     "mtu": 3.0,
     "ports": 3.0,
     "link": 3.0,
+    "nfs": 3.0,
     "listen": 2.5,
     "reboot": 2.5,
     "deploy": 2.0,

@@ -587,6 +587,34 @@ def _probe_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
         ),
         # What else stopped answering meanwhile (a resolver, a proxy the probe goes through).
         NamedQuery("scrape targets down", "up == 0", "targets_down"),
+        *_fleet_conntrack_queries(),
+    ]
+
+
+# A conntrack table this full on any machine: the probe's path may cross it (a load balancer,
+# a NAT gateway) even where the probed URL does not name that machine.
+FLEET_CONNTRACK_SHARE = 0.8
+_CONNTRACK_SHARE = "max by (instance) (node_nf_conntrack_entries / node_nf_conntrack_entries_limit)"
+_CONNTRACK_LIMIT = "max by (instance) (node_nf_conntrack_entries_limit)"
+
+
+def _fleet_conntrack_queries() -> list[NamedQuery]:
+    """Machines whose connection-tracking table is nearly full, their limit now, and the
+    higher limit they had within six hours (a sysctl change that lowered nf_conntrack_max)."""
+    full = f"{_CONNTRACK_SHARE} > {FLEET_CONNTRACK_SHARE}"
+    return [
+        NamedQuery("machines with a nearly full conntrack table", full, "fleet_conntrack"),
+        NamedQuery(
+            "their nf_conntrack_max",
+            f"{_CONNTRACK_LIMIT} and on (instance) ({full})",
+            "fleet_conntrack_limit",
+        ),
+        NamedQuery(
+            "their higher nf_conntrack_max within 6h",
+            "max by (instance) (max_over_time(node_nf_conntrack_entries_limit[6h]))"
+            f" > on (instance) {_CONNTRACK_LIMIT}",
+            "fleet_conntrack_lowered",
+        ),
     ]
 
 
