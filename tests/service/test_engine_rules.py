@@ -1786,3 +1786,52 @@ def test_iowait_from_a_file_server_that_stopped_answering_is_a_network_cause() -
         baseline=("CRON[1]: (root) CMD (run-parts /etc/cron.hourly)",) * 20,
     )
     assert RulesEngine().analyze(a, [iowait, blocked]).category != "firewall"
+
+
+def test_a_failing_dns_probe_names_the_resolvers_upstreams_that_stopped_answering() -> None:
+    site = {"instance": "10.20.0.53:53", "job": "blackbox-dns"}
+    a = alert("BlackboxProbeFailed", "probe_success == 0", site)
+    planned = {q.kind: q.promql for q in plan_queries(a)}
+    assert "coredns_forward_healthcheck_failures_total" in planned["dns_upstream_failures"]
+    down = metric("prom-1", "alert_expression", [0.0] * 3, site)
+    edge = {"instance": "edge-2:9153"}
+    upstream = metric(
+        "prom-2", "dns_upstream_failures", [0.0, 1.9, 1.9], {**edge, "to": "10.40.0.2:53"}
+    )
+    other = metric("prom-2", "dns_upstream_failures", [1.8, 1.9], {**edge, "to": "10.40.0.3:53"})
+    upstream.series.extend(other.series)
+    servfail = metric("prom-3", "dns_servfail", [0.0] * 20 + [1.0] * 5, edge)
+    result = RulesEngine().analyze(a, [down, upstream, servfail])
+    assert result.category == "dns"
+    cause = result.probable_causes[0]
+    assert "10.40.0.2:53, 10.40.0.3:53 fail its health checks" in cause.cause
+    assert "SERVFAIL 1/s" in cause.cause and cause.evidence_ids == ["prom-2", "prom-3"]
+
+    # Upstreams that answer (an occasional failed check) are not the cause.
+    healthy = metric("prom-2", "dns_upstream_failures", [0.05] * 3, {**edge, "to": "10.40.0.2:53"})
+    result = RulesEngine().analyze(a, [down, healthy, servfail])
+    assert not any("upstream servers" in c.cause for c in result.probable_causes)
+
+
+def test_a_queue_whose_consumers_fell_to_zero_is_named() -> None:
+    labels = {"queue": "invoices.render", "vhost": "/billing", "instance": "mq-1:9419"}
+    a = alert(
+        "RabbitmqTooManyMessagesInQueue",
+        'rabbitmq_queue_messages_ready{queue="invoices.render"} > 1000',
+        labels,
+    )
+    planned = {q.kind: q.promql for q in plan_queries(a)}
+    assert planned["queue_consumers"] == (
+        'max by (queue) (rabbitmq_queue_consumers{queue="invoices.render",vhost="/billing"})'
+    )
+    backlog = metric("prom-1", "alert_expression", [900.0, 1100.0, 1300.0], labels)
+    gone = metric("prom-2", "queue_consumers", [3.0] * 10 + [0.0] * 5, {"queue": "invoices.render"})
+    result = RulesEngine().analyze(a, [backlog, gone])
+    assert result.category == "queue_lag" and not result.inconclusive
+    cause = result.probable_causes[0]
+    assert "invoices.render has no consumers" in cause.cause and "from 3 to 0" in cause.cause
+    assert cause.evidence_ids == ["prom-2"]
+    # Consumers still attached: the backlog has another reason.
+    there = metric("prom-2", "queue_consumers", [3.0] * 15, {"queue": "invoices.render"})
+    result = RulesEngine().analyze(a, [backlog, there])
+    assert not any("no consumers" in c.cause for c in result.probable_causes)

@@ -805,6 +805,27 @@ def conntrack_full(prom: list[EvidenceItem]) -> Finding | None:
     )
 
 
+def queue_without_consumers(prom: list[EvidenceItem]) -> Finding | None:
+    """The backlogged queue's consumers fell to zero in the window (``queue_consumers``):
+    nothing takes its messages, so it grows at the publishers' full rate."""
+    found = own_series(prom, "queue_consumers")
+    if not found or found[1].current != 0 or not (found[1].peak or 0.0) > 0:
+        return None
+    item, s = found
+    name = s.labels.get("queue") or s.labels.get("consumergroup") or "the queue"
+    return Finding(
+        f"{name} has no consumers: its consumer count fell from {fmt(s.peak)} to 0 at about "
+        f"{_clock(_first_at(s, 0.0))}, so nothing takes messages off it and the backlog grows "
+        "at the publishers' rate. Whatever stopped the consumers (scaled to zero, stopped, "
+        "crashed, cut off from the broker) is the cause, not the broker.",
+        0.75,
+        (item.id,),
+        remedy="Find what stopped the consumers (the orchestrator's events and its "
+        "logs, `docker ps -a`, `kubectl get deploy`), bring them back, and watch the "
+        "backlog drain.",
+    )
+
+
 def machine_conntrack_full(prom: list[EvidenceItem]) -> Finding | None:
     """Another machine's conntrack table full (``fleet_conntrack``, for a probe): a load
     balancer or gateway on the path drops new connections, and the probe waits for SYN
@@ -902,6 +923,8 @@ def probe_phase(prom: list[EvidenceItem]) -> Finding | None:
             remedy=LOG_REMEDIES["dns"],
             topic="dns",
         )
+    if upstreams := resolver_upstreams(prom):
+        return upstreams
     if slow := _slow_probe_phase(prom):
         return slow
     status = own_series(prom, "probe_http_status")
@@ -913,6 +936,48 @@ def probe_phase(prom: list[EvidenceItem]) -> Finding | None:
             (status[0].id,),
         )
     return None
+
+
+# Upstream health-check failures per second (CoreDNS checks each upstream every 0.5 s).
+UPSTREAM_FAILING_PER_SECOND = 0.2
+
+
+def resolver_upstreams(prom: list[EvidenceItem]) -> Finding | None:
+    """A resolver whose upstreams stopped answering (``dns_upstream_failures``), with its
+    SERVFAIL rate: names it forwards fail, those it serves itself still resolve."""
+    failing = [
+        (item, s)
+        for item in of_kind(prom, "dns_upstream_failures")
+        for s in item.series
+        if (s.current or 0.0) >= UPSTREAM_FAILING_PER_SECOND
+    ]
+    if not failing:
+        return None
+    item = failing[0][0]
+    resolver = failing[0][1].labels.get("instance", "the resolver")
+    upstreams = sorted({s.labels.get("to", "?") for _, s in failing})
+    began = min(_first_above(s, UPSTREAM_FAILING_PER_SECOND) for _, s in failing)
+    ids = [item.id]
+    servfail = ""
+    for answers in of_kind(prom, "dns_servfail"):
+        s = next((x for x in answers.series if x.labels.get("instance") == resolver), None)
+        if s is not None and (s.current or 0.0) > 2 * max(s.baseline or 0.0, 0.01):
+            servfail = (
+                f"; it answers SERVFAIL {fmt(s.current)}/s (it was {fmt(s.baseline or 0.0)}/s)"
+            )
+            ids.append(answers.id)
+    return Finding(
+        f"The resolver {resolver} cannot reach the upstream servers it forwards to: "
+        f"{', '.join(upstreams)} fail its health checks since about {_clock(began)} "
+        f"(coredns_forward_healthcheck_failures_total){servfail}. Names it forwards time out "
+        "or fail (SERVFAIL), while the zones it serves itself still resolve.",
+        0.75,
+        tuple(ids),
+        remedy="Query each upstream from the resolver's host (`dig @UPSTREAM NAME`), check "
+        "the path and firewall to it (UDP/TCP 53), and the upstream servers themselves; "
+        "`forward` with a working fallback keeps names resolving meanwhile.",
+        topic="dns",
+    )
 
 
 # A phase this long, and this many times what it took before, is where a slow probe waits.
@@ -1121,6 +1186,11 @@ def _first_at(s: SeriesStats, value: float) -> float:
         elif seen_other:
             return ts
     return s.last_seen or 0.0
+
+
+def _first_above(s: SeriesStats, level: float) -> float:
+    """When the series first reached ``level`` (its first point if it always had)."""
+    return next((ts for ts, v in s.points if v >= level), s.last_seen or 0.0)
 
 
 # Share of point pairs that must move the same way (Kendall's tau) for a steady climb, and the

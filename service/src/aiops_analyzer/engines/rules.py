@@ -648,6 +648,7 @@ class RulesEngine:
         extra += [findings.conntrack_full(prom), findings.nic_link(prom)]
         extra += [findings.probe_phase(prom), findings.probe_certificate(prom)]
         extra.append(findings.machine_conntrack_full(prom))
+        extra.append(findings.queue_without_consumers(prom))
         extra += [findings.gc_pauses(prom), findings.goroutine_leak(prom)]
         extra.append(findings.pod_cannot_start(prom))
         extra.append(findings.inodes_behind_no_space(prom, logs))

@@ -77,6 +77,7 @@ def plan_queries(alert: Alert, instance: str | None = None) -> list[NamedQuery]:
     family += _fleet_reboot_queries(alert, expr)
     family += _nginx_queries(labels, expr)
     family += _probe_queries(labels, expr)
+    family += _queue_consumer_queries(labels, expr)
     family += _certificate_file_queries(alert)
     plan += family[:MAX_FAMILY_QUERIES]
     return plan
@@ -588,6 +589,32 @@ def _probe_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
         # What else stopped answering meanwhile (a resolver, a proxy the probe goes through).
         NamedQuery("scrape targets down", "up == 0", "targets_down"),
         *_fleet_conntrack_queries(),
+        *_resolver_queries(labels, expr),
+    ]
+
+
+def _resolver_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
+    """For a probe of a DNS server (blackbox's dns prober, port 53): whether the resolvers
+    (CoreDNS) can reach the upstreams they forward to, and how often they answer SERVFAIL.
+    A forwarder whose upstreams time out fails every name it does not serve itself."""
+    about_dns = (
+        any(m.startswith("probe_dns_") for m in _metrics(expr))
+        or "dns" in labels.get("job", "").lower()
+        or labels.get("instance", "").endswith(":53")
+    )
+    if not about_dns:
+        return []
+    return [
+        NamedQuery(
+            "resolvers' upstreams failing health checks (per second)",
+            "sum by (instance, to) (rate(coredns_forward_healthcheck_failures_total[5m])) > 0",
+            "dns_upstream_failures",
+        ),
+        NamedQuery(
+            "resolvers' SERVFAIL answers (per second)",
+            'sum by (instance) (rate(coredns_dns_responses_total{rcode="SERVFAIL"}[5m]))',
+            "dns_servfail",
+        ),
     ]
 
 
@@ -616,6 +643,32 @@ def _fleet_conntrack_queries() -> list[NamedQuery]:
             "fleet_conntrack_lowered",
         ),
     ]
+
+
+def _queue_consumer_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
+    """For a queue's backlog: how many consumers it has. A queue whose consumers are gone
+    (scaled to zero, crashed, cut off) only grows, whatever its publishers do."""
+    metrics = _metrics(expr)
+    if labels.get("queue") and any(m.startswith("rabbitmq_") for m in metrics):
+        keys = [k for k in ("queue", "vhost") if labels.get(k)]
+        sel = ",".join(f"{k}={_quote(labels[k])}" for k in keys)
+        return [
+            NamedQuery(
+                "the queue's consumers",
+                f"max by (queue) (rabbitmq_queue_consumers{{{sel}}})",
+                "queue_consumers",
+            )
+        ]
+    if labels.get("consumergroup") and any(m.startswith("kafka_") for m in metrics):
+        sel = f"consumergroup={_quote(labels['consumergroup'])}"
+        return [
+            NamedQuery(
+                "the consumer group's members",
+                f"max by (consumergroup) (kafka_consumergroup_members{{{sel}}})",
+                "queue_consumers",
+            )
+        ]
+    return []
 
 
 def _nginx_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
