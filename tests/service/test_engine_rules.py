@@ -796,6 +796,7 @@ def test_cpu_quota_throttling_caps_a_container() -> None:
         ("kernel: nf_conntrack: nf_conntrack: table full, dropping packet", "connection-tracking"),
         ("kernel: igb 0000:03:00.0 eno1: NIC Link is Down", "lost its link"),
         ("kernel: nfs: server nas-2 not responding, still trying", "file system's server"),
+        ("hostctl: entering maintenance mode: ticket=CHG-20431 by=jdoe", "planned maintenance"),
         (
             "kernel: CIFS: VFS: \\\\files-1 has not responded in 180 seconds. Reconnecting...",
             "file system's server",
@@ -848,6 +849,7 @@ def test_cpu_quota_throttling_caps_a_container() -> None:
         "conntrack",
         "nic-down",
         "nfs",
+        "maintenance",
         "cifs",
         "carrier",
         "dns-python",
@@ -1835,3 +1837,53 @@ def test_a_queue_whose_consumers_fell_to_zero_is_named() -> None:
     there = metric("prom-2", "queue_consumers", [3.0] * 15, {"queue": "invoices.render"})
     result = RulesEngine().analyze(a, [backlog, there])
     assert not any("no consumers" in c.cause for c in result.probable_causes)
+
+
+def test_announced_maintenance_is_the_cause_of_a_target_down_and_wakes_nobody() -> None:
+    a = alert(
+        "TargetDown", "up == 0", {"job": "node", "instance": "kv-2:9100", "severity": "critical"}
+    )
+    logs = log_item(
+        "loki-1",
+        "hostctl: maintenance mode active; rebooting to apply firmware",
+        "systemd-logind[522]: System is rebooting.",
+        baseline=("CRON[1]: (root) CMD (run-parts /etc/cron.hourly)",) * 20,
+    )
+    result = RulesEngine().analyze(a, [logs])
+    assert result.category == "maintenance" and result.severity == "warning"
+    assert "planned maintenance" in result.probable_causes[0].cause
+    # The same reboot unannounced is a reboot, and keeps the alert's severity.
+    unannounced = log_item(
+        "loki-1",
+        "systemd-logind[522]: System is rebooting.",
+        baseline=("CRON[1]: (root) CMD (run-parts /etc/cron.hourly)",) * 20,
+    )
+    result = RulesEngine().analyze(a, [unannounced])
+    assert result.category == "reboot" and result.severity == "critical"
+    # A maintenance window explains something that went away, not a busy CPU beside it.
+    cpu = alert("HighCpuUsage", "node_load1 > 8", {"instance": "kv-2:9100", "severity": "critical"})
+    result = RulesEngine().analyze(cpu, [logs])
+    assert result.category != "maintenance" and result.severity == "critical"
+
+
+def test_a_cpu_alert_names_the_job_retrying_in_a_loop() -> None:
+    a = alert(
+        "HighCpuUsage",
+        'avg by (instance) (rate(node_cpu_seconds_total{mode!="idle"}[5m])) * 100 > 90',
+        {"instance": "reports-1"},
+    )
+    busy = metric("prom-1", "alert_expression", [95.0, 98.0, 98.0], {"instance": "reports-1"})
+    stuck = "rebuild-aggregates: merge cursor stuck at id=88 (0 rows merged), 13000 retries so far"
+    logs = log_item(
+        "loki-1",
+        *([stuck] * 40),
+        baseline=(stuck,) * 3 + ("CRON[1]: (root) CMD (run-parts /etc/cron.hourly)",) * 20,
+    )
+    result = RulesEngine().analyze(a, [busy, logs])
+    assert result.category == "cpu_saturation" and not result.inconclusive
+    cause = result.probable_causes[0]
+    assert cause.cause.startswith("rebuild-aggregates repeats the same work in a loop")
+    # The same line at its usual pace is the job's normal chatter, not a loop.
+    usual = log_item("loki-1", *([stuck] * 3), baseline=(stuck,) * 30)
+    result = RulesEngine().analyze(a, [busy, usual])
+    assert not any("in a loop" in c.cause for c in result.probable_causes)

@@ -43,6 +43,12 @@ SHAPES = [
     ),
     ("PASS=", "export PASS=Hunter2hunter", "Hunter2hunter", "bypass=true passed=3 compass=N"),
     ("pwd=", "mysql -u root pwd=s3cr3tValue", "s3cr3tValue", "cd $PWD && ls"),
+    (
+        "pwd= path",
+        "mysql -u root pwd=/s3cr3tValue",
+        "/s3cr3tValue",
+        "sudo: jdoe : TTY=pts/0 ; PWD=/home/jdoe ; USER=root ; COMMAND=/usr/bin/ls",
+    ),
     ("dsn=", "sentry dsn=abcdef0123456789@o1.ingest", "abcdef0123456789", "dsnames=a,b"),
     (
         "PGP block",

@@ -273,7 +273,8 @@ _RULES: tuple[_Rule, ...] = (
     _Rule(
         "secret",
         re.compile(
-            rf"(?i)((?<![a-z])(?:{_WEAK_NAMES})[\"']?=[\"']?)"
+            # Not the shell's working directory (sudo's log: "PWD=/home/jdoe ; USER=root").
+            rf"(?i)(?!(?-i:PWD)=/)((?<![a-z])(?:{_WEAK_NAMES})[\"']?=[\"']?)"
             + _NOT_A_VALUE
             + r"(?![\"'{\[`])[^\s\"'&,;}\]]++"
         ),

@@ -16,6 +16,7 @@ from aiops_analyzer.engines.findings import Finding
 # A finding's topic -> the root-cause category it names.
 CAUSE_BY_TOPIC: dict[str, str] = {
     "reboot": "reboot",
+    "maintenance": "maintenance",
     "clock": "clock_skew",
     "dns": "dns",
     "firewall": "firewall",

@@ -1334,6 +1334,9 @@ LOG_REMEDIES: dict[str, str] = {
     "enable jumbo frames on every switch port of the path).",
     "link": "Check the interface: `ip -s link show DEV`, `ethtool DEV` (link, speed, duplex) "
     "and the kernel log; reseat or replace the cable/port, or check the virtual NIC's host.",
+    "maintenance": "Confirm the maintenance with whoever announced it (the ticket, the "
+    "change calendar) and when it ends; silence its alerts for the window next time "
+    "(`amtool silence add instance=HOST --duration=1h`). Act only if it outlasts the window.",
     "nfs": "Check the file server and the path to it (`rpcinfo -p SERVER`, `showmount -e "
     "SERVER`, `ping`/`mtr` from this host); the blocked tasks resume once it answers. A mount "
     "that may fail without hanging its users needs `soft,timeo=...` or an automount.",
@@ -1362,6 +1365,13 @@ LOG_REMEDIES: dict[str, str] = {
 
 # What a tagged template means, as a cause sentence; {line} is the quoted example.
 LOG_CAUSES: dict[str, tuple[str, float, str]] = {
+    # Before "reboot" and "shutdown": the reboot an operator announced is planned work.
+    "maintenance": (
+        "The machine was put into planned maintenance: {line} (at {when}). The outage is "
+        "planned work, not a failure; it should end when the maintenance does.",
+        0.75,
+        "",
+    ),
     "oom": ("The logs report an out-of-memory kill: {line}", 0.75, "oom_killed"),
     "firewall": (
         "A firewall drops the traffic: {line}. The service may be up but its port is "
@@ -1672,6 +1682,40 @@ def busy_programs(logs: list[EvidenceItem]) -> Finding | None:
     text = f"The logs in the window are dominated by {top} ({lines} lines)"
     text += f", then {others}" if others else ""
     return Finding(text + f"; {top} is the likely consumer.", 0.45, tuple(dict.fromkeys(cited)))
+
+
+# A line a program repeats while it retries the same work without pause.
+_LOOPING = re.compile(
+    r"\bretr(?:y|ies|ying)\b|\bstuck\b|\bspinning\b|\bbusy[- ]loop\b|\bagain\b"
+    r"|\bdid not advance\b|\bno progress\b|\battempt \d{3,}",
+    re.I,
+)
+LOOP_MIN_LINES = 20
+LOOP_MIN_RATE_RATIO = 5.0
+
+
+def retry_loop(logs: list[EvidenceItem]) -> Finding | None:
+    """A program logging the same retry far faster than before (a job stuck in a loop): the
+    likely consumer behind a CPU alert."""
+    for item, t in templates(logs):
+        surging = t.novelty == "new" or (t.rate_ratio or 0.0) >= LOOP_MIN_RATE_RATIO
+        if t.count < LOOP_MIN_LINES or not surging or not _LOOPING.search(t.example):
+            continue
+        program = re.match(r"([A-Za-z][\w.-]{2,40})(?:\[\d+\])?: ", t.example)
+        who = f"{program.group(1)} repeats" if program else "A program repeats"
+        rate = f", {t.rate_ratio:.0f}x its earlier rate" if t.rate_ratio else ", new"
+        return Finding(
+            f"{who} the same work in a loop: '{_clip(t.example)}' ({t.count} lines in the "
+            f"window{rate}, from {_clock(t.first_seen)}). A job retrying without pause keeps "
+            "a CPU busy: it is the likely consumer.",
+            0.65,
+            (item.id,),
+            remedy="Confirm with `top`/`pidstat 5` which process burns the CPU, stop or "
+            "kill the stuck run, fix what it retries on, and give its retries a backoff "
+            "and a limit.",
+            topic="retry_loop",
+        )
+    return None
 
 
 _QUIET_PROGRAMS = frozenset({"systemd", "kernel", "sshd", "cron", "CRON", "rsyslogd"})

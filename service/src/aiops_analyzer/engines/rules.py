@@ -584,6 +584,14 @@ def target(alert: Alert) -> str:
     return "an unnamed target"
 
 
+_GONE_FAMILIES = frozenset({"target_down", "workload_unavailable", "container_stopped"})
+
+
+def _planned(supported: list[findings.Finding]) -> bool:
+    """A supported cause is announced maintenance."""
+    return any(f.topic == "maintenance" for f in supported)
+
+
 def severity_of(alert: Alert, family: Family) -> Severity:
     raw = alert.labels.get("severity", "").strip().lower()
     return SEVERITY_WORDS.get(raw, family.severity)
@@ -631,7 +639,11 @@ class RulesEngine:
         log_found = [
             f
             for f in findings.log_causes(logs)
-            if f is not oom and f.family != "oom_killed" and f.topic not in application.drop_topics
+            if f is not oom
+            and f.family != "oom_killed"
+            and f.topic not in application.drop_topics
+            # Maintenance explains a machine or service that went away, nothing else.
+            and (f.topic != "maintenance" or family.category in _GONE_FAMILIES)
         ]
         if family.category == "oom_killed" and not oom:
             oom = _first(findings.log_causes(logs), "oom_killed")
@@ -676,6 +688,8 @@ class RulesEngine:
             extra.append(findings.no_restarts(prom) if not oom else None)
         if family.category in RESOURCE_FAMILIES:
             extra.append(findings.busy_programs(logs))
+        if cpu_alert:
+            extra.append(findings.retry_loop(logs))
         supported = _one_per_topic([f for f in extra if f])
         no_data = not (prom or logs) and (family is UNKNOWN or _sources_were_asked(evidence))
         # A firing alert whose evidence was read and explains nothing is inconclusive, even
@@ -698,6 +712,8 @@ class RulesEngine:
         severity = severity_of(alert, family)
         if recovery is not None and not recovery.cause_persists:
             severity = "info"
+        elif severity == "critical" and _planned(supported):
+            severity = "warning"  # planned work: worth knowing, nobody needs waking
         where = scope(alert)
         read_runbooks = [i.id for i in runbook_items if i.detail != LINK_ONLY_DETAIL]
         restarted = findings.restarts(prom)

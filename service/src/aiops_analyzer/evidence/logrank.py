@@ -75,6 +75,13 @@ TAGS: dict[str, re.Pattern[str]] = {
         r"|transmit queue \d+ timed out|Link is Up - (?:10|100) ?Mbps",
         re.I,
     ),
+    # Planned work announced by whoever did it (a maintenance mode or window, Consul's
+    # `maint -enable`): the outage that follows is planned, not a failure.
+    "maintenance": re.compile(
+        r"\bmaintenance[ _-](?:mode|window)\b|\bentering maintenance\b|\bmaint -enable\b"
+        r"|\b(?:planned|scheduled) (?:maintenance|downtime)\b",
+        re.I,
+    ),
     # A network file system's server that stopped answering (the kernel's NFS client, CIFS):
     # whatever touches the mount hangs in D state.
     "nfs": re.compile(
@@ -361,6 +368,7 @@ TAG_WEIGHT = {
     "ports": 3.0,
     "link": 3.0,
     "nfs": 3.0,
+    "maintenance": 3.0,
     "listen": 2.5,
     "reboot": 2.5,
     "deploy": 2.0,
