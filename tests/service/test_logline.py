@@ -216,6 +216,16 @@ def test_a_handler_raising_an_exception_is_no_failed_job() -> None:
     assert "job" not in tags_of("ERROR handler raised an exception: KeyError 'sku'")
 
 
+def test_a_key_error_on_data_is_a_bug_and_on_an_environment_variable_a_setting() -> None:
+    assert "config" not in tags_of("quote: KeyError: 'enterprise'")
+    assert "config" in tags_of("KeyError: 'DATABASE_URL'")
+
+
+def test_a_start_up_line_with_build_details_names_a_release() -> None:
+    line = "INFO quote-service 4.12.0 (git 9c41e7d, built 2026-12-03T11:02:44Z) starting"
+    assert "deploy" in tags_of(line)
+
+
 def test_ecs_loggings_schema_version_is_no_release() -> None:
     line = "INFO node-left[es-3] reason: disconnected ecs.version=1.2.0 service.name=ES_ECS"
     assert "deploy" not in tags_of(line)

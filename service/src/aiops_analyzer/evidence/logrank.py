@@ -177,7 +177,7 @@ TAGS: dict[str, re.Pattern[str]] = {
         r"|migration \S* ?applied"
         # A start-up line that names its version: "app version 4.2.0 started", "api 1.4.2
         # starting on port 8000".
-        r"|\bv?\d+\.\d+\.\d+\S* (?:start(?:ed|ing)\b|booting)"
+        r"|\bv?\d+\.\d+\.\d+\S* (?:\([^)]{0,60}\) )?(?:start(?:ed|ing)\b|booting)"
         r"|version v?\d+\.\d+\.\d+\S* (?:start|boot|is up|ready)"
         # A package installed at a version (apt's pin, dpkg's own lines): an upgrade.
         r"|\b(?:apt(?:-get)?|dnf|yum|zypper)\b.* (?:install|upgrade)\b.*\S=\d[\w.:~+-]*"
@@ -233,7 +233,10 @@ TAGS: dict[str, re.Pattern[str]] = {
     ),
     "config": re.compile(
         r"missing (?:required )?(?:setting|config|env|variable)|required (?:setting|variable)"
-        r"|invalid config|configuration error|is not set|KeyError|unknown (?:flag|option)",
+        # A KeyError on an environment variable's name (KeyError: 'DATABASE_URL'), not on a
+        # data key ('enterprise'), which is the code's bug.
+        r"|invalid config|configuration error|is not set|unknown (?:flag|option)"
+        r"|(?-i:KeyError: '[A-Z][A-Z0-9_]+')",
         re.I,
     ),
     # Collector stalls as runtimes log them: JVM (`Pause Full`, `Full GC`, `GC overhead limit

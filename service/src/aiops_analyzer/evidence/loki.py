@@ -332,7 +332,8 @@ _STACK_LABELS = ("stack", "compose_project", "namespace")
 NEIGHBOUR_FILTER = (
     ' |~ "(?i)error|exception|fatal|panic|refused|timed? ?out|too many|not available'
     "|exhausted|denied|fail|leak|unavailable|reset by peer|pause (?:full|young)|full gc"
-    '|gc overhead"'
+    # A neighbour's start-up line naming its version: a release just before its errors.
+    r'|gc overhead|\\b\\d+\\.\\d+\\.\\d+\\b.{0,60}\\bstart(?:ing|ed)\\b"'
 )
 MAX_NEIGHBOUR_LINES = 1000
 
