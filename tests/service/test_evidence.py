@@ -85,9 +85,9 @@ async def test_range_query_of_the_alerts_own_expression() -> None:
     with LoopbackServer(always(Reply(body=reply))) as prom:
         s = settings(prometheus_url=prom.url, evidence_window_minutes=30)
         items = await gather_evidence(alert({"alertname": "TargetDown"}, expr), s)
-    first = prom.requests[0]
+    # The queries run concurrently: the expression's is any one of the requests.
+    first = next(r for r in prom.requests if r.param("query") == expr)
     assert first.path == "/api/v1/query_range"
-    assert first.param("query") == expr
     start, end = float(first.param("start")), float(first.param("end"))
     step = float(first.param("step"))
     # The window opens one evidence window before startsAt (moved back by less than a step,
@@ -1125,3 +1125,15 @@ def test_a_kubernetes_jobs_alert_reads_its_pods() -> None:
     assert stream_selectors(failed)[0] == (
         '{namespace="billing",pod=~"pg-dump-nightly-29953550-[a-z0-9]{5}"}'
     )
+
+
+def test_connections_timing_out_read_the_kernels_drops_for_that_port_on_any_machine() -> None:
+    from aiops_analyzer.evidence.loki import peer_drop_selector
+
+    lines = [
+        (1, "SocketTimeoutException: Connect timed out (host db-2.internal:5432)"),
+        (2, "dial tcp 10.20.1.13:6379: i/o timeout"),
+        (3, "GET /healthz 200 from 10.0.0.9:51234"),  # no failure: its port is no lead
+    ]
+    assert peer_drop_selector([lines]) == '{unit="kernel"} |~ "DPT=(?:5432|6379)\\\\b"'
+    assert peer_drop_selector([[(1, "connection refused: db-2:5432")], "HTTP 503"]) == ""

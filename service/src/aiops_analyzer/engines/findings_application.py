@@ -79,7 +79,8 @@ _POOL_REMEDY = (
     "Compare the pool's active and pending connections with its size (HikariCP "
     "`hikaricp_connections_pending`, the pool's own stats); find what holds them (slow or idle "
     "in transaction sessions in `pg_stat_activity` ordered by `xact_start`, a code path that "
-    "never returns its connection); raise the pool only if the database has room."
+    "never returns its connection); raise the pool only if the database accepts more "
+    "connections (`max_connections`)."
 )
 
 

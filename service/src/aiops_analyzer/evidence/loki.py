@@ -337,6 +337,41 @@ NEIGHBOUR_FILTER = (
 )
 MAX_NEIGHBOUR_LINES = 1000
 
+# A connection to a dependency that times out or finds no route: its packets may be dropped
+# by a firewall on the dependency's machine, which only that machine's kernel logs.
+_CONNECT_FAILED = re.compile(
+    r"connect(?:ion)? timed out|timed out (?:while )?connecting|i/o timeout|no route to host"
+    r"|connect: connection timed out|ETIMEDOUT|EHOSTUNREACH",
+    re.I,
+)
+_ENDPOINT = re.compile(
+    r"(?<![\w.-])(?:[A-Za-z][\w-]*(?:\.[\w-]+)*|\d{1,3}(?:\.\d{1,3}){3}):(\d{2,5})\b"
+)
+MAX_PEER_PORTS = 3
+MAX_PEER_DROP_LINES = 1000
+
+
+def peer_drop_selector(reads: list[list[tuple[int, str]] | str]) -> str:
+    """The kernel's drop lines, on any machine, for the ports the subject's connections time
+    out to ("Connect timed out (host db-2.internal:5432)"), or "". A firewall changed on the
+    dependency's machine logs there ([UFW BLOCK] ... DPT=5432), not here."""
+    ports: list[str] = []
+    for read in reads:
+        if isinstance(read, str):
+            continue
+        for _, text in read:
+            if not _CONNECT_FAILED.search(text):
+                continue
+            for match in _ENDPOINT.finditer(text):
+                if match.group(1) not in ports and int(match.group(1)) <= 65535:
+                    ports.append(match.group(1))
+        if len(ports) >= MAX_PEER_PORTS:
+            break
+    if not ports:
+        return ""
+    alternatives = "|".join(ports[:MAX_PEER_PORTS])
+    return '{unit="kernel"} |~ ' + _quote(f"DPT=(?:{alternatives})\\b")
+
 
 def neighbour_selector(alert: Alert, own: list[dict[str, str]]) -> str:
     """The failure lines of the subject's neighbours, or "": the other services in a proxy's
@@ -439,7 +474,7 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
     streams = [0] * (len(planned) - len(selectors) + 1) + list(range(1, len(selectors)))
     # The reads filtered to some lines (lock waits, a group's mentions, neighbours' failures)
     # after the selectors': they say nothing about when their streams began.
-    lock_key, mention_key, neighbour_key = (len(selectors) + k for k in range(3))
+    lock_key, mention_key, neighbour_key, peer_key = (len(selectors) + k for k in range(4))
     if lock_waits := lock_wait_selector(alert, selectors[0]):
         limit = MAX_LOCK_WAIT_LINES
         planned.append(
@@ -501,7 +536,11 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
     second = [_read(url, selectors[i - own_reads + 1], baseline, timeout, http) for i in refills]
     if neighbours:
         second.append(_read(url, neighbours, span, timeout, http, MAX_NEIGHBOUR_LINES, named=True))
+    peers = peer_drop_selector(results[: len(_lead_up(recent))])
+    if peers:
+        second.append(_read(url, peers, span, timeout, http, MAX_PEER_DROP_LINES, named=True))
     found = list(await asyncio.gather(*second)) if second else []
+    peer_drops = found.pop() if peers else None
     at = len(results) - job_reads  # before the job reads, which come last
     for index, its_baseline in zip(refills, found, strict=False):
         shapes[index] = (shapes[index][0], False)  # its lines are recent ones only
@@ -516,6 +555,12 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
         shapes.insert(at, (MAX_NEIGHBOUR_LINES, True))
         streams.insert(at, neighbour_key)
         selectors = [*selectors, neighbours]
+        at += 1
+    if peer_drops is not None:
+        results.insert(at, peer_drops)
+        shapes.insert(at, (MAX_PEER_DROP_LINES, True))
+        streams.insert(at, peer_key)
+        selectors = [*selectors, peers]
     failures = [r for r in results if isinstance(r, str)]
     if len(failures) == len(results):
         return [unavailable("loki-1", "loki", selectors[0], failures[0]), *items]
@@ -525,7 +570,7 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
         if spans  # the job reads come last and span nothing
     ]
     covered_from = _baseline_covered_from(baseline, [(r, limit) for r, limit, _ in spanning])
-    filtered = {lock_key, mention_key, neighbour_key}
+    filtered = {lock_key, mention_key, neighbour_key, peer_key}
     floor, since_by_stream = _stream_coverage(baseline, spanning, filtered)
     seen: set[tuple[int, str]] = set()
     lines: list[LogLine] = []
