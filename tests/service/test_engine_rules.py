@@ -1887,3 +1887,57 @@ def test_a_cpu_alert_names_the_job_retrying_in_a_loop() -> None:
     usual = log_item("loki-1", *([stuck] * 3), baseline=(stuck,) * 30)
     result = RulesEngine().analyze(a, [busy, usual])
     assert not any("in a loop" in c.cause for c in result.probable_causes)
+
+
+def test_mysql_threads_piled_up_on_a_metadata_lock_are_named() -> None:
+    db = {"instance": "shopdb-1:9104", "job": "mysql"}
+    a = alert("MysqlSlowQueries", "increase(mysql_global_status_slow_queries[1m]) > 0", db)
+    planned = {q.kind: q.promql for q in plan_queries(a)}
+    assert planned["mysql_lock_waits"] == (
+        'sum by (state) (mysql_info_schema_processlist_threads{instance="shopdb-1:9104",'
+        'state=~"(?i).*lock.*"}) > 0'
+    )
+    slow = metric("prom-1", "alert_expression", [1.0, 4.0, 9.0], db)
+    piled = metric(
+        "prom-2",
+        "mysql_lock_waits",
+        [38.0, 112.0, 141.0],
+        {"state": "waiting for table metadata lock"},
+    )
+    result = RulesEngine().analyze(a, [slow, piled])
+    cause = next(c for c in result.probable_causes if "MySQL threads" in c.cause)
+    assert (
+        "Up to 141 MySQL threads are in the state 'waiting for table metadata lock'" in cause.cause
+    )
+    assert "ALTER TABLE" in cause.cause and cause.evidence_ids == ["prom-2"]
+    # A couple of threads waiting a moment is no pile-up.
+    brief = metric(
+        "prom-2", "mysql_lock_waits", [0.0, 2.0, 0.0], {"state": "waiting for table metadata lock"}
+    )
+    result = RulesEngine().analyze(a, [slow, brief])
+    assert not any("MySQL threads" in c.cause for c in result.probable_causes)
+
+
+def test_a_disk_filling_behind_an_inactive_replication_slot_names_the_slot() -> None:
+    fs = {"instance": "pg-main-1:9100", "mountpoint": "/var/lib/postgresql"}
+    a = alert(
+        "HostDiskSpaceLow",
+        "node_filesystem_avail_bytes / node_filesystem_size_bytes * 100 < 15",
+        fs,
+    )
+    planned = {q.kind: q.promql for q in plan_queries(a)}
+    assert 'instance=~"pg\\\\-main\\\\-1(?::[0-9]+)?"' in planned["inactive_replication_slots"]
+    assert "pg_replication_slots_active" in planned["inactive_replication_slots"]
+    low = metric("prom-1", "alert_expression", [15.0, 14.5, 14.2], fs)
+    slot = {"instance": "pg-main-1:9187", "slot_name": "dr_standby_fra"}
+    gib = 1024.0**3
+    held = metric("prom-2", "inactive_replication_slots", [100 * gib, 110 * gib, 120 * gib], slot)
+    result = RulesEngine().analyze(a, [low, held])
+    cause = result.probable_causes[0]
+    assert cause.cause.startswith(
+        "The replication slot dr_standby_fra is inactive and holds back 120.0 GiB"
+    )
+    assert cause.evidence_ids == ["prom-2"]
+    small = metric("prom-2", "inactive_replication_slots", [0.1 * gib] * 3, slot)
+    result = RulesEngine().analyze(a, [low, small])
+    assert not any("replication slot" in c.cause for c in result.probable_causes)

@@ -805,6 +805,73 @@ def conntrack_full(prom: list[EvidenceItem]) -> Finding | None:
     )
 
 
+# WAL an inactive slot holds back that matters next to a filling disk.
+SLOT_WAL_BYTES = 1024**3
+
+
+def inactive_replication_slot(prom: list[EvidenceItem]) -> Finding | None:
+    """An inactive replication slot holding back WAL on the machine whose disk fills."""
+    held = [
+        (item, s)
+        for item in of_kind(prom, "inactive_replication_slots")
+        for s in item.series
+        if (s.current or 0.0) >= SLOT_WAL_BYTES
+    ]
+    if not held:
+        return None
+    item, s = max(held, key=lambda found: found[1].current or 0.0)
+    slot = s.labels.get("slot_name", "?")
+    growth = ""
+    if s.points and len(s.points) > 1 and s.points[-1][0] > s.points[0][0]:
+        hours = (s.points[-1][0] - s.points[0][0]) / 3600
+        rate = (s.points[-1][1] - s.points[0][1]) / hours / 1024**3
+        growth = f", growing {rate:.1f} GiB/h" if rate > 0 else ""
+    return Finding(
+        f"The replication slot {slot} is inactive and holds back "
+        f"{(s.current or 0.0) / 1024**3:.1f} GiB of WAL{growth}: PostgreSQL keeps every WAL "
+        "segment the slot has not consumed, so pg_wal grows until the disk is full.",
+        0.75,
+        (item.id,),
+        remedy=f"Bring the slot's standby back, or drop the slot if it is abandoned "
+        f"(`SELECT pg_drop_replication_slot('{slot}')`); cap what a slot may hold with "
+        "`max_slot_wal_keep_size`.",
+        topic="replication_slot",
+    )
+
+
+# Threads in one lock-waiting state that make a pile-up rather than a passing wait.
+LOCK_WAITING_THREADS = 5
+
+
+def mysql_lock_waits(prom: list[EvidenceItem]) -> Finding | None:
+    """MySQL threads piled up in a lock-waiting processlist state (``mysql_lock_waits``)."""
+    waiting = [
+        (item, s)
+        for item in of_kind(prom, "mysql_lock_waits")
+        for s in item.series
+        if (s.peak or 0.0) >= LOCK_WAITING_THREADS
+    ]
+    if not waiting:
+        return None
+    item, s = max(waiting, key=lambda found: found[1].peak or 0.0)
+    state = s.labels.get("state", "waiting for a lock")
+    metadata = "metadata lock" in state.lower()
+    why = (
+        " A metadata lock queues every query on the table behind a schema change (ALTER "
+        "TABLE), which itself waits for a transaction still open on that table: find it in "
+        "`performance_schema.metadata_locks` / `sys.schema_table_lock_waits` and end it."
+        if metadata
+        else " Find the transaction holding the lock (`sys.innodb_lock_waits`)."
+    )
+    return Finding(
+        f"Up to {fmt(s.peak)} MySQL threads are in the state '{state}' (processlist, now "
+        f"{fmt(s.current or 0.0)}).{why}",
+        0.75,
+        (item.id,),
+        topic="lock_waits",  # beside the lock lines the logs quote, not instead of them
+    )
+
+
 def queue_without_consumers(prom: list[EvidenceItem]) -> Finding | None:
     """The backlogged queue's consumers fell to zero in the window (``queue_consumers``):
     nothing takes its messages, so it grows at the publishers' full rate."""

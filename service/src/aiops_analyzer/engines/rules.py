@@ -661,6 +661,7 @@ class RulesEngine:
         extra += [findings.probe_phase(prom), findings.probe_certificate(prom)]
         extra.append(findings.machine_conntrack_full(prom))
         extra.append(findings.queue_without_consumers(prom))
+        extra.append(findings.mysql_lock_waits(prom))
         extra += [findings.gc_pauses(prom), findings.goroutine_leak(prom)]
         extra.append(findings.pod_cannot_start(prom))
         extra.append(findings.inodes_behind_no_space(prom, logs))
@@ -675,6 +676,7 @@ class RulesEngine:
             extra.append(None if memory else findings.io_saturation(prom, disk_alert=disk_alert))
         if family.category == "disk_space":
             extra.append(findings.inodes(prom, alert_expression(alert)))
+            extra.append(findings.inactive_replication_slot(prom))
             extra.append(findings.core_dumps(logs))
         if family.category in ("memory_pressure", "disk_space") and not (oom or cache):
             extra.append(findings.growth(prom))

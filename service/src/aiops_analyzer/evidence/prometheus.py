@@ -41,7 +41,7 @@ from aiops_analyzer.schemas import Alert, EvidenceItem, SeriesStats, Threshold
 
 MAX_SERIES = 5
 TARGET_POINTS = 60  # about one point a minute over the default 30-minute window
-MAX_FAMILY_QUERIES = 15
+MAX_FAMILY_QUERIES = 16
 
 
 @dataclass(frozen=True)
@@ -72,12 +72,14 @@ def plan_queries(alert: Alert, instance: str | None = None) -> list[NamedQuery]:
     family += _runtime_queries(labels, expr)
     family += _machine_queries(labels, expr)
     family += _container_queries(labels, expr)
+    family += _replication_slot_queries(alert, expr)
     family += _host_queries(instance or instance_matcher(alert), expr)
     family += _fleet_inode_queries(alert, expr)
     family += _fleet_reboot_queries(alert, expr)
     family += _nginx_queries(labels, expr)
     family += _probe_queries(labels, expr)
     family += _queue_consumer_queries(labels, expr)
+    family += _mysql_lock_queries(labels, expr)
     family += _certificate_file_queries(alert)
     plan += family[:MAX_FAMILY_QUERIES]
     return plan
@@ -500,6 +502,25 @@ def _host_cpu_queries(i: str) -> list[NamedQuery]:
     ]
 
 
+def _replication_slot_queries(alert: Alert, expr: str) -> list[NamedQuery]:
+    """For a filesystem filling on a machine: PostgreSQL's inactive replication slots there
+    (postgres_exporter), each with the WAL it holds back. A slot whose standby is gone keeps
+    every WAL segment since, until pg_wal fills the disk."""
+    instance = subject_labels(alert).get("instance", "")
+    if not instance or not any(m.startswith("node_filesystem") for m in _metrics(expr)):
+        return []
+    on_host = f"instance=~{quote(with_any_port(host_name(instance)))}"
+    held = f"max by (instance, slot_name) (pg_replication_slots_pg_wal_lsn_diff{{{on_host}}})"
+    idle = f"max by (instance, slot_name) (pg_replication_slots_active{{{on_host}}}) == 0"
+    return [
+        NamedQuery(
+            "WAL bytes held by inactive replication slots",
+            f"{held} and on (instance, slot_name) ({idle})",
+            "inactive_replication_slots",
+        )
+    ]
+
+
 def _fleet_inode_queries(alert: Alert, expr: str) -> list[NamedQuery]:
     """For an alert on a container or service (whose machine is not named): the filesystems
     anywhere that are nearly out of inodes. "No space left on device" with bytes free is
@@ -642,6 +663,23 @@ def _fleet_conntrack_queries() -> list[NamedQuery]:
             f" > on (instance) {_CONNTRACK_LIMIT}",
             "fleet_conntrack_lowered",
         ),
+    ]
+
+
+def _mysql_lock_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
+    """For a MySQL alert: the threads waiting on a lock, by processlist state (mysqld_exporter's
+    info_schema.processlist collector). "Waiting for table metadata lock" piles every query on
+    a table behind a schema change that itself waits for an open transaction."""
+    if not labels.get("instance") or not any(m.startswith("mysql_") for m in _metrics(expr)):
+        return []
+    i = f"instance={_quote(labels['instance'])}"
+    return [
+        NamedQuery(
+            "threads waiting on locks, by state",
+            f'sum by (state) (mysql_info_schema_processlist_threads{{{i},state=~"(?i).*lock.*"}})'
+            " > 0",
+            "mysql_lock_waits",
+        )
     ]
 
 
