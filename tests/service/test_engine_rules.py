@@ -1909,7 +1909,7 @@ def test_mysql_threads_piled_up_on_a_metadata_lock_are_named() -> None:
     assert (
         "Up to 141 MySQL threads are in the state 'waiting for table metadata lock'" in cause.cause
     )
-    assert "ALTER TABLE" in cause.cause and cause.evidence_ids == ["prom-2"]
+    assert "schema change" in cause.cause and cause.evidence_ids == ["prom-2"]
     # A couple of threads waiting a moment is no pile-up.
     brief = metric(
         "prom-2", "mysql_lock_waits", [0.0, 2.0, 0.0], {"state": "waiting for table metadata lock"}
@@ -1941,3 +1941,27 @@ def test_a_disk_filling_behind_an_inactive_replication_slot_names_the_slot() -> 
     small = metric("prom-2", "inactive_replication_slots", [0.1 * gib] * 3, slot)
     result = RulesEngine().analyze(a, [low, small])
     assert not any("replication slot" in c.cause for c in result.probable_causes)
+
+
+def test_a_datastore_exporters_own_queries_survive_the_query_budget() -> None:
+    """A MySQL exporter scraped in a pod gets container and runtime queries too; the lock
+    waits are planned first, so the budget cuts generic queries instead."""
+    labels = {"instance": "10.42.2.31:9104", "namespace": "data", "pod": "mysql-0"}
+    labels |= {"container": "metrics", "job": "mysql-metrics"}
+    expr = (
+        "max_over_time(mysql_global_status_threads_connected[1m])"
+        " / mysql_global_variables_max_connections * 100 > 80"
+    )
+    kinds = [q.kind for q in plan_queries(alert("MysqlTooManyConnections", expr, labels))]
+    assert "mysql_lock_waits" in kinds and len(kinds) == 1 + 16
+    piled = metric(
+        "prom-2",
+        "mysql_lock_waits",
+        [9.0, 80.0, 166.0],
+        {"state": "waiting for table metadata lock"},
+    )
+    result = RulesEngine().analyze(
+        alert("MysqlTooManyConnections", expr, labels),
+        [metric("prom-1", "alert_expression", [80.0, 85.0, 87.0], labels), piled],
+    )
+    assert result.category == "lock_contention"

@@ -29,6 +29,8 @@ CAUSE_BY_TOPIC: dict[str, str] = {
     "ports": "network",
     "link": "network",
     "nfs": "network",
+    # Database threads piled up behind a lock (a metadata lock, row locks).
+    "lock_waits": "lock_contention",
     # A probe's connect phase from milliseconds to seconds: SYNs lost on the way.
     "path": "network",
     "gc": "garbage_collection",

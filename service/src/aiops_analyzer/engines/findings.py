@@ -857,8 +857,8 @@ def mysql_lock_waits(prom: list[EvidenceItem]) -> Finding | None:
     state = s.labels.get("state", "waiting for a lock")
     metadata = "metadata lock" in state.lower()
     why = (
-        " A metadata lock queues every query on the table behind a schema change (ALTER "
-        "TABLE), which itself waits for a transaction still open on that table: find it in "
+        " A metadata lock queues every query on the table behind a schema change, which "
+        "itself waits for a transaction still open on that table: find it in "
         "`performance_schema.metadata_locks` / `sys.schema_table_lock_waits` and end it."
         if metadata
         else " Find the transaction holding the lock (`sys.innodb_lock_waits`)."

@@ -69,17 +69,19 @@ def plan_queries(alert: Alert, instance: str | None = None) -> list[NamedQuery]:
     labels = subject_labels(alert)
     family: list[NamedQuery] = []
     family += _pod_termination_queries(labels)
+    # A datastore exporter's own view first: generic container and host queries fill the
+    # rest of the budget.
+    family += _mysql_lock_queries(labels, expr)
+    family += _queue_consumer_queries(labels, expr)
+    family += _replication_slot_queries(alert, expr)
     family += _runtime_queries(labels, expr)
     family += _machine_queries(labels, expr)
     family += _container_queries(labels, expr)
-    family += _replication_slot_queries(alert, expr)
     family += _host_queries(instance or instance_matcher(alert), expr)
     family += _fleet_inode_queries(alert, expr)
     family += _fleet_reboot_queries(alert, expr)
     family += _nginx_queries(labels, expr)
     family += _probe_queries(labels, expr)
-    family += _queue_consumer_queries(labels, expr)
-    family += _mysql_lock_queries(labels, expr)
     family += _certificate_file_queries(alert)
     plan += family[:MAX_FAMILY_QUERIES]
     return plan
