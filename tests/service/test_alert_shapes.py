@@ -86,11 +86,11 @@ def alert(
             "disk_io",
         ),
         (
-            # A RAID member's state="failed" is no failed systemd job.
+            # A RAID member's state="failed" is no failed systemd job, nor a full disk.
             "HostRaidDiskFailure",
             'node_md_disks{state="failed"} > 0',
             {**NODE, "device": "md0"},
-            "disk_space",
+            "disk_failure",
         ),
         (
             "NodeSystemdServiceFailed",

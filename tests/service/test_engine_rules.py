@@ -796,6 +796,7 @@ def test_cpu_quota_throttling_caps_a_container() -> None:
         ("kernel: nf_conntrack: nf_conntrack: table full, dropping packet", "connection-tracking"),
         ("kernel: igb 0000:03:00.0 eno1: NIC Link is Down", "lost its link"),
         ("kernel: nfs: server nas-2 not responding, still trying", "file system's server"),
+        ("kernel: md/raid1:md1: Disk failure on sdb2, disabling device.", "A disk fails"),
         ("hostctl: entering maintenance mode: ticket=CHG-20431 by=jdoe", "planned maintenance"),
         (
             "kernel: CIFS: VFS: \\\\files-1 has not responded in 180 seconds. Reconnecting...",
@@ -849,6 +850,7 @@ def test_cpu_quota_throttling_caps_a_container() -> None:
         "conntrack",
         "nic-down",
         "nfs",
+        "md-disk-failure",
         "maintenance",
         "cifs",
         "carrier",
@@ -1965,3 +1967,30 @@ def test_a_datastore_exporters_own_queries_survive_the_query_budget() -> None:
         [metric("prom-1", "alert_expression", [80.0, 85.0, 87.0], labels), piled],
     )
     assert result.category == "lock_contention"
+
+
+def test_a_raid_alert_is_a_disk_failure_and_a_degraded_array_explains_slow_reads() -> None:
+    raid = alert(
+        "HostRaidDiskFailure",
+        'node_md_disks{state="failed"} > 0',
+        {"instance": "bkp-01:9100", "device": "md1", "state": "failed"},
+    )
+    assert classify(raid).family.category == "disk_failure"
+    slow = alert(
+        "HostUnusualDiskReadLatency",
+        "rate(node_disk_read_time_seconds_total[1m]) / rate(node_disk_reads_completed_total[1m])"
+        " > 0.1",
+        {"instance": "ci-2:9100", "device": "md0"},
+    )
+    planned = {q.kind: q.promql for q in plan_queries(slow)}
+    assert 'state=~"failed|down"' in planned["raid_failed_members"]
+    latency = metric("prom-1", "alert_expression", [0.01, 0.12, 0.15], {"device": "md0"})
+    failed = metric("prom-2", "raid_failed_members", [1.0] * 3, {"device": "md0"})
+    synced = metric("prom-3", "raid_synced", [0.01, 0.03, 0.05], {"device": "md0"})
+    result = RulesEngine().analyze(slow, [latency, failed, synced])
+    assert result.category == "disk_failure"
+    cause = result.probable_causes[0]
+    assert "md0 runs degraded" in cause.cause and "5% synced" in cause.cause
+    assert cause.evidence_ids == ["prom-2", "prom-3"]
+    result = RulesEngine().analyze(slow, [latency])
+    assert result.category != "disk_failure"

@@ -29,6 +29,7 @@ CAUSE_BY_TOPIC: dict[str, str] = {
     "ports": "network",
     "link": "network",
     "nfs": "network",
+    "disk_failure": "disk_failure",
     # Database threads piled up behind a lock (a metadata lock, row locks).
     "lock_waits": "lock_contention",
     # A probe's connect phase from milliseconds to seconds: SYNs lost on the way.
@@ -78,6 +79,8 @@ _CAUSES_FOR: dict[str, frozenset[str]] = {
 # Topics that explain more than their category's usual symptoms: a file server that stopped
 # answering also shows as iowait, load and slow requests on its clients.
 _TOPIC_EXPLAINS: dict[str, frozenset[str]] = {
+    # A failing disk explains slow or saturated I/O, and an alert on the array itself.
+    "disk_failure": frozenset({"disk_io", "latency", "disk_failure", "unknown"}),
     "nfs": _PATH_SYMPTOMS | {"cpu_saturation", "host_load", "disk_io"},
 }
 

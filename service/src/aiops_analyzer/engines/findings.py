@@ -805,6 +805,42 @@ def conntrack_full(prom: list[EvidenceItem]) -> Finding | None:
     )
 
 
+def raid_degraded(prom: list[EvidenceItem]) -> Finding | None:
+    """An md array on the machine that lost a member in the window (``raid_failed_members``),
+    and how far its rebuild got (``raid_synced``)."""
+    failed = [
+        (item, s)
+        for item in of_kind(prom, "raid_failed_members")
+        for s in item.series
+        if (s.current or 0.0) > 0
+    ]
+    if not failed:
+        return None
+    item, s = failed[0]
+    array = s.labels.get("device", "an array")
+    ids = [item.id]
+    rebuilding = ""
+    for synced in of_kind(prom, "raid_synced"):
+        share = next((x for x in synced.series if x.labels.get("device") == array), None)
+        if share is not None and share.current is not None:
+            rebuilding = (
+                f"; it is rebuilding onto a spare ({share.current:.0%} synced), and the rebuild "
+                "competes with every read and write"
+            )
+            ids.append(synced.id)
+    since = _first_above(s, 1.0) if (s.minimum or 0.0) < 1.0 else None
+    when = f" since {_clock(since)}" if since else ""
+    return Finding(
+        f"The RAID array {array} runs degraded: {fmt(s.current)} member(s) failed"
+        f"{when} (node_md_disks state=failed){rebuilding}. A failed disk, not the load, "
+        "slows the array, and it has no redundancy left until it has resynced.",
+        0.75,
+        tuple(ids),
+        remedy=LOG_REMEDIES["disk_failure"],
+        topic="disk_failure",
+    )
+
+
 # WAL an inactive slot holds back that matters next to a filling disk.
 SLOT_WAL_BYTES = 1024**3
 
@@ -1404,6 +1440,8 @@ LOG_REMEDIES: dict[str, str] = {
     "maintenance": "Confirm the maintenance with whoever announced it (the ticket, the "
     "change calendar) and when it ends; silence its alerts for the window next time "
     "(`amtool silence add instance=HOST --duration=1h`). Act only if it outlasts the window.",
+    "disk_failure": "Check the array and the disk: `cat /proc/mdstat`, `mdadm --detail "
+    "/dev/mdX`, `smartctl -a /dev/sdX`; replace the disk and add the new one to the array.",
     "nfs": "Check the file server and the path to it (`rpcinfo -p SERVER`, `showmount -e "
     "SERVER`, `ping`/`mtr` from this host); the blocked tasks resume once it answers. A mount "
     "that may fail without hanging its users needs `soft,timeo=...` or an automount.",
@@ -1470,6 +1508,13 @@ LOG_CAUSES: dict[str, tuple[str, float, str]] = {
         "The network interface lost its link or renegotiated it: {line} (at {when}). Traffic "
         "to and from the host stops or slows while the link is down or degraded.",
         0.7,
+        "",
+    ),
+    "disk_failure": (
+        "A disk fails: {line} (at {when}). A failing disk stalls the reads that hit bad "
+        "sectors, and a RAID array that dropped it runs without redundancy (and slower while "
+        "it rebuilds).",
+        0.75,
         "",
     ),
     "nfs": (

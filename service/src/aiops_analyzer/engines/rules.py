@@ -324,6 +324,24 @@ FAMILIES: tuple[Family, ...] = (
         metric=r"duration|latency|_bucket$|response_time|_seconds_(?:sum|count)$",
         name=r"latency|slow|duration|response ?time",
     ),
+    # Before disk_io and disk_space, whose metric patterns also match node_md_disks.
+    Family(
+        "disk_failure",
+        "a failing disk or a degraded RAID array",
+        "warning",
+        (
+            "A disk fails (unreadable or reallocated sectors, I/O errors) or the RAID array "
+            "dropped a member and runs without redundancy.",
+        ),
+        (
+            "Check the array and its disks: `cat /proc/mdstat`, `mdadm --detail /dev/mdX`, "
+            "`smartctl -a /dev/sdX`, `dmesg | grep -iE 'I/O error|medium error'`.",
+            "Replace the failing disk and add the new one to the array (`mdadm --manage "
+            "/dev/mdX --add /dev/sdY`); until it has resynced there is no redundancy.",
+        ),
+        metric=r"node_md_disks|node_md_state|smartctl_|smartmon_|megaraid_|zfs_pool_health",
+        name=r"\braid\b|\bsmart\b|disk (?:fail|health|error)",
+    ),
     Family(
         "disk_io",
         "a disk saturated with I/O",
@@ -627,7 +645,7 @@ class RulesEngine:
         if oom and family.category in ("container_crash", "target_down", "unknown"):
             family = FAMILY_BY_CATEGORY["oom_killed"]  # the evidence says why it stopped
         cpu_alert = family.category in ("cpu_saturation", "host_load")
-        disk_alert = family.category == "disk_io"
+        disk_alert = family.category in ("disk_io", "disk_failure")
         memory = findings.memory_exhaustion(prom, cpu_alert=cpu_alert)
         if memory and (cpu_alert or disk_alert):  # swapping is disk I/O too
             family = FAMILY_BY_CATEGORY["memory_pressure"]  # CPU time spent reclaiming memory
@@ -662,6 +680,7 @@ class RulesEngine:
         extra.append(findings.machine_conntrack_full(prom))
         extra.append(findings.queue_without_consumers(prom))
         extra.append(findings.mysql_lock_waits(prom))
+        extra.append(findings.raid_degraded(prom))
         extra += [findings.gc_pauses(prom), findings.goroutine_leak(prom)]
         extra.append(findings.pod_cannot_start(prom))
         extra.append(findings.inodes_behind_no_space(prom, logs))

@@ -82,6 +82,14 @@ TAGS: dict[str, re.Pattern[str]] = {
         r"|\b(?:planned|scheduled) (?:maintenance|downtime)\b",
         re.I,
     ),
+    # A disk failing: md dropping a member, the kernel's medium errors, smartd's sector counts.
+    "disk_failure": re.compile(
+        r"md/raid\d*:\S+: Disk failure on|\bMedium Error\b|Unrecovered read error"
+        r"|\bUNC\b|Currently unreadable \(pending\) sectors|Offline uncorrectable sectors"
+        r"|Reallocated_Sector_Ct.*(?:increased|changed)|\bDegradedArray event\b"
+        r"|\bFailEvent event detected\b",
+        re.I,
+    ),
     # A network file system's server that stopped answering (the kernel's NFS client, CIFS):
     # whatever touches the mount hangs in D state.
     "nfs": re.compile(
@@ -371,6 +379,7 @@ TAG_WEIGHT = {
     "ports": 3.0,
     "link": 3.0,
     "nfs": 3.0,
+    "disk_failure": 3.0,
     "maintenance": 3.0,
     "listen": 2.5,
     "reboot": 2.5,

@@ -74,6 +74,7 @@ def plan_queries(alert: Alert, instance: str | None = None) -> list[NamedQuery]:
     family += _mysql_lock_queries(labels, expr)
     family += _queue_consumer_queries(labels, expr)
     family += _replication_slot_queries(alert, expr)
+    family += _raid_queries(alert, expr)
     family += _runtime_queries(labels, expr)
     family += _machine_queries(labels, expr)
     family += _container_queries(labels, expr)
@@ -520,6 +521,29 @@ def _replication_slot_queries(alert: Alert, expr: str) -> list[NamedQuery]:
             f"{held} and on (instance, slot_name) ({idle})",
             "inactive_replication_slots",
         )
+    ]
+
+
+def _raid_queries(alert: Alert, expr: str) -> list[NamedQuery]:
+    """For a disk alert on a machine (I/O, latency, space): its md arrays' failed members and
+    the share resynced. A degraded array rebuilding onto a spare is slow for everything."""
+    instance = subject_labels(alert).get("instance", "")
+    about_disk = any(m.startswith(("node_disk_", "node_filesystem")) for m in _metrics(expr))
+    if not instance or not about_disk:
+        return []
+    on_host = f"instance=~{quote(with_any_port(host_name(instance)))}"
+    return [
+        NamedQuery(
+            "RAID arrays' failed members",
+            f'max by (device) (node_md_disks{{{on_host},state=~"failed|down"}}) > 0',
+            "raid_failed_members",
+        ),
+        NamedQuery(
+            "RAID arrays resyncing (share synced)",
+            f"max by (device) (node_md_blocks_synced{{{on_host}}} / node_md_blocks{{{on_host}}})"
+            " < 1",
+            "raid_synced",
+        ),
     ]
 
 
