@@ -221,6 +221,17 @@ def test_a_key_error_on_data_is_a_bug_and_on_an_environment_variable_a_setting()
     assert "config" in tags_of("KeyError: 'DATABASE_URL'")
 
 
+def test_sudo_run_by_a_user_called_deploy_is_no_release() -> None:
+    line = "sudo: deploy : TTY=pts/1 ; PWD=/home/deploy ; USER=root ; COMMAND=/usr/bin/df -h"
+    assert "deploy" not in tags_of(line)
+
+
+def test_hung_tasks_blocked_in_nfs_calls_point_at_the_file_server() -> None:
+    assert "nfs" in tags_of("kernel: nfs4_call_sync_sequence+0x74/0xb0 [nfsv4]")
+    assert "nfs" in tags_of("kernel: rpc_wait_bit_killable+0x11/0x70 [sunrpc]")
+    assert "nfs" not in tags_of("kernel: ext4_file_read_iter+0x5a/0x170")
+
+
 def test_a_start_up_line_with_build_details_names_a_release() -> None:
     line = "INFO quote-service 4.12.0 (git 9c41e7d, built 2026-12-03T11:02:44Z) starting"
     assert "deploy" in tags_of(line)

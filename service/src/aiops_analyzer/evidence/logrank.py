@@ -94,6 +94,8 @@ TAGS: dict[str, re.Pattern[str]] = {
     # whatever touches the mount hangs in D state.
     "nfs": re.compile(
         r"\bnfs\S*: server \S+ not responding|\bCIFS\b.*\bhas not responded\b"
+        # A hung task's stack blocked in an NFS call (the kernel's hung-task report).
+        r"|\brpc_wait_bit_killable\b|\bnfs4?_\w+\+0x[0-9a-f]+/0x[0-9a-f]+ \[nfs(?:v\d)?\]"
         r"|\bCIFS\b.*(?:reconnect|Send error) .*\bserver\b|\bsmb2?\S*: .*\bnot responding\b",
         re.I,
     ),
@@ -177,7 +179,9 @@ TAGS: dict[str, re.Pattern[str]] = {
     "deploy": re.compile(
         # Not the user called "deploy" (sshd, sudo, pam: "for deploy", "user deploy(uid="),
         # nor kubectl's resource names ("kubectl scale deploy/api --replicas=0").
-        r"(?<!user )(?<!for )\bdeploy(?:ed|ing|ment)?\b(?![(@/])"
+        # Nor sudo's log of a user called "deploy" ("deploy : TTY=pts/1 ; PWD=/home/deploy"),
+        # nor a path.
+        r"(?<!user )(?<!for )(?<!/)\bdeploy(?:ed|ing|ment)?\b(?![(@/])(?! ?: (?:TTY|PWD)=)"
         r"|\brollout\b|rolled out|rolling (?:update|restart)"
         r"|new version|upgraded? (?:to|from) v?\d|starting \S+ (?:version|v)\s*[=:]?\s*v?\d"
         # Not ECS logging's schema version ("ecs.version": "1.2.0" on every line).
