@@ -820,14 +820,13 @@ def raid_degraded(prom: list[EvidenceItem]) -> Finding | None:
     array = s.labels.get("device", "an array")
     ids = [item.id]
     rebuilding = ""
-    for synced in of_kind(prom, "raid_synced"):
-        share = next((x for x in synced.series if x.labels.get("device") == array), None)
-        if share is not None and share.current is not None:
-            rebuilding = (
-                f"; it is rebuilding onto a spare ({share.current:.0%} synced), and the rebuild "
-                "competes with every read and write"
-            )
-            ids.append(synced.id)
+    synced = _labelled(prom, "raid_synced", "device", array)
+    if synced:
+        rebuilding = (
+            f"; it is rebuilding onto a spare ({synced[1].current:.0%} synced), and the rebuild "
+            "competes with every read and write"
+        )
+        ids.append(synced[0].id)
     since = _first_above(s, 1.0) if (s.minimum or 0.0) < 1.0 else None
     when = f" since {_clock(since)}" if since else ""
     return Finding(
@@ -847,12 +846,7 @@ SLOT_WAL_BYTES = 1024**3
 
 def inactive_replication_slot(prom: list[EvidenceItem]) -> Finding | None:
     """An inactive replication slot holding back WAL on the machine whose disk fills."""
-    held = [
-        (item, s)
-        for item in of_kind(prom, "inactive_replication_slots")
-        for s in item.series
-        if (s.current or 0.0) >= SLOT_WAL_BYTES
-    ]
+    held = _reaching(prom, "inactive_replication_slots", SLOT_WAL_BYTES)
     if not held:
         return None
     item, s = max(held, key=lambda found: found[1].current or 0.0)
@@ -881,12 +875,7 @@ LOCK_WAITING_THREADS = 5
 
 def mysql_lock_waits(prom: list[EvidenceItem]) -> Finding | None:
     """MySQL threads piled up in a lock-waiting processlist state (``mysql_lock_waits``)."""
-    waiting = [
-        (item, s)
-        for item in of_kind(prom, "mysql_lock_waits")
-        for s in item.series
-        if (s.peak or 0.0) >= LOCK_WAITING_THREADS
-    ]
+    waiting = _reaching(prom, "mysql_lock_waits", LOCK_WAITING_THREADS, peak=True)
     if not waiting:
         return None
     item, s = max(waiting, key=lambda found: found[1].peak or 0.0)
@@ -933,24 +922,19 @@ def machine_conntrack_full(prom: list[EvidenceItem]) -> Finding | None:
     """Another machine's conntrack table full (``fleet_conntrack``, for a probe): a load
     balancer or gateway on the path drops new connections, and the probe waits for SYN
     retransmits. Its limit, and whether it was lowered (a sysctl change), say why."""
-    full = [
-        (item, s)
-        for item in of_kind(prom, "fleet_conntrack")
-        for s in item.series
-        if s.peak is not None and s.peak >= CONNTRACK_FULL_SHARE
-    ]
+    full = _reaching(prom, "fleet_conntrack", CONNTRACK_FULL_SHARE, peak=True)
     if not full:
         return None
     item, s = max(full, key=lambda found: found[1].peak or 0.0)
     machine = s.labels.get("instance", "")
     ids = [item.id]
-    limit = _machine_value(prom, "fleet_conntrack_limit", machine)
-    earlier = _machine_value(prom, "fleet_conntrack_lowered", machine)
-    said = f" (limit {limit[1]:.0f})" if limit else ""
-    if limit and earlier and earlier[1] > limit[1]:
+    limit = _labelled(prom, "fleet_conntrack_limit", "instance", machine)
+    earlier = _labelled(prom, "fleet_conntrack_lowered", "instance", machine)
+    said = f" (limit {limit[1].current:.0f})" if limit else ""
+    if limit and earlier and (earlier[1].current or 0.0) > (limit[1].current or 0.0):
         said = (
-            f": nf_conntrack_max is {limit[1]:.0f}, lowered from {earlier[1]:.0f} within the "
-            "last six hours (a sysctl change)"
+            f": nf_conntrack_max is {limit[1].current:.0f}, lowered from "
+            f"{earlier[1].current:.0f} within the last six hours (a sysctl change)"
         )
         ids += [limit[0].id, earlier[0].id]
     elif limit:
@@ -967,14 +951,26 @@ def machine_conntrack_full(prom: list[EvidenceItem]) -> Finding | None:
     )
 
 
-def _machine_value(
-    prom: list[EvidenceItem], kind: str, machine: str
-) -> tuple[EvidenceItem, float] | None:
-    """The last value of ``kind``'s series for ``machine`` (its instance label)."""
+def _reaching(
+    prom: list[EvidenceItem], kind: str, level: float, *, peak: bool = False
+) -> list[tuple[EvidenceItem, SeriesStats]]:
+    """The series of ``kind`` whose last value (or ``peak``) is at least ``level``."""
+    return [
+        (item, s)
+        for item in of_kind(prom, kind)
+        for s in item.series
+        if ((s.peak if peak else s.current) or 0.0) >= level
+    ]
+
+
+def _labelled(
+    prom: list[EvidenceItem], kind: str, label: str, value: str
+) -> tuple[EvidenceItem, SeriesStats] | None:
+    """The series of ``kind`` with ``label`` = ``value`` and a last value, if any."""
     for item in of_kind(prom, kind):
         for s in item.series:
-            if s.labels.get("instance") == machine and s.current is not None:
-                return item, s.current
+            if s.labels.get(label) == value and s.current is not None:
+                return item, s
     return None
 
 
@@ -1048,12 +1044,7 @@ UPSTREAM_FAILING_PER_SECOND = 0.2
 def resolver_upstreams(prom: list[EvidenceItem]) -> Finding | None:
     """A resolver whose upstreams stopped answering (``dns_upstream_failures``), with its
     SERVFAIL rate: names it forwards fail, those it serves itself still resolve."""
-    failing = [
-        (item, s)
-        for item in of_kind(prom, "dns_upstream_failures")
-        for s in item.series
-        if (s.current or 0.0) >= UPSTREAM_FAILING_PER_SECOND
-    ]
+    failing = _reaching(prom, "dns_upstream_failures", UPSTREAM_FAILING_PER_SECOND)
     if not failing:
         return None
     item = failing[0][0]
@@ -1062,13 +1053,11 @@ def resolver_upstreams(prom: list[EvidenceItem]) -> Finding | None:
     began = min(_first_above(s, UPSTREAM_FAILING_PER_SECOND) for _, s in failing)
     ids = [item.id]
     servfail = ""
-    for answers in of_kind(prom, "dns_servfail"):
-        s = next((x for x in answers.series if x.labels.get("instance") == resolver), None)
-        if s is not None and (s.current or 0.0) > 2 * max(s.baseline or 0.0, 0.01):
-            servfail = (
-                f"; it answers SERVFAIL {fmt(s.current)}/s (it was {fmt(s.baseline or 0.0)}/s)"
-            )
-            ids.append(answers.id)
+    answered = _labelled(prom, "dns_servfail", "instance", resolver)
+    if answered and (answered[1].current or 0.0) > 2 * max(answered[1].baseline or 0.0, 0.01):
+        rate, before = fmt(answered[1].current), fmt(answered[1].baseline or 0.0)
+        servfail = f"; it answers SERVFAIL {rate}/s (it was {before}/s)"
+        ids.append(answered[0].id)
     return Finding(
         f"The resolver {resolver} cannot reach the upstream servers it forwards to: "
         f"{', '.join(upstreams)} fail its health checks since about {_clock(began)} "
