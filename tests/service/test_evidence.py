@@ -1137,3 +1137,83 @@ def test_connections_timing_out_read_the_kernels_drops_for_that_port_on_any_mach
     ]
     assert peer_drop_selector([lines]) == '{unit="kernel"} |~ "DPT=(?:5432|6379)\\\\b"'
     assert peer_drop_selector([[(1, "connection refused: db-2:5432")], "HTTP 503"]) == ""
+
+
+def test_oom_kill_lines_name_the_victim_and_its_cgroup() -> None:
+    from aiops_analyzer.evidence.oom_kill import read_oom_kill
+
+    memcg = read_oom_kill(
+        [
+            "kernel: Memory cgroup out of memory: Killed process 4242 (java) total-vm:9000kB",
+            "kernel: oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,"
+            "oom_memcg=/system.slice/reportd.service,task_memcg=/system.slice/reportd.service,"
+            "task=java,pid=4242,uid=998",
+        ]
+    )
+    assert memcg is not None
+    assert (memcg.process, memcg.pid, memcg.at_cgroup_limit) == ("java", "4242", True)
+    assert (memcg.unit, memcg.container_id) == ("reportd.service", "")
+    assert "Killed process 4242 (java)" in memcg.line
+    machine = read_oom_kill(
+        [
+            "kernel: Out of memory: Killed process 991 (postgres) total-vm:4000kB, anon-rss:3900kB",
+            "kernel: oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),task=postgres,pid=991",
+        ]
+    )
+    assert machine is not None and machine.at_cgroup_limit is False
+    assert machine.process == "postgres" and not machine.unit
+    assert read_oom_kill(["kernel: eth0: link up", "Started cron"]) is None
+
+
+async def test_a_host_oom_kill_names_the_container_its_cgroup_id_belongs_to() -> None:
+    """The kernel names a killed container only by its cgroup id: the id is looked up in
+    cAdvisor's series, and the analysis names the container, the process and the limit."""
+    cid = "5d7f9b1d3f5a7c9e1b3d5f7a9c1e3b5d7f9a1c3e5b7d9f1a3c5e7b9d1f3a5c7e"
+    base = STARTS.timestamp()
+    lines = [
+        (base - 3000 + 60 * i, "CRON[1]: (root) CMD (run-parts /etc/cron.hourly)")
+        for i in range(45)
+    ]
+    lines += [
+        (base - 62, "kernel: chrome invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0"),
+        (
+            base - 61,
+            "kernel: oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),"
+            f"oom_memcg=/system.slice/docker-{cid}.scope,"
+            f"task_memcg=/system.slice/docker-{cid}.scope,task=chrome,pid=713340,uid=1000",
+        ),
+        (
+            base - 60,
+            "kernel: Memory cgroup out of memory: Killed process 713340 (chrome) "
+            "total-vm:34112220kB, anon-rss:712004kB, file-rss:88120kB",
+        ),
+    ]
+    gib = 1024**3
+
+    def prometheus(request: Recorded) -> Reply:
+        query = request.param("query")
+        if f'id=~".*{cid[:12]}' not in query:
+            return Reply(body=matrix())
+        if "container_spec_memory_limit_bytes" in query:
+            return Reply(body=matrix(({"name": "docrender-2"}, [gib] * 6)))
+        working_set = [0.4 * gib, 0.6 * gib, 0.99 * gib, 0.36 * gib]
+        return Reply(body=matrix(({"name": "docrender-2"}, working_set)))
+
+    labels = {"alertname": "HostOomKillDetected", "instance": "app-5:9100", "job": "node"}
+    oom = alert(labels, "increase(node_vmstat_oom_kill[1m]) > 0")
+    with (
+        LoopbackServer(prometheus) as prom,
+        LoopbackServer(_loki_by_window(lines, {"host": "app-5", "unit": "kernel"})) as loki,
+    ):
+        s = settings(prometheus_url=prom.url, loki_url=loki.url)
+        evidence = await gather_evidence(oom, s)
+        result = await analyze(oom, evidence, s)
+    followed = [r.param("query") for r in prom.requests if cid[:12] in r.param("query")]
+    assert followed, "the container's id was not looked up"
+    assert len({item.id for item in evidence}) == len(evidence)  # ids stay unique
+    victim = next(c for c in result.probable_causes if "pid 713340" in c.cause)
+    assert "chrome" in victim.cause and "container docrender-2" in victim.cause
+    assert "1.0 GiB" in victim.cause  # the container's own limit
+    cited = {item.id: item for item in evidence}
+    assert any(cited[i].kind == "oom_victim_memory" for i in victim.evidence_ids)
+    assert result.category == "oom_killed"

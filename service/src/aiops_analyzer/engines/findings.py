@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from aiops_analyzer.evidence.anomaly import kendall_tau
 from aiops_analyzer.evidence.logline import shorten
 from aiops_analyzer.evidence.logrank import is_background
+from aiops_analyzer.evidence.oom_kill import OomKill, read_oom_kill
 from aiops_analyzer.evidence.series import fmt, label_text
 from aiops_analyzer.evidence.target import host_name
 from aiops_analyzer.schemas import EvidenceItem, LogTemplate, SeriesStats
@@ -173,7 +174,9 @@ def last_words(logs: list[EvidenceItem]) -> Finding | None:
     fresh = [
         (item, t)
         for item, t in templates(logs)
-        if t.novelty in ("new", "surging") and not {"deploy", "oom", "shutdown"} & set(t.tags)
+        # The kernel's lines around a kill are its report (usage, limit), not the process's.
+        if t.novelty in ("new", "surging")
+        and not {"deploy", "oom", "shutdown", "kernel"} & set(t.tags)
     ]
     if not fresh:
         return None
@@ -341,6 +344,68 @@ def oom_counters(prom: list[EvidenceItem]) -> Finding | None:
                 (item.id,),
                 "oom_killed",
             )
+    return None
+
+
+def oom_victim(prom: list[EvidenceItem], logs: list[EvidenceItem]) -> Finding | None:
+    """The process the kernel's OOM-kill lines name, and what ran out: a cgroup's own limit
+    (a container, a unit) or the machine's memory."""
+    found = [(item, t) for item, t in templates(logs) if "oom" in t.tags]
+    victim = read_oom_kill(t.example for _, t in found)
+    if victim is None:
+        return None
+    log_item = next((item for item, t in found if victim.pid in t.example), found[0][0])
+    ids = [log_item.id]
+    container = _victim_container(prom, victim)
+    who = f"{victim.process} (pid {victim.pid})"
+    if container is not None:
+        item, s = container
+        ids.append(item.id)
+        name = s.labels.get("name") or victim.container_id[:12]
+        limit = f" of {_bytes(s.limit)}" if s.limit else ""
+        peak = f"; its working set peaked at {_bytes(s.peak)}" if s.peak else ""
+        where = f"in container {name}, which reached its own memory limit{limit}{peak}"
+        remedy = (
+            f"Find what grew {name}'s memory just before the kill (the job or request it was "
+            f"serving, `docker stats {name}`) before raising its limit."
+        )
+    elif victim.at_cgroup_limit:
+        cgroup = (
+            f"container {victim.container_id[:12]}"
+            if victim.container_id
+            else victim.unit or "its memory cgroup"
+        )
+        where = f"in {cgroup}, which reached its own memory limit (not the machine's memory)"
+        remedy = f"Compare {cgroup}'s memory with its limit before raising it."
+    elif victim.at_cgroup_limit is False:
+        where = "because the machine ran out of memory (no cgroup limit was involved)"
+        remedy = (
+            "Find the process whose memory grew (`ps aux --sort=-rss`); add memory or limit it."
+        )
+    else:
+        where = ""
+        remedy = ""
+    return Finding(
+        f"The kernel's OOM killer killed {who}{' ' + where if where else ''}: "
+        f"'{_clip(victim.line)}'.",
+        0.85,
+        tuple(ids),
+        "oom_killed",
+        remedy=remedy,
+        topic="oom_victim",
+    )
+
+
+def _victim_container(
+    prom: list[EvidenceItem], victim: OomKill
+) -> tuple[EvidenceItem, SeriesStats] | None:
+    """The memory series of the container the kill names (``prometheus.oom_victim_queries``)."""
+    if not victim.container_id:
+        return None
+    for item in of_kind(prom, "oom_victim_memory"):
+        for series in item.series:
+            if series.labels.get("name"):
+                return item, series
     return None
 
 

@@ -688,6 +688,8 @@ class RulesEngine:
             extra.append(findings.pod_last_exit(prom))
         elif family.category == "oom_killed":
             extra.append(findings.last_words(logs))
+        if oom or family.category == "oom_killed":
+            extra.append(findings.oom_victim(prom, logs))
         if cpu_alert or disk_alert or family.category == "latency":
             # Busy CPU that the workload does not spend: stolen, waiting on disk, or capped.
             # Swapping also shows as iowait; then memory is the cause, not the disk.

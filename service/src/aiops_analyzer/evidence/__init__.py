@@ -23,6 +23,7 @@ from aiops_analyzer.evidence.common import (
     unavailable,
 )
 from aiops_analyzer.evidence.expression import alert_expression, metric_names
+from aiops_analyzer.evidence.oom_kill import read_oom_kill
 from aiops_analyzer.schemas import Alert, EvidenceItem
 from aiops_analyzer.scrub import Scrubber, scrubber_for
 
@@ -53,6 +54,10 @@ async def gather_evidence(
         )
         if found:
             prom = [found, *prom]
+        if queries := _called_for(prom, logs):
+            number = len(prom) + 1
+            work = prometheus.follow_up(about, settings, client, queries, number)
+            prom += await _guard(f"prom-{number}", "prometheus", work)
     finally:
         if own_client:
             await client.aclose()
@@ -65,6 +70,21 @@ async def gather_evidence(
         finish(item, scrubber, MAX_RUNBOOK_CHARS if item.source == "runbook" else MAX_ITEM_CHARS)
         for item in items
     ]
+
+
+def _called_for(prom: list[EvidenceItem], logs: list[EvidenceItem]) -> list[prometheus.NamedQuery]:
+    """Prometheus queries the logs call for: the container a kernel OOM-kill line names only
+    by its cgroup id, when no series read so far is of that container."""
+    examples = [t.example for item in logs for t in item.templates if "oom" in t.tags]
+    victim = read_oom_kill(examples)
+    if victim is None or not victim.container_id:
+        return []
+    known = any(
+        victim.container_id in series.labels.get("id", "")
+        for item in prom
+        for series in item.series
+    )
+    return [] if known else prometheus.oom_victim_queries(victim.container_id)
 
 
 async def _guard(

@@ -831,6 +831,52 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
         ]
     window = alert_window(alert, settings)
     found = threshold(plan[0].promql) if plan[0].kind == "alert_expression" else None
+    items = await _run_all(plan, 1, base, window, seconds, http, alert)
+    if found and items[0].status == "ok":
+        op, value = found
+        items[0] = items[0].model_copy(update={"threshold": Threshold(op=op, value=value)})  # type: ignore[arg-type]
+    return items
+
+
+def oom_victim_queries(container_id: str) -> list[NamedQuery]:
+    """The memory of the container a kernel OOM-kill line names by its cgroup id only
+    (``oom_kill``): cAdvisor's ``id`` label holds that cgroup path, ``name`` its name."""
+    s = '{id=~".*' + container_id + '.*"}'  # hex digits: nothing to escape
+    return [
+        NamedQuery(
+            "OOM-killed container's memory working set bytes",
+            f"max by (name) (container_memory_working_set_bytes{s})",
+            "oom_victim_memory",
+            f"max by (name) (container_spec_memory_limit_bytes{s} > 0)",
+        )
+    ]
+
+
+async def follow_up(
+    alert: Alert,
+    settings: Settings,
+    http: httpx.AsyncClient,
+    queries: list[NamedQuery],
+    first_number: int,
+) -> list[EvidenceItem]:
+    """Queries the other sources' evidence called for, numbered from ``prom-first_number``."""
+    if not settings.prometheus_url or not queries:
+        return []
+    base = settings.prometheus_url.rstrip("/")
+    window = alert_window(alert, settings)
+    seconds = settings.evidence_timeout_seconds
+    return await _run_all(queries, first_number, base, window, seconds, http, alert)
+
+
+async def _run_all(
+    plan: list[NamedQuery],
+    first_number: int,
+    base: str,
+    window: Window,
+    seconds: float,
+    http: httpx.AsyncClient,
+    alert: Alert,
+) -> list[EvidenceItem]:
     # One request per distinct limit query, however many items divide by it.
     limits = {
         q.limit_promql: asyncio.ensure_future(_limit(q.limit_promql, base, window, seconds, http))
@@ -840,13 +886,10 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
     items = await asyncio.gather(
         *(
             _run(f"prom-{n}", q, base, window, seconds, http, alert, limits.get(q.limit_promql))
-            for n, q in enumerate(plan, start=1)
+            for n, q in enumerate(plan, start=first_number)
         )
     )
     await asyncio.gather(*limits.values(), return_exceptions=True)  # none left pending
-    if found and items[0].status == "ok":
-        op, value = found
-        items[0] = items[0].model_copy(update={"threshold": Threshold(op=op, value=value)})  # type: ignore[arg-type]
     return list(items)
 
 
