@@ -880,3 +880,23 @@ def test_a_database_refusing_a_password_is_not_out_of_connections() -> None:
     text = " ".join(c.cause for c in result.probable_causes)
     assert "rejects the password, token or key" in text
     assert "runs out of connections" not in text
+
+
+def test_an_eviction_loop_older_than_the_window_is_named_behind_a_rising_backlog() -> None:
+    """Consumers evicted from their group every few minutes since before the baseline ended:
+    not new, but still repeating while the lag climbs, so it is the backlog's cause."""
+    leave = (
+        "Member projector-{i} sending LeaveGroup request to coordinator due to consumer poll "
+        "timeout has expired"
+    )
+    before = tuple(leave.format(i=i) for i in range(12)) + ("INFO served GET /health",) * 8
+    lag = alert("LagHigh", "sum(kafka_consumergroup_lag) by (consumergroup) > 20000")
+    rising = expression_item([20000 + 150 * i for i in range(30)])
+    result = RulesEngine().analyze(lag, [rising, logs(repeated(leave, 700, times=12), before)])
+    assert result.category == "queue_lag" and not result.inconclusive
+    assert any("LeaveGroup" in c.cause for c in result.probable_causes)
+    # The same lines under a backlog that does not grow explain nothing new.
+    flat = RulesEngine().analyze(
+        lag, [expression_item([20500.0] * 30), logs(repeated(leave, 700, times=12), before)]
+    )
+    assert not any("stopped consuming" in c.cause for c in flat.probable_causes)

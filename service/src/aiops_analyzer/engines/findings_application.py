@@ -111,6 +111,19 @@ def _best(logs: list[EvidenceItem], tag: str) -> tuple[EvidenceItem, LogTemplate
     return None
 
 
+def _still_repeating(logs: list[EvidenceItem], tag: str) -> tuple[EvidenceItem, LogTemplate] | None:
+    """A tagged line that began before the baseline's end and still repeats at least as often
+    (consumers evicted from their group again and again while a backlog builds for hours)."""
+    for item, template in templates(logs):
+        if (
+            tag in template.tags
+            and template.count >= 2
+            and (template.rate_ratio is None or template.rate_ratio >= 1.0)
+        ):
+            return item, template
+    return None
+
+
 def _is_error(template: LogTemplate) -> bool:
     return "error" in template.tags or template.level in ERROR_LEVELS
 
@@ -516,9 +529,10 @@ def _excerpt(template: LogTemplate, tag: str) -> str:
 def consumer_stalled(prom: list[EvidenceItem], logs: list[EvidenceItem]) -> Finding | None:
     """A queue alert whose consumers stopped, left their group or went quiet: why the backlog
     grows."""
-    found = _best(logs, "consumer")
-    quiet = _went_quiet(logs)
     lag = own_series(prom, "alert_expression")
+    rising = bool(lag and lag[1].trend == "rising")
+    found = _best(logs, "consumer") or (_still_repeating(logs, "consumer") if rising else None)
+    quiet = _went_quiet(logs)
     said: list[str] = []
     cited: list[str] = []
     if found:
@@ -530,7 +544,7 @@ def consumer_stalled(prom: list[EvidenceItem], logs: list[EvidenceItem]) -> Find
             f"{_clock(quiet[1].last_seen)}"
         )
         cited.append(quiet[0].id)
-    if lag and lag[1].trend == "rising":
+    if lag and rising:
         said.append(f"the backlog rises ({fmt(lag[1].baseline)} -> {fmt(lag[1].current)})")
         cited.append(lag[0].id)
     if (found or quiet) and (consumer := _named_consumer(logs)):
