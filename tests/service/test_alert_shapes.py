@@ -223,13 +223,17 @@ def test_a_probe_alert_is_about_the_probed_address_not_the_prober() -> None:
     selectors = stream_selectors(probe)
     # The probed service's streams first; the prober's own lines (why a probe failed); the
     # probed machine's kernel lines (a link that flaps, a firewall that drops), by its
-    # qualified or short name.
-    assert selectors == [
+    # qualified or short name; then its failure lines of any unit.
+    assert selectors[:5] == [
         '{service="api.example.com"}',
         '{service="api"}',
         '{job="blackbox"}',
         '{host="api.example.com",unit="kernel"}',
         '{host="api",unit="kernel"}',
+    ]
+    assert [s.split(" |~ ")[0] for s in selectors[5:]] == [
+        '{host="api.example.com"}',
+        '{host="api"}',
     ]
     # Its node_exporter, by either name, for the NICs that flap under it.
     nics = {q.kind: q.promql for q in plan_queries(probe)}["host_nic_carrier_changes"]

@@ -1217,3 +1217,31 @@ async def test_a_host_oom_kill_names_the_container_its_cgroup_id_belongs_to() ->
     cited = {item.id: item for item in evidence}
     assert any(cited[i].kind == "oom_victim_memory" for i in victim.evidence_ids)
     assert result.category == "oom_killed"
+
+
+async def test_a_probe_reads_its_machines_failure_lines_of_any_unit() -> None:
+    """Which unit answers the probed port is unknown: the machine's journal is read for its
+    failure lines, and a service out of file descriptors is named."""
+    base = STARTS.timestamp()
+    emfile = "http: Accept error: accept tcp [::]:8080: accept4: too many open files"
+    lines = [(base - 600 + 20 * i, emfile) for i in range(30)]
+
+    def loki(request: Recorded) -> Reply:
+        query = request.param("query")
+        if query.startswith('{host="media-1"} |~'):
+            return _loki_by_window(lines, {"host": "media-1", "unit": "media-proxy.service"})(
+                request
+            )
+        return _loki_by_window([], {})(request)
+
+    probe = alert(
+        {"alertname": "BlackboxProbeFailed", "instance": "http://media-1:8080/healthz"},
+        "probe_success == 0",
+    )
+    with LoopbackServer(loki) as server:
+        s = settings(loki_url=server.url)
+        evidence = await gather_evidence(probe, s)
+        result = await analyze(probe, evidence, s)
+    assert any("too many open files" in t.example for t in by_id(evidence)["loki-1"].templates)
+    assert any("file descriptors" in c.cause for c in result.probable_causes)
+    assert not result.inconclusive

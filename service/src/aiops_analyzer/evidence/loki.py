@@ -213,6 +213,14 @@ def stream_selectors(alert: Alert) -> list[str]:
             for label in _HOST_STREAM_LABELS
             for unit in units
         ]
+        if is_probe(alert):
+            # Which unit answers the probed port is unknown: the machine's failure lines, of
+            # any unit (a service out of file descriptors, a crash at start-up).
+            selectors += [
+                "{" + f"{label}={_quote(name)}" + "}" + NEIGHBOUR_FILTER
+                for name in names
+                for label in _HOST_STREAM_LABELS
+            ]
     return list(dict.fromkeys(selectors))
 
 
