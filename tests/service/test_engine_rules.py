@@ -1994,3 +1994,25 @@ def test_a_raid_alert_is_a_disk_failure_and_a_degraded_array_explains_slow_reads
     assert cause.evidence_ids == ["prom-2", "prom-3"]
     result = RulesEngine().analyze(slow, [latency])
     assert result.category != "disk_failure"
+
+
+def test_a_named_cause_drops_the_familys_other_stock_guesses() -> None:
+    """A host OOM kill whose kernel line names the victim gets no "a memory leak or a traffic
+    spike" guess; the same alert without that line keeps the family's alternatives."""
+    host = {"instance": "app-5:9100", "job": "node"}
+    a = alert("HostOomKillDetected", "increase(node_vmstat_oom_kill[1m]) > 0", host)
+    counter = metric("prom-1", "alert_expression", [0, 0, 1, 1], host)
+    kill = log_item(
+        "loki-1",
+        "kernel: Memory cgroup out of memory: Killed process 713340 (chrome) total-vm:3411kB",
+        "kernel: oom-kill:constraint=CONSTRAINT_MEMCG,task_memcg=/system.slice/render.service,"
+        "task=chrome,pid=713340,uid=1000",
+        baseline=tuple(f"CRON[{n}]: (root) CMD (run-parts /etc/cron.hourly)" for n in range(20)),
+    )
+    stock = "A memory leak or a traffic spike grew the working set past the limit."
+    named = RulesEngine().analyze(a, [counter, kill])
+    victim = next(c for c in named.probable_causes if "chrome (pid 713340)" in c.cause)
+    assert "render.service" in victim.cause and victim.evidence_ids == ["loki-1"]
+    assert stock not in [c.cause for c in named.probable_causes]
+    unnamed = RulesEngine().analyze(a, [counter])
+    assert stock in [c.cause for c in unnamed.probable_causes]

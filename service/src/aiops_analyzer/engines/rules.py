@@ -820,7 +820,9 @@ class RulesEngine:
                     evidence_ids=list(finding.evidence_ids),
                 )
             )
-        for other in family.causes[1:] if not inconclusive else ():
+        # With a cause the evidence names, the family's other stock guesses are noise.
+        named = any(f.explains and f.confidence >= 0.7 for f in extra)
+        for other in family.causes[1:] if not (inconclusive or named) else ():
             causes.append(
                 ProbableCause(
                     cause=other,
