@@ -2016,3 +2016,47 @@ def test_a_named_cause_drops_the_familys_other_stock_guesses() -> None:
     assert stock not in [c.cause for c in named.probable_causes]
     unnamed = RulesEngine().analyze(a, [counter])
     assert stock in [c.cause for c in unnamed.probable_causes]
+
+
+def _victim_memory(name: str) -> EvidenceItem:
+    return metric("prom-9", "oom_victim_memory", [0.5e9, 1.0e9, 1.5e9], {"name": name})
+
+
+def test_an_oom_kill_in_another_container_is_not_this_containers_cause() -> None:
+    """One host, one delivery: the kernel's kill was in media-transcoder (its cgroup id looked
+    up in cAdvisor); the reports-worker that an operator stopped is no OOM kill."""
+    cid = "1d6a9c2f5b8e1d4a7c0f3b6e9d2a5c8f1b4e7d0a"
+    kernel = (
+        "kernel: Memory cgroup out of memory: Killed process 91822 (python3) total-vm:9kB",
+        "kernel: oom-kill:constraint=CONSTRAINT_MEMCG,task_memcg=/system.slice/docker-"
+        f"{cid}.scope,task=python3,pid=91822,uid=1000",
+    )
+    stop = (
+        "mlindqvist : TTY=pts/2 ; PWD=/srv ; USER=root ; "
+        "COMMAND=/usr/bin/docker compose stop reports-worker"
+    )
+    quiet = tuple(f"CRON[{n}]: (root) CMD (run-parts /etc/cron.hourly)" for n in range(20))
+    worker = {"name": "reports-worker", "severity": "critical"}
+    down = alert("ContainerDown", "time() - container_last_seen > 60", worker)
+    gone = metric("prom-1", "alert_expression", [120, 180, 240], worker)
+    logs = log_item("loki-1", stop, *kernel, baseline=quiet)
+    result = RulesEngine().analyze(down, [gone, _victim_memory("media-transcoder"), logs])
+    text = " ".join(c.cause for c in result.probable_causes)
+    assert result.category != "oom_killed" and "python3" not in text
+    assert "mlindqvist ran `/usr/bin/docker compose stop reports-worker`" in text
+    assert result.severity == "warning"  # stopped on purpose: nobody needs waking
+    # The container the kill names gets it, with its name.
+    transcoder = {"name": "media-transcoder", "severity": "critical"}
+    killed = RulesEngine().analyze(
+        alert("ContainerDown", "time() - container_last_seen > 60", transcoder),
+        [
+            metric("prom-1", "alert_expression", [120, 180, 240], transcoder),
+            _victim_memory("media-transcoder"),
+            log_item("loki-1", *kernel, baseline=quiet),
+        ],
+    )
+    assert killed.category == "oom_killed" and killed.severity == "critical"
+    assert any(
+        "python3 (pid 91822) in container media-transcoder" in c.cause
+        for c in killed.probable_causes
+    )

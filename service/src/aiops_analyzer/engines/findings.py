@@ -396,6 +396,14 @@ def oom_victim(prom: list[EvidenceItem], logs: list[EvidenceItem]) -> Finding | 
     )
 
 
+def oom_victim_elsewhere(prom: list[EvidenceItem], logs: list[EvidenceItem], name: str) -> bool:
+    """The OOM kill the machine's kernel logged was in another container than ``name`` (a
+    grouped delivery, or a neighbour on the same host)."""
+    victim = read_oom_kill(t.example for _, t in templates(logs) if "oom" in t.tags)
+    found = _victim_container(prom, victim) if victim else None
+    return bool(name and found and found[1].labels.get("name") not in (None, "", name))
+
+
 def _victim_container(
     prom: list[EvidenceItem], victim: OomKill
 ) -> tuple[EvidenceItem, SeriesStats] | None:
@@ -1732,6 +1740,13 @@ def _most_destructive_change(
 # A certificate renewal's own failure (certbot, acme.sh, cert-manager), not a handshake's.
 _RENEWAL = re.compile(r"renew|acme|challenge", re.I)
 # sudo's journal line: "alice : TTY=pts/0 ; PWD=... ; USER=root ; COMMAND=/usr/bin/systemctl ...".
+OPERATOR_STOPPED = "An operator stopped it"
+
+
+def stopped_by_operator(finding: Finding) -> bool:
+    return finding.topic == "shutdown" and finding.cause.startswith(OPERATOR_STOPPED)
+
+
 _SUDO_COMMAND = re.compile(r"(?:^|\s)([a-z_][\w.-]*) : .*?\bCOMMAND=(\S.*)$")
 
 
@@ -1748,7 +1763,7 @@ def _operator_command(
             return (
                 item,
                 template,
-                f"An operator stopped it: {user} ran `{command}` (at {{when}}), an orderly "
+                f"{OPERATOR_STOPPED}: {user} ran `{command}` (at {{when}}), an orderly "
                 "stop, not a crash: {line}",
             )
     return None

@@ -605,9 +605,17 @@ def target(alert: Alert) -> str:
 _GONE_FAMILIES = frozenset({"target_down", "workload_unavailable", "container_stopped"})
 
 
-def _planned(supported: list[findings.Finding]) -> bool:
-    """A supported cause is announced maintenance."""
-    return any(f.topic == "maintenance" for f in supported)
+def _planned(family: Family, supported: list[findings.Finding]) -> bool:
+    """A supported cause is announced maintenance, or an operator's command that stopped
+    what went away."""
+    return any(
+        f.topic == "maintenance"
+        or (
+            family.category in (*_GONE_FAMILIES, "container_crash")
+            and findings.stopped_by_operator(f)
+        )
+        for f in supported
+    )
 
 
 def severity_of(alert: Alert, family: Family) -> Severity:
@@ -636,11 +644,18 @@ class RulesEngine:
             "container",
             "kubernetes",
         )
+        # The host's kernel lines may tell of a kill in another container than this one.
+        container = alert.labels.get("name") or alert.labels.get("container") or ""
+        oom_lines = (
+            []
+            if findings.oom_victim_elsewhere(prom, logs, container)
+            else findings.log_causes(logs)
+        )
         oom = (
             findings.pod_oom_killed(prom)
             or findings.oom_counters(prom)
             or findings.memory_at_limit(prom, window_end, container_gone=gone)
-            or _first(findings.log_causes(logs), "oom_killed")
+            or _first(oom_lines, "oom_killed")
         )
         if oom and family.category in ("container_crash", "target_down", "unknown"):
             family = FAMILY_BY_CATEGORY["oom_killed"]  # the evidence says why it stopped
@@ -664,7 +679,7 @@ class RulesEngine:
             and (f.topic != "maintenance" or family.category in _GONE_FAMILIES)
         ]
         if family.category == "oom_killed" and not oom:
-            oom = _first(findings.log_causes(logs), "oom_killed")
+            oom = _first(oom_lines, "oom_killed")
         flapping = findings.intermittent_condition(prom)
         extra: list[findings.Finding | None] = [flapping, oom, memory]
         cache = findings.page_cache(prom) or findings.host_page_cache(prom, alert_expression(alert))
@@ -688,7 +703,7 @@ class RulesEngine:
             extra.append(findings.pod_last_exit(prom))
         elif family.category == "oom_killed":
             extra.append(findings.last_words(logs))
-        if oom or family.category == "oom_killed":
+        if (oom or family.category == "oom_killed") and oom_lines:
             extra.append(findings.oom_victim(prom, logs))
         if cpu_alert or disk_alert or family.category == "latency":
             # Busy CPU that the workload does not spend: stolen, waiting on disk, or capped.
@@ -735,7 +750,7 @@ class RulesEngine:
         severity = severity_of(alert, family)
         if recovery is not None and not recovery.cause_persists:
             severity = "info"
-        elif severity == "critical" and _planned(supported):
+        elif severity == "critical" and _planned(family, supported):
             severity = "warning"  # planned work: worth knowing, nobody needs waking
         where = scope(alert)
         read_runbooks = [i.id for i in runbook_items if i.detail != LINK_ONLY_DETAIL]

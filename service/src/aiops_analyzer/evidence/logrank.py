@@ -224,7 +224,7 @@ TAGS: dict[str, re.Pattern[str]] = {
         # command that stops one (sudo's COMMAND=, a shell history line).
         r"|\bStopp(?:ing|ed) (?!user@|user-runtime-dir@|session-)[\w@.-]+\.service\b"
         r"|(?:systemctl|rc-service|service \S+) (?:--now )?(?:stop|kill|disable --now|mask --now)\b"
-        r"|\b(?:docker|podman) (?:container )?(?:stop|kill|rm -f)\b"
+        r"|\b(?:docker|podman)(?:-compose| compose| container)? (?:stop|kill|rm -f|down)\b"
         r"|kubectl (?:scale\b.*--replicas[= ]0\b|drain\b|delete (?:pod|deploy))",
         re.I,
     ),
