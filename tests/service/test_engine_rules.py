@@ -2060,3 +2060,20 @@ def test_an_oom_kill_in_another_container_is_not_this_containers_cause() -> None
         "python3 (pid 91822) in container media-transcoder" in c.cause
         for c in killed.probable_causes
     )
+
+
+def test_a_container_restarting_again_and_again_is_no_deliberate_stop() -> None:
+    """Its first stop was a SIGTERM (a deploy replacing it), but it keeps restarting: a crash
+    loop, not a container that was stopped."""
+    hooks = {"name": "hook-dispatcher"}
+    a = alert("ContainerRestarting", "changes(container_start_time_seconds[15m]) > 2", hooks)
+    sigterm = log_item(
+        "loki-1",
+        "info: received SIGTERM, finishing 2 in-flight deliveries",
+        baseline=tuple(f"info: delivered webhook {n} in 40ms" for n in range(20)),
+    )
+    evidence = [metric("prom-1", "alert_expression", [3, 4, 5, 6], hooks), sigterm]
+    looping = [*evidence, metric("prom-2", "container_restarts", [3, 4, 5, 6], hooks)]
+    assert RulesEngine().analyze(a, looping).category != "container_stopped"
+    once = [*evidence, metric("prom-2", "container_restarts", [0, 0, 0, 0], hooks)]
+    assert RulesEngine().analyze(a, once).category == "container_stopped"

@@ -773,7 +773,7 @@ class RulesEngine:
             # Inconclusive names no root-cause family (the summary still says what it measures).
             category=UNKNOWN.category
             if inconclusive
-            else categories.cause_category(family.category, supported),
+            else categories.cause_category(family.category, _category_basis(supported, restarted)),
             engine="rules",
             recovery=recovery.model_copy(update={"detail": scrub(recovery.detail)})
             if recovery
@@ -941,6 +941,15 @@ def _measures_cause(found: Classification, family: Family, prom: list[EvidenceIt
         return False
     own = findings.own_series(prom, "alert_expression")
     return own is not None and own[1].current is not None
+
+
+def _category_basis(
+    supported: list[findings.Finding], restarted: tuple[EvidenceItem, SeriesStats] | None
+) -> list[findings.Finding]:
+    """The findings that may name the category: a container restarting again and again did
+    not stop for good, whatever signal its first stop was (a deploy replacing it)."""
+    looping = restarted is not None and (restarted[1].peak or 0.0) >= 2
+    return [f for f in supported if not (looping and f.topic == "shutdown")]
 
 
 def _one_per_topic(found: list[findings.Finding]) -> list[findings.Finding]:
