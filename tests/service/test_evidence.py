@@ -1245,3 +1245,28 @@ async def test_a_probe_reads_its_machines_failure_lines_of_any_unit() -> None:
     assert any("too many open files" in t.example for t in by_id(evidence)["loki-1"].templates)
     assert any("file descriptors" in c.cause for c in result.probable_causes)
     assert not result.inconclusive
+
+
+async def test_a_probe_failing_after_a_tunnels_mtu_changed_names_the_interface() -> None:
+    """The prober's own machine got a new MTU on its tunnel: any machine's MTU change in the
+    window is read for a probe, and named with its old and new value."""
+    mtu = [1380.0] * 20 + [1420.0] * 5
+
+    def prometheus(request: Recorded) -> Reply:
+        query = request.param("query")
+        if query.startswith("node_network_mtu_bytes and"):
+            return Reply(body=matrix(({"instance": "mon-1:9100", "device": "wg-dc2"}, mtu)))
+        if query == "probe_success == 0":
+            return Reply(body=matrix(({"instance": "http://billing:8080/x"}, [0.0] * 5)))
+        return Reply(body=matrix())
+
+    probe = alert(
+        {"alertname": "BlackboxProbeFailed", "instance": "http://billing:8080/x"},
+        "probe_success == 0",
+    )
+    with LoopbackServer(prometheus) as prom:
+        s = settings(prometheus_url=prom.url)
+        result = await analyze(probe, await gather_evidence(probe, s), s)
+    assert result.category == "network" and not result.inconclusive
+    cause = next(c for c in result.probable_causes if "MTU" in c.cause)
+    assert "wg-dc2 on mon-1:9100 changed from 1380 to 1420" in cause.cause

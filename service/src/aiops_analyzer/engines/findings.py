@@ -1024,6 +1024,35 @@ def machine_conntrack_full(prom: list[EvidenceItem]) -> Finding | None:
     )
 
 
+def mtu_changed(prom: list[EvidenceItem]) -> Finding | None:
+    """An interface's MTU changed on some machine in the window (``fleet_mtu_changes``, for a
+    probe): the newest change, with its old and new value."""
+    changes = []
+    for item in of_kind(prom, "fleet_mtu_changes"):
+        for s in item.series:
+            values = [v for _, v in s.points]
+            if len(set(values)) < 2 or s.current is None:
+                continue
+            at = next(t for (t, v) in reversed(s.points) if v != s.current)
+            before = next(v for (_, v) in reversed(s.points) if v != s.current)
+            changes.append((at, item, s, before))
+    if not changes:
+        return None
+    at, item, s, before = max(changes, key=lambda found: found[0])
+    device = s.labels.get("device", "an interface")
+    machine = s.labels.get("instance", "a machine")
+    return Finding(
+        f"The MTU of {device} on {machine} changed from {before:.0f} to {s.current:.0f} bytes "
+        f"(after {_clock(at)}, node_network_mtu_bytes). Where the MTU no longer matches the "
+        "path (a tunnel's MTU above what its underlay carries), packets larger than the path "
+        "carries are dropped: pings and small requests pass while larger responses stall.",
+        0.75,
+        (item.id,),
+        remedy=LOG_REMEDIES["mtu"],
+        topic="mtu",
+    )
+
+
 def _reaching(
     prom: list[EvidenceItem], kind: str, level: float, *, peak: bool = False
 ) -> list[tuple[EvidenceItem, SeriesStats]]:

@@ -692,7 +692,7 @@ class RulesEngine:
         extra.append(findings.machine_clock(prom, logs))
         extra += [findings.conntrack_full(prom), findings.nic_link(prom)]
         extra += [findings.probe_phase(prom), findings.probe_certificate(prom)]
-        extra.append(findings.machine_conntrack_full(prom))
+        extra += [findings.machine_conntrack_full(prom), findings.mtu_changed(prom)]
         extra.append(findings.queue_without_consumers(prom))
         extra.append(findings.mysql_lock_waits(prom))
         extra.append(findings.raid_degraded(prom))

@@ -636,6 +636,14 @@ def _probe_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
         # What else stopped answering meanwhile (a resolver, a proxy the probe goes through).
         NamedQuery("scrape targets down", "up == 0", "targets_down"),
         *_fleet_conntrack_queries(),
+        # An interface whose MTU changed on any machine (a tunnel or VLAN reconfigured): the
+        # path then drops packets larger than it carries, while small probes may pass.
+        NamedQuery(
+            "interfaces whose MTU changed within 3h",
+            "node_network_mtu_bytes and on (instance, device) "
+            "(changes(node_network_mtu_bytes[3h] @ end()) > 0)",
+            "fleet_mtu_changes",
+        ),
         *_resolver_queries(labels, expr),
     ]
 
