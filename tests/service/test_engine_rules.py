@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 import pytest
+from aiops_analyzer.engines import findings
 from aiops_analyzer.engines.rules import RulesEngine, classify
 from aiops_analyzer.evidence.logrank import LogLine, rank
 from aiops_analyzer.evidence.prometheus import plan_queries
@@ -2077,3 +2078,37 @@ def test_a_container_restarting_again_and_again_is_no_deliberate_stop() -> None:
     assert RulesEngine().analyze(a, looping).category != "container_stopped"
     once = [*evidence, metric("prom-2", "container_restarts", [0, 0, 0, 0], hooks)]
     assert RulesEngine().analyze(a, once).category == "container_stopped"
+
+
+def test_a_heap_allowed_to_outgrow_the_containers_limit_is_named() -> None:
+    """-Xmx3g in a 2 GiB container: each restart prints the JVM's banner and the kernel kills
+    it at the limit. The heap setting is the cause; the banner is no release."""
+    indexer = {"name": "catalog-indexer"}
+    a = alert("ContainerRestarting", "changes(container_start_time_seconds[15m]) > 2", indexer)
+    gib = 1024.0**3
+    memory = metric(
+        "prom-2",
+        "container_memory_working_set",
+        [1.2 * gib, 1.9 * gib, 2 * gib],
+        indexer,
+        limit=2 * gib,
+    )
+    lines = log_item(
+        "loki-1",
+        "Picked up JAVA_TOOL_OPTIONS: -Xms512m -Xmx3g -XX:+UseG1GC",
+        "ERROR Starting IndexerApplication v4.8.2 using Java 17.0.13 with PID 1",
+        "kernel: Memory cgroup out of memory: Killed process 416343 (java) total-vm:9kB",
+        "kernel: swap: usage 0kB, limit 0kB, failcnt 0",
+        baseline=tuple(f"INFO indexed batch {n}" for n in range(20)),
+    )
+    oom = metric("prom-3", "container_oom_events", [0, 1, 2, 3], indexer)
+    result = RulesEngine().analyze(
+        a, [metric("prom-1", "alert_expression", [3] * 4, indexer), memory, oom, lines]
+    )
+    text = " ".join(c.cause for c in result.probable_causes)
+    assert result.category == "oom_killed"
+    assert "The heap may grow to 3.0 GiB (-Xmx3g" in text and "limit of 2.0 GiB" in text
+    assert "deploy regression" not in text.lower() and "swapping" not in text
+    # A heap well inside the limit is not blamed.
+    small = log_item("loki-1", "Picked up JAVA_TOOL_OPTIONS: -Xmx1g", baseline=("INFO ok",) * 20)
+    assert findings.heap_above_limit([memory], [small]) is None

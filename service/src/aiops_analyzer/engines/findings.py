@@ -417,6 +417,54 @@ def _victim_container(
     return None
 
 
+# A runtime's own memory ceiling as its start-up lines print it: the JVM's -Xmx, Node's
+# --max-old-space-size (in MiB).
+_HEAP_FLAG = re.compile(r"-Xmx(\d+)([kKmMgGtT]?)\b|--max-old-space-size=(\d+)\b")
+_UNIT_BYTES = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def heap_above_limit(prom: list[EvidenceItem], logs: list[EvidenceItem]) -> Finding | None:
+    """The runtime may grow its heap to at least the container's memory limit: the kernel's
+    OOM killer ends it before its collector ever has to work hard (no OutOfMemoryError)."""
+    limits = [
+        (item, s)
+        for kind in ("container_memory_working_set", "oom_victim_memory")
+        for item in of_kind(prom, kind)
+        for s in item.series
+        if s.limit
+    ]
+    if not limits:
+        return None
+    for log_item, template in templates(logs):
+        flag = _HEAP_FLAG.search(template.example)
+        if flag is None:
+            continue
+        heap = (
+            int(flag.group(1)) * _UNIT_BYTES[flag.group(2).lower()]
+            if flag.group(1)
+            else int(flag.group(3)) * 1024**2
+        )
+        item, s = limits[0]
+        limit = s.limit or 0.0
+        if heap < 0.9 * limit:
+            return None
+        return Finding(
+            f"The heap may grow to {_bytes(heap)} "
+            f"({flag.group(0)} in '{_clip(template.example)}'), "
+            f"{'more than' if heap > limit else 'as much as'} the container's memory limit of "
+            f"{_bytes(limit)}: with no room left for the runtime's other memory, the heap "
+            "outgrows the cgroup and the kernel kills the process before the collector reclaims "
+            "anything (no OutOfMemoryError).",
+            0.8,
+            (log_item.id, item.id),
+            "oom_killed",
+            remedy="Set the heap below the limit (about 75% of it: a smaller -Xmx, "
+            "-XX:MaxRAMPercentage=75, a lower --max-old-space-size) or raise the limit.",
+            topic="heap_limit",
+        )
+    return None
+
+
 def page_cache(prom: list[EvidenceItem]) -> Finding | None:
     """Most of the memory charged to the container is page cache, which the kernel reclaims."""
     cache = own_series(prom, "container_memory_cache")

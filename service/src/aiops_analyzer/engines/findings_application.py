@@ -379,12 +379,18 @@ def _leak_report(logs: list[EvidenceItem]) -> LogTemplate | None:
     return next((t for _, t in templates(logs) if _LEAK.search(t.example)), None)
 
 
-def deploy_regression(prom: list[EvidenceItem], logs: list[EvidenceItem]) -> Finding | None:
+def deploy_regression(
+    prom: list[EvidenceItem], logs: list[EvidenceItem], *, killed: bool = False
+) -> Finding | None:
     """A deploy (a new version line, a restarted container) followed by errors that did not
     exist before it; errors that are a dependency's (refused connections, DNS, TLS, 429) are
-    not the deploy's."""
+    not the deploy's. ``killed``: the OOM killer restarts the process, which prints its own
+    start-up banner each time: that banner is no release."""
     deploy = _deploy(prom, logs)
     if deploy is None:
+        return None
+    banner = deploy.template is not None and _START_BANNER.search(deploy.template.example)
+    if killed and banner:
         return None
     since = deploy.since
     new_errors = [
@@ -392,6 +398,8 @@ def deploy_regression(prom: list[EvidenceItem], logs: list[EvidenceItem]) -> Fin
         for item, t in templates(logs)
         if t is not deploy.template
         and _is_error(t)
+        # The kernel's report of an OOM kill is the kill's, not the new version's error.
+        and not {"oom", "kernel"} & set(t.tags)
         and t.novelty in ("new", "surging")
         and since - 60 <= t.first_seen <= since + DEPLOY_LEAD_SECONDS
     ]
@@ -432,9 +440,7 @@ def deploy_regression(prom: list[EvidenceItem], logs: list[EvidenceItem]) -> Fin
         # which version crashes, not that a release broke it: the finding stands, but only a
         # release seen apart from it (a package upgraded, a rollout, a new image) names the
         # category (categories._MIN_CONFIDENCE_FOR).
-        0.75
-        if deploy.template is not None and _START_BANNER.search(deploy.template.example)
-        else 0.8,
+        0.75 if banner else 0.8,
         tuple(dict.fromkeys(cited)),
         "deploy_regression",
         remedy=ROLL_BACK,
@@ -682,7 +688,7 @@ def read(
             out.append(slow)
     else:
         lock = lock_contention(logs)
-        deploy = deploy_regression(prom, logs)
+        deploy = deploy_regression(prom, logs, killed=family == "oom_killed")
         dependency = dependency_failure(logs)
         job = failed_job(logs, job_alert=False) if not expression_family else None
         # Someone else's failure seen from here (a store refusing writes, a dependency down

@@ -705,6 +705,8 @@ class RulesEngine:
             extra.append(findings.last_words(logs))
         if (oom or family.category == "oom_killed") and oom_lines:
             extra.append(findings.oom_victim(prom, logs))
+        if oom or family.category in ("oom_killed", "memory_pressure"):
+            extra.append(findings.heap_above_limit(prom, logs))
         if cpu_alert or disk_alert or family.category == "latency":
             # Busy CPU that the workload does not spend: stolen, waiting on disk, or capped.
             # Swapping also shows as iowait; then memory is the cause, not the disk.

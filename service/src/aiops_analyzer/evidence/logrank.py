@@ -262,7 +262,8 @@ TAGS: dict[str, re.Pattern[str]] = {
     ),
     # Memory swapping in its usual words; not "swapped alias" nor a "swap_buffers" field.
     "swap": re.compile(
-        r"\bswap(?:ping|s|in|out|on|off|file|space|iness)?\b(?!_)|swapped (?:in|out)|kswapd"
+        # Not the OOM killer's cgroup report ("swap: usage 0kB, limit 0kB"): no swapping.
+        r"\bswap(?:ping|s|in|out|on|off|file|space|iness)?\b(?!_|: usage)|swapped (?:in|out)|kswapd"
         r"|page allocation stall|thrash",
         re.I,
     ),
