@@ -705,6 +705,15 @@ def test_a_memfree_rule_on_a_host_with_memory_available_is_page_cache() -> None:
     assert cause.evidence_ids == ["prom-3"]
     assert "MemAvailable" in result.remediation[0]
     assert not any("Raise the limit" in step for step in result.remediation)
+    # The unit that started reading files just before is named as what filled the cache.
+    sync = log_item(
+        "loki-1",
+        "Starting offsite-sync.service - Weekly checksum sync of /srv/files...",
+        baseline=tuple(f"CRON[{n}]: (root) CMD (run-parts /etc/cron.hourly)" for n in range(20)),
+    )
+    cause = RulesEngine().analyze(a, [used, roomy, sync]).probable_causes[0]
+    assert "What filled it: offsite-sync.service started at" in cause.cause
+    assert cause.evidence_ids == ["prom-3", "loki-1"]
     # Really short of memory: no cache excuse, whatever the rule reads.
     short = [
         metric("prom-3", "host_memory_available", [0.2, 0.06, 0.03, 0.02], host),

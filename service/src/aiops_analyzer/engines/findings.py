@@ -498,7 +498,25 @@ def page_cache(prom: list[EvidenceItem]) -> Finding | None:
 ROOMY_AVAILABLE = 0.2
 
 
-def host_page_cache(prom: list[EvidenceItem], expression: str) -> Finding | None:
+# systemd starting a service unit (not a user's session or its manager).
+_UNIT_START = re.compile(
+    r"\bStart(?:ing|ed) (?!user@|user-runtime-dir@|session-)([\w@.-]+\.service)\b"
+)
+
+
+def _unit_started(logs: list[EvidenceItem]) -> tuple[EvidenceItem, LogTemplate, str] | None:
+    """The newest service unit that started in the window and had not before it."""
+    started = [
+        (item, t, found.group(1))
+        for item, t in templates(logs)
+        if t.novelty == "new" and (found := _UNIT_START.search(t.example))
+    ]
+    return max(started, key=lambda found: found[1].first_seen, default=None)
+
+
+def host_page_cache(
+    prom: list[EvidenceItem], expression: str, logs: list[EvidenceItem] | None = None
+) -> Finding | None:
     """A host memory rule on MemFree counts the page cache as used; MemAvailable does not."""
     if "MemFree" not in expression or "MemAvailable" in expression:
         return None
@@ -512,13 +530,21 @@ def host_page_cache(prom: list[EvidenceItem], expression: str) -> Finding | None
     lowest = s.minimum if s.minimum is not None else current
     if current < ROOMY_AVAILABLE or lowest < ROOMY_AVAILABLE / 2:
         return None
+    reader = _unit_started(logs or [])
+    filled = (
+        f" What filled it: {reader[2]} started at {_clock(reader[1].first_seen)} "
+        f"('{_clip(reader[1].example)}'); a job that reads many files (a backup, a sync, an "
+        "index build) leaves them in the cache."
+        if reader
+        else ""
+    )
     return Finding(
         "Page cache, not memory pressure: the rule measures MemFree, which leaves out the "
         f"page cache the kernel hands back on demand, while MemAvailable is still {current:.0%} "
         f"of RAM (lowest {lowest:.0%} in the window). A Linux host with a warm "
-        "cache always looks nearly full by MemFree.",
+        f"cache always looks nearly full by MemFree.{filled}",
         0.7,
-        (item.id,),
+        (item.id, *((reader[0].id,) if reader else ())),
         remedy="Do not add RAM or restart services for this: change the rule to "
         "`node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes < 0.1` and confirm "
         "with `free -m` (the `available` column).",
@@ -754,7 +780,7 @@ def inodes(prom: list[EvidenceItem], expression: str) -> Finding | None:
     return Finding(
         f"The filesystem runs out of inodes, not bytes: {free:.1%} of its inodes are "
         f"free{free_space} ({label_text(s.labels)}). Millions of small files (sessions, "
-        "caches, a mail or spool queue) exhaust it; deleting large files does not help.",
+        "caches, a mail or spool queue) exhaust it; removing big files frees bytes, not inodes.",
         0.75,
         tuple(cited),
         remedy=INODE_REMEDY,

@@ -682,7 +682,9 @@ class RulesEngine:
             oom = _first(oom_lines, "oom_killed")
         flapping = findings.intermittent_condition(prom)
         extra: list[findings.Finding | None] = [flapping, oom, memory]
-        cache = findings.page_cache(prom) or findings.host_page_cache(prom, alert_expression(alert))
+        cache = findings.page_cache(prom) or findings.host_page_cache(
+            prom, alert_expression(alert), logs
+        )
         # A deploy the application evidence clears is not quoted as the shift's cause.
         shift_logs = [] if "deploy" in application.drop_topics else logs
         extra += [cache, findings.metric_shift(prom, shift_logs)]
