@@ -2121,3 +2121,30 @@ def test_a_heap_allowed_to_outgrow_the_containers_limit_is_named() -> None:
     # A heap well inside the limit is not blamed.
     small = log_item("loki-1", "Picked up JAVA_TOOL_OPTIONS: -Xmx1g", baseline=("INFO ok",) * 20)
     assert findings.heap_above_limit([memory], [small]) is None
+
+
+def test_a_tls_alert_from_the_peer_is_about_this_sides_client_certificate() -> None:
+    """'sslv3 alert certificate expired' in nginx's upstream error: the upstream rejected the
+    client certificate nginx presents, not an expired certificate of the upstream's."""
+    proxy = {"container": "egress-proxy"}
+    a = alert("NginxHigh5xxRate", "sum(rate(nginx_http_requests_total[5m])) > 1", proxy)
+    rejected = log_item(
+        "loki-1",
+        "[error] 31#31: *1882351 SSL_read() failed (SSL: error:0A000415:SSL routines::sslv3 "
+        "alert certificate expired:SSL alert number 45) while reading response header from "
+        'upstream, upstream: "https://10.30.2.40:8443/v1/entries"',
+        baseline=tuple(f'10.0.0.{n} - - "GET /health HTTP/1.1" 200' for n in range(20)),
+    )
+    result = RulesEngine().analyze(
+        a, [metric("prom-1", "alert_expression", [1, 3, 5], proxy), rejected]
+    )
+    cause = next(c for c in result.probable_causes if "rejects this side's" in c.cause)
+    assert "TLS alert 'certificate expired'" in cause.cause and "client" in cause.cause
+    # A handshake failure on the server's own certificate keeps the general sentence.
+    own = log_item(
+        "loki-1",
+        "upstream SSL certificate verify error: (10:certificate has expired) while SSL handshaking",
+        baseline=tuple(f'10.0.0.{n} - - "GET /health HTTP/1.1" 200' for n in range(20)),
+    )
+    result = RulesEngine().analyze(a, [metric("prom-1", "alert_expression", [1, 3, 5], proxy), own])
+    assert not any("rejects this side's" in c.cause for c in result.probable_causes)

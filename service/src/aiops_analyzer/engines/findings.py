@@ -1792,7 +1792,16 @@ def log_causes(logs: list[EvidenceItem], limit: int = 3) -> list[Finding]:
             item, template, sentence = operator
         if tag == "change":
             item, template = _most_destructive_change(logs) or (item, template)
-        if tag == "tls" and _RENEWAL.search(template.example):
+        if tag == "tls" and (verdict := _PEER_REJECTS.search(template.example)):
+            # A TLS alert is the other side's verdict on the certificate this side presented.
+            sentence = (
+                "The other side rejects this side's certificate with the TLS alert "
+                f"'{verdict.group(1)}': {{line}}. That alert is the peer's verdict on the client "
+                "certificate this side presents for mutual TLS (nginx's proxy_ssl_certificate, "
+                "a client's certificate file), not on the peer's own certificate. Renew or "
+                "replace that client certificate and reload."
+            )
+        elif tag == "tls" and _RENEWAL.search(template.example):
             sentence = (
                 "The certificate's renewal fails, so it will expire: {line}. Fix what the "
                 "renewal reports (the ACME challenge's webroot or DNS record, the CA's answer), "
@@ -1842,6 +1851,13 @@ def _most_destructive_change(
 
 # A certificate renewal's own failure (certbot, acme.sh, cert-manager), not a handshake's.
 _RENEWAL = re.compile(r"renew|acme|challenge", re.I)
+# OpenSSL's words for a TLS alert the peer sent ("sslv3 alert certificate expired:SSL alert
+# number 45", "tlsv13 alert certificate required").
+_PEER_REJECTS = re.compile(
+    r"(?:sslv3|tlsv1\d?) alert (certificate (?:expired|revoked|unknown|required)"
+    r"|bad certificate|unknown ca|unsupported certificate)",
+    re.I,
+)
 # sudo's journal line: "alice : TTY=pts/0 ; PWD=... ; USER=root ; COMMAND=/usr/bin/systemctl ...".
 OPERATOR_STOPPED = "An operator stopped it"
 
