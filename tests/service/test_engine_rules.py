@@ -2148,3 +2148,27 @@ def test_a_tls_alert_from_the_peer_is_about_this_sides_client_certificate() -> N
     )
     result = RulesEngine().analyze(a, [metric("prom-1", "alert_expression", [1, 3, 5], proxy), own])
     assert not any("rejects this side's" in c.cause for c in result.probable_causes)
+
+
+def test_a_group_that_keeps_its_members_but_stopped_committing_is_stuck() -> None:
+    """Lag grows, four members stay, commits stop while records keep arriving: the answer says
+    the consumers are stuck (not gone) and stays inconclusive about why without their logs."""
+    group = {"consumergroup": "search-feeder"}
+    a = alert(
+        "KafkaConsumersGroup", "sum(kafka_consumergroup_lag) by (consumergroup) > 20000", group
+    )
+    planned = {q.kind: q.promql for q in plan_queries(a)}
+    assert planned["queue_commit_rate"].startswith("sum by (consumergroup) (deriv(")
+    lag = metric("prom-1", "alert_expression", [20400 + 700 * i for i in range(6)], group)
+    members = metric("prom-2", "queue_consumers", [4] * 6, group)
+    produced = metric("prom-4", "queue_produce_rate", [11.7] * 6, {})
+    stopped = metric("prom-3", "queue_commit_rate", [11.5, 11.8, 0.02, 0.0, -0.05, 0.01], group)
+    result = RulesEngine().analyze(a, [lag, members, stopped, produced])
+    stuck = next(c for c in result.probable_causes if "stopped advancing" in c.cause)
+    assert "although it still has 4 member(s)" in stuck.cause and "from about" in stuck.cause
+    assert set(stuck.evidence_ids) == {"prom-2", "prom-3", "prom-4"}
+    assert result.inconclusive  # what stopped, not why
+    # Committing at the rate records arrive: nothing is said.
+    keeping_up = metric("prom-3", "queue_commit_rate", [11.6] * 6, group)
+    result = RulesEngine().analyze(a, [lag, members, keeping_up, produced])
+    assert not any("stopped advancing" in c.cause for c in result.probable_causes)

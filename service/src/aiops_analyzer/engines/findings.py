@@ -1044,6 +1044,48 @@ def mysql_lock_waits(prom: list[EvidenceItem]) -> Finding | None:
     )
 
 
+# Commits below this share of their usual rate have stopped.
+COMMITS_STOPPED_SHARE = 0.05
+
+
+def commits_stopped(prom: list[EvidenceItem]) -> Finding | None:
+    """A consumer group that keeps its members but stopped committing while records keep
+    arriving (``queue_commit_rate``): its consumers are stuck, not gone. What they wait for
+    is in their own logs or thread dumps, so this says what stopped, not why."""
+    commits = own_series(prom, "queue_commit_rate") or next(
+        ((i, s) for i in of_kind(prom, "queue_commit_rate") for s in i.series), None
+    )
+    produced = next(((i, s) for i in of_kind(prom, "queue_produce_rate") for s in i.series), None)
+    if not commits or not produced:
+        return None
+    item, s = commits
+    arriving = produced[1].current or 0.0
+    floor = COMMITS_STOPPED_SHARE * arriving
+    now = s.current
+    if arriving <= 0 or now is None or now > floor:
+        return None
+    # When the commits fell below the arrivals' share (after the last point above it).
+    above = [t for t, v in s.points if v > floor]
+    since = next((t for t, _ in s.points if t > above[-1]), None) if above else None
+    members = own_series(prom, "queue_consumers")
+    present = (
+        f" although it still has {fmt(members[1].current)} member(s)"
+        if members and (members[1].current or 0) > 0
+        else ""
+    )
+    return Finding(
+        "The group's committed offsets stopped advancing ("
+        + (f"from about {_clock(since)}" if since else "all through the window")
+        + f": {fmt(max(now, 0.0))} records/s committed against {fmt(arriving)} arriving)"
+        f"{present}: the lag grows because the consumers "
+        "are stuck, not gone. Their logs or a thread dump show what they wait for (a "
+        "downstream call, a lock, a stuck poll loop).",
+        0.5,
+        tuple(dict.fromkeys([item.id, produced[0].id, *([members[0].id] if members else [])])),
+        explains=False,
+    )
+
+
 def queue_without_consumers(prom: list[EvidenceItem]) -> Finding | None:
     """The backlogged queue's consumers fell to zero in the window (``queue_consumers``):
     nothing takes its messages, so it grows at the publishers' full rate."""

@@ -733,12 +733,26 @@ def _queue_consumer_queries(labels: dict[str, str], expr: str) -> list[NamedQuer
         ]
     if labels.get("consumergroup") and any(m.startswith("kafka_") for m in metrics):
         sel = f"consumergroup={_quote(labels['consumergroup'])}"
+        offsets = f"kafka_consumergroup_current_offset{{{sel}}}"
         return [
             NamedQuery(
                 "the consumer group's members",
                 f"max by (consumergroup) (kafka_consumergroup_members{{{sel}}})",
                 "queue_consumers",
-            )
+            ),
+            # Members that stay while the commits stop: consumers stuck, not gone. The
+            # exporter's offsets are gauges: deriv, not rate (a dip is no counter reset).
+            NamedQuery(
+                "the group's committed records per second",
+                f"sum by (consumergroup) (deriv({offsets}[5m]))",
+                "queue_commit_rate",
+            ),
+            NamedQuery(
+                "records per second written to the group's partitions",
+                "sum(deriv(kafka_topic_partition_current_offset[5m]) "
+                f"and on (topic, partition) {offsets})",
+                "queue_produce_rate",
+            ),
         ]
     return []
 
