@@ -900,3 +900,27 @@ def test_an_eviction_loop_older_than_the_window_is_named_behind_a_rising_backlog
         lag, [expression_item([20500.0] * 30), logs(repeated(leave, 700, times=12), before)]
     )
     assert not any("stopped consuming" in c.cause for c in flat.probable_causes)
+
+
+def test_a_job_that_cannot_find_its_binary_names_what_removed_it() -> None:
+    unit = alert(
+        "HostSystemdServiceCrashed",
+        'node_systemd_unit_state{state="failed"} == 1',
+        {"job": "node", "instance": "fin-batch-1:9100", "name": "invoice-export.service"},
+    )
+    binary = "/opt/billing/releases/2026.10.2/bin/invoice-export"
+    lines = [
+        (900, "prune-releases: removing /opt/billing/releases/2026.10.1 (50 days old)"),
+        (899, "prune-releases: removing /opt/billing/releases/2026.10.2 (36 days old)"),
+        (120, f"invoice-export.service: Failed at step EXEC spawning {binary}: No such file"),
+        (120, "invoice-export.service: Failed with result 'exit-code'."),
+    ]
+    top = RulesEngine().analyze(unit, [logs(lines)]).probable_causes[0]
+    assert f"{binary} no longer exists" in top.cause
+    assert "removing /opt/billing/releases/2026.10.2" in top.cause  # not its sibling
+    # Nothing removed it: nothing is claimed.
+    alone = [(120, f"invoice-export.service: Failed at step EXEC spawning {binary}: No such file")]
+    assert (
+        "no longer exists"
+        not in RulesEngine().analyze(unit, [logs(alone)]).probable_causes[0].cause
+    )

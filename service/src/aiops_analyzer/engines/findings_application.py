@@ -238,6 +238,7 @@ def failed_job(logs: list[EvidenceItem], *, job_alert: bool) -> Finding | None:
         and abs(t.first_seen - template.first_seen) <= 60
     ][:1]
     also = "".join(f" after '{_clip(t.example)}'" for t in same_run)
+    also += _removed_before(logs, (template, *same_run))
     if _TIMED_OUT.search(template.example):
         return _timed_out(logs, item, template)
     # A run that gave up waiting for a lock: something else held it while the job ran.
@@ -267,6 +268,39 @@ def failed_job(logs: list[EvidenceItem], *, job_alert: bool) -> Finding | None:
         replaces_steps=True,
         topic="job",
     )
+
+
+# A path a process could not find, and a line that removed it (a release clean-up, a prune).
+_MISSING_PATH = re.compile(
+    r"(/[\w.@+-]+(?:/[\w.@+-]+)+)[^\n]{0,40}?(?:No such file|not found|ENOENT)"
+    r"|(?:No such file or directory|ENOENT)[^/\n]{0,40}(/[\w.@+-]+(?:/[\w.@+-]+)+)",
+    re.I,
+)
+_REMOVAL_WORDS = re.compile(
+    r"\b(?:remov(?:e|ed|ing)|delet(?:e|ed|ing)|prun(?:e|ed|ing)|rm -|unlink)", re.I
+)
+
+
+def _removed_before(logs: list[EvidenceItem], failed: tuple[LogTemplate, ...]) -> str:
+    """ ", and <line> had removed it": the line that deleted the path (or a directory above
+    it) the job could not find."""
+    for template in failed:
+        missing = _MISSING_PATH.search(template.example)
+        if not missing:
+            continue
+        path = missing.group(1) or missing.group(2)
+        # The path itself or up to two directories above it, nearest first (a sibling
+        # release's removal says nothing about this one).
+        parents = [path.rsplit("/", n)[0] for n in range(min(3, path.count("/") - 1))]
+        for parent in parents:
+            for _, other in templates(logs):
+                words = other.example
+                if other is not template and parent in words and _REMOVAL_WORDS.search(words):
+                    return (
+                        f"; {path} no longer exists: '{_clip(words)}' removed it at "
+                        f"{_clock(other.first_seen)}"
+                    )
+    return ""
 
 
 def _timed_out(logs: list[EvidenceItem], item: EvidenceItem, ended: LogTemplate) -> Finding:
