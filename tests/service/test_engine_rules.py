@@ -2066,6 +2066,17 @@ def test_an_oom_kill_in_another_container_is_not_this_containers_cause() -> None
         ],
     )
     assert killed.category == "oom_killed" and killed.severity == "critical"
+    # A Kubernetes container under dockershim: cAdvisor's name embeds the alert's container.
+    k8s = {"container": "media-transcoder", "pod": "media-transcoder-7d9f-x2b4q"}
+    under_k8s = RulesEngine().analyze(
+        alert("KubeContainerOOM", "kube_pod_container_status_restarts_total > 3", k8s),
+        [
+            metric("prom-1", "alert_expression", [3, 4, 5], k8s),
+            _victim_memory("k8s_media-transcoder_media-transcoder-7d9f-x2b4q_media_0"),
+            log_item("loki-1", *kernel, baseline=quiet),
+        ],
+    )
+    assert under_k8s.category == "oom_killed"
     assert any(
         "python3 (pid 91822) in container media-transcoder" in c.cause
         for c in killed.probable_causes

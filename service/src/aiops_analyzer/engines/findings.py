@@ -401,7 +401,8 @@ def oom_victim_elsewhere(prom: list[EvidenceItem], logs: list[EvidenceItem], nam
     grouped delivery, or a neighbour on the same host)."""
     victim = read_oom_kill(t.example for _, t in templates(logs) if "oom" in t.tags)
     found = _victim_container(prom, victim) if victim else None
-    return bool(name and found and found[1].labels.get("name") not in (None, "", name))
+    # cAdvisor's name may embed the alert's (dockershim's k8s_<container>_<pod>_...).
+    return bool(name and found and name not in found[1].labels.get("name", name))
 
 
 def _victim_container(
