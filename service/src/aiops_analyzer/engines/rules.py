@@ -644,18 +644,16 @@ class RulesEngine:
             "container",
             "kubernetes",
         )
+        log_said = findings.log_causes(logs)
         # The host's kernel lines may tell of a kill in another container than this one.
         container = alert.labels.get("name") or alert.labels.get("container") or ""
-        oom_lines = (
-            []
-            if findings.oom_victim_elsewhere(prom, logs, container)
-            else findings.log_causes(logs)
-        )
+        killed_elsewhere = findings.oom_victim_elsewhere(prom, logs, container)
+        oom_said = None if killed_elsewhere else _first(log_said, "oom_killed")
         oom = (
             findings.pod_oom_killed(prom)
             or findings.oom_counters(prom)
             or findings.memory_at_limit(prom, window_end, container_gone=gone)
-            or _first(oom_lines, "oom_killed")
+            or oom_said
         )
         if oom and family.category in ("container_crash", "target_down", "unknown"):
             family = FAMILY_BY_CATEGORY["oom_killed"]  # the evidence says why it stopped
@@ -671,7 +669,7 @@ class RulesEngine:
             family = FAMILY_BY_CATEGORY[application.family]  # the cause behind the symptom
         log_found = [
             f
-            for f in findings.log_causes(logs)
+            for f in log_said
             if f is not oom
             and f.family != "oom_killed"
             and f.topic not in application.drop_topics
@@ -679,7 +677,7 @@ class RulesEngine:
             and (f.topic != "maintenance" or family.category in _GONE_FAMILIES)
         ]
         if family.category == "oom_killed" and not oom:
-            oom = _first(oom_lines, "oom_killed")
+            oom = oom_said
         flapping = findings.intermittent_condition(prom)
         extra: list[findings.Finding | None] = [flapping, oom, memory]
         cache = findings.page_cache(prom) or findings.host_page_cache(
@@ -705,7 +703,7 @@ class RulesEngine:
             extra.append(findings.pod_last_exit(prom))
         elif family.category == "oom_killed":
             extra.append(findings.last_words(logs))
-        if (oom or family.category == "oom_killed") and oom_lines:
+        if (oom or family.category == "oom_killed") and not killed_elsewhere:
             extra.append(findings.oom_victim(prom, logs))
         if oom or family.category in ("oom_killed", "memory_pressure"):
             extra.append(findings.heap_above_limit(prom, logs))
