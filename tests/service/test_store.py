@@ -445,6 +445,64 @@ async def test_a_batch_failing_on_the_event_loop_is_retried_one_by_one_in_a_thre
     store.dispose()
 
 
+async def test_an_event_loop_batch_is_answered_only_after_its_log_is_fsynced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop commits a small batch without fsync, then waits for the log's fsync in a
+    thread: committed rows are not acknowledged before it, and the loop runs meanwhile."""
+    store = Store(f"sqlite:///{tmp_path / 'analyzer.db'}")
+    store.migrate()
+    fsync_started, release = threading.Event(), threading.Event()
+    synced: list[str] = []
+    fsync_log = Database._fsync_log
+
+    def held_fsync(self: Database) -> None:
+        fsync_started.set()
+        release.wait(10)
+        fsync_log(self)
+        synced.append(threading.current_thread().name)
+
+    monkeypatch.setattr(Database, "_fsync_log", held_fsync)
+    request = asyncio.ensure_future(store.ingest_grouped(built("slow-disk"), size=200))
+    while not fsync_started.is_set():
+        await asyncio.sleep(0.005)  # the event loop is free while the fsync runs
+    assert count(store, JobState.PENDING) == 1  # committed...
+    await asyncio.sleep(0.05)
+    assert not request.done()  # ...but not acknowledged before the fsync
+    release.set()
+    result = await request
+    assert len(result.new_ids) == 1
+    assert synced and synced[0].startswith("aiops-wal-sync")
+    # The pooled connection the loop used is back to fsync-on-commit for the other writers.
+    with store.db.writer.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2
+    store.dispose()
+
+
+async def test_a_failed_log_fsync_fails_the_batch_and_the_next_one_is_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'analyzer.db'}")
+    store.migrate()
+    fsync_log = Database._fsync_log
+    failures = [OSError(5, "Input/output error")]
+
+    def failing_once(self: Database) -> None:
+        if failures:
+            raise failures.pop()
+        fsync_log(self)
+
+    monkeypatch.setattr(Database, "_fsync_log", failing_once)
+    with pytest.raises(OSError, match="Input/output error"):
+        await store.ingest_grouped(built("eio"), size=200)
+    # Alertmanager sends it again: the row the failed batch committed counts a duplicate.
+    again = await store.ingest_grouped(built("eio"), size=200)
+    assert again.new_ids == [] and again.duplicates == 1
+    later = await store.ingest_grouped(built("next"), size=200)
+    assert len(later.new_ids) == 1
+    store.dispose()
+
+
 async def test_small_sqlite_batches_are_stored_on_the_event_loop_large_ones_in_a_thread(
     tmp_path: Path,
 ) -> None:

@@ -5,9 +5,11 @@ lock: see ``write_now``)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -88,6 +90,12 @@ class Database:
         self._write_lock = PriorityLock() if self.sqlite else None
         self._async_ingest: psycopg.AsyncConnection[Any] | None = None
         self._async_ingest_loop: asyncio.AbstractEventLoop | None = None
+        # SQLite's write-ahead log, fsynced by ``sync_log`` after ``write_now(sync_later=True)``
+        # commits; None for an in-memory database (nothing to make durable).
+        database = self.writer.url.database if self.sqlite else None
+        self._wal_path = f"{database}-wal" if database and database != ":memory:" else None
+        self._wal_inode: int | None = None
+        self._wal_sync: ThreadPoolExecutor | None = None
 
     @contextmanager
     def write(self, *, urgent: bool = False) -> Iterator[Connection]:
@@ -133,12 +141,15 @@ class Database:
             conn.pgconn.finish()
 
     @contextmanager
-    def write_now(self) -> Iterator[Connection]:
+    def write_now(self, *, sync_later: bool = False) -> Iterator[Connection]:
         """A write transaction that begins without waiting, or ``WriteWouldWait``.
 
         SQLite only (a PostgreSQL server that is down or slow makes any call wait). The
         webhook stores small batches this way on the event loop: a free local SQLite commits
-        in well under a millisecond, less than the hop to a thread and back.
+        in well under a millisecond, less than the hop to a thread and back. With
+        ``sync_later`` the commit writes the log without fsyncing it (``synchronous=NORMAL``
+        for this transaction): it is durable only once ``sync_log`` has returned, which the
+        caller awaits before it acknowledges anything, while the event loop works on.
         """
         if self._write_lock is None:
             raise WriteWouldWait("only SQLite writes without waiting")
@@ -146,20 +157,56 @@ class Database:
             raise WriteWouldWait("another writer of this process holds the lock")
         try:
             with self.writer.connect() as conn:
-                # SQLite's busy handler off for the BEGIN: a lock another process holds
-                # fails it at once instead of sleeping on the caller's thread.
                 sqlite = cast(sqlite3.Connection, conn.connection.driver_connection)
+                # SQLite's busy handler off for the BEGIN: a lock another process holds
+                # fails it at once instead of sleeping on the caller's thread. The safety
+                # level can only change outside a transaction.
                 sqlite.execute("PRAGMA busy_timeout=0")
+                if sync_later:
+                    sqlite.execute("PRAGMA synchronous=NORMAL")
                 try:
-                    transaction = conn.begin()
-                except OperationalError as exc:
-                    raise WriteWouldWait(str(exc)) from exc
+                    try:
+                        transaction = conn.begin()
+                    except OperationalError as exc:
+                        raise WriteWouldWait(str(exc)) from exc
+                    finally:
+                        sqlite.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                    with transaction:
+                        yield conn
                 finally:
-                    sqlite.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-                with transaction:
-                    yield conn
+                    if sync_later:
+                        sqlite.execute("PRAGMA synchronous=FULL")
         finally:
             self._write_lock.release()
+
+    async def sync_log(self) -> None:
+        """SQLite: fsync the write-ahead log in a thread, so every commit made before the call
+        survives an OS crash, as ``synchronous=FULL`` would have made it. The loop serves
+        other requests during the fsync (the GIL is free), instead of stalling in the commit.
+        A failure (EIO, a full disk) is raised: what it covers was never acknowledged."""
+        if self._wal_path is None:
+            return
+        if self._wal_sync is None:
+            self._wal_sync = ThreadPoolExecutor(1, thread_name_prefix="aiops-wal-sync")
+        await asyncio.get_running_loop().run_in_executor(self._wal_sync, self._fsync_log)
+
+    def _fsync_log(self) -> None:
+        assert self._wal_path is not None
+        fd = os.open(self._wal_path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            inode = os.fstat(fd).st_ino
+        finally:
+            os.close(fd)
+        if inode != self._wal_inode:
+            # A log file SQLite has just created: its directory entry must be durable too
+            # (SQLite syncs the directory at the first sync it makes of a new log).
+            directory = os.open(os.path.dirname(self._wal_path) or ".", os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+            self._wal_inode = inode
 
     def read(self) -> Connection:
         return self.reader.connect()
@@ -173,6 +220,9 @@ class Database:
 
     def dispose(self) -> None:
         self.discard_async_ingest_connection()
+        if self._wal_sync is not None:
+            self._wal_sync.shutdown(wait=True)
+            self._wal_sync = None
         self.writer.dispose()
         self.reader.dispose()
         self.ingest_writer.dispose()

@@ -38,12 +38,15 @@ class Ingestor:
         """Store one delivery and its alerts in one transaction."""
         return self.ingest_many([delivery])[0]
 
-    def ingest_many(self, batch: Sequence[Delivery], *, wait: bool = True) -> list[IngestResult]:
+    def ingest_many(
+        self, batch: Sequence[Delivery], *, wait: bool = True, sync_later: bool = False
+    ) -> list[IngestResult]:
         """Store several deliveries in one transaction; one result per delivery, in order.
 
         Within a batch, the first delivery holding an alert state stores it (new); any later
         one, like any resend, counts a duplicate and bumps the stored row's counter. With
-        ``wait=False`` it raises ``WriteWouldWait`` rather than wait for another writer.
+        ``wait=False`` it raises ``WriteWouldWait`` rather than wait for another writer (SQLite);
+        with ``sync_later`` too, the commit is durable only after ``Database.sync_log``.
         """
         if not batch:
             return []
@@ -51,7 +54,9 @@ class Ingestor:
         if isinstance(self._writer, PostgresBatchWriter):
             with self.db.autocommit() as conn:
                 return self._writer.store(conn, batch, now)
-        with self.db.write(urgent=True) if wait else self.db.write_now() as conn:
+        with (
+            self.db.write(urgent=True) if wait else self.db.write_now(sync_later=sync_later)
+        ) as conn:
             return self._writer.store(conn, batch, now)
 
     @property
@@ -82,7 +87,8 @@ class GroupCommitter:
     there). A small batch is built on the event loop and stored without blocking it: on
     PostgreSQL its one statement is awaited on an asyncio connection, and the loop serves
     other requests meanwhile; on SQLite it is committed on the loop when the write lock is
-    free (``Database.write_now``): the hop to a thread and back cost more than the commit.
+    free (``Database.write_now``; the hop to a thread and back cost more than the
+    statements), and its log's fsync is awaited from a thread (``Database.sync_log``).
     Anything else (a large batch, a busy lock, a failure) goes to a thread, where a failed
     batch is retried one delivery at a time, so one bad delivery fails only its own request.
     """
@@ -141,11 +147,12 @@ class GroupCommitter:
                 outcomes: list[IngestResult | Exception] | None = None
                 if self._small(batch):
                     built = _build(builders)
-                    outcomes = (
-                        await self._store_async(built)
-                        if self.ingestor.asynchronous
-                        else self._store_now(built)
-                    )
+                    if self.ingestor.asynchronous:
+                        outcomes = await self._store_async(built)
+                    else:
+                        outcomes = self._store_now(built)
+                        if outcomes is not None:
+                            outcomes = await self._made_durable(outcomes)
                 if outcomes is None:
                     outcomes = await anyio.to_thread.run_sync(self._commit, builders, built)
             except BaseException as exc:  # Never leave a request waiting forever.
@@ -176,10 +183,22 @@ class GroupCommitter:
         (another writer holds the lock, or the batch failed and is to be retried there)."""
         valid = [d for d in built if isinstance(d, Delivery)]
         try:
-            stored = self.ingestor.ingest_many(valid, wait=False)
+            stored = self.ingestor.ingest_many(valid, wait=False, sync_later=True)
         except Exception:  # rolled back: the thread retries it, waiting, then one by one
             return None
         return _in_order(built, stored)
+
+    async def _made_durable(
+        self, outcomes: list[IngestResult | Exception]
+    ) -> list[IngestResult | Exception]:
+        """A batch committed without fsync is answered only once its log is fsynced; if that
+        fails, every request of the batch gets the error (503: Alertmanager sends it again,
+        and the resend finds the rows, if they survived, as duplicates)."""
+        try:
+            await self.ingestor.db.sync_log()
+        except Exception as exc:
+            return [exc for _ in outcomes]
+        return outcomes
 
     async def _store_async(
         self, built: list[Delivery | Exception]
