@@ -27,6 +27,9 @@ from aiops_analyzer.evidence.loki import (
     neighbour_selector,
     stream_selectors,
 )
+from aiops_analyzer.evidence.loki import (
+    LOG_VOLUME_QUERY as LOKI_VOLUME_QUERY,
+)
 from aiops_analyzer.evidence.prometheus import plan_queries
 from aiops_analyzer.evidence.series import MAX_POINTS, describe, matches
 from aiops_analyzer.schemas import Alert, EvidenceItem
@@ -1270,3 +1273,85 @@ async def test_a_probe_failing_after_a_tunnels_mtu_changed_names_the_interface()
     assert result.category == "network" and not result.inconclusive
     cause = next(c for c in result.probable_causes if "MTU" in c.cause)
     assert "wg-dc2 on mon-1:9100 changed from 1380 to 1420" in cause.cause
+
+
+DISK_SPACE_EXPR = (
+    '100 * node_filesystem_avail_bytes{fstype!~"tmpfs"} / node_filesystem_size_bytes < 15'
+)
+
+
+def volume_matrix(per_container: dict[str, list[float]]) -> dict[str, Any]:
+    """Loki's answer to the log-volume query: bytes per 15 minutes, one point per 15 minutes."""
+    now = time.time()
+    result = [
+        {
+            "metric": {"container": name},
+            "values": [[now - 900 * (len(values) - 1 - i), str(v)] for i, v in enumerate(values)],
+        }
+        for name, values in per_container.items()
+    ]
+    return {"status": "success", "data": {"resultType": "matrix", "result": result}}
+
+
+@pytest.mark.parametrize(
+    ("mountpoint", "asked"),
+    [("/var/lib/docker", True), ("/", True), ("/var", True), ("/srv/postgres", False)],
+)
+async def test_a_container_log_filesystem_alert_reads_each_containers_log_volume(
+    mountpoint: str, asked: bool
+) -> None:
+    """A chatty container's logs fill the filesystem Docker keeps them on: the evidence has
+    each container's log bytes over 3 h, and the engine names the one whose output surged."""
+    volume = volume_matrix(
+        {
+            "ingest-gw-1": [2600, 2700, 2500, 2650, 81000, 82000, 81500, 82100, 81900, 82000],
+            "ingest-worker-1": [1440, 1500, 1440, 1460, 1440, 1440, 1500, 1440, 1440, 1440],
+            "ingest-worker-2": [90, 1440, 1500, 1440, 1460, 1440, 1440, 1500, 1440, 1440],
+        }
+    )
+
+    def loki_answer(request: Recorded) -> Reply:
+        if request.param("query") == LOKI_VOLUME_QUERY:
+            return Reply(body=volume)
+        return Reply(body=loki_streams([(STARTS.timestamp(), "kernel: all quiet")], {}))
+
+    labels = {"alertname": "HostDiskSpaceLow", "instance": "ingest-1:9100", "job": "node"}
+    labels["mountpoint"] = mountpoint
+    with (
+        LoopbackServer(always(Reply(body=matrix()))) as prom,
+        LoopbackServer(loki_answer) as loki,
+    ):
+        s = settings(prometheus_url=prom.url, loki_url=loki.url)
+        evidence = await gather_evidence(alert(labels, DISK_SPACE_EXPR), s)
+    queries = [r.param("query") for r in loki.requests]
+    assert (LOKI_VOLUME_QUERY in queries) is asked
+    if not asked:
+        assert "loki-volume" not in by_id(evidence)
+        return
+    item = by_id(evidence)["loki-volume"]
+    assert item.kind == "log_volume" and len(item.series) == 3
+    result = await analyze(alert(labels, DISK_SPACE_EXPR), evidence, s)
+    top = result.probable_causes[0]
+    assert top.evidence_ids == ["loki-volume"]
+    assert "ingest-gw-1" in top.cause and "31 times" in top.cause
+    assert any("max-size" in step for step in result.remediation)
+
+
+async def test_steady_container_logs_are_not_blamed_for_a_filling_disk() -> None:
+    volume = volume_matrix({"api-1": [5000, 5200, 5100, 4900, 5000, 5300, 5100, 5000]})
+
+    def loki_answer(request: Recorded) -> Reply:
+        if request.param("query") == LOKI_VOLUME_QUERY:
+            return Reply(body=volume)
+        return Reply(body=loki_streams([(STARTS.timestamp(), "kernel: all quiet")], {}))
+
+    labels = {"alertname": "HostDiskSpaceLow", "instance": "db-1:9100", "mountpoint": "/"}
+    with (
+        LoopbackServer(always(Reply(body=matrix()))) as prom,
+        LoopbackServer(loki_answer) as loki,
+    ):
+        s = settings(prometheus_url=prom.url, loki_url=loki.url)
+        evidence = await gather_evidence(alert(labels, DISK_SPACE_EXPR), s)
+        result = await analyze(alert(labels, DISK_SPACE_EXPR), evidence, s)
+    assert "loki-volume" in by_id(evidence)
+    assert not any("api-1" in cause.cause for cause in result.probable_causes)

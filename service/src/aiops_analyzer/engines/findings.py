@@ -2006,6 +2006,59 @@ def core_dumps(logs: list[EvidenceItem]) -> Finding | None:
     )
 
 
+# A container whose log output grew this many times over, behind a filling filesystem that
+# holds container logs, is what fills it.
+LOG_SURGE_RATIO = 5.0
+
+
+def chatty_container(logs: list[EvidenceItem], host: str) -> Finding | None:
+    """The container whose log output surged, behind a free-space alert on the filesystem
+    that keeps container logs (Docker's json-file logs grow without bound by default)."""
+    for item in of_kind(logs, "log_volume"):
+        here = [
+            s
+            for s in item.series
+            if s.labels.get("container")
+            and s.current
+            and not (host and s.labels.get("host") and host_name(s.labels["host"]) != host)
+        ]
+        if not here:
+            continue
+        top = max(here, key=lambda s: s.current or 0.0)
+        shift = top.change_point
+        # A rise needs two buckets before it: a series' first bucket may be partial.
+        rose = bool(
+            shift
+            and shift.after > shift.before
+            and len([t for t, _ in top.points if t < shift.at]) >= 2
+        )
+        before = shift.before if shift and rose else top.baseline
+        if not before or (top.current or 0.0) < LOG_SURGE_RATIO * before:
+            continue
+        since = f" since about {_clock(shift.at)}" if shift and rose else ""
+        name = top.labels["container"]
+        return Finding(
+            f"Container {name} logs {(top.current or 0.0) / before:.0f} times as much as "
+            f"before{since} ({_bytes(top.current or 0.0)} per 15 minutes in Loki, up from "
+            f"{_bytes(before)}), the most of any container: its logs fill this filesystem. "
+            "The container runtime keeps each container's output there (Docker's json-file "
+            "logs, /var/lib/docker/containers/ID/ID-json.log), and it is never rotated unless "
+            "the logging driver has max-size/max-file set. A raised log level (debug, trace) "
+            "or a loop that logs an error per request does this.",
+            0.75,
+            (item.id,),
+            remedy=(
+                f"Check what {name} logs and lower its log level (or fix the loop that logs), "
+                f"then truncate its log (`truncate -s 0 $(docker inspect -f '{{{{.LogPath}}}}' "
+                f"{name})`); cap every container's logs with `log-opts` max-size/max-file in "
+                "/etc/docker/daemon.json or the compose file's `logging:` section."
+            ),
+            replaces_steps=True,
+            topic="container_logs",
+        )
+    return None
+
+
 def busy_programs(logs: list[EvidenceItem]) -> Finding | None:
     """Which program fills a host's logs in the window (the likely consumer of a resource)."""
     counts: dict[str, int] = {}

@@ -22,7 +22,7 @@ from aiops_analyzer.evidence.expression import (
     metric_names,
 )
 from aiops_analyzer.evidence.runbooks import LINK_ONLY_DETAIL
-from aiops_analyzer.evidence.target import scope, subject_labels
+from aiops_analyzer.evidence.target import host_name, scope, subject_labels
 from aiops_analyzer.schemas import (
     Alert,
     AnalysisResult,
@@ -716,6 +716,8 @@ class RulesEngine:
             extra.append(findings.inodes(prom, alert_expression(alert)))
             extra.append(findings.inactive_replication_slot(prom))
             extra.append(findings.core_dumps(logs))
+            host = host_name(alert.labels.get("instance", ""))
+            extra.append(findings.chatty_container(logs, host))
         if family.category in ("memory_pressure", "disk_space") and not (oom or cache):
             extra.append(findings.growth(prom))
         extra += list(application.findings)

@@ -63,6 +63,16 @@ _DEPLOY_LINE = TAGS["deploy"]
 _CHANGE_LINE = TAGS["change"]
 # The lead-up read of the recent window runs this far past startsAt.
 LEAD_UP_AFTER_START = timedelta(minutes=5)
+# Filesystems that hold the container runtime's logs (Docker's json-file logs live under
+# /var/lib/docker/containers, containerd's CRI logs under /var/log/pods on the root or /var
+# filesystem), and the containers' log volume read for an alert on one: a chatty container
+# fills them, unrotated unless the runtime caps its logs.
+_CONTAINER_LOG_FILESYSTEM = re.compile(
+    r"^/(?:var(?:/lib(?:/(?:docker|containerd|containers))?|/log(?:/pods)?)?)?$"
+)
+LOG_VOLUME_SPAN = timedelta(hours=3)
+MAX_VOLUME_SERIES = 8
+LOG_VOLUME_QUERY = 'sum by (container, host) (bytes_over_time({container=~".+"}[15m]))'
 MAX_TEMPLATES_KEPT = 10
 MAX_TEMPLATES_SHOWN = 10
 # Newest lines per template in the raw lines item.
@@ -284,6 +294,18 @@ def about_job(alert: Alert) -> bool:
     return any(_JOB_METRICS.search(m) for m in metric_names(expr)) or bool(
         re.search(STALE_OUTPUT, expr)
     )
+
+
+def log_volume_query(alert: Alert) -> str:
+    """The bytes each container logged per 15 minutes, for a free-space alert on a filesystem
+    that holds container logs; "" for any other alert."""
+    mountpoint = alert.labels.get("mountpoint", "")
+    about_space = any(
+        name.startswith("node_filesystem") for name in metric_names(alert_expression(alert))
+    )
+    if not about_space or not _CONTAINER_LOG_FILESYSTEM.match(mountpoint.rstrip("/") or "/"):
+        return ""
+    return LOG_VOLUME_QUERY
 
 
 def lock_wait_selector(alert: Alert, own: str) -> str:
@@ -523,10 +545,13 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
             )
         )
         job_reads += 1
-    gathered, items = await asyncio.gather(
+    volume_window = Window(recent.end - LOG_VOLUME_SPAN, recent.end)
+    gathered, items, volume = await asyncio.gather(
         asyncio.gather(*(read for read, _, _ in planned)),
         _expression(logql, url, recent, timeout, http),
+        _log_volume(log_volume_query(alert), url, volume_window, timeout, http),
     )
+    items += volume
     results = list(gathered)
     # (line limit, whether the read reaches into the baseline) of each result.
     shapes = [(limit, spans) for _, limit, spans in planned]
@@ -808,6 +833,45 @@ async def _expression(
             title="alert expression (LogQL)",
             series=series[:5],
             text=render_item("alert expression (LogQL, run by Loki)", series, window),
+            window_start=window.start.timestamp(),
+            window_end=window.end.timestamp(),
+        )
+    ]
+
+
+async def _log_volume(
+    logql: str, url: str, window: Window, seconds: float, http: httpx.AsyncClient
+) -> list[EvidenceItem]:
+    """Each container's log bytes per 15 minutes over ``window`` (``log_volume_query``): which
+    container's output grew. Nothing when not asked for or when Loki has no such series."""
+    if not logql:
+        return []
+    params = {
+        "query": logql,
+        "start": str(int(window.start.timestamp() * 1e9)),
+        "end": str(int(window.end.timestamp() * 1e9)),
+        "step": "900",
+    }
+    try:
+        async with asyncio.timeout(seconds):
+            response = await http.get(url, params=params, timeout=seconds)
+            body = response.json() if "json" in response.headers.get("content-type", "") else None
+    except Exception as exc:
+        return [unavailable("loki-volume", "loki", logql, f"loki {describe_error(exc)}")]
+    data = body.get("data") if isinstance(body, dict) else None
+    result = data.get("result") if isinstance(data, dict) else None
+    if not isinstance(data, dict) or data.get("resultType") != "matrix" or not result:
+        return []
+    series = typed_series(result, window, {})
+    return [
+        EvidenceItem(
+            id="loki-volume",
+            source="loki",
+            query=logql,
+            kind="log_volume",
+            title="log bytes per container, per 15 minutes",
+            series=series[:MAX_VOLUME_SERIES],
+            text=render_item("log bytes per container (15 min)", series, window),
             window_start=window.start.timestamp(),
             window_end=window.end.timestamp(),
         )
