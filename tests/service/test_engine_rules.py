@@ -2183,3 +2183,20 @@ def test_a_group_that_keeps_its_members_but_stopped_committing_is_stuck() -> Non
     keeping_up = metric("prom-3", "queue_commit_rate", [11.6] * 6, group)
     result = RulesEngine().analyze(a, [lag, members, keeping_up, produced])
     assert not any("stopped advancing" in c.cause for c in result.probable_causes)
+
+
+def test_new_info_lines_before_the_alert_are_shown_as_context_not_as_the_cause() -> None:
+    """A crawler that appeared just before a latency alert is worth showing whatever its level;
+    lines logged all along are not news, and the engine does not call the news the cause."""
+    steady = ("GET /health 200",) * 12
+    news = ("bot: Bytespider started crawling /products?page=1",) * 3
+    result = RulesEngine().analyze(
+        alert("ApiLatencyHigh", "histogram_quantile(0.99, rate(x[5m])) > 1", {"job": "api"}),
+        [log_item("loki-1", *steady, *news, baseline=steady)],
+    )
+    assert "New in the logs just before the alert" in result.summary
+    assert "Bytespider started crawling" in result.summary
+    assert "GET /health" not in result.summary
+    assert not any("Bytespider" in c.cause for c in result.probable_causes)
+    # Context names no cause: with nothing else explaining the alert, it stays inconclusive.
+    assert result.inconclusive

@@ -464,8 +464,8 @@ async def test_an_event_loop_batch_is_answered_only_after_its_log_is_fsynced(
 
     monkeypatch.setattr(Database, "_fsync_log", held_fsync)
     request = asyncio.ensure_future(store.ingest_grouped(built("slow-disk"), size=200))
-    while not fsync_started.is_set():
-        await asyncio.sleep(0.005)  # the event loop is free while the fsync runs
+    # The event loop is free while the fsync runs: it serves this wait meanwhile.
+    assert await asyncio.to_thread(fsync_started.wait, 10)
     assert count(store, JobState.PENDING) == 1  # committed...
     await asyncio.sleep(0.05)
     assert not request.done()  # ...but not acknowledged before the fsync

@@ -725,7 +725,10 @@ class RulesEngine:
         slow_burn = family.category in ("disk_space", "memory_pressure")
         # Lines a finding already quotes with their meaning are not quoted again as "errors".
         quoted = (*log_found, *application.findings)
-        extra.append(findings.error_messages(logs, skip=quoted, slow_burn=slow_burn))
+        errors = findings.error_messages(logs, skip=quoted, slow_burn=slow_burn)
+        extra.append(errors)
+        # What else began just before, for the summary: context, not a cause.
+        news = findings.news_before(logs, skip=(*quoted, *([errors] if errors else [])))
         if family.category in ("container_crash", "oom_killed"):
             extra.append(findings.no_restarts(prom) if not oom else None)
         if family.category in RESOURCE_FAMILIES:
@@ -766,6 +769,8 @@ class RulesEngine:
         summary = self._summary(alert, family, severity, where, evidence, inconclusive)
         if recovery is not None:
             summary += " " + recovery.detail
+        if news is not None:
+            summary += " " + news.cause
         scrub = self.scrubber.scrub
         return AnalysisResult(
             summary=scrub(summary),
