@@ -24,6 +24,7 @@ from aiops_analyzer.evidence.loki import (
     RECENT_LEAD,
     certificate_domain,
     lock_wait_selector,
+    missing_path_selector,
     neighbour_selector,
     stream_selectors,
 )
@@ -1355,3 +1356,57 @@ async def test_steady_container_logs_are_not_blamed_for_a_filling_disk() -> None
         result = await analyze(alert(labels, DISK_SPACE_EXPR), evidence, s)
     assert "loki-volume" in by_id(evidence)
     assert not any("api-1" in cause.cause for cause in result.probable_causes)
+
+
+async def test_a_missing_path_is_traced_to_the_line_that_removed_it_hours_before() -> None:
+    """A timer job cannot find its binary; the prune that removed its release ran five hours
+    earlier, in another unit's journal: the evidence reads the removal lines naming the path
+    on that machine over the last day, and the engine quotes the one that removed it."""
+    base = STARTS.timestamp()
+    job = {"job": "systemd-journal", "host": "batch-1", "unit": "export.service"}
+    failing = [
+        (
+            base - 120,
+            "export.service: Failed at step EXEC spawning "
+            "/opt/app/releases/1.2.0/bin/export: No such file or directory",
+        ),
+        (base - 120, "export.service: Main process exited, code=exited, status=203/EXEC"),
+    ]
+    prune = (base - 5 * 3600, "prune: removing /opt/app/releases/1.2.0 (42 days old)")
+
+    def loki_answer(request: Recorded) -> Reply:
+        query, start = request.param("query"), int(request.param("start")) / 1e9
+        if '|= "/opt/app/releases/1.2.0"' in query:
+            assert 'host="batch-1"' in query and start <= prune[0]
+            return Reply(body=loki_streams([prune], {**job, "unit": "prune.service"}))
+        wanted = [(ts, line) for ts, line in failing if start <= ts]
+        return Reply(body=loki_streams(wanted, job))
+
+    labels = {
+        "alertname": "HostSystemdServiceCrashed",
+        "instance": "batch-1:9100",
+        "name": "export.service",
+        "state": "failed",
+    }
+    expr = 'node_systemd_unit_state{state="failed"} == 1'
+    with (
+        LoopbackServer(always(Reply(body=matrix()))) as prom,
+        LoopbackServer(loki_answer) as loki,
+    ):
+        s = settings(prometheus_url=prom.url, loki_url=loki.url)
+        evidence = await gather_evidence(alert(labels, expr), s)
+        result = await analyze(alert(labels, expr), evidence, s)
+    asked = [r.param("query") for r in loki.requests]
+    assert any("/opt/app/releases/1.2.0" in q and "prun" in q for q in asked)
+    text = " ".join(c.cause for c in result.probable_causes)
+    assert "prune: removing /opt/app/releases/1.2.0" in text and "removed it" in text
+
+
+def test_no_missing_path_asks_for_no_removal_lines() -> None:
+    own = [{"host": "batch-1", "unit": "export.service"}]
+    assert missing_path_selector([[(1, "export: connection refused")]], own) == ""
+    # Two machines' streams: whose removal would it be?
+    two = [*own, {"host": "batch-2", "unit": "export.service"}]
+    missing = [[(1, "open /srv/x/y.conf: No such file or directory")]]
+    assert missing_path_selector(missing, two) == ""
+    assert missing_path_selector(missing, own).startswith('{host="batch-1"} |= "/srv/x"')

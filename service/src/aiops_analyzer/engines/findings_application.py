@@ -34,6 +34,7 @@ from aiops_analyzer.engines.findings_dependency import (
     store_refuses_writes,
 )
 from aiops_analyzer.evidence.logrank import TAGS
+from aiops_analyzer.evidence.missing_path import REMOVAL_WORDS, ancestors, missing_path
 from aiops_analyzer.evidence.series import fmt
 from aiops_analyzer.schemas import EvidenceItem, LogTemplate, SeriesStats
 
@@ -270,32 +271,17 @@ def failed_job(logs: list[EvidenceItem], *, job_alert: bool) -> Finding | None:
     )
 
 
-# A path a process could not find, and a line that removed it (a release clean-up, a prune).
-_MISSING_PATH = re.compile(
-    r"(/[\w.@+-]+(?:/[\w.@+-]+)+)[^\n]{0,40}?(?:No such file|not found|ENOENT)"
-    r"|(?:No such file or directory|ENOENT)[^/\n]{0,40}(/[\w.@+-]+(?:/[\w.@+-]+)+)",
-    re.I,
-)
-_REMOVAL_WORDS = re.compile(
-    r"\b(?:remov(?:e|ed|ing)|delet(?:e|ed|ing)|prun(?:e|ed|ing)|rm -|unlink)", re.I
-)
-
-
 def _removed_before(logs: list[EvidenceItem], failed: tuple[LogTemplate, ...]) -> str:
     """ ", and <line> had removed it": the line that deleted the path (or a directory above
     it) the job could not find."""
     for template in failed:
-        missing = _MISSING_PATH.search(template.example)
-        if not missing:
+        path = missing_path(template.example)
+        if not path:
             continue
-        path = missing.group(1) or missing.group(2)
-        # The path itself or up to two directories above it, nearest first (a sibling
-        # release's removal says nothing about this one).
-        parents = [path.rsplit("/", n)[0] for n in range(min(3, path.count("/") - 1))]
-        for parent in parents:
+        for parent in ancestors(path):
             for _, other in templates(logs):
                 words = other.example
-                if other is not template and parent in words and _REMOVAL_WORDS.search(words):
+                if other is not template and parent in words and REMOVAL_WORDS.search(words):
                     return (
                         f"; {path} no longer exists: '{_clip(words)}' removed it at "
                         f"{_clock(other.first_seen)}"

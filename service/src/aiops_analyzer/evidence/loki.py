@@ -32,6 +32,7 @@ from aiops_analyzer.evidence.expression import (
     metric_names,
 )
 from aiops_analyzer.evidence.logrank import TAGS, LogLine, rank_with_lines
+from aiops_analyzer.evidence.missing_path import REMOVAL_FILTER, ancestors, missing_path
 from aiops_analyzer.evidence.prometheus import render_item, typed_series
 from aiops_analyzer.evidence.target import (
     certificate_domain,
@@ -379,6 +380,8 @@ _ENDPOINT = re.compile(
 )
 MAX_PEER_PORTS = 3
 MAX_PEER_DROP_LINES = 1000
+# Lines that removed a path the subject could not find, read over ``LAST_RUN_LOOKBACK``.
+MAX_REMOVAL_LINES = 100
 
 
 def peer_drop_selector(reads: list[list[tuple[int, str]] | str]) -> str:
@@ -432,6 +435,24 @@ def neighbour_selector(alert: Alert, own: list[dict[str, str]]) -> str:
             services = sorted({s["service"] for s in own if s.get("service")})
             others = [f"service!={_quote(name)}" for name in services] or ['service=~".+"']
             return "{" + ",".join([f"{key}={_quote(value)}", *others]) + "}" + NEIGHBOUR_FILTER
+    return ""
+
+
+def missing_path_selector(
+    reads: list[list[tuple[int, str]] | str], own: list[dict[str, str]]
+) -> str:
+    """The removal lines that name a path the subject could not find ("No such file or
+    directory"), on the subject's machine: what pruned or deleted it, however long before.
+    "" when no line names a missing path or the streams name no one machine."""
+    hosts = {s.get("host", "") for s in own} - {""}
+    if len(hosts) != 1:
+        return ""
+    for read in reads:
+        for _, line in read if not isinstance(read, str) else ():
+            if path := missing_path(line):
+                # The highest directory the engine matches, so a removal of it counts too.
+                top = ancestors(path)[-1]
+                return "{" + f"host={_quote(hosts.pop())}" + "} |= " + _quote(top) + REMOVAL_FILTER
     return ""
 
 
@@ -572,7 +593,14 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
     peers = peer_drop_selector(results[: len(_lead_up(recent))])
     if peers:
         second.append(_read(url, peers, span, timeout, http, MAX_PEER_DROP_LINES, named=True))
+    # What removed a path the subject could not find: read like a job's last runs (its lines
+    # count as recent), since a prune may have run hours before the failure it causes.
+    removals = missing_path_selector(results, own_streams)
+    if removals:
+        day = Window(recent.start - LAST_RUN_LOOKBACK, recent.end)
+        second.append(_read(url, removals, day, timeout, http, MAX_REMOVAL_LINES, named=True))
     found = list(await asyncio.gather(*second)) if second else []
+    removed = found.pop() if removals else None
     peer_drops = found.pop() if peers else None
     at = len(results) - job_reads  # before the job reads, which come last
     for index, its_baseline in zip(refills, found, strict=False):
@@ -594,6 +622,11 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
         shapes.insert(at, (MAX_PEER_DROP_LINES, True))
         streams.insert(at, peer_key)
         selectors = [*selectors, peers]
+    if removed is not None:  # last, among the job reads: recent wherever it falls
+        results.append(removed)
+        shapes.append((MAX_REMOVAL_LINES, False))
+        selectors = [*selectors, removals]
+        job_reads += 1
     failures = [r for r in results if isinstance(r, str)]
     if len(failures) == len(results):
         return [unavailable("loki-1", "loki", selectors[0], failures[0]), *items]
