@@ -1141,6 +1141,35 @@ def test_connections_timing_out_read_the_kernels_drops_for_that_port_on_any_mach
     ]
     assert peer_drop_selector([lines]) == '{unit="kernel"} |~ "DPT=(?:5432|6379)\\\\b"'
     assert peer_drop_selector([[(1, "connection refused: db-2:5432")], "HTTP 503"]) == ""
+    # Elasticsearch's transport, in a later read than the first.
+    transport = [(1, "failed to join error.message=[es-3][10.40.0.13:9300] connect_timeout[30s]")]
+    assert peer_drop_selector([[], transport]) == '{unit="kernel"} |~ "DPT=(?:9300)\\\\b"'
+
+
+async def test_a_timeout_in_any_of_the_subjects_streams_reads_the_peers_kernel_drops() -> None:
+    """The alert's first selector finds nothing; the service's stream has the join timing out
+    to es-3:9300, and es-3's kernel logs the firewall's drops of it."""
+    base = STARTS.timestamp()
+    timeout = "failed to join error.message=[es-3][10.40.0.13:9300] connect_timeout[30s]"
+    drop = "nft-drop-in: IN=ens18 SRC=10.40.0.11 DST=10.40.0.13 PROTO=TCP DPT=9300 SYN"
+
+    def loki(request: Recorded) -> Reply:
+        query = request.param("query")
+        if query == '{service="elasticsearch"}':
+            lines = [(base - 200 + 10 * i, timeout) for i in range(10)]
+            return _loki_by_window(lines, {"service": "elasticsearch"})(request)
+        if query.startswith('{unit="kernel"}') and "9300" in query:
+            lines = [(base - 200 + 10 * i, drop) for i in range(10)]
+            return _loki_by_window(lines, {"host": "es-3", "unit": "kernel"})(request)
+        return _loki_by_window([], {})(request)
+
+    nodes = alert(
+        {"alertname": "ElasticsearchHealthyNodes", "job": "elasticsearch", "instance": "es-1"},
+        "elasticsearch_cluster_health_number_of_nodes < 3",
+    )
+    with LoopbackServer(loki) as server:
+        items = by_id(await gather_evidence(nodes, settings(loki_url=server.url)))
+    assert any("nft-drop-in" in t.example for t in items["loki-1"].templates)
 
 
 def test_oom_kill_lines_name_the_victim_and_its_cgroup() -> None:

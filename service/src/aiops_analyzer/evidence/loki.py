@@ -372,7 +372,9 @@ MAX_NEIGHBOUR_LINES = 1000
 # by a firewall on the dependency's machine, which only that machine's kernel logs.
 _CONNECT_FAILED = re.compile(
     r"connect(?:ion)? timed out|timed out (?:while )?connecting|i/o timeout|no route to host"
-    r"|connect: connection timed out|ETIMEDOUT|EHOSTUNREACH",
+    r"|connect: connection timed out|ETIMEDOUT|EHOSTUNREACH"
+    # Elasticsearch's and Netty's transport: "[es-3][10.40.0.13:9300] connect_timeout[30s]".
+    r"|connect_timeout|ConnectTimeout(?:Exception|Error)?|connection timeout",
     re.I,
 )
 _ENDPOINT = re.compile(
@@ -590,7 +592,7 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
     second = [_read(url, selectors[i - own_reads + 1], baseline, timeout, http) for i in refills]
     if neighbours:
         second.append(_read(url, neighbours, span, timeout, http, MAX_NEIGHBOUR_LINES, named=True))
-    peers = peer_drop_selector(results[: len(_lead_up(recent))])
+    peers = peer_drop_selector(results)
     if peers:
         second.append(_read(url, peers, span, timeout, http, MAX_PEER_DROP_LINES, named=True))
     # What removed a path the subject could not find: read like a job's last runs (its lines
