@@ -641,6 +641,47 @@ def test_a_new_image_followed_by_new_errors_is_a_deploy_regression() -> None:
     assert set(top.evidence_ids) == {"prom-9", "loki-1"}
 
 
+NGINX_TLS_VERSION = (
+    "[error] 29#29: *{i} SSL_do_handshake() failed (SSL: error:0A000102:SSL routines::"
+    "unsupported protocol) while SSL handshaking to upstream, client: 10.30.3.9, server: "
+    'portal.example, request: "GET /billing/api/invoices HTTP/1.1", upstream: '
+    '"https://10.30.8.21:443/billing/api/invoices", host: "portal.example", referrer: '
+    '"https://portal.example/"'
+)
+
+
+def test_a_tls_version_mismatch_after_a_new_image_is_the_new_versions_not_the_peers() -> None:
+    """Handshakes that share no TLS version began with a new image: its client defaults
+    changed (OpenSSL 3 refuses the legacy upstream), so the deploy is the cause. Without a
+    new image the same lines are a protocol-version mismatch toward the named upstream."""
+    images = image_item({"nginx:1.22.1": (1800, 660), "nginx:1.27.3": (600, 0)})
+    handshakes = logs(repeated(NGINX_TLS_VERSION, 540))
+    upgraded = RulesEngine().analyze(
+        alert("NginxHigh5xxRate", ERROR_RATIO, {"container": "shop-orders-1"}),
+        [images, handshakes],
+    )
+    assert upgraded.category == "deploy_regression"
+    assert "nginx:1.22.1 to nginx:1.27.3" in upgraded.probable_causes[0].cause
+    same_image = image_item({"nginx:1.27.3": (1800, 0)})
+    unchanged = RulesEngine().analyze(
+        alert("NginxHigh5xxRate", ERROR_RATIO, {"container": "shop-orders-1"}),
+        [same_image, logs(repeated(NGINX_TLS_VERSION, 540))],
+    )
+    assert unchanged.category == "tls"
+    top = unchanged.probable_causes[0].cause
+    assert "protocol version, not on a certificate" in top and "toward 10.30.8.21:443" in top
+
+
+def test_a_peer_refusing_connections_after_a_new_image_is_still_the_peers() -> None:
+    images = image_item({"nginx:1.22.1": (1800, 660), "nginx:1.27.3": (600, 0)})
+    refused = "connect() failed (111: Connection refused) while connecting to upstream {i}"
+    result = RulesEngine().analyze(
+        alert("NginxHigh5xxRate", ERROR_RATIO, {"container": "shop-orders-1"}),
+        [images, logs(repeated(refused, 540))],
+    )
+    assert result.category != "deploy_regression"
+
+
 def test_one_image_all_along_is_no_deploy() -> None:
     images = image_item({"registry.local/orders:2.4.0": (1800, 0)})
     errors = logs(repeated('ERROR create order failed: KeyError: "currency"', 540))

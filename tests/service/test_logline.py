@@ -285,3 +285,19 @@ def test_a_job_failing_every_hour_keeps_its_failures_as_recent() -> None:
     lines += [LogLine(float(t), failure, True, "base") for t in (600, 4200, 7800)]
     ranked = {t.example: t for t in rank(lines, 900.0, 9000.0)}
     assert ranked[failure].count == 3
+
+
+def test_a_long_nginx_error_line_keeps_its_upstream_and_drops_the_referrer() -> None:
+    from aiops_analyzer.evidence.logline import shorten
+
+    line = (
+        "2026/12/04 20:00:15 [error] 29#29: *83 SSL_do_handshake() failed (SSL: error:0A000102"
+        ":SSL routines::unsupported protocol) while SSL handshaking to upstream, client: "
+        '10.30.3.9, server: portal.corp.example, request: "GET /billing/api/invoices?status='
+        'open HTTP/1.1", upstream: "https://10.30.8.21:443/billing/api/invoices?status=open", '
+        'host: "portal.corp.example", referrer: "https://portal.corp.example/a/long/page"'
+    )
+    short = shorten(line, 300)
+    assert len(short) <= 300
+    assert "https://10.30.8.21:443/billing" in short and "referrer" not in short
+    assert short.startswith("[error] 29#29")

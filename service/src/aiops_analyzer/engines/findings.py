@@ -1844,6 +1844,18 @@ def log_causes(logs: list[EvidenceItem], limit: int = 3) -> list[Finding]:
                 "a client's certificate file), not on the peer's own certificate. Renew or "
                 "replace that client certificate and reload."
             )
+        elif tag == "tls" and (mismatch := PROTOCOL_MISMATCH.search(template.example)):
+            peer = _UPSTREAM.search(template.example)
+            toward = f" toward {peer.group(1)}" if peer else ""
+            sentence = (
+                f"TLS fails on the protocol version, not on a certificate ('{mismatch.group(0)}')"
+                f"{toward}: {{line}}. The two sides share no TLS version or cipher: one side's "
+                "minimum is above what the other speaks (OpenSSL 3 and recent server releases "
+                "default to TLS 1.2 or later; a legacy peer may speak only TLS 1.0/1.1). Allow "
+                "the old protocol for "
+                "that peer only (nginx `proxy_ssl_protocols`, OpenSSL's seclevel) or roll back, "
+                "and move the peer to TLS 1.2."
+            )
         elif tag == "tls" and _RENEWAL.search(template.example):
             sentence = (
                 "The certificate's renewal fails, so it will expire: {line}. Fix what the "
@@ -1892,6 +1904,14 @@ def _most_destructive_change(
     )
 
 
+# OpenSSL's and Go's words for a handshake with no common protocol version or cipher.
+PROTOCOL_MISMATCH = re.compile(
+    r"unsupported protocol|wrong version number|no protocols available|protocol version"
+    r"|unsupported_protocol|no shared cipher|no cipher suites in common|handshake failure",
+    re.I,
+)
+# The peer a proxy's error line names (nginx: upstream: "https://10.30.8.21:443/path").
+_UPSTREAM = re.compile(r'upstream: "?(?:\w+://)?([^/" ,]+)')
 # A certificate renewal's own failure (certbot, acme.sh, cert-manager), not a handshake's.
 _RENEWAL = re.compile(r"renew|acme|challenge", re.I)
 # OpenSSL's words for a TLS alert the peer sent ("sslv3 alert certificate expired:SSL alert

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from aiops_analyzer.engines.findings import (
     MAX_QUOTED,
+    PROTOCOL_MISMATCH,
     Finding,
     _clip,
     _clock,
@@ -445,7 +446,7 @@ def deploy_regression(
             remedy=ROLL_BACK,
             topic="deploy",
         )
-    if any(tag in t.tags for _, t in new_errors for tag in DEPENDENCY_TAGS):
+    if any(_dependency_failing(t) for _, t in new_errors):
         return None  # the deploy happened, but the new errors are a dependency failing
     quoted = "; ".join(f"'{_clip(t.example)}'" for _, t in new_errors[:2])
     minutes = max(0.0, (new_errors[0][1].first_seen - since) / 60)
@@ -466,6 +467,15 @@ def deploy_regression(
         remedy=ROLL_BACK,
         topic="deploy",
     )
+
+
+def _dependency_failing(template: LogTemplate) -> bool:
+    """An error that is a dependency's failure, not the new version's. A handshake with no
+    common TLS version is the new version's: its client defaults changed (a newer OpenSSL
+    refuses the legacy peer it talked to before)."""
+    if "tls" in template.tags and PROTOCOL_MISMATCH.search(template.example):
+        return False
+    return any(tag in template.tags for tag in DEPENDENCY_TAGS)
 
 
 _START_BANNER = re.compile(r"\bstart(?:ing|ed)?\b|\bboot(?:ing|ed)?\b", re.I)

@@ -255,6 +255,9 @@ _LEADING_TIME = re.compile(
 )
 
 
+_NGINX_REFERRER = re.compile(r', referrer: "[^"]*"')
+
+
 def shorten(line: str, limit: int, head: int | None = None) -> str:
     """``line`` within ``limit`` characters: without its leading time stamp, then its start
     (what logged it; ``head`` characters, half by default) and its end (where the reason
@@ -263,6 +266,11 @@ def shorten(line: str, limit: int, head: int | None = None) -> str:
     if len(line) <= limit:
         return line
     line = _LEADING_TIME.sub("", line, count=1)
+    if len(line) <= limit:
+        return line
+    # nginx's error lines end with the page the request came from: the least telling field,
+    # dropped so the upstream before it survives the cut.
+    line = _NGINX_REFERRER.sub("", line)
     if len(line) <= limit:
         return line
     head = limit // 2 if head is None else head
