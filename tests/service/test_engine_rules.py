@@ -2004,6 +2004,14 @@ def test_a_raid_alert_is_a_disk_failure_and_a_degraded_array_explains_slow_reads
     assert cause.evidence_ids == ["prom-2", "prom-3"]
     result = RulesEngine().analyze(slow, [latency])
     assert result.category != "disk_failure"
+    # The array's logs name the member that failed; another array's failure is not it.
+    md0 = log_item("loki-1", "kernel: md/raid:md0: Disk failure on sdd1, disabling device.")
+    named = RulesEngine().analyze(slow, [latency, failed, synced, md0]).probable_causes[0]
+    assert "failed, sdd1 ('kernel: md/raid:md0: Disk failure on sdd1" in named.cause
+    assert named.evidence_ids == ["prom-2", "prom-3", "loki-1"]
+    md1 = log_item("loki-1", "kernel: md/raid:md1: Disk failure on sdb1, disabling device.")
+    other = RulesEngine().analyze(slow, [latency, failed, synced, md1]).probable_causes[0]
+    assert "sdb1" not in other.cause
 
 
 def test_a_named_cause_drops_the_familys_other_stock_guesses() -> None:

@@ -1439,3 +1439,29 @@ def test_no_missing_path_asks_for_no_removal_lines() -> None:
     missing = [[(1, "open /srv/x/y.conf: No such file or directory")]]
     assert missing_path_selector(missing, two) == ""
     assert missing_path_selector(missing, own).startswith('{host="batch-1"} |= "/srv/x"')
+
+
+async def test_a_disk_alert_reads_the_machines_disk_failure_lines_of_the_last_day() -> None:
+    """An array member that failed 85 minutes before the reads got slow is in the baseline:
+    the machine's disk-failure lines are read over the last day, like a job's last runs."""
+    base = STARTS.timestamp()
+    failure = (base - 85 * 60, "md/raid:md0: Disk failure on sdd1, disabling device.")
+
+    def loki(request: Recorded) -> Reply:
+        query = request.param("query")
+        if query.startswith('{host="ci-2"} |~ "(?i)disk failure on'):
+            return _loki_by_window([failure], {"host": "ci-2", "unit": "kernel"})(request)
+        return _loki_by_window([(base - 30, "CRON[1]: (root) CMD (true)")], {})(request)
+
+    slow = alert(
+        {"alertname": "HostUnusualDiskReadLatency", "instance": "ci-2:9100", "device": "md0"},
+        "rate(node_disk_read_time_seconds_total[1m]) > 0.1",
+    )
+    with LoopbackServer(loki) as server:
+        items = by_id(await gather_evidence(slow, settings(loki_url=server.url)))
+    assert any("Disk failure on sdd1" in t.example for t in items["loki-1"].templates)
+    # A service's latency alert does not read a machine's disks.
+    api = alert({"alertname": "ApiSlow", "job": "api"}, "histogram_quantile(0.99, x) > 1")
+    with LoopbackServer(loki) as server:
+        await gather_evidence(api, settings(loki_url=server.url))
+    assert not any("disk failure" in r.param("query") for r in server.requests)

@@ -953,9 +953,29 @@ def conntrack_full(prom: list[EvidenceItem]) -> Finding | None:
     )
 
 
-def raid_degraded(prom: list[EvidenceItem]) -> Finding | None:
+# The member the kernel or mdadm says failed: "md/raid:md0: Disk failure on sdd1, disabling
+# device", mdadm's "Fail event detected on md device /dev/md0, component device /dev/sdd1".
+_FAILED_MEMBER = re.compile(
+    r"Disk failure on (\w+)|Fail(?:Spare)? event detected on md device \S+, component device "
+    r"(?:/dev/)?(\w+)",
+    re.I,
+)
+
+
+def _failed_member(
+    logs: list[EvidenceItem], array: str
+) -> tuple[EvidenceItem, str, LogTemplate] | None:
+    """The evidence, the name and the line of the member ``array`` lost, as its logs say."""
+    for item, template in templates(logs):
+        found = _FAILED_MEMBER.search(template.example)
+        if found and (array in template.example or array == "an array"):
+            return item, found.group(1) or found.group(2), template
+    return None
+
+
+def raid_degraded(prom: list[EvidenceItem], logs: list[EvidenceItem]) -> Finding | None:
     """An md array on the machine that lost a member in the window (``raid_failed_members``),
-    and how far its rebuild got (``raid_synced``)."""
+    how far its rebuild got (``raid_synced``) and, from the logs, which member failed."""
     failed = [
         (item, s)
         for item in of_kind(prom, "raid_failed_members")
@@ -977,9 +997,14 @@ def raid_degraded(prom: list[EvidenceItem]) -> Finding | None:
         ids.append(synced[0].id)
     since = _first_above(s, 1.0) if (s.minimum or 0.0) < 1.0 else None
     when = f" since {_clock(since)}" if since else ""
+    member = _failed_member(logs, array)
+    which = ""
+    if member:
+        which = f", {member[1]} ('{_clip(member[2].example)}' at {_clock(member[2].first_seen)})"
+        ids.append(member[0].id)
     return Finding(
         f"The RAID array {array} runs degraded: {fmt(s.current)} member(s) failed"
-        f"{when} (node_md_disks state=failed){rebuilding}. A failed disk, not the load, "
+        f"{which}{when} (node_md_disks state=failed){rebuilding}. A failed disk, not the load, "
         "slows the array, and it has no redundancy left until it has resynced.",
         0.75,
         tuple(ids),

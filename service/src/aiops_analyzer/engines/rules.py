@@ -695,7 +695,7 @@ class RulesEngine:
         extra += [findings.machine_conntrack_full(prom), findings.mtu_changed(prom)]
         extra += [findings.queue_without_consumers(prom), findings.commits_stopped(prom)]
         extra.append(findings.mysql_lock_waits(prom))
-        extra.append(findings.raid_degraded(prom))
+        extra.append(findings.raid_degraded(prom, logs))
         extra += [findings.gc_pauses(prom), findings.goroutine_leak(prom)]
         extra.append(findings.pod_cannot_start(prom))
         extra.append(findings.inodes_behind_no_space(prom, logs))

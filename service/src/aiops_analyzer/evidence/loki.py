@@ -384,6 +384,13 @@ MAX_PEER_PORTS = 3
 MAX_PEER_DROP_LINES = 1000
 # Lines that removed a path the subject could not find, read over ``LAST_RUN_LOOKBACK``.
 MAX_REMOVAL_LINES = 100
+# A disk alert on a machine: its disks' failure lines over ``LAST_RUN_LOOKBACK`` (an array
+# member that failed an hour before the reads got slow, smartd's pending sectors).
+DISK_FAILURE_FILTER = (
+    ' |~ "(?i)disk failure on|fail(?:spare)? event detected|degradedarray|medium error'
+    '|unrecovered read error|currently unreadable|offline uncorrectable"'
+)
+MAX_DISK_FAILURE_LINES = 50
 
 
 def peer_drop_selector(reads: list[list[tuple[int, str]] | str]) -> str:
@@ -438,6 +445,17 @@ def neighbour_selector(alert: Alert, own: list[dict[str, str]]) -> str:
             others = [f"service!={_quote(name)}" for name in services] or ['service=~".+"']
             return "{" + ",".join([f"{key}={_quote(value)}", *others]) + "}" + NEIGHBOUR_FILTER
     return ""
+
+
+def disk_failure_selector(alert: Alert) -> str:
+    """For an alert on a machine's disks or arrays, that machine's disk-failure lines; else
+    ""."""
+    instance = subject_labels(alert).get("instance", "")
+    metrics = metric_names(alert_expression(alert))
+    about_disks = any(m.startswith(("node_disk_", "node_md_")) for m in metrics)
+    if not instance or not about_disks or scope(alert) != "host":
+        return ""
+    return "{" + f"host={_quote(host_name(instance))}" + "}" + DISK_FAILURE_FILTER
 
 
 def missing_path_selector(
@@ -558,6 +576,15 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
             )
             for s in selectors
         ]
+    if disks := disk_failure_selector(alert):
+        planned.append(
+            (
+                _read(url, disks, last_runs, timeout, http, MAX_DISK_FAILURE_LINES),
+                MAX_DISK_FAILURE_LINES,
+                False,
+            )
+        )
+        job_reads += 1
     if domain := certificate_domain(alert):
         renewals = '{job=~".+"} |= ' + _quote(domain) + RENEWAL_FILTER
         planned.append(
