@@ -503,6 +503,26 @@ async def test_a_failed_log_fsync_fails_the_batch_and_the_next_one_is_stored(
     store.dispose()
 
 
+async def test_without_a_write_ahead_log_the_loop_commits_with_its_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file system that refuses WAL leaves SQLite in rollback-journal mode, whose commits
+    cannot be fsynced afterwards: the loop's batch then commits fully synchronous, and no log
+    fsync is attempted (there is no -wal file to open). On a WAL database the first check
+    finds WAL."""
+    store = Store(f"sqlite:///{tmp_path / 'analyzer.db'}")
+    store.migrate()
+    calls: list[str] = []
+    monkeypatch.setattr(Database, "_fsync_log", lambda self: calls.append("fsync"))
+    store.db._log_is_wal = False  # what the first check finds on such a file system
+    result = await store.ingest_grouped(built("no-wal"), size=200)
+    assert len(result.new_ids) == 1 and calls == []
+    store.db._log_is_wal = None
+    await store.ingest_grouped(built("wal"), size=200)
+    assert store.db._log_is_wal is True and calls == ["fsync"]
+    store.dispose()
+
+
 async def test_small_sqlite_batches_are_stored_on_the_event_loop_large_ones_in_a_thread(
     tmp_path: Path,
 ) -> None:

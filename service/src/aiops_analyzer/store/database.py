@@ -95,6 +95,7 @@ class Database:
         database = self.writer.url.database if self.sqlite else None
         self._wal_path = f"{database}-wal" if database and database != ":memory:" else None
         self._wal_inode: int | None = None
+        self._log_is_wal: bool | None = None
         self._wal_sync: ThreadPoolExecutor | None = None
 
     @contextmanager
@@ -158,6 +159,9 @@ class Database:
         try:
             with self.writer.connect() as conn:
                 sqlite = cast(sqlite3.Connection, conn.connection.driver_connection)
+                # Only a write-ahead log can be fsynced after the commit (a file system
+                # without WAL support leaves SQLite in rollback-journal mode).
+                sync_later = sync_later and self._deferred_sync(sqlite)
                 # SQLite's busy handler off for the BEGIN: a lock another process holds
                 # fails it at once instead of sleeping on the caller's thread. The safety
                 # level can only change outside a transaction.
@@ -179,13 +183,23 @@ class Database:
         finally:
             self._write_lock.release()
 
+    def _deferred_sync(self, sqlite: sqlite3.Connection) -> bool:
+        """Whether commits can be made durable by ``sync_log``: a file database in WAL mode
+        (asked once; every connection sets the same mode)."""
+        if self._wal_path is None:
+            return False
+        if self._log_is_wal is None:
+            mode = sqlite.execute("PRAGMA journal_mode").fetchone()
+            self._log_is_wal = bool(mode) and str(mode[0]).lower() == "wal"
+        return self._log_is_wal
+
     async def sync_log(self) -> None:
         """SQLite: fsync the write-ahead log in a thread, so every commit made before the call
         survives an OS crash, as ``synchronous=FULL`` would have made it. The loop serves
         other requests during the fsync (the GIL is free), instead of stalling in the commit.
         A failure (EIO, a full disk) is raised: what it covers was never acknowledged."""
-        if self._wal_path is None:
-            return
+        if not self._log_is_wal:
+            return  # nothing was committed without its fsync
         if self._wal_sync is None:
             self._wal_sync = ThreadPoolExecutor(1, thread_name_prefix="aiops-wal-sync")
         await asyncio.get_running_loop().run_in_executor(self._wal_sync, self._fsync_log)
