@@ -82,3 +82,14 @@ def test_a_tls_line_about_a_certificate_s_dates_is_its_expiry() -> None:
     assert cause_category("error_rate", [finding(log_topic("tls", expired))]) == (
         "certificate_expiry"
     )
+
+
+def test_no_space_left_names_the_full_disk_behind_errors_and_failed_jobs() -> None:
+    """An API's 5xx or a job's failed run whose lines say "No space left on device" is filed
+    under the full disk; a CPU alert is not explained by it."""
+    full = finding("disk", 0.7)
+    assert cause_category("error_rate", [full]) == "disk_space"
+    assert cause_category("failed_job", [full]) == "disk_space"
+    assert cause_category("target_down", [full]) == "disk_space"
+    assert cause_category("cpu_saturation", [full]) == "cpu_saturation"
+    assert cause_category("error_rate", [finding("disk", 0.5)]) == "error_rate"  # a lead only

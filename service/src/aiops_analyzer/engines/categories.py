@@ -26,6 +26,8 @@ CAUSE_BY_TOPIC: dict[str, str] = {
     "mtu": "network",
     # A service that cannot write a file because a filesystem ran out of inodes.
     "inodes": "disk_space",
+    # "No space left on device": whatever failed (a database, an API, a job) could not write.
+    "disk": "disk_space",
     "ports": "network",
     "link": "network",
     "nfs": "network",
@@ -82,6 +84,8 @@ _TOPIC_EXPLAINS: dict[str, frozenset[str]] = {
     # A failing disk explains slow or saturated I/O, and an alert on the array itself.
     "disk_failure": frozenset({"disk_io", "latency", "disk_failure", "unknown"}),
     "nfs": _PATH_SYMPTOMS | {"cpu_saturation", "host_load", "disk_io"},
+    # A full disk also ends a job's runs in an error.
+    "disk": AVAILABILITY_SYMPTOMS | {"failed_job"},
 }
 
 # Below this a finding is a lead, not the cause.
