@@ -2208,3 +2208,22 @@ def test_new_info_lines_before_the_alert_are_shown_as_context_not_as_the_cause()
     assert not any("Bytespider" in c.cause for c in result.probable_causes)
     # Context names no cause: with nothing else explaining the alert, it stays inconclusive.
     assert result.inconclusive
+
+
+def test_a_nic_whose_errors_rose_behind_latency_is_named_and_steady_drops_are_not() -> None:
+    host = {"instance": "pay-gw-02:9100", "device": "eno1"}
+    latency = alert(
+        "LedgerApiLatencyHigh",
+        "histogram_quantile(0.99, rate(x[5m])) > 0.5",
+        {"instance": "pay-gw-02:8443", "job": "ledger-api"},
+    )
+    own = metric("prom-1", "alert_expression", [0.4, 0.5, 2.0, 2.3], {"job": "ledger-api"})
+    rising = metric("prom-8", "host_nic_errors", [0, 0, 0, 0, 6.5, 8.1], host)
+    result = RulesEngine().analyze(latency, [own, rising])
+    top = result.probable_causes[0]
+    assert "eno1 receives or sends broken frames" in top.cause and "8.1" in top.cause
+    assert top.evidence_ids == ["prom-8"] and result.category == "network"
+    assert any("ethtool eno1" in step for step in result.remediation)
+    steady = metric("prom-8", "host_nic_errors", [3.0] * 6, host)
+    calm = RulesEngine().analyze(latency, [own, steady])
+    assert not any("broken frames" in c.cause for c in calm.probable_causes)

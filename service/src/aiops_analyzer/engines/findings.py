@@ -1249,6 +1249,35 @@ def nic_link(prom: list[EvidenceItem]) -> Finding | None:
     return None
 
 
+# Broken or dropped frames a second on one NIC that are news: well above its earlier rate.
+NIC_ERRORS_PER_SECOND = 1.0
+
+
+def nic_errors(prom: list[EvidenceItem]) -> Finding | None:
+    """A NIC whose receive/transmit errors and drops rose: frames corrupted on the wire (a bad
+    cable, a duplex or speed mismatch, a failing NIC), so TCP retransmits and requests slow."""
+    for item in of_kind(prom, "host_nic_errors"):
+        for s in item.series:
+            now, before = s.current or 0.0, s.baseline or 0.0
+            if now < NIC_ERRORS_PER_SECOND or now < 5 * before:
+                continue
+            device = s.labels.get("device", "a NIC")
+            return Finding(
+                f"Network interface {device} receives or sends broken frames: its errors and "
+                f"drops rose to {fmt(now)} a second (from {fmt(before)}; "
+                "node_network_receive_errs_total, transmit errors, receive drops). Corrupted "
+                "frames are retransmitted (packet loss seen as latency): a bad cable or port, "
+                "a duplex or speed mismatch after a renegotiation, or a failing NIC.",
+                0.75,
+                (item.id,),
+                remedy=f"Check the link: `ethtool {device}` (speed, duplex, auto-negotiation), "
+                f"`ethtool -S {device}` (CRC, alignment errors), `ip -s link show {device}`; "
+                "reseat or replace the cable or move to another switch port.",
+                topic="link",
+            )
+    return None
+
+
 # A certificate with less than this left is worth naming next to a failing probe.
 CERT_SOON_SECONDS = 14 * 86400
 

@@ -304,6 +304,13 @@ def _machine_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
                 "host_nic_carrier_changes",
             )
         )
+        nics.append(
+            NamedQuery(
+                "NIC receive/transmit errors and drops per second on the machine under the target",
+                f"max by (instance, device) ({_nic_errors(f'instance=~{machine}')})",
+                "host_nic_errors",
+            )
+        )
 
     elif node := host_label(labels):
         # A Kubernetes node or a machine named without a scrape address (KubeNodeNotReady's
@@ -473,7 +480,25 @@ def _host_network_queries(i: str) -> list[NamedQuery]:
             f"increase(node_network_carrier_changes_total{{{i},{_VIRTUAL_NICS}}}[15m])",
             "host_nic_carrier_changes",
         ),
+        NamedQuery(
+            "host NIC receive/transmit errors and drops per second",
+            _nic_errors(i),
+            "host_nic_errors",
+        ),
     ]
+
+
+def _nic_errors(selector: str) -> str:
+    """Frames a NIC received or sent broken, or dropped, per second: a bad cable, a duplex
+    mismatch or a failing NIC (node_exporter's counters, summed per device)."""
+    counters = (
+        "node_network_receive_errs_total",
+        "node_network_transmit_errs_total",
+        "node_network_receive_drop_total",
+    )
+    return " + ".join(
+        f"sum by (instance, device) (rate({c}{{{selector},{_VIRTUAL_NICS}}}[5m]))" for c in counters
+    )
 
 
 def _about_cpu_or_io(expr: str) -> bool:
