@@ -2042,14 +2042,14 @@ def error_messages(
     )
 
 
-def news_before(logs: list[EvidenceItem], *, skip: tuple[Finding, ...] = ()) -> Finding | None:
-    """Up to two templates first logged just before the alert that no finding quotes and no
-    cause pattern tags, whatever their level: what started or changed then (a backup, a
-    crawler, a batch run). Context for the reader; the engine does not claim them as the
-    cause."""
+def news_before(logs: list[EvidenceItem], *, skip: tuple[Finding, ...] = ()) -> str | None:
+    """A sentence for the summary quoting up to two templates first logged just before the
+    alert that no finding quotes and no cause pattern tags, whatever their level: what started
+    or changed then (a backup, a crawler, a batch run). Context for the reader; the engine
+    does not claim them as the cause."""
     said = " ".join(f.cause for f in skip)
-    picked: list[tuple[EvidenceItem, LogTemplate]] = []
-    for item, template in templates(logs):
+    picked: list[LogTemplate] = []
+    for _, template in templates(logs):
         if (
             template.novelty != "new"
             or template.tags  # a tagged line is the specific findings' to judge
@@ -2058,18 +2058,13 @@ def news_before(logs: list[EvidenceItem], *, skip: tuple[Finding, ...] = ()) -> 
             or _clip(template.example) in said
         ):
             continue
-        picked.append((item, template))
+        picked.append(template)
         if len(picked) == 2:
             break
     if not picked:
         return None
-    quoted = "; ".join(f"'{_clip(t.example)}' (from {_clock(t.first_seen)})" for _, t in picked)
-    return Finding(
-        f"New in the logs just before the alert (context, not shown to be the cause): {quoted}.",
-        0.3,
-        tuple(dict.fromkeys(item.id for item, _ in picked)),
-        explains=False,
-    )
+    quoted = "; ".join(f"'{_clip(t.example)}' (from {_clock(t.first_seen)})" for t in picked)
+    return f"New in the logs just before the alert (context, not shown to be the cause): {quoted}."
 
 
 def _is_error_line(template: LogTemplate) -> bool:

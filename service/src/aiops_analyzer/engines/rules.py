@@ -771,7 +771,7 @@ class RulesEngine:
         if recovery is not None:
             summary += " " + recovery.detail
         if news is not None:
-            summary += " " + news.cause
+            summary += " " + news
         scrub = self.scrubber.scrub
         return AnalysisResult(
             summary=scrub(summary),

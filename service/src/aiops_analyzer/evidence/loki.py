@@ -853,13 +853,11 @@ async def _read(
     return _lines(result, named=named)
 
 
-async def _expression(
-    logql: str, url: str, window: Window, seconds: float, http: httpx.AsyncClient
-) -> list[EvidenceItem]:
-    """A Loki ruler alert's own LogQL, as a metric query over the recent window."""
-    if not logql:
-        return []
-    step = max(1, int(window.seconds // 60))
+async def _matrix(
+    logql: str, url: str, window: Window, step: int, seconds: float, http: httpx.AsyncClient
+) -> list[Any] | str | None:
+    """A LogQL metric query's series over ``window``: the matrix's result, None when Loki
+    returned no series, or why the request failed."""
     params = {
         "query": logql,
         "start": str(int(window.start.timestamp() * 1e9)),
@@ -871,10 +869,24 @@ async def _expression(
             response = await http.get(url, params=params, timeout=seconds)
             body = response.json() if "json" in response.headers.get("content-type", "") else None
     except Exception as exc:
-        return [unavailable("loki-expr", "loki", logql, f"loki {describe_error(exc)}")]
+        return f"loki {describe_error(exc)}"
     data = body.get("data") if isinstance(body, dict) else None
     result = data.get("result") if isinstance(data, dict) else None
     if not isinstance(data, dict) or data.get("resultType") != "matrix" or not result:
+        return None
+    return list(result)
+
+
+async def _expression(
+    logql: str, url: str, window: Window, seconds: float, http: httpx.AsyncClient
+) -> list[EvidenceItem]:
+    """A Loki ruler alert's own LogQL, as a metric query over the recent window."""
+    if not logql:
+        return []
+    result = await _matrix(logql, url, window, max(1, int(window.seconds // 60)), seconds, http)
+    if isinstance(result, str):
+        return [unavailable("loki-expr", "loki", logql, result)]
+    if result is None:
         return [
             EvidenceItem(
                 id="loki-expr",
@@ -908,21 +920,10 @@ async def _log_volume(
     container's output grew. Nothing when not asked for or when Loki has no such series."""
     if not logql:
         return []
-    params = {
-        "query": logql,
-        "start": str(int(window.start.timestamp() * 1e9)),
-        "end": str(int(window.end.timestamp() * 1e9)),
-        "step": "900",
-    }
-    try:
-        async with asyncio.timeout(seconds):
-            response = await http.get(url, params=params, timeout=seconds)
-            body = response.json() if "json" in response.headers.get("content-type", "") else None
-    except Exception as exc:
-        return [unavailable("loki-volume", "loki", logql, f"loki {describe_error(exc)}")]
-    data = body.get("data") if isinstance(body, dict) else None
-    result = data.get("result") if isinstance(data, dict) else None
-    if not isinstance(data, dict) or data.get("resultType") != "matrix" or not result:
+    result = await _matrix(logql, url, window, 900, seconds, http)
+    if isinstance(result, str):
+        return [unavailable("loki-volume", "loki", logql, result)]
+    if result is None:
         return []
     series = typed_series(result, window, {})
     return [
