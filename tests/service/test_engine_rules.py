@@ -527,6 +527,44 @@ def test_a_host_out_of_memory_is_memory_pressure(name: str, expr: str, words: st
     assert plain.category != "memory_pressure" and classify(a).family.title in plain.summary
 
 
+def test_a_services_latency_on_a_swapping_machine_is_the_machines_memory() -> None:
+    web = {"instance": "web-cms-01:8000", "job": "cms"}
+    expr = (
+        "histogram_quantile(0.95, sum by (le, instance) "
+        '(rate(django_http_requests_latency_seconds_bucket{job="cms"}[5m]))) > 1'
+    )
+    a = alert("CmsLatencyHigh", expr, web)
+    # Whatever the service measures, its machine's memory is read (node_exporter and
+    # process-exporter under the same host name, any port).
+    planned = {q.kind: q.promql for q in plan_queries(a)}
+    assert planned["host_swap_in"] == (
+        "max by (instance) (rate(node_vmstat_pswpin"
+        r'{instance=~"web\\-cms\\-01(?::[0-9]+)?"}[5m]))'
+    )
+    assert "namedprocess_namegroup_memory_bytes" in planned["host_process_memory"]
+    node = {"instance": "web-cms-01:9100"}
+    slow = metric("prom-1", "alert_expression", [0.4, 2.2, 4.3], web)
+    workers = log_item("loki-1", *["[CRITICAL] WORKER TIMEOUT (pid:21881)"] * 3)
+    swapping = [
+        metric("prom-2", "host_memory_available", [0.6, 0.1, 0.04], node),
+        metric("prom-3", "host_swap_in", [0, 200, 300], node),
+        metric("prom-4", "host_memory_pressure", [0.0, 0.2, 0.38], node),
+    ]
+    result = RulesEngine().analyze(a, [slow, *swapping, workers])
+    assert result.category == "memory_pressure"
+    top = result.probable_causes[0]
+    assert "machine the service runs on is out of memory and swapping" in top.cause
+    assert top.evidence_ids == ["prom-2", "prom-3", "prom-4"]
+    # Busy workers are the swapping's symptom: no advice to add more of them.
+    assert not any("ran out of workers" in c.cause for c in result.probable_causes)
+    assert not any("--workers" in step for step in result.remediation)
+    # A machine with memory to spare: the workers are the finding again.
+    roomy = metric("prom-2", "host_memory_available", [0.6, 0.6, 0.6], node)
+    plain = RulesEngine().analyze(a, [slow, roomy, workers])
+    assert plain.category != "memory_pressure"
+    assert "ran out of workers" in plain.probable_causes[0].cause
+
+
 def test_a_crash_loop_kubernetes_reports_as_oomkilled_is_an_oom_kill() -> None:
     labels = {"namespace": "catalog", "pod": "indexer-5b8d-tq7lp", "container": "indexer"}
     expr = 'kube_pod_container_status_waiting_reason{reason="CrashLoopBackOff"} >= 1'

@@ -554,9 +554,12 @@ def host_page_cache(
     )
 
 
-def memory_exhaustion(prom: list[EvidenceItem], *, cpu_alert: bool) -> Finding | None:
+def memory_exhaustion(
+    prom: list[EvidenceItem], *, cpu_alert: bool, service_alert: bool = False
+) -> Finding | None:
     """A host short of memory and swapping; behind a CPU alert, reclaim and swap stalls are
-    the CPU time."""
+    the CPU time; behind a service's latency or errors (``service_alert``), the stalls are
+    its slow requests."""
     available = own_series(prom, "host_memory_available")
     if not available or available[1].current is None or available[1].current > 0.05:
         return None
@@ -585,6 +588,13 @@ def memory_exhaustion(prom: list[EvidenceItem], *, cpu_alert: bool) -> Finding |
             + ". Page reclaim and swapping burn CPU and stall processes, so the CPU alert is a "
             "symptom of memory exhaustion."
         )
+    elif service_alert:
+        text = (
+            "The machine the service runs on is out of memory and swapping: "
+            + ", ".join(signs)
+            + ". Swapping stalls every process on the machine, this service's requests "
+            "included, so its latency and errors are a symptom of the machine's memory."
+        )
     else:
         text = (
             "The host is out of memory and swapping: "
@@ -597,8 +607,9 @@ def memory_exhaustion(prom: list[EvidenceItem], *, cpu_alert: bool) -> Finding |
         tuple(cited),
         "memory_pressure",
         remedy="Find what holds the memory: `ps aux --sort=-rss | head` and `vmstat 5` (si/so "
-        "columns); stop or limit it, or add RAM, before tuning anything for CPU.",
-        replaces_steps=cpu_alert,
+        "columns); stop or limit it, or add RAM, before tuning anything for CPU"
+        + (" or the service's worker count." if service_alert else "."),
+        replaces_steps=cpu_alert or service_alert,
     )
 
 

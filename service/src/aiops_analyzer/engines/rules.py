@@ -602,6 +602,8 @@ def target(alert: Alert) -> str:
     return "an unnamed target"
 
 
+# A service's symptoms that a swapping machine explains.
+_SWAP_SYMPTOMS = frozenset({"latency", "error_rate", "unknown"})
 _GONE_FAMILIES = frozenset({"target_down", "workload_unavailable", "container_stopped"})
 
 
@@ -667,6 +669,16 @@ class RulesEngine:
         )
         if application.family:
             family = FAMILY_BY_CATEGORY[application.family]  # the cause behind the symptom
+        elif memory and family.category in _SWAP_SYMPTOMS:
+            # The machine swaps: every process on it stalls, whatever its own logs say.
+            family = FAMILY_BY_CATEGORY["memory_pressure"]
+            memory = findings.memory_exhaustion(prom, cpu_alert=False, service_alert=True)
+        # Busy workers on a swapping machine wait on memory: more of them would make it worse.
+        app_found = [
+            f
+            for f in application.findings
+            if not (memory and family.category == "memory_pressure" and f.topic == "resource_limit")
+        ]
         log_found = [
             f
             for f in log_said
@@ -721,11 +733,11 @@ class RulesEngine:
             extra.append(findings.chatty_container(logs, host))
         if family.category in ("memory_pressure", "disk_space") and not (oom or cache):
             extra.append(findings.growth(prom))
-        extra += list(application.findings)
+        extra += app_found
         extra += log_found
         slow_burn = family.category in ("disk_space", "memory_pressure")
         # Lines a finding already quotes with their meaning are not quoted again as "errors".
-        quoted = (*log_found, *application.findings)
+        quoted = (*log_found, *app_found)
         errors = findings.error_messages(logs, skip=quoted, slow_burn=slow_burn)
         extra.append(errors)
         # What else began just before, for the summary: context, not a cause.

@@ -84,6 +84,8 @@ def plan_queries(alert: Alert, instance: str | None = None) -> list[NamedQuery]:
     family += _nginx_queries(labels, expr)
     family += _probe_queries(labels, expr)
     family += _certificate_file_queries(alert)
+    # Last, in what budget is left: whether the machine under a service is short of memory.
+    family += _machine_memory_queries(labels, expr)
     plan += family[:MAX_FAMILY_QUERIES]
     return plan
 
@@ -338,6 +340,46 @@ def _machine_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
             "machine_clock_offset",
         ),
         *nics,
+    ]
+
+
+def _machine_memory_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
+    """For a service's alert: the memory of the machine it runs on (node_exporter and
+    process-exporter scraped under the same host name), read whatever the alert measures.
+
+    A host that swaps stalls every process on it, so a web service's latency or errors can
+    be a batch job's memory on the same machine; the service's own metrics never show it."""
+    if any(m.startswith("node_") for m in _metrics(expr)):
+        return []
+    instance = labels.get("instance", "")
+    host = host_name(instance) if instance else ""
+    if not host:
+        return []
+    machine = f"instance=~{_quote(with_any_port(host))}"
+    return [
+        NamedQuery(
+            "memory available ratio of the machine under the target",
+            f"max by (instance) (node_memory_MemAvailable_bytes{{{machine}}}"
+            f" / node_memory_MemTotal_bytes{{{machine}}})",
+            "host_memory_available",
+        ),
+        NamedQuery(
+            "pages swapped in per second on the machine under the target",
+            f"max by (instance) (rate(node_vmstat_pswpin{{{machine}}}[5m]))",
+            "host_swap_in",
+        ),
+        NamedQuery(
+            "memory pressure (share of time stalled) on the machine under the target",
+            "max by (instance) "
+            f"(rate(node_pressure_memory_waiting_seconds_total{{{machine}}}[5m]))",
+            "host_memory_pressure",
+        ),
+        NamedQuery(
+            "process groups' resident memory on the machine under the target (top 5)",
+            "topk(5, max by (groupname) "
+            f'(namedprocess_namegroup_memory_bytes{{{machine},memtype="resident"}}))',
+            "host_process_memory",
+        ),
     ]
 
 
