@@ -2265,3 +2265,30 @@ def test_a_nic_whose_errors_rose_behind_latency_is_named_and_steady_drops_are_no
     steady = metric("prom-8", "host_nic_errors", [3.0] * 6, host)
     calm = RulesEngine().analyze(latency, [own, steady])
     assert not any("broken frames" in c.cause for c in calm.probable_causes)
+
+
+def test_the_first_of_several_writers_to_meet_a_full_disk_is_named() -> None:
+    api = {"instance": "media-2:8081", "job": "uploads-api"}
+    a = alert("UploadsApiErrors", 'rate(http_requests_total{code=~"5.."}[5m]) > 1', api)
+    errors = metric("prom-1", "alert_expression", [0.1, 2, 5], api)
+    start = STARTS.timestamp()
+    filler = "job 7: write /srv/scratch/job-7/frame-0419.raw: No space left on device"
+    victim = "POST /v1/uploads failed: OSError: [Errno 28] No space left on device"
+    mined = [LogLine(start - 1500 + i, "INFO uploads ok", False) for i in range(20)]
+    staggered = [LogLine(start - 300, filler, True), LogLine(start - 200, victim, True)]
+    logs = EvidenceItem(
+        id="loki-1",
+        source="loki",
+        kind="log_templates",
+        templates=rank(mined + staggered, 900.0, 900.0),
+        text="templates",
+    )
+    result = RulesEngine().analyze(a, [errors, logs])
+    first = next(c for c in result.probable_causes if "first write to fail" in c.cause)
+    assert "job 7" in first.cause and "(look at /srv/scratch/job-7)" in first.cause
+    assert result.category == "disk_space"
+    # Both at the same second: no order to read, no writer named.
+    together = [LogLine(start - 300, filler, True), LogLine(start - 300, victim, True)]
+    logs = logs.model_copy(update={"templates": rank(mined + together, 900.0, 900.0)})
+    result = RulesEngine().analyze(a, [errors, logs])
+    assert not any("first write to fail" in c.cause for c in result.probable_causes)

@@ -1465,3 +1465,57 @@ async def test_a_disk_alert_reads_the_machines_disk_failure_lines_of_the_last_da
     with LoopbackServer(loki) as server:
         await gather_evidence(api, settings(loki_url=server.url))
     assert not any("disk failure" in r.param("query") for r in server.requests)
+
+
+async def test_a_write_failing_for_space_names_the_machines_first_writer_to_fail() -> None:
+    """The API cannot write its uploads; the job that filled the root filesystem logged its
+    own failure first, in another unit's journal, which the API's streams do not include."""
+    base = STARTS.timestamp()
+    filler = "transcode[5122]: job 7: write /var/tmp/transcode/7/seg-9.y4m: no space left on device"
+    victim = "ERROR uploads.api: POST /v1/uploads failed: [Errno 28] No space left on device"
+    journal = [(base - 300, filler), (base - 280, victim)]
+
+    def loki(request: Recorded) -> Reply:
+        query = request.param("query")
+        if query.startswith('{host="media-2"} |~ "(?i)no space left on device'):
+            return _loki_by_window(journal, {"host": "media-2", "unit": "transcode.service"})(
+                request
+            )
+        if query.startswith('{host="media-2",unit="uploads-api.service"}'):
+            lines = [(base - 280 + 10 * i, victim) for i in range(5)]
+            lines += [
+                (base - 3000 + 60 * i, "INFO uploads.api: POST /v1/uploads 201") for i in range(40)
+            ]
+            return _loki_by_window(lines, {"host": "media-2", "unit": "uploads-api.service"})(
+                request
+            )
+        return _loki_by_window([], {})(request)
+
+    errors = alert(
+        {"alertname": "UploadsApiErrors", "job": "uploads-api", "instance": "media-2:8081"},
+        'sum(rate(http_requests_total{job="uploads-api",code=~"5.."}[5m])) > 1',
+    )
+    with LoopbackServer(loki) as server:
+        evidence = await gather_evidence(errors, settings(loki_url=server.url))
+    result = await analyze(errors, evidence, settings())
+    first = next(c for c in result.probable_causes if "first write to fail" in c.cause)
+    assert "transcode[5122]" in first.cause and "/var/tmp/transcode" in first.cause
+    assert result.category == "disk_space"
+    assert any("du -xh --max-depth=2 /var/tmp/transcode" in step for step in result.remediation)
+    # Without a failed write, the machine's "no space" lines are not read.
+    quiet = alert({"alertname": "ApiSlow", "job": "api", "instance": "media-2:8080"}, "x > 1")
+    with LoopbackServer(loki) as server:
+        await gather_evidence(quiet, settings(loki_url=server.url))
+    assert not any("no space left" in r.param("query") for r in server.requests)
+
+
+def test_an_exporters_view_of_its_datastore_reads_the_machines_journal() -> None:
+    """`pg_up == 0`: the database's own unit (postgresql@16-main.service) is named by no
+    label, so its machine's journal is read whole, like a scrape target's."""
+    down = alert(
+        {"alertname": "PostgresqlDown", "job": "postgres", "instance": "db-3:9187"}, "pg_up == 0"
+    )
+    assert '{host="db-3"}' in stream_selectors(down)
+    # A service's own latency reads only its unit and the kernel there.
+    slow = alert({"alertname": "ApiSlow", "job": "api", "instance": "db-3:8080"}, "latency > 1")
+    assert '{host="db-3"}' not in stream_selectors(slow)

@@ -28,6 +28,8 @@ CAUSE_BY_TOPIC: dict[str, str] = {
     "inodes": "disk_space",
     # "No space left on device": whatever failed (a database, an API, a job) could not write.
     "disk": "disk_space",
+    # The first of several writers to fail on a full filesystem: what likely filled it.
+    "disk_writer": "disk_space",
     "ports": "network",
     "link": "network",
     "nfs": "network",
@@ -86,6 +88,7 @@ _TOPIC_EXPLAINS: dict[str, frozenset[str]] = {
     "nfs": _PATH_SYMPTOMS | {"cpu_saturation", "host_load", "disk_io"},
     # A full disk also ends a job's runs in an error.
     "disk": AVAILABILITY_SYMPTOMS | {"failed_job"},
+    "disk_writer": AVAILABILITY_SYMPTOMS | {"failed_job"},
 }
 
 # Below this a finding is a lead, not the cause.

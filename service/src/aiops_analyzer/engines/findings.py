@@ -2121,6 +2121,49 @@ def core_dumps(logs: list[EvidenceItem]) -> Finding | None:
 LOG_SURGE_RATIO = 5.0
 
 
+# An absolute path in a log line (the file a write failed on).
+_PATH = re.compile(r"(?<![\w.:/])(/(?:[\w.@+-]+/)+[\w.@+-]+)")
+# Directories too generic to send anyone to with `du`.
+_TOO_WIDE = frozenset({"/", "/var", "/srv", "/home", "/data", "/opt", "/tmp", "/var/lib"})  # noqa: S108 (a name, not a file)
+
+
+def first_to_meet_full_disk(logs: list[EvidenceItem]) -> Finding | None:
+    """Of several writers failing with "No space left on device", the first to fail and the
+    path it wrote: the process writing the most meets a full filesystem first, so the first
+    failure often names what filled it, while the later ones are its victims."""
+    failing = [(item, t) for item, t in templates(logs) if "disk" in t.tags]
+    if len({t.template for _, t in failing}) < 2:
+        return None
+    item, first = min(failing, key=lambda found: found[1].first_seen)
+    later = [t for _, t in failing if t.first_seen > first.first_seen + 1.0]
+    if not later:
+        return None  # all at once: no order to read
+    path = _PATH.search(first.example)
+    where = ""
+    if path:
+        directory = path.group(1)
+        while directory.count("/") > 3:
+            directory = directory.rsplit("/", 1)[0]
+        if directory.rsplit("/", 1)[0] not in ("", *_TOO_WIDE) or directory.count("/") == 3:
+            where = directory
+    return Finding(
+        f"The first write to fail on the full filesystem was '{_clip(first.example)}' at "
+        f"{_clock(first.first_seen)}, before the other failing writes: the process "
+        "writing the most meets a full filesystem first, so it is likely what filled it"
+        + (f" (look at {where})" if where else "")
+        + ", and the others are its victims.",
+        0.65,
+        (item.id,),
+        "disk_space",
+        remedy=(
+            f"Confirm what fills it: `du -xh --max-depth=2 {where or '<mount>'} | sort -h | "
+            "tail`; stop that writer and delete or move what it left, then restart the "
+            "services that failed on the full disk."
+        ),
+        topic="disk_writer",
+    )
+
+
 def chatty_container(logs: list[EvidenceItem], host: str) -> Finding | None:
     """The container whose log output surged, behind a free-space alert on the filesystem
     that keeps container logs (Docker's json-file logs grow without bound by default)."""

@@ -712,6 +712,8 @@ class RulesEngine:
         extra += [findings.gc_pauses(prom), findings.goroutine_leak(prom)]
         extra.append(findings.pod_cannot_start(prom))
         extra.append(findings.inodes_behind_no_space(prom, logs))
+        # Several writers failing on a full filesystem, whatever the alert measures.
+        extra.append(findings.first_to_meet_full_disk(logs))
         if not oom:
             extra.append(findings.pod_last_exit(prom))
         elif family.category == "oom_killed":

@@ -279,12 +279,18 @@ def about_node(alert: Alert) -> bool:
     )
 
 
+# An exporter's view of whether its datastore answers (pg_up, mysql_up, redis_up...).
+_EXPORTER_UP = re.compile(r"^[a-z][a-z0-9]*_up$")
+
+
 def about_scrape(alert: Alert) -> bool:
-    """The alert's expression is a scrape target's health (`up == 0`): why a target stopped
-    answering is often only in its host's journal (the exporter's unit restarted on another
-    address, a firewall rule, the host rebooting), not in the target's own streams."""
+    """The alert's expression is a scrape target's health (`up == 0`) or an exporter's view of
+    its datastore (`pg_up == 0`): why a target stopped answering is often only in its host's
+    journal (the exporter's unit restarted on another address, a firewall rule, the host
+    rebooting, the database's own unit under a name no label gives), not in the target's
+    own streams."""
     expr = _promql(alert)
-    return bool(expr) and "up" in metric_names(expr)
+    return bool(expr) and any(m == "up" or _EXPORTER_UP.match(m) for m in metric_names(expr))
 
 
 def about_job(alert: Alert) -> bool:
@@ -476,6 +482,32 @@ def missing_path_selector(
     return ""
 
 
+# "No space left on device" as Python's OSError, Go's and the C library say it.
+NO_SPACE = re.compile(r"no space left on device|\bENOSPC\b|\[Errno 28\]", re.I)
+NO_SPACE_FILTER = ' |~ "(?i)no space left on device|ENOSPC"'
+MAX_NO_SPACE_LINES = 200
+
+
+def full_disk_selector(
+    alert: Alert, reads: list[list[tuple[int, str]] | str], own: list[dict[str, str]]
+) -> str:
+    """When the subject could not write for lack of space, every unit's "No space left on
+    device" lines on its machine (its streams' host, else its instance's host name): which
+    writer failed first (what likely filled the disk) is in another unit's journal. ""
+    otherwise, or when no one machine is known."""
+    hosts = {s.get("host", "") for s in own} - {""}
+    instance = subject_labels(alert).get("instance", "")
+    if not hosts and instance and is_name(host_name(instance)):
+        hosts = {host_name(instance).split(".")[0]}
+    if len(hosts) != 1:
+        return ""
+    for read in reads:
+        for _, line in read if not isinstance(read, str) else ():
+            if NO_SPACE.search(line):
+                return "{" + f"host={_quote(hosts.pop())}" + "}" + NO_SPACE_FILTER
+    return ""
+
+
 def _literal(text: str) -> str:
     """``text`` as a regular expression that matches it literally (RE2 and Python alike)."""
     return re.sub(r"([.^$*+?()\[\]{}|\\])", r"\\\1", text)
@@ -545,7 +577,9 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
     streams = [0] * (len(planned) - len(selectors) + 1) + list(range(1, len(selectors)))
     # The reads filtered to some lines (lock waits, a group's mentions, neighbours' failures)
     # after the selectors': they say nothing about when their streams began.
-    lock_key, mention_key, neighbour_key, peer_key = (len(selectors) + k for k in range(4))
+    lock_key, mention_key, neighbour_key, peer_key, full_key = (
+        len(selectors) + k for k in range(5)
+    )
     if lock_waits := lock_wait_selector(alert, selectors[0]):
         limit = MAX_LOCK_WAIT_LINES
         planned.append(
@@ -622,6 +656,11 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
     peers = peer_drop_selector(results)
     if peers:
         second.append(_read(url, peers, span, timeout, http, MAX_PEER_DROP_LINES, named=True))
+    full = full_disk_selector(alert, results, own_streams)
+    if full.split(" |")[0] in selectors:  # the machine's streams were read whole already
+        full = ""
+    if full:
+        second.append(_read(url, full, span, timeout, http, MAX_NO_SPACE_LINES, named=True))
     # What removed a path the subject could not find: read like a job's last runs (its lines
     # count as recent), since a prune may have run hours before the failure it causes.
     removals = missing_path_selector(results, own_streams)
@@ -630,6 +669,7 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
         second.append(_read(url, removals, day, timeout, http, MAX_REMOVAL_LINES, named=True))
     found = list(await asyncio.gather(*second)) if second else []
     removed = found.pop() if removals else None
+    no_space = found.pop() if full else None
     peer_drops = found.pop() if peers else None
     at = len(results) - job_reads  # before the job reads, which come last
     for index, its_baseline in zip(refills, found, strict=False):
@@ -651,6 +691,12 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
         shapes.insert(at, (MAX_PEER_DROP_LINES, True))
         streams.insert(at, peer_key)
         selectors = [*selectors, peers]
+        at += 1
+    if no_space is not None:
+        results.insert(at, no_space)
+        shapes.insert(at, (MAX_NO_SPACE_LINES, True))
+        streams.insert(at, full_key)
+        selectors = [*selectors, full]
     if removed is not None:  # last, among the job reads: recent wherever it falls
         results.append(removed)
         shapes.append((MAX_REMOVAL_LINES, False))
@@ -665,7 +711,7 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
         if spans  # the job reads come last and span nothing
     ]
     covered_from = _baseline_covered_from(baseline, [(r, limit) for r, limit, _ in spanning])
-    filtered = {lock_key, mention_key, neighbour_key, peer_key}
+    filtered = {lock_key, mention_key, neighbour_key, peer_key, full_key}
     floor, since_by_stream = _stream_coverage(baseline, spanning, filtered)
     seen: set[tuple[int, str]] = set()
     lines: list[LogLine] = []
