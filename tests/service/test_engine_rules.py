@@ -10,7 +10,7 @@ import pytest
 from aiops_analyzer.engines import findings
 from aiops_analyzer.engines.rules import RulesEngine, classify
 from aiops_analyzer.evidence.logrank import LogLine, rank
-from aiops_analyzer.evidence.prometheus import plan_queries
+from aiops_analyzer.evidence.prometheus import MAX_FAMILY_QUERIES, plan_queries
 from aiops_analyzer.evidence.runbooks import LINK_ONLY_DETAIL
 from aiops_analyzer.evidence.series import describe
 from aiops_analyzer.schemas import Alert, EvidenceItem
@@ -2003,7 +2003,7 @@ def test_a_datastore_exporters_own_queries_survive_the_query_budget() -> None:
         " / mysql_global_variables_max_connections * 100 > 80"
     )
     kinds = [q.kind for q in plan_queries(alert("MysqlTooManyConnections", expr, labels))]
-    assert "mysql_lock_waits" in kinds and len(kinds) == 1 + 16
+    assert "mysql_lock_waits" in kinds and len(kinds) == 1 + MAX_FAMILY_QUERIES
     piled = metric(
         "prom-2",
         "mysql_lock_waits",
@@ -2292,3 +2292,40 @@ def test_the_first_of_several_writers_to_meet_a_full_disk_is_named() -> None:
     logs = logs.model_copy(update={"templates": rank(mined + together, 900.0, 900.0)})
     result = RulesEngine().analyze(a, [errors, logs])
     assert not any("first write to fail" in c.cause for c in result.probable_causes)
+
+
+def test_a_services_latency_on_a_machine_whose_link_is_full_is_the_network() -> None:
+    api = {"instance": "web-3:8080", "job": "catalog"}
+    a = alert("CatalogSlow", "histogram_quantile(0.95, rate(http_duration_bucket[5m])) > 0.5", api)
+    kinds = {q.kind for q in plan_queries(a)}
+    assert {"host_nic_transmit", "host_tcp_retransmit_share"} <= kinds
+    slow = metric("prom-1", "alert_expression", [0.2, 0.2, 2.5, 3.4], api)
+    nic = {"instance": "web-3:9100", "device": "eth0"}
+    # 124 MB/s: a 1 Gbit/s link's line rate (node_exporter reports no speed here).
+    sending = metric("prom-2", "host_nic_transmit", [2e5, 2e5, 1.24e8, 1.245e8], nic)
+    lossy = metric("prom-3", "host_tcp_retransmit_share", [0.001, 0.001, 0.03, 0.04], nic)
+    senders = EvidenceItem(
+        id="prom-4",
+        source="prometheus",
+        kind="containers_network_transmit",
+        series=[
+            describe([(END - 60, 1.2e8), (END, 1.22e8)], 60.0, labels={"name": "assets-copy"}),
+            describe([(END - 60, 1e5), (END, 1e5)], 60.0, labels={"name": "catalog"}),
+        ],
+        text="containers",
+    )
+    result = RulesEngine().analyze(a, [slow, sending, lossy, senders])
+    assert result.category == "network"
+    top = result.probable_causes[0]
+    assert "link is saturated" in top.cause and "1 Gbit/s" in top.cause
+    assert "retransmits 4.0%" in top.cause and "container assets-copy" in top.cause
+    assert top.evidence_ids == ["prom-2", "prom-3", "prom-4"]
+    assert any("iftop -i eth0" in step for step in result.remediation)
+    # Busier than usual but far below any line rate, and no loss: nothing about the link.
+    busy = metric("prom-2", "host_nic_transmit", [2e5, 2e5, 3e7, 3e7], nic)
+    calm = metric("prom-3", "host_tcp_retransmit_share", [0.001] * 4, nic)
+    result = RulesEngine().analyze(a, [slow, busy, calm])
+    assert not any("link" in c.cause or "losing packets" in c.cause for c in result.probable_causes)
+    # Loss alone: the machine is losing packets.
+    result = RulesEngine().analyze(a, [slow, busy, lossy])
+    assert any("losing packets" in c.cause for c in result.probable_causes)

@@ -32,6 +32,8 @@ CAUSE_BY_TOPIC: dict[str, str] = {
     "disk_writer": "disk_space",
     "ports": "network",
     "link": "network",
+    # A full link or TCP losing packets on the service's machine.
+    "bandwidth": "network",
     "nfs": "network",
     "disk_failure": "disk_failure",
     # Database threads piled up behind a lock (a metadata lock, row locks).

@@ -1289,6 +1289,104 @@ def nic_errors(prom: list[EvidenceItem]) -> Finding | None:
     return None
 
 
+# Ethernet line rates in bytes per second (100 Mbit/s to 100 Gbit/s): traffic that levels
+# off just under one of them is that link's ceiling when node_exporter reports no speed.
+_LINE_RATES = (12.5e6, 125e6, 312.5e6, 1.25e9, 3.125e9, 5e9, 12.5e9)
+# At this share of its line rate a link queues and drops.
+LINK_SATURATED = 0.85
+# TCP retransmitting this share of its segments, and five times its usual share: packets are
+# being lost.
+RETRANSMIT_SHARE = 0.01
+
+
+def _line_rate(s: SeriesStats) -> tuple[float, bool] | None:
+    """(the link's rate in bytes/s, whether node_exporter reported it) of a NIC's series."""
+    if s.limit:
+        return s.limit, True
+    peak = s.peak or 0.0
+    rate = next((r for r in _LINE_RATES if peak <= r * 1.02), None)
+    return (rate, False) if rate else None
+
+
+def _bits(rate: float) -> str:
+    return f"{rate * 8 / 1e9:g} Gbit/s" if rate >= 125e6 else f"{rate * 8 / 1e6:g} Mbit/s"
+
+
+def link_saturated(prom: list[EvidenceItem]) -> Finding | None:
+    """The machine's link full (its traffic levelled off at the line rate) or TCP losing
+    packets: every connection on the machine then waits for retransmissions, so a service
+    there is slow or times out while nothing is wrong with it. Names the container sending
+    the most when cAdvisor runs there."""
+    full: tuple[EvidenceItem, SeriesStats, str, float, bool] | None = None
+    for kind, verb in (("host_nic_transmit", "sends"), ("host_nic_receive", "receives")):
+        for item in of_kind(prom, kind):
+            for s in item.series:
+                now, before = s.current or 0.0, s.baseline or 0.0
+                line = _line_rate(s)
+                if line is None or now < LINK_SATURATED * line[0] or now < 3 * before:
+                    continue
+                if full is None or now / line[0] > (full[1].current or 0.0) / full[3]:
+                    full = (item, s, verb, line[0], line[1])
+    retransmits = own_series(prom, "host_tcp_retransmit_share")
+    lossy = None
+    if retransmits:
+        share, usual = retransmits[1].current or 0.0, retransmits[1].baseline or 0.0
+        if share >= RETRANSMIT_SHARE and share >= 5 * usual:
+            lossy = (retransmits[0], share, usual)
+    if full is None and lossy is None:
+        return None
+    cited: list[str] = []
+    parts: list[str] = []
+    since = ""
+    if full:
+        item, s, verb, rate, reported = full
+        device = s.labels.get("device", "a NIC")
+        shift = s.change_point
+        since = f" since about {_clock(shift.at)}" if shift and shift.after > shift.before else ""
+        speed = _bits(rate) + ("" if reported else ", the nearest line rate above its peak")
+        parts.append(
+            f"{device} {verb} {_bytes(s.current or 0.0)}/s{since} (from "
+            f"{_bytes(s.baseline or 0.0)}/s), {(s.current or 0.0) / rate:.0%} of a {speed} link"
+        )
+        cited.append(item.id)
+    if lossy:
+        parts.append(f"TCP retransmits {lossy[1]:.1%} of its segments (usually {lossy[2]:.2%})")
+        cited.append(lossy[0].id)
+    sender = _top_sender(prom)
+    if sender and full:
+        cited.append(sender[0])
+    head = "The machine's link is saturated" if full else "The machine is losing packets"
+    nic = full[1].labels.get("device", "DEVICE") if full else "DEVICE"
+    text = (
+        f"{head}: "
+        + " and ".join(parts)
+        + ". Packets queue and are dropped, and every connection on the machine waits for "
+        "retransmissions, so the services there answer slowly or time out while nothing is "
+        "wrong with them."
+        + (f" The top sender is container {sender[1]}." if sender and full else "")
+    )
+    return Finding(
+        text,
+        0.75 if full else 0.65,
+        tuple(cited),
+        "network",
+        remedy=f"Find what fills the link (`iftop -i {nic}`, `nethogs`, `ss -tin` for "
+        "retransmits) and cap it (rclone/rsync `--bwlimit`, `tc` shaping, QoS) or move it to "
+        "another link or off-peak hours.",
+        topic="bandwidth",
+    )
+
+
+def _top_sender(prom: list[EvidenceItem]) -> tuple[str, str] | None:
+    """(evidence id, name) of the container sending the most on the machine, with its rate."""
+    for item in of_kind(prom, "containers_network_transmit"):
+        sending = [s for s in item.series if s.labels.get("name") and s.current]
+        if sending:
+            top = max(sending, key=lambda s: s.current or 0.0)
+            return item.id, f"{top.labels['name']} ({_bytes(top.current or 0.0)}/s)"
+    return None
+
+
 # A certificate with less than this left is worth naming next to a failing probe.
 CERT_SOON_SECONDS = 14 * 86400
 

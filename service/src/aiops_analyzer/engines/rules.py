@@ -704,6 +704,7 @@ class RulesEngine:
         extra.append(findings.machine_clock(prom, logs))
         extra += [findings.conntrack_full(prom), findings.nic_link(prom)]
         extra.append(findings.nic_errors(prom))
+        extra.append(findings.link_saturated(prom))
         extra += [findings.probe_phase(prom), findings.probe_certificate(prom)]
         extra += [findings.machine_conntrack_full(prom), findings.mtu_changed(prom)]
         extra += [findings.queue_without_consumers(prom), findings.commits_stopped(prom)]

@@ -41,7 +41,7 @@ from aiops_analyzer.schemas import Alert, EvidenceItem, SeriesStats, Threshold
 
 MAX_SERIES = 5
 TARGET_POINTS = 60  # about one point a minute over the default 30-minute window
-MAX_FAMILY_QUERIES = 16
+MAX_FAMILY_QUERIES = 20
 
 
 @dataclass(frozen=True)
@@ -84,8 +84,9 @@ def plan_queries(alert: Alert, instance: str | None = None) -> list[NamedQuery]:
     family += _nginx_queries(labels, expr)
     family += _probe_queries(labels, expr)
     family += _certificate_file_queries(alert)
-    # Last, in what budget is left: whether the machine under a service is short of memory.
-    family += _machine_memory_queries(labels, expr)
+    # Last, in what budget is left: whether the machine under a service is short of memory
+    # or bandwidth.
+    family += _machine_resource_queries(labels, expr)
     plan += family[:MAX_FAMILY_QUERIES]
     return plan
 
@@ -343,12 +344,14 @@ def _machine_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
     ]
 
 
-def _machine_memory_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
-    """For a service's alert: the memory of the machine it runs on (node_exporter and
-    process-exporter scraped under the same host name), read whatever the alert measures.
+def _machine_resource_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
+    """For a service's alert: the memory and the network of the machine it runs on
+    (node_exporter, process-exporter and cAdvisor scraped under the same host name), read
+    whatever the alert measures.
 
-    A host that swaps stalls every process on it, so a web service's latency or errors can
-    be a batch job's memory on the same machine; the service's own metrics never show it."""
+    A host that swaps stalls every process on it, and a full uplink drops every connection's
+    packets, so a web service's latency or errors can be a batch job's memory or bandwidth on
+    the same machine; the service's own metrics never show it."""
     if any(m.startswith("node_") for m in _metrics(expr)):
         return []
     instance = labels.get("instance", "")
@@ -379,6 +382,33 @@ def _machine_memory_queries(labels: dict[str, str], expr: str) -> list[NamedQuer
             "topk(5, max by (groupname) "
             f'(namedprocess_namegroup_memory_bytes{{{machine},memtype="resident"}}))',
             "host_process_memory",
+        ),
+        NamedQuery(
+            "bytes sent per second per NIC of the machine under the target",
+            "max by (instance, device) (rate(node_network_transmit_bytes_total"
+            f"{{{machine},{_VIRTUAL_NICS}}}[5m]))",
+            "host_nic_transmit",
+            f"max(node_network_speed_bytes{{{machine},{_VIRTUAL_NICS}}} > 0)",
+        ),
+        NamedQuery(
+            "bytes received per second per NIC of the machine under the target",
+            "max by (instance, device) (rate(node_network_receive_bytes_total"
+            f"{{{machine},{_VIRTUAL_NICS}}}[5m]))",
+            "host_nic_receive",
+            f"max(node_network_speed_bytes{{{machine},{_VIRTUAL_NICS}}} > 0)",
+        ),
+        NamedQuery(
+            "share of TCP segments retransmitted on the machine under the target",
+            f"max by (instance) (rate(node_netstat_Tcp_RetransSegs{{{machine}}}[5m])"
+            f" / (rate(node_netstat_Tcp_OutSegs{{{machine}}}[5m]) > 0))",
+            "host_tcp_retransmit_share",
+        ),
+        # cAdvisor on the same machine: which container sends the most.
+        NamedQuery(
+            "containers' bytes sent per second on the machine under the target (top 3)",
+            "topk(3, sum by (name) (rate(container_network_transmit_bytes_total"
+            f'{{{machine},name!=""}}[5m])))',
+            "containers_network_transmit",
         ),
     ]
 
