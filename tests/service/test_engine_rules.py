@@ -2329,3 +2329,23 @@ def test_a_services_latency_on_a_machine_whose_link_is_full_is_the_network() -> 
     # Loss alone: the machine is losing packets.
     result = RulesEngine().analyze(a, [slow, busy, lossy])
     assert any("losing packets" in c.cause for c in result.probable_causes)
+
+
+def test_a_resolver_rewritten_by_configuration_management_is_named_as_such() -> None:
+    api = {"instance": "bill-1:9400", "job": "invoicer"}
+    a = alert("InvoicerSlow", "histogram_quantile(0.95, rate(x_bucket[5m])) > 2", api)
+    slow = metric("prom-1", "alert_expression", [0.2, 0.2, 5.3, 5.3], api)
+    puppet = log_item(
+        "loki-1",
+        "(/Stage[main]/Profile::Resolver/File[/etc/resolv.conf]/content) content changed "
+        "'{sha256}9f2c' to '{sha256}41ab'",
+        baseline=("Applied catalog in 4.92 seconds",) * 5,
+    )
+    result = RulesEngine().analyze(a, [slow, puppet])
+    assert result.category == "dns"
+    top = result.probable_causes[0]
+    assert "rewrote the machine's resolver settings" in top.cause and "resolv.conf" in top.cause
+    # A lookup that fails is told as a failing lookup.
+    failing = log_item("loki-1", "dial tcp: lookup api.example.com: no such host")
+    result = RulesEngine().analyze(a, [slow, failing])
+    assert any(c.cause.startswith("Name resolution fails") for c in result.probable_causes)

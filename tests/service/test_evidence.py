@@ -18,6 +18,7 @@ from aiops_analyzer.engines import analyze
 from aiops_analyzer.evidence import gather_evidence
 from aiops_analyzer.evidence.logrank import is_background
 from aiops_analyzer.evidence.loki import (
+    CHANGE_FILTER,
     LOCK_WAIT_FILTER,
     LOG_BASELINE,
     NEIGHBOUR_FILTER,
@@ -1519,3 +1520,18 @@ def test_an_exporters_view_of_its_datastore_reads_the_machines_journal() -> None
     # A service's own latency reads only its unit and the kernel there.
     slow = alert({"alertname": "ApiSlow", "job": "api", "instance": "db-3:8080"}, "latency > 1")
     assert '{host="db-3"}' not in stream_selectors(slow)
+
+
+def test_a_service_on_a_named_machine_reads_what_configuration_management_changed_there() -> None:
+    slow = alert({"alertname": "InvoicerSlow", "job": "invoicer", "instance": "bill-1:9400"})
+    changes = [s for s in stream_selectors(slow) if "content changed" in s]
+    assert changes == ['{host="bill-1"}' + CHANGE_FILTER]
+    pattern = re.compile(re.search(r'\|~ "(.*)"$', CHANGE_FILTER).group(1))  # type: ignore[union-attr]
+    puppet = "(/Stage[main]/Resolver/File[/etc/resolv.conf]/content) content changed '{sha256}9f'"
+    assert pattern.search(puppet) and pattern.search("PLAY RECAP *********")
+    assert not pattern.search('level=info msg="invoice issued" dur=184ms')
+    # A probe's machine is whatever answers the address: its failure lines are read instead.
+    probe = alert(
+        {"alertname": "ProbeFailed", "job": "blackbox", "instance": "https://shop-1.example.com"}
+    )
+    assert not any("content changed" in s for s in stream_selectors(probe))

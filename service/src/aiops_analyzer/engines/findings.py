@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from aiops_analyzer.evidence.anomaly import kendall_tau
 from aiops_analyzer.evidence.logline import shorten
-from aiops_analyzer.evidence.logrank import is_background
+from aiops_analyzer.evidence.logrank import TAGS, is_background
 from aiops_analyzer.evidence.oom_kill import OomKill, read_oom_kill
 from aiops_analyzer.evidence.series import fmt, label_text
 from aiops_analyzer.evidence.target import host_name
@@ -2018,6 +2018,16 @@ def log_causes(logs: list[EvidenceItem], limit: int = 3) -> list[Finding]:
                 "the old protocol for "
                 "that peer only (nginx `proxy_ssl_protocols`, OpenSSL's seclevel) or roll back, "
                 "and move the peer to TLS 1.2."
+            )
+        elif tag == "dns" and TAGS["change"].search(template.example):
+            # Not a lookup failing: configuration management rewrote the resolver's settings.
+            sentence = (
+                "Configuration management rewrote the machine's resolver settings shortly "
+                "before: {line} (at {when}). Every lookup since goes through the new search "
+                "domains, ndots, timeouts and servers: a search domain whose server does not "
+                "answer, or ndots above the dots in a name, makes each lookup wait for a "
+                "timeout first. Check `cat /etc/resolv.conf` and `time getent hosts NAME`, and "
+                "revert the change in the manifest."
             )
         elif tag == "tls" and _RENEWAL.search(template.example):
             sentence = (

@@ -224,6 +224,14 @@ def stream_selectors(alert: Alert) -> list[str]:
             for label in _HOST_STREAM_LABELS
             for unit in units
         ]
+        if not is_probe(alert):
+            # What configuration management changed on the machine (a rewritten resolv.conf,
+            # a firewall rule, a removed file): in its own unit's journal, never the service's.
+            selectors += [
+                "{" + f"{label}={_quote(name)}" + "}" + CHANGE_FILTER
+                for name in names[:1]
+                for label in _HOST_STREAM_LABELS
+            ]
         if is_probe(alert):
             # Which unit answers the probed port is unknown: the machine's failure lines, of
             # any unit (a service out of file descriptors, a crash at start-up).
@@ -366,6 +374,13 @@ _PROXY_METRICS = ("nginx_", "haproxy_", "envoy_", "traefik_", "caddy_")
 # Labels under which collectors file a deployment's group of services.
 _STACK_LABELS = ("stack", "compose_project", "namespace")
 # Failures, and the stalls behind a neighbour's slowness (collector pauses, swapping).
+# Configuration management's lines that say what it changed: Puppet's resource events,
+# Ansible's module invocations and recap, Chef's and Salt's runs (the "change" log tag).
+CHANGE_FILTER = (
+    ' |~ "(?i)content changed|ensure changed|ensure removed|ensure: (absent|removed|created)'
+    "|ansible-[a-z_.]+ Invoked with|PLAY RECAP|Applied catalog in|Chef (Infra )?Client finished"
+    '|salt-minion.*(changed|Executing state)"'
+)
 NEIGHBOUR_FILTER = (
     ' |~ "(?i)error|exception|fatal|panic|refused|timed? ?out|too many|not available'
     "|exhausted|denied|fail|leak|unavailable|reset by peer|pause (?:full|young)|full gc"
