@@ -1535,3 +1535,43 @@ def test_a_service_on_a_named_machine_reads_what_configuration_management_change
         {"alertname": "ProbeFailed", "job": "blackbox", "instance": "https://shop-1.example.com"}
     )
     assert not any("content changed" in s for s in stream_selectors(probe))
+
+
+async def test_a_filling_mount_reads_what_writes_under_it_over_the_last_day() -> None:
+    """Heap dumps written every 12 minutes for hours into a data directory: the lines that
+    name the mount's paths are read over the last day, from any unit of the machine."""
+    base = STARTS.timestamp()
+    dumps = [
+        (base - 8400 + 720 * i, f"Dumping heap to /var/lib/indexer/java_pid{4000 + i}.hprof ...")
+        for i in range(11)
+    ]
+    reads = [(base - 600 + i, f"opened segment /var/lib/indexer/seg-{i}") for i in range(30)]
+
+    def loki(request: Recorded) -> Reply:
+        if request.param("query") == '{host="ingest-3"} |= "/var/lib/indexer/"':
+            return _loki_by_window(dumps + reads, {"host": "ingest-3", "unit": "indexer"})(request)
+        return _loki_by_window([(base - 30, "CRON[1]: (root) CMD (true)")], {})(request)
+
+    full = alert(
+        {
+            "alertname": "HostDiskSpaceLow",
+            "instance": "ingest-3:9100",
+            "mountpoint": "/var/lib/indexer",
+        },
+        "node_filesystem_avail_bytes / node_filesystem_size_bytes * 100 < 5",
+    )
+    with LoopbackServer(loki) as server:
+        evidence = await gather_evidence(full, settings(loki_url=server.url))
+    assert "Dumping heap" in by_id(evidence)["loki-mount"].text
+    result = await analyze(full, evidence, settings())
+    writer = next(c for c in result.probable_causes if c.evidence_ids == ["loki-mount"])
+    assert "What writes under /var/lib/indexer" in writer.cause and "11x" in writer.cause
+    assert "hprof" in writer.cause  # the writer, not the more frequent reads
+    # The root filesystem is not read this way: every line names a path under /.
+    root = alert(
+        {"alertname": "HostDiskSpaceLow", "instance": "ingest-3:9100", "mountpoint": "/"},
+        "node_filesystem_avail_bytes / node_filesystem_size_bytes * 100 < 5",
+    )
+    with LoopbackServer(loki) as server:
+        evidence = await gather_evidence(root, settings(loki_url=server.url))
+    assert "loki-mount" not in by_id(evidence)

@@ -2235,6 +2235,37 @@ _PATH = re.compile(r"(?<![\w.:/])(/(?:[\w.@+-]+/)+[\w.@+-]+)")
 _TOO_WIDE = frozenset({"/", "/var", "/srv", "/home", "/data", "/opt", "/tmp", "/var/lib"})  # noqa: S108 (a name, not a file)
 
 
+# A line that writes or leaves something behind, or gives a size.
+_WRITES = re.compile(
+    r"\b(?:dump|writ|creat|sav|download|extract|cop(?:y|ied)|upload|export|spool|snapshot|"
+    r"backup|archiv|cache|rotat|compress|generat)\w*|\b\d+(?:\.\d+)? ?(?:[KMGT]i?B|bytes)\b",
+    re.I,
+)
+
+
+def writes_under_mount(logs: list[EvidenceItem], mountpoint: str) -> Finding | None:
+    """What the machine's logs say is written under the filling mount over the last day
+    (``mount_writes``): the most frequent line that writes or sizes something there."""
+    for item in of_kind(logs, "mount_writes"):
+        writing = [t for t in item.templates if _WRITES.search(t.example)]
+        if not writing:
+            continue
+        top = max(writing, key=lambda t: t.count)
+        return Finding(
+            f"What writes under {mountpoint}, from the machine's logs of the last day: "
+            f"'{_clip(top.example)}' ({top.count}x, {_clock(top.first_seen)} to "
+            f"{_clock(top.last_seen)}). What it leaves there is the first suspect for the space.",
+            0.65,
+            (item.id,),
+            "disk_space",
+            remedy=f"Confirm with `du -xh --max-depth=2 {mountpoint} | sort -h | tail`; stop "
+            "what keeps writing there, then delete or move what it left (or cap it: a retention, "
+            "a rotation, a size limit).",
+            topic="disk_writer",
+        )
+    return None
+
+
 def first_to_meet_full_disk(logs: list[EvidenceItem]) -> Finding | None:
     """Of several writers failing with "No space left on device", the first to fail and the
     path it wrote: the process writing the most meets a full filesystem first, so the first

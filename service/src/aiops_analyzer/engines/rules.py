@@ -734,6 +734,8 @@ class RulesEngine:
             extra.append(findings.core_dumps(logs))
             host = host_name(alert.labels.get("instance", ""))
             extra.append(findings.chatty_container(logs, host))
+            mountpoint = alert.labels.get("mountpoint", "")
+            extra.append(findings.writes_under_mount(logs, mountpoint) if mountpoint else None)
         if family.category in ("memory_pressure", "disk_space") and not (oom or cache):
             extra.append(findings.growth(prom))
         extra += app_found

@@ -523,6 +523,24 @@ def full_disk_selector(
     return ""
 
 
+MAX_MOUNT_LINES = 500
+MAX_MOUNT_TEMPLATES = 5
+
+
+def mount_path_selector(alert: Alert) -> str:
+    """For a free-space alert on a machine's mount other than /, the machine's lines that
+    name a path under it over the last day: what writes there (heap dumps, a cache, an
+    export) is usually in another unit's journal than the alert's subject. "" otherwise."""
+    labels = subject_labels(alert)
+    mount, instance = labels.get("mountpoint", ""), labels.get("instance", "")
+    metrics = metric_names(alert_expression(alert))
+    about_space = any(m.startswith("node_filesystem_") for m in metrics)
+    host = host_name(instance) if instance else ""
+    if not about_space or mount in ("", "/") or not mount.startswith("/") or not is_name(host):
+        return ""
+    return "{" + f"host={_quote(host.split('.')[0])}" + "} |= " + _quote(mount.rstrip("/") + "/")
+
+
 def _literal(text: str) -> str:
     """``text`` as a regular expression that matches it literally (RE2 and Python alike)."""
     return re.sub(r"([.^$*+?()\[\]{}|\\])", r"\\\1", text)
@@ -645,12 +663,13 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
         )
         job_reads += 1
     volume_window = Window(recent.end - LOG_VOLUME_SPAN, recent.end)
-    gathered, items, volume = await asyncio.gather(
+    gathered, items, volume, mount = await asyncio.gather(
         asyncio.gather(*(read for read, _, _ in planned)),
         _expression(logql, url, recent, timeout, http),
         _log_volume(log_volume_query(alert), url, volume_window, timeout, http),
+        _mount_writes(mount_path_selector(alert), url, last_runs, timeout, http),
     )
-    items += volume
+    items += volume + mount
     results = list(gathered)
     # (line limit, whether the read reaches into the baseline) of each result.
     shapes = [(limit, spans) for _, limit, spans in planned]
@@ -968,6 +987,41 @@ async def _expression(
             title="alert expression (LogQL)",
             series=series[:5],
             text=render_item("alert expression (LogQL, run by Loki)", series, window),
+            window_start=window.start.timestamp(),
+            window_end=window.end.timestamp(),
+        )
+    ]
+
+
+async def _mount_writes(
+    selector: str, url: str, window: Window, seconds: float, http: httpx.AsyncClient
+) -> list[EvidenceItem]:
+    """The templates of the lines naming paths under a filling mount (``mount_path_selector``)
+    over ``window``, most frequent first: what writes there."""
+    if not selector:
+        return []
+    result = await _read(url, selector, window, seconds, http, MAX_MOUNT_LINES, named=True)
+    if isinstance(result, str):
+        return [unavailable("loki-mount", "loki", selector, result)]
+    lines = [LogLine(ts / 1e9, text, True) for ts, text in result]
+    if not lines:
+        return []
+    mined, _ = rank_with_lines(lines, window.seconds, 0.0)
+    mined.sort(key=lambda t: -t.count)
+    kept = mined[:MAX_MOUNT_TEMPLATES]
+    text = "\n".join(
+        [f"Lines naming paths under the mount ({selector}), last {window.seconds / 3600:.0f} h:"]
+        + [f"- x{t.count} {_clock(t.first_seen)}-{_clock(t.last_seen)}: {t.example}" for t in kept]
+    )
+    return [
+        EvidenceItem(
+            id="loki-mount",
+            source="loki",
+            query=selector,
+            kind="mount_writes",
+            title="lines naming paths under the filling mount",
+            templates=kept,
+            text=text,
             window_start=window.start.timestamp(),
             window_end=window.end.timestamp(),
         )
