@@ -2349,3 +2349,27 @@ def test_a_resolver_rewritten_by_configuration_management_is_named_as_such() -> 
     failing = log_item("loki-1", "dial tcp: lookup api.example.com: no such host")
     result = RulesEngine().analyze(a, [slow, failing])
     assert any(c.cause.startswith("Name resolution fails") for c in result.probable_causes)
+
+
+def test_a_clock_alert_behind_a_firewall_dropping_the_machines_own_ntp_is_the_firewall() -> None:
+    host = {"instance": "mq-2:9100", "job": "node-exporter"}
+    expr = "abs(node_time_seconds - timestamp(node_time_seconds)) > 0.05"
+    a = alert("TimeOff", expr, host)  # a meaningless name: the expression says clock
+    assert classify(a).family.category == "clock_skew"
+    off = metric("prom-1", "alert_expression", [0.01, 0.03, 0.05, 0.06], host)
+    ntp_drop = (
+        "kernel: [UFW BLOCK] IN= OUT=eth0 SRC=10.20.0.41 DST=10.20.0.2 LEN=76 PROTO=UDP "
+        "SPT=53902 DPT=123 LEN=56"
+    )
+    # Dropped for hours (since the rule changed): steady, and still the cause.
+    logs = log_item("loki-1", ntp_drop, ntp_drop, baseline=(ntp_drop,) * 20)
+    result = RulesEngine().analyze(a, [off, logs])
+    assert result.category == "clock_skew" and not result.inconclusive
+    top = result.probable_causes[0]
+    assert "drops its outgoing NTP traffic (port 123)" in top.cause
+    assert top.evidence_ids == ["loki-1"]
+    # A scanner's inbound probe of port 123 is someone else's traffic: no claim.
+    scan = "kernel: [UFW BLOCK] IN=eth0 OUT= SRC=198.51.100.23 DST=10.20.0.41 PROTO=UDP DPT=123"
+    logs = log_item("loki-1", scan, baseline=(scan,) * 20)
+    result = RulesEngine().analyze(a, [off, logs])
+    assert not any("outgoing NTP" in c.cause for c in result.probable_causes)

@@ -1289,6 +1289,41 @@ def nic_errors(prom: list[EvidenceItem]) -> Finding | None:
     return None
 
 
+# A firewall's log of a packet this machine sent (`IN=` empty, `OUT=` its interface): its own
+# traffic dropped on the way out, not a scan from outside.
+_OUTBOUND = re.compile(r"\bIN= OUT=\S+")
+_DPT = re.compile(r"\bDPT=(\d+)\b")
+
+
+def egress_blocked(logs: list[EvidenceItem], port: int, what: str) -> Finding | None:
+    """The machine's firewall drops its own packets to ``port`` (``what``: NTP, DNS...): a
+    steady stream of such drops since a rule change is as much a cause as a new one, since the
+    machine's own traffic, unlike a scanner's, is never noise."""
+    for item, t in templates(logs):
+        dport = _DPT.search(t.example)
+        if "firewall" not in t.tags or not _OUTBOUND.search(t.example) or not dport:
+            continue
+        if int(dport.group(1)) != port:
+            continue
+        since = (
+            f"{t.count}x in the window, {t.baseline_count}x before it"
+            if t.baseline_count
+            else f"{t.count}x from {_clock(t.first_seen)}"
+        )
+        return Finding(
+            f"The machine's own firewall drops its outgoing {what} traffic (port {port}): "
+            f"'{_clip(t.example)}' ({since}). Nothing it sends to port {port} gets out, so "
+            f"{what} cannot work from this machine.",
+            0.75,
+            (item.id,),
+            remedy=f"Find the rule (`ufw status numbered`, `iptables -S OUTPUT`, `nft list "
+            f"ruleset`) and allow outgoing port {port} to the servers this machine uses; check "
+            "what changed the firewall (configuration management, an operator).",
+            topic="firewall",
+        )
+    return None
+
+
 # Ethernet line rates in bytes per second (100 Mbit/s to 100 Gbit/s): traffic that levels
 # off just under one of them is that link's ceiling when node_exporter reports no speed.
 _LINE_RATES = (12.5e6, 125e6, 312.5e6, 1.25e9, 3.125e9, 5e9, 12.5e9)

@@ -454,6 +454,8 @@ FAMILIES: tuple[Family, ...] = (
         ),
         metric=r"timex|clock_skew|ntp_|chrony|time_offset|clock_offset",
         name=r"clock|skew|\bntp\b|time ?(sync|drift|offset)",
+        # The machine's clock against Prometheus' scrape time.
+        expr=r"node_time_seconds[^)]*\)?\s*-\s*timestamp\(\s*node_time_seconds",
     ),
     Family(
         "network",
@@ -702,6 +704,8 @@ class RulesEngine:
         extra.append(findings.machine_rebooted_meanwhile(prom, alert.starts_at.timestamp()))
         extra.append(findings.changed_setting(logs))
         extra.append(findings.machine_clock(prom, logs))
+        if family.category == "clock_skew":
+            extra.append(findings.egress_blocked(logs, 123, "NTP"))
         extra += [findings.conntrack_full(prom), findings.nic_link(prom)]
         extra.append(findings.nic_errors(prom))
         extra.append(findings.link_saturated(prom))
