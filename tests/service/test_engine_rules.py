@@ -2373,3 +2373,42 @@ def test_a_clock_alert_behind_a_firewall_dropping_the_machines_own_ntp_is_the_fi
     logs = log_item("loki-1", scan, baseline=(scan,) * 20)
     result = RulesEngine().analyze(a, [off, logs])
     assert not any("outgoing NTP" in c.cause for c in result.probable_causes)
+
+
+def test_a_host_losing_memory_steadily_names_the_instrumented_process_that_grows() -> None:
+    host = {"instance": "batch-2:9100", "job": "node-exporter"}
+    expr = "100 * (1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes) > 90"
+    a = alert("HighMemoryUsage", expr, host)
+    kinds = {q.kind for q in plan_queries(a)}
+    assert {"host_instrumented_memory", "host_instrumented_cpu"} <= kinds
+    falling = [0.16 - 0.07 * i / 29 for i in range(30)]
+    growing = [2.9e9 + 2e8 * i / 29 for i in range(30)]
+    evidence = [
+        metric("prom-1", "alert_expression", [(1 - x) * 100 for x in falling[-3:]], host),
+        metric("prom-3", "host_memory_available", falling, host),
+    ]
+    processes = EvidenceItem(
+        id="prom-4",
+        source="prometheus",
+        kind="host_instrumented_memory",
+        series=[
+            describe(
+                [(END - (29 - i) * 60, v) for i, v in enumerate(growing)],
+                60.0,
+                labels={"job": "ledger-sync"},
+            ),
+            describe([(END - 60, 4e8), (END, 4e8)], 60.0, labels={"job": "reports-api"}),
+        ],
+        text="processes",
+    )
+    result = RulesEngine().analyze(a, [*evidence, processes])
+    shrinking = next(c for c in result.probable_causes if "shrinks steadily" in c.cause)
+    assert "job ledger-sync grows with it" in shrinking.cause
+    assert shrinking.evidence_ids == ["prom-3", "prom-4"]
+    # Every process flat: none is named.
+    flat = processes.model_copy(
+        update={"series": [describe([(END - 60, 4e8), (END, 4e8)], 60.0, labels={"job": "x"})]}
+    )
+    result = RulesEngine().analyze(a, [*evidence, flat])
+    shrinking = next(c for c in result.probable_causes if "shrinks steadily" in c.cause)
+    assert "grows with it" not in shrinking.cause

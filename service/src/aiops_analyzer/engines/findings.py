@@ -625,7 +625,26 @@ def _largest_process(prom: list[EvidenceItem], host: str = "") -> tuple[str, str
         grew = f", up from {_bytes(low)}" if now >= 1.5 * low and now - low >= 2**27 else ""
         name = top.labels["groupname"]
         return item.id, f"the largest process group is {name} at {_bytes(now)} resident{grew}"
-    return _largest_container(prom, host)
+    return _largest_instrumented(prom) or _largest_container(prom, host)
+
+
+def _largest_instrumented(prom: list[EvidenceItem]) -> tuple[str, str] | None:
+    """(evidence id, words) of the instrumented process (by scrape job) that grew the most
+    over the window, or the largest, from the Prometheus clients' process collector."""
+    for item in of_kind(prom, "host_instrumented_memory"):
+        sized = [s for s in item.series if s.current and s.labels.get("job")]
+        if not sized:
+            continue
+        top = max(sized, key=lambda s: ((s.current or 0.0) - (s.minimum or 0.0), s.current))
+        now, low = top.current or 0.0, top.minimum or 0.0
+        grew = f", up from {_bytes(low)}" if now >= 1.5 * low and now - low >= 2**27 else ""
+        if not grew:
+            top = max(sized, key=lambda s: s.current or 0.0)
+            now = top.current or 0.0
+        return item.id, (
+            f"the process of job {top.labels['job']} holds {_bytes(now)} resident{grew}"
+        )
+    return None
 
 
 def _largest_container(prom: list[EvidenceItem], host: str) -> tuple[str, str] | None:
@@ -1719,6 +1738,36 @@ def _climbs_steadily(s: SeriesStats, rising: bool) -> bool:
     return big_enough and (tau >= STEADY_TAU if rising else tau <= -STEADY_TAU)
 
 
+# A process growing by this much in the window, steadily, is what eats the host's memory.
+MIN_PROCESS_GROWTH = 64 * 2**20
+
+
+def _growing_process(prom: list[EvidenceItem]) -> tuple[str, str] | None:
+    """(evidence id, words) of the process (process-exporter's group, else an instrumented
+    process by its job) whose resident memory climbs steadily the most over the window."""
+    for kind, key, what in (
+        ("host_process_memory", "groupname", "process group"),
+        ("host_instrumented_memory", "job", "process of job"),
+    ):
+        for item in of_kind(prom, kind):
+            climbing = [
+                s
+                for s in item.series
+                if s.labels.get(key)
+                and (s.current or 0.0) - (s.minimum or 0.0) >= MIN_PROCESS_GROWTH
+                and _climbs_steadily(s, rising=True)
+            ]
+            if not climbing:
+                continue
+            top = max(climbing, key=lambda s: (s.current or 0.0) - (s.minimum or 0.0))
+            return item.id, (
+                f"the {what} {top.labels[key]} grows with it, steadily ({_bytes(top.minimum or 0)}"
+                f" to {_bytes(top.current or 0)} resident in the window, about "
+                f"{_bytes(max(top.slope_per_hour, 0.0))} an hour): what holds the memory"
+            )
+    return None
+
+
 def growth(prom: list[EvidenceItem]) -> Finding | None:
     """Memory or disk use growing steadily toward its ceiling: when it gets there.
 
@@ -1749,11 +1798,16 @@ def growth(prom: list[EvidenceItem]) -> Finding | None:
         if cpu and cpu[1].trend in ("flat", "oscillating"):
             steady = " while its CPU use stays flat: a leak, not load"
             cited.append(cpu[0].id)
+        grower = _growing_process(prom) if kind == "host_memory_available" else None
+        holds = ""
+        if grower:
+            holds = f" {grower[1][0].upper()}{grower[1][1:]}."
+            cited.append(grower[0])
         return Finding(
             f"{what} {'grows' if rising else 'shrinks'} steadily "
             f"({abs(s.slope_per_hour) * 100:.1f} percentage points per "
             f"hour, now {share}){steady}; at this rate it reaches "
-            f"{'the limit' if rising else 'zero'} in {when}.",
+            f"{'the limit' if rising else 'zero'} in {when}.{holds}",
             0.65,
             tuple(cited),
         )

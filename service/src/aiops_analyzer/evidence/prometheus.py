@@ -513,6 +513,19 @@ def _host_process_queries(i: str) -> list[NamedQuery]:
             f'(namedprocess_namegroup_memory_bytes{{{on_host},memtype="resident"}}))',
             "host_process_memory",
         ),
+        # Every process a Prometheus client instruments (process_resident_memory_bytes of
+        # the process collector) on the machine, by its scrape job: a service's own metrics
+        # name it where process-exporter does not run.
+        NamedQuery(
+            "instrumented processes' resident memory on the host (top 5)",
+            f"topk(5, max by (job) (process_resident_memory_bytes{{{on_host}}}))",
+            "host_instrumented_memory",
+        ),
+        NamedQuery(
+            "instrumented processes' CPU cores used on the host (top 5)",
+            f"topk(5, sum by (job) (rate(process_cpu_seconds_total{{{on_host}}}[5m])))",
+            "host_instrumented_cpu",
+        ),
         # Without process-exporter, cAdvisor's containers: the findings keep those of the
         # cAdvisor on this machine, or of the only cAdvisor there is (a single Docker host).
         NamedQuery(
