@@ -9,7 +9,12 @@ import pytest
 from aiops_analyzer.engines import findings, findings_dependency
 from aiops_analyzer.engines.rules import RulesEngine, classify
 from aiops_analyzer.evidence.logrank import LogLine, rank, tags_of
-from aiops_analyzer.evidence.loki import about_job, queue_mention_selector, stream_selectors
+from aiops_analyzer.evidence.loki import (
+    about_job,
+    queue_mention_selector,
+    queue_mention_selectors,
+    stream_selectors,
+)
 from aiops_analyzer.evidence.prometheus import plan_queries
 from aiops_analyzer.evidence.series import describe
 from aiops_analyzer.evidence.target import scope
@@ -347,14 +352,14 @@ def test_a_consumer_evicted_after_its_calls_got_slow_is_told_why() -> None:
     result = RulesEngine().analyze(
         lag, [logs(repeated(leave, 300, times=2) + repeated(slow, 900, times=6))]
     )
-    stalled = next(c for c in result.probable_causes if "stopped consuming" in c.cause)
+    stalled = next(c for c in result.probable_causes if "rebalance loop" in c.cause)
     assert "its calls got slow first: 'WARN BulkWriter: bulk to opensearch took" in stalled.cause
     # Calls that got slow only after the eviction did not cause it.
     late = repeated(leave, 900, times=2) + repeated(slow, 300, times=6)
     stalled = next(
         c
         for c in RulesEngine().analyze(lag, [logs(late)]).probable_causes
-        if "stopped consuming" in c.cause
+        if "rebalance loop" in c.cause
     )
     assert "got slow first" not in stalled.cause
 
@@ -965,3 +970,30 @@ def test_a_job_that_cannot_find_its_binary_names_what_removed_it() -> None:
         "no longer exists"
         not in RulesEngine().analyze(unit, [logs(alone)]).probable_causes[0].cause
     )
+
+
+def test_a_kafka_group_evicting_its_consumers_again_and_again_is_a_rebalance_loop() -> None:
+    group = {"consumergroup": "shipping-labels", "topic": "shipments.created"}
+    a = alert("GroupLag", "sum by (consumergroup, topic) (kafka_consumergroup_lag) > 30000", group)
+    # Kubernetes streams carry no `service` label: the group's mentions are read there too.
+    mentions = queue_mention_selectors(a)
+    assert [m.split(" |~ ")[0] for m in mentions] == ['{service=~".+"}', '{namespace=~".+"}']
+    assert all("shipping-labels|shipments" in m for m in mentions)
+    evicted = (
+        "WARN [heartbeat | shipping-labels] ConsumerCoordinator: [groupId=shipping-labels] "
+        "consumer poll timeout has expired. This means the time between subsequent calls to "
+        "poll() was longer than the configured max.poll.interval.ms"
+    )
+    rejoin = "INFO ConsumerCoordinator: [groupId=shipping-labels] (Re-)joining group"
+    lines = [(600 - 380 * i, evicted) for i in range(2)] + [
+        (590 - 380 * i, rejoin) for i in range(2)
+    ]
+    result = RulesEngine().analyze(a, [logs(lines)])
+    top = result.probable_causes[0]
+    assert "rebalance loop" in top.cause and "max.poll.interval.ms" in top.cause
+    assert result.remediation[0].startswith("Make one poll's work fit the interval")
+    assert not any("add workers" in step for step in result.remediation)
+    # A consumer that stopped (no eviction) is told as stopped.
+    stopped = [(300, "WARN consumer stopped: shutting down")]
+    result = RulesEngine().analyze(a, [logs(stopped)])
+    assert any("stopped consuming" in c.cause for c in result.probable_causes)

@@ -591,6 +591,26 @@ def consumer_stalled(prom: list[EvidenceItem], logs: list[EvidenceItem]) -> Find
     if found and slow and slow[1].first_seen <= found[1].first_seen:
         said.append(f"its calls got slow first: '{_clip(slow[1].example)}' ({_seen(slow[1])})")
         cited.append(slow[0].id)
+    evicted = any(_EVICTED.search(t.example) for _, t in templates(logs) if "consumer" in t.tags)
+    if found and evicted:
+        # Evicted and rejoining: the consumer is alive, but each batch outlasts the poll
+        # interval, so its commit is refused and the same records come back.
+        return Finding(
+            "The group's consumers are evicted and rejoin again and again (a rebalance loop): "
+            + "; ".join(said)
+            + ". A member that does not poll again within max.poll.interval.ms is removed "
+            "from the group, its offset commit is refused (CommitFailedException) and its "
+            "partitions are reassigned, so the same records are processed again and the "
+            "backlog only grows.",
+            0.75,
+            tuple(dict.fromkeys(cited)),
+            "queue_lag",
+            remedy="Make one poll's work fit the interval: lower `max.poll.records` (or speed "
+            "up the processing of a batch), or raise `max.poll.interval.ms` above the slowest "
+            "batch; adding consumers does not help while each one is evicted.",
+            replaces_steps=True,
+            topic="consumer",
+        )
     if found or quiet:
         return Finding(
             "The consumer stopped consuming: " + "; ".join(said) + ".",
@@ -603,6 +623,14 @@ def consumer_stalled(prom: list[EvidenceItem], logs: list[EvidenceItem]) -> Find
             topic="consumer",
         )
     return None
+
+
+# A consumer removed from its group and joining again (Kafka's clients and coordinator).
+_EVICTED = re.compile(
+    r"rebalanc|LeaveGroup|left (?:the )?(?:consumer )?group|poll timeout has expired"
+    r"|max\.poll\.interval|CommitFailedException|\(Re-\)joining group",
+    re.I,
+)
 
 
 # The position of a record in a consumer's words: "shipments.v1-3@1882211", "offset 1882211".

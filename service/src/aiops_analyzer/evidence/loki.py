@@ -368,6 +368,20 @@ def queue_mention_selector(alert: Alert) -> str:
     return '{service=~".+"} |~ ' + _quote("(?i)" + "|".join(words))
 
 
+# Every stream, as each collector labels it: Compose and Alloy's Docker discovery file a
+# container under `service`; Kubernetes under `namespace` (no `service` label there).
+_ANY_STREAM = ('{service=~".+"}', '{namespace=~".+"}')
+
+
+def queue_mention_selectors(alert: Alert) -> list[str]:
+    """``queue_mention_selector`` over the streams of Docker hosts and of Kubernetes."""
+    mentions = queue_mention_selector(alert)
+    if not mentions:
+        return []
+    line_filter = mentions.removeprefix(_ANY_STREAM[0])
+    return [stream + line_filter for stream in _ANY_STREAM]
+
+
 # Proxies, load balancers and gateways: their 5xx and timeouts are their upstreams' failures.
 _PROXY = re.compile(r"nginx|haproxy|envoy|traefik|caddy|proxy|gateway|ingress|\bedge\b|\blb\b")
 _PROXY_METRICS = ("nginx_", "haproxy_", "envoy_", "traefik_", "caddy_")
@@ -619,7 +633,7 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
             (_read(url, lock_waits, span, timeout, http, limit, named=True), limit, True)
         )
         streams.append(lock_key)
-    if mentions := queue_mention_selector(alert):
+    for mentions in queue_mention_selectors(alert):
         limit = MAX_QUEUE_MENTION_LINES
         planned.append((_read(url, mentions, span, timeout, http, limit, named=True), limit, True))
         streams.append(mention_key)
