@@ -2207,6 +2207,25 @@ def test_a_tls_alert_from_the_peer_is_about_this_sides_client_certificate() -> N
     assert not any("rejects this side's" in c.cause for c in result.probable_causes)
 
 
+def test_gos_form_of_the_peers_tls_alert_is_about_this_sides_client_certificate() -> None:
+    """Go's crypto/tls reports the peer's alert as "remote error: tls: expired certificate":
+    the peer (a mutual-TLS API) rejects the client certificate this service presents."""
+    orders = {"instance": "app-4:8080", "job": "orders"}
+    a = alert("OrdersErrors", 'sum(rate(http_requests_total{code=~"5.."}[5m])) > 1', orders)
+    rejected = log_item(
+        "loki-1",
+        "error ledger posting failed url=https://ledger.internal:8443/v1/postings error=Post "
+        '"https://ledger.internal:8443/v1/postings": remote error: tls: expired certificate',
+        baseline=("info order created",) * 20,
+    )
+    result = RulesEngine().analyze(
+        a, [metric("prom-1", "alert_expression", [0.1, 0.3, 0.4], orders), rejected]
+    )
+    cause = next(c for c in result.probable_causes if "rejects this side's" in c.cause)
+    assert "TLS alert 'expired certificate'" in cause.cause and "mutual TLS" in cause.cause
+    assert result.category == "certificate_expiry"
+
+
 def test_a_group_that_keeps_its_members_but_stopped_committing_is_stuck() -> None:
     """Lag grows, four members stay, commits stop while records keep arriving: the answer says
     the consumers are stuck (not gone) and stays inconclusive about why without their logs."""

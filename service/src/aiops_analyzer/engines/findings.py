@@ -2091,7 +2091,8 @@ def log_causes(logs: list[EvidenceItem], limit: int = 3) -> list[Finding]:
             # A TLS alert is the other side's verdict on the certificate this side presented.
             sentence = (
                 "The other side rejects this side's certificate with the TLS alert "
-                f"'{verdict.group(1)}': {{line}}. That alert is the peer's verdict on the client "
+                f"'{verdict.group(1) or verdict.group(2)}': {{line}}. That alert is the "
+                "peer's verdict on the client "
                 "certificate this side presents for mutual TLS (nginx's proxy_ssl_certificate, "
                 "a client's certificate file), not on the peer's own certificate. Renew or "
                 "replace that client certificate and reload."
@@ -2180,7 +2181,10 @@ _RENEWAL = re.compile(r"renew|acme|challenge", re.I)
 # number 45", "tlsv13 alert certificate required").
 _PEER_REJECTS = re.compile(
     r"(?:sslv3|tlsv1\d?) alert (certificate (?:expired|revoked|unknown|required)"
-    r"|bad certificate|unknown ca|unsupported certificate)",
+    r"|bad certificate|unknown ca|unsupported certificate)"
+    # Go's crypto/tls: "remote error: tls: expired certificate".
+    r"|remote error: tls: ((?:expired|revoked|bad|unsupported|unknown) certificate"
+    r"|unknown certificate authority|certificate required)",
     re.I,
 )
 # sudo's journal line: "alice : TTY=pts/0 ; PWD=... ; USER=root ; COMMAND=/usr/bin/systemctl ...".

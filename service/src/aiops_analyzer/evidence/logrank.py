@@ -116,6 +116,8 @@ TAGS: dict[str, re.Pattern[str]] = {
         r"|SSL routines|unknown authority|bad certificate|certificate is not valid"
         r"|handshake (?:error|fail)|CERTIFICATE_VERIFY_FAILED|ERR_CERT_|SSL_ERROR_"
         r"|self[- ]signed certificate|certificate (?:will )?expires? (?:in|soon|today)"
+        # Go's form of the peer's TLS alert: "remote error: tls: expired certificate".
+        r"|remote error: tls: |expired certificate"
         # certbot / ACME renewal that fails (its healthy "not due for renewal" is no match).
         r"|failed to renew|renewals? (?:failed|failure)|(?:\brenew\w*|certbot|acme\.sh)\S*.*"
         r"\b(?:failed|error|unable|could not)\b|(?:acme )?challenge (?:failed|invalid)",
