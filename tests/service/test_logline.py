@@ -206,6 +206,22 @@ def test_a_long_line_keeps_its_start_and_its_reason() -> None:
             "database",
         ),
         ("Cannot get a connection, pool error Timeout waiting for idle object", "database"),
+        # The same causes as other runtimes and libraries word them.
+        ("wget: bad address 'api.example.com': Name does not resolve", "dns"),
+        ("socket.gaierror: [Errno -3] Temporary failure", "dns"),
+        ('[error] 7#7: host not found in upstream "pricing:8080"', "dns"),
+        ("PKIX path building failed: unable to find valid certification path", "tls"),
+        ("Error: certificate has expired (code: CERT_HAS_EXPIRED)", "tls"),
+        ("x509: certificate is valid for a.corp, b.corp, not billing.corp", "tls"),
+        ("Hostname/IP does not match certificate's altnames: Host: billing.corp", "tls"),
+        ('remote error: tls: expired certificate"', "tls"),
+        ("java.net.ConnectException: Connection refused (Connection refused)", "network"),
+        ("urllib3: Max retries exceeded with url: /v1/quote (NewConnectionError)", "network"),
+        ("OSError: [Errno 28] cannot write '/var/lib/x/part'", "disk"),
+        ("write /srv/data/x: disk quota exceeded", "disk"),
+        ("upload failed: An error occurred (AccessDenied) when calling PutObject", "auth"),
+        ("Error response from daemon: pull access denied for registry.local/app", "auth"),
+        ("Waiting for table metadata lock | ALTER TABLE orders ADD COLUMN x", "lock"),
     ],
 )
 def test_application_causes_in_their_stacks_words(line: str, tag: str) -> None:

@@ -108,7 +108,10 @@ TAGS: dict[str, re.Pattern[str]] = {
         r"|(?:DNS|resolver) (?:request |query )?(?:timed out|timeout|failed)"
         # A query to a resolver's port 53 that fails (Go's "read udp A->B:53: i/o timeout",
         # CoreDNS's forward plugin).
-        r"|(?:udp|tcp) \S+->\S+:53\b|plugin/forward",
+        r"|(?:udp|tcp) \S+->\S+:53\b|plugin/forward"
+        # musl (Alpine), Python's socket, Rust's std, nginx's upstream names, .NET.
+        r"|Name does not resolve|\bgaierror\b|failed to lookup address information"
+        r"|host not found in upstream|unknown host\b|No such host is known",
         re.I,
     ),
     "tls": re.compile(
@@ -118,6 +121,13 @@ TAGS: dict[str, re.Pattern[str]] = {
         r"|self[- ]signed certificate|certificate (?:will )?expires? (?:in|soon|today)"
         # Go's form of the peer's TLS alert: "remote error: tls: expired certificate".
         r"|remote error: tls: |expired certificate"
+        # Java's trust store, Node's error codes, a certificate for another host name (Go,
+        # Node, Python, curl).
+        r"|PKIX path building failed|unable to find valid certification path|SSLHandshakeException"
+        r"|CERT_HAS_EXPIRED|UNABLE_TO_VERIFY_LEAF_SIGNATURE|DEPTH_ZERO_SELF_SIGNED_CERT"
+        r"|certificate is valid for \S+.{0,200}\bnot\b|does not match certificate's altnames"
+        r"|hostname mismatch|doesn't match (?:either of )?'|no alternative certificate subject name"
+        r"|SSL: no alternative certificate|subjectAltName does not match"
         # certbot / ACME renewal that fails (its healthy "not due for renewal" is no match).
         r"|failed to renew|renewals? (?:failed|failure)|(?:\brenew\w*|certbot|acme\.sh)\S*.*"
         r"\b(?:failed|error|unable|could not)\b|(?:acme )?challenge (?:failed|invalid)",
@@ -145,7 +155,10 @@ TAGS: dict[str, re.Pattern[str]] = {
         r"|503 Service Unavailable|Bad Gateway|Gateway Time-?out|timeout of \d+ ?ms exceeded"
         # "network timeout at: URL", "read timeout", "request timeout" (not "timeout=30s").
         r"|\b(?:network|socket|read|write|connect(?:ion)?|request|response|upstream|call|rpc"
-        r"|http|client) time-?out\b(?!\s*[=:]\s*\d)",
+        r"|http|client) time-?out\b(?!\s*[=:]\s*\d)"
+        # Java's and Python's clients: a refused or failed connection in their own words.
+        r"|java\.net\.ConnectException|NoHttpResponseException|Max retries exceeded with url"
+        r"|NewConnectionError|\bEPIPE\b|\bECONNABORTED\b",
         re.I,
     ),
     # The service hit a limit of its own: file descriptors, threads, workers, connections slots
@@ -167,7 +180,10 @@ TAGS: dict[str, re.Pattern[str]] = {
         r"|code ?= ?PermissionDenied|\b401 Unauthorized|\b403 Forbidden|invalid_grant"
         r"|invalid_client|token (?:has |is )?expired|ExpiredToken|InvalidAccessKeyId"
         r"|SignatureDoesNotMatch|\bNOAUTH\b|\bWRONGPASS\b|SASL authentication failed"
-        r"|permission denied for (?:table|relation|schema|database|sequence)",
+        r"|permission denied for (?:table|relation|schema|database|sequence)"
+        # Object stores and registries: S3's and GCS's refusals, a registry's pull denied.
+        r"|\bAccessDenied\b|InvalidClientTokenId|\bunauthorized: authentication required"
+        r"|pull access denied",
         re.I,
     ),
     # A data store that refuses writes because it is full or read-only (Redis at maxmemory or
@@ -235,6 +251,8 @@ TAGS: dict[str, re.Pattern[str]] = {
         r"|still waiting for \w+ ?lock|lock contention|holding the lock"
         # A session idle in a transaction holds its locks (PostgreSQL's timeout says so).
         r"|idle[- ]in[- ]transaction"
+        # MySQL's metadata lock (an ALTER waiting behind a transaction, every query behind it).
+        r"|metadata lock"
         # ORMs' and stores' own words: Hibernate/Spring lock exceptions, SQLite, a
         # distributed lock that cannot be taken, MongoDB's write conflicts.
         r"|Lock(?:Acquisition|Timeout)Exception|CannotAcquireLock|PessimisticLock"
@@ -243,7 +261,10 @@ TAGS: dict[str, re.Pattern[str]] = {
         re.I,
     ),
     "disk": re.compile(
-        r"no space left|ENOSPC|disk (?:is )?full|inodes?\b.*(?:full|exhaust)|too many files", re.I
+        r"no space left|ENOSPC|disk (?:is )?full|inodes?\b.*(?:full|exhaust)|too many files"
+        r"|\[Errno 28\]|Disk quota exceeded|\bEDQUOT\b|file ?system (?:is )?full"
+        r"|(?:not enough|insufficient) (?:free )?(?:disk )?space",
+        re.I,
     ),
     "config": re.compile(
         r"missing (?:required )?(?:setting|config|env|variable)|required (?:setting|variable)"
