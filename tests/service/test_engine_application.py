@@ -997,3 +997,21 @@ def test_a_kafka_group_evicting_its_consumers_again_and_again_is_a_rebalance_loo
     stopped = [(300, "WARN consumer stopped: shutting down")]
     result = RulesEngine().analyze(a, [logs(stopped)])
     assert any("stopped consuming" in c.cause for c in result.probable_causes)
+
+
+def test_a_migrations_alter_just_before_queries_time_out_is_lock_contention() -> None:
+    api = {"namespace": "shop", "service": "catalog-api"}
+    a = alert("CatalogSlow", "histogram_quantile(0.99, rate(http_duration_bucket[5m])) > 2", api)
+    alter = "migrate: executing: ALTER TABLE products ADD COLUMN discount_pct DECIMAL(5,2) NULL"
+    timeout = "error query failed query=SELECT id FROM products err=context deadline exceeded"
+    lines = [(430, alter)] + [(400 - 10 * i, timeout) for i in range(20)]
+    result = RulesEngine().analyze(a, [logs(lines)])
+    assert result.category == "lock_contention"
+    top = result.probable_causes[0]
+    assert "A schema change on products began 30 s before" in top.cause
+    assert "metadata lock" in top.cause
+    assert result.remediation[0].startswith("Find the waits (`SHOW PROCESSLIST`")
+    # An ALTER after the timeouts began did not cause them.
+    late = [(100, alter)] + [(400 - 10 * i, timeout) for i in range(20)]
+    result = RulesEngine().analyze(a, [logs(late)])
+    assert not any("schema change" in c.cause for c in result.probable_causes)

@@ -1577,3 +1577,18 @@ async def test_a_filling_mount_reads_what_writes_under_it_over_the_last_day() ->
     with LoopbackServer(loki) as server:
         evidence = await gather_evidence(root, settings(loki_url=server.url))
     assert "loki-mount" not in by_id(evidence)
+
+
+def test_a_kubernetes_services_alert_reads_its_workloads_pods() -> None:
+    """kube-prometheus names the Service (`service`), not the pods; Kubernetes streams carry
+    namespace and pod, never `service`: the workload's pods are found by their names."""
+    slow = alert({"alertname": "HttpLatencyHigh", "namespace": "shop", "service": "catalog-api"})
+    pods = [s for s in stream_selectors(slow) if "pod=~" in s]
+    assert len(pods) == 1 and pods[0].startswith('{namespace="shop",pod=~"catalog-api-')
+    pattern = re.compile(re.search(r'pod=~"(.*)"\}$', pods[0]).group(1))  # type: ignore[union-attr]
+    for pod in ("catalog-api-7d9f8b6c4-x2kqp", "catalog-api-x2kqp", "catalog-api-0"):
+        assert pattern.fullmatch(pod), pod
+    assert not pattern.fullmatch("catalog-api-db-migrate-4xkzp")
+    # A pod's own alert reads that pod only.
+    own = alert({"alertname": "X", "namespace": "shop", "pod": "catalog-api-7d9f8b6c4-x2kqp"})
+    assert not any("pod=~" in s for s in stream_selectors(own))

@@ -38,6 +38,8 @@ CAUSE_BY_TOPIC: dict[str, str] = {
     "disk_failure": "disk_failure",
     # Database threads piled up behind a lock (a metadata lock, row locks).
     "lock_waits": "lock_contention",
+    # A migration's ALTER waiting for the table's lock, every query queued behind it.
+    "schema_change": "lock_contention",
     # A probe's connect phase from milliseconds to seconds: SYNs lost on the way.
     "path": "network",
     "gc": "garbage_collection",

@@ -29,6 +29,7 @@ from aiops_analyzer.engines.findings_dependency import (
     credentials_rejected,
     dependency_call,
     own_limit,
+    schema_change_blocks,
     slow_call_line,
     slow_calls,
     slow_queries,
@@ -745,7 +746,8 @@ def read(
         if not out and (slow := slow_calls(logs)):
             out.append(slow)
     else:
-        lock = lock_contention(logs)
+        # A migration's ALTER behind timeouts is the lock the queries wait for.
+        lock = lock_contention(logs) or schema_change_blocks(logs)
         deploy = deploy_regression(prom, logs, killed=family == "oom_killed")
         dependency = dependency_failure(logs)
         job = failed_job(logs, job_alert=False) if not expression_family else None

@@ -322,3 +322,52 @@ def store_refuses_writes(logs: list[EvidenceItem]) -> Finding | None:
         remedy=remedy,
         topic="store_full",
     )
+
+
+# A schema change in a migration's or an operator's words (MySQL, PostgreSQL).
+_DDL = re.compile(
+    r"\b(?:ALTER TABLE|CREATE (?:UNIQUE )?INDEX(?! CONCURRENTLY)|RENAME TABLE|TRUNCATE"
+    r"(?: TABLE)?|DROP (?:TABLE|INDEX|COLUMN))\b\s*(?:IF (?:NOT )?EXISTS )?`?([\w.]+)?",
+    re.I,
+)
+
+
+def schema_change_blocks(logs: list[EvidenceItem]) -> Finding | None:
+    """A schema change that began just before the service's queries began to time out: an
+    ALTER waits for the table's exclusive lock (MySQL's metadata lock, PostgreSQL's ACCESS
+    EXCLUSIVE) behind any open transaction, and every query on the table waits behind it."""
+    found = templates(logs)
+    failing = [
+        t for _, t in found if news(t) and _failing(t) and ("network" in t.tags or "lock" in t.tags)
+    ]
+    if not failing:
+        return None
+    first_failure = min(t.first_seen for t in failing)
+    for item, template in found:
+        ddl = _DDL.search(template.example)
+        if not ddl or template.novelty != "new" or template.first_seen > first_failure:
+            continue
+        if first_failure - template.first_seen > 1800:
+            continue
+        table = f" on {ddl.group(1)}" if ddl.group(1) else ""
+        gap = first_failure - template.first_seen
+        lead = f"{gap:.0f} s" if gap < 90 else f"{gap / 60:.0f} min"
+        return Finding(
+            f"A schema change{table} began {lead} before the queries started to time out: "
+            f"'{_clip(template.example)}' (at {_clock(template.first_seen)}). An ALTER needs "
+            "the table's exclusive lock (MySQL's metadata lock, PostgreSQL's ACCESS EXCLUSIVE "
+            "lock): it waits behind any open transaction on the table (a long report or export, "
+            "an idle session), and every query on the table queues behind the waiting ALTER, "
+            "so reads time out while the database itself is idle.",
+            0.75,
+            (item.id,),
+            "lock_contention",
+            remedy="Find the waits (`SHOW PROCESSLIST`: 'Waiting for table metadata lock'; "
+            "PostgreSQL: `pg_locks` with `pg_blocking_pids`), then end the long transaction "
+            "that blocks the ALTER (information_schema.innodb_trx, pg_stat_activity) or cancel "
+            "the ALTER; run schema changes with a short lock_wait_timeout/lock_timeout or an "
+            "online tool (gh-ost, pt-online-schema-change).",
+            replaces_steps=True,
+            topic="schema_change",
+        )
+    return None

@@ -119,7 +119,9 @@ RENEWAL_FILTER = (
 # line named by its stream.
 LOCK_WAIT_FILTER = (
     ' |~ "(?i)still waiting for [a-z]*lock|holding the lock|lock wait timeout'
-    '|deadlock (?:detected|found)|lock timeout|while (?:updating|locking|deleting) tuple"'
+    "|deadlock (?:detected|found)|lock timeout|while (?:updating|locking|deleting) tuple"
+    # A schema change (a migration's ALTER) takes the table's exclusive lock.
+    '|metadata lock|alter table|create (?:unique )?index|rename table|truncate table"'
 )
 # As many as any other extra stream's read: a read that hits its limit shortens the baseline
 # every template is compared with (``_baseline_covered_from``), and a database with chronic
@@ -159,6 +161,20 @@ def stream_selector(alert: Alert) -> str | None:
     return None
 
 
+_WORKLOAD_KEYS = ("deployment", "statefulset", "daemonset", "app", "service", "job")
+
+
+def _workload_pods(labels: dict[str, str]) -> list[str]:
+    """The pods of the workload a namespaced alert names: a Deployment's
+    <name>-<replicaset hash>-<5 chars>, a DaemonSet's <name>-<5 chars>, a StatefulSet's
+    <name>-<ordinal>."""
+    name = next((labels[k] for k in _WORKLOAD_KEYS if labels.get(k) and is_name(labels[k])), "")
+    if not name:
+        return []
+    pods = _quote(_literal(name) + "-(?:[a-z0-9]{6,10}-)?[a-z0-9]{5}|" + _literal(name) + "-[0-9]+")
+    return ["{" + f"namespace={_quote(labels['namespace'])},pod=~{pods}" + "}"]
+
+
 def _pod_selector(labels: dict[str, str]) -> str | None:
     """Kubernetes log collectors label streams by namespace and pod: this pod's lines, not
     those of an older replica whose container has the same name."""
@@ -184,6 +200,10 @@ def stream_selectors(alert: Alert) -> list[str]:
     service, provider = _traefik_service(labels.get("service", ""))
     if provider:  # the service Traefik routes to, by the name its logs carry
         selectors += ["{" + f"{key}={_quote(service)}" + "}" for key in ("service", "container")]
+    if labels.get("namespace") and not labels.get("pod"):
+        # A Kubernetes workload named by its Service, Deployment or app (kube-prometheus'
+        # `service`, `job`): its pods' streams, whatever its controller calls them.
+        selectors += _workload_pods(labels)
     if labels.get("pod") and labels.get("container"):
         # Where streams carry no pod label (Docker, Compose), the container's name finds them.
         selectors.append("{" + f"container={_quote(labels['container'])}" + ',pod=""}')
