@@ -638,6 +638,9 @@ async def test_a_probe_reads_the_failures_that_name_its_host_whenever_they_began
     [found] = items["loki-1"].templates
     assert found.example.startswith("edge: [crit] open() failed (24: Too many open files)")
     assert found.novelty == "surging"
+    # Kubernetes' streams (an ingress controller's) are read for the host's name too.
+    asked = [r.param("query") for r in server.requests]
+    assert any(q.startswith('{namespace=~".+"} |= "shop.example.com"') for q in asked)
 
 
 async def test_an_alert_naming_its_subject_asks_no_subject_query() -> None:

@@ -395,10 +395,15 @@ _ANY_STREAM = ('{service=~".+"}', '{namespace=~".+"}')
 
 def queue_mention_selectors(alert: Alert) -> list[str]:
     """``queue_mention_selector`` over the streams of Docker hosts and of Kubernetes."""
-    mentions = queue_mention_selector(alert)
-    if not mentions:
-        return []
-    line_filter = mentions.removeprefix(_ANY_STREAM[0])
+    return _on_any_stream(queue_mention_selector(alert))
+
+
+def _on_any_stream(selector: str) -> list[str]:
+    """A read of every Docker or Compose stream (``{service=~".+"} |...``) as one read per
+    collector's labelling, or [] for ""."""
+    if not selector.startswith(_ANY_STREAM[0]):
+        return [selector] if selector else []
+    line_filter = selector.removeprefix(_ANY_STREAM[0])
     return [stream + line_filter for stream in _ANY_STREAM]
 
 
@@ -659,9 +664,10 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
         streams.append(mention_key)
     # A probe's neighbours are whatever names its host: no need to wait for its own streams.
     mentioning = neighbour_selector(alert, []) if is_probe(alert) else ""
-    if mentioning:
+    # In Kubernetes' streams too (an ingress controller's lines name the host it serves).
+    for reading in _on_any_stream(mentioning):
         limit = MAX_NEIGHBOUR_LINES
-        read = _read(url, mentioning, span, timeout, http, limit, named=True)
+        read = _read(url, reading, span, timeout, http, limit, named=True)
         planned.append((read, limit, True))
         streams.append(neighbour_key)
     # A job alert: the failure lines of its last runs, however long before the alert.
