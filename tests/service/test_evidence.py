@@ -991,8 +991,9 @@ async def test_a_chatty_stream_after_the_start_does_not_crowd_out_the_lead_up() 
     own_reads = [r for r in loki.requests if "|~" not in r.param("query")]
     assert all(int(r.param("limit")) <= 500 for r in own_reads)
     assert all(int(r.param("limit")) <= 1000 for r in loki.requests)
-    # Three reads of its own streams, plus the line-filtered read of other services' lock waits.
-    assert sorted("|~" in r.param("query") for r in loki.requests) == [False] * 3 + [True]
+    # Three reads of its own streams, plus the line-filtered reads of other services' lock
+    # waits and, the alert being resolved, of what was done before it recovered.
+    assert sorted("|~" in r.param("query") for r in loki.requests) == [False] * 3 + [True] * 2
     assert any("warming from postgres" in t.example for t in items["loki-1"].templates)
 
 
@@ -1595,3 +1596,36 @@ def test_a_kubernetes_services_alert_reads_its_workloads_pods() -> None:
     # A pod's own alert reads that pod only.
     own = alert({"alertname": "X", "namespace": "shop", "pod": "catalog-api-7d9f8b6c4-x2kqp"})
     assert not any("pod=~" in s for s in stream_selectors(own))
+
+
+async def test_a_resolved_alert_reads_what_was_done_just_before_it_recovered() -> None:
+    """An operator killed the runaway process 68 minutes after the CPU alert fired: the
+    machine's journal just before the resolution says so."""
+    base = STARTS.timestamp()
+    ends = STARTS + timedelta(minutes=68)
+    kill = "ops : TTY=pts/0 ; PWD=/home/ops ; USER=root ; COMMAND=/usr/bin/kill -TERM 28741"
+    journal = [(base + 68 * 60 - 90, kill), (base + 68 * 60 - 60, "Started thumbsync.service")]
+
+    def loki(request: Recorded) -> Reply:
+        if request.param("query").startswith('{host="crm-1"} |~ "(?i)COMMAND='):
+            return _loki_by_window(journal, {"host": "crm-1", "unit": "sudo"})(request)
+        return _loki_by_window([(base - 30, "CRON[1]: (root) CMD (true)")], {})(request)
+
+    busy = alert(
+        {"alertname": "HighCpuUsage", "instance": "crm-1:9100", "job": "node-exporter"},
+        'avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m])) < 0.1',
+    ).model_copy(update={"status": "resolved", "ends_at": ends})
+    with LoopbackServer(loki) as server:
+        evidence = await gather_evidence(busy, settings(loki_url=server.url))
+    result = await analyze(busy, evidence, settings())
+    assert result.recovery is not None and "loki-recovery" in result.recovery.evidence_ids
+    # The operator's command, not the automatic start after it.
+    assert "just before, 'sudo: ops : TTY=pts/0" in result.summary
+    assert "COMMAND=/usr/bin/kill -TERM 28741" in result.summary
+    # A firing alert reads no recovery.
+    with LoopbackServer(loki) as server:
+        await gather_evidence(
+            busy.model_copy(update={"status": "firing", "ends_at": None}),
+            settings(loki_url=server.url),
+        )
+    assert not any("COMMAND=" in r.param("query") for r in server.requests)

@@ -27,6 +27,7 @@ from aiops_analyzer.schemas import (
     Alert,
     AnalysisResult,
     EvidenceItem,
+    LogTemplate,
     ProbableCause,
     Recovery,
     SeriesStats,
@@ -1038,6 +1039,10 @@ def recovery_of(
         ids.append(item.id)
         break
     when = resolved_when(ends, fired)
+    if done := _done_before_recovery(logs, end_ts):
+        act, at = findings._clip(done[1].example), findings._clock(done[1].last_seen)
+        when += f"; just before, '{act}' at {at}"
+        ids.append(done[0].id)
     if after:
         detail = f"{when}, but the cause is still there: {'; '.join(after)}."
     elif not (prom or logs) and _sources_were_asked(evidence):
@@ -1059,6 +1064,25 @@ def recovery_of(
         detail=detail,
         evidence_ids=ids,
     )
+
+
+# An operator's hand in what ended it, before any automatic restart or start.
+_OPERATOR = re.compile(r"COMMAND=|\bkill\b|systemctl |roll(?:ed)? ?back", re.I)
+
+
+def _done_before_recovery(
+    logs: list[EvidenceItem], end_ts: float
+) -> tuple[EvidenceItem, LogTemplate] | None:
+    """The act (``recovery_acts``) nearest before the alert recovered, an operator's first."""
+    acts = [
+        (item, t)
+        for item in logs
+        if item.kind == "recovery_acts"
+        for t in item.templates
+        if t.first_seen <= end_ts + 30
+    ]
+    operator = [a for a in acts if _OPERATOR.search(a[1].example)]
+    return max(operator or acts, key=lambda a: a[1].first_seen, default=None)
 
 
 def _sources_were_asked(evidence: list[EvidenceItem]) -> bool:

@@ -703,13 +703,14 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
         )
         job_reads += 1
     volume_window = Window(recent.end - LOG_VOLUME_SPAN, recent.end)
-    gathered, items, volume, mount = await asyncio.gather(
+    gathered, items, volume, mount, recovery = await asyncio.gather(
         asyncio.gather(*(read for read, _, _ in planned)),
         _expression(logql, url, recent, timeout, http),
         _log_volume(log_volume_query(alert), url, volume_window, timeout, http),
         _mount_writes(mount_path_selector(alert), url, last_runs, timeout, http),
+        _recovery_acts(alert, selectors, url, timeout, http),
     )
-    items += volume + mount
+    items += volume + mount + recovery
     results = list(gathered)
     # (line limit, whether the read reaches into the baseline) of each result.
     shapes = [(limit, spans) for _, limit, spans in planned]
@@ -1061,6 +1062,54 @@ async def _mount_writes(
             kind="mount_writes",
             title="lines naming paths under the filling mount",
             templates=kept,
+            text=text,
+            window_start=window.start.timestamp(),
+            window_end=window.end.timestamp(),
+        )
+    ]
+
+
+# What someone or something did that can end an incident: an operator's command (sudo's
+# COMMAND=), a unit or process stopped, killed or restarted, a rollback.
+RECOVERY_FILTER = (
+    ' |~ "(?i)COMMAND=|systemctl (restart|stop|start|reload|kill)|\\bkill(ed)?\\b'
+    '|Stopped |Started |restart|roll(ed)? ?back|scaled? (up|down|to)"'
+)
+RECOVERY_LEAD = timedelta(minutes=10)
+MAX_RECOVERY_LINES = 200
+
+
+async def _recovery_acts(
+    alert: Alert, selectors: list[str], url: str, seconds: float, http: httpx.AsyncClient
+) -> list[EvidenceItem]:
+    """For a resolved alert, what was done in the ten minutes before it recovered, on the
+    subject's machine (its whole journal when read) or its own streams."""
+    if alert.status != "resolved" or alert.ends_at is None or not selectors:
+        return []
+    ends = alert.ends_at if alert.ends_at.tzinfo else alert.ends_at.replace(tzinfo=UTC)
+    starts = alert.starts_at if alert.starts_at.tzinfo else alert.starts_at.replace(tzinfo=UTC)
+    if ends <= starts:
+        return []
+    machine = [s for s in selectors if re.fullmatch(r'\{host="[^"]*"\}', s)]
+    selector = (machine or selectors[:1])[0] + RECOVERY_FILTER
+    window = Window(ends - RECOVERY_LEAD, ends + timedelta(minutes=1))
+    result = await _read(url, selector, window, seconds, http, MAX_RECOVERY_LINES, named=True)
+    if isinstance(result, str) or not result:
+        return []
+    lines = [LogLine(ts / 1e9, text, True) for ts, text in result]
+    mined, _ = rank_with_lines(lines, window.seconds, 0.0)
+    text = "\n".join(
+        [f"What was done as it recovered ({selector}):"]
+        + [f"- {_clock(t.last_seen)} x{t.count}: {t.example}" for t in mined[:MAX_MOUNT_TEMPLATES]]
+    )
+    return [
+        EvidenceItem(
+            id="loki-recovery",
+            source="loki",
+            query=selector,
+            kind="recovery_acts",
+            title="what was done as the alert recovered",
+            templates=mined[:MAX_MOUNT_TEMPLATES],
             text=text,
             window_start=window.start.timestamp(),
             window_end=window.end.timestamp(),
