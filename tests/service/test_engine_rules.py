@@ -2431,3 +2431,21 @@ def test_a_host_losing_memory_steadily_names_the_instrumented_process_that_grows
     result = RulesEngine().analyze(a, [*evidence, flat])
     shrinking = next(c for c in result.probable_causes if "shrinks steadily" in c.cause)
     assert "grows with it" not in shrinking.cause
+
+
+def test_an_unexplained_condition_that_has_held_only_minutes_is_called_a_short_spike() -> None:
+    api = {"job": "search-api"}
+    a = alert("SearchErrors", 'sum(rate(http_requests_total{code=~"5.."}[5m])) > 0.05', api)
+    # The expression's series exists only while its condition holds: three minutes here.
+    spike = metric("prom-1", "alert_expression", [0.07, 0.09, 0.08, 0.07], api)
+    quiet = log_item(
+        "loki-1", "INFO shard refresh completed", baseline=("INFO shard refresh completed",) * 20
+    )
+    result = RulesEngine().analyze(a, [spike, quiet])
+    assert result.inconclusive
+    top = result.probable_causes[0]
+    assert "held only 3 min" in top.cause and "a short spike so far" in top.cause
+    # True for the whole half hour: no spike to speak of.
+    steady = metric("prom-1", "alert_expression", [0.07] * 31, api)
+    result = RulesEngine().analyze(a, [steady, quiet])
+    assert result.inconclusive and not any("short spike" in c.cause for c in result.probable_causes)

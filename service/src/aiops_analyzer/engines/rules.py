@@ -840,7 +840,7 @@ class RulesEngine:
             # The family says what the alert measures, not why: no stock cause as a guess.
             main = (
                 f"Inconclusive: the alert reports {family.title}, but no metric or log "
-                "evidence shows why."
+                "evidence shows why." + _held_briefly(prom)
             )
         elif family.category == "container_crash" and restarted and (restarted[1].peak or 0) == 0:
             # Never a "crash loop" the restart counter does not show.
@@ -1083,6 +1083,28 @@ def _done_before_recovery(
     ]
     operator = [a for a in acts if _OPERATOR.search(a[1].example)]
     return max(operator or acts, key=lambda a: a[1].first_seen, default=None)
+
+
+# A condition that has held for less than this is a short spike so far.
+BRIEF_SECONDS = 600.0
+
+
+def _held_briefly(prom: list[EvidenceItem]) -> str:
+    """For an unexplained alert whose condition has held only minutes: say so, since a short
+    spike with nothing behind it often clears by itself."""
+    own = findings.own_series(prom, "alert_expression")
+    if not own or not own[1].points:
+        return ""
+    first, last = own[1].points[0][0], own[1].points[-1][0]
+    held = last - first
+    window = own[0].window_start or first
+    if held >= BRIEF_SECONDS or first - window < BRIEF_SECONDS:
+        return ""  # long, or true since before the window: no spike to speak of
+    return (
+        f" Its condition has held only {max(held, 60) / 60:.0f} min (since "
+        f"{findings._clock(first)}): a short spike so far, which may clear by itself; watch "
+        "whether it persists before acting."
+    )
 
 
 def _sources_were_asked(evidence: list[EvidenceItem]) -> bool:
