@@ -2449,3 +2449,28 @@ def test_an_unexplained_condition_that_has_held_only_minutes_is_called_a_short_s
     steady = metric("prom-1", "alert_expression", [0.07] * 31, api)
     result = RulesEngine().analyze(a, [steady, quiet])
     assert result.inconclusive and not any("short spike" in c.cause for c in result.probable_causes)
+
+
+def test_a_missing_directory_under_run_after_a_reboot_is_a_tmpfs_emptied_at_boot() -> None:
+    target = {"instance": "maps-1:9464", "job": "tilegen"}
+    a = alert("TargetDown", "up == 0", target)
+    down = metric("prom-1", "alert_expression", [0, 0, 0], target)
+    failing = log_item(
+        "loki-1",
+        *[
+            "FATAL: control socket: listen unix /run/tilegen/tilegen.sock: bind: no such file "
+            "or directory"
+        ]
+        * 3,
+        "kernel: ACPI BIOS Error (bug): Could not resolve symbol [\\_SB.PCI0._PRW], AE_NOT_FOUND",
+    )
+    result = RulesEngine().analyze(a, [down, failing])
+    gone = next(c for c in result.probable_causes if "missing path under a tmpfs" in c.cause)
+    assert "/run/tilegen lives in memory" in gone.cause
+    assert any("RuntimeDirectory=tilegen" in step for step in result.remediation)
+    # The kernel's ACPI symbol is no name lookup.
+    assert not any("Name resolution" in c.cause for c in result.probable_causes)
+    # A missing file elsewhere is no tmpfs matter.
+    other = log_item("loki-1", "open /etc/tilegen/config.yaml: no such file or directory")
+    result = RulesEngine().analyze(a, [down, other])
+    assert not any("tmpfs" in c.cause for c in result.probable_causes)

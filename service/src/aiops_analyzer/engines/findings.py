@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from aiops_analyzer.evidence.anomaly import kendall_tau
 from aiops_analyzer.evidence.logline import shorten
 from aiops_analyzer.evidence.logrank import TAGS, is_background
+from aiops_analyzer.evidence.missing_path import missing_path
 from aiops_analyzer.evidence.oom_kill import OomKill, read_oom_kill
 from aiops_analyzer.evidence.series import fmt, label_text
 from aiops_analyzer.evidence.target import host_name
@@ -1339,6 +1340,37 @@ def egress_blocked(logs: list[EvidenceItem], port: int, what: str) -> Finding | 
             f"ruleset`) and allow outgoing port {port} to the servers this machine uses; check "
             "what changed the firewall (configuration management, an operator).",
             topic="firewall",
+        )
+    return None
+
+
+# Directories on tmpfs: empty after every boot.
+_TMPFS = ("/run/", "/var/run/", "/tmp/", "/dev/shm/")  # noqa: S108 (names, not files)
+
+
+def tmpfs_path_gone(logs: list[EvidenceItem]) -> Finding | None:
+    """A service failing on a missing path under /run (or /tmp, /dev/shm): those are tmpfs,
+    emptied at every boot, so a directory made there by hand is gone after a reboot; systemd
+    creates it at each start when the unit says so."""
+    for item, t in templates(logs):
+        path = missing_path(t.example)
+        if not path or not path.startswith(_TMPFS) or (t.novelty == "steady" and t.baseline_count):
+            continue
+        # /run/NAME, /tmp/NAME; /var/run/NAME, /dev/shm/NAME.
+        top = "/".join(path.split("/")[: 4 if path.startswith(("/var/", "/dev/")) else 3])
+        name = top.rsplit("/", 1)[-1]
+        return Finding(
+            f"The service fails on a missing path under a tmpfs: '{_clip(t.example)}' "
+            f"({t.count}x from {_clock(t.first_seen)}). {top} lives in memory and is empty "
+            "after every boot (and a unit's RuntimeDirectory= is removed when it stops): a "
+            "directory created there by hand, or by a start-up step that no longer runs, is "
+            "gone, so the service cannot create or open what it keeps there.",
+            0.75,
+            (item.id,),
+            remedy=f"Let systemd create it at every start: `RuntimeDirectory={name}` in the "
+            f"unit's [Service] section (or a tmpfiles.d entry `d {top} 0755 USER GROUP -`), "
+            "then `systemctl daemon-reload` and restart the service.",
+            topic="runtime_dir",
         )
     return None
 

@@ -703,6 +703,7 @@ class RulesEngine:
         extra += [cache, findings.metric_shift(prom, shift_logs)]
         extra += [findings.rebooted(prom), findings.clock_offset(prom)]
         extra.append(findings.machine_rebooted_meanwhile(prom, alert.starts_at.timestamp()))
+        extra.append(findings.tmpfs_path_gone(logs))
         extra.append(findings.changed_setting(logs))
         extra.append(findings.machine_clock(prom, logs))
         if family.category == "clock_skew":

@@ -100,7 +100,8 @@ TAGS: dict[str, re.Pattern[str]] = {
         re.I,
     ),
     "dns": re.compile(
-        r"no such host|NXDOMAIN|SERVFAIL|name resolution|could not resolve|resolve host"
+        # Not the kernel's ACPI "Could not resolve symbol" at every boot.
+        r"no such host|NXDOMAIN|SERVFAIL|name resolution|could not resolve(?! symbol)|resolve host"
         r"|getaddrinfo|lookup \S+ on \S+|dns (?:lookup|query|resolution)|EAI_AGAIN"
         r"|ENOTFOUND|UnknownHostException|NameResolutionError|Name or service not known"
         r"|nodename nor servname|server misbehaving|no servers could be reached"
