@@ -1015,3 +1015,23 @@ def test_a_migrations_alter_just_before_queries_time_out_is_lock_contention() ->
     late = [(100, alter)] + [(400 - 10 * i, timeout) for i in range(20)]
     result = RulesEngine().analyze(a, [logs(late)])
     assert not any("schema change" in c.cause for c in result.probable_causes)
+
+
+def test_one_message_requeued_for_hours_is_a_poison_message_however_old_the_loop() -> None:
+    queue = {"job": "rabbitmq", "queue": "orders.fulfilment"}
+    a = alert("QueueBacklog", "rabbitmq_queue_messages_ready > 2000", queue)
+    loop = (
+        "ERROR worker: failed to process message_id=ord-5f2c delivery_tag={i} "
+        "redelivered=True: KeyError: 'shipping_address'"
+    )
+    # The loop began long before the backlog crossed the threshold: as often then as now.
+    lines = repeated(loop, 880, times=40, every=20)
+    result = RulesEngine().analyze(
+        a, [logs(lines, baseline=tuple(loop.format(i=i) for i in range(40)))]
+    )
+    top = result.probable_causes[0]
+    assert top.cause.startswith("One record blocks the consumer") and "KeyError" in top.cause
+    assert result.category == "queue_lag"
+    # More consumers would fail on it too: the generic "add workers" step is left out.
+    assert not any("add workers" in step for step in result.remediation)
+    assert any("dead-letter exchange" in step for step in result.remediation)

@@ -615,6 +615,15 @@ def test_a_journal_units_alert_reads_its_machines_other_units_failures() -> None
     # A service that is no proxy and has no unit of its own reads no neighbours.
     api = alert({"alertname": "ApiErrors", "service": "orders"}, "rate(x_total[5m]) > 1")
     assert neighbour_selector(api, [{"service": "orders", "stack": "shop"}]) == ""
+    # A broker's backlog reads its stack's other services: its consumers run there and may
+    # never name the queue.
+    backlog = alert(
+        {"alertname": "QueueBacklog", "job": "rabbitmq", "queue": "orders.fulfilment"},
+        "rabbitmq_queue_messages_ready > 2000",
+    )
+    assert neighbour_selector(backlog, [{"service": "rabbitmq", "stack": "orders"}]) == (
+        '{stack="orders",service!="rabbitmq"}' + NEIGHBOUR_FILTER
+    )
 
 
 async def test_a_probe_reads_the_failures_that_name_its_host_whenever_they_began() -> None:

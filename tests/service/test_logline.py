@@ -222,6 +222,8 @@ def test_a_long_line_keeps_its_start_and_its_reason() -> None:
         ("upload failed: An error occurred (AccessDenied) when calling PutObject", "auth"),
         ("Error response from daemon: pull access denied for registry.local/app", "auth"),
         ("Waiting for table metadata lock | ALTER TABLE orders ADD COLUMN x", "lock"),
+        ("failed to process message_id=ord-5f delivery_tag=9 redelivered=True: KeyError", "poison"),
+        ("WARNING fulfil.worker: nack delivery_tag=918222 requeue=True", "poison"),
     ],
 )
 def test_application_causes_in_their_stacks_words(line: str, tag: str) -> None:

@@ -641,7 +641,9 @@ _RECORD_OFFSET = re.compile(r"@(\d{3,})\b|\boffset[=: ]+(\d{3,})\b", re.I)
 def poison_record(logs: list[EvidenceItem]) -> Finding | None:
     """A consumer failing on one record and retrying it forever, and, when another stream
     logged that record's offset, who produced it."""
-    found = _best(logs, "poison")
+    # A loop on one record repeats for as long as the record is there: hours before the
+    # backlog crosses the alert's threshold, it is still the cause.
+    found = _best(logs, "poison") or _still_repeating(logs, "poison")
     if not found:
         return None
     item, template = found
@@ -662,8 +664,10 @@ def poison_record(logs: list[EvidenceItem]) -> Finding | None:
         "queue_lag",
         remedy="Find why the record fails (its type or format against the consumer's "
         "version); skip it or send it to a dead-letter topic (Spring Kafka's "
-        "DeadLetterPublishingRecoverer, a bounded retry) and fix the consumer or the producer "
-        "that sent it.",
+        "DeadLetterPublishingRecoverer, a bounded retry) or, on RabbitMQ, reject it without "
+        "requeue into a dead-letter exchange, and fix the consumer or the producer that sent "
+        "it. More consumers would only fail on it too.",
+        replaces_steps=True,
         topic="poison",
     )
 

@@ -1096,6 +1096,11 @@ def _held_briefly(prom: list[EvidenceItem]) -> str:
     own = findings.own_series(prom, "alert_expression")
     if not own or not own[1].points:
         return ""
+    s = own[1]
+    if s.trend == "rising" or (
+        s.current is not None and s.current >= (s.peak or 0) > 1.05 * (s.minimum or 0)
+    ):
+        return ""  # still growing (a backlog): no spike
     first, last = own[1].points[0][0], own[1].points[-1][0]
     held = last - first
     window = own[0].window_start or first

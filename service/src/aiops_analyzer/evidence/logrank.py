@@ -385,7 +385,9 @@ TAGS: dict[str, re.Pattern[str]] = {
         r"seeking back and retrying|Seek(?:ing)? to current after exception|failed, seeking"
         r"|retrying the same (?:record|message|offset)|poison (?:pill|message|record)"
         r"|(?:Record)?DeserializationException|Error deserializing key/value"
-        r"|can(?:not|'t) (?:map|deserialize|decode|parse) (?:event|message|record)",
+        r"|can(?:not|'t) (?:map|deserialize|decode|parse) (?:event|message|record)"
+        # RabbitMQ's requeue loop: the same message nacked with requeue and delivered again.
+        r"|\bredelivered[=: ]+true\b|\brequeue[=: ]+true\b|nack(?:ed|ing)?\b.{0,60}\brequeu",
         re.I,
     ),
     "crash": re.compile(

@@ -496,7 +496,9 @@ def neighbour_selector(alert: Alert, own: list[dict[str, str]]) -> str:
     labels = subject_labels(alert)
     names = " ".join(labels.get(k, "") for k in ("container", "service", "job", "name", "app"))
     metrics = alert_expression(alert)
-    if not (_PROXY.search(names) or any(m in metrics for m in _PROXY_METRICS)):
+    # A broker's backlog: its consumers usually run beside it, and may never name the queue.
+    broker = bool(queue_mention_selector(alert))
+    if not (broker or _PROXY.search(names) or any(m in metrics for m in _PROXY_METRICS)):
         return ""
     for key in _STACK_LABELS:
         values = {s.get(key, "") for s in own}
@@ -641,8 +643,15 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
         for w in _lead_up(recent)
     ]
     planned.append((_read(url, selectors[0], baseline, timeout, http), MAX_FETCH_LINES, True))
+    # The further selectors' streams: where a broker alert's own selector finds none, its
+    # `service` streams name its stack.
+    other_streams: list[dict[str, str]] = []
     planned += [
-        (_read(url, s, span, timeout, http, 2 * MAX_FETCH_LINES), 2 * MAX_FETCH_LINES, True)
+        (
+            _read(url, s, span, timeout, http, 2 * MAX_FETCH_LINES, streams=other_streams),
+            2 * MAX_FETCH_LINES,
+            True,
+        )
         for s in selectors[1:]
     ]
     # Which stream set each read is of (the subject's own reads are one), for its coverage.
@@ -724,7 +733,9 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
     ]
     # The other neighbours' failures (a proxy's stack, a unit's machine), read once the
     # subject's own streams said which stack or machine they belong to.
-    neighbours = "" if mentioning else neighbour_selector(alert, own_streams)
+    broker = bool(queue_mention_selector(alert))
+    known = own_streams or (other_streams if broker else [])
+    neighbours = "" if mentioning else neighbour_selector(alert, known)
     second = [_read(url, selectors[i - own_reads + 1], baseline, timeout, http) for i in refills]
     if neighbours:
         second.append(_read(url, neighbours, span, timeout, http, MAX_NEIGHBOUR_LINES, named=True))
