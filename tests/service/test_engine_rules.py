@@ -2474,3 +2474,22 @@ def test_a_missing_directory_under_run_after_a_reboot_is_a_tmpfs_emptied_at_boot
     other = log_item("loki-1", "open /etc/tilegen/config.yaml: no such file or directory")
     result = RulesEngine().analyze(a, [down, other])
     assert not any("tmpfs" in c.cause for c in result.probable_causes)
+
+
+def test_a_service_logging_at_debug_level_outgrows_the_disk() -> None:
+    host = {"instance": "app-14:9100", "mountpoint": "/"}
+    a = alert(
+        "HostDiskSpaceLow", "node_filesystem_avail_bytes / node_filesystem_size_bytes < 0.15", host
+    )
+    free = metric("prom-1", "alert_expression", [0.16, 0.15, 0.14], host)
+    debug = [
+        f"2026-12-03 09:00:{i % 60:02d}.012 DEBUG [exec-{i}] c.e.Repo - rows={i}" for i in range(60)
+    ]
+    result = RulesEngine().analyze(a, [free, log_item("loki-1", *debug, "INFO started")])
+    grows = next(c for c in result.probable_causes if c.cause.startswith("Logs outgrow the disk"))
+    assert "are at DEBUG or TRACE level" in grows.cause
+    assert any("log level back to INFO" in step for step in result.remediation)
+    # A few debug lines among many others say nothing.
+    mixed = debug[:5] + [f"INFO served request {i}" for i in range(60)]
+    result = RulesEngine().analyze(a, [free, log_item("loki-1", *mixed)])
+    assert not any("Logs outgrow" in c.cause for c in result.probable_causes)

@@ -1638,3 +1638,29 @@ async def test_a_resolved_alert_reads_what_was_done_just_before_it_recovered() -
             settings(loki_url=server.url),
         )
     assert not any("COMMAND=" in r.param("query") for r in server.requests)
+
+
+async def test_a_free_space_alert_reads_the_machines_log_rotation_failures_of_the_last_day() -> (
+    None
+):
+    base = STARTS.timestamp()
+    failed = [
+        (base - 3600 * h - 44, "logrotate.service: Failed with result 'exit-code'.")
+        for h in (1, 2, 3)
+    ]
+
+    def loki(request: Recorded) -> Reply:
+        if request.param("query").startswith('{host="app-14"} |~ "(?i)logrotate'):
+            return _loki_by_window(failed, {"host": "app-14", "unit": "logrotate.service"})(request)
+        return _loki_by_window([(base - 30, "CRON[1]: (root) CMD (true)")], {})(request)
+
+    full = alert(
+        {"alertname": "HostDiskSpaceLow", "instance": "app-14:9100", "mountpoint": "/"},
+        "node_filesystem_avail_bytes / node_filesystem_size_bytes * 100 < 15",
+    )
+    with LoopbackServer(loki) as server:
+        evidence = await gather_evidence(full, settings(loki_url=server.url))
+    result = await analyze(full, evidence, settings())
+    grows = next(c for c in result.probable_causes if c.cause.startswith("Logs outgrow the disk"))
+    assert "log rotation fails ('logrotate.service: Failed with result" in grows.cause
+    assert any("logrotate -d /etc/logrotate.conf" in step for step in result.remediation)

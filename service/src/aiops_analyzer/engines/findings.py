@@ -2497,6 +2497,60 @@ def busy_programs(logs: list[EvidenceItem]) -> Finding | None:
     return Finding(text + f"; {top} is the likely consumer.", 0.45, tuple(dict.fromkeys(cited)))
 
 
+_ROTATION_FAILED = re.compile(
+    r"logrotate\S*:? .*(?:fail|error|status=[1-9])|error: .*(?:logrotate|rotat)", re.I
+)
+_VERBOSE = re.compile(r"\b(?:DEBUG|TRACE)\b")
+# Debug lines: at least this share of what the window logged, and this many.
+VERBOSE_SHARE = 0.5
+VERBOSE_MIN_LINES = 50
+
+
+def logs_outgrow_the_disk(logs: list[EvidenceItem]) -> Finding | None:
+    """Behind a free-space alert: log rotation that fails (whatever it should rotate grows
+    without bound) and a service logging at debug level (far more than the disk was sized
+    for): the two usual ways logs fill a root filesystem."""
+    found = templates(logs)
+    said: list[str] = []
+    cited: list[str] = []
+    steps: list[str] = []
+    rotation = next(((i, t) for i, t in found if _ROTATION_FAILED.search(t.example)), None)
+    if rotation:
+        item, t = rotation
+        said.append(
+            f"log rotation fails ('{_clip(t.example)}', {t.count}x in the window, last at "
+            f"{_clock(t.last_seen)}), so the logs it should rotate grow without bound"
+        )
+        cited.append(item.id)
+        steps.append("run `logrotate -d /etc/logrotate.conf` to see the error and fix that file")
+    total = sum(t.count for _, t in found)
+    verbose = [
+        (i, t) for i, t in found if t.level in ("debug", "trace") or _VERBOSE.search(t.example)
+    ]
+    lines = sum(t.count for _, t in verbose)
+    if lines >= VERBOSE_MIN_LINES and lines >= VERBOSE_SHARE * total:
+        said.append(
+            f"{lines} of the {total} lines logged in the window are at DEBUG or TRACE level "
+            f"('{_clip(verbose[0][1].example)}'): debug logging is on (left on after an "
+            "incident?) and writes far more than the disk was sized for"
+        )
+        cited.append(verbose[0][0].id)
+        steps.append("set the service's log level back to INFO (or WARN) and restart or reload it")
+    if not said:
+        return None
+    return Finding(
+        "Logs outgrow the disk: " + "; ".join(said) + ".",
+        0.7,
+        tuple(dict.fromkeys(cited)),
+        "disk_space",
+        remedy=(joined := "; ".join(steps))[:1].upper()
+        + joined[1:]
+        + "; then compress or truncate the biggest logs (`du -xh --max-depth=3 /var/log | sort "
+        "-h | tail`).",
+        topic="log_growth",
+    )
+
+
 # A line a program repeats while it retries the same work without pause.
 _LOOPING = re.compile(
     r"\bretr(?:y|ies|ying)\b|\bstuck\b|\bspinning\b|\bbusy[- ]loop\b|\bagain\b"

@@ -740,6 +740,7 @@ class RulesEngine:
             extra.append(findings.core_dumps(logs))
             host = host_name(alert.labels.get("instance", ""))
             extra.append(findings.chatty_container(logs, host))
+            extra.append(findings.logs_outgrow_the_disk(logs))
             mountpoint = alert.labels.get("mountpoint", "")
             extra.append(findings.writes_under_mount(logs, mountpoint) if mountpoint else None)
         if family.category in ("memory_pressure", "disk_space") and not (oom or cache):

@@ -451,6 +451,8 @@ DISK_FAILURE_FILTER = (
     '|unrecovered read error|currently unreadable|offline uncorrectable"'
 )
 MAX_DISK_FAILURE_LINES = 50
+# logrotate failing (its unit's journal, its own "error:" lines): the logs grow unrotated.
+ROTATION_FAILURE_FILTER = ' |~ "(?i)logrotate.*(fail|error|status=[1-9])|error: .*rotat"'
 
 
 def peer_drop_selector(reads: list[list[tuple[int, str]] | str]) -> str:
@@ -510,14 +512,17 @@ def neighbour_selector(alert: Alert, own: list[dict[str, str]]) -> str:
 
 
 def disk_failure_selector(alert: Alert) -> str:
-    """For an alert on a machine's disks or arrays, that machine's disk-failure lines; else
+    """For an alert on a machine's disks or arrays, that machine's disk-failure lines; for a
+    free-space alert, its log rotation's failures (what should keep the logs small); else
     ""."""
     instance = subject_labels(alert).get("instance", "")
     metrics = metric_names(alert_expression(alert))
     about_disks = any(m.startswith(("node_disk_", "node_md_")) for m in metrics)
-    if not instance or not about_disks or scope(alert) != "host":
+    about_space = any(m.startswith("node_filesystem_") for m in metrics)
+    if not instance or not (about_disks or about_space) or scope(alert) != "host":
         return ""
-    return "{" + f"host={_quote(host_name(instance))}" + "}" + DISK_FAILURE_FILTER
+    wanted = DISK_FAILURE_FILTER if about_disks else ROTATION_FAILURE_FILTER
+    return "{" + f"host={_quote(host_name(instance))}" + "}" + wanted
 
 
 def missing_path_selector(
