@@ -771,23 +771,20 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
         at += 1
     if mentioning:
         selectors = [*selectors, mentioning]
-    elif neighbours:
-        results.insert(at, found[-1])
-        shapes.insert(at, (MAX_NEIGHBOUR_LINES, True))
-        streams.insert(at, neighbour_key)
-        selectors = [*selectors, neighbours]
+    # The second round's line-filtered reads, each spanning both windows, before the job reads.
+    filtered_reads = [
+        (found[-1] if neighbours else None, MAX_NEIGHBOUR_LINES, neighbour_key, neighbours),
+        (peer_drops, MAX_PEER_DROP_LINES, peer_key, peers),
+        (no_space, MAX_NO_SPACE_LINES, full_key, full),
+    ]
+    for second_read, limit, key, selector in filtered_reads:
+        if second_read is None:
+            continue
+        results.insert(at, second_read)
+        shapes.insert(at, (limit, True))
+        streams.insert(at, key)
+        selectors = [*selectors, selector]
         at += 1
-    if peer_drops is not None:
-        results.insert(at, peer_drops)
-        shapes.insert(at, (MAX_PEER_DROP_LINES, True))
-        streams.insert(at, peer_key)
-        selectors = [*selectors, peers]
-        at += 1
-    if no_space is not None:
-        results.insert(at, no_space)
-        shapes.insert(at, (MAX_NO_SPACE_LINES, True))
-        streams.insert(at, full_key)
-        selectors = [*selectors, full]
     if removed is not None:  # last, among the job reads: recent wherever it falls
         results.append(removed)
         shapes.append((MAX_REMOVAL_LINES, False))
