@@ -570,7 +570,8 @@ def full_disk_selector(
 
 
 MAX_MOUNT_LINES = 500
-MAX_MOUNT_TEMPLATES = 5
+# Templates kept from a mined line-filtered read (a mount's writers, a recovery's acts).
+MAX_MINED_TEMPLATES = 5
 
 
 def mount_path_selector(alert: Alert) -> str:
@@ -1047,6 +1048,40 @@ async def _expression(
     ]
 
 
+async def _mined_read(
+    selector: str, url: str, window: Window, seconds: float, http: httpx.AsyncClient, limit: int
+) -> list[LogTemplate] | str:
+    """The templates of one line-filtered read across streams (each line named by its
+    stream), every line counted as recent, or why the read failed."""
+    result = await _read(url, selector, window, seconds, http, limit, named=True)
+    if isinstance(result, str):
+        return result
+    lines = [LogLine(ts / 1e9, text, True) for ts, text in result]
+    return rank_with_lines(lines, window.seconds, 0.0)[0] if lines else []
+
+
+def _mined_item(
+    item_id: str,
+    kind: str,
+    title: str,
+    selector: str,
+    window: Window,
+    text: str,
+    kept: list[LogTemplate],
+) -> EvidenceItem:
+    return EvidenceItem(
+        id=item_id,
+        source="loki",
+        query=selector,
+        kind=kind,
+        title=title,
+        templates=kept,
+        text=text,
+        window_start=window.start.timestamp(),
+        window_end=window.end.timestamp(),
+    )
+
+
 async def _mount_writes(
     selector: str, url: str, window: Window, seconds: float, http: httpx.AsyncClient
 ) -> list[EvidenceItem]:
@@ -1054,32 +1089,18 @@ async def _mount_writes(
     over ``window``, most frequent first: what writes there."""
     if not selector:
         return []
-    result = await _read(url, selector, window, seconds, http, MAX_MOUNT_LINES, named=True)
-    if isinstance(result, str):
-        return [unavailable("loki-mount", "loki", selector, result)]
-    lines = [LogLine(ts / 1e9, text, True) for ts, text in result]
-    if not lines:
+    mined = await _mined_read(selector, url, window, seconds, http, MAX_MOUNT_LINES)
+    if isinstance(mined, str):
+        return [unavailable("loki-mount", "loki", selector, mined)]
+    if not mined:
         return []
-    mined, _ = rank_with_lines(lines, window.seconds, 0.0)
-    mined.sort(key=lambda t: -t.count)
-    kept = mined[:MAX_MOUNT_TEMPLATES]
+    kept = sorted(mined, key=lambda t: -t.count)[:MAX_MINED_TEMPLATES]
     text = "\n".join(
         [f"Lines naming paths under the mount ({selector}), last {window.seconds / 3600:.0f} h:"]
         + [f"- x{t.count} {_clock(t.first_seen)}-{_clock(t.last_seen)}: {t.example}" for t in kept]
     )
-    return [
-        EvidenceItem(
-            id="loki-mount",
-            source="loki",
-            query=selector,
-            kind="mount_writes",
-            title="lines naming paths under the filling mount",
-            templates=kept,
-            text=text,
-            window_start=window.start.timestamp(),
-            window_end=window.end.timestamp(),
-        )
-    ]
+    title = "lines naming paths under the filling mount"
+    return [_mined_item("loki-mount", "mount_writes", title, selector, window, text, kept)]
 
 
 # What someone or something did that can end an incident: an operator's command (sudo's
@@ -1106,28 +1127,16 @@ async def _recovery_acts(
     machine = [s for s in selectors if re.fullmatch(r'\{host="[^"]*"\}', s)]
     selector = (machine or selectors[:1])[0] + RECOVERY_FILTER
     window = Window(ends - RECOVERY_LEAD, ends + timedelta(minutes=1))
-    result = await _read(url, selector, window, seconds, http, MAX_RECOVERY_LINES, named=True)
-    if isinstance(result, str) or not result:
+    mined = await _mined_read(selector, url, window, seconds, http, MAX_RECOVERY_LINES)
+    if isinstance(mined, str) or not mined:
         return []
-    lines = [LogLine(ts / 1e9, text, True) for ts, text in result]
-    mined, _ = rank_with_lines(lines, window.seconds, 0.0)
+    kept = mined[:MAX_MINED_TEMPLATES]
     text = "\n".join(
         [f"What was done as it recovered ({selector}):"]
-        + [f"- {_clock(t.last_seen)} x{t.count}: {t.example}" for t in mined[:MAX_MOUNT_TEMPLATES]]
+        + [f"- {_clock(t.last_seen)} x{t.count}: {t.example}" for t in kept]
     )
-    return [
-        EvidenceItem(
-            id="loki-recovery",
-            source="loki",
-            query=selector,
-            kind="recovery_acts",
-            title="what was done as the alert recovered",
-            templates=mined[:MAX_MOUNT_TEMPLATES],
-            text=text,
-            window_start=window.start.timestamp(),
-            window_end=window.end.timestamp(),
-        )
-    ]
+    title = "what was done as the alert recovered"
+    return [_mined_item("loki-recovery", "recovery_acts", title, selector, window, text, kept)]
 
 
 async def _log_volume(
