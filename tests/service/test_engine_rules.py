@@ -493,10 +493,14 @@ def test_page_cache_is_not_a_reason_to_raise_the_limit() -> None:
     cache = next(c for c in result.probable_causes if "Page cache" in c.cause)
     assert cache.evidence_ids == ["prom-7", "prom-8"]
     assert "83%" in cache.cause and "do not raise the memory limit" in cache.cause
+    # Reclaimable cache is no outage: a critical label is lowered, nobody needs waking.
+    critical = a.model_copy(update={"labels": {**a.labels, "severity": "critical"}})
+    assert RulesEngine().analyze(critical, evidence).severity == "warning"
     # A working set that is really the process (RSS near the limit) gets no such claim.
     rss = metric("prom-8", "container_memory_rss", [1.8 * gib] * 5, web, limit=2 * gib)
     result = RulesEngine().analyze(a, [evidence[0], evidence[1], rss])
     assert not any("Page cache" in c.cause for c in result.probable_causes)
+    assert RulesEngine().analyze(critical, [evidence[0], evidence[1], rss]).severity == "critical"
 
 
 @pytest.mark.parametrize(
@@ -1258,6 +1262,61 @@ def test_resolved_alert_whose_condition_returns_keeps_its_severity() -> None:
     assert "prom-1" in result.summary
     assert result.recovery is not None and result.recovery.cause_persists
     assert result.recovery.evidence_ids == ["prom-1"]
+
+
+def _two_exports(other_instance: str) -> tuple[Alert, EvidenceItem]:
+    """An NFS latency alert on one export that resolved after 2 min, and the rule's series of
+    another export (on ``other_instance``) that still holds until the window's end."""
+    mine = {"instance": "render-02:9100", "export": "nas:/ingest", "severity": "warning"}
+    a = alert("NfsSlow", "nfs_request_seconds > 0.25", mine)
+    a = a.model_copy(update={"status": "resolved", "ends_at": STARTS + timedelta(minutes=2)})
+    ended = STARTS.timestamp() + 120
+    own = [(ended - 60 * (2 - i), 0.6) for i in range(3)]
+    other = {"instance": other_instance, "export": "nas:/renders"}
+    still = [(END - 60 * (8 - i), 0.8) for i in range(9)]
+    item = EvidenceItem(
+        id="prom-1",
+        source="prometheus",
+        kind="alert_expression",
+        series=[
+            describe(own, 60, labels={**mine, "severity": ""}, alert_labels=mine),
+            describe(still, 60, labels=other, alert_labels=mine),
+        ],
+        window_start=END - 1800,
+        window_end=END,
+    )
+    return a, item
+
+
+def test_a_resolved_alert_whose_sibling_on_the_same_machine_still_holds_is_not_informational() -> (
+    None
+):
+    a, item = _two_exports("render-02:9100")
+    result = RulesEngine().analyze(a, [item])
+    assert result.recovery is not None and result.recovery.cause_persists
+    assert result.severity == "warning"
+    assert "still holds on export=nas:/renders of the same render-02:9100" in result.summary
+    # The same condition on another machine says nothing about this one's cause.
+    a, item = _two_exports("render-03:9100")
+    result = RulesEngine().analyze(a, [item])
+    assert result.recovery is not None and not result.recovery.cause_persists
+    assert result.severity == "info"
+
+
+def test_a_resolved_alert_that_flapped_in_the_window_will_fire_again() -> None:
+    a = _resolved(27)
+    ended = STARTS.timestamp() + 27 * 60
+    # Three stretches above the threshold with gaps between them, the last ending at endsAt.
+    stretches = [ended - 1500, ended - 900, ended - 240]
+    points = [(t + 60 * i, 0.93) for t in stretches for i in range(4)]
+    series = describe(points, 60, labels={"name": "api"}, alert_labels={"name": "api"})
+    own = EvidenceItem(id="prom-1", source="prometheus", kind="alert_expression", series=[series])
+    result = RulesEngine().analyze(a, [own])
+    assert series.runs == 3
+    assert result.recovery is not None and result.recovery.cause_persists
+    assert "3 separate stretches" in result.summary and "fire again" in result.summary
+    # Flapping is no outage: the critical label is lowered, but not to "informational".
+    assert result.severity == "warning"
 
 
 def test_resolved_alert_with_sources_down_does_not_claim_a_checked_recovery() -> None:

@@ -95,10 +95,14 @@ def tagged(logs: list[EvidenceItem], *tags: str) -> tuple[EvidenceItem, LogTempl
 
 
 # --- metrics ---------------------------------------------------------------------------------
+# An alert condition that held in this many separate stretches of the window flaps.
+FLAPPING_RUNS = 3
+
+
 def intermittent_condition(prom: list[EvidenceItem]) -> Finding | None:
     """The alert expression held in several separate stretches: a flapping alert."""
     found = own_series(prom, "alert_expression")
-    if found and found[1].runs >= 3:
+    if found and found[1].runs >= FLAPPING_RUNS:
         item, series = found
         return Finding(
             "The alert condition held only intermittently "

@@ -784,6 +784,10 @@ class RulesEngine:
             severity = "info"
         elif severity == "critical" and _planned(family, supported):
             severity = "warning"  # planned work: worth knowing, nobody needs waking
+        elif severity == "critical" and (cache in supported or flapping in supported):
+            # Reclaimable page cache, or a value hovering at the threshold: the alert measures
+            # no outage; worth fixing in working hours, nobody needs waking.
+            severity = "warning"
         where = scope(alert)
         read_runbooks = [i.id for i in runbook_items if i.detail != LINK_ONLY_DETAIL]
         restarted = findings.restarts(prom)
@@ -1031,6 +1035,18 @@ def recovery_of(
     if own and any(ts > end_ts + 60 for ts, _ in own[1].points):
         after.append(f"its condition holds again after the resolution ({own[0].id})")
         ids.append(own[0].id)
+    elif own and (sibling := _still_held_on_same_machine(alert, own[0], end_ts)):
+        after.append(
+            f"the same condition still holds on {sibling} after it ({own[0].id}): what they "
+            "share is likely still wrong, and this one may only have stopped being exercised"
+        )
+        ids.append(own[0].id)
+    elif own and own[1].runs >= findings.FLAPPING_RUNS:
+        after.append(
+            f"it held in {own[1].runs} separate stretches in the window ({own[0].id}): it "
+            "flaps and will likely fire again"
+        )
+        ids.append(own[0].id)
     for item, template in findings.templates(logs):
         if item.id not in cited or template.last_seen <= end_ts + 60:
             continue
@@ -1066,6 +1082,32 @@ def recovery_of(
         detail=detail,
         evidence_ids=ids,
     )
+
+
+# Labels naming the machine a series was measured on.
+_MACHINE_KEYS = ("instance", "node", "nodename", "host", "hostname")
+
+
+def _still_held_on_same_machine(alert: Alert, item: EvidenceItem, end_ts: float) -> str:
+    """Another series of the alert's own expression, on the same machine, that still holds
+    after the alert ended (e.g. a second NFS export of one client, a second disk of one host):
+    a shared cause is not gone. Returns the other series' distinguishing labels, or ''."""
+    machine = {k: alert.labels[k] for k in _MACHINE_KEYS if alert.labels.get(k)}
+    if not machine:
+        return ""  # a service-wide alert: other series are other services
+    for series in item.series:
+        if series.matches_alert or any(series.labels.get(k) != v for k, v in machine.items()):
+            continue
+        if not any(ts > end_ts + 60 for ts, _ in series.points):
+            continue
+        differ = [
+            f"{k}={v}"
+            for k, v in sorted(series.labels.items())
+            if k not in machine and alert.labels.get(k) not in (None, v)
+        ]
+        if differ:
+            return ", ".join(differ) + f" of the same {'/'.join(machine.values())}"
+    return ""
 
 
 # An operator's hand in what ended it, before any automatic restart or start.
