@@ -1319,6 +1319,27 @@ def test_a_resolved_alert_that_flapped_in_the_window_will_fire_again() -> None:
     assert result.severity == "warning"
 
 
+def test_a_resolved_memory_alert_that_cleared_by_a_restart_will_climb_again() -> None:
+    a = _resolved(5)
+    ended = STARTS.timestamp() + 300
+    climb = [0.60, 0.66, 0.72, 0.78, 0.84, 0.90, 0.93, 0.95]
+    memory = metric("prom-3", "container_memory_ratio", [*climb, 0.2], {"name": "api"}, end=ended)
+    result = RulesEngine().analyze(a, [memory])
+    assert result.recovery is not None and result.recovery.cause_persists
+    assert result.recovery.evidence_ids == ["prom-3"]
+    assert "fell at once at 01:05:00" in result.summary and "climb again" in result.summary
+    assert result.severity == "critical"
+    # A fall long before the recovery, or a level that only stopped rising, ended nothing.
+    early = metric(
+        "prom-3", "container_memory_ratio", [*climb, 0.2], {"name": "api"}, end=END - 1200
+    )
+    flat = metric("prom-3", "container_memory_ratio", [*climb, 0.94], {"name": "api"}, end=ended)
+    for evidence in ([early], [flat]):
+        result = RulesEngine().analyze(a, evidence)
+        assert result.recovery is not None and not result.recovery.cause_persists
+        assert result.severity == "info"
+
+
 def test_resolved_alert_with_sources_down_does_not_claim_a_checked_recovery() -> None:
     a = _resolved(4)
     down = [

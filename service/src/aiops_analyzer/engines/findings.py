@@ -8,6 +8,7 @@ guesses beyond the evidence: no match, no finding.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -1772,6 +1773,38 @@ def _climbs_steadily(s: SeriesStats, rising: bool) -> bool:
     tau = kendall_tau(s.points)
     big_enough = s.peak - s.minimum >= MIN_CLIMB_SHARE * max(abs(s.peak), 1e-9)
     return big_enough and (tau >= STEADY_TAU if rising else tau <= -STEADY_TAU)
+
+
+# A climb that ended this close to a resolution (seconds before it, or just after) is what
+# ended the alert.
+RESET_BEFORE_SECONDS = 600.0
+RESET_AFTER_SECONDS = 120.0
+
+
+def reset_at_recovery(prom: list[EvidenceItem], end_ts: float) -> tuple[str, float] | None:
+    """(evidence id, when) of a memory climb that ended in one sharp fall (a restart, a
+    kill) just as a resolved alert ended: the alert cleared because the memory was released,
+    not because what grew stopped growing; it will climb again."""
+    for kind, rising in (("container_memory_ratio", True), ("host_memory_available", False)):
+        found = own_series(prom, kind)
+        if not found or found[1].peak is None or found[1].minimum is None:
+            continue
+        item, s = found
+        spread = s.peak - s.minimum
+        if spread < MIN_CLIMB_SHARE * max(abs(s.peak), 1e-9):
+            continue
+        for (_, a), (t, b) in itertools.pairwise(s.points):
+            fell = (a - b) if rising else (b - a)
+            if fell < 0.5 * spread or not end_ts - RESET_BEFORE_SECONDS <= t <= end_ts + (
+                RESET_AFTER_SECONDS
+            ):
+                continue
+            before = [p for p in s.points if p[0] < t]
+            if len(before) >= 4 and (
+                kendall_tau(before) >= STEADY_TAU if rising else kendall_tau(before) <= -STEADY_TAU
+            ):
+                return item.id, t
+    return None
 
 
 # A process growing by this much in the window, steadily, is what eats the host's memory.

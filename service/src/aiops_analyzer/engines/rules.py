@@ -1041,6 +1041,13 @@ def recovery_of(
             "share is likely still wrong, and this one may only have stopped being exercised"
         )
         ids.append(own[0].id)
+    elif reset := findings.reset_at_recovery(prom, end_ts):
+        after.append(
+            f"it cleared when the memory that had climbed steadily fell at once at "
+            f"{findings._clock(reset[1])} ({reset[0]}), a restart or a kill: what grew was "
+            "released, not fixed, and will climb again"
+        )
+        ids.append(reset[0])
     elif own and own[1].runs >= findings.FLAPPING_RUNS:
         after.append(
             f"it held in {own[1].runs} separate stretches in the window ({own[0].id}): it "
