@@ -1787,11 +1787,14 @@ def reset_at_recovery(prom: list[EvidenceItem], end_ts: float) -> tuple[str, flo
     not because what grew stopped growing; it will climb again."""
     for kind, rising in (("container_memory_ratio", True), ("host_memory_available", False)):
         found = own_series(prom, kind)
-        if not found or found[1].peak is None or found[1].minimum is None:
+        if not found:
             continue
         item, s = found
-        spread = s.peak - s.minimum
-        if spread < MIN_CLIMB_SHARE * max(abs(s.peak), 1e-9):
+        peak, low = s.peak, s.minimum
+        if peak is None or low is None:
+            continue
+        spread = peak - low
+        if spread < MIN_CLIMB_SHARE * max(abs(peak), 1e-9):
             continue
         for (_, a), (t, b) in itertools.pairwise(s.points):
             fell = (a - b) if rising else (b - a)
