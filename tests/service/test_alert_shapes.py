@@ -14,7 +14,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 from aiops_analyzer.engines.rules import RulesEngine, classify, target
-from aiops_analyzer.evidence.expression import renamed_labels
+from aiops_analyzer.evidence.expression import renamed_labels, value_expression
 from aiops_analyzer.evidence.loki import stream_selectors
 from aiops_analyzer.evidence.prometheus import node_instance, plan_queries
 from aiops_analyzer.evidence.series import describe
@@ -492,3 +492,44 @@ def test_a_mesh_latency_alert_is_about_the_service_called() -> None:
     assert result.category == "cpu_saturation"
     top = result.probable_causes[0]
     assert top.cause.startswith("The container fraud-score's CPU limit throttles it: 87%")
+
+
+@pytest.mark.parametrize(
+    ("expr", "value"),
+    [
+        ("a / b > 0.9", "a / b"),
+        (
+            'sum by (x) (rate(y{code=~"5.."}[5m])) >= bool 0.25',
+            'sum by (x) (rate(y{code=~"5.."}[5m]))',
+        ),
+        (
+            '100 * (1 - avail{fstype!="tmpfs"} / size) < 10',
+            '100 * (1 - avail{fstype!="tmpfs"} / size)',
+        ),
+        ("up == 0", "up"),
+        ("a > 1 and b > 2", None),  # what is left still filters
+        ("a unless b > 3", None),
+        ("absent(up)", None),  # no threshold to take away
+    ],
+)
+def test_the_alert_value_is_the_expression_without_its_final_comparison(
+    expr: str, value: str | None
+) -> None:
+    assert value_expression(expr) == value
+
+
+def test_only_a_resolved_alert_asks_for_its_value_without_the_threshold() -> None:
+    firing = Alert(
+        fingerprint="f",
+        status="firing",
+        labels={"alertname": "Slow", "instance": "a:9100"},
+        starts_at=datetime(2026, 12, 1, tzinfo=UTC),
+        generator_url="http://p/graph?g0.expr=" + quote("nfs_seconds > 0.25"),
+    )
+    assert "alert_value" not in {q.kind for q in plan_queries(firing)}
+    resolved = firing.model_copy(update={"status": "resolved"})
+    plan = plan_queries(resolved)
+    assert [(q.kind, q.promql) for q in plan[:2]] == [
+        ("alert_expression", "nfs_seconds > 0.25"),
+        ("alert_value", "nfs_seconds"),
+    ]

@@ -373,6 +373,11 @@ def test_a_slow_steady_climb_near_the_limit_is_growth() -> None:
         a, [evidence[0], evidence[1], metric("prom-3", "container_memory_ratio", wander, api)]
     )
     assert not any("grows steadily" in c.cause for c in flat.probable_causes)
+    # Steady, but weeks from the limit: a drift, not what raised today's alert.
+    drift = [0.50 + 0.001 * i for i in range(30)]  # +0.1 percentage point an hour
+    hourly = metric("prom-3", "container_memory_ratio", drift, api, step=3600)
+    slow = RulesEngine().analyze(a, [evidence[0], evidence[1], hourly])
+    assert not any("grows steadily" in c.cause for c in slow.probable_causes)
 
 
 def test_secrets_in_annotations_do_not_reach_the_summary() -> None:
@@ -1338,6 +1343,68 @@ def test_a_resolved_memory_alert_that_cleared_by_a_restart_will_climb_again() ->
         result = RulesEngine().analyze(a, evidence)
         assert result.recovery is not None and not result.recovery.cause_persists
         assert result.severity == "info"
+
+
+def _error_ratio_resolved() -> Alert:
+    return alert(
+        "HighErrorRatio", "errors / requests > 0.05", {"job": "api", "severity": "critical"}
+    ).model_copy(update={"status": "resolved", "ends_at": STARTS + timedelta(minutes=10)})
+
+
+def _error_ratio_value(
+    after: list[float], *, reported_until: float | None = None
+) -> list[EvidenceItem]:
+    """The ratio's expression (threshold 0.05) and its value: 0.001 for 20 minutes before the
+    alert, 0.09 while it fired, then ``after`` (one point a minute) from its end."""
+    starts, ends = STARTS.timestamp(), STARTS.timestamp() + 600
+    points = [(starts - 1800 + 60 * i, 0.001) for i in range(20)]
+    points += [(starts - 600 + 60 * i, 0.09) for i in range(20)]
+    points += [(ends + 60 * (i + 1), v) for i, v in enumerate(after)]
+    if reported_until is not None:
+        points = [p for p in points if p[0] <= reported_until]
+    labels = {"job": "api"}
+    window_end = ends + 600
+    value = EvidenceItem(
+        id="prom-2",
+        source="prometheus",
+        kind="alert_value",
+        series=[describe(points, 60, labels=labels, alert_labels=labels)],
+        window_start=starts - 1800,
+        window_end=window_end,
+    )
+    held = [p for p in points if p[1] > 0.05]
+    expression = EvidenceItem(
+        id="prom-1",
+        source="prometheus",
+        kind="alert_expression",
+        series=[describe(held, 60, labels=labels, alert_labels=labels)],
+        threshold={"op": ">", "value": 0.05},
+        window_start=starts - 1800,
+        window_end=window_end,
+    )
+    return [expression, value]
+
+
+def test_a_resolved_alert_only_back_under_its_threshold_is_not_informational() -> None:
+    a = _error_ratio_resolved()
+    result = RulesEngine().analyze(a, _error_ratio_value([0.04] * 9))
+    assert result.recovery is not None and result.recovery.cause_persists
+    assert "not back to its level before the alert (now 0.04, 0.001 before it" in result.summary
+    assert result.recovery.evidence_ids == ["prom-2"] and result.severity == "critical"
+    # Back at (or near) where it was before the alert: recovered.
+    result = RulesEngine().analyze(a, _error_ratio_value([0.002] * 9))
+    assert result.recovery is not None and not result.recovery.cause_persists
+    assert result.severity == "info"
+
+
+def test_a_resolved_alert_whose_value_stopped_being_reported_did_not_recover() -> None:
+    a = _error_ratio_resolved()
+    ends = STARTS.timestamp() + 600
+    evidence = _error_ratio_value([0.002] * 9, reported_until=ends - 60)
+    result = RulesEngine().analyze(a, evidence)
+    assert result.recovery is not None and result.recovery.cause_persists
+    assert "has not been reported since 01:09:00" in result.summary
+    assert "series disappeared" in result.summary
 
 
 def test_resolved_alert_with_sources_down_does_not_claim_a_checked_recovery() -> None:

@@ -1840,6 +1840,10 @@ def _growing_process(prom: list[EvidenceItem]) -> tuple[str, str] | None:
     return None
 
 
+# Growth that would take longer than this to reach the ceiling is not told as a cause.
+GROWTH_HORIZON_HOURS = 7 * 24.0
+
+
 def growth(prom: list[EvidenceItem]) -> Finding | None:
     """Memory or disk use growing steadily toward its ceiling: when it gets there.
 
@@ -1862,6 +1866,8 @@ def growth(prom: list[EvidenceItem]) -> Finding | None:
             continue  # a step or a restart, not a steady climb
         left = (1.0 - s.current) if rising else s.current
         hours = left / slope
+        if hours > GROWTH_HORIZON_HOURS:
+            continue  # a drift that takes weeks is no cause of today's alert
         when = f"about {hours * 60:.0f} min" if hours < 2 else f"about {hours:.1f} h"
         share = f"{s.current:.0%} of the limit" if rising else f"{s.current:.0%} left"
         steady = ""

@@ -10,6 +10,7 @@ classify the alert nor find any evidence.
 from __future__ import annotations
 
 import re
+import statistics
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -22,6 +23,7 @@ from aiops_analyzer.evidence.expression import (
     metric_names,
 )
 from aiops_analyzer.evidence.runbooks import LINK_ONLY_DETAIL
+from aiops_analyzer.evidence.series import fmt
 from aiops_analyzer.evidence.target import host_name, scope, subject_labels
 from aiops_analyzer.schemas import (
     Alert,
@@ -1035,6 +1037,9 @@ def recovery_of(
     if own and any(ts > end_ts + 60 for ts, _ in own[1].points):
         after.append(f"its condition holds again after the resolution ({own[0].id})")
         ids.append(own[0].id)
+    elif not_back := _value_not_back(prom, starts.timestamp(), end_ts):
+        after.append(not_back[1])
+        ids.append(not_back[0])
     elif own and (sibling := _still_held_on_same_machine(alert, own[0], end_ts)):
         after.append(
             f"the same condition still holds on {sibling} after it ({own[0].id}): what they "
@@ -1088,6 +1093,47 @@ def recovery_of(
         cause_persists=bool(after),
         detail=detail,
         evidence_ids=ids,
+    )
+
+
+# Back under the threshold but still more than this share of the way from the level before
+# the alert to the threshold: only partly recovered.
+PARTLY_BACK_SHARE = 0.5
+
+
+def _value_not_back(
+    prom: list[EvidenceItem], starts_ts: float, end_ts: float
+) -> tuple[str, str] | None:
+    """(evidence id, words) when a resolved alert's value (its expression without the
+    threshold, ``alert_value``) did not go back to its level before the alert: it only fell
+    under the threshold, or it stopped being reported, which also ends an alert."""
+    value = findings.own_series(prom, "alert_value")
+    expression = findings.own_series(prom, "alert_expression")
+    if not value or not value[1].matches_alert:
+        return None
+    item, s = value
+    before = [v for ts, v in s.points if ts < starts_ts - BRIEF_SECONDS]
+    after = [v for ts, v in s.points if ts > end_ts + 60]
+    window_end = item.window_end or 0.0
+    if not after and before and s.last_seen and window_end - end_ts >= 180:
+        if end_ts - 300 <= s.last_seen <= end_ts + 60:
+            return item.id, (
+                f"its value has not been reported since {findings._clock(s.last_seen)} "
+                f"({item.id}): it resolved because the series disappeared (the target or its "
+                "exporter stopped reporting), not because the value recovered"
+            )
+        return None
+    limit = expression[0].threshold if expression else None
+    if not (before and after and limit) or limit.op not in (">", ">=", "<", "<="):
+        return None
+    sign = 1.0 if limit.op.startswith(">") else -1.0
+    base, now = statistics.median(before), statistics.median(after)
+    room = sign * (limit.value - base)
+    if room <= 0 or sign * (now - base) <= PARTLY_BACK_SHARE * room:
+        return None
+    return item.id, (
+        f"its value is under the threshold but not back to its level before the alert "
+        f"(now {fmt(now)}, {fmt(base)} before it, threshold {fmt(limit.value)}; {item.id})"
     )
 
 

@@ -127,6 +127,19 @@ def threshold(expr: str) -> tuple[str, float] | None:
     return match["op"], float(match["value"])
 
 
+def value_expression(expr: str) -> str | None:
+    """The alert expression without its final comparison (``a / b > 0.9`` -> ``a / b``): the
+    value itself, also where it is on the healthy side. None when what is left still filters
+    (a second comparison, ``and``/``unless``), so it would not be the value."""
+    match = _THRESHOLD.search(expr.strip())
+    if not match:
+        return None
+    left = expr.strip()[: match.start()].strip()
+    if not left or re.search(r"\b(?:and|or|unless)\b|[<>]|[!=]=", re.sub(r"\{[^}]*\}", "", left)):
+        return None
+    return left
+
+
 # Metric names of a scheduled job's health (a backup's last success, a cron job's status): the
 # rules engine's failed_job family, and the Loki source's reason to read the job's last runs.
 JOB_METRICS = (

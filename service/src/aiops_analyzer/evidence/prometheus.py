@@ -25,6 +25,7 @@ from aiops_analyzer.evidence.expression import (
     metric_names,
     renamed_labels,
     threshold,
+    value_expression,
 )
 from aiops_analyzer.evidence.series import describe, label_text, render
 from aiops_analyzer.evidence.target import (
@@ -66,6 +67,11 @@ def plan_queries(alert: Alert, instance: str | None = None) -> list[NamedQuery]:
         expr = ""
     if expr:
         plan.append(NamedQuery("alert expression", expr, "alert_expression"))
+    value = value_expression(expr) if expr and alert.status == "resolved" else None
+    if value:
+        # Whether a resolved alert's value went back to its level before the alert, or only
+        # under the threshold (or stopped being reported): the expression filters those out.
+        plan.append(NamedQuery("alert value, without the threshold", value, "alert_value"))
     labels = subject_labels(alert)
     family: list[NamedQuery] = []
     family += _pod_termination_queries(labels)
