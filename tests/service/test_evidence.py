@@ -725,6 +725,21 @@ async def test_host_alert_reads_the_hosts_own_streams() -> None:
 
 
 @pytest.mark.parametrize(
+    ("instance", "read"),
+    [
+        ("ledger:8080", True),  # Docker's DNS: the container's name
+        ("ledger.prod.example.net:8080", False),  # a machine's name: its journal, not this
+        ("10.0.0.7:8080", False),
+    ],
+)
+def test_a_service_scraped_by_its_containers_name_reads_that_container(
+    instance: str, read: bool
+) -> None:
+    subject = alert({"alertname": "LedgerErrors", "service": "ledger-api", "instance": instance})
+    assert ('{container="ledger"}' in stream_selectors(subject)) is read
+
+
+@pytest.mark.parametrize(
     ("labels", "selector"),
     [
         ({"container": "api"}, '{container="api"}'),
@@ -1160,6 +1175,54 @@ def test_connections_timing_out_read_the_kernels_drops_for_that_port_on_any_mach
     # Elasticsearch's transport, in a later read than the first.
     transport = [(1, "failed to join error.message=[es-3][10.40.0.13:9300] connect_timeout[30s]")]
     assert peer_drop_selector([[], transport]) == '{unit="kernel"} |~ "DPT=(?:9300)\\\\b"'
+
+
+def test_failing_calls_name_the_dependencies_whose_own_failures_are_read() -> None:
+    from aiops_analyzer.evidence.loki import NEIGHBOUR_FILTER, dependency_selectors
+
+    orders = alert({"alertname": "OrdersErrors", "job": "orders", "instance": "orders:8080"})
+    lines = [
+        (1, "POST http://ledger.internal:8080/v1/entries: 503 Service Unavailable"),
+        (2, "dial tcp ledger.internal:8080: connect: connection refused"),
+        (3, "panic: runtime error at handler.go:214 (status:503)"),  # a file, a status: no host
+        (4, "GET /healthz from lb-1:41234 200"),  # no failure: no lead
+        (5, "upstream timed out calling https://api.payments.example/v2/charge"),
+        (6, "orders:8080 refused a connection"),  # the subject itself
+    ]
+    pattern = '"ledger\\\\.internal|ledger|api\\\\.payments\\\\.example"'
+    assert dependency_selectors(orders, [lines, "HTTP 503"]) == [
+        f"{{container=~{pattern}}}{NEIGHBOUR_FILTER}",
+        f"{{service=~{pattern}}}{NEIGHBOUR_FILTER}",
+        f"{{host=~{pattern}}}{NEIGHBOUR_FILTER}",
+    ]
+    assert dependency_selectors(orders, [[(1, "GET /v1/entries 200 ledger.internal:8080")]]) == []
+
+
+async def test_a_dependency_named_by_failing_calls_has_its_own_failures_read() -> None:
+    """orders' calls to ledger.internal are refused; ledger's container logs why (its pool
+    is exhausted), which orders' own lines never say."""
+    base = STARTS.timestamp()
+    refused = "POST http://ledger.internal:8080/v1/entries failed: connection refused"
+    exhausted = "FATAL: remaining connection slots are reserved for superuser connections"
+
+    def loki(request: Recorded) -> Reply:
+        query = request.param("query")
+        if query == '{service="orders"}':
+            lines = [(base - 200 + 10 * i, refused) for i in range(10)]
+            return _loki_by_window(lines, {"service": "orders"})(request)
+        if query.startswith('{container=~"ledger'):
+            lines = [(base - 260 + 10 * i, exhausted) for i in range(10)]
+            return _loki_by_window(lines, {"container": "ledger"})(request)
+        return _loki_by_window([], {})(request)
+
+    errors = alert(
+        {"alertname": "OrdersErrors", "service": "orders", "instance": "10.0.0.7:8080"},
+        "rate(http_requests_total{code=~'5..'}[5m]) > 1",
+    )
+    with LoopbackServer(loki) as server:
+        items = by_id(await gather_evidence(errors, settings(loki_url=server.url)))
+    examples = [t.example for t in items["loki-1"].templates]
+    assert any(e.startswith("ledger: FATAL: remaining connection slots") for e in examples)
 
 
 async def test_a_timeout_in_any_of_the_subjects_streams_reads_the_peers_kernel_drops() -> None:

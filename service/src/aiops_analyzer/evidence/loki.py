@@ -214,6 +214,7 @@ def stream_selectors(alert: Alert) -> list[str]:
         selectors.append("{" + f"service={_quote(app)}" + "}")
     if (own and own.startswith("{job=") and scope(alert) != "host") or is_probe(alert):
         selectors += _service_selectors(labels.get("job", ""), instance)
+    selectors += _container_named_by_instance(alert)
     prober = alert.labels.get("job", "")
     if prober and is_probe(alert):  # the prober may log why a probe failed (its debug lines)
         selectors.append("{" + f"job={_quote(prober)}" + "}")
@@ -287,6 +288,16 @@ def _service_selectors(job: str, instance: str) -> list[str]:
     if "://" in instance:  # a probed URL: the service is often its host's first name
         names.append(host_name(instance).split(".")[0])
     return ["{" + f"service={_quote(name)}" + "}" for name in dict.fromkeys(names) if is_name(name)]
+
+
+def _container_named_by_instance(alert: Alert) -> list[str]:
+    """On a Docker network Prometheus scrapes a container by its name (`instance="ledger:8080"`):
+    that container's own streams, whatever service or job label the alert carries."""
+    instance = subject_labels(alert).get("instance", "")
+    host = host_name(instance) if instance and "://" not in instance else ""
+    if not is_name(host) or scope(alert) == "host" or "." in host:
+        return []
+    return ["{" + f"container={_quote(host)}" + "}"]
 
 
 def _promql(alert: Alert) -> str:
@@ -477,6 +488,68 @@ def peer_drop_selector(reads: list[list[tuple[int, str]] | str]) -> str:
     return '{unit="kernel"} |~ ' + _quote(f"DPT=(?:{alternatives})\\b")
 
 
+# A failing call to a dependency that names it by host (dial tcp ledger-db:5432: connection
+# refused, https://auth.internal/token: 503): the dependency's own lines tell its side.
+_DEPENDENCY_FAILED = re.compile(
+    r"refused|timed? ?out|timeout|reset by peer|unavailable|unreachable|no route|broken pipe"
+    r"|\bEOF\b|handshake|x509|certificate|could not connect|can(?:no|')t connect"
+    r"|failed to connect|connection (?:error|closed|aborted)|no such host|\b50[0-4]\b",
+    re.I,
+)
+_URL_HOST = re.compile(r"\b[a-z][a-z0-9+.-]*://(?:[^@/\s]+@)?([A-Za-z][\w.-]*)", re.I)
+_ENDPOINT_HOST = re.compile(r"(?<![\w.\"'-])([A-Za-z][\w-]*(?:\.[\w-]+)*):\d{2,5}\b")
+# Words a "word:number" pair is made of that name no host (status:503, line:42).
+_NOT_HOSTS = re.compile(
+    r"(?:status|code|line|port|time|error|err|https?|level|id|pid|timeout|latency|ms|at"
+    r"|localhost|attempt|retry|try)"
+)
+# A stack trace's "file.go:123" names source code, not a host.
+_SOURCE_FILE = re.compile(r"\.(?:go|java|kt|scala|py|rb|js|ts|c|cc|cpp|h|rs|php|cs|ex|erl)$")
+# Private suffixes whose first label is the name a container or journal carries
+# (ledger.internal -> ledger); a public name's first label ("api", "www") says nothing.
+_PRIVATE_SUFFIX = re.compile(r"\.(?:internal|local|lan|corp|svc|intra|private|home\.arpa)$")
+MAX_DEPENDENCIES = 2
+
+
+def dependency_selectors(alert: Alert, reads: list[list[tuple[int, str]] | str]) -> list[str]:
+    """The failure lines of the (at most two) dependencies the subject's failing calls name
+    most, by the names a stream may carry (a container, a Compose service, a machine's
+    journal), or []: a refused or timed-out call is told from its other side too."""
+    labels = subject_labels(alert)
+    own = {labels.get(k, "").lower() for k in ("job", "service", "container", "name", "app")}
+    if labels.get("instance"):
+        own.add(host_name(labels["instance"]).lower())
+    counts: dict[str, int] = {}
+    for read in reads:
+        for _, text in read if not isinstance(read, str) else ():
+            if not _DEPENDENCY_FAILED.search(text):
+                continue
+            hosts = {m.group(1) for m in _URL_HOST.finditer(text)}
+            hosts |= {m.group(1) for m in _ENDPOINT_HOST.finditer(text)}
+            for host in hosts:
+                name = host.lower().rstrip(".")
+                if name in own or _NOT_HOSTS.fullmatch(name) or _SOURCE_FILE.search(name):
+                    continue
+                if is_name(name):
+                    counts[name] = counts.get(name, 0) + 1
+    peers = sorted(counts, key=lambda h: -counts[h])[:MAX_DEPENDENCIES]
+    names = list(
+        dict.fromkeys(
+            n
+            for h in peers
+            for n in ((h, h.split(".")[0]) if _PRIVATE_SUFFIX.search(h) or "." not in h else (h,))
+            if n not in own
+        )
+    )
+    if not names:
+        return []
+    pattern = _quote("|".join(_literal(n) for n in names))
+    return [
+        "{" + f"{label}=~{pattern}" + "}" + NEIGHBOUR_FILTER
+        for label in ("container", "service", *_HOST_STREAM_LABELS)
+    ]
+
+
 def neighbour_selector(alert: Alert, own: list[dict[str, str]]) -> str:
     """The failure lines of the subject's neighbours, or "": the other services in a proxy's
     stack, or the other units of the machine whose journal unit the alert is about (a job on
@@ -664,8 +737,8 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
     streams = [0] * (len(planned) - len(selectors) + 1) + list(range(1, len(selectors)))
     # The reads filtered to some lines (lock waits, a group's mentions, neighbours' failures)
     # after the selectors': they say nothing about when their streams began.
-    lock_key, mention_key, neighbour_key, peer_key, full_key = (
-        len(selectors) + k for k in range(5)
+    lock_key, mention_key, neighbour_key, peer_key, full_key, dependency_key = (
+        len(selectors) + k for k in range(6)
     )
     if lock_waits := lock_wait_selector(alert, selectors[0]):
         limit = MAX_LOCK_WAIT_LINES
@@ -745,6 +818,10 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
     second = [_read(url, selectors[i - own_reads + 1], baseline, timeout, http) for i in refills]
     if neighbours:
         second.append(_read(url, neighbours, span, timeout, http, MAX_NEIGHBOUR_LINES, named=True))
+    dependencies = dependency_selectors(alert, results)
+    second += [
+        _read(url, d, span, timeout, http, MAX_NEIGHBOUR_LINES, named=True) for d in dependencies
+    ]
     peers = peer_drop_selector(results)
     if peers:
         second.append(_read(url, peers, span, timeout, http, MAX_PEER_DROP_LINES, named=True))
@@ -763,6 +840,7 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
     removed = found.pop() if removals else None
     no_space = found.pop() if full else None
     peer_drops = found.pop() if peers else None
+    dependency_reads = [found.pop() for _ in dependencies][::-1]
     at = len(results) - job_reads  # before the job reads, which come last
     for index, its_baseline in zip(refills, found, strict=False):
         shapes[index] = (shapes[index][0], False)  # its lines are recent ones only
@@ -777,6 +855,10 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
         (found[-1] if neighbours else None, MAX_NEIGHBOUR_LINES, neighbour_key, neighbours),
         (peer_drops, MAX_PEER_DROP_LINES, peer_key, peers),
         (no_space, MAX_NO_SPACE_LINES, full_key, full),
+        *(
+            (read, MAX_NEIGHBOUR_LINES, dependency_key, selector)
+            for read, selector in zip(dependency_reads, dependencies, strict=True)
+        ),
     ]
     for second_read, limit, key, selector in filtered_reads:
         if second_read is None:
@@ -800,7 +882,7 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
         if spans  # the job reads come last and span nothing
     ]
     covered_from = _baseline_covered_from(baseline, [(r, limit) for r, limit, _ in spanning])
-    filtered = {lock_key, mention_key, neighbour_key, peer_key, full_key}
+    filtered = {lock_key, mention_key, neighbour_key, peer_key, full_key, dependency_key}
     floor, since_by_stream = _stream_coverage(baseline, spanning, filtered)
     seen: set[tuple[int, str]] = set()
     lines: list[LogLine] = []
