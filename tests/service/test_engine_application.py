@@ -180,6 +180,49 @@ def test_new_errors_after_a_deploy_are_a_deploy_regression() -> None:
     assert any("Roll back" in step for step in result.remediation)
 
 
+def _machine_booted(seconds_before_start: float) -> EvidenceItem:
+    """node_boot_time_seconds of the service's machine, moving to a boot at that moment."""
+    boot = STARTS.timestamp() - seconds_before_start
+    points = [(STARTS.timestamp() - 1800 + 60 * i, 1.7e9 if i < 10 else boot) for i in range(30)]
+    return EvidenceItem(
+        id="prom-9",
+        source="prometheus",
+        kind="host_boot_time",
+        series=[describe(points, 60, labels={"instance": "stock-2:9100"})],
+    )
+
+
+def test_a_start_banner_just_after_the_machine_booted_is_no_release() -> None:
+    """The address the service listens on went missing with the reboot: its start banner
+    after the boot names the same version, and the bind failure is the cause."""
+    lines = [(700, "info stock-api 4.7.2 starting listen=10.50.0.21:8080")]
+    lines += repeated(
+        "fatal cannot listen error=listen tcp 10.50.0.21:8080: bind: cannot assign requested "
+        "address n={i}",
+        690,
+    )
+    down = alert("TargetDown", "up == 0", {"job": "stock-api", "instance": "10.50.0.21:8080"})
+    result = RulesEngine().analyze(down, [logs(lines), _machine_booted(760)])
+    text = " ".join(c.cause for c in result.probable_causes)
+    assert "regression" not in text.lower()
+    assert "cannot listen on its address because the machine does not have it" in text
+    assert "local (ephemeral) ports" not in text
+    assert result.category == "network"
+    # Without the boot, the same banner is a release that brought the failure.
+    result = RulesEngine().analyze(down, [logs(lines), _machine_booted(5000)])
+    assert "A deploy regression" in result.probable_causes[0].cause
+
+
+def test_connects_failing_with_eaddrnotavail_are_ports_running_out() -> None:
+    lines = repeated("dial tcp 10.0.0.5:5432: connect: cannot assign requested address {i}", 600)
+    result = RulesEngine().analyze(
+        alert("CheckoutErrors", ERROR_RATIO, {"service": "checkout"}), [logs(lines)]
+    )
+    text = " ".join(c.cause for c in result.probable_causes)
+    assert "runs out of local (ephemeral) ports" in text
+    assert "does not have it" not in text
+
+
 def test_a_deploy_followed_by_a_database_refusing_connections_is_not_blamed() -> None:
     lines = [(700, 'level=info msg="starting checkout" version=2.14.0')]
     lines += repeated(

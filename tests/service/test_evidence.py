@@ -1177,6 +1177,27 @@ def test_connections_timing_out_read_the_kernels_drops_for_that_port_on_any_mach
     assert peer_drop_selector([[], transport]) == '{unit="kernel"} |~ "DPT=(?:9300)\\\\b"'
 
 
+def test_a_service_scraped_by_ip_reads_its_unit_and_then_that_units_machine() -> None:
+    from aiops_analyzer.evidence.loki import NEIGHBOUR_FILTER, unit_machine_selectors
+
+    down = alert({"alertname": "TargetDown", "job": "stock-api", "instance": "10.50.0.21:8080"})
+    assert '{unit="stock-api.service"}' in stream_selectors(down)
+    found = [
+        {"host": "stock-2", "unit": "stock-api.service", "job": "systemd-journal"},
+        {"host": "stock-2", "unit": "kernel"},
+    ]
+    assert unit_machine_selectors(down, found) == [
+        '{host="stock-2",unit="kernel"}',
+        '{host="stock-2",unit!="stock-api.service"}' + NEIGHBOUR_FILTER,
+    ]
+    # The unit on two machines: which one is the target's is unknown.
+    other = {"host": "stock-3", "unit": "stock-api.service"}
+    assert unit_machine_selectors(down, [*found, other]) == []
+    # A named machine is read by its name already.
+    named = alert({"alertname": "TargetDown", "job": "stock-api", "instance": "stock-2:8080"})
+    assert not any(s.startswith("{unit=") for s in stream_selectors(named))
+
+
 def test_failing_calls_name_the_dependencies_whose_own_failures_are_read() -> None:
     from aiops_analyzer.evidence.loki import NEIGHBOUR_FILTER, dependency_selectors
 

@@ -874,6 +874,21 @@ def rebooted(prom: list[EvidenceItem]) -> Finding | None:
     )
 
 
+# A start-up line this soon after the machine booted is the boot's restart, not a release.
+START_AFTER_BOOT_SECONDS = 900.0
+
+
+def boot_moments(prom: list[EvidenceItem]) -> list[float]:
+    """When the alert's machine (``host_boot_time``) or a machine of the fleet
+    (``fleet_reboots``) booted in the window: node_boot_time_seconds' new values."""
+    found = own_series(prom, "host_boot_time")
+    moments = []
+    if found and found[1].peak is not None and found[1].peak - (found[1].minimum or 0) >= 60:
+        moments.append(found[1].peak)
+    moments += [s.peak for i in of_kind(prom, "fleet_reboots") for s in i.series if s.peak]
+    return moments
+
+
 # A boot this long after the alert began did not cause it (it may be the fix).
 REBOOT_AFTER_SECONDS = 600
 
@@ -2142,8 +2157,25 @@ _REPEATING_CAUSES = frozenset({"oom", "config", "crash"})
 background = is_background
 
 
-def log_causes(logs: list[EvidenceItem], limit: int = 3) -> list[Finding]:
-    """Cause sentences from the best-ranked tagged templates, one per tag, new ones first."""
+# bind()/listen() failing with EADDRNOTAVAIL: the machine lacks the address (not a shortage
+# of local ports, which is connect()'s EADDRNOTAVAIL).
+_BIND_ADDRESS = re.compile(
+    r"\b(?:bind|listen)\b.{0,80}cannot assign requested address"
+    r"|cannot assign requested address.{0,40}\b(?:bind|listen)\b",
+    re.I,
+)
+# The kernel's and the network configuration's word on an interface that changed.
+_INTERFACE_CHANGE = re.compile(
+    r"\brenamed from \w+|Cannot find device|device \S+ does not exist|Link is Down", re.I
+)
+
+
+def log_causes(
+    logs: list[EvidenceItem], limit: int = 3, boots: tuple[float, ...] = ()
+) -> list[Finding]:
+    """Cause sentences from the best-ranked tagged templates, one per tag, new ones first.
+    ``boots``: when the machine booted (``boot_moments``); a start line soon after is the
+    boot's restart, no deploy."""
     out: list[Finding] = []
     used: set[str] = set()
     for item, template in templates(logs):
@@ -2160,6 +2192,10 @@ def log_causes(logs: list[EvidenceItem], limit: int = 3) -> list[Finding]:
             continue  # an old habit of the logs, not news
         if tag == "deploy" and template.novelty != "new":
             continue  # a version every line carries, or a start long before: no deploy now
+        if tag == "deploy" and any(
+            b <= template.first_seen <= b + START_AFTER_BOOT_SECONDS for b in boots
+        ):
+            continue
         sentence, confidence, family = LOG_CAUSES[tag]
         if tag == "shutdown" and (operator := _operator_command(logs)) is not None:
             item, template, sentence = operator
@@ -2186,6 +2222,24 @@ def log_causes(logs: list[EvidenceItem], limit: int = 3) -> list[Finding]:
                 "the old protocol for "
                 "that peer only (nginx `proxy_ssl_protocols`, OpenSSL's seclevel) or roll back, "
                 "and move the peer to TLS 1.2."
+            )
+        elif tag == "ports" and _BIND_ADDRESS.search(template.example):
+            # bind() refused, not connect(): the address is missing, no port is short.
+            interface = next(
+                (t for _, t in templates(logs) if _INTERFACE_CHANGE.search(t.example)), None
+            )
+            told = (
+                f" The machine's interfaces changed: '{_clip(interface.example)}'."
+                if (interface)
+                else ""
+            )
+            sentence = (
+                "The service cannot listen on its address because the machine does not have "
+                "it: {line}." + told.replace("{", "{{").replace("}", "}}") + " The interface "
+                "that carries the address is missing, renamed (predictable interface names "
+                "change with a kernel, udev or hardware change) or down, or the address "
+                "moved. Compare `ip -br addr` with the service's listen address and "
+                "the network configuration's interface names, then restart the service."
             )
         elif tag == "dns" and TAGS["change"].search(template.example):
             # Not a lookup failing: configuration management rewrote the resolver's settings.

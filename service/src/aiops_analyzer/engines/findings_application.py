@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from aiops_analyzer.engines.findings import (
     MAX_QUOTED,
     PROTOCOL_MISMATCH,
+    START_AFTER_BOOT_SECONDS,
     Finding,
     _clip,
     _clock,
+    boot_moments,
     log_topic,
     of_kind,
     own_series,
@@ -414,6 +416,11 @@ def deploy_regression(
     banner = deploy.template is not None and _START_BANNER.search(deploy.template.example)
     if killed and banner:
         return None
+    if banner and any(
+        deploy.since - START_AFTER_BOOT_SECONDS <= at <= deploy.since + 60
+        for at in boot_moments(prom)
+    ):
+        return None  # the machine booted just before: the service started again, no release
     since = deploy.since
     new_errors = [
         (item, t)

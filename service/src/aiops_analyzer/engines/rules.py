@@ -651,7 +651,7 @@ class RulesEngine:
             "container",
             "kubernetes",
         )
-        log_said = findings.log_causes(logs)
+        log_said = findings.log_causes(logs, boots=tuple(findings.boot_moments(prom)))
         # The host's kernel lines may tell of a kill in another container than this one.
         container = alert.labels.get("name") or alert.labels.get("container") or ""
         killed_elsewhere = findings.oom_victim_elsewhere(prom, logs, container)

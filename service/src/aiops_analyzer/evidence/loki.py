@@ -261,7 +261,34 @@ def stream_selectors(alert: Alert) -> list[str]:
                 for name in names
                 for label in _HOST_STREAM_LABELS
             ]
+    if unit := _unit_of_job(alert):
+        # Scraped by address only: the job's systemd unit, on whichever machine runs it.
+        selectors.append("{" + f"unit={_quote(unit)}" + "}")
     return list(dict.fromkeys(selectors))
+
+
+def _unit_of_job(alert: Alert) -> str:
+    """``<job>.service`` for a service scraped by an IP address (its machine unknown by name),
+    or ""."""
+    labels = subject_labels(alert)
+    job, instance = labels.get("job", ""), labels.get("instance", "")
+    if not instance or is_probe(alert) or scope(alert) == "host" or not is_name(job):
+        return ""
+    return "" if is_name(host_name(instance)) else f"{job}.service"
+
+
+def unit_machine_selectors(alert: Alert, streams: list[dict[str, str]]) -> list[str]:
+    """Once the job's unit was found on one machine (its journal's ``host``): that machine's
+    kernel lines (a renamed NIC, a link down, drops) and its other units' failures."""
+    unit = _unit_of_job(alert)
+    hosts = {s.get("host", "") for s in streams if unit and s.get("unit") == unit} - {""}
+    if len(hosts) != 1:
+        return []
+    host = _quote(hosts.pop())
+    return [
+        "{" + f"host={host},unit=" + _quote("kernel") + "}",
+        "{" + f"host={host},unit!={_quote(unit)}" + "}" + NEIGHBOUR_FILTER,
+    ]
 
 
 # Traefik names its services <name>@<provider> (cart-api@docker, api@file,
@@ -818,7 +845,9 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
     second = [_read(url, selectors[i - own_reads + 1], baseline, timeout, http) for i in refills]
     if neighbours:
         second.append(_read(url, neighbours, span, timeout, http, MAX_NEIGHBOUR_LINES, named=True))
-    dependencies = dependency_selectors(alert, results)
+    dependencies = dependency_selectors(alert, results) + unit_machine_selectors(
+        alert, other_streams
+    )
     second += [
         _read(url, d, span, timeout, http, MAX_NEIGHBOUR_LINES, named=True) for d in dependencies
     ]
