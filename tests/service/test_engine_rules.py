@@ -2458,6 +2458,13 @@ def test_the_first_of_several_writers_to_meet_a_full_disk_is_named() -> None:
     logs = logs.model_copy(update={"templates": rank(mined + together, 900.0, 900.0)})
     result = RulesEngine().analyze(a, [errors, logs])
     assert not any("first write to fail" in c.cause for c in result.probable_causes)
+    # The kubelet reporting the full disk first is no writer: the writer is still named.
+    report = 'kubelet.go:1590] "Image garbage collection failed multiple times in a row"'
+    reported = [LogLine(start - 400, report, True), *staggered]
+    logs = logs.model_copy(update={"templates": rank(mined + reported, 900.0, 900.0)})
+    result = RulesEngine().analyze(a, [errors, logs])
+    first = next(c for c in result.probable_causes if "first write to fail" in c.cause)
+    assert "job 7" in first.cause and "garbage collection" not in first.cause
 
 
 def test_a_services_latency_on_a_machine_whose_link_is_full_is_the_network() -> None:

@@ -1177,6 +1177,23 @@ def test_connections_timing_out_read_the_kernels_drops_for_that_port_on_any_mach
     assert peer_drop_selector([[], transport]) == '{unit="kernel"} |~ "DPT=(?:9300)\\\\b"'
 
 
+def test_a_pods_alert_naming_its_node_reads_the_nodes_kubelet() -> None:
+    evicted = alert(
+        {
+            "alertname": "KubePodEvicted",
+            "namespace": "shop",
+            "pod": "cart-5f7d8-kq2xz",
+            "node": "wk-3",
+        }
+    )
+    agents = [s for s in stream_selectors(evicted) if s.startswith('{host="wk-3",unit=~')]
+    assert agents and "kubelet" in agents[0] and "containerd" in agents[0]
+    unplaced = alert(
+        {"alertname": "KubePodEvicted", "namespace": "shop", "pod": "cart-5f7d8-kq2xz"}
+    )
+    assert not any("kubelet" in s for s in stream_selectors(unplaced))
+
+
 def test_a_service_scraped_by_ip_reads_its_unit_and_then_that_units_machine() -> None:
     from aiops_analyzer.evidence.loki import NEIGHBOUR_FILTER, unit_machine_selectors
 

@@ -224,10 +224,30 @@ def test_a_long_line_keeps_its_start_and_its_reason() -> None:
         ("Waiting for table metadata lock | ALTER TABLE orders ADD COLUMN x", "lock"),
         ("failed to process message_id=ord-5f delivery_tag=9 redelivered=True: KeyError", "poison"),
         ("WARNING fulfil.worker: nack delivery_tag=918222 requeue=True", "poison"),
+        # The kubelet short of disk space.
+        (
+            'eviction_manager.go:366] "Eviction manager: attempting to reclaim" '
+            'resourceName="ephemeral-storage"',
+            "disk",
+        ),
+        ("The node was low on resource: ephemeral-storage. Threshold quantity: 10%", "disk"),
+        ('kubelet.go:1590] "Image garbage collection failed multiple times in a row"', "disk"),
     ],
 )
 def test_application_causes_in_their_stacks_words(line: str, tag: str) -> None:
     assert tag in tags_of(line)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'kubelet.go:1590] "Image garbage collection failed multiple times in a row"',
+        'err="failed to garbage collect required amount of images"',
+    ],
+)
+def test_the_kubelets_image_collection_is_no_runtime_gc(line: str) -> None:
+    assert "gc" not in tags_of(line)
+    assert "gc" in tags_of("runtime: garbage collection took 2.1s")
 
 
 def test_a_handler_raising_an_exception_is_no_failed_job() -> None:

@@ -2491,11 +2491,19 @@ def writes_under_mount(logs: list[EvidenceItem], mountpoint: str) -> Finding | N
     return None
 
 
+# The kubelet's reports of a full disk (evicting, collecting images): no write that failed.
+_DISK_REPORT = re.compile(r"low on resource|reclaim|garbage collect|DiskPressure", re.I)
+
+
 def first_to_meet_full_disk(logs: list[EvidenceItem]) -> Finding | None:
     """Of several writers failing with "No space left on device", the first to fail and the
     path it wrote: the process writing the most meets a full filesystem first, so the first
     failure often names what filled it, while the later ones are its victims."""
-    failing = [(item, t) for item, t in templates(logs) if "disk" in t.tags]
+    failing = [
+        (item, t)
+        for item, t in templates(logs)
+        if "disk" in t.tags and not _DISK_REPORT.search(t.example)
+    ]
     if len({t.template for _, t in failing}) < 2:
         return None
     item, first = min(failing, key=lambda found: found[1].first_seen)

@@ -264,7 +264,12 @@ TAGS: dict[str, re.Pattern[str]] = {
     "disk": re.compile(
         r"no space left|ENOSPC|disk (?:is )?full|inodes?\b.*(?:full|exhaust)|too many files"
         r"|\[Errno 28\]|Disk quota exceeded|\bEDQUOT\b|file ?system (?:is )?full"
-        r"|(?:not enough|insufficient) (?:free )?(?:disk )?space",
+        r"|(?:not enough|insufficient) (?:free )?(?:disk )?space"
+        # The kubelet short of disk: evicting for ephemeral-storage or nodefs/imagefs, image
+        # garbage collection finding nothing to free.
+        r"|low on resource: (?:ephemeral-storage|nodefs|imagefs)"
+        r"|reclaim\S*\W+resourceName=\W*(?:ephemeral-storage|nodefs|imagefs)"
+        r"|(?:image|container) garbage collection failed|DiskPressure",
         re.I,
     ),
     "config": re.compile(
@@ -279,7 +284,9 @@ TAGS: dict[str, re.Pattern[str]] = {
     # exceeded`), Go's gctrace (`gc 412 @63.1s 31%:` = 31% of CPU in GC), V8's --trace-gc
     # (`Mark-Compact`), Elasticsearch (`[gc][..] overhead, spent [2.1s] collecting`).
     "gc": re.compile(
-        r"\bGC\b.*pause|\bpause (?:full|young)\b|garbage collect|Full GC|allocation failure"
+        # Not the kubelet's image or container garbage collection (disk, not a heap).
+        r"\bGC\b.*pause|\bpause (?:full|young)\b|(?<!image )(?<!container )(?<!to )garbage collect"
+        r"|Full GC|allocation failure"
         r"|gc overhead|\bgc \d+ @\d+(?:\.\d+)?s \d+%:|\bMark-(?:Compact|sweep)\b"
         r"|\[gc\].*\bspent \[[\d.]+m?s\] collecting",
         re.I,

@@ -264,7 +264,18 @@ def stream_selectors(alert: Alert) -> list[str]:
     if unit := _unit_of_job(alert):
         # Scraped by address only: the job's systemd unit, on whichever machine runs it.
         selectors.append("{" + f"unit={_quote(unit)}" + "}")
+    if labels.get("pod") and is_name(node := labels.get("node", "")):
+        # A pod's alert that names its node: the node's kubelet and container runtime tell
+        # why it was evicted, killed, could not pull its image or failed its probes.
+        selectors += [
+            "{" + f"{label}={_quote(node)},unit=~{_quote(_NODE_AGENTS)}" + "}"
+            for label in _HOST_STREAM_LABELS
+        ]
     return list(dict.fromkeys(selectors))
+
+
+# The node agents' journal units (kubeadm's kubelet and containerd, k3s, CRI-O).
+_NODE_AGENTS = r"kubelet\.service|containerd\.service|crio\.service|k3s(?:-agent)?\.service"
 
 
 def _unit_of_job(alert: Alert) -> str:
