@@ -1407,6 +1407,31 @@ def test_a_resolved_alert_whose_value_stopped_being_reported_did_not_recover() -
     assert "series disappeared" in result.summary
 
 
+def test_a_resolved_disk_alert_whose_space_keeps_shrinking_after_a_cleanup_will_fire_again() -> (
+    None
+):
+    host = {"instance": "etl-2:9100", "mountpoint": "/", "severity": "warning"}
+    a = alert("HostDiskSpaceLow", "avail / size * 100 < 15", host)
+    a = a.model_copy(update={"status": "resolved", "ends_at": STARTS + timedelta(minutes=5)})
+    ended = STARTS.timestamp() + 300
+    # Free space falls a point every ten minutes, a cleanup frees 30 points at the end, and it
+    # goes on falling at the same rate.
+    before = [0.20 - 0.001 * i for i in range(60)]
+    after = [0.44 - 0.001 * i for i in range(12)]
+    values = [*before, *after]
+    end = ended + 60 * 12
+    free = metric("prom-4", "host_filesystem_available", values, host, end=end)
+    result = RulesEngine().analyze(a, [free])
+    assert result.recovery is not None and result.recovery.cause_persists
+    assert "free space keeps shrinking after the recovery (6.0 percentage points" in result.summary
+    assert result.severity == "warning"
+    # Flat after the cleanup: what filled it is gone.
+    flat = metric("prom-4", "host_filesystem_available", [*before, *[0.44] * 12], host, end=end)
+    result = RulesEngine().analyze(a, [flat])
+    assert result.recovery is not None and not result.recovery.cause_persists
+    assert result.severity == "info"
+
+
 def test_resolved_alert_with_sources_down_does_not_claim_a_checked_recovery() -> None:
     a = _resolved(4)
     down = [

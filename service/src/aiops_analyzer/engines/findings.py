@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from aiops_analyzer.evidence.anomaly import kendall_tau
+from aiops_analyzer.evidence.anomaly import kendall_tau, theil_sen_slope
 from aiops_analyzer.evidence.logline import shorten
 from aiops_analyzer.evidence.logrank import TAGS, is_background
 from aiops_analyzer.evidence.missing_path import missing_path
@@ -1822,6 +1822,41 @@ def reset_at_recovery(prom: list[EvidenceItem], end_ts: float) -> tuple[str, flo
                 kendall_tau(before) >= STEADY_TAU if rising else kendall_tau(before) <= -STEADY_TAU
             ):
                 return item.id, t
+    return None
+
+
+def still_filling_after(prom: list[EvidenceItem], end_ts: float) -> tuple[str, str] | None:
+    """(evidence id, words) when a filesystem's free space, or a container's memory against
+    its limit, keeps moving toward its ceiling after a resolved alert ended, as steadily as
+    before: space was freed or memory released, but what fills it still writes."""
+    for kind, rising, what in (
+        ("host_filesystem_available", False, "the filesystem's free space keeps shrinking"),
+        ("container_memory_ratio", True, "the container's memory keeps growing"),
+    ):
+        found = own_series(prom, kind)
+        if not found:
+            continue
+        item, s = found
+        after = [p for p in s.points if p[0] > end_ts + 60]
+        before = [p for p in s.points if p[0] < end_ts - 60]
+        if len(after) < 4 or len(before) < 4:
+            continue
+        tau = kendall_tau(after)
+        if (tau < STEADY_TAU) if rising else (tau > -STEADY_TAU):
+            continue
+        slope = theil_sen_slope(after) * 3600 * (1 if rising else -1)
+        if slope <= 0 or (theil_sen_slope(before) * 3600 * (1 if rising else -1)) > 2 * slope:
+            continue  # slower than before: what filled it has calmed down
+        left = (1.0 - after[-1][1]) if rising else after[-1][1]
+        hours = left / slope
+        if hours > GROWTH_HORIZON_HOURS:
+            continue
+        when = f"about {hours * 60:.0f} min" if hours < 2 else f"about {hours:.1f} h"
+        return item.id, (
+            f"{what} after the recovery ({abs(slope) * 100:.1f} percentage points per hour, "
+            f"{item.id}): what fills it is still at work, and at this rate it is back at the "
+            f"{'limit' if rising else 'bottom'} in {when}"
+        )
     return None
 
 

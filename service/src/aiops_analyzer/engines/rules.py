@@ -1046,6 +1046,9 @@ def recovery_of(
             "share is likely still wrong, and this one may only have stopped being exercised"
         )
         ids.append(own[0].id)
+    elif filling := findings.still_filling_after(prom, end_ts):
+        after.append(filling[1])
+        ids.append(filling[0])
     elif reset := findings.reset_at_recovery(prom, end_ts):
         after.append(
             f"it cleared when the memory that had climbed steadily fell at once at "
