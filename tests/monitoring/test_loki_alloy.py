@@ -374,4 +374,6 @@ def test_an_ip_address_target_is_no_service_name() -> None:
     assert selectors[:2] == ['{job="payments"}', '{service="payments"}']
     assert '{service="10.0.4.12"}' not in selectors
     # A scrape target down: its host's journal by address (why it stopped answering).
-    assert selectors[2:] == ['{instance="10.0.4.12:8000"}', '{host="10.0.4.12"}']
+    assert selectors[2:4] == ['{instance="10.0.4.12:8000"}', '{host="10.0.4.12"}']
+    # Known only by address: its job's systemd unit, on whichever machine runs it.
+    assert selectors[4:] == ['{unit="payments.service"}']
