@@ -21,6 +21,8 @@ from aiops_analyzer.evidence.loki import (
     CHANGE_FILTER,
     LOCK_WAIT_FILTER,
     LOG_BASELINE,
+    MAX_TAGGED_KEPT_PAST_CAP,
+    MAX_TEMPLATES_KEPT,
     NEIGHBOUR_FILTER,
     RECENT_LEAD,
     certificate_domain,
@@ -334,6 +336,27 @@ async def test_loki_templates_new_before_the_alert_rank_first_whatever_their_lev
     assert len(context.text.splitlines()) - 1 == 5
     dumped = ranked.model_dump_json() + context.model_dump_json()
     assert "hunter2" not in dumped and "ghp_" not in dumped
+
+
+async def test_a_tagged_new_line_is_kept_past_the_template_cap() -> None:
+    """A boot floods the window with new lines; the one that says the NIC was renamed ranks
+    below the cap of ten but is kept, since a tag names it; untagged ones past it are not."""
+    base = STARTS.timestamp()
+    lines = [(base - 1700 + 20 * i, f"GET /health 200 request {i} 3ms") for i in range(85)]
+    for n in range(14):
+        word = "abcdefghijklmnopqrstuvwxyz"[n] * 3
+        lines += [
+            (base - 300 + i, f"{word}-worker ERROR step failed attempt {i}") for i in range(20)
+        ]
+    lines += [(base - 200, "kernel: virtio_net virtio2 ens19: renamed from eth1")]
+    with LoopbackServer(_loki_by_window(lines, {"container": "stock-api"})) as loki:
+        subject = alert({"alertname": "X", "name": "stock-api"})
+        items = by_id(await gather_evidence(subject, settings(loki_url=loki.url)))
+    kept = items["loki-1"].templates
+    renamed = next(t for t in kept if "renamed from eth1" in t.example)
+    assert kept.index(renamed) >= MAX_TEMPLATES_KEPT
+    assert len(kept) <= MAX_TEMPLATES_KEPT + MAX_TAGGED_KEPT_PAST_CAP
+    assert len([t for t in kept if "-worker ERROR step" in t.example]) == 10
 
 
 async def test_loki_window_stays_around_an_old_start() -> None:

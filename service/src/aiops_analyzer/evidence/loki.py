@@ -75,6 +75,7 @@ LOG_VOLUME_SPAN = timedelta(hours=3)
 MAX_VOLUME_SERIES = 8
 LOG_VOLUME_QUERY = 'sum by (container, host) (bytes_over_time({container=~".+"}[15m]))'
 MAX_TEMPLATES_KEPT = 10
+MAX_TAGGED_KEPT_PAST_CAP = 5
 MAX_TEMPLATES_SHOWN = 10
 # Newest lines per template in the raw lines item.
 PER_TEMPLATE_LINES = 3
@@ -974,7 +975,16 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
     ranked, telling = rank_with_lines(
         lines, recent.seconds, max(0.0, baseline_end - floor), baseline_end
     )
-    templates = ranked[:MAX_TEMPLATES_KEPT]
+    # Past the cap, a new or surging line a cause tag names (a NIC renamed, a lookup failing)
+    # is kept too: in a chatty window (a boot's kernel lines) it may rank below the cap.
+    templates = (
+        ranked[:MAX_TEMPLATES_KEPT]
+        + [
+            t
+            for t in ranked[MAX_TEMPLATES_KEPT:]
+            if t.novelty != "steady" and set(t.tags) - {"error", "crash"}
+        ][:MAX_TAGGED_KEPT_PAST_CAP]
+    )
     newest = _newest(lines, telling, settings.loki_max_lines)
     items[:0] = [
         EvidenceItem(
