@@ -1785,9 +1785,14 @@ def _climbs_steadily(s: SeriesStats, rising: bool) -> bool:
         return True
     if s.peak is None or s.minimum is None or s.trend == "oscillating":
         return False
-    tau = kendall_tau(s.points)
     big_enough = s.peak - s.minimum >= MIN_CLIMB_SHARE * max(abs(s.peak), 1e-9)
-    return big_enough and (tau >= STEADY_TAU if rising else tau <= -STEADY_TAU)
+    return big_enough and _steady(s.points, rising)
+
+
+def _steady(points: list[tuple[float, float]], rising: bool) -> bool:
+    """Nearly every pair of points moves the same way (Kendall's tau past ``STEADY_TAU``)."""
+    tau = kendall_tau(points)
+    return tau >= STEADY_TAU if rising else tau <= -STEADY_TAU
 
 
 # A climb that ended this close to a resolution (seconds before it, or just after) is what
@@ -1818,9 +1823,7 @@ def reset_at_recovery(prom: list[EvidenceItem], end_ts: float) -> tuple[str, flo
             ):
                 continue
             before = [p for p in s.points if p[0] < t]
-            if len(before) >= 4 and (
-                kendall_tau(before) >= STEADY_TAU if rising else kendall_tau(before) <= -STEADY_TAU
-            ):
+            if len(before) >= 4 and _steady(before, rising):
                 return item.id, t
     return None
 
@@ -1841,8 +1844,7 @@ def still_filling_after(prom: list[EvidenceItem], end_ts: float) -> tuple[str, s
         before = [p for p in s.points if p[0] < end_ts - 60]
         if len(after) < 4 or len(before) < 4:
             continue
-        tau = kendall_tau(after)
-        if (tau < STEADY_TAU) if rising else (tau > -STEADY_TAU):
+        if not _steady(after, rising):
             continue
         slope = theil_sen_slope(after) * 3600 * (1 if rising else -1)
         if slope <= 0 or (theil_sen_slope(before) * 3600 * (1 if rising else -1)) > 2 * slope:

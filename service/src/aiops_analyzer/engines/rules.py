@@ -1034,7 +1034,7 @@ def recovery_of(
     after: list[str] = []
     ids: list[str] = []
     own = findings.own_series(prom, "alert_expression")
-    if own and any(ts > end_ts + 60 for ts, _ in own[1].points):
+    if own and _holds_after(own[1], end_ts):
         after.append(f"its condition holds again after the resolution ({own[0].id})")
         ids.append(own[0].id)
     elif not_back := _value_not_back(prom, starts.timestamp(), end_ts):
@@ -1056,7 +1056,7 @@ def recovery_of(
             "released, not fixed, and will climb again"
         )
         ids.append(reset[0])
-    elif own and own[1].runs >= findings.FLAPPING_RUNS:
+    elif own and findings.intermittent_condition(prom):
         after.append(
             f"it held in {own[1].runs} separate stretches in the window ({own[0].id}): it "
             "flaps and will likely fire again"
@@ -1140,6 +1140,11 @@ def _value_not_back(
     )
 
 
+def _holds_after(series: SeriesStats, end_ts: float) -> bool:
+    """The alert expression's series has points (its condition holds) after the alert ended."""
+    return any(ts > end_ts + 60 for ts, _ in series.points)
+
+
 # Labels naming the machine a series was measured on.
 _MACHINE_KEYS = ("instance", "node", "nodename", "host", "hostname")
 
@@ -1154,7 +1159,7 @@ def _still_held_on_same_machine(alert: Alert, item: EvidenceItem, end_ts: float)
     for series in item.series:
         if series.matches_alert or any(series.labels.get(k) != v for k, v in machine.items()):
             continue
-        if not any(ts > end_ts + 60 for ts, _ in series.points):
+        if not _holds_after(series, end_ts):
             continue
         differ = [
             f"{k}={v}"

@@ -776,7 +776,7 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
     streams = [0] * (len(planned) - len(selectors) + 1) + list(range(1, len(selectors)))
     # The reads filtered to some lines (lock waits, a group's mentions, neighbours' failures)
     # after the selectors': they say nothing about when their streams began.
-    lock_key, mention_key, neighbour_key, peer_key, full_key, dependency_key = (
+    lock_key, mention_key, neighbour_key, peer_key, full_key, follow_up_key = (
         len(selectors) + k for k in range(6)
     )
     if lock_waits := lock_wait_selector(alert, selectors[0]):
@@ -857,11 +857,10 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
     second = [_read(url, selectors[i - own_reads + 1], baseline, timeout, http) for i in refills]
     if neighbours:
         second.append(_read(url, neighbours, span, timeout, http, MAX_NEIGHBOUR_LINES, named=True))
-    dependencies = dependency_selectors(alert, results) + unit_machine_selectors(
-        alert, other_streams
-    )
+    # The other side of the subject's failing calls, and the machine its unit was found on.
+    follow_ups = dependency_selectors(alert, results) + unit_machine_selectors(alert, other_streams)
     second += [
-        _read(url, d, span, timeout, http, MAX_NEIGHBOUR_LINES, named=True) for d in dependencies
+        _read(url, f, span, timeout, http, MAX_NEIGHBOUR_LINES, named=True) for f in follow_ups
     ]
     peers = peer_drop_selector(results)
     if peers:
@@ -881,7 +880,7 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
     removed = found.pop() if removals else None
     no_space = found.pop() if full else None
     peer_drops = found.pop() if peers else None
-    dependency_reads = [found.pop() for _ in dependencies][::-1]
+    follow_up_reads = [found.pop() for _ in follow_ups][::-1]
     at = len(results) - job_reads  # before the job reads, which come last
     for index, its_baseline in zip(refills, found, strict=False):
         shapes[index] = (shapes[index][0], False)  # its lines are recent ones only
@@ -897,8 +896,8 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
         (peer_drops, MAX_PEER_DROP_LINES, peer_key, peers),
         (no_space, MAX_NO_SPACE_LINES, full_key, full),
         *(
-            (read, MAX_NEIGHBOUR_LINES, dependency_key, selector)
-            for read, selector in zip(dependency_reads, dependencies, strict=True)
+            (read, MAX_NEIGHBOUR_LINES, follow_up_key, selector)
+            for read, selector in zip(follow_up_reads, follow_ups, strict=True)
         ),
     ]
     for second_read, limit, key, selector in filtered_reads:
@@ -923,7 +922,7 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
         if spans  # the job reads come last and span nothing
     ]
     covered_from = _baseline_covered_from(baseline, [(r, limit) for r, limit, _ in spanning])
-    filtered = {lock_key, mention_key, neighbour_key, peer_key, full_key, dependency_key}
+    filtered = {lock_key, mention_key, neighbour_key, peer_key, full_key, follow_up_key}
     floor, since_by_stream = _stream_coverage(baseline, spanning, filtered)
     seen: set[tuple[int, str]] = set()
     lines: list[LogLine] = []
