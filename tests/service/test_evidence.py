@@ -30,6 +30,7 @@ from aiops_analyzer.evidence.loki import (
     missing_path_selector,
     neighbour_selector,
     stream_selectors,
+    subject_mention_selectors,
 )
 from aiops_analyzer.evidence.loki import (
     LOG_VOLUME_QUERY as LOKI_VOLUME_QUERY,
@@ -316,8 +317,10 @@ async def test_loki_templates_new_before_the_alert_rank_first_whatever_their_lev
     with LoopbackServer(_loki_by_window(lines, {"container": "billing"})) as loki:
         s = settings(loki_url=loki.url, loki_max_lines=5)
         items = by_id(await gather_evidence(alert({"alertname": "X", "name": "billing"}), s))
+    billing = alert({"alertname": "X", "name": "billing"})
     own_reads = {r.param("query") for r in loki.requests} - {
-        lock_wait_selector(alert({"alertname": "X", "name": "billing"}), '{container="billing"}')
+        lock_wait_selector(billing, '{container="billing"}'),
+        *subject_mention_selectors(billing),
     }
     assert own_reads == {'{container="billing"}'}
     assert all(r.param("direction") == "backward" for r in loki.requests)
@@ -743,7 +746,9 @@ async def test_host_alert_reads_the_hosts_own_streams() -> None:
     reply = loki_streams([(STARTS.timestamp(), "kernel: Out of memory: Killed process 4242")], {})
     with LoopbackServer(always(Reply(body=reply))) as loki:
         await gather_evidence(alert(labels, expr), settings(loki_url=loki.url))
-    asked = {r.param("query") for r in loki.requests}
+    asked = {r.param("query") for r in loki.requests} - set(
+        subject_mention_selectors(alert(labels, expr))
+    )
     assert asked == {'{job="node"}', '{instance="10.0.3.17:9100"}', '{host="10.0.3.17"}'}
 
 
@@ -1039,8 +1044,9 @@ async def test_a_chatty_stream_after_the_start_does_not_crowd_out_the_lead_up() 
     assert all(int(r.param("limit")) <= 500 for r in own_reads)
     assert all(int(r.param("limit")) <= 1000 for r in loki.requests)
     # Three reads of its own streams, plus the line-filtered reads of other services' lock
-    # waits and, the alert being resolved, of what was done before it recovered.
-    assert sorted("|~" in r.param("query") for r in loki.requests) == [False] * 3 + [True] * 2
+    # waits, of the lines naming it (three collectors' labelling) and, the alert being
+    # resolved, of what was done before it recovered.
+    assert sorted("|~" in r.param("query") for r in loki.requests) == [False] * 3 + [True] * 5
     assert any("warming from postgres" in t.example for t in items["loki-1"].templates)
 
 
@@ -1284,6 +1290,51 @@ async def test_a_dependency_named_by_failing_calls_has_its_own_failures_read() -
         items = by_id(await gather_evidence(errors, settings(loki_url=server.url)))
     examples = [t.example for t in items["loki-1"].templates]
     assert any(e.startswith("ledger: FATAL: remaining connection slots") for e in examples)
+
+
+def test_the_subjects_machine_and_container_names_are_looked_for_in_every_stream() -> None:
+    down = alert({"alertname": "ContainerDown", "name": "orders-db", "instance": "db-host-2:8080"})
+    pattern = '"(?i)\\\\borders-db\\\\b|\\\\bdb-host-2\\\\b"'
+    assert subject_mention_selectors(down) == [
+        f'{{host=~".+"}} |~ {pattern}',
+        f'{{service=~".+"}} |~ {pattern}',
+        f'{{namespace=~".+"}} |~ {pattern}',
+    ]
+    # Names too short to be told from words are not looked for; nor is an unnamed subject.
+    assert subject_mention_selectors(alert({"alertname": "Down", "name": "db"})) == []
+    # A probe's host and a queue's name are read by their own mentions already.
+    probe = alert({"alertname": "ProbeFailed", "instance": "https://shop.example.com/health"})
+    assert subject_mention_selectors(probe) == []
+
+
+async def test_another_machines_lines_naming_the_subject_are_read() -> None:
+    """files-1's disk alert: its own journal is quiet; the backup server's journal says it
+    started pushing snapshots to files-1, which no label links to the alert."""
+    base = STARTS.timestamp()
+    pushing = "rsnapshot: syncing /srv/exports to files-1:/backup (daily.0)"
+
+    def loki(request: Recorded) -> Reply:
+        query = request.param("query")
+        if query.startswith('{host=~".+"} |~'):
+            lines = [(base - 240 + 20 * i, pushing) for i in range(8)]
+            return _loki_by_window(lines, {"host": "backup-1", "unit": "rsnapshot.service"})(
+                request
+            )
+        if query.startswith('{host="files-1"'):
+            lines = [
+                (base - 3000 + 300 * i, "systemd: Started Session of user ops.") for i in range(10)
+            ]
+            return _loki_by_window(lines, {"host": "files-1", "unit": "systemd"})(request)
+        return _loki_by_window([], {})(request)
+
+    full = alert(
+        {"alertname": "HostDiskFull", "instance": "files-1:9100", "mountpoint": "/backup"},
+        "node_filesystem_avail_bytes / node_filesystem_size_bytes < 0.1",
+    )
+    with LoopbackServer(loki) as server:
+        items = by_id(await gather_evidence(full, settings(loki_url=server.url)))
+    examples = [t.example for t in items["loki-1"].templates]
+    assert any("syncing /srv/exports to files-1" in e for e in examples), examples
 
 
 async def test_a_timeout_in_any_of_the_subjects_streams_reads_the_peers_kernel_drops() -> None:

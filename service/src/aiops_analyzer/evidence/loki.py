@@ -448,6 +448,33 @@ def queue_mention_selectors(alert: Alert) -> list[str]:
     return _on_any_stream(queue_mention_selector(alert))
 
 
+# The subject's names other machines' and services' lines may carry: a load balancer marking
+# a backend down, a backup server failing to reach it, a cron job on another box acting on it.
+_MENTIONED_LABELS = ("name", "container")
+_MIN_MENTIONED_CHARS = 4
+MAX_SUBJECT_MENTION_LINES = 500
+
+
+def subject_mention_selectors(alert: Alert) -> list[str]:
+    """Reads of every stream (journals by machine, Docker's and Kubernetes' by collector) for
+    the lines that name the subject's machine or container, or []: another machine's lines
+    about it (its NFS server, its backup host) share no label with it."""
+    if is_probe(alert) or queue_mention_selector(alert):
+        return []  # their names are read already, by the probe's and the queue's mentions
+    labels = subject_labels(alert)
+    names = [labels.get(k, "") for k in _MENTIONED_LABELS]
+    if labels.get("instance"):
+        names.append(host_name(labels["instance"]))
+    names = list(dict.fromkeys(n for n in names if len(n) >= _MIN_MENTIONED_CHARS))
+    if not names:
+        return []
+    pattern = "(?i)" + "|".join(r"\b" + _literal(n) + r"\b" for n in names)
+    return [
+        "{" + f'{label}=~".+"' + "} |~ " + _quote(pattern)
+        for label in (*_HOST_STREAM_LABELS, *(s[1:].split("=")[0] for s in _ANY_STREAM))
+    ]
+
+
 def _on_any_stream(selector: str) -> list[str]:
     """A read of every Docker or Compose stream (``{service=~".+"} |...``) as one read per
     collector's labelling, or [] for ""."""
@@ -787,6 +814,10 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
         streams.append(lock_key)
     for mentions in queue_mention_selectors(alert):
         limit = MAX_QUEUE_MENTION_LINES
+        planned.append((_read(url, mentions, span, timeout, http, limit, named=True), limit, True))
+        streams.append(mention_key)
+    for mentions in subject_mention_selectors(alert):
+        limit = MAX_SUBJECT_MENTION_LINES
         planned.append((_read(url, mentions, span, timeout, http, limit, named=True), limit, True))
         streams.append(mention_key)
     # A probe's neighbours are whatever names its host: no need to wait for its own streams.
