@@ -180,6 +180,41 @@ def test_new_errors_after_a_deploy_are_a_deploy_regression() -> None:
     assert any("Roll back" in step for step in result.remediation)
 
 
+def test_a_neighbours_release_that_then_crashes_is_the_proxys_deploy_regression() -> None:
+    """nginx's 5xx: search-api restarted on a new version (its refused connections are the
+    restart's gap, then prematurely closed ones) and panics on every faceted request."""
+    lines = [(700, 'search-api: {"msg":"starting search-api","version":"2.14.0"}')]
+    lines += repeated(
+        "search-api: http: panic serving 172.20.0.2:{i}: runtime error: index out of range", 650
+    )
+    lines += repeated(
+        "[error] 29#29: *{i} upstream prematurely closed connection while reading response "
+        'header from upstream, upstream: "http://172.20.0.12:8080/api/search"',
+        650,
+    )
+    lines += [
+        (
+            702,
+            "[error] 29#29: *881207 connect() failed (111: Connection refused) while connecting "
+            'to upstream, upstream: "http://172.20.0.12:8080/api/search"',
+        )
+    ]
+    # search-api's periodic stats line names the version too, from the read's first line.
+    lines += [
+        (1800 - 60 * i, f'search-api: {{"msg":"stats","n":{i},"version":"2.14.0"}}')
+        for i in range(30)
+    ]
+    proxy = alert("Proxy5xx", ERROR_RATIO, {"service": "edge"})
+    result = RulesEngine().analyze(proxy, [logs(lines)])
+    top = result.probable_causes[0]
+    assert "A deploy regression" in top.cause and "starting search-api" in top.cause
+    assert "panic serving" in top.cause
+    # The same failures with no release of the neighbour: its outage, not a deploy.
+    plain = [line for line in lines if "version" not in line[1]]
+    text = " ".join(c.cause for c in RulesEngine().analyze(proxy, [logs(plain)]).probable_causes)
+    assert "regression" not in text.lower()
+
+
 def _machine_booted(seconds_before_start: float) -> EvidenceItem:
     """node_boot_time_seconds of the service's machine, moving to a boot at that moment."""
     boot = STARTS.timestamp() - seconds_before_start

@@ -1148,6 +1148,21 @@ def test_a_proxys_neighbours_are_read_for_their_stalls_too() -> None:
     assert not pattern.search("[info][gc] GC(40211) Concurrent Mark Cycle 402.881ms")
 
 
+def test_a_neighbours_start_up_line_naming_its_version_is_read_either_way_round() -> None:
+    """The release of an upstream just before its errors: "2.14.0 starting" or "starting
+    search-api" with its version after the name (JSON logs), once the LogQL string's escapes
+    are undone."""
+    quoted = re.search(r'\|~ "(.*)"$', NEIGHBOUR_FILTER).group(1)  # type: ignore[union-attr]
+    pattern = re.compile(quoted.replace("\\\\", "\\"))
+    for banner in (
+        "pricing-engine 5.0.1 (rev 3be81c0) starting",
+        '{"level":"INFO","msg":"starting search-api","version":"2.14.0","commit":"9c1e4ab"}',
+        "Started orders-api v3.2.1",
+    ):
+        assert pattern.search(banner), banner
+    assert not pattern.search('{"level":"INFO","msg":"served","path":"/api","took_ms":12}')
+
+
 async def test_a_further_selector_filled_by_its_recent_lines_has_its_baseline_read() -> None:
     """The alert's own selector (a Traefik name) finds nothing; the service's chatty stream,
     read over both windows at once, returns only recent lines. Its baseline is read on its

@@ -46,6 +46,8 @@ from aiops_analyzer.schemas import EvidenceItem, LogTemplate, SeriesStats
 SYMPTOM_FAMILIES = frozenset({"error_rate", "latency", "traffic_anomaly", "unknown"})
 # Tags of a dependency failing (the errors are someone else's): not a regression of this code.
 DEPENDENCY_TAGS = ("database", "network", "dns", "tls", "rate_limit", "store_full")
+# A release logs itself a few times (the upgrade, the start-up banner); more is a periodic line.
+MAX_RELEASE_LINES = 3
 # A deploy this long before the errors' first line (or the alert's level shift) can be blamed.
 DEPLOY_LEAD_SECONDS = 1200.0
 # A failure line names a job (not any process exiting) when it says one of these.
@@ -454,10 +456,14 @@ def deploy_regression(
             remedy=ROLL_BACK,
             topic="deploy",
         )
-    if any(_dependency_failing(t) for _, t in new_errors):
+    if any(_dependency_failing(t) for _, t in new_errors) and not _released_and_failing(
+        deploy, [t for _, t in new_errors]
+    ):
         return None  # the deploy happened, but the new errors are a dependency failing
+    # The release's own errors first: a neighbour's release also breaks the calls to it.
+    new_errors.sort(key=lambda found: _dependency_failing(found[1]))
     quoted = "; ".join(f"'{_clip(t.example)}'" for _, t in new_errors[:2])
-    minutes = max(0.0, (new_errors[0][1].first_seen - since) / 60)
+    minutes = max(0.0, (min(t.first_seen for _, t in new_errors) - since) / 60)
     cited = [deploy.item_id, *(i.id for i, _ in new_errors)]
     if shift and stepped_up:
         cited.append(shift[0].id)
@@ -486,6 +492,20 @@ def _dependency_failing(template: LogTemplate) -> bool:
     return any(tag in template.tags for tag in DEPENDENCY_TAGS)
 
 
+# A line read from another stream is prefixed with its stream's name ("search-api: ...").
+_SPEAKER = re.compile(r"^([A-Za-z][\w.-]*): ")
+
+
+def _released_and_failing(deploy: _Deploy, errors: list[LogTemplate]) -> bool:
+    """The release is a neighbour's (a dependency's stream logged it) and that neighbour's own
+    new errors are not a dependency's: the subject's failing calls to it are its release's."""
+    if deploy.template is None or not (speaker := _SPEAKER.match(deploy.template.example)):
+        return False
+    return any(
+        not _dependency_failing(t) and t.example.startswith(speaker.group(0)) for t in errors
+    )
+
+
 _START_BANNER = re.compile(r"\bstart(?:ing|ed)?\b|\bboot(?:ing|ed)?\b", re.I)
 
 
@@ -507,7 +527,14 @@ def _deploy(prom: list[EvidenceItem], logs: list[EvidenceItem]) -> _Deploy | Non
         for item, t in templates(logs)
         if "deploy" in t.tags and t.novelty == "new" and not _is_error(t)
     ]
-    line = min(lines, key=lambda found: "shutdown" in found[1].tags, default=None)
+    # A one-off line dates the release (a package upgraded, a start-up banner); a periodic
+    # line that names the version ("stats ... version=2.14.0") is first seen wherever the read
+    # of its stream began.
+    line = min(
+        lines,
+        key=lambda found: ("shutdown" in found[1].tags, found[1].count > MAX_RELEASE_LINES),
+        default=None,
+    )
     if line is not None:
         item, template = line
         return _Deploy(

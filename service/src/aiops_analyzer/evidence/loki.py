@@ -501,7 +501,8 @@ NEIGHBOUR_FILTER = (
     ' |~ "(?i)error|exception|fatal|panic|refused|timed? ?out|too many|not available'
     "|exhausted|denied|fail|leak|unavailable|reset by peer|pause (?:full|young)|full gc"
     # A neighbour's start-up line naming its version: a release just before its errors.
-    r'|gc overhead|\\b\\d+\\.\\d+\\.\\d+\\b.{0,60}\\bstart(?:ing|ed)\\b"'
+    r"|gc overhead|\\b\\d+\\.\\d+\\.\\d+\\b.{0,60}\\bstart(?:ing|ed)\\b"
+    r'|\\bstart(?:ing|ed)\\b.{0,60}\\bv?\\d+\\.\\d+\\.\\d+\\b"'
 )
 MAX_NEIGHBOUR_LINES = 1000
 
