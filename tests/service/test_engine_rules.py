@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import pytest
 from aiops_analyzer.engines import findings
-from aiops_analyzer.engines.rules import RulesEngine, classify
+from aiops_analyzer.engines.rules import FAMILY_BY_CATEGORY, RulesEngine, classify
 from aiops_analyzer.evidence.logrank import LogLine, rank
 from aiops_analyzer.evidence.prometheus import MAX_FAMILY_QUERIES, plan_queries
 from aiops_analyzer.evidence.runbooks import LINK_ONLY_DETAIL
@@ -506,6 +506,14 @@ def test_page_cache_is_not_a_reason_to_raise_the_limit() -> None:
     result = RulesEngine().analyze(a, [evidence[0], evidence[1], rss])
     assert not any("Page cache" in c.cause for c in result.probable_causes)
     assert RulesEngine().analyze(critical, [evidence[0], evidence[1], rss]).severity == "critical"
+    # A container far from its limit: the cache explains no alert about it (a proxy's 5xx).
+    small = [
+        metric("prom-7", "container_memory_cache", [0.15 * gib] * 5, web, limit=2 * gib),
+        metric("prom-8", "container_memory_rss", [0.05 * gib] * 5, web, limit=2 * gib),
+    ]
+    errors = alert("Web5xx", 'rate(nginx_http_requests_total{status=~"5.."}[5m]) > 1', web)
+    result = RulesEngine().analyze(errors, [evidence[0], *small])
+    assert not any("Page cache" in c.cause for c in result.probable_causes)
 
 
 @pytest.mark.parametrize(
@@ -534,6 +542,13 @@ def test_a_host_out_of_memory_is_memory_pressure(name: str, expr: str, words: st
     roomy = metric("prom-3", "host_memory_available", [0.6, 0.6, 0.6], host)
     plain = RulesEngine().analyze(a, [evidence[0], roomy])
     assert plain.category != "memory_pressure" and classify(a).family.title in plain.summary
+    # The family's own guess (a busy process, a leak) would contradict the cause the
+    # evidence names: its sentence then only says what the alert measures, second to it.
+    second = result.probable_causes[1]
+    assert second.cause.startswith("The alert reports high memory usage; the cause the evidence")
+    assert second.confidence < cause.confidence
+    guesses = {classify(a).family.causes[0], FAMILY_BY_CATEGORY["memory_pressure"].causes[0]}
+    assert not any(g in c.cause for g in guesses for c in result.probable_causes)
 
 
 def test_a_services_latency_on_a_swapping_machine_is_the_machines_memory() -> None:

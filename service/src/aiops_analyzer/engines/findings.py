@@ -486,6 +486,8 @@ def page_cache(prom: list[EvidenceItem]) -> Finding | None:
     rss_of_limit = r.current / limit if limit else None
     if share < 0.5 or (rss_of_limit is not None and rss_of_limit > 0.7):
         return None
+    if limit and (c.current + r.current) / limit < 0.5:
+        return None  # far from its limit: the cache explains no memory alert, and none is due
     of_limit = f" (RSS is only {rss_of_limit:.0%} of the limit)" if rss_of_limit else ""
     return Finding(
         f"Page cache, not the process, fills the memory: cache {_bytes(c.current)} is "

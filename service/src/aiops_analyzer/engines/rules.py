@@ -853,12 +853,16 @@ class RulesEngine:
         elif family.category == "container_crash" and restarted and (restarted[1].peak or 0) == 0:
             # Never a "crash loop" the restart counter does not show.
             main = "The container stopped or was removed and did not restart."
+        explained = any(f.explains and f.confidence >= 0.6 for f in extra)
+        if explained and not inconclusive:
+            # The evidence names the cause: the family's stock guess would only contradict it.
+            main = f"The alert reports {family.title}; the cause the evidence names is above."
         observed = findings.first_series_line(prom)
         if observed:
             main += f" Observed: {observed}."
         confidence = min(0.9, base + support)
-        if any(f.explains and f.confidence >= 0.6 for f in extra):
-            # The evidence names the cause: the family's stock sentence is second to it.
+        if explained:
+            # The evidence names the cause: the family's own sentence is second to it.
             confidence = min(confidence, 0.55)
         causes = [
             ProbableCause(
