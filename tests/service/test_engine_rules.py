@@ -514,6 +514,13 @@ def test_page_cache_is_not_a_reason_to_raise_the_limit() -> None:
     errors = alert("Web5xx", 'rate(nginx_http_requests_total{status=~"5.."}[5m]) > 1', web)
     result = RulesEngine().analyze(errors, [evidence[0], *small])
     assert not any("Page cache" in c.cause for c in result.probable_causes)
+    # RSS climbing beside the cache is a leak the cache only hides; an OOM kill meanwhile
+    # says the kernel could not reclaim what filled the memory (tmpfs, shared memory).
+    growing = metric("prom-8", "container_memory_rss", [0.2 * gib, 0.25 * gib, 0.3 * gib], web)
+    oom = metric("prom-6", "container_oom_events", [0, 0, 1], web)
+    for refuting in ([evidence[0], evidence[1], growing], [*evidence, oom]):
+        result = RulesEngine().analyze(a, refuting)
+        assert not any("Page cache" in c.cause for c in result.probable_causes)
 
 
 @pytest.mark.parametrize(

@@ -488,6 +488,8 @@ def page_cache(prom: list[EvidenceItem]) -> Finding | None:
         return None
     if limit and (c.current + r.current) / limit < 0.5:
         return None  # far from its limit: the cache explains no memory alert, and none is due
+    if _process_memory_grows(r) or _oom_killed_meanwhile(prom):
+        return None  # the process grows, or the kernel killed instead of reclaiming: not cache
     of_limit = f" (RSS is only {rss_of_limit:.0%} of the limit)" if rss_of_limit else ""
     return Finding(
         f"Page cache, not the process, fills the memory: cache {_bytes(c.current)} is "
@@ -521,6 +523,29 @@ def _unit_started(logs: list[EvidenceItem]) -> tuple[EvidenceItem, LogTemplate, 
         if t.novelty == "new" and (found := _UNIT_START.search(t.example))
     ]
     return max(started, key=lambda found: found[1].first_seen, default=None)
+
+
+def _process_memory_grows(rss: SeriesStats) -> bool:
+    """RSS climbing through the window (a third or more above its lowest): a leak beside the
+    cache, which reclaiming the cache only postpones."""
+    low = rss.minimum
+    return (
+        rss.trend == "rising"
+        and rss.current is not None
+        and low is not None
+        and low > 0
+        and rss.current >= 1.33 * low
+    )
+
+
+def _oom_killed_meanwhile(prom: list[EvidenceItem]) -> bool:
+    """The container's OOM-event counter rose in the window: the kernel killed rather than
+    reclaimed, so what filled the memory was not reclaimable cache (tmpfs, shared memory)."""
+    events = own_series(prom, "container_oom_events")
+    if not events:
+        return False
+    s = events[1]
+    return s.peak is not None and s.minimum is not None and s.peak > s.minimum
 
 
 def host_page_cache(
