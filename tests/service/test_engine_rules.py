@@ -2461,6 +2461,35 @@ def test_new_info_lines_before_the_alert_are_shown_as_context_not_as_the_cause()
     assert result.inconclusive
 
 
+def test_context_prefers_a_tagged_line_no_finding_judged_and_puts_logins_last() -> None:
+    """A load alert: a consumer group began rebalancing (a tagged line no finding quotes), a
+    crawler started and an operator logged in. The context quotes the tagged line first, then
+    the crawler; the login's session bookkeeping gives way to both."""
+    steady = ("GET /health 200",) * 12
+    recent = (
+        "pam_unix(sshd:session): session opened for user ops(uid=1000) by (uid=0)",
+        "bot: Bytespider started crawling /products?page=1",
+        "consumer group rebalancing: members joined",
+    )
+    load = alert("HostHighLoad", "node_load5 > 4", {"instance": "web-04:9100"})
+    result = RulesEngine().analyze(load, [log_item("loki-1", *steady, *recent, baseline=steady)])
+    context = result.summary.split("New in the logs just before the alert", 1)[1]
+    assert context.index("consumer group rebalancing") < context.index("Bytespider")
+    assert "pam_unix" not in context
+
+
+def test_context_leaves_out_variants_of_a_line_a_finding_quotes() -> None:
+    from aiops_analyzer.engines.findings import Finding, news_before
+
+    quoted = "DETAIL: Process holding the lock: 3987. Wait queue: 4121."
+    variant = "DETAIL: Process holding the lock: 3987. Wait queue: 4121, 4122."
+    other = "LOG: backup run 88 started for /srv/data"
+    item = log_item("loki-1", quoted, variant, other, baseline=("GET /health 200",) * 12)
+    finding = Finding(f"Lock contention ('{quoted}')", 0.75, ("loki-1",))
+    said = news_before([item], skip=(finding,))
+    assert said is not None and "backup run 88" in said and "4122" not in said
+
+
 def test_a_nic_whose_errors_rose_behind_latency_is_named_and_steady_drops_are_not() -> None:
     host = {"instance": "pay-gw-02:9100", "device": "eno1"}
     latency = alert(

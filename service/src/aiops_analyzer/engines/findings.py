@@ -2456,23 +2456,43 @@ def news_before(logs: list[EvidenceItem], *, skip: tuple[Finding, ...] = ()) -> 
     or changed then (a backup, a crawler, a batch run). Context for the reader; the engine
     does not claim them as the cause."""
     said = " ".join(f.cause for f in skip)
-    picked: list[LogTemplate] = []
-    for _, template in templates(logs):
-        if (
-            template.novelty != "new"
-            or template.tags  # a tagged line is the specific findings' to judge
-            or _is_error_line(template)
-            or is_background(template)
-            or _clip(template.example) in said
-        ):
-            continue
-        picked.append(template)
-        if len(picked) == 2:
-            break
+    # The lines a finding quoted, as words: another variant of one says nothing new.
+    judged = [_words(t.example) for _, t in templates(logs) if _clip(t.example) in said]
+    candidates = [
+        template
+        for _, template in templates(logs)
+        if template.novelty == "new"
+        and not any(_alike(_words(template.example), words) for words in judged)
+        and not _is_error_line(template)
+        and not {"crash", "oom"} & set(template.tags)
+        and not is_background(template)
+        and _clip(template.example) not in said
+    ]
+    # A line a cause pattern tags (an NFS server not responding, a resolver change) that no
+    # finding quoted first; logins and their sessions last (what was run there says more).
+    candidates.sort(key=lambda t: (not t.tags, bool(_SESSION_LINE.search(t.example))))
+    picked = candidates[:2]
     if not picked:
         return None
     quoted = "; ".join(f"'{_clip(t.example)}' (from {_clock(t.first_seen)})" for t in picked)
     return f"New in the logs just before the alert (context, not shown to be the cause): {quoted}."
+
+
+def _words(line: str) -> set[str]:
+    """A line's words without its numbers (pids, times, counters)."""
+    return {w for w in re.findall(r"[A-Za-z_][\w.-]*", line) if len(w) > 2}
+
+
+def _alike(a: set[str], b: set[str]) -> bool:
+    """Two lines sharing most of their words (Jaccard >= 0.6): variants of one message."""
+    return bool(a and b) and len(a & b) / len(a | b) >= 0.6
+
+
+# An interactive login and its session's bookkeeping (sshd, PAM, logind, systemd's scopes).
+_SESSION_LINE = re.compile(
+    r"pam_unix\(\S+:session\)|Accepted (?:publickey|password)|New session \d+"
+    r"|Removed session \d+|Started session-\d+\.scope|Session \d+ of User|session-\d+\.scope"
+)
 
 
 def _is_error_line(template: LogTemplate) -> bool:
