@@ -456,6 +456,22 @@ def test_memory_sawtooth_turns_restarts_into_an_oom_kill() -> None:
     )
     assert calm.inconclusive and calm.category == "unknown"
     assert not any("memory limit" in c.cause for c in calm.probable_causes)
+    # The sawtooth with the restart counter at zero and no OOM event: the memory was freed
+    # (a cache dropped, a batch child ended), nothing was killed.
+    sawtooth = evidence[1]
+    memory_alert = alert("ContainerMemoryHigh", WORKING_SET_OVER_90, api)
+    unrestarted = [
+        metric("prom-1", "alert_expression", [0.95, 0.96, 0.97], api),
+        sawtooth,
+        metric("prom-4", "container_restarts", [0] * 13, api),
+        metric("prom-6", "container_oom_events", [0] * 13, api),
+    ]
+    result = RulesEngine().analyze(memory_alert, unrestarted)
+    assert not any("oom" in c.cause.lower() for c in result.probable_causes)
+    # An OOM event in the window confirms the kill, restarts or not.
+    killed = [*unrestarted[:3], metric("prom-6", "container_oom_events", [0] * 6 + [1] * 7, api)]
+    result = RulesEngine().analyze(memory_alert, killed)
+    assert any("oom" in c.cause.lower() for c in result.probable_causes)
 
 
 def test_container_gone_at_its_memory_limit_is_an_oom_kill() -> None:

@@ -135,7 +135,7 @@ def memory_at_limit(
     peak = s.peak or 0.0
     if peak < 0.9:
         return None
-    if s.drops >= 1:
+    if s.drops >= 1 and not _fell_without_restart(prom):
         return Finding(
             f"Memory reached {peak:.0%} of the container's memory limit and fell sharply "
             f"{s.drops} time(s): the kernel most likely OOM-killed the process at the limit "
@@ -155,6 +155,15 @@ def memory_at_limit(
             "oom_killed",
         )
     return None
+
+
+def _fell_without_restart(prom: list[EvidenceItem]) -> bool:
+    """The container's restart counter stayed at zero and its OOM counter did not rise: its
+    memory fell (freed, a cache dropped, a child process ended) with no kill of the container."""
+    restarted = own_series(prom, "container_restarts")
+    if restarted is None or (restarted[1].peak or 0.0) > 0:
+        return False
+    return not _oom_killed_meanwhile(prom)
 
 
 def pod_oom_killed(prom: list[EvidenceItem]) -> Finding | None:
