@@ -347,11 +347,9 @@ def oom_counters(prom: list[EvidenceItem]) -> Finding | None:
         ("container_oom_events", "the container's OOM event counter"),
         ("host_oom_kills", "the host's OOM kill counter"),
     ):
-        found = own_series(prom, kind)
-        if found is None:
-            continue
-        item, s = found
-        if s.peak is not None and s.minimum is not None and s.peak > s.minimum:
+        found = _counter_rose(prom, kind)
+        if found is not None:
+            item, s = found
             return Finding(
                 f"{what[0].upper() + what[1:]} rose from {fmt(s.minimum)} to {fmt(s.peak)} in "
                 "the window: the kernel killed a process for running out of memory.",
@@ -550,11 +548,16 @@ def _process_memory_grows(rss: SeriesStats) -> bool:
 def _oom_killed_meanwhile(prom: list[EvidenceItem]) -> bool:
     """The container's OOM-event counter rose in the window: the kernel killed rather than
     reclaimed, so what filled the memory was not reclaimable cache (tmpfs, shared memory)."""
-    events = own_series(prom, "container_oom_events")
-    if not events:
-        return False
-    s = events[1]
-    return s.peak is not None and s.minimum is not None and s.peak > s.minimum
+    return _counter_rose(prom, "container_oom_events") is not None
+
+
+def _counter_rose(prom: list[EvidenceItem], kind: str) -> tuple[EvidenceItem, SeriesStats] | None:
+    """The alert's own series of a counter ``kind``, when it rose within the window."""
+    found = own_series(prom, kind)
+    if found is None:
+        return None
+    s = found[1]
+    return found if s.peak is not None and s.minimum is not None and s.peak > s.minimum else None
 
 
 def host_page_cache(

@@ -468,11 +468,9 @@ def subject_mention_selectors(alert: Alert) -> list[str]:
     names = list(dict.fromkeys(n for n in names if len(n) >= _MIN_MENTIONED_CHARS))
     if not names:
         return []
-    pattern = "(?i)" + "|".join(r"\b" + _literal(n) + r"\b" for n in names)
-    return [
-        "{" + f'{label}=~".+"' + "} |~ " + _quote(pattern)
-        for label in (*_HOST_STREAM_LABELS, *(s[1:].split("=")[0] for s in _ANY_STREAM))
-    ]
+    naming = " |~ " + _quote("(?i)" + "|".join(r"\b" + _literal(n) + r"\b" for n in names))
+    journals = ["{" + f'{label}=~".+"' + "}" + naming for label in _HOST_STREAM_LABELS]
+    return journals + _on_any_stream(_ANY_STREAM[0] + naming)
 
 
 def _on_any_stream(selector: str) -> list[str]:
