@@ -301,6 +301,33 @@ def _loki_by_window(lines: list[tuple[float, str]], labels: dict[str, str]) -> H
     return handle
 
 
+async def test_a_causes_first_lines_in_the_lead_in_before_a_long_for_count_as_recent() -> None:
+    """A load rule with `for: 15m`: the kernel said the NFS server stopped answering 18
+    minutes before startsAt, before the recent window. Those lines are the lead-up; the
+    firewall's drops there are not (they came all along), nor the hung task's stack frames."""
+    base = STARTS.timestamp()
+    lines = [
+        (base - 10800 + 60 * i, f"CRON[{i}]: (root) CMD (run-parts /etc/cron.hourly)")
+        for i in range(170)
+    ]
+    lines += [
+        (base - 10800 + 660 * i, f"[UFW BLOCK] IN=eth0 SRC=198.51.100.{i} DPT=23")
+        for i in range(17)
+    ]
+    lines += [
+        (base - 1080 + 17 * i, "nfs: server nfs-01 not responding, still trying") for i in range(6)
+    ]
+    lines += [(base - 1075, "nfs4_proc_getattr+0x7b/0x100 [nfsv4]")]
+    with LoopbackServer(_loki_by_window(lines, {"host": "web-04", "unit": "kernel"})) as loki:
+        load = alert({"alertname": "HostHighLoad", "instance": "web-04:9100"}, "node_load5 > 4")
+        items = by_id(await gather_evidence(load, settings(loki_url=loki.url)))
+    recent = {t.example: t for t in items["loki-1"].templates if t.count}
+    nfs = next(t for e, t in recent.items() if "not responding" in e)
+    assert nfs.novelty == "new" and nfs.count == 6
+    assert not any("+0x7b/0x100" in e for e in recent)
+    assert all(t.count <= 2 for e, t in recent.items() if "UFW BLOCK" in e)
+
+
 async def test_loki_templates_new_before_the_alert_rank_first_whatever_their_level() -> None:
     base = STARTS.timestamp()
     # A steady baseline of health checks, then in the minutes before startsAt a firewall
@@ -1278,6 +1305,10 @@ def test_failing_calls_name_the_dependencies_whose_own_failures_are_read() -> No
         f"{{host=~{pattern}}}{NEIGHBOUR_FILTER}",
     ]
     assert dependency_selectors(orders, [[(1, "GET /v1/entries 200 ledger.internal:8080")]]) == []
+    # The kernel names an NFS client's file server as it stops answering.
+    hung = [(1, "kernel: nfs: server nfs-01 not responding, still trying")]
+    load = alert({"alertname": "HostHighLoad", "instance": "web-04:9100"})
+    assert dependency_selectors(load, [hung])[-1] == '{host=~"nfs-01"}' + NEIGHBOUR_FILTER
 
 
 async def test_a_dependency_named_by_failing_calls_has_its_own_failures_read() -> None:

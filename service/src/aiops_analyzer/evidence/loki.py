@@ -62,6 +62,27 @@ DEPLOY_LEAD_IN = timedelta(minutes=30)
 _DEPLOY_LINE = TAGS["deploy"]
 # A configuration-management run is a change too: its lines join the lead-up the same way.
 _CHANGE_LINE = TAGS["change"]
+# A cause's own words (a server not responding, a link down, a kill) logged in that lead-in
+# for the first time: a rule's `for:` starts the alert long after them.
+_LEAD_IN_CAUSES = tuple(
+    TAGS[tag]
+    for tag in (
+        "nfs",
+        "dns",
+        "tls",
+        "link",
+        "disk_failure",
+        "fs_error",
+        "oom",
+        "conntrack",
+        "mtu",
+        "store_full",
+        "resource_limit",
+        "firewall",
+        "clock",
+        "reboot",
+    )
+)
 # The lead-up read of the recent window runs this far past startsAt.
 LEAD_UP_AFTER_START = timedelta(minutes=5)
 # Filesystems that hold the container runtime's logs (Docker's json-file logs live under
@@ -558,9 +579,12 @@ def peer_drop_selector(reads: list[list[tuple[int, str]] | str]) -> str:
 _DEPENDENCY_FAILED = re.compile(
     r"refused|timed? ?out|timeout|reset by peer|unavailable|unreachable|no route|broken pipe"
     r"|\bEOF\b|handshake|x509|certificate|could not connect|can(?:no|')t connect"
-    r"|failed to connect|connection (?:error|closed|aborted)|no such host|\b50[0-4]\b",
+    r"|failed to connect|connection (?:error|closed|aborted)|no such host|\b50[0-4]\b"
+    r"|not responding",
     re.I,
 )
+# A file server the kernel names as it stops answering (nfs: server nas-2 not responding).
+_SERVER_NOT_RESPONDING = re.compile(r"\bserver ([A-Za-z][\w.-]*) not responding", re.I)
 _URL_HOST = re.compile(r"\b[a-z][a-z0-9+.-]*://(?:[^@/\s]+@)?([A-Za-z][\w.-]*)", re.I)
 _ENDPOINT_HOST = re.compile(r"(?<![\w.\"'-])([A-Za-z][\w-]*(?:\.[\w-]+)*):\d{2,5}\b")
 # Words a "word:number" pair is made of that name no host (status:503, line:42).
@@ -591,6 +615,7 @@ def dependency_selectors(alert: Alert, reads: list[list[tuple[int, str]] | str])
                 continue
             hosts = {m.group(1) for m in _URL_HOST.finditer(text)}
             hosts |= {m.group(1) for m in _ENDPOINT_HOST.finditer(text)}
+            hosts |= {m.group(1) for m in _SERVER_NOT_RESPONDING.finditer(text)}
             for host in hosts:
                 name = host.lower().rstrip(".")
                 if name in own or _NOT_HOSTS.fullmatch(name) or _SOURCE_FILE.search(name):
@@ -960,6 +985,21 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
     # The last runs' failure lines first: they count as recent even inside the baseline.
     order = [*range(first_job_read, len(results)), *range(first_job_read)]
     deploy_from = (recent.start - DEPLOY_LEAD_IN).timestamp()
+    # What the streams logged before that lead-in, by shape: a cause's line in the lead-in is
+    # new only if nothing like it came earlier (a firewall's hourly drops are background).
+    earlier = {
+        _shape(text)
+        for result in results
+        if not isinstance(result, str)
+        for ts_ns, text in result
+        if ts_ns / 1e9 < deploy_from
+    }
+    # Only a read that reaches back before the lead-in can tell a first line from a routine one.
+    reaching = {
+        index
+        for index, result in enumerate(results)
+        if not isinstance(result, str) and any(ts_ns / 1e9 < deploy_from for ts_ns, _ in result)
+    }
     for index in order:
         result = results[index]
         if isinstance(result, str):
@@ -976,6 +1016,13 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
                 or (
                     deploy_from <= ts
                     and bool(_DEPLOY_LINE.search(text) or _CHANGE_LINE.search(text))
+                )
+                or (
+                    deploy_from <= ts
+                    and index in reaching
+                    and any(cause.search(text) for cause in _LEAD_IN_CAUSES)
+                    and not _STACK_FRAME.search(text)
+                    and _shape(text) not in earlier
                 )
             )
             since = since_by_stream.get(streams[index], floor) if index < len(streams) else floor
@@ -1038,6 +1085,16 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
         ),
     ]
     return items
+
+
+# A kernel stack trace's frame (nfs4_proc_getattr+0x7b/0x100 [nfsv4]): where a task hung,
+# not what went wrong.
+_STACK_FRAME = re.compile(r"\+0x[0-9a-f]+/0x[0-9a-f]+")
+
+
+def _shape(line: str) -> str:
+    """A line with its numbers (times, pids, addresses, counters) blanked."""
+    return re.sub(r"\d+", "0", line)
 
 
 def _filled_by_recent(result: list[tuple[int, str]] | str, limit: int, recent: Window) -> bool:
