@@ -2460,6 +2460,45 @@ def test_a_group_that_keeps_its_members_but_stopped_committing_is_stuck() -> Non
     assert not any("stopped advancing" in c.cause for c in result.probable_causes)
 
 
+def test_a_queue_whose_consumers_slowed_or_whose_publishers_surged_says_which_side_moved() -> None:
+    """A RabbitMQ backlog with its consumers attached: acknowledgements fell to a third while
+    publishing kept its pace, so the consumers are slow and what they wait on is the cause. A
+    publish surge with consumers at their usual pace is the other side; consumers gone is
+    neither."""
+    queue = {"queue": "invoices.render", "vhost": "/"}
+    a = alert(
+        "RabbitmqBacklog", 'rabbitmq_queue_messages_ready{queue="invoices.render"} > 5000', queue
+    )
+    planned = {q.kind: q.promql for q in plan_queries(a)}
+    assert "rabbitmq_(detailed_)?queue_messages_published_total" in planned["queue_publish_rate"]
+    assert 'queue="invoices.render"' in planned["queue_ack_rate"]
+    assert planned["queue_unacked"].startswith("max by (queue) ({__name__=~")
+    backlog = metric("prom-1", "alert_expression", [5200 + 900 * i for i in range(8)], queue)
+    consumers = metric("prom-2", "queue_consumers", [6] * 8, queue)
+    steady = metric("prom-3", "queue_publish_rate", [40, 41, 39, 40, 42, 40, 39, 41], queue)
+    slowed = metric("prom-4", "queue_ack_rate", [40, 40, 41, 39, 13, 12, 12, 13], queue)
+    held = metric("prom-5", "queue_unacked", [12, 12, 12, 12, 60, 60, 60, 60], queue)
+    result = RulesEngine().analyze(a, [backlog, consumers, steady, slowed, held])
+    cause = result.probable_causes[0].cause
+    assert cause.startswith("The consumers slowed down: they acknowledge 13 messages/s")
+    assert "queue's 6 consumer(s) are still attached" in cause and "60 messages sit" in cause
+    assert not result.inconclusive
+    assert set(result.probable_causes[0].evidence_ids) == {"prom-2", "prom-3", "prom-4", "prom-5"}
+    # Publishers tripled while consumers kept their pace: the surge, not the consumers.
+    surged = metric("prom-3", "queue_publish_rate", [40, 40, 41, 40, 120, 125, 122, 124], queue)
+    keeping = metric("prom-4", "queue_ack_rate", [40, 40, 41, 39, 44, 45, 44, 45], queue)
+    result = RulesEngine().analyze(a, [backlog, consumers, surged, keeping])
+    assert result.probable_causes[0].cause.startswith("The publishers send 124 messages/s")
+    assert not any("slowed down" in c.cause for c in result.probable_causes)
+    # No consumers left: the queue without consumers, not a slow one.
+    gone = metric("prom-2", "queue_consumers", [6, 6, 6, 6, 0, 0, 0, 0], queue)
+    result = RulesEngine().analyze(a, [backlog, gone, steady, slowed])
+    text = " ".join(c.cause for c in result.probable_causes)
+    assert "has no consumers" in text and "slowed down" not in text
+    # Both rates at their usual pace: neither side moved, nothing is claimed.
+    assert findings.queue_rates_moved([consumers, steady, keeping]) is None
+
+
 def test_new_info_lines_before_the_alert_are_shown_as_context_not_as_the_cause() -> None:
     """A crawler that appeared just before a latency alert is worth showing whatever its level;
     lines logged all along are not news, and the engine does not call the news the cause."""

@@ -1160,6 +1160,14 @@ def mysql_lock_waits(prom: list[EvidenceItem]) -> Finding | None:
     )
 
 
+def _fell_below(s: SeriesStats, level: float) -> float | None:
+    """When the series went under ``level`` for good (after its last point above it)."""
+    above = [t for t, v in s.points if v > level]
+    if not above:
+        return None
+    return next((t for t, _ in s.points if t > above[-1]), None)
+
+
 # Commits below this share of their usual rate have stopped.
 COMMITS_STOPPED_SHARE = 0.05
 
@@ -1180,9 +1188,7 @@ def commits_stopped(prom: list[EvidenceItem]) -> Finding | None:
     now = s.current
     if arriving <= 0 or now is None or now > floor:
         return None
-    # When the commits fell below the arrivals' share (after the last point above it).
-    above = [t for t, v in s.points if v > floor]
-    since = next((t for t, _ in s.points if t > above[-1]), None) if above else None
+    since = _fell_below(s, floor)
     members = own_series(prom, "queue_consumers")
     present = (
         f" although it still has {fmt(members[1].current)} member(s)"
@@ -1200,6 +1206,94 @@ def commits_stopped(prom: list[EvidenceItem]) -> Finding | None:
         tuple(dict.fromkeys([item.id, produced[0].id, *([members[0].id] if members else [])])),
         explains=False,
     )
+
+
+# Consumers taking under this share of their usual rate have slowed down; publishers between
+# these shares of theirs kept their pace, and above the surge share they send more.
+CONSUMERS_SLOWED_SHARE = 0.6
+PUBLISHERS_STEADY = (0.7, 1.4)
+PUBLISHERS_SURGE = 1.5
+
+
+def _usual_and_now(s: SeriesStats) -> tuple[float, float] | None:
+    """A rate's level before the window's change (its baseline) and its last value."""
+    if s.baseline is None or s.current is None or s.baseline <= 0:
+        return None
+    return s.baseline, max(s.current, 0.0)
+
+
+def queue_rates_moved(prom: list[EvidenceItem]) -> Finding | None:
+    """Which side of a backlogged queue moved (``queue_publish_rate``, ``queue_ack_rate``):
+    consumers that still attach but acknowledge far fewer messages while publishers keep
+    their pace are slow, and what each message now waits on is the cause; publishers that
+    send far more than before while consumers keep theirs outrun them."""
+    arriving = own_series(prom, "queue_publish_rate")
+    taken = own_series(prom, "queue_ack_rate")
+    if not arriving or not taken:
+        return None
+    sent, acked = _usual_and_now(arriving[1]), _usual_and_now(taken[1])
+    if not sent or not acked:
+        return None
+    consumers = own_series(prom, "queue_consumers")
+    if consumers and (consumers[1].current or 0.0) <= 0:
+        return None  # gone, not slow: queue_without_consumers says so
+    unacked = own_series(prom, "queue_unacked")
+    ids = [arriving[0].id, taken[0].id, *([consumers[0].id] if consumers else [])]
+    (sent_before, sent_now), (acked_before, acked_now) = sent, acked
+    kept = PUBLISHERS_STEADY[0] * sent_before <= sent_now <= PUBLISHERS_STEADY[1] * sent_before
+    if kept and acked_now <= CONSUMERS_SLOWED_SHARE * acked_before:
+        since = _fell_below(taken[1], CONSUMERS_SLOWED_SHARE * acked_before)
+        attached = (
+            f"; the queue's {fmt(consumers[1].current)} consumer(s) are still attached"
+            if consumers
+            else ""
+        )
+        held = ""
+        if (
+            unacked
+            and unacked[1].current
+            and unacked[1].baseline is not None
+            and unacked[1].current >= 2 * max(unacked[1].baseline, 1.0)
+        ):
+            held = (
+                f", and {fmt(unacked[1].current)} messages sit delivered but unacknowledged "
+                f"(usually {fmt(unacked[1].baseline)}): each consumer holds its prefetch "
+                "while it works"
+            )
+            ids.append(unacked[0].id)
+        return Finding(
+            "The consumers slowed down: they acknowledge "
+            f"{fmt(acked_now)} messages/s against their usual {fmt(acked_before)}"
+            + (f" since about {_clock(since)}" if since else "")
+            + f", while publishers keep sending {fmt(sent_now)}/s (usually "
+            f"{fmt(sent_before)}){attached}{held}. Each message takes longer to process, "
+            "so the backlog grows by the difference: what the consumers now wait on (a slow "
+            "downstream call, a database, a lock) is the cause.",
+            0.65,
+            tuple(ids),
+            remedy="Find what each message now waits on in the consumers (their slow calls "
+            "in logs or traces, the latency of what they call) and fix that; more consumers "
+            "help only if that dependency has headroom.",
+            topic="consumers_slow",
+        )
+    if (
+        sent_now >= PUBLISHERS_SURGE * sent_before
+        and sent_now > acked_now
+        and (acked_now >= CONSUMERS_SLOWED_SHARE * acked_before)
+    ):
+        since = _first_above(arriving[1], PUBLISHERS_SURGE * sent_before)
+        return Finding(
+            f"The publishers send {fmt(sent_now)} messages/s against their usual "
+            f"{fmt(sent_before)} since about {_clock(since)}, while the consumers keep their "
+            f"pace ({fmt(acked_now)}/s acknowledged, usually {fmt(acked_before)}): the backlog "
+            "is more work arriving than the consumers can take, not consumers failing.",
+            0.65,
+            tuple(ids),
+            remedy="Find what publishes more (a batch, a retry storm, a new producer, a "
+            "replay) and whether it should; scale the consumers if the load is real.",
+            topic="publish_surge",
+        )
+    return None
 
 
 def queue_without_consumers(prom: list[EvidenceItem]) -> Finding | None:

@@ -716,6 +716,7 @@ class RulesEngine:
         extra += [findings.probe_phase(prom), findings.probe_certificate(prom)]
         extra += [findings.machine_conntrack_full(prom), findings.mtu_changed(prom)]
         extra += [findings.queue_without_consumers(prom), findings.commits_stopped(prom)]
+        extra.append(findings.queue_rates_moved(prom))
         extra.append(findings.mysql_lock_waits(prom))
         extra.append(findings.raid_degraded(prom, logs))
         extra += [findings.gc_pauses(prom), findings.goroutine_leak(prom)]

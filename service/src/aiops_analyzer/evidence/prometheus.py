@@ -834,18 +834,45 @@ def _mysql_lock_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
 
 
 def _queue_consumer_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
-    """For a queue's backlog: how many consumers it has. A queue whose consumers are gone
-    (scaled to zero, crashed, cut off) only grows, whatever its publishers do."""
+    """For a queue's backlog: how many consumers it has, and how fast messages arrive and
+    leave. A queue whose consumers are gone (scaled to zero, crashed, cut off) only grows,
+    whatever its publishers do; one whose consumers stay but take less, or whose publishers
+    send more, grows by the difference."""
     metrics = _metrics(expr)
     if labels.get("queue") and any(m.startswith("rabbitmq_") for m in metrics):
         keys = [k for k in ("queue", "vhost") if labels.get(k)]
         sel = ",".join(f"{k}={_quote(labels[k])}" for k in keys)
+        # The exporters spell the queue's counters differently (the plugin's detailed
+        # endpoint, kbudde's exporter): one name regex each, of which a broker has one.
+        published = '__name__=~"rabbitmq_(detailed_)?queue_messages_published_total"'
+        acked = '__name__=~"rabbitmq_(detailed_)?queue_messages_(ack|acked|acknowledged)_total"'
+        delivered = '__name__=~"rabbitmq_(detailed_)?queue_messages_delivered(_ack)?_total"'
+        unacked = '__name__=~"rabbitmq_(detailed_)?queue_messages_(unacked|unacknowledged)"'
         return [
             NamedQuery(
                 "the queue's consumers",
                 f"max by (queue) (rabbitmq_queue_consumers{{{sel}}})",
                 "queue_consumers",
-            )
+            ),
+            # Which side moved: publishers sending more, or consumers taking less.
+            NamedQuery(
+                "messages per second published to the queue",
+                f"sum by (queue) (rate({{{published},{sel}}}[5m]))",
+                "queue_publish_rate",
+            ),
+            NamedQuery(
+                "messages per second its consumers acknowledge",
+                # Deliveries stand in where the exporter counts no acknowledgements.
+                f"sum by (queue) (rate({{{acked},{sel}}}[5m])) "
+                f"or sum by (queue) (rate({{{delivered},{sel}}}[5m]))",
+                "queue_ack_rate",
+            ),
+            # Delivered and not yet acknowledged: consumers holding messages they work on.
+            NamedQuery(
+                "messages delivered and not yet acknowledged",
+                f"max by (queue) ({{{unacked},{sel}}})",
+                "queue_unacked",
+            ),
         ]
     if labels.get("consumergroup") and any(m.startswith("kafka_") for m in metrics):
         sel = f"consumergroup={_quote(labels['consumergroup'])}"
