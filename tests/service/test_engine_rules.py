@@ -2497,6 +2497,21 @@ def test_a_queue_whose_consumers_slowed_or_whose_publishers_surged_says_which_si
     assert "has no consumers" in text and "slowed down" not in text
     # Both rates at their usual pace: neither side moved, nothing is claimed.
     assert findings.queue_rates_moved([consumers, steady, keeping]) is None
+    # Acknowledgements fell while redeliveries rose to a third of what arrives: the consumers
+    # reject the messages, they are not merely slow.
+    requeued = metric(
+        "prom-6", "queue_redelivery_rate", [0.1, 0.1, 0.1, 0.2, 14, 15, 15, 14], queue
+    )
+    result = RulesEngine().analyze(a, [backlog, consumers, steady, slowed, requeued])
+    cause = result.probable_causes[0]
+    assert cause.cause.startswith("The consumers fail the messages they take: 14 messages/s")
+    assert "prom-6" in cause.evidence_ids and "dead-letter" in " ".join(result.remediation)
+    # A redelivery now and then beside slow consumers changes nothing.
+    rare = metric(
+        "prom-6", "queue_redelivery_rate", [0.1, 0.1, 0.2, 0.1, 0.3, 0.2, 0.3, 0.2], queue
+    )
+    result = RulesEngine().analyze(a, [backlog, consumers, steady, slowed, rare])
+    assert result.probable_causes[0].cause.startswith("The consumers slowed down")
 
 
 def test_new_info_lines_before_the_alert_are_shown_as_context_not_as_the_cause() -> None:

@@ -1160,6 +1160,24 @@ def mysql_lock_waits(prom: list[EvidenceItem]) -> Finding | None:
     )
 
 
+# Redeliveries at this share of what is published, and at this multiple of their usual rate,
+# are consumers rejecting the messages rather than slowly processing them.
+REDELIVERED_SHARE = 0.25
+REDELIVERED_RISE = 2.0
+
+
+def _redelivered(prom: list[EvidenceItem], sent: float) -> tuple[EvidenceItem, SeriesStats] | None:
+    """The queue's redeliveries (``queue_redelivery_rate``) when they rose to a good share of
+    what arrives: its consumers reject or drop what they are given."""
+    found = own_series(prom, "queue_redelivery_rate")
+    if not found or found[1].current is None:
+        return None
+    now, usual = found[1].current, max(found[1].baseline or 0.0, 0.0)
+    if now < REDELIVERED_SHARE * sent or now < REDELIVERED_RISE * usual:
+        return None
+    return found
+
+
 def _fell_below(s: SeriesStats, level: float) -> float | None:
     """When the series went under ``level`` for good (after its last point above it)."""
     above = [t for t, v in s.points if v > level]
@@ -1243,6 +1261,25 @@ def queue_rates_moved(prom: list[EvidenceItem]) -> Finding | None:
     kept = PUBLISHERS_STEADY[0] * sent_before <= sent_now <= PUBLISHERS_STEADY[1] * sent_before
     if kept and acked_now <= CONSUMERS_SLOWED_SHARE * acked_before:
         since = _fell_below(taken[1], CONSUMERS_SLOWED_SHARE * acked_before)
+        failing = _redelivered(prom, sent_now)
+        if failing:
+            item, redelivered = failing
+            return Finding(
+                "The consumers fail the messages they take: "
+                f"{fmt(redelivered.current)} messages/s come back for redelivery (usually "
+                f"{fmt(redelivered.baseline)}) while only {fmt(acked_now)}/s are acknowledged "
+                f"(usually {fmt(acked_before)})"
+                + (f" since about {_clock(since)}" if since else "")
+                + f", and publishers keep sending {fmt(sent_now)}/s. Messages are rejected or "
+                "requeued instead of processed (a message that fails every time, or a "
+                "dependency every message needs failing), so the backlog grows.",
+                0.65,
+                tuple([*ids, item.id]),
+                remedy="Find why the consumers reject the messages (their error lines, the "
+                "redelivered message's content); give the queue a dead-letter exchange and a "
+                "delivery limit so a message that always fails stops blocking the rest.",
+                topic="consumers_failing",
+            )
         attached = (
             f"; the queue's {fmt(consumers[1].current)} consumer(s) are still attached"
             if consumers

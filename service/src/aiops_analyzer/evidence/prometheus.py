@@ -13,6 +13,7 @@ import asyncio
 import math
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -53,6 +54,9 @@ class NamedQuery:
     # A query for the ceiling of this one (a memory limit): its last value becomes each
     # series' ``limit`` and ``saturation``.
     limit_promql: str = ""
+    # Minutes before the window this query also reads: a rate whose change began before the
+    # window (a backlog alert fires long after its consumers slowed) needs its earlier level.
+    reach_back_minutes: int = 0
 
 
 def plan_queries(alert: Alert, instance: str | None = None) -> list[NamedQuery]:
@@ -833,6 +837,11 @@ def _mysql_lock_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
     ]
 
 
+# A backlog alert fires when the queue has grown past its threshold, often long after the
+# consumers slowed or the publishers surged: the rates' earlier level says which side moved.
+QUEUE_REACH_BACK_MINUTES = 120
+
+
 def _queue_consumer_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
     """For a queue's backlog: how many consumers it has, and how fast messages arrive and
     leave. A queue whose consumers are gone (scaled to zero, crashed, cut off) only grows,
@@ -848,17 +857,20 @@ def _queue_consumer_queries(labels: dict[str, str], expr: str) -> list[NamedQuer
         acked = '__name__=~"rabbitmq_(detailed_)?queue_messages_(ack|acked|acknowledged)_total"'
         delivered = '__name__=~"rabbitmq_(detailed_)?queue_messages_delivered(_ack)?_total"'
         unacked = '__name__=~"rabbitmq_(detailed_)?queue_messages_(unacked|unacknowledged)"'
+        redelivered = '__name__=~"rabbitmq_(detailed_)?queue_messages_redelivered_total"'
         return [
             NamedQuery(
                 "the queue's consumers",
                 f"max by (queue) (rabbitmq_queue_consumers{{{sel}}})",
                 "queue_consumers",
+                reach_back_minutes=QUEUE_REACH_BACK_MINUTES,
             ),
             # Which side moved: publishers sending more, or consumers taking less.
             NamedQuery(
                 "messages per second published to the queue",
                 f"sum by (queue) (rate({{{published},{sel}}}[5m]))",
                 "queue_publish_rate",
+                reach_back_minutes=QUEUE_REACH_BACK_MINUTES,
             ),
             NamedQuery(
                 "messages per second its consumers acknowledge",
@@ -866,12 +878,21 @@ def _queue_consumer_queries(labels: dict[str, str], expr: str) -> list[NamedQuer
                 f"sum by (queue) (rate({{{acked},{sel}}}[5m])) "
                 f"or sum by (queue) (rate({{{delivered},{sel}}}[5m]))",
                 "queue_ack_rate",
+                reach_back_minutes=QUEUE_REACH_BACK_MINUTES,
+            ),
+            # Messages delivered again: consumers rejecting or dropping them (requeued).
+            NamedQuery(
+                "messages per second redelivered to its consumers",
+                f"sum by (queue) (rate({{{redelivered},{sel}}}[5m]))",
+                "queue_redelivery_rate",
+                reach_back_minutes=QUEUE_REACH_BACK_MINUTES,
             ),
             # Delivered and not yet acknowledged: consumers holding messages they work on.
             NamedQuery(
                 "messages delivered and not yet acknowledged",
                 f"max by (queue) ({{{unacked},{sel}}})",
                 "queue_unacked",
+                reach_back_minutes=QUEUE_REACH_BACK_MINUTES,
             ),
         ]
     if labels.get("consumergroup") and any(m.startswith("kafka_") for m in metrics):
@@ -882,6 +903,7 @@ def _queue_consumer_queries(labels: dict[str, str], expr: str) -> list[NamedQuer
                 "the consumer group's members",
                 f"max by (consumergroup) (kafka_consumergroup_members{{{sel}}})",
                 "queue_consumers",
+                reach_back_minutes=QUEUE_REACH_BACK_MINUTES,
             ),
             # Members that stay while the commits stop: consumers stuck, not gone. The
             # exporter's offsets are gauges: deriv, not rate (a dip is no counter reset).
@@ -889,12 +911,14 @@ def _queue_consumer_queries(labels: dict[str, str], expr: str) -> list[NamedQuer
                 "the group's committed records per second",
                 f"sum by (consumergroup) (deriv({offsets}[5m]))",
                 "queue_commit_rate",
+                reach_back_minutes=QUEUE_REACH_BACK_MINUTES,
             ),
             NamedQuery(
                 "records per second written to the group's partitions",
                 "sum(deriv(kafka_topic_partition_current_offset[5m]) "
                 f"and on (topic, partition) {offsets})",
                 "queue_produce_rate",
+                reach_back_minutes=QUEUE_REACH_BACK_MINUTES,
             ),
         ]
     return []
@@ -1116,6 +1140,8 @@ async def _run(
     alert: Alert,
     limit: asyncio.Future[dict[str, float]] | None = None,
 ) -> EvidenceItem:
+    if query.reach_back_minutes:
+        window = Window(window.start - timedelta(minutes=query.reach_back_minutes), window.end)
     try:
         result = await query_range(query.promql, base, window, seconds, http)
     except QueryFailed as exc:
