@@ -35,7 +35,7 @@ from aiops_analyzer.evidence.loki import (
 from aiops_analyzer.evidence.loki import (
     LOG_VOLUME_QUERY as LOKI_VOLUME_QUERY,
 )
-from aiops_analyzer.evidence.prometheus import plan_queries
+from aiops_analyzer.evidence.prometheus import QUEUE_REACH_BACK_MINUTES, plan_queries
 from aiops_analyzer.evidence.series import MAX_POINTS, describe, matches
 from aiops_analyzer.schemas import Alert, EvidenceItem
 
@@ -115,6 +115,22 @@ async def test_range_query_of_the_alerts_own_expression() -> None:
     # The prompt's text renders the same numbers.
     assert "current=0 baseline=1 peak=1 min=0 trend=falling" in prom1.text
     assert "instance=nginx:80" in prom1.text
+
+
+async def test_a_queues_rates_reach_back_before_the_window() -> None:
+    """A backlog alert fires long after its consumers slowed: the queue's rates are read two
+    hours further back than the alert's own expression, so their earlier level is known."""
+    expr = 'rabbitmq_queue_messages_ready{queue="exports"} > 5000'
+    reply = matrix(({"queue": "exports"}, [1, 2, 3]))
+    with LoopbackServer(always(Reply(body=reply))) as prom:
+        s = settings(prometheus_url=prom.url, evidence_window_minutes=30)
+        await gather_evidence(alert({"alertname": "Backlog", "queue": "exports"}, expr), s)
+    starts = {r.param("query"): float(r.param("start")) for r in prom.requests}
+    acked = next(q for q in starts if "queue_messages_(ack|acked|acknowledged)_total" in q)
+    opens = (STARTS - timedelta(minutes=30)).timestamp()
+    assert opens - 120 < starts[expr] <= opens
+    reach = opens - QUEUE_REACH_BACK_MINUTES * 60
+    assert reach - 300 < starts[acked] <= reach
 
 
 def true_since(onset: float) -> Callable[[Recorded], Reply]:
@@ -677,6 +693,46 @@ def test_a_journal_units_alert_reads_its_machines_other_units_failures() -> None
     assert neighbour_selector(backlog, [{"service": "rabbitmq", "stack": "orders"}]) == (
         '{stack="orders",service!="rabbitmq"}' + NEIGHBOUR_FILTER
     )
+
+
+async def test_a_brokers_stack_is_read_whole_for_consumers_that_only_slowed_down() -> None:
+    """A RabbitMQ backlog: the broker's stream names its stack; the consumer beside it logs no
+    failure, only that each invoice now waits on the PDF renderer. Its stack is read whole,
+    each window on its own, and that new line is ranked; its steady lines stay background."""
+    base = STARTS.timestamp()
+    steady = [
+        (base - 10800 + 30 * i, f'level=info msg="invoice rendered" n={i}') for i in range(370)
+    ]
+    waiting = 'level=warn msg="renderer queue is long, waiting for a slot" upstream=pdf-render:8080'
+    consumer = steady + [(base - 900 + 20 * i, waiting) for i in range(60)]
+    broker = [
+        (base - 10800 + 600 * i, "[info] <0.9.0> accepting AMQP connection") for i in range(19)
+    ]
+
+    def loki(request: Recorded) -> Reply:
+        query = request.param("query")
+        if query == '{stack="billing",service!="rabbitmq"}':
+            return _loki_by_window(consumer, {"service": "invoicer", "stack": "billing"})(request)
+        if query == '{service="rabbitmq"}':
+            labels = {"service": "rabbitmq", "stack": "billing"}
+            return _loki_by_window(broker, labels)(request)
+        # No other stream, and no failure line among the consumer's.
+        return Reply(body={"status": "success", "data": {"resultType": "streams", "result": []}})
+
+    backlog = alert(
+        {"alertname": "QueueBacklog", "job": "rabbitmq", "queue": "invoices.render"},
+        "rabbitmq_queue_messages_ready > 2000",
+    )
+    with LoopbackServer(loki) as server:
+        items = by_id(await gather_evidence(backlog, settings(loki_url=server.url)))
+    found = {t.example: t for t in items["loki-1"].templates}
+    wait = next(t for e, t in found.items() if "waiting for a slot" in e)
+    assert wait.novelty == "new" and wait.count == 60
+    assert all(t.novelty == "steady" for e, t in found.items() if "invoice rendered" in e)
+    whole = [
+        r for r in server.requests if r.param("query") == '{stack="billing",service!="rabbitmq"}'
+    ]
+    assert len(whole) == 2  # the recent window and the baseline, each read on its own
 
 
 async def test_a_probe_reads_the_failures_that_name_its_host_whenever_they_began() -> None:

@@ -827,8 +827,8 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
     streams = [0] * (len(planned) - len(selectors) + 1) + list(range(1, len(selectors)))
     # The reads filtered to some lines (lock waits, a group's mentions, neighbours' failures)
     # after the selectors': they say nothing about when their streams began.
-    lock_key, mention_key, neighbour_key, peer_key, full_key, follow_up_key = (
-        len(selectors) + k for k in range(6)
+    lock_key, mention_key, neighbour_key, peer_key, full_key, follow_up_key, stack_key = (
+        len(selectors) + k for k in range(7)
     )
     if lock_waits := lock_wait_selector(alert, selectors[0]):
         limit = MAX_LOCK_WAIT_LINES
@@ -909,6 +909,10 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
     broker = bool(queue_mention_selector(alert))
     known = own_streams or (other_streams if broker else [])
     neighbours = "" if mentioning else neighbour_selector(alert, known)
+    # A broker's neighbours are its consumers and publishers: also read whole (each window on
+    # its own, like the subject's streams), since consumers that slowed down log what they
+    # wait on in lines no failure filter catches.
+    stack = neighbours.removesuffix(NEIGHBOUR_FILTER) if broker and neighbours else ""
     second = [_read(url, selectors[i - own_reads + 1], baseline, timeout, http) for i in refills]
     if neighbours:
         second.append(_read(url, neighbours, span, timeout, http, MAX_NEIGHBOUR_LINES, named=True))
@@ -931,7 +935,10 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
     if removals:
         day = Window(recent.start - LAST_RUN_LOOKBACK, recent.end)
         second.append(_read(url, removals, day, timeout, http, MAX_REMOVAL_LINES, named=True))
+    if stack:
+        second += [_read(url, stack, w, timeout, http, named=True) for w in (recent, baseline)]
     found = list(await asyncio.gather(*second)) if second else []
+    stack_reads = [found.pop(), found.pop()][::-1] if stack else []
     removed = found.pop() if removals else None
     no_space = found.pop() if full else None
     peer_drops = found.pop() if peers else None
@@ -963,6 +970,15 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
         streams.insert(at, key)
         selectors = [*selectors, selector]
         at += 1
+    # The stack's whole reads after the filtered ones (a line both found keeps the filtered
+    # read's coverage); only the baseline's read tells where its streams' baseline is complete.
+    for whole_read, spans in zip(stack_reads, (False, True), strict=False):
+        results.insert(at, whole_read)
+        shapes.insert(at, (MAX_FETCH_LINES, spans))
+        streams.insert(at, stack_key)
+        at += 1
+    if stack:
+        selectors = [*selectors, stack]
     if removed is not None:  # last, among the job reads: recent wherever it falls
         results.append(removed)
         shapes.append((MAX_REMOVAL_LINES, False))
