@@ -1397,16 +1397,25 @@ async def test_a_dependency_named_by_failing_calls_has_its_own_failures_read() -
 def test_the_subjects_machine_and_container_names_are_looked_for_in_every_stream() -> None:
     down = alert({"alertname": "ContainerDown", "name": "orders-db", "instance": "db-host-2:8080"})
     pattern = '"(?i)\\\\borders-db\\\\b|\\\\bdb-host-2\\\\b"'
+    # Other machines' journals only: the subject's own names itself in every syslog line.
     assert subject_mention_selectors(down) == [
-        f'{{host=~".+"}} |~ {pattern}',
+        f'{{host=~".+",host!="db-host-2"}} |~ {pattern}',
         f'{{service=~".+"}} |~ {pattern}',
         f'{{namespace=~".+"}} |~ {pattern}',
     ]
     # Names too short to be told from words are not looked for; nor is an unnamed subject.
     assert subject_mention_selectors(alert({"alertname": "Down", "name": "db"})) == []
-    # A probe's host and a queue's name are read by their own mentions already.
+    # A probed host's name in other machines' journals (its services' lines naming it are
+    # the probe's neighbours, read already); a queue's name is read by its own mentions.
     probe = alert({"alertname": "ProbeFailed", "instance": "https://shop.example.com/health"})
-    assert subject_mention_selectors(probe) == []
+    probed = '"(?i)\\\\bshop\\\\.example\\\\.com\\\\b"'
+    assert subject_mention_selectors(probe) == [
+        f'{{host=~".+",host!="shop.example.com"}} |~ {probed}'
+    ]
+    backlog = alert(
+        {"alertname": "Backlog", "queue": "exports"}, "rabbitmq_queue_messages_ready > 1"
+    )
+    assert subject_mention_selectors(backlog) == []
 
 
 async def test_another_machines_lines_naming_the_subject_are_read() -> None:
@@ -1417,7 +1426,7 @@ async def test_another_machines_lines_naming_the_subject_are_read() -> None:
 
     def loki(request: Recorded) -> Reply:
         query = request.param("query")
-        if query.startswith('{host=~".+"} |~'):
+        if query.startswith('{host=~".+",host!="files-1"} |~'):
             lines = [(base - 240 + 20 * i, pushing) for i in range(8)]
             return _loki_by_window(lines, {"host": "backup-1", "unit": "rsnapshot.service"})(
                 request
@@ -1437,6 +1446,27 @@ async def test_another_machines_lines_naming_the_subject_are_read() -> None:
         items = by_id(await gather_evidence(full, settings(loki_url=server.url)))
     examples = [t.example for t in items["loki-1"].templates]
     assert any("syncing /srv/exports to files-1" in e for e in examples), examples
+
+
+async def test_another_machines_journal_naming_a_probed_host_is_read() -> None:
+    """A probe of wiki-01 fails; a cron job on the admin box restarts wiki-01's service just
+    before, in lines that name wiki-01 and no failure. Only other machines' journals are asked."""
+    base = STARTS.timestamp()
+    restart = "CRON[2201]: (root) CMD (/usr/local/bin/rotate-certs --host wiki-01 --restart)"
+
+    def loki(request: Recorded) -> Reply:
+        if request.param("query").startswith('{host=~".+",host!="wiki-01"} |~'):
+            lines = [(base - 200 + 30 * i, restart) for i in range(3)]
+            return _loki_by_window(lines, {"host": "admin-1", "unit": "cron.service"})(request)
+        return _loki_by_window([], {})(request)
+
+    probe = alert(
+        {"alertname": "ProbeFailed", "instance": "http://wiki-01:8080/", "job": "blackbox"},
+        "probe_success == 0",
+    )
+    with LoopbackServer(loki) as server:
+        items = by_id(await gather_evidence(probe, settings(loki_url=server.url)))
+    assert any("rotate-certs --host wiki-01" in t.example for t in items["loki-1"].templates)
 
 
 async def test_a_timeout_in_any_of_the_subjects_streams_reads_the_peers_kernel_drops() -> None:

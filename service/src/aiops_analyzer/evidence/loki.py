@@ -480,8 +480,8 @@ def subject_mention_selectors(alert: Alert) -> list[str]:
     """Reads of every stream (journals by machine, Docker's and Kubernetes' by collector) for
     the lines that name the subject's machine or container, or []: another machine's lines
     about it (its NFS server, its backup host) share no label with it."""
-    if is_probe(alert) or queue_mention_selector(alert):
-        return []  # their names are read already, by the probe's and the queue's mentions
+    if queue_mention_selector(alert):
+        return []  # its name is read already, by the queue's mentions
     labels = subject_labels(alert)
     names = [labels.get(k, "") for k in _MENTIONED_LABELS]
     if labels.get("instance"):
@@ -490,7 +490,15 @@ def subject_mention_selectors(alert: Alert) -> list[str]:
     if not names:
         return []
     naming = " |~ " + _quote("(?i)" + "|".join(r"\b" + _literal(n) + r"\b" for n in names))
-    journals = ["{" + f'{label}=~".+"' + "}" + naming for label in _HOST_STREAM_LABELS]
+    # Other machines' journals: the subject's own is read already, and its syslog-style lines
+    # carrying its host name would fill the read's limit before any other machine's.
+    own_host = host_name(labels["instance"]) if labels.get("instance") else ""
+    others = {
+        label: f",{label}!={_quote(own_host)}" if own_host else "" for label in _HOST_STREAM_LABELS
+    }
+    journals = ["{" + f'{label}=~".+"{other}' + "}" + naming for label, other in others.items()]
+    if is_probe(alert):
+        return journals  # the services' lines naming its host are the probe's neighbours
     return journals + _on_any_stream(_ANY_STREAM[0] + naming)
 
 
