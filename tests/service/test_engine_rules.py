@@ -1235,6 +1235,8 @@ def test_oom_in_logs_and_clean_shutdown_in_logs() -> None:
     clean = [c for c in result.probable_causes if "termination signal" in c.cause]
     assert clean and clean[0].evidence_ids == ["loki-1"]
     assert "not a crash" in clean[0].cause
+    # The stop names the cause (0.6): the family's stock guesses (a bad deploy) are not offered.
+    assert not any("bad deploy" in c.cause for c in result.probable_causes)
 
 
 def test_distinct_error_lines_are_quoted() -> None:

@@ -881,8 +881,7 @@ class RulesEngine:
                 )
             )
         # With a cause the evidence names, the family's other stock guesses are noise.
-        named = any(f.explains and f.confidence >= 0.7 for f in extra)
-        for other in family.causes[1:] if not (inconclusive or named) else ():
+        for other in family.causes[1:] if not (inconclusive or explained) else ():
             causes.append(
                 ProbableCause(
                     cause=other,
