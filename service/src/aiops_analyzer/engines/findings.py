@@ -501,8 +501,10 @@ def page_cache(prom: list[EvidenceItem]) -> Finding | None:
     return Finding(
         f"Page cache, not the process, fills the memory: cache {_bytes(c.current)} is "
         f"{share:.0%} of the charged memory against RSS {_bytes(r.current)}{of_limit}. "
+        # The action said positively: a notification read in a hurry should not carry the
+        # wrong one ("raise the limit"), even negated.
         "The kernel reclaims page cache under pressure, so this is file I/O caching, not a "
-        "leak: do not raise the memory limit for it.",
+        "leak: keep the memory limit as it is.",
         0.7,
         (c_item.id, r_item.id),
         remedy="Leave the memory limit as it is: page cache is reclaimed under pressure. Alert "
@@ -2123,8 +2125,8 @@ def no_restarts(prom: list[EvidenceItem]) -> Finding | None:
     found = restarts(prom)
     if found and (found[1].peak or 0.0) == 0:
         return Finding(
-            "The container did not restart in the window (restart count 0): this is not a "
-            "crash loop.",
+            "The container did not restart in the window (restart count 0): whatever stopped "
+            "it happened once.",
             0.5,
             (found[0].id,),
             explains=False,
