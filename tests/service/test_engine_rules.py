@@ -472,6 +472,22 @@ def test_memory_sawtooth_turns_restarts_into_an_oom_kill() -> None:
     killed = [*unrestarted[:3], metric("prom-6", "container_oom_events", [0] * 6 + [1] * 7, api)]
     result = RulesEngine().analyze(memory_alert, killed)
     assert any("oom" in c.cause.lower() for c in result.probable_causes)
+    # One fall at 97%, one restart, the OOM counter flat and the process saying it handled
+    # SIGTERM: an orderly stop (an OOM kill is a SIGKILL, which leaves no such line).
+    fell = metric("prom-3", "container_memory_ratio", [0.9, 0.93, 0.95, 0.97, 0.2, 0.21], api)
+    once = metric("prom-4", "container_restarts", [0, 0, 0, 0, 1, 1], api)
+    flat = metric("prom-6", "container_oom_events", [0] * 6, api)
+    term = log_item(
+        "loki-1",
+        'level=info msg="received signal" signal=terminated',
+        'level=info msg="shutdown complete"',
+    )
+    result = RulesEngine().analyze(memory_alert, [unrestarted[0], fell, once, flat, term])
+    assert not any("oom" in c.cause.lower() for c in result.probable_causes)
+    assert any("termination signal" in c.cause for c in result.probable_causes)
+    # Without that line, the fall at the limit and the restart still read as a kill.
+    result = RulesEngine().analyze(memory_alert, [unrestarted[0], fell, once, flat])
+    assert any("oom-killed the process" in c.cause.lower() for c in result.probable_causes)
 
 
 def test_container_gone_at_its_memory_limit_is_an_oom_kill() -> None:

@@ -121,12 +121,18 @@ def vanished(series: SeriesStats, window_end: float) -> bool:
 
 
 def memory_at_limit(
-    prom: list[EvidenceItem], window_end: float, *, container_gone: bool = False
+    prom: list[EvidenceItem],
+    window_end: float,
+    *,
+    container_gone: bool = False,
+    stopped: bool = False,
 ) -> Finding | None:
     """Memory at the limit, then a sharp fall or the container gone: the kernel OOM-killed it.
 
     ``container_gone``: the alert itself says the container disappeared (its series may still
-    show the last value for Prometheus' 5-minute lookback).
+    show the last value for Prometheus' 5-minute lookback). ``stopped``: its logs say it shut
+    down in an orderly way (a SIGTERM handled); an OOM kill (SIGKILL) leaves no such line, so
+    unless its OOM counter rose, the fall was that stop.
     """
     found = own_series(prom, "container_memory_ratio")
     if not found:
@@ -134,6 +140,8 @@ def memory_at_limit(
     item, s = found
     peak = s.peak or 0.0
     if peak < 0.9:
+        return None
+    if stopped and not _oom_killed_meanwhile(prom):
         return None
     if s.drops >= 1 and not _fell_without_restart(prom):
         return Finding(

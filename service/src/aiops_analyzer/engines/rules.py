@@ -656,10 +656,12 @@ class RulesEngine:
         container = alert.labels.get("name") or alert.labels.get("container") or ""
         killed_elsewhere = findings.oom_victim_elsewhere(prom, logs, container)
         oom_said = None if killed_elsewhere else _first(log_said, "oom_killed")
+        # An orderly shutdown in the logs: a fall of memory then is that stop, not a kill.
+        stopped = any(f.topic == "shutdown" for f in log_said)
         oom = (
             findings.pod_oom_killed(prom)
             or findings.oom_counters(prom)
-            or findings.memory_at_limit(prom, window_end, container_gone=gone)
+            or findings.memory_at_limit(prom, window_end, container_gone=gone, stopped=stopped)
             or oom_said
         )
         if oom and family.category in ("container_crash", "target_down", "unknown"):
