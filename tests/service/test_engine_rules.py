@@ -2476,6 +2476,18 @@ def test_a_group_that_keeps_its_members_but_stopped_committing_is_stuck() -> Non
     keeping_up = metric("prom-3", "queue_commit_rate", [11.6] * 6, group)
     result = RulesEngine().analyze(a, [lag, members, keeping_up, produced])
     assert not any("stopped advancing" in c.cause for c in result.probable_causes)
+    assert not any("slowed down" in c.cause for c in result.probable_causes)
+    # Commits at a third of their pace (not stopped) with producers at theirs: slowed, and
+    # the stopped-commits sentence is not said.
+    slower = metric("prom-3", "queue_commit_rate", [11.6, 11.5, 11.7, 3.9, 4.1, 4.0], group)
+    result = RulesEngine().analyze(a, [lag, members, slower, produced])
+    slowed = next(c for c in result.probable_causes if "slowed down" in c.cause)
+    assert "commits 4 records/s against its usual 11.6" in slowed.cause
+    assert "4 member(s) stay in the group" in slowed.cause and not result.inconclusive
+    assert not any("stopped advancing" in c.cause for c in result.probable_causes)
+    # Stopped commits are told as stopped, not as slowed.
+    result = RulesEngine().analyze(a, [lag, members, stopped, produced])
+    assert not any("slowed down" in c.cause for c in result.probable_causes)
 
 
 def test_a_queue_whose_consumers_slowed_or_whose_publishers_surged_says_which_side_moved() -> None:

@@ -1251,14 +1251,15 @@ def _usual_and_now(s: SeriesStats) -> tuple[float, float] | None:
 
 
 def queue_rates_moved(prom: list[EvidenceItem]) -> Finding | None:
-    """Which side of a backlogged queue moved (``queue_publish_rate``, ``queue_ack_rate``):
-    consumers that still attach but acknowledge far fewer messages while publishers keep
-    their pace are slow, and what each message now waits on is the cause; publishers that
-    send far more than before while consumers keep theirs outrun them."""
+    """Which side of a backlogged queue moved (RabbitMQ's ``queue_publish_rate`` and
+    ``queue_ack_rate``, or a Kafka group's ``queue_produce_rate`` and ``queue_commit_rate``):
+    consumers that still attach but take far fewer messages while publishers keep their pace
+    are slow, and what each message now waits on is the cause; publishers that send far more
+    than before while consumers keep theirs outrun them."""
     arriving = own_series(prom, "queue_publish_rate")
     taken = own_series(prom, "queue_ack_rate")
     if not arriving or not taken:
-        return None
+        return _kafka_rates_moved(prom)
     sent, acked = _usual_and_now(arriving[1]), _usual_and_now(taken[1])
     if not sent or not acked:
         return None
@@ -1341,6 +1342,46 @@ def queue_rates_moved(prom: list[EvidenceItem]) -> Finding | None:
             topic="publish_surge",
         )
     return None
+
+
+def _kafka_rates_moved(prom: list[EvidenceItem]) -> Finding | None:
+    """A consumer group committing far fewer records than before while its topic's producers
+    keep their pace: its members are slow (stopped commits are ``commits_stopped``'s)."""
+    produced = own_series(prom, "queue_produce_rate")
+    committed = own_series(prom, "queue_commit_rate")
+    if not produced or not committed:
+        return None
+    written, taken = _usual_and_now(produced[1]), _usual_and_now(committed[1])
+    if not written or not taken:
+        return None
+    (written_before, written_now), (taken_before, taken_now) = written, taken
+    kept = PUBLISHERS_STEADY[0] * written_before <= written_now
+    kept = kept and written_now <= PUBLISHERS_STEADY[1] * written_before
+    stopped = taken_now <= COMMITS_STOPPED_SHARE * written_now
+    if not kept or stopped or taken_now > CONSUMERS_SLOWED_SHARE * taken_before:
+        return None
+    members = own_series(prom, "queue_consumers")
+    if members and (members[1].current or 0.0) <= 0:
+        return None
+    since = _fell_below(committed[1], CONSUMERS_SLOWED_SHARE * taken_before)
+    present = f"; its {fmt(members[1].current)} member(s) stay in the group" if members else ""
+    return Finding(
+        f"The consumers slowed down: the group commits {fmt(taken_now)} records/s against "
+        f"its usual {fmt(taken_before)}"
+        + (f" since about {_clock(since)}" if since else "")
+        + f", while producers keep writing {fmt(written_now)}/s (usually "
+        f"{fmt(written_before)}){present}. Each batch takes longer to process, so the lag "
+        "grows by the difference: what the consumers now wait on (a slow downstream call, a "
+        "database, rebalances) is the cause.",
+        0.65,
+        tuple(
+            dict.fromkeys([committed[0].id, produced[0].id, *([members[0].id] if members else [])])
+        ),
+        remedy="Find what each batch now waits on in the consumers (their slow calls in logs "
+        "or traces, rebalances from a poll interval exceeded) and fix that; more consumers "
+        "help only up to the topic's partition count and the dependency's headroom.",
+        topic="consumers_slow",
+    )
 
 
 def queue_without_consumers(prom: list[EvidenceItem]) -> Finding | None:
