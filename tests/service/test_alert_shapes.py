@@ -8,6 +8,7 @@ must come from what the expression measures, and the evidence must find this ale
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime
 from urllib.parse import quote
 
@@ -276,6 +277,31 @@ def test_container_queries_follow_docker_kubernetes_and_renamed_labels() -> None
         {"container": "shop_api_1"},
     )
     assert 'name="shop_api_1"' in plan_queries(renamed)[1].promql
+
+
+def test_a_kubernetes_services_alert_reads_its_pods_containers() -> None:
+    """Latency by `namespace` and `service`, no pod: its pods' CPU and throttling are read."""
+    latency = (
+        "histogram_quantile(0.99, sum by (le, namespace, service) "
+        "(rate(http_request_duration_seconds_bucket[5m]))) > 0.5"
+    )
+    slow = alert("PricingSlow", latency, {"namespace": "shop", "service": "pricing"})
+    cpu = next(q for q in plan_queries(slow) if q.kind == "container_cpu")
+    pods = re.search(r'pod=~"((?:[^"\\]|\\.)*)"', cpu.promql)
+    assert pods and 'namespace="shop"' in cpu.promql and 'container!="POD"' in cpu.promql
+    pattern = re.compile(pods.group(1).replace("\\\\", "\\"))
+    # A Deployment's and a StatefulSet's pods, not another service sharing the prefix.
+    assert pattern.fullmatch("pricing-7f9c6d5b8-x2k4q")
+    assert pattern.fullmatch("pricing-0")
+    assert not pattern.fullmatch("pricing-worker-7f9c6d5b8-x2k4q")
+    assert any(q.kind == "container_cpu_throttled" for q in plan_queries(slow))
+    # A machine's alert, or one already naming its pod, keeps its own reads.
+    scraped = alert(
+        "PricingSlow",
+        latency,
+        {"namespace": "shop", "service": "pricing", "instance": "10.1.2.3:8080"},
+    )
+    assert not any("pod=~" in q.promql for q in plan_queries(scraped))
 
 
 def test_a_kubernetes_nodes_condition_reads_the_nodes_journal() -> None:

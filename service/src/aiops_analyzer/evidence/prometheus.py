@@ -128,6 +128,24 @@ def _container_selector(labels: dict[str, str], metrics: list[str]) -> str | Non
     return ",".join(pod) or None
 
 
+# Labels that name a Kubernetes workload whose pods are called after it.
+_WORKLOAD_LABELS = ("deployment", "statefulset", "daemonset", "app", "service")
+
+
+def _workload_pods_selector(labels: dict[str, str]) -> str | None:
+    """A service's alert in Kubernetes (`namespace` and `service`, no pod): its pods'
+    containers, by the names a Deployment, StatefulSet or DaemonSet gives them, so that their
+    CPU (and its throttling), memory and restarts are read. The pod-level cgroup and the pause
+    container are left out."""
+    if not labels.get("namespace") or labels.get("pod") or labels.get("instance"):
+        return None
+    name = next((labels[k] for k in _WORKLOAD_LABELS if labels.get(k)), "")
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name):
+        return None
+    pods = _quote(f"{name}-([a-z0-9]{{6,10}}-)?[a-z0-9]{{5}}|{name}-[0-9]+")
+    return f'namespace={_quote(labels["namespace"])},pod=~{pods},container!="",container!="POD"'
+
+
 def _docker_container_name(labels: dict[str, str], metrics: list[str]) -> bool:
     """Whether a `container` label names a Docker container, which cAdvisor calls `name`.
 
@@ -182,6 +200,8 @@ def _container_queries(labels: dict[str, str], expr: str) -> list[NamedQuery]:
         not on_host and any(k in labels for k in ("name", "container", "pod"))
     )
     selector = _container_selector(labels, metrics) if about_container else None
+    if not selector and not on_host:
+        selector = _workload_pods_selector(labels)
     if not selector:
         return []
     s = "{" + selector + "}"
