@@ -2280,6 +2280,54 @@ def test_a_raid_alert_is_a_disk_failure_and_a_degraded_array_explains_slow_reads
     assert "sdb1" not in other.cause
 
 
+def test_a_rebuild_onto_a_replaced_disk_is_maintenance_not_a_failing_disk() -> None:
+    """The failed member was removed (failed members back to 0) and a new one added: md
+    rebuilds onto it. The old failure lines are history; slow queries are the rebuild's."""
+    slow = alert(
+        "HostDiskReadLatencyHigh",
+        "rate(node_disk_read_time_seconds_total[5m]) / rate(node_disk_reads_completed_total[5m])"
+        " > 0.05",
+        {"instance": "pgdb-5:9100", "device": "md0"},
+    )
+    latency = metric("prom-1", "alert_expression", [0.005] * 5 + [0.11] * 15, {"device": "md0"})
+    removed = metric("prom-2", "raid_failed_members", [1.0] * 5 + [0.0] * 15, {"device": "md0"})
+    # Kept below 1 only: the series begins when the rebuild did, 14 minutes before the end.
+    synced = metric("prom-3", "raid_synced", [0.01 * i for i in range(15)], {"device": "md0"})
+    start = END - 14 * 60
+    mined = [
+        LogLine(start - 600, "DegradedArray event detected on md device /dev/md0", True),
+        LogLine(start - 60, "COMMAND=/usr/sbin/mdadm --manage /dev/md0 --add /dev/sdc1", True),
+        LogLine(start, "kernel: md: recovery of RAID array md0", True),
+    ]
+    mined += [
+        LogLine(start + 60 + i, "LOG: duration: 2116.118 ms statement: SELECT 1", True)
+        for i in range(5)
+    ]
+    history = EvidenceItem(
+        id="loki-1", source="loki", kind="log_templates", templates=rank(mined, 900.0, 900.0)
+    )
+    result = RulesEngine().analyze(slow, [latency, removed, synced, history])
+    assert result.category == "maintenance"
+    cause = result.probable_causes[0]
+    assert "md0 is busy with a rebuild onto a replaced member (sdc1 added" in cause.cause
+    assert "14% synced, about 1.4 h left" in cause.cause and cause.evidence_ids == ["prom-3", "loki-1"]
+    text = " ".join(c.cause for c in result.probable_causes)
+    assert "A disk fails" not in text and "missing index" not in text
+    assert "sync_speed_max" in result.remediation[0]
+    # The surviving disk failing during the rebuild is news, not history: it stays.
+    failing = mined + [LogLine(END - 60, "kernel: [sdb] Unrecovered read error", True)]
+    worse = EvidenceItem(
+        id="loki-1", source="loki", kind="log_templates", templates=rank(failing, 900.0, 900.0)
+    )
+    again = RulesEngine().analyze(slow, [latency, removed, synced, worse])
+    assert any(
+        "disk under it fails" in c.cause or "A disk fails" in c.cause for c in again.probable_causes
+    )
+    # Still degraded (a member failed now): the degraded finding, not maintenance.
+    degraded = metric("prom-2", "raid_failed_members", [1.0] * 20, {"device": "md0"})
+    assert RulesEngine().analyze(slow, [latency, degraded, synced]).category == "disk_failure"
+
+
 def test_a_named_cause_drops_the_familys_other_stock_guesses() -> None:
     """A host OOM kill whose kernel line names the victim gets no "a memory leak or a traffic
     spike" guess; the same alert without that line keeps the family's alternatives."""

@@ -36,6 +36,8 @@ CAUSE_BY_TOPIC: dict[str, str] = {
     "bandwidth": "network",
     "nfs": "network",
     "disk_failure": "disk_failure",
+    # An md array rebuilding onto a replaced disk, resyncing or checking: work that ends.
+    "raid_rebuild": "maintenance",
     # Database threads piled up behind a lock (a metadata lock, row locks).
     "lock_waits": "lock_contention",
     # A migration's ALTER waiting for the table's lock, every query queued behind it.
@@ -89,6 +91,8 @@ _CAUSES_FOR: dict[str, frozenset[str]] = {
 _TOPIC_EXPLAINS: dict[str, frozenset[str]] = {
     # A failing disk explains slow or saturated I/O, and an alert on the array itself.
     "disk_failure": frozenset({"disk_io", "latency", "disk_failure", "unknown"}),
+    # A rebuild saturates the array: slow I/O, load, and an alert on the array itself.
+    "raid_rebuild": frozenset({"disk_io", "latency", "disk_failure", "host_load", "unknown"}),
     "nfs": _PATH_SYMPTOMS | {"cpu_saturation", "host_load", "disk_io"},
     # A full disk also ends a job's runs in an error.
     "disk": AVAILABILITY_SYMPTOMS | {"failed_job"},

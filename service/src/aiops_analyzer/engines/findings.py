@@ -1113,6 +1113,103 @@ def raid_degraded(prom: list[EvidenceItem], logs: list[EvidenceItem]) -> Finding
     )
 
 
+# What md is doing to an array, as the kernel logs it: "md: recovery of RAID array md0" (onto a
+# replaced or spare member), "resync" (after an unclean stop), "data-check" (checkarray).
+_MD_SYNC = re.compile(
+    r"md: (recovery|resync|data-check|requested-resync|reshape) of RAID array (\w+)", re.I
+)
+# An operator adding a member: mdadm's `--add /dev/sdc1` (or `-a`), mdadm's RebuildStarted.
+_MD_ADDED = re.compile(r"mdadm\b.*\s(?:--add|--re-add|-a)\s+(?:/dev/)?(\w+)")
+
+
+def _rebuild_started(s: SeriesStats) -> float | None:
+    """When the resync began: the share-synced series (kept only below 1) starts then, unless
+    it was already running when the window opened."""
+    if not s.points or s.points[0][1] > 0.02:
+        return None
+    return s.points[0][0]
+
+
+def raid_rebuilding(prom: list[EvidenceItem], logs: list[EvidenceItem]) -> Finding | None:
+    """An md array with no failed member that resyncs (``raid_synced`` below 1): a rebuild
+    onto a replaced disk, a resync or a scheduled check reads whole disks flat out, and every
+    other read and write on them queues behind it. Maintenance that ends, not a failing disk."""
+    failing = {
+        s.labels.get("device")
+        for item in of_kind(prom, "raid_failed_members")
+        for s in item.series
+        if (s.current or 0.0) > 0
+    }
+    syncing = [
+        (item, s)
+        for item in of_kind(prom, "raid_synced")
+        for s in item.series
+        if s.current is not None and s.current < 1 and s.labels.get("device") not in failing
+    ]
+    if not syncing:
+        return None
+    item, s = syncing[0]
+    synced = s.current or 0.0
+    array = s.labels.get("device", "an array")
+    ids = [item.id]
+    action, added = "", ""
+    for log_item, template in templates(logs):
+        sync = _MD_SYNC.search(template.example)
+        if sync and sync.group(2) == array and not action:
+            action = sync.group(1).lower()
+            ids.append(log_item.id)
+        member = _MD_ADDED.search(template.example)
+        if member and array in template.example and not added:
+            added = f"{member.group(1)} added at {_clock(template.first_seen)}"
+            ids.append(log_item.id)
+    what = {
+        "data-check": "a consistency check (`checkarray`, scheduled monthly by Debian's mdadm)",
+        "resync": "a resync of its members (after an unclean stop)",
+        "requested-resync": "a requested resync of its members",
+        "reshape": "a reshape (a member or a level added)",
+    }.get(action, "a rebuild onto a replaced member")
+    started = _rebuild_started(s)
+    since = f" since {_clock(started)}" if started else ""
+    left = ""
+    if started and s.points[-1][0] > started and synced > 0:
+        pace = synced / (s.points[-1][0] - started)  # share per second
+        left = f", about {(1 - synced) / pace / 3600:.1f} h left at this pace"
+    return Finding(
+        f"The RAID array {array} is busy with {what}{f' ({added})' if added else ''}{since}: "
+        f"{synced:.0%} synced{left}. md reads the surviving disk flat out and writes the "
+        "other, so every other read and write on the array queues behind it. No member is "
+        "failed now: this is maintenance that ends when the sync completes, not a failing "
+        "disk, and the slow requests on this machine are its symptom.",
+        0.8,
+        tuple(dict.fromkeys(ids)),
+        remedy="Watch the sync (`cat /proc/mdstat` shows its progress and the time left) and "
+        "let it finish; to give the applications room meanwhile, lower its speed "
+        f"(`echo 50000 > /sys/block/{array}/md/sync_speed_max`, or "
+        "`sysctl -w dev.raid.speed_limit_max=50000`, in KB/s) and raise it again once the "
+        "load drops. Run checks and planned rebuilds outside busy hours.",
+        replaces_steps=True,
+        topic="raid_rebuild",
+    )
+
+
+def disk_errors_since(logs: list[EvidenceItem], since: float) -> bool:
+    """Whether any disk-failure line (medium errors, md dropping a member) came at ``since``
+    or later: a rebuild's surviving disk failing too."""
+    return any(
+        "disk_failure" in template.tags and template.last_seen >= since
+        for _, template in templates(logs)
+    )
+
+
+def rebuild_started(prom: list[EvidenceItem]) -> float | None:
+    """When a resync seen in ``raid_synced`` began, if it began in the window."""
+    for item in of_kind(prom, "raid_synced"):
+        for s in item.series:
+            if s.current is not None and s.current < 1 and (started := _rebuild_started(s)):
+                return started
+    return None
+
+
 # WAL an inactive slot holds back that matters next to a filling disk.
 SLOT_WAL_BYTES = 1024**3
 

@@ -217,14 +217,26 @@ def credentials_rejected(logs: list[EvidenceItem]) -> Finding | None:
     )
 
 
-def slow_queries(logs: list[EvidenceItem]) -> Finding | None:
+def slow_queries(logs: list[EvidenceItem], *, disk_bound: bool = False) -> Finding | None:
     """Database statements that got slow before the alert (new or surging slow-query lines;
-    the occasional slow query every service logs is background)."""
+    the occasional slow query every service logs is background). ``disk_bound``: the
+    machine's disk is saturated or rebuilding, which is then why they are slow."""
     for item, template in templates(logs):
         if "slow_query" not in template.tags or "lock" in template.tags:
             continue
         if template.novelty not in ("new", "surging"):
             continue
+        if disk_bound:
+            # Their plans did not change: the reads under them wait on the disk.
+            return Finding(
+                f"Database queries got slow before the alert: '{_clip(template.example)}' "
+                f"({seen(template)}). They wait for their reads on the disk named above: a "
+                "symptom of it, and they recover with it.",
+                0.5,
+                (item.id,),
+                explains=False,
+                topic="slow_query",
+            )
         return Finding(
             f"Database queries got slow before the alert: '{_clip(template.example)}' "
             f"({seen(template)}). Requests wait on them, which shows as latency and, past "

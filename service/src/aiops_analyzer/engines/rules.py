@@ -14,7 +14,12 @@ import statistics
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from aiops_analyzer.engines import categories, findings, findings_application
+from aiops_analyzer.engines import (
+    categories,
+    findings,
+    findings_application,
+    findings_dependency,
+)
 from aiops_analyzer.evidence.expression import (
     JOB_METRICS,
     STALE_OUTPUT,
@@ -610,6 +615,8 @@ def target(alert: Alert) -> str:
 # A service's symptoms that a swapping machine explains.
 _SWAP_SYMPTOMS = frozenset({"latency", "error_rate", "unknown"})
 _GONE_FAMILIES = frozenset({"target_down", "workload_unavailable", "container_stopped"})
+# Findings that make the machine's disk the bottleneck of everything on it.
+_DISK_CAUSES = frozenset({"disk_io", "raid_rebuild", "disk_failure"})
 
 
 def _planned(family: Family, supported: list[findings.Finding]) -> bool:
@@ -686,10 +693,16 @@ class RulesEngine:
             for f in application.findings
             if not (memory and family.category == "memory_pressure" and f.topic == "resource_limit")
         ]
+        # A rebuild onto a replaced disk tells the story of the disk that failed before it;
+        # its old failure lines are history unless the surviving disk fails too.
+        rebuild = findings.raid_rebuilding(prom, logs)
+        rebuild_start = findings.rebuild_started(prom) if rebuild else None
+        replaced = rebuild_start is not None and not findings.disk_errors_since(logs, rebuild_start)
         log_found = [
             f
             for f in log_said
             if f is not oom
+            and not (replaced and f.topic == "disk_failure")
             and f.family != "oom_killed"
             and f.topic not in application.drop_topics
             # Maintenance explains a machine or service that went away, nothing else.
@@ -720,7 +733,7 @@ class RulesEngine:
         extra += [findings.queue_without_consumers(prom), findings.commits_stopped(prom)]
         extra.append(findings.queue_rates_moved(prom))
         extra.append(findings.mysql_lock_waits(prom))
-        extra.append(findings.raid_degraded(prom, logs))
+        extra += [findings.raid_degraded(prom, logs), rebuild]
         extra += [findings.gc_pauses(prom), findings.goroutine_leak(prom)]
         extra.append(findings.pod_cannot_start(prom))
         extra.append(findings.inodes_behind_no_space(prom, logs))
@@ -750,6 +763,14 @@ class RulesEngine:
             extra.append(findings.writes_under_mount(logs, mountpoint) if mountpoint else None)
         if family.category in ("memory_pressure", "disk_space") and not (oom or cache):
             extra.append(findings.growth(prom))
+        if any(f and f.topic in _DISK_CAUSES and f.confidence >= 0.7 for f in extra):
+            # Slow statements on a saturated or rebuilding disk: the disk, not their plans.
+            app_found = [
+                (findings_dependency.slow_queries(logs, disk_bound=True) or f)
+                if f.topic == "slow_query"
+                else f
+                for f in app_found
+            ]
         extra += app_found
         extra += log_found
         slow_burn = family.category in ("disk_space", "memory_pressure")

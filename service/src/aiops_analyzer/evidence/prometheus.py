@@ -666,7 +666,8 @@ def _replication_slot_queries(alert: Alert, expr: str) -> list[NamedQuery]:
 
 def _raid_queries(alert: Alert, expr: str) -> list[NamedQuery]:
     """For a disk alert on a machine (I/O, latency, space): its md arrays' failed members and
-    the share resynced. A degraded array rebuilding onto a spare is slow for everything."""
+    the share resynced. A degraded array, or one rebuilding onto a replaced disk or checking
+    its members, is slow for everything."""
     instance = subject_labels(alert).get("instance", "")
     about_disk = any(m.startswith(("node_disk_", "node_filesystem")) for m in _metrics(expr))
     if not instance or not about_disk:
@@ -675,7 +676,9 @@ def _raid_queries(alert: Alert, expr: str) -> list[NamedQuery]:
     return [
         NamedQuery(
             "RAID arrays' failed members",
-            f'max by (device) (node_md_disks{{{on_host},state=~"failed|down"}}) > 0',
+            # No `> 0`: a member that failed and was removed since reads 0 now, and the
+            # array is then rebuilding onto its replacement, not degraded.
+            f'max by (device) (node_md_disks{{{on_host},state=~"failed|down"}})',
             "raid_failed_members",
         ),
         NamedQuery(
