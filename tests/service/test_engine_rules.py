@@ -555,6 +555,45 @@ def test_page_cache_is_not_a_reason_to_raise_the_limit() -> None:
         assert not any("Page cache" in c.cause for c in result.probable_causes)
 
 
+def test_cache_that_is_tmpfs_is_told_as_unreclaimable_not_as_page_cache() -> None:
+    """Cache and working set climbing together to the limit with RSS flat: a hot file's pages
+    or tmpfs look alike; the service's line about /dev/shm tells which."""
+    worker = {"name": "render-worker-1"}
+    mib = 1024**2
+    climb = [600 * mib + i * 20 * mib for i in range(10)]  # 600 -> 780 MiB
+    evidence = [
+        metric("prom-1", "alert_expression", [90.0 + i * 0.6 for i in range(10)], worker),
+        metric("prom-7", "container_memory_cache", climb, worker, limit=1024 * mib),
+        metric("prom-8", "container_memory_rss", [210 * mib] * 10, worker, limit=1024 * mib),
+        metric(
+            "prom-9",
+            "container_memory_working_set",
+            [c + 170 * mib for c in climb],
+            worker,
+            limit=1024 * mib,
+        ),
+    ]
+    a = alert("ContainerHighMemoryUsage", WORKING_SET_OVER_90, worker)
+    spool = log_item(
+        "loki-1", *[f"INFO spool: wrote /dev/shm/render-spool/seg-{n}.raw" for n in range(5)]
+    )
+    result = RulesEngine().analyze(a, [*evidence, spool])
+    cause = result.probable_causes[0]
+    assert "not reclaimed: it grew by 180.0 MiB to 780.0 MiB" in cause.cause
+    assert "/dev/shm/render-spool" in cause.cause and "cannot be reclaimed" in cause.cause
+    assert cause.evidence_ids == ["prom-7", "prom-9", "loki-1"]
+    text = " ".join(c.cause for c in result.probable_causes)
+    assert "Page cache, not the process" not in text and "a leak, not load" not in text
+    assert "/dev/shm" in result.remediation[0]
+    # The same numbers with no word of tmpfs: page cache of files read again and again.
+    result = RulesEngine().analyze(a, evidence)
+    assert "Page cache, not the process" in result.probable_causes[0].cause
+    # A working set that stays low while the cache climbs: the cache is inactive, reclaimable.
+    low = metric("prom-9", "container_memory_working_set", [400 * mib] * 10, worker)
+    result = RulesEngine().analyze(a, [*evidence[:3], low, spool])
+    assert not any("not reclaimed" in c.cause for c in result.probable_causes)
+
+
 @pytest.mark.parametrize(
     ("name", "expr", "words"),
     [
@@ -2310,7 +2349,10 @@ def test_a_rebuild_onto_a_replaced_disk_is_maintenance_not_a_failing_disk() -> N
     assert result.category == "maintenance"
     cause = result.probable_causes[0]
     assert "md0 is busy with a rebuild onto a replaced member (sdc1 added" in cause.cause
-    assert "14% synced, about 1.4 h left" in cause.cause and cause.evidence_ids == ["prom-3", "loki-1"]
+    assert "14% synced, about 1.4 h left" in cause.cause and cause.evidence_ids == [
+        "prom-3",
+        "loki-1",
+    ]
     text = " ".join(c.cause for c in result.probable_causes)
     assert "A disk fails" not in text and "missing index" not in text
     assert "sync_speed_max" in result.remediation[0]

@@ -522,6 +522,66 @@ def page_cache(prom: list[EvidenceItem]) -> Finding | None:
     )
 
 
+# A path in tmpfs or shared memory, whose pages count as cache but are freed only with the file.
+_TMPFS_PATH = re.compile(r"/dev/shm\b|\btmpfs\b|/run/shm\b|\bshm_open\b|\bmemfd\b", re.I)  # noqa: S108
+# The cache's climb in the window, as a share of the limit, that counts as growing; the share
+# of it the working set took on (pages on no inactive file list); the working set's share of
+# the limit at which the kernel would already be reclaiming ordinary cache.
+CACHE_CLIMB_SHARE = 0.05
+WORKING_SET_TOOK_SHARE = 0.8
+UNRECLAIMED_AT = 0.85
+
+
+def _climb(s: SeriesStats) -> float:
+    return s.points[-1][1] - s.points[0][1] if len(s.points) > 1 else 0.0
+
+
+def unreclaimed_cache(prom: list[EvidenceItem], logs: list[EvidenceItem]) -> Finding | None:
+    """ "Cache" the kernel does not reclaim: it climbs, the working set (usage minus inactive
+    file pages) climbs by as much up to the limit, and RSS does not. tmpfs and shared memory
+    are counted as cache but live on the anonymous lists: they go only when their files are
+    deleted, so the container heads for an OOM kill. A line naming /dev/shm says which."""
+    cache = own_series(prom, "container_memory_cache")
+    working = own_series(prom, "container_memory_working_set")
+    rss = own_series(prom, "container_memory_rss")
+    if not cache or not working or not rss:
+        return None
+    (c_item, c), (w_item, w), (_, r) = cache, working, rss
+    limit = c.limit or w.limit or r.limit
+    if not limit or w.current is None or r.current is None:
+        return None
+    grew = _climb(c)
+    if grew < CACHE_CLIMB_SHARE * limit or _climb(w) < WORKING_SET_TOOK_SHARE * grew:
+        return None
+    if w.current / limit < UNRECLAIMED_AT or _process_memory_grows(r):
+        return None
+    # Files read over and over look the same in these numbers (active file pages, which the
+    # kernel does reclaim): only the service's own word that it writes to tmpfs tells.
+    written = next(
+        ((item, t) for item, t in templates(logs) if _TMPFS_PATH.search(t.example)), None
+    )
+    if written is None:
+        return None
+    item, template = written
+    return Finding(
+        f"The page cache that fills the memory is not reclaimed: it grew by {_bytes(grew)} to "
+        f"{_bytes(c.current or 0.0)} in the window and the working set, which leaves out the "
+        f"inactive file pages the kernel would reclaim, grew with it to {w.current / limit:.0%} "
+        f"of the limit, while RSS stayed at {_bytes(r.current)}. The service writes to tmpfs: "
+        f"'{_clip(template.example)}' ({template.count}x in the window); tmpfs and "
+        "shared-memory pages count as cache but cannot be reclaimed while their files exist, "
+        "so they pile up until the container is OOM-killed.",
+        0.75,
+        (c_item.id, w_item.id, item.id),
+        remedy="Find what grows in tmpfs (`docker exec NAME df -h /dev/shm /run`, "
+        "`du -sh /dev/shm/*`; `shmem` in the cgroup's memory.stat) and delete or rotate it: "
+        "restore the cleanup or retention that should remove those files. A higher limit "
+        "only postpones the OOM kill.",
+        replaces_steps=True,
+        topic="shmem",
+    )
+
+
 # MemAvailable above this share of RAM: the host has room, whatever MemFree says.
 ROOMY_AVAILABLE = 0.2
 

@@ -712,9 +712,15 @@ class RulesEngine:
             oom = oom_said
         flapping = findings.intermittent_condition(prom)
         extra: list[findings.Finding | None] = [flapping, oom, memory]
-        cache = findings.page_cache(prom) or findings.host_page_cache(
-            prom, alert_expression(alert), logs
+        # "Cache" that stays (tmpfs): told as such, neither reclaimable nor the process's leak.
+        unreclaimed = findings.unreclaimed_cache(prom, logs)
+        cache = (
+            None
+            if unreclaimed
+            else findings.page_cache(prom)
+            or findings.host_page_cache(prom, alert_expression(alert), logs)
         )
+        extra.append(unreclaimed)
         # A deploy the application evidence clears is not quoted as the shift's cause.
         shift_logs = [] if "deploy" in application.drop_topics else logs
         extra += [cache, findings.metric_shift(prom, shift_logs)]
@@ -761,7 +767,9 @@ class RulesEngine:
             extra.append(findings.logs_outgrow_the_disk(logs))
             mountpoint = alert.labels.get("mountpoint", "")
             extra.append(findings.writes_under_mount(logs, mountpoint) if mountpoint else None)
-        if family.category in ("memory_pressure", "disk_space") and not (oom or cache):
+        if family.category in ("memory_pressure", "disk_space") and not (
+            oom or cache or unreclaimed
+        ):
             extra.append(findings.growth(prom))
         if any(f and f.topic in _DISK_CAUSES and f.confidence >= 0.7 for f in extra):
             # Slow statements on a saturated or rebuilding disk: the disk, not their plans.
