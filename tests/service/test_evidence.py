@@ -1914,6 +1914,54 @@ def test_a_kubernetes_services_alert_reads_its_workloads_pods() -> None:
     assert not any("pod=~" in s for s in stream_selectors(own))
 
 
+async def test_a_nightly_job_that_started_before_a_long_for_and_finished_is_the_load() -> None:
+    """A reindex unit started 25 minutes before a CPU alert with `for: 15m` (before the recent
+    window) and finished two minutes before the alert resolved: its start counts as news, its
+    end is read as the alert recovered, and the answer says the load was the job and is over."""
+    base = STARTS.timestamp()
+    ends = STARTS + timedelta(minutes=90)
+    unit = "Nightly full rebuild of the search index"
+    journal = [
+        (base - 10800 + 600 * i, f"CRON[{i}]: (root) CMD (run-parts /etc/cron.hourly)")
+        for i in range(18)
+    ]
+    journal += [(base - 1500, f"Started reindex.service - {unit}.")]
+    journal += [(base - 1200 + 600 * i, f"reindex: {i * 9}% documents") for i in range(12)]
+    journal += [
+        (base + 88 * 60, f"Finished reindex.service - {unit}."),
+        (base + 88 * 60, "reindex.service: Consumed 2h41min 7.412s CPU time."),
+    ]
+    busy = alert(
+        {"alertname": "HighCpuUsage", "instance": "srch-3:9100", "job": "node-exporter"},
+        'avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m])) < 0.1',
+    )
+    resolved = busy.model_copy(update={"status": "resolved", "ends_at": ends})
+    with LoopbackServer(_loki_by_window(journal, {"host": "srch-3"})) as server:
+        evidence = await gather_evidence(resolved, settings(loki_url=server.url))
+    started = next(t for t in by_id(evidence)["loki-1"].templates if "Started" in t.example)
+    assert started.novelty == "new"
+    result = await analyze(resolved, evidence, settings())
+    cause = result.probable_causes[0]
+    assert cause.cause.startswith("The unit reindex.service started at ")
+    assert "25 min before the alert fired" in cause.cause
+    assert "after using 2h41min 7.412s of CPU time" in cause.cause
+    assert "the job's own work was the load, and it is over" in cause.cause
+    assert cause.evidence_ids == ["loki-1", "loki-recovery"]
+    assert result.severity == "info" and result.category == "cpu_saturation"
+    # Still firing: the job is the likely load, no word of its end.
+    with LoopbackServer(_loki_by_window(journal, {"host": "srch-3"})) as server:
+        read = await gather_evidence(busy, settings(loki_url=server.url))
+    firing = await analyze(busy, read, settings())
+    job = next(c for c in firing.probable_causes if "reindex.service" in c.cause)
+    assert "its work is the likely load" in job.cause and job.confidence == 0.6
+    # A unit that starts every hour is routine, not news.
+    hourly = [(base - 10800 + 3600 * i, f"Started reindex.service - {unit}.") for i in range(3)]
+    with LoopbackServer(_loki_by_window(journal + hourly, {"host": "srch-3"})) as server:
+        read = await gather_evidence(busy, settings(loki_url=server.url))
+    routine = await analyze(busy, read, settings())
+    assert not any("reindex.service started" in c.cause for c in routine.probable_causes)
+
+
 async def test_a_resolved_alert_reads_what_was_done_just_before_it_recovered() -> None:
     """An operator killed the runaway process 68 minutes after the CPU alert fired: the
     machine's journal just before the resolution says so."""

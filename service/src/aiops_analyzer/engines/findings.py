@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from aiops_analyzer.evidence.anomaly import kendall_tau, theil_sen_slope
 from aiops_analyzer.evidence.logline import shorten
-from aiops_analyzer.evidence.logrank import TAGS, is_background
+from aiops_analyzer.evidence.logrank import CRON_COMMAND, TAGS, UNIT_START, is_background
 from aiops_analyzer.evidence.missing_path import missing_path
 from aiops_analyzer.evidence.oom_kill import OomKill, read_oom_kill
 from aiops_analyzer.evidence.series import fmt, label_text
@@ -587,9 +587,7 @@ ROOMY_AVAILABLE = 0.2
 
 
 # systemd starting a service unit (not a user's session or its manager).
-_UNIT_START = re.compile(
-    r"\bStart(?:ing|ed) (?!user@|user-runtime-dir@|session-)([\w@.-]+\.service)\b"
-)
+_UNIT_START = UNIT_START
 
 
 def _unit_started(logs: list[EvidenceItem]) -> tuple[EvidenceItem, LogTemplate, str] | None:
@@ -600,6 +598,94 @@ def _unit_started(logs: list[EvidenceItem]) -> tuple[EvidenceItem, LogTemplate, 
         if t.novelty == "new" and (found := _UNIT_START.search(t.example))
     ]
     return max(started, key=lambda found: found[1].first_seen, default=None)
+
+
+# A unit's own end: systemd's "Finished x.service", "x.service: Deactivated successfully",
+# "x.service: Consumed 3h21min 7.4s CPU time" (what the job cost, when accounting is on).
+_UNIT_END = re.compile(
+    r"Finished ([\w@.-]+\.service)|([\w@.-]+\.service): (?:Deactivated|Succeeded)"
+)
+_UNIT_CPU = re.compile(r"([\w@.-]+\.service): Consumed (.+?) CPU time")
+# How long before the alert a job may start and still be its load; how far from the recovery
+# its end may be and still be why the alert resolved.
+JOB_LEAD_SECONDS = 3600.0
+JOB_END_NEAR_SECONDS = 900.0
+
+
+def scheduled_job(
+    logs: list[EvidenceItem], starts_ts: float, ends_ts: float | None = None
+) -> Finding | None:
+    """A job (a systemd unit, a cron command) that started in the hour before a resource
+    alert, new against the hours before: its work is the likely load. For a resolved alert,
+    the unit's "Finished" near the recovery says the load ended with it."""
+    started = [
+        (item, t, found.group(1))
+        for item, t in templates(logs)
+        if t.novelty == "new"
+        and starts_ts - JOB_LEAD_SECONDS <= t.first_seen <= starts_ts + 300
+        and (found := UNIT_START.search(t.example) or CRON_COMMAND.search(t.example))
+    ]
+    if not started:
+        return None
+    item, template, name = max(started, key=lambda found: found[1].first_seen)
+    ids = [item.id]
+    unit = name.endswith(".service")
+    what = f"The unit {name}" if unit else f"cron's `{_clip(name)}`"
+    lead = max(0.0, starts_ts - template.first_seen) / 60
+    text = (
+        f"{what} started at {_clock(template.first_seen)}, {lead:.0f} min before the alert "
+        f"fired ('{_clip(template.example)}'), and had not in the hours before"
+    )
+    # The ends come from the ranked logs or, past the recent window, from what was read as the
+    # alert recovered.
+    read = [
+        (i, t) for i in logs if i.kind in ("log_templates", "recovery_acts") for t in i.templates
+    ]
+    ended = [
+        (i, t)
+        for i, t in read
+        if t.first_seen > template.first_seen
+        and (unit_end := _UNIT_END.search(t.example))
+        and name in (unit_end.group(1), unit_end.group(2))
+    ]
+    cpu = next(
+        (
+            (i.id, found.group(2))
+            for i, t in read
+            if (found := _UNIT_CPU.search(t.example)) and found.group(1) == name
+        ),
+        None,
+    )
+    confidence = 0.6
+    if ended:
+        end_item, end = max(ended, key=lambda found: found[1].first_seen)
+        ids.append(end_item.id)
+        text += f"; it finished at {_clock(end.first_seen)} ('{_clip(end.example)}')"
+        if cpu:
+            text += f" after using {cpu[1]} of CPU time"
+            ids.append(cpu[0])
+        if ends_ts is not None and abs(ends_ts - end.first_seen) <= JOB_END_NEAR_SECONDS:
+            text += (
+                f", and the alert resolved at {_clock(ends_ts)}: the job's own work was the "
+                "load, and it is over"
+            )
+            confidence = 0.8
+        text += "."
+    else:
+        text += ": its work is the likely load while it runs."
+    return Finding(
+        text,
+        confidence,
+        tuple(dict.fromkeys(ids)),
+        remedy=f"Check what the job does and how long it runs (`systemctl status {name}`, "
+        f"`journalctl -u {name}`; `systemd-cgtop` while it runs). If the load it puts on the "
+        "machine matters, run it at a quieter time, lower its priority (`Nice=`, "
+        "`CPUWeight=` or `CPUQuota=`, `IOWeight=` in the unit) or spread its work."
+        if unit
+        else "Check what the cron job does and how long it runs (`crontab -l` of its user, "
+        "`/etc/cron.d`); run it at a quieter time or with `nice`/`ionice` if its load matters.",
+        topic="scheduled_job",
+    )
 
 
 def _process_memory_grows(rss: SeriesStats) -> bool:

@@ -499,6 +499,8 @@ FAMILY_BY_CATEGORY = {family.category: family for family in FAMILIES}
 RESOURCE_FAMILIES = frozenset(
     {"cpu_saturation", "host_load", "memory_pressure", "disk_space", "disk_io"}
 )
+# Alerts a scheduled job's own work can raise while it runs.
+_JOB_LOADS = frozenset({"cpu_saturation", "host_load", "memory_pressure", "disk_io"})
 
 UNKNOWN = Family(
     "unknown",
@@ -792,6 +794,11 @@ class RulesEngine:
             extra.append(findings.no_restarts(prom) if not oom else None)
         if family.category in RESOURCE_FAMILIES:
             extra.append(findings.busy_programs(logs))
+        if family.category in _JOB_LOADS:
+            ends = (
+                alert.ends_at.timestamp() if alert.status == "resolved" and alert.ends_at else None
+            )
+            extra.append(findings.scheduled_job(logs, alert.starts_at.timestamp(), ends))
         if cpu_alert:
             extra.append(findings.retry_loop(logs))
         supported = _one_per_topic([f for f in extra if f])

@@ -19,6 +19,13 @@ from aiops_analyzer.evidence.templates import TemplateMiner
 from aiops_analyzer.schemas import LogTemplate
 
 # What a line speaks of. Order matters only for reading; a line may carry several tags.
+# A systemd service unit starting (not a user's session or its manager), or cron running a
+# command: the start of a scheduled job, whose work can be what a resource alert measures.
+UNIT_START = re.compile(
+    r"\bStart(?:ing|ed) (?!user@|user-runtime-dir@|session-)([\w@.-]+\.service)\b"
+)
+CRON_COMMAND = re.compile(r"\bCRON\[\d+\]: \(\S+\) CMD \((.+?)\)?$")
+
 TAGS: dict[str, re.Pattern[str]] = {
     "oom": re.compile(
         r"OOMKilled|out of memory|\boom[-_ ]?kill|killed process|earlyoom|oom_reaper"

@@ -31,7 +31,13 @@ from aiops_analyzer.evidence.expression import (
     logql_selector,
     metric_names,
 )
-from aiops_analyzer.evidence.logrank import TAGS, LogLine, rank_with_lines
+from aiops_analyzer.evidence.logrank import (
+    CRON_COMMAND,
+    TAGS,
+    UNIT_START,
+    LogLine,
+    rank_with_lines,
+)
 from aiops_analyzer.evidence.missing_path import REMOVAL_FILTER, ancestors, missing_path
 from aiops_analyzer.evidence.prometheus import render_item, typed_series
 from aiops_analyzer.evidence.target import (
@@ -83,6 +89,9 @@ _LEAD_IN_CAUSES = tuple(
         "reboot",
     )
 )
+# A scheduled job starting in that lead-in (a unit, a cron command) for the first time in the
+# baseline: a nightly job that loads the machine starts well before a rule's `for:` fires.
+_LEAD_IN_STARTS = (UNIT_START, CRON_COMMAND)
 # The lead-up read of the recent window runs this far past startsAt.
 LEAD_UP_AFTER_START = timedelta(minutes=5)
 # Filesystems that hold the container runtime's logs (Docker's json-file logs live under
@@ -1044,7 +1053,7 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
                 or (
                     deploy_from <= ts
                     and index in reaching
-                    and any(cause.search(text) for cause in _LEAD_IN_CAUSES)
+                    and any(cause.search(text) for cause in (*_LEAD_IN_CAUSES, *_LEAD_IN_STARTS))
                     and not _STACK_FRAME.search(text)
                     and _shape(text) not in earlier
                 )
@@ -1346,10 +1355,13 @@ async def _mount_writes(
 
 
 # What someone or something did that can end an incident: an operator's command (sudo's
-# COMMAND=), a unit or process stopped, killed or restarted, a rollback.
+# COMMAND=), a unit or process stopped, killed or restarted, a rollback, a job that finished.
 RECOVERY_FILTER = (
     ' |~ "(?i)COMMAND=|systemctl (restart|stop|start|reload|kill)|\\bkill(ed)?\\b'
-    '|Stopped |Started |restart|roll(ed)? ?back|scaled? (up|down|to)"'
+    "|Stopped |Started |restart|roll(ed)? ?back|scaled? (up|down|to)"
+    # A job that ended by itself: systemd's "Finished x.service", "Deactivated successfully",
+    # "Consumed ... CPU time", a tool's own "done" or "completed".
+    '|Finished |Deactivated successfully|Consumed .* CPU time|\\b(done|completed)\\b"'
 )
 RECOVERY_LEAD = timedelta(minutes=10)
 MAX_RECOVERY_LINES = 200
