@@ -1394,6 +1394,44 @@ async def test_a_dependency_named_by_failing_calls_has_its_own_failures_read() -
     assert any(e.startswith("ledger: FATAL: remaining connection slots") for e in examples)
 
 
+async def test_calls_failing_toward_an_address_read_the_stacks_other_services() -> None:
+    """A Compose API's health check is refused by 172.23.0.4:5432 and names no container:
+    its stack's other services' failure lines (the database's full disk) are read."""
+    base = STARTS.timestamp()
+    refused = (
+        'database ping failed: connection to server at "172.23.0.4", port 5432 failed: '
+        "Connection refused"
+    )
+    full = 'PANIC: could not write to file "pg_wal/xlogtemp.41": No space left on device'
+    own = {"container": "ledger-api-1", "service": "api", "stack": "ledger"}
+
+    def loki(request: Recorded) -> Reply:
+        query = request.param("query")
+        if query == '{container="ledger-api-1"}':
+            lines = [(base - 10800 + 300 * i, "GET /healthz 200") for i in range(34)]
+            lines += [(base - 200 + 10 * i, refused) for i in range(10)]
+            return _loki_by_window(lines, own)(request)
+        if query.startswith('{stack="ledger",service!="api"}'):
+            db = {"container": "ledger-db-1", "service": "db", "stack": "ledger"}
+            return _loki_by_window([(base - 240, full)], db)(request)
+        return _loki_by_window([], {})(request)
+
+    restarting = alert({"alertname": "ContainerRestarting", "name": "ledger-api-1"})
+    with LoopbackServer(loki) as server:
+        evidence = await gather_evidence(restarting, settings(loki_url=server.url))
+    examples = [t.example for t in by_id(evidence)["loki-1"].templates]
+    assert any("No space left on device" in e for e in examples)
+    result = await analyze(restarting, evidence, settings())
+    assert result.category == "disk_space"
+    # Calls refused by a named service read that service instead, not the whole stack.
+    named = refused.replace('"172.23.0.4"', '"ledger-db"').replace(
+        'at "ledger-db", port 5432', "ledger-db:5432"
+    )
+    with LoopbackServer(_loki_by_window([(base - 100, named)], own)) as server:
+        await gather_evidence(restarting, settings(loki_url=server.url))
+    assert not any(r.param("query").startswith("{stack=") for r in server.requests)
+
+
 def test_the_subjects_machine_and_container_names_are_looked_for_in_every_stream() -> None:
     down = alert({"alertname": "ContainerDown", "name": "orders-db", "instance": "db-host-2:8080"})
     pattern = '"(?i)\\\\borders-db\\\\b|\\\\bdb-host-2\\\\b"'

@@ -682,6 +682,12 @@ def neighbour_selector(alert: Alert, own: list[dict[str, str]]) -> str:
     broker = bool(queue_mention_selector(alert))
     if not (broker or _PROXY.search(names) or any(m in metrics for m in _PROXY_METRICS)):
         return ""
+    return stack_neighbours(own)
+
+
+def stack_neighbours(own: list[dict[str, str]]) -> str:
+    """The failure lines of the other services in the subject's stack (a Compose project, a
+    namespace), or "" when its streams name no one stack."""
     for key in _STACK_LABELS:
         values = {s.get(key, "") for s in own}
         if len(values) == 1 and (value := values.pop()):
@@ -689,6 +695,21 @@ def neighbour_selector(alert: Alert, own: list[dict[str, str]]) -> str:
             others = [f"service!={_quote(name)}" for name in services] or ['service=~".+"']
             return "{" + ",".join([f"{key}={_quote(value)}", *others]) + "}" + NEIGHBOUR_FILTER
     return ""
+
+
+# An IPv4 address: a call that fails toward one names no container or service to read.
+_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])")
+
+
+def calls_fail_by_address(reads: list[list[tuple[int, str]] | str]) -> bool:
+    """Whether the subject's failing calls name their dependency by address only
+    (`connection to server at "172.23.0.4", port 5432 failed: Connection refused`)."""
+    return any(
+        _DEPENDENCY_FAILED.search(text) and _IPV4.search(text)
+        for read in reads
+        if not isinstance(read, str)
+        for _, text in read
+    )
 
 
 def disk_failure_selector(alert: Alert) -> str:
@@ -926,6 +947,12 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
     broker = bool(queue_mention_selector(alert))
     known = own_streams or (other_streams if broker else [])
     neighbours = "" if mentioning else neighbour_selector(alert, known)
+    # The other side of the subject's failing calls, and the machine its unit was found on.
+    follow_ups = dependency_selectors(alert, results) + unit_machine_selectors(alert, other_streams)
+    if not (neighbours or mentioning or follow_ups) and calls_fail_by_address(results[:own_reads]):
+        # Calls to an address (Docker's or Kubernetes' network): the dependency is most
+        # likely a sibling in the subject's own stack, whose failure lines say why.
+        neighbours = stack_neighbours(own_streams)
     # A broker's neighbours are its consumers and publishers: also read whole (each window on
     # its own, like the subject's streams), since consumers that slowed down log what they
     # wait on in lines no failure filter catches.
@@ -933,8 +960,6 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
     second = [_read(url, selectors[i - own_reads + 1], baseline, timeout, http) for i in refills]
     if neighbours:
         second.append(_read(url, neighbours, span, timeout, http, MAX_NEIGHBOUR_LINES, named=True))
-    # The other side of the subject's failing calls, and the machine its unit was found on.
-    follow_ups = dependency_selectors(alert, results) + unit_machine_selectors(alert, other_streams)
     second += [
         _read(url, f, span, timeout, http, MAX_NEIGHBOUR_LINES, named=True) for f in follow_ups
     ]
