@@ -1432,6 +1432,64 @@ async def test_calls_failing_toward_an_address_read_the_stacks_other_services() 
     assert not any(r.param("query").startswith("{stack=") for r in server.requests)
 
 
+@pytest.mark.parametrize(
+    ("line", "name"),
+    [
+        ("psycopg.errors.UndefinedColumn: column customers.tier_code does not exist", "tier_code"),
+        ("(1054, \"Unknown column 'o.region' in 'field list'\")", "region"),
+        ('ERROR:  relation "public.orders_v2" does not exist at character 15', "orders_v2"),
+        ("sqlite3.OperationalError: no such column: users.plan", "plan"),
+        ("Table 'shop.carts' doesn't exist", "carts"),
+        ("GET /v1/members/m-1/tier 500", ""),
+    ],
+)
+def test_a_query_naming_what_the_database_lacks_names_it(line: str, name: str) -> None:
+    from aiops_analyzer.evidence.schema_change import missing_object
+
+    assert missing_object(line) == name
+
+
+async def test_a_missing_column_reads_the_schema_change_that_dropped_it() -> None:
+    """loyalty's queries fail on a column another team's migration dropped: the database's
+    DDL line and the other service's Flyway run are read and told as the cause."""
+    base = STARTS.timestamp()
+    failing = (
+        "ERROR loyalty.api: GET /v1/members/m-1/tier failed: psycopg.errors.UndefinedColumn: "
+        "column customers.tier_code does not exist"
+    )
+    ddl = "crm_admin@crm LOG:  statement: ALTER TABLE public.customers DROP COLUMN tier_code"
+    flyway = 'DbMigrate - Migrating schema "public" to version "57 - consolidate customer tiers"'
+    select = "loyalty@crm STATEMENT:  SELECT customers.tier_code FROM customers"
+
+    def loki(request: Recorded) -> Reply:
+        query = request.param("query")
+        if query == '{service="loyalty-api"}':
+            lines = [(base - 10800 + 300 * i, "GET /v1/members/m-1 200") for i in range(34)]
+            lines += [(base - 400 + 15 * i, failing) for i in range(20)]
+            return _loki_by_window(lines, {"service": "loyalty-api"})(request)
+        if query.startswith('{host=~".+"} |~'):
+            lines = [(base - 430, ddl), (base - 300, select)]
+            return _loki_by_window(lines, {"host": "pg-crm-1", "unit": "postgresql"})(request)
+        if query.startswith('{service=~".+"} |~'):
+            return _loki_by_window([(base - 431, flyway)], {"service": "crm-admin"})(request)
+        return _loki_by_window([], {})(request)
+
+    errors = alert(
+        {"alertname": "LoyaltyErrors", "service": "loyalty-api", "instance": "10.0.0.7:8000"},
+        'rate(http_requests_total{status="5xx"}[5m]) > 1',
+    )
+    with LoopbackServer(loki) as server:
+        evidence = await gather_evidence(errors, settings(loki_url=server.url))
+    examples = [t.example for t in by_id(evidence)["loki-1"].templates]
+    assert not any("STATEMENT:  SELECT" in e for e in examples)  # names it, changes nothing
+    result = await analyze(errors, evidence, settings())
+    cause = result.probable_causes[0]
+    assert cause.cause.startswith("The database no longer has what the service queries")
+    assert "DROP COLUMN tier_code' at " in cause.cause and "Migrating schema" in cause.cause
+    assert cause.confidence == 0.85
+    assert "a restart will not help" in result.remediation[0]
+
+
 def test_the_subjects_machine_and_container_names_are_looked_for_in_every_stream() -> None:
     down = alert({"alertname": "ContainerDown", "name": "orders-db", "instance": "db-host-2:8080"})
     pattern = '"(?i)\\\\borders-db\\\\b|\\\\bdb-host-2\\\\b"'

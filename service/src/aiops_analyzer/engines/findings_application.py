@@ -32,6 +32,7 @@ from aiops_analyzer.engines.findings_dependency import (
     dependency_call,
     own_limit,
     schema_change_blocks,
+    schema_mismatch,
     slow_call_line,
     slow_calls,
     slow_queries,
@@ -794,7 +795,9 @@ def read(
         store, call, limit = store_refuses_writes(logs), dependency_call(logs), own_limit(logs)
         slow = slow_queries(logs) if not lock else None
         auth = credentials_rejected(logs)
-        out += [f for f in (lock, deploy, dependency, store, call, auth, limit, slow, job) if f]
+        schema = schema_mismatch(logs)
+        found = (schema, lock, deploy, dependency, store, call, auth, limit, slow, job)
+        out += [f for f in found if f]
         dependency = dependency or store or call
         dependency_failed = dependency is not None or _new_dependency_errors(logs)
         # A pool with no free connection while requests wait on locks: the waits hold them.

@@ -15,6 +15,7 @@ import re
 
 from aiops_analyzer.engines.findings import Finding, _clip, _clock, templates
 from aiops_analyzer.evidence.logline import ERROR_LEVELS
+from aiops_analyzer.evidence.schema_change import MIGRATION_RUN, missing_object
 from aiops_analyzer.schemas import EvidenceItem, LogTemplate
 
 # Tags whose own findings say more about a line than "a call failed" (a pool waiting, a lock
@@ -214,6 +215,67 @@ def credentials_rejected(logs: list[EvidenceItem]) -> Finding | None:
         "or key, a revoked grant); update the secret, reload or restart the service, and check "
         "the rotation job that should have done it.",
         topic="auth",
+    )
+
+
+_MIGRATION_RUN = re.compile(MIGRATION_RUN, re.I)
+# A change this long before the first failing query can still be what broke it.
+SCHEMA_CHANGE_LEAD_SECONDS = 3600.0
+
+
+def schema_mismatch(logs: list[EvidenceItem]) -> Finding | None:
+    """Queries that name a column or table the database no longer has, new or surging, and
+    the DDL or migration run (in any stream) that changed the schema just before them."""
+    failing = next(
+        (
+            (item, t, name)
+            for item, t in templates(logs)
+            if t.novelty in ("new", "surging") and (name := missing_object(t.example))
+        ),
+        None,
+    )
+    if failing is None:
+        return None
+    item, template, name = failing
+    ids = [item.id]
+    ddl = re.compile(rf"(?:alter|drop|rename)\b.{{0,80}}\b{re.escape(name)}\b", re.I)
+    changes = [
+        (i, t)
+        for i, t in templates(logs)
+        if template.first_seen - SCHEMA_CHANGE_LEAD_SECONDS <= t.first_seen <= template.first_seen
+        and (ddl.search(t.example) or _MIGRATION_RUN.search(t.example))
+    ]
+    # The statement that names the object first, then the tool's run.
+    changes.sort(key=lambda found: (not ddl.search(found[1].example), found[1].first_seen))
+    text = (
+        f"The database no longer has what the service queries ({name}): "
+        f"'{_clip(template.example)}' ({seen(template)})."
+    )
+    if changes:
+        said = "; ".join(f"'{_clip(t.example)}' at {_clock(t.first_seen)}" for _, t in changes[:2])
+        ids += [i.id for i, _ in changes[:2]]
+        text += (
+            f" A schema migration changed it just before: {said}. The service's code and the "
+            "schema no longer agree; the database itself is up and answering."
+        )
+        confidence = 0.85
+    else:
+        text += (
+            " A schema change dropped or renamed it (a migration by this service's release, "
+            "or by another service sharing the database), or this service's release expects "
+            "a migration that has not run; the database itself is up and answering."
+        )
+        confidence = 0.75
+    return Finding(
+        text,
+        confidence,
+        tuple(dict.fromkeys(ids)),
+        remedy=f"Find the change to {name}: the migration history (`flyway_schema_history`, "
+        "`alembic_version`, `schema_migrations`) and the DDL in the database's log around the "
+        "first failure. Restore it (or a compatible view) with whoever owns the migration, or "
+        "release the service's side of the change; a restart will not help.",
+        replaces_steps=True,
+        topic="schema_mismatch",
     )
 
 

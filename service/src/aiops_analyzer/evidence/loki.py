@@ -40,6 +40,7 @@ from aiops_analyzer.evidence.logrank import (
 )
 from aiops_analyzer.evidence.missing_path import REMOVAL_FILTER, ancestors, missing_path
 from aiops_analyzer.evidence.prometheus import render_item, typed_series
+from aiops_analyzer.evidence.schema_change import missing_object, schema_change_filter
 from aiops_analyzer.evidence.target import (
     certificate_domain,
     host_label,
@@ -685,6 +686,18 @@ def neighbour_selector(alert: Alert, own: list[dict[str, str]]) -> str:
     return stack_neighbours(own)
 
 
+def schema_change_selectors(reads: list[list[tuple[int, str]] | str]) -> list[str]:
+    """When the subject's queries name a column or table the database lacks, the lines in
+    any stream (the database's journal, another service's migration tool) that changed the
+    schema: DDL naming it, a migration's run. [] otherwise."""
+    for read in reads:
+        for _, text in read if not isinstance(read, str) else ():
+            if name := missing_object(text):
+                streams = ['{host=~".+"}', *_ANY_STREAM]
+                return [stream + schema_change_filter(name) for stream in streams]
+    return []
+
+
 def stack_neighbours(own: list[dict[str, str]]) -> str:
     """The failure lines of the other services in the subject's stack (a Compose project, a
     namespace), or "" when its streams name no one stack."""
@@ -949,7 +962,10 @@ async def collect(alert: Alert, settings: Settings, http: httpx.AsyncClient) -> 
     neighbours = "" if mentioning else neighbour_selector(alert, known)
     # The other side of the subject's failing calls, and the machine its unit was found on.
     follow_ups = dependency_selectors(alert, results) + unit_machine_selectors(alert, other_streams)
-    if not (neighbours or mentioning or follow_ups) and calls_fail_by_address(results[:own_reads]):
+    # The reads of the subject's own selectors: what it logged itself.
+    subject_reads = results[: own_reads + len(selectors) - 1]
+    follow_ups += schema_change_selectors(subject_reads)
+    if not (neighbours or mentioning or follow_ups) and calls_fail_by_address(subject_reads):
         # Calls to an address (Docker's or Kubernetes' network): the dependency is most
         # likely a sibling in the subject's own stack, whose failure lines say why.
         neighbours = stack_neighbours(own_streams)
