@@ -380,6 +380,38 @@ def test_a_slow_steady_climb_near_the_limit_is_growth() -> None:
     assert not any("grows steadily" in c.cause for c in slow.probable_causes)
 
 
+def test_a_burst_of_errors_that_resolved_by_itself_within_minutes_is_inconclusive() -> None:
+    """Nothing in the evidence explains a 5xx burst that held three minutes: a blip, told as
+    such, not the family's stock "a dependency, a bad deploy or overload"."""
+    web = {"container": "storefront", "service": "nginx"}
+    expr = 'sum(rate(nginx_http_requests_total{status=~"5.."}[5m])) > 0.05'
+    # The condition's points end as it resolved, three minutes after it started.
+    held = STARTS.timestamp() + 150
+    ratio = metric("prom-1", "alert_expression", [0.06, 0.07, 0.06], web, end=held)
+    routine = log_item("loki-1", "GET /health 200", baseline=("GET /health 200",) * 20)
+
+    def resolved(minutes: float) -> Alert:
+        return alert("NginxHigh5xxRate", expr, web).model_copy(
+            update={"status": "resolved", "ends_at": STARTS + timedelta(minutes=minutes)}
+        )
+
+    blip = RulesEngine().analyze(resolved(3), [ratio, routine])
+    assert blip.inconclusive and blip.category == "unknown" and blip.severity == "info"
+    assert "It held 3 min and resolved by itself: a transient burst" in (
+        blip.probable_causes[0].cause
+    )
+    assert "on container storefront:" in blip.summary
+    # Half an hour of errors is no blip, even resolved: the family's answer stands.
+    assert not RulesEngine().analyze(resolved(30), [ratio, routine]).inconclusive
+    # Someone acted just before it recovered: not resolved by itself.
+    act = log_item("loki-recovery", "ops : COMMAND=/usr/bin/systemctl restart cart-api")
+    act = act.model_copy(update={"kind": "recovery_acts"})
+    assert not RulesEngine().analyze(resolved(3), [ratio, routine, act]).inconclusive
+    # A finding that explains the burst keeps its cause.
+    refused = log_item("loki-1", *["connect() failed (111: Connection refused) upstream"] * 5)
+    assert not RulesEngine().analyze(resolved(3), [ratio, refused]).inconclusive
+
+
 def test_secrets_in_annotations_do_not_reach_the_summary() -> None:
     a = alert("DbDown", "up == 0", annotations={"summary": "db down, dsn postgres://u:pw123@db/x"})
     result = RulesEngine().analyze(a, [])
@@ -2357,7 +2389,7 @@ def test_a_rebuild_onto_a_replaced_disk_is_maintenance_not_a_failing_disk() -> N
     assert "A disk fails" not in text and "missing index" not in text
     assert "sync_speed_max" in result.remediation[0]
     # The surviving disk failing during the rebuild is news, not history: it stays.
-    failing = mined + [LogLine(END - 60, "kernel: [sdb] Unrecovered read error", True)]
+    failing = [*mined, LogLine(END - 60, "kernel: [sdb] Unrecovered read error", True)]
     worse = EvidenceItem(
         id="loki-1", source="loki", kind="log_templates", templates=rank(failing, 900.0, 900.0)
     )

@@ -813,13 +813,21 @@ class RulesEngine:
             family is UNKNOWN
             or (evidence_read and firing_symptom and not _measures_cause(found, family, prom))
         )
-        inconclusive = no_data or unexplained
         recovery = recovery_of(
             alert,
             evidence,
             {i for f in supported for i in f.evidence_ids},
             " ".join(f.cause for f in supported),
         )
+        # A burst of errors or slowness that held minutes and went away by itself, with
+        # evidence read and nothing in it explaining the burst: a blip, not a stock cause.
+        blip = (
+            evidence_read
+            and family.category in _BLIP_SYMPTOMS
+            and not any(f.explains for f in supported)
+            and _self_resolved_briefly(recovery)
+        )
+        inconclusive = no_data or unexplained or blip
         severity = severity_of(alert, family)
         if recovery is not None and not recovery.cause_persists:
             severity = "info"
@@ -832,8 +840,16 @@ class RulesEngine:
         where = scope(alert)
         read_runbooks = [i.id for i in runbook_items if i.detail != LINK_ONLY_DETAIL]
         restarted = findings.restarts(prom)
+        # How long it held, for the inconclusive answer: a blip that went away by itself, or
+        # (firing) a spike so far.
+        held = (
+            f" It held {max(recovery.fired_seconds, 60) / 60:.0f} min and resolved by itself: a "
+            "transient burst with nothing in the evidence behind it; watch whether it recurs."
+            if blip and recovery
+            else _held_briefly(prom)
+        )
         causes = self._causes(
-            family, found, prom, logs, supported, inconclusive, read_runbooks, restarted
+            family, found, prom, logs, supported, inconclusive, read_runbooks, restarted, held
         )
         remediation = self._remediation(alert, family, where, runbook_items, flapping, supported)
         summary = self._summary(alert, family, severity, where, evidence, inconclusive)
@@ -869,12 +885,14 @@ class RulesEngine:
         inconclusive: bool,
         runbook_ids: list[str],
         restarted: tuple[EvidenceItem, SeriesStats] | None,
+        held: str = "",
     ) -> list[ProbableCause]:
         """What the evidence found first, then the family's causes, best supported first.
 
         A family cause cites the alert's own series and the ranked logs that support it. The
         family's other causes fall back to the alert's runbook (read, not just linked): it
         states what the alert means and how to tell these causes apart. It adds no confidence.
+        ``held``: how long an inconclusive alert's condition held, said after it.
         """
         base = {"expression": 0.6, "name": 0.45, "none": 0.2}[found.matched_by]
         if inconclusive:
@@ -887,7 +905,7 @@ class RulesEngine:
             # The family says what the alert measures, not why: no stock cause as a guess.
             main = (
                 f"Inconclusive: the alert reports {family.title}, but no metric or log "
-                "evidence shows why." + _held_briefly(prom)
+                "evidence shows why." + held
             )
         elif family.category == "container_crash" and restarted and (restarted[1].peak or 0) == 0:
             # Never a "crash loop" the restart counter does not show.
@@ -964,7 +982,10 @@ class RulesEngine:
     ) -> str:
         name = _label(alert, "alertname") or "An alert"
         state = "resolved" if alert.status == "resolved" else "firing"
-        text = f"{name} ({severity}, {state}) on {where} {target(alert)}: {family.title}."
+        subject = target(alert)
+        # "on container storefront", not "on container container storefront".
+        on = subject if subject.startswith(f"{where} ") else f"{where} {subject}"
+        text = f"{name} ({severity}, {state}) on {on}: {family.title}."
         stated = alert.annotations.get("summary") or alert.annotations.get("description")
         if stated:
             said = stated.strip()[:300]
@@ -1013,6 +1034,23 @@ MEASURED_CAUSES = frozenset(
         "lock_contention",
     }
 )
+
+
+# Symptoms that come and go in short bursts (a few failed or slow requests).
+_BLIP_SYMPTOMS = frozenset({"error_rate", "latency"})
+# A resolved alert that fired at most this long is a burst.
+BLIP_SECONDS = 600.0
+
+
+def _self_resolved_briefly(recovery: Recovery | None) -> bool:
+    """Resolved within ``BLIP_SECONDS``, nothing still wrong after it, and nobody did
+    anything just before it recovered (no act read as it recovered)."""
+    return (
+        recovery is not None
+        and recovery.fired_seconds <= BLIP_SECONDS
+        and not recovery.cause_persists
+        and "loki-recovery" not in recovery.evidence_ids
+    )
 
 
 def _measures_cause(found: Classification, family: Family, prom: list[EvidenceItem]) -> bool:
