@@ -1430,6 +1430,11 @@ async def test_calls_failing_toward_an_address_read_the_stacks_other_services() 
     with LoopbackServer(_loki_by_window([(base - 100, named)], own)) as server:
         await gather_evidence(restarting, settings(loki_url=server.url))
     assert not any(r.param("query").startswith("{stack=") for r in server.requests)
+    # An access log's 502 beside a client's address is no failing call of its own.
+    access = '10.30.0.8 - - "GET /v1/entries HTTP/1.1" 502 0'
+    with LoopbackServer(_loki_by_window([(base - 100, access)], own)) as server:
+        await gather_evidence(restarting, settings(loki_url=server.url))
+    assert not any(r.param("query").startswith("{stack=") for r in server.requests)
 
 
 @pytest.mark.parametrize(

@@ -712,13 +712,21 @@ def stack_neighbours(own: list[dict[str, str]]) -> str:
 
 # An IPv4 address: a call that fails toward one names no container or service to read.
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])")
+# A connection that failed (not a status code: an access log's 502 beside a client's address
+# is no call of the subject's).
+_CONNECTION_FAILED = re.compile(
+    r"refused|timed? ?out|reset by peer|unreachable|no route|broken pipe|could not connect"
+    r"|can(?:no|')t connect|failed to connect|connection (?:error|closed|aborted)"
+    r"|server closed the connection",
+    re.I,
+)
 
 
 def calls_fail_by_address(reads: list[list[tuple[int, str]] | str]) -> bool:
     """Whether the subject's failing calls name their dependency by address only
     (`connection to server at "172.23.0.4", port 5432 failed: Connection refused`)."""
     return any(
-        _DEPENDENCY_FAILED.search(text) and _IPV4.search(text)
+        _CONNECTION_FAILED.search(text) and _IPV4.search(text)
         for read in reads
         if not isinstance(read, str)
         for _, text in read
