@@ -586,16 +586,12 @@ def unreclaimed_cache(prom: list[EvidenceItem], logs: list[EvidenceItem]) -> Fin
 ROOMY_AVAILABLE = 0.2
 
 
-# systemd starting a service unit (not a user's session or its manager).
-_UNIT_START = UNIT_START
-
-
 def _unit_started(logs: list[EvidenceItem]) -> tuple[EvidenceItem, LogTemplate, str] | None:
     """The newest service unit that started in the window and had not before it."""
     started = [
         (item, t, found.group(1))
         for item, t in templates(logs)
-        if t.novelty == "new" and (found := _UNIT_START.search(t.example))
+        if t.novelty == "new" and (found := UNIT_START.search(t.example))
     ]
     return max(started, key=lambda found: found[1].first_seen, default=None)
 
